@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { addRepository, encryptionModes, getRepository, listRepositories, type RepositoryView } from '../../services/repositories.js';
+import { table, type CliContext } from '../context.js';
+
+export function registerRepoCommands(program: Command, ctx: CliContext) {
+  const repo = program.command('repo').description('manage Borg repositories on this storage host');
+
+  repo
+    .command('add')
+    .description('initialize a new Borg repository (owned by the storage account, mode 0700) and store its key')
+    .argument('<name>', 'repository name')
+    .requiredOption('--path <path>', 'absolute path of the new repository (must not exist, or be an empty folder)')
+    .option('--encryption <mode>', `one of ${encryptionModes.join(', ')}`, 'repokey')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts: { path: string; encryption: string; json?: boolean }) => {
+      const row = await addRepository(ctx.deps(), { name, path: opts.path, encryption: opts.encryption as (typeof encryptionModes)[number] });
+      if (opts.json) ctx.printJson(row);
+      else ctx.print(`repository ${row.name} created at ${row.path} (${row.encryption}, borg id ${row.borgId})`);
+    });
+
+  repo
+    .command('list')
+    .description('list repositories')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const rows = await listRepositories(ctx.deps());
+      if (opts.json) return ctx.printJson(rows);
+      ctx.print(rows.length ? table(['NAME', 'PATH', 'ENCRYPTION', 'HOST', 'ARCHIVES'], rows.map((r) => [r.name, r.path, r.encryption, r.storageHost, r.stats?.archives])) : 'no repositories yet (borgcube repo add NAME --path PATH)');
+    });
+
+  repo
+    .command('show')
+    .description('show one repository')
+    .argument('<name>', 'repository name')
+    .option('--json', 'print JSON')
+    .action(async (name: string, opts: { json?: boolean }) => {
+      const r = await getRepository(ctx.deps(), name);
+      if (opts.json) return ctx.printJson(r);
+      ctx.print(showRepository(r));
+    });
+}
+
+function showRepository(r: RepositoryView): string {
+  const lines: Array<[string, string]> = [
+    ['name', r.name],
+    ['path', r.path],
+    ['storage host', r.storageHost],
+    ['encryption', r.encryption],
+    ['borg id', r.borgId],
+    ['created', r.createdAt.toISOString()],
+  ];
+  if (r.stats) {
+    lines.push(['archives', String(r.stats.archives)], ['original size', String(r.stats.originalSize)], ['deduplicated size', String(r.stats.uniqueCompressedSize)]);
+  }
+  return table(['FIELD', 'VALUE'], lines).split('\n').slice(1).join('\n');
+}

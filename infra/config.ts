@@ -1,0 +1,142 @@
+// Configuration from the environment, parsed once at start by each composition root.
+// Every variable has a default that serves the local stack `npm start` brings up; a bad value
+// stops the process with one message per problem naming the variable and what it expects.
+import { hostname } from 'node:os';
+import { isAbsolute, join } from 'node:path';
+import { z } from 'zod';
+
+const port = z.string().regex(/^\d{1,5}$/, "must be a port number").transform(Number).pipe(z.number().int().min(1).max(65535));
+const absPath = z.string().refine((p) => isAbsolute(p), 'must be an absolute path');
+const url = (protocols: string[]) =>
+  z.string().refine((s) => {
+    try {
+      return protocols.includes(new URL(s).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+const hostPort = z.string().regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233');
+const accountName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a valid Unix account name');
+
+/** Environment variables, their defaults and their meaning; the README table is generated from this list. */
+export const configVariables = {
+  DATABASE_URL: { def: 'postgres://postgres@127.0.0.1:5432/borgcube', doc: 'PostgreSQL connection URL (the database is created by `npm start` if missing)' },
+  REDIS_URL: { def: 'redis://127.0.0.1:6379/0', doc: 'Redis URL: live progress and log events' },
+  TEMPORAL_ADDRESS: { def: '127.0.0.1:7233', doc: 'Temporal frontend (gRPC) host:port' },
+  TEMPORAL_NAMESPACE: { def: 'default', doc: 'Temporal namespace of all BorgCube workflows' },
+  TEMPORAL_UI_URL: { def: 'http://127.0.0.1:8233', doc: 'Temporal Web UI, used for links from the console and CLI' },
+  TEMPORAL_CLI_PATH: { def: '', doc: 'A `temporal` CLI to run the dev server with (else `temporal` on PATH, else built into .tools/)' },
+  BORGCUBE_DATA_DIR: { def: '/var/lib/borgcube', doc: 'State: master key, SSH keys, sshd config, Temporal DB, job caches (0700)' },
+  BORGCUBE_SSH_HOST: { def: '127.0.0.1', doc: "Host name or address clients use to reach BorgCube's sshd" },
+  BORGCUBE_SSH_PORT: { def: '2222', doc: "Port of BorgCube's own sshd (the host's main sshd is left alone)" },
+  BORGCUBE_SSH_KEY: { def: '', doc: 'Private key the server logs into clients with (default <data dir>/ssh/id_ed25519, created if missing)' },
+  BORGCUBE_WEB_HOST: { def: '127.0.0.1', doc: 'Address the web console listens on' },
+  BORGCUBE_WEB_PORT: { def: '8080', doc: 'Port of the web console' },
+  BORGCUBE_PUBLIC_URL: { def: '', doc: 'URL users open the console at (default http://<web host>:<web port>)' },
+  BORGCUBE_STORAGE_HOST: { def: '', doc: 'Name of this storage host; its task queue is `storage-<name>` (default: the host name)' },
+  BORGCUBE_PROXY_USER: { def: 'borgcube', doc: 'Unprivileged account clients log in as; its forced command is the proxy' },
+  BORGCUBE_STORAGE_USER: { def: 'borgcube-storage', doc: 'Account that owns the repositories and runs the repository service' },
+  BORGCUBE_BORG_PATH: { def: '/usr/bin/borg', doc: 'borg executable used on the server' },
+  BORGCUBE_DEPLOY_BORG: { def: '', doc: 'borg executable uploaded to clients that have none (default: BORGCUBE_BORG_PATH)' },
+  BORGCUBE_ADMIN_PASSWORD: { def: '', doc: 'Password of the first admin account; when empty, a one-time password is printed at first start' },
+  LOG_LEVEL: { def: 'info', doc: 'pino log level: fatal, error, warn, info, debug, trace' },
+} as const;
+
+type VarName = keyof typeof configVariables;
+const env = (name: VarName) => z.string().default(configVariables[name].def);
+
+const schema = z
+  .object({
+    DATABASE_URL: env('DATABASE_URL').pipe(url(['postgres:', 'postgresql:'])),
+    REDIS_URL: env('REDIS_URL').pipe(url(['redis:', 'rediss:'])),
+    TEMPORAL_ADDRESS: env('TEMPORAL_ADDRESS').pipe(hostPort),
+    TEMPORAL_NAMESPACE: env('TEMPORAL_NAMESPACE').pipe(z.string().min(1)),
+    TEMPORAL_UI_URL: env('TEMPORAL_UI_URL').pipe(url(['http:', 'https:'])),
+    TEMPORAL_CLI_PATH: env('TEMPORAL_CLI_PATH').pipe(z.union([z.literal(''), absPath])),
+    BORGCUBE_DATA_DIR: env('BORGCUBE_DATA_DIR').pipe(absPath),
+    BORGCUBE_SSH_HOST: env('BORGCUBE_SSH_HOST').pipe(z.string().regex(/^[A-Za-z0-9.\-:]+$/, 'must be a host name or IP address')),
+    BORGCUBE_SSH_PORT: env('BORGCUBE_SSH_PORT').pipe(port),
+    BORGCUBE_SSH_KEY: env('BORGCUBE_SSH_KEY').pipe(z.union([z.literal(''), absPath])),
+    BORGCUBE_WEB_HOST: env('BORGCUBE_WEB_HOST').pipe(z.string().min(1)),
+    BORGCUBE_WEB_PORT: env('BORGCUBE_WEB_PORT').pipe(port),
+    BORGCUBE_PUBLIC_URL: env('BORGCUBE_PUBLIC_URL').pipe(z.union([z.literal(''), url(['http:', 'https:'])])),
+    BORGCUBE_STORAGE_HOST: env('BORGCUBE_STORAGE_HOST').pipe(z.union([z.literal(''), z.string().regex(/^[A-Za-z0-9.-]{1,63}$/, 'letters, digits, dots and dashes only')])),
+    BORGCUBE_PROXY_USER: env('BORGCUBE_PROXY_USER').pipe(accountName),
+    BORGCUBE_STORAGE_USER: env('BORGCUBE_STORAGE_USER').pipe(accountName),
+    BORGCUBE_BORG_PATH: env('BORGCUBE_BORG_PATH').pipe(absPath),
+    BORGCUBE_DEPLOY_BORG: env('BORGCUBE_DEPLOY_BORG').pipe(z.union([z.literal(''), absPath])),
+    BORGCUBE_ADMIN_PASSWORD: env('BORGCUBE_ADMIN_PASSWORD'),
+    LOG_LEVEL: env('LOG_LEVEL').pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
+  })
+  .transform((e) => {
+    const dataDir = e.BORGCUBE_DATA_DIR;
+    const storageHost = e.BORGCUBE_STORAGE_HOST || hostname().split('.')[0]!.replace(/[^A-Za-z0-9.-]/g, '-');
+    return {
+      databaseUrl: e.DATABASE_URL,
+      redisUrl: e.REDIS_URL,
+      temporal: {
+        address: e.TEMPORAL_ADDRESS,
+        namespace: e.TEMPORAL_NAMESPACE,
+        uiUrl: e.TEMPORAL_UI_URL.replace(/\/+$/, ''),
+        cliPath: e.TEMPORAL_CLI_PATH || undefined,
+      },
+      dataDir,
+      paths: dataPaths(dataDir),
+      ssh: {
+        host: e.BORGCUBE_SSH_HOST,
+        port: e.BORGCUBE_SSH_PORT,
+        keyPath: e.BORGCUBE_SSH_KEY || join(dataDir, 'ssh', 'id_ed25519'),
+      },
+      web: {
+        host: e.BORGCUBE_WEB_HOST,
+        port: e.BORGCUBE_WEB_PORT,
+        publicUrl: (e.BORGCUBE_PUBLIC_URL || `http://${e.BORGCUBE_WEB_HOST}:${e.BORGCUBE_WEB_PORT}`).replace(/\/+$/, ''),
+      },
+      storageHost,
+      accounts: { proxy: e.BORGCUBE_PROXY_USER, storage: e.BORGCUBE_STORAGE_USER },
+      borg: { path: e.BORGCUBE_BORG_PATH, deployPath: e.BORGCUBE_DEPLOY_BORG || e.BORGCUBE_BORG_PATH },
+      adminPassword: e.BORGCUBE_ADMIN_PASSWORD || undefined,
+      logLevel: e.LOG_LEVEL,
+    };
+  });
+
+export type Config = z.output<typeof schema>;
+
+/** Where things live under the data dir. One function so that every process agrees. */
+export function dataPaths(dataDir: string) {
+  return {
+    masterKey: join(dataDir, 'master.key'),
+    sshDir: join(dataDir, 'ssh'),
+    sshdDir: join(dataDir, 'sshd'),
+    runDir: join(dataDir, 'run'),
+    /** Proxy sessions and the AuthorizedKeysCommand connect here (group = proxy account). */
+    storageSocket: join(dataDir, 'run', 'storage.sock'),
+    /** Admin operations (root / storage account only). */
+    controlSocket: join(dataDir, 'run', 'control.sock'),
+    storageDir: join(dataDir, 'storage'),
+    temporalDir: join(dataDir, 'temporal'),
+    logDir: join(dataDir, 'logs'),
+  };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the environment; throws a ConfigError whose message lists every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const picked: Record<string, string | undefined> = {};
+  for (const name of Object.keys(configVariables)) {
+    const v = source[name];
+    picked[name] = v === undefined || v === '' ? undefined : v;
+  }
+  const parsed = schema.safeParse(picked);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => {
+      const name = String(i.path[0] ?? '?');
+      return `${name}=${JSON.stringify(picked[name] ?? '')}: ${i.message}`;
+    });
+    throw new ConfigError(`invalid configuration: ${lines.join('; ')} (see the configuration table in README.md)`);
+  }
+  return parsed.data;
+}

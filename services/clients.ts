@@ -1,0 +1,183 @@
+// Clients: the hosts BorgCube pulls backups from.
+import { z } from 'zod';
+import * as clients from '../db/queries/clients.js';
+import type { Client } from '../db/schema.js';
+import { readServerPrivateKey } from '../infra/server-key.js';
+import { SshConnection, SshError, type SshTarget } from '../infra/ssh.js';
+import type { ServiceDeps } from './deps.js';
+import { conflict, failed, notFound, uniqueViolation } from './errors.js';
+import { absolutePathSchema, hostSchema, nameSchema, portSchema, unixUserSchema } from './validation.js';
+
+const excludePattern = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((p) => !/[\0\n\r]/.test(p), 'must not contain NUL or newlines');
+
+/** A borg executable on the client: an absolute path, or a bare command name looked up on PATH. */
+const borgPathSchema = z.union([absolutePathSchema, z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, 'must be an absolute path or a command name')]);
+
+export const clientFields = {
+  host: hostSchema,
+  port: portSchema.default(22),
+  user: unixUserSchema.default('root'),
+  paths: z.array(absolutePathSchema).min(1, 'at least one path to back up is needed').max(256),
+  excludes: z.array(excludePattern).max(1024).default([]),
+  borgPath: borgPathSchema.default('borg'),
+  dedupScope: z.enum(['client', 'repository']).default('client'),
+};
+
+export const addClientInput = z.object({ name: nameSchema, ...clientFields });
+export type AddClientInput = z.input<typeof addClientInput>;
+
+export const updateClientInput = z
+  .object({
+    host: clientFields.host,
+    port: portSchema,
+    user: unixUserSchema,
+    paths: clientFields.paths,
+    excludes: z.array(excludePattern).max(1024),
+    borgPath: borgPathSchema,
+    dedupScope: z.enum(['client', 'repository']),
+  })
+  .partial();
+export type UpdateClientInput = z.input<typeof updateClientInput>;
+
+export type ClientView = Client;
+
+export async function addClient(deps: Pick<ServiceDeps, 'db' | 'log'>, raw: AddClientInput): Promise<ClientView> {
+  const input = addClientInput.parse(raw);
+  if (await clients.findClientByName(deps.db, input.name)) throw conflict(`client ${JSON.stringify(input.name)} already exists`);
+  try {
+    const row = await clients.insertClient(deps.db, {
+      name: input.name,
+      host: input.host,
+      port: input.port,
+      sshUser: input.user,
+      paths: input.paths,
+      excludes: input.excludes,
+      borgPath: input.borgPath,
+      dedupScope: input.dedupScope,
+    });
+    deps.log.info({ client: row.name, host: row.host }, 'client added');
+    return row;
+  } catch (err) {
+    if (uniqueViolation(err)) throw conflict(`client ${JSON.stringify(input.name)} already exists`);
+    throw err;
+  }
+}
+
+export async function updateClient(deps: Pick<ServiceDeps, 'db' | 'log'>, name: string, raw: UpdateClientInput): Promise<ClientView> {
+  const input = updateClientInput.parse(raw);
+  const existing = await getClient(deps, name);
+  const patch: Parameters<typeof clients.updateClient>[2] = {};
+  if (input.host !== undefined) patch.host = input.host;
+  if (input.port !== undefined) patch.port = input.port;
+  if (input.user !== undefined) patch.sshUser = input.user;
+  if (input.paths !== undefined) patch.paths = input.paths;
+  if (input.excludes !== undefined) patch.excludes = input.excludes;
+  if (input.borgPath !== undefined) patch.borgPath = input.borgPath;
+  if (input.dedupScope !== undefined) patch.dedupScope = input.dedupScope;
+  // A different address is a different machine as far as host-key pinning is concerned.
+  if ((patch.host && patch.host !== existing.host) || (patch.port && patch.port !== existing.port)) {
+    patch.hostKey = null;
+    patch.hostKeyFingerprint = null;
+  }
+  const row = await clients.updateClient(deps.db, existing.id, patch);
+  if (!row) throw notFound('client', name);
+  return row;
+}
+
+export async function listClients(deps: Pick<ServiceDeps, 'db'>): Promise<ClientView[]> {
+  return clients.listClients(deps.db);
+}
+
+export async function getClient(deps: Pick<ServiceDeps, 'db'>, name: string): Promise<ClientView> {
+  const row = await clients.findClientByName(deps.db, name);
+  if (!row) throw notFound('client', name);
+  return row;
+}
+
+export async function removeClient(deps: Pick<ServiceDeps, 'db' | 'log'>, name: string): Promise<void> {
+  const row = await getClient(deps, name);
+  await clients.deleteClient(deps.db, row.id);
+  deps.log.info({ client: name }, 'client removed');
+}
+
+/** Forgets the pinned host key, so that the next contact pins the key the host presents then. */
+export async function forgetClientHostKey(deps: Pick<ServiceDeps, 'db'>, name: string): Promise<ClientView> {
+  const row = await getClient(deps, name);
+  return (await clients.updateClient(deps.db, row.id, { hostKey: null, hostKeyFingerprint: null }))!;
+}
+
+export function clientTarget(c: Pick<Client, 'host' | 'port' | 'sshUser'>): SshTarget {
+  return { host: c.host, port: c.port, username: c.sshUser };
+}
+
+/**
+ * Connects with the server's key, verifying the host key: pinned → must match; not pinned →
+ * pinned now (trust on first use, recorded before anything else is sent to the host).
+ */
+export async function connectClient(
+  deps: Pick<ServiceDeps, 'db' | 'config' | 'log'>,
+  client: Client,
+  opts: { signal?: AbortSignal; readyTimeoutMs?: number } = {},
+): Promise<{ conn: SshConnection; pinnedNow: boolean }> {
+  const conn = await SshConnection.connect(clientTarget(client), {
+    privateKey: readServerPrivateKey(deps.config.ssh.keyPath),
+    pinnedHostKey: client.hostKey,
+    signal: opts.signal,
+    readyTimeoutMs: opts.readyTimeoutMs,
+  });
+  if (client.hostKey) return { conn, pinnedNow: false };
+  const updated = await clients.updateClient(deps.db, client.id, { hostKey: conn.hostKey.key, hostKeyFingerprint: conn.hostKey.fingerprint });
+  if (!updated) {
+    conn.close();
+    throw notFound('client', client.name);
+  }
+  deps.log.info({ client: client.name, fingerprint: conn.hostKey.fingerprint }, 'host key pinned');
+  return { conn, pinnedNow: true };
+}
+
+export interface ClientTestResult {
+  client: string;
+  hostKeyFingerprint: string;
+  pinnedNow: boolean;
+  borgVersion: string | null;
+  borgPath: string;
+  missingPaths: string[];
+}
+
+/** `client test`: SSH in, pin or check the host key, report the borg version and missing paths. */
+export async function testClient(deps: Pick<ServiceDeps, 'db' | 'config' | 'log'>, name: string, opts: { signal?: AbortSignal } = {}): Promise<ClientTestResult> {
+  const client = await getClient(deps, name);
+  let conn: SshConnection;
+  let pinnedNow: boolean;
+  try {
+    ({ conn, pinnedNow } = await connectClient(deps, client, { signal: opts.signal, readyTimeoutMs: 15_000 }));
+  } catch (err) {
+    if (err instanceof SshError) throw failed(err.message);
+    throw err;
+  }
+  try {
+    const version = await probeBorgVersion(conn, client.borgPath, opts.signal);
+    const missing: string[] = [];
+    for (const p of client.paths) {
+      const r = await conn.exec(['test', '-e', p], { timeoutMs: 15_000, signal: opts.signal });
+      if (r.code !== 0) missing.push(p);
+    }
+    await clients.updateClient(deps.db, client.id, { borgVersion: version, lastSeenAt: new Date() });
+    return { client: client.name, hostKeyFingerprint: conn.hostKey.fingerprint, pinnedNow, borgVersion: version, borgPath: client.borgPath, missingPaths: missing };
+  } finally {
+    conn.close();
+  }
+}
+
+/** `<borg> --version` on the client: "1.2.4", or null when there is no borg at that path. */
+export async function probeBorgVersion(conn: SshConnection, borgPath: string, signal?: AbortSignal): Promise<string | null> {
+  const r = await conn.exec([borgPath, '--version'], { timeoutMs: 30_000, maxOutput: 4096, signal });
+  if (r.code !== 0) return null;
+  const m = /\bborg(?:-linux64)? (\d+\.\d+\.\d+\S*)/.exec(r.stdout.toString('utf8'));
+  if (!m) throw failed(`${borgPath} --version on the client printed something that is not a borg version`);
+  return m[1]!;
+}

@@ -1,0 +1,172 @@
+// Repositories: create (borg init on this storage host), list, show. The CLI and the JSON API
+// both call these functions; secrets are sealed before they reach the database and never leave it
+// through here.
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, chownSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+import * as repos from '../db/queries/repositories.js';
+import { repositorySecretContext } from '../db/queries/repositories.js';
+import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
+import type { ServiceDeps } from './deps.js';
+import { conflict, failed, invalid, notFound, uniqueViolation } from './errors.js';
+import { absolutePathSchema, nameSchema } from './validation.js';
+
+export const encryptionModes = ['repokey', 'repokey-blake2', 'keyfile', 'keyfile-blake2'] as const;
+
+export const addRepositoryInput = z.object({
+  name: nameSchema,
+  path: absolutePathSchema,
+  encryption: z.enum(encryptionModes).default('repokey'),
+});
+export type AddRepositoryInput = z.input<typeof addRepositoryInput>;
+
+export type RepositoryView = repos.RepositoryRow;
+
+/** The folder where server-side borg keeps its cache and security data (root-owned, 0700). */
+export function adminBorgDir(deps: Pick<ServiceDeps, 'config'>) {
+  return join(deps.config.dataDir, 'admin-borg');
+}
+
+export async function addRepository(deps: ServiceDeps, rawInput: AddRepositoryInput): Promise<RepositoryView> {
+  const input = addRepositoryInput.parse(rawInput);
+  const { db, config } = deps;
+  if (await repos.findRepositoryByName(db, input.name)) throw conflict(`repository ${JSON.stringify(input.name)} already exists`);
+  const samePath = await repos.findRepositoryByPath(db, config.storageHost, input.path);
+  if (samePath) throw conflict(`${input.path} is already the repository ${JSON.stringify(samePath.name)}`);
+  if (input.path === '/' || isInside(input.path, config.dataDir)) throw invalid(`path: ${input.path} cannot hold a repository`);
+
+  const account = deps.storageAccount();
+  const undo = prepareFolder(input.path, account);
+  try {
+    const passphrase = randomBytes(32).toString('base64url');
+    const inv = { borgPath: config.borg.path, baseDir: adminBorgDir(deps), passphrase, serveAs: account };
+    const { result, keysDir } = await initRepository(inv, repoLocation(inv, input.path), input.encryption);
+    let keyText: string;
+    let borgId: string;
+    try {
+      if (result.code !== 0) throw failed(`borg init failed: ${borgErrorLine(result.stderr) || `exit ${result.code}`}`);
+      const cfg = parseRepositoryConfig(readFileSync(join(input.path, 'config'), 'utf8'));
+      borgId = cfg.id;
+      if (input.encryption.startsWith('keyfile')) {
+        const files = readdirSync(keysDir);
+        if (files.length !== 1) throw failed(`borg init left ${files.length} key files, expected 1`);
+        keyText = readFileSync(join(keysDir, files[0]!), 'utf8');
+      } else {
+        if (!cfg.key) throw failed('borg init wrote no key into the repository config');
+        keyText = cfg.key;
+      }
+    } finally {
+      rmSync(keysDir, { recursive: true, force: true });
+    }
+
+    const mk = deps.masterKey();
+    const id = crypto.randomUUID();
+    try {
+      const row = await repos.insertRepository(db, {
+        id,
+        name: input.name,
+        path: input.path,
+        storageHost: config.storageHost,
+        encryption: input.encryption,
+        borgId,
+        keySealed: mk.seal(keyText, repositorySecretContext.key(id)),
+        passphraseSealed: mk.seal(passphrase, repositorySecretContext.passphrase(id)),
+      });
+      deps.log.info({ repository: row.name, path: row.path, encryption: row.encryption }, 'repository created');
+      return row;
+    } catch (err) {
+      if (uniqueViolation(err)) throw conflict(`repository ${JSON.stringify(input.name)} or path ${input.path} already exists`);
+      throw err;
+    }
+  } catch (err) {
+    undo();
+    throw err;
+  }
+}
+
+export async function listRepositories(deps: Pick<ServiceDeps, 'db'>): Promise<RepositoryView[]> {
+  return repos.listRepositories(deps.db);
+}
+
+export async function getRepository(deps: Pick<ServiceDeps, 'db'>, name: string): Promise<RepositoryView> {
+  const row = await repos.findRepositoryByName(deps.db, name);
+  if (!row) throw notFound('repository', name);
+  return row;
+}
+
+/** The real key and passphrase of a repository, for code that runs borg with them. */
+export async function openRepositorySecrets(deps: Pick<ServiceDeps, 'db' | 'masterKey'>, repo: RepositoryView): Promise<{ keyText: string; passphrase: string }> {
+  const s = await repos.getRepositorySecrets(deps.db, repo.id);
+  if (!s) throw notFound('repository', repo.name);
+  const mk = deps.masterKey();
+  return {
+    keyText: mk.openText(s.keySealed, repositorySecretContext.key(repo.id)),
+    passphrase: mk.openText(s.passphraseSealed, repositorySecretContext.passphrase(repo.id)),
+  };
+}
+
+/**
+ * `borgcube borg REPO -- ARGS`: borg on the server with the real key. BORG_REPO names the
+ * repository so that `::archive` and location-less commands (list, info, check) work.
+ */
+export async function runAdminBorg(
+  deps: ServiceDeps,
+  name: string,
+  args: string[],
+  io: { onStdout: (c: Buffer) => void; onStderr: (c: Buffer) => void; cwd?: string; signal?: AbortSignal },
+): Promise<number> {
+  const repo = await getRepository(deps, name);
+  const secrets = await openRepositorySecrets(deps, repo);
+  const inv = {
+    borgPath: deps.config.borg.path,
+    baseDir: adminBorgDir(deps),
+    passphrase: secrets.passphrase,
+    keyFileText: repo.encryption.startsWith('keyfile') ? secrets.keyText : undefined,
+    serveAs: deps.storageAccount(),
+  };
+  // No terminal reaches borg here, so its confirmation prompts (check --repair, delete of a whole
+  // repository) are answered "no" rather than left to read an empty stdin.
+  const env = { BORG_REPO: repoLocation(inv, repo.path), BORG_CHECK_I_KNOW_WHAT_I_AM_DOING: 'NO', BORG_DELETE_I_KNOW_WHAT_I_AM_DOING: 'NO' };
+  const r = await runBorg({ ...inv, env }, args, {
+    cwd: io.cwd,
+    signal: io.signal,
+    onStdout: io.onStdout,
+    onStderr: io.onStderr,
+    maxOutput: 0,
+  });
+  return r.code ?? 128 + 9;
+}
+
+function isInside(path: string, dir: string) {
+  return path === dir || path.startsWith(`${dir.replace(/\/+$/, '')}/`);
+}
+
+/**
+ * Makes `path` an empty folder owned by the storage account (0700), creating missing parents.
+ * Returns the undo: it removes what this call created, or empties a folder that was empty before.
+ */
+function prepareFolder(path: string, account: { uid: number; gid: number }): () => void {
+  let existed = false;
+  if (existsSync(path)) {
+    const st = lstatSync(path);
+    if (!st.isDirectory()) throw invalid(`path: ${path} exists and is not a folder`);
+    if (readdirSync(path).length > 0) throw invalid(`path: ${path} exists and is not empty`);
+    existed = true;
+  }
+  // The topmost folder this call creates; removing it removes everything below.
+  let topCreated: string | undefined;
+  if (!existed) {
+    let p = path;
+    while (!existsSync(dirname(p)) && dirname(p) !== p) p = dirname(p);
+    topCreated = p;
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+    mkdirSync(path, { mode: 0o700 });
+  }
+  chownSync(path, account.uid, account.gid);
+  chmodSync(path, 0o700);
+  return () => {
+    if (topCreated) rmSync(topCreated, { recursive: true, force: true });
+    else for (const f of readdirSync(path)) rmSync(join(path, f), { recursive: true, force: true });
+  };
+}
