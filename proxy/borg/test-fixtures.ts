@@ -1,0 +1,82 @@
+// Test-only helpers: load the fixtures written by testdata/generate.sh (real borg 1.2.4) and describe
+// them with zod, so the tests never trust the JSON shape blindly either.
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+export const TESTDATA = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
+export const MODES = ['repokey', 'repokey-blake2', 'keyfile', 'keyfile-blake2', 'authenticated', 'authenticated-blake2', 'none'] as const;
+export type Mode = (typeof MODES)[number];
+
+const objectSchema = z.object({
+  id: z.string(),
+  kind: z.enum(['manifest', 'archive', 'items', 'data']),
+  type: z.number(),
+  size: z.number(),
+  compression: z.string(),
+  payloadLen: z.number(),
+  plainLen: z.number(),
+  plainSha256: z.string(),
+  iv: z.number().optional(),
+});
+
+const expectSchema = z.object({
+  mode: z.string(),
+  keyType: z.number(),
+  repositoryId: z.string(),
+  key: z
+    .object({
+      id_key: z.string(),
+      enc_key: z.string(),
+      enc_hmac_key: z.string(),
+      chunk_seed: z.number(),
+      repository_id: z.string(),
+      tam_required: z.boolean(),
+    })
+    .optional(),
+  loadKey: z.string().optional(),
+  archives: z.record(
+    z.string(),
+    z.object({
+      id: z.string(),
+      time: z.string(),
+      items: z.array(z.string()),
+      refs: z.array(z.string()),
+      nitems: z.number(),
+      keys: z.array(z.string()),
+      tam: z.string(),
+      plainSha256: z.string(),
+    }),
+  ),
+  manifest: z.object({ id: z.string(), timestamp: z.string(), plain: z.string(), tam: z.string(), tamVerifiedByBorg: z.boolean() }),
+  objects: z.array(objectSchema),
+});
+export type Expect = z.infer<typeof expectSchema>;
+export type ExpectObject = z.infer<typeof objectSchema>;
+
+export function loadExpect(mode: Mode): Expect {
+  return expectSchema.parse(JSON.parse(readFileSync(join(TESTDATA, 'repos', mode, 'expect.json'), 'utf8')));
+}
+
+export function repoDir(mode: Mode): string {
+  return join(TESTDATA, 'repos', mode, 'repo');
+}
+
+/** The key text as the client would get it: key file contents, or the repokey text `load_key` returns. */
+export function keyText(mode: Mode): string | undefined {
+  const kf = join(TESTDATA, 'repos', mode, 'keyfile');
+  if (existsSync(kf)) return readFileSync(kf, 'utf8');
+  return loadExpect(mode).loadKey;
+}
+
+export const msgpackVectorSchema = z.array(
+  z.object({
+    name: z.string(),
+    value: z.unknown(),
+    hex: z.string().nullable(),
+    len: z.number(),
+    sha256: z.string(),
+    head: z.string(),
+  }),
+);
