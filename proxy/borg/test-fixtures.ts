@@ -80,3 +80,35 @@ export const msgpackVectorSchema = z.array(
     head: z.string(),
   }),
 );
+
+// ------------------------------------------------------------------------------------------------
+// Real borg as an oracle at test time (optional: tests using it are skipped when borg is absent).
+
+import { execFileSync, spawnSync } from 'node:child_process';
+
+function detectBorg(): boolean {
+  try {
+    const r = spawnSync('/usr/bin/python3', ['-c', 'import borg; assert borg.__version__ == "1.2.4"'], { stdio: 'ignore' });
+    return r.status === 0 && spawnSync('borg', ['--version'], { stdio: 'ignore' }).status === 0;
+  } catch {
+    return false;
+  }
+}
+/** True when borg 1.2.4 and its Python modules are installed. */
+export const HAVE_BORG = detectBorg();
+
+/** Runs testdata/extract.py with borg's own modules; returns parsed JSON. */
+export function borgPython(args: string[], input?: unknown): unknown {
+  const out = execFileSync('/usr/bin/python3', [join(TESTDATA, 'extract.py'), ...args], {
+    input: input === undefined ? undefined : JSON.stringify(input),
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  return JSON.parse(out.toString('utf8'));
+}
+
+export const borgCheckSchema = z.object({
+  objects: z.array(z.object({ ok: z.boolean(), plainSha256: z.string().optional(), error: z.string().optional() })),
+  manifests: z.array(z.object({ ok: z.boolean(), verified: z.boolean().optional(), error: z.string().optional() })),
+  ids: z.array(z.string()),
+  chunkSeed: z.number().nullable(),
+});

@@ -6,6 +6,7 @@ come from the TypeScript under test.
   extract.py objects <repo> <mode> <toolsdir>   -> JSON on stdout (key fields, every object, archives)
   extract.py vectors <outdir> - <toolsdir>      -> msgpack vectors and borg-written hashindex files
   extract.py readindex <file> [compact]         -> JSON of a hashindex as borg reads it (used by a test)
+  extract.py check < request.json               -> what borg's key classes say about objects/manifests/ids
 """
 import sys, os, json, hashlib, struct
 
@@ -170,6 +171,41 @@ def readindex(path, compact):
     json.dump({'len': len(idx), 'entries': ents, 'summary': list(s)}, sys.stdout)
 
 
+def check():
+    """Reads {type, keyText, passphrase, objects:[{id,obj}], manifests:[hex], archives:[hex], idData:[hex]} on
+    stdin and answers with what borg's own key classes say about them (used by tests when borg is installed)."""
+    from borg.crypto import key as K
+    from borg.crypto.key import Passphrase
+    req = json.load(sys.stdin)
+    cls = {0: K.KeyfileKey, 2: K.PlaintextKey, 3: K.RepoKey, 4: K.Blake2KeyfileKey, 5: K.Blake2RepoKey,
+           6: K.Blake2AuthenticatedKey, 7: K.AuthenticatedKey}[req['type']]
+    import tempfile, types
+    os.environ['BORG_BASE_DIR'] = tempfile.mkdtemp()  # tam_required() peeks into the security dir
+    key = cls(types.SimpleNamespace(id=bytes(32), id_str='00' * 32))
+    if req['type'] != 2:
+        text = req['keyText']
+        if text.startswith('BORG_KEY '):
+            text = ''.join(text.splitlines()[1:])
+        assert key._load(text, Passphrase(req['passphrase'])), 'borg could not load the key'
+        key.init_ciphers()
+    res = {'objects': [], 'manifests': [], 'ids': [], 'chunkSeed': getattr(key, 'chunk_seed', None)}
+    for o in req.get('objects', []):
+        try:
+            plain = key.decrypt(bytes.fromhex(o['id']) if o['id'] else None, bytes.fromhex(o['obj']))
+            res['objects'].append({'ok': True, 'plainSha256': hashlib.sha256(plain).hexdigest()})
+        except Exception as e:
+            res['objects'].append({'ok': False, 'error': '%s: %s' % (type(e).__name__, e)})
+    for m in req.get('manifests', []):
+        try:
+            _, verified = key.unpack_and_verify_manifest(bytes.fromhex(m))
+            res['manifests'].append({'ok': True, 'verified': verified})
+        except Exception as e:
+            res['manifests'].append({'ok': False, 'error': type(e).__name__})
+    for d in req.get('idData', []):
+        res['ids'].append(key.id_hash(bytes.fromhex(d)).hex())
+    json.dump(res, sys.stdout)
+
+
 if __name__ == '__main__':
     from borg.logger import setup_logging
     setup_logging(level='warning', is_serve=False)
@@ -178,6 +214,8 @@ if __name__ == '__main__':
         objects(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == 'vectors':
         vectors(sys.argv[2])
+    elif cmd == 'check':
+        check()
     elif cmd == 'readindex':
         readindex(sys.argv[2], len(sys.argv) > 3 and sys.argv[3] == 'compact')
     else:
