@@ -61,13 +61,13 @@ for mode in "${MODES[@]}"; do
     (cd "$WORK" && borg create -C "$comp" "$repo::$name" data)
   done
   if [ "$mode" = repokey ]; then
-    # Enough item metadata for several items chunks (items chunker: buzhash 15,19,17), so items span
+    # Enough item metadata (> 512 KiB, the items chunker's maximum: buzhash 15,19,17) for several items chunks, so items span
     # chunk boundaries; every 10th file has unique content so items carry chunk references.
     rm -rf "$WORK/data"; mkdir -p "$WORK/data/many"
     python3 - "$WORK/data/many" <<'PY'
 import os, sys
 d = sys.argv[1]; tok = os.urandom(4).hex()
-for i in range(1500):
+for i in range(4000):
     with open(os.path.join(d, 'file-%05d-%s' % (i, 'x' * 40)), 'w') as f:
         if i % 10 == 0:
             f.write(f'content of file {i} {tok}\n')

@@ -1,0 +1,145 @@
+import { randomInt } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { parseArchive, retamArchive } from './archive.js';
+import { IntegrityError, MsgpackError } from './errors.js';
+import { ItemStreamParser } from './items.js';
+import { asKeyType, createJobKey, loadKey, type BorgKey } from './keys.js';
+import { LIMITS, asMap, getBytes, getMap, packb, unpackb } from './msgpack.js';
+import { idHash, verifyChunk } from './objects.js';
+import { liveObjects } from './segments.js';
+import { MODES, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
+
+const keyFor = (mode: Mode): BorgKey => loadKey(keyText(mode) ?? '', 'test', asKeyType(loadExpect(mode).keyType));
+
+async function archivesOf(mode: Mode): Promise<{ name: string; plain: Buffer; items: Buffer[]; refs: string[]; nitems: number; id: string }[]> {
+  const e = loadExpect(mode);
+  const key = keyFor(mode);
+  const live = liveObjects(repoDir(mode));
+  const get = async (hexId: string): Promise<Buffer> => (await verifyChunk(key, Buffer.from(hexId, 'hex'), live.get(hexId) ?? Buffer.alloc(0))).plaintext;
+  const out = [];
+  for (const [name, a] of Object.entries(e.archives)) {
+    const items: Buffer[] = [];
+    for (const i of a.items) items.push(await get(i));
+    out.push({ name, plain: await get(a.id), items, refs: a.refs, nitems: a.nitems, id: a.id });
+  }
+  return out;
+}
+
+describe.each(MODES)('archives written by borg 1.2.4 (%s)', (mode) => {
+  const key = keyFor(mode);
+
+  it('parse with required keys, TAM verified, items ids as borg listed them', async () => {
+    for (const a of await archivesOf(mode)) {
+      const meta = parseArchive(key, a.plain);
+      expect(meta.tamVerified).toBe(true);
+      expect(Buffer.from(meta.name, 'latin1').toString('utf8')).toBe(a.name);
+      expect(meta.items.map((i) => i.toString('hex'))).toEqual(loadExpect(mode).archives[a.name]?.items);
+      expect(meta.stats?.nfiles).toBeGreaterThan(0);
+      expect(meta.chunkerParams?.[0]).toEqual(Buffer.from('buzhash'));
+      expect(meta.cmdline[0]?.toString()).toMatch(/borg/);
+    }
+  });
+
+  it('re-TAM: same salt reproduces borg\'s bytes; a job-key TAM verifies only under the job key', async () => {
+    const [a] = await archivesOf(mode);
+    if (!a) throw new Error('no archive');
+    const salt = getBytes(getMap(asMap(unpackb(a.plain, LIMITS.items), 'a'), 'tam'), 'salt');
+    expect(retamArchive(a.plain, key, key, salt).toString('hex')).toBe(a.plain.toString('hex'));
+    if (key.type === 0x02) return;
+    const job = createJobKey(key).key;
+    const jobPlain = retamArchive(a.plain, key, job);
+    expect(parseArchive(job, jobPlain).tamVerified).toBe(true);
+    expect(() => parseArchive(key, jobPlain)).toThrow(IntegrityError);
+    expect(idHash(key, jobPlain).equals(Buffer.from(a.id, 'hex'))).toBe(false); // new plaintext, new id
+    const back = retamArchive(jobPlain, job, key);
+    expect(parseArchive(key, back).items).toEqual(parseArchive(key, a.plain).items);
+    expect(() => retamArchive(jobPlain, key, job)).toThrow(IntegrityError); // source TAM must verify
+  });
+
+  it('refuses unknown keys, missing required keys and tampering', async () => {
+    const [a] = await archivesOf(mode);
+    if (!a) throw new Error('no archive');
+    const t = Buffer.from(a.plain);
+    const at = t.indexOf(Buffer.from('buzhash'));
+    t[at] = 0x61;
+    expect(() => parseArchive(key, t)).toThrow(IntegrityError);
+    const m = asMap(unpackb(a.plain, LIMITS.items), 'a');
+    m.delete('tam');
+    m.set('evil', 1);
+    expect(() => parseArchive(key, packb(m), { required: false })).toThrow(/unexpected key/);
+    m.delete('evil');
+    m.delete('cmdline');
+    expect(() => parseArchive(key, packb(m), { required: false })).toThrow(/missing required key cmdline/);
+  });
+
+  it('item streams: every referenced chunk id, in order, however the stream is split', async () => {
+    for (const a of await archivesOf(mode)) {
+      const whole = Buffer.concat(a.items);
+      const splits: Buffer[][] = [a.items, [whole], Array.from({ length: Math.ceil(whole.length / 7) }, (_, i) => whole.subarray(i * 7, i * 7 + 7))];
+      const random: Buffer[] = [];
+      for (let i = 0; i < whole.length; ) {
+        const n = randomInt(1, 200);
+        random.push(whole.subarray(i, i + n));
+        i += n;
+      }
+      splits.push(random);
+      for (const parts of splits) {
+        const p = new ItemStreamParser();
+        const ids: string[] = [];
+        for (const part of parts) for (const id of p.feed(part)) ids.push(id.toString('hex'));
+        p.end();
+        expect(ids).toEqual(a.refs);
+        expect(p.items).toBe(a.nitems);
+        expect(p.bufferedBytes).toBe(0);
+      }
+    }
+  });
+});
+
+describe('item stream parser', () => {
+  it('the big fixture archive really spans items chunks, and items straddle the boundaries', async () => {
+    const many = (await archivesOf('repokey')).find((a) => a.name === 'a-many');
+    expect(many?.items.length).toBeGreaterThan(1);
+    expect(many?.refs.length).toBe(400);
+    const p = new ItemStreamParser();
+    let straddles = 0;
+    for (const part of many?.items ?? []) {
+      p.feed(part);
+      if (p.inItem) straddles++;
+    }
+    p.end();
+    expect(straddles).toBeGreaterThan(0);
+    expect(p.items).toBe(many?.nitems);
+  });
+  it('skips long strings across feeds with bounded buffering', () => {
+    const item = packb({ path: Buffer.alloc(100000, 0x61), chunks: [[Buffer.alloc(32, 1), 5, 6]], xattrs: new Map([['user.x', Buffer.alloc(70000)]]) });
+    const p = new ItemStreamParser();
+    const ids: Buffer[] = [];
+    for (let i = 0; i < item.length; i += 1000) {
+      ids.push(...p.feed(item.subarray(i, i + 1000)));
+      expect(p.bufferedBytes).toBeLessThan(1000);
+    }
+    p.end();
+    expect(ids).toEqual([Buffer.alloc(32, 1)]);
+  });
+  it.each([
+    ['a non-map item', packb([1, 2])],
+    ['bin in an item', Buffer.from('81a170c40100', 'hex')],
+    ['a short chunk id', packb({ chunks: [[Buffer.alloc(31), 1, 1]] })],
+    ['a 2-element chunk entry', packb({ chunks: [[Buffer.alloc(32), 1]] })],
+    ['a negative size', packb({ chunks: [[Buffer.alloc(32), -1, 1]] })],
+    ['chunks that is not an array', packb({ chunks: 5 })],
+    ['a non-string item key', Buffer.from('810101', 'hex')],
+    ['a duplicate chunks key', Buffer.concat([Buffer.from('82a66368756e6b7390', 'hex'), Buffer.from('a66368756e6b7390', 'hex')])],
+  ])('refuses %s', (_name, bytes) => {
+    const p = new ItemStreamParser();
+    expect(() => p.feed(bytes)).toThrow(MsgpackError);
+    expect(() => p.feed(Buffer.alloc(1))).toThrow(MsgpackError); // stays failed
+  });
+  it('refuses a stream that ends inside an item', () => {
+    const p = new ItemStreamParser();
+    const item = packb({ path: 'x', chunks: [[Buffer.alloc(32), 1, 1]] });
+    p.feed(item.subarray(0, item.length - 3));
+    expect(() => p.end()).toThrow(/ends inside an item/);
+  });
+});
