@@ -100,7 +100,7 @@ describe('TAM', () => {
       const m = parseManifest(real, Buffer.from(loadExpect(mode).manifest.plain, 'hex'));
       const fake = packManifest(job.key, { archives: m.archives, timestamp: m.timestamp });
       const tampered = Buffer.from(fake);
-      tampered[tampered.length - 2] ^= 1;
+      tampered.writeUInt8(tampered.readUInt8(tampered.length - 2) ^ 1, tampered.length - 2);
       const r = borgCheckSchema.parse(borgPython(['check'], { type: job.key.type, keyText: renderRepokey(job.key, job.passphrase, 1000), passphrase: job.passphrase, manifests: [fake.toString('hex'), tampered.toString('hex')] }));
       expect(r.manifests).toEqual([{ ok: true, verified: true }, { ok: false, error: 'TAMInvalid' }]);
     }
