@@ -45,3 +45,33 @@ export async function ensureSystemAccount(name: string, opts: { home: string; sh
   await runChecked('useradd', ['--system', '--user-group', '--home-dir', opts.home, '--create-home', '--shell', opts.shell, '--comment', opts.comment, name]);
   return requireAccount(name);
 }
+
+/** The password field of /etc/shadow ('!…' = locked, '*' = no password but not locked). */
+export function shadowPasswordField(name: string, shadowPath = '/etc/shadow'): string | undefined {
+  for (const line of readFileSync(shadowPath, 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 2 && f[0] === name) return f[1];
+  }
+  return undefined;
+}
+
+/**
+ * Lets an account log in with a key when sshd runs with `UsePAM no`: sshd then refuses accounts
+ * whose password is locked ('!', useradd's default), even for public-key logins. '*' means "no
+ * password can match" without locking the account.
+ */
+export async function allowKeyOnlyLogin(name: string): Promise<boolean> {
+  const field = shadowPasswordField(name);
+  if (field === undefined) throw new Error(`the account ${name} has no /etc/shadow entry`);
+  if (!field.startsWith('!')) return false;
+  await runChecked('usermod', ['--password', '*', name]);
+  return true;
+}
+
+/** Sets the login shell if it differs (sshd runs an account's forced command through it). */
+export async function ensureShell(name: string, shell: string): Promise<boolean> {
+  const a = requireAccount(name);
+  if (a.shell === shell) return false;
+  await runChecked('usermod', ['--shell', shell, name]);
+  return true;
+}

@@ -116,6 +116,8 @@ export function dataPaths(dataDir: string) {
     storageDir: join(dataDir, 'storage'),
     temporalDir: join(dataDir, 'temporal'),
     logDir: join(dataDir, 'logs'),
+    /** Borg's config/cache/security folders for server-side admin runs with the real key (root only). */
+    adminBorgDir: join(dataDir, 'admin-borg'),
   };
 }
 

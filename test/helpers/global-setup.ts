@@ -1,0 +1,61 @@
+// Global setup of the integration and e2e projects (vitest.config.ts): removes leftovers of
+// crashed runs, makes sure a Temporal server answers, and provides its address to the tests
+// (`inject('temporalAddress')`, or testTemporal() from ./temporal.ts).
+//
+// TEMPORAL_ADDRESS set in the environment (npm test sets it) and answering → that server is used.
+// Otherwise an in-memory dev server is started on a free port for this run and stopped at the
+// end: the default address may be a running `npm start`, whose worker would take the tests' tasks.
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { loadConfig } from '../../infra/config.js';
+import { freePort } from '../../infra/local-stack/net.js';
+import { ensureNamespaceAndSearchAttributes, launchDevServer, resolveTemporalCli, temporalAnswers } from '../../infra/local-stack/temporal-server.js';
+import { sweepLeftovers } from './leftovers.js';
+import { projectRoot } from './paths.js';
+import { makeTaggedDir, recordProcess } from './tags.js';
+import { rmSync } from 'node:fs';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** host:port of the Temporal frontend the tests use. */
+    temporalAddress: string;
+    temporalNamespace: string;
+  }
+}
+
+const log = (line: string) => process.stderr.write(`[global-setup] ${line}\n`);
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const config = loadConfig();
+  const swept = await sweepLeftovers({ databaseUrl: config.databaseUrl });
+  if (swept.length) log(`removed leftovers of earlier runs: ${swept.join(', ')}`);
+
+  let stopServer: (() => Promise<void>) | undefined;
+  let address = process.env.TEMPORAL_ADDRESS ? config.temporal.address : undefined;
+  let namespace = config.temporal.namespace;
+  if (address && (await temporalAnswers(address))) {
+    await ensureNamespaceAndSearchAttributes(address, namespace);
+  } else {
+    const started = Date.now();
+    const cli = await resolveTemporalCli({ configured: config.temporal.cliPath, projectDir: projectRoot, build: true, print: log });
+    const dir = makeTaggedDir('temporal');
+    address = `127.0.0.1:${await freePort()}`;
+    namespace = 'default';
+    const server = await launchDevServer(cli.path, { address, namespace, headless: true, logFile: join(dir, 'temporal.log') });
+    recordProcess(dir, server.pid, `--port ${address.split(':')[1]}`);
+    log(`started an in-memory Temporal dev server on ${address} in ${Date.now() - started} ms`);
+    stopServer = async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    };
+  }
+  project.provide('temporalAddress', address);
+  project.provide('temporalNamespace', namespace);
+
+  return async () => {
+    await stopServer?.();
+    // The test processes have ended: whatever they did not clean up is a leftover now.
+    const late = await sweepLeftovers({ databaseUrl: config.databaseUrl });
+    if (late.length) log(`removed what the tests left behind: ${late.join(', ')}`);
+  };
+}

@@ -1,0 +1,73 @@
+// `npm start` provisioning against a temporary data dir and database: the layout's owners and
+// modes, the keys, the sshd config, and that a second run changes nothing (and repairs drift).
+import { chmodSync, chownSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { requireAccount } from '../../infra/accounts.js';
+import { loadConfig } from '../../infra/config.js';
+import { freePort } from '../../infra/local-stack/net.js';
+import { provision } from '../../infra/local-stack/provision.js';
+import { runChecked } from '../../infra/subprocess.js';
+import { registerCleanup } from '../helpers/cleanup.js';
+import { createTestDatabase } from '../helpers/db.js';
+import { projectRoot } from '../helpers/paths.js';
+import { makeTaggedDir } from '../helpers/tags.js';
+
+function ownerAndMode(path: string) {
+  const st = statSync(path);
+  return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+}
+
+describe('provisioning', () => {
+  it('builds the data dir layout, the database and sshd config, and is idempotent', async () => {
+    const tmp = makeTaggedDir('provision');
+    registerCleanup('provision temp dir', () => rmSync(tmp, { recursive: true, force: true }));
+    const dataDir = join(tmp, 'data');
+    const tdb = await createTestDatabase({ migrate: false });
+    const config = loadConfig({ ...process.env, BORGCUBE_DATA_DIR: dataDir, DATABASE_URL: tdb.url, BORGCUBE_SSH_PORT: String(await freePort()), BORGCUBE_ADMIN_PASSWORD: '' });
+    const run = async () => {
+      const lines: string[] = [];
+      // The machine-wide steps (apt, PostgreSQL/Redis, the Temporal CLI) are npm test's own business.
+      const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
+      return { result, lines };
+    };
+
+    const first = await run();
+    expect(first.result.admin).toMatchObject({ created: true, username: 'admin' });
+    expect(first.result.admin?.password).toMatch(/.{12,}/);
+    expect(first.lines.join('\n')).toMatch(/applied 1 migration|applied \d+ migration/);
+
+    const storage = requireAccount(config.accounts.storage);
+    const proxy = requireAccount(config.accounts.proxy);
+    const p = config.paths;
+    expect(ownerAndMode(dataDir)).toEqual({ uid: 0, gid: 0, mode: 0o711 });
+    expect(ownerAndMode(p.masterKey)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o600 });
+    expect(statSync(p.masterKey).size).toBe(32);
+    expect(ownerAndMode(config.ssh.keyPath)).toEqual({ uid: 0, gid: 0, mode: 0o600 });
+    expect(readFileSync(`${config.ssh.keyPath}.pub`, 'utf8')).toMatch(/^ssh-ed25519 /);
+    for (const d of [p.sshDir, p.sshdDir, p.temporalDir, p.logDir, p.adminBorgDir]) expect(ownerAndMode(d)).toEqual({ uid: 0, gid: 0, mode: 0o700 });
+    expect(ownerAndMode(p.runDir)).toEqual({ uid: storage.uid, gid: proxy.gid, mode: 0o750 });
+    expect(ownerAndMode(p.storageDir)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o700 });
+    expect(proxy.shell).toBe('/bin/sh');
+    expect(readFileSync('/etc/shadow', 'utf8')).toMatch(new RegExp(`^${proxy.name}:\\*:`, 'm'));
+    await runChecked('/usr/sbin/sshd', ['-t', '-f', first.result.sshdConfig!]);
+    expect(readFileSync(first.result.sshdConfig!, 'utf8')).toContain(`Port ${config.ssh.port}`);
+
+    const masterKey = readFileSync(p.masterKey);
+    const second = await run();
+    expect(second.result.admin).toMatchObject({ created: false });
+    expect(second.lines.join('\n')).not.toMatch(/created|fixed|applied/);
+    expect(readFileSync(p.masterKey).equals(masterKey)).toBe(true);
+    expect(second.result.ms).toBeLessThan(10_000);
+
+    // Drift is repaired, and said so.
+    chmodSync(dataDir, 0o755);
+    chownSync(p.masterKey, 0, 0);
+    chmodSync(p.runDir, 0o777);
+    const third = await run();
+    expect(third.lines.join('\n')).toMatch(/fixed/);
+    expect(ownerAndMode(dataDir).mode).toBe(0o711);
+    expect(ownerAndMode(p.masterKey)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o600 });
+    expect(ownerAndMode(p.runDir).mode).toBe(0o750);
+  });
+});
