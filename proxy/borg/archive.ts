@@ -3,7 +3,7 @@
 // id_hash(plaintext) and the plaintext includes the TAM, so re-TAMming yields a new id (§9.6).
 import { BorgFormatError } from './errors.js';
 import type { BorgKey } from './keys.js';
-import { LIMITS, asArray, asBytes, asInt, type Packable, type Value, type ValueMap } from './msgpack.js';
+import { LIMITS, asArray, asBytes, asInt, type Value, type ValueMap } from './msgpack.js';
 import { packWithTam, verifyTam, type TamVerifyOptions } from './tam.js';
 
 /** ARCHIVE_KEYS of borg 1.2.4 plus `tam`; anything else is refused. */

@@ -132,7 +132,7 @@ export class ItemStreamParser {
   private pos = 0;
   private skip = 0;
   private readonly stack: Frame[] = [];
-  private failed: unknown = undefined;
+  private failed: Error | undefined = undefined;
   private readonly maxDepth: number;
   private readonly maxKeyLen: number;
   /** Complete top-level items seen so far. */
@@ -161,8 +161,8 @@ export class ItemStreamParser {
       this.run(ids);
     } catch (e) {
       if (e !== NEED_MORE) {
-        this.failed = e;
-        throw e;
+        this.failed = e instanceof Error ? e : new Error(String(e));
+        throw this.failed;
       }
     }
     // Keep only the unconsumed tail (bounded: at most a header plus a key or an id).

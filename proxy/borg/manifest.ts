@@ -80,7 +80,7 @@ export function parseManifest(key: BorgKey, plaintext: Buffer, opts: TamVerifyOp
     version,
     timestamp: asTimestamp(m.get('timestamp'), 'timestamp'),
     archives,
-    config: m.has('config') ? asMap(m.get('config'), 'config') : new Map(),
+    config: m.has('config') ? asMap(m.get('config'), 'config') : new Map<string, Value>(),
     itemKeys,
     tamVerified: verified,
   };

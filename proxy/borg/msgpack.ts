@@ -286,7 +286,9 @@ export function compareKeys(a: string, b: string): number {
  * msgpack'd borg metadata dict (manifest, archive, key, TAM) goes through.
  */
 export function sortedMap<T extends Packable>(entries: ReadonlyMap<string, T> | Readonly<Record<string, T>>): Map<string, T> {
-  const list: [string, T][] = entries instanceof Map ? [...entries] : Object.entries(entries as Record<string, T>);
+  // `entries` is our own typed input, so narrowing it with `as` is not a trust decision about wire data.
+  const list: [string, T][] =
+    entries instanceof Map ? [...(entries as ReadonlyMap<string, T>)] : Object.entries(entries as Readonly<Record<string, T>>);
   list.sort((x, y) => compareKeys(x[0], y[0]));
   return new Map(list);
 }
@@ -496,7 +498,7 @@ export class Unpacker {
   private pendingLen = 0;
   /** Bytes (from dec.pos) that must be buffered before decoding is worth retrying. */
   private need = 0;
-  private failed: unknown = undefined;
+  private failed: Error | undefined = undefined;
 
   constructor(readonly limits: UnpackLimits) {
     this.dec = new Decoder(limits);
@@ -550,8 +552,8 @@ export class Unpacker {
         }
         return undefined;
       }
-      this.failed = e;
-      throw e;
+      this.failed = e instanceof Error ? e : new Error(String(e));
+      throw this.failed;
     }
   }
 

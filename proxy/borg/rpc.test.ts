@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BorgFormatError } from './errors.js';
-import { LIMITS, Unpacker, asBytes, asMap, packb, unpackb, type Value } from './msgpack.js';
+import { LIMITS, Unpacker, asBytes, asMap, packb, unpackb, type UnpackLimits, type Value } from './msgpack.js';
 import {
   encodeError,
   encodeLegacyError,
@@ -32,7 +32,7 @@ function relayStreams(file: string): { c2s: Buffer[]; s2c: Buffer[] } {
   return { c2s, s2c };
 }
 
-function decodeStream(chunks: Buffer[], limits: typeof LIMITS.server): { values: Value[]; raw: Buffer[] } {
+function decodeStream(chunks: Buffer[], limits: UnpackLimits): { values: Value[]; raw: Buffer[] } {
   const u = new Unpacker(limits);
   const values: Value[] = [];
   for (const c of chunks) {
@@ -169,6 +169,7 @@ describe('error replies', () => {
       });
       expect(ours.equals(raw[n] ?? Buffer.alloc(0))).toBe(true);
     }
-    expect(replies[4]).toMatchObject({ ok: true, result: expect.any(Number) }); // __len__
+    const len = replies[4];
+    expect(len?.ok && typeof len.result).toBe('number'); // __len__
   });
 });
