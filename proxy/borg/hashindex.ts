@@ -9,6 +9,7 @@
 // The in-memory table IS the file's bucket array (one flat Buffer, 44 bytes per bucket), so writing is a copy
 // and millions of entries cost 44 bytes each plus the 25% empty buckets the load limit requires — no JS objects
 // per entry. Table sizes are the hash_sizes list compiled into borg 1.2.4's hashindex .so (read from the binary).
+import { endianness } from 'node:os';
 import { BorgFormatError } from './errors.js';
 
 export const HASH_SIZES: readonly number[] = [
@@ -69,24 +70,34 @@ function checkU32(v: number, what: string): number {
   return v;
 }
 
+// The table is addressed as 32-bit words (11 per bucket: 8 key words, refcount, size, csize), which is the
+// file's little-endian layout only on a little-endian host.
+if (endianness() !== 'LE') throw new Error('proxy/borg/hashindex.ts assumes a little-endian host');
+const W = BUCKET / 4; // words per bucket
+const RC = 8; // word index of the refcount
+
 /** A ChunkIndex (id -> refcount, size, csize) backed by one flat bucket table. */
 export class ChunkIndex {
   private table: Buffer;
+  private words: Uint32Array;
   private buckets: number;
   private entries = 0;
   private empty: number;
+  /** Where the last failed lookup would insert (first tombstone passed, else the empty bucket reached). */
+  private insertAt = -1;
 
   /** `usable`: entries to hold without resizing (like ChunkIndex(usable=...)). */
   constructor(usable = 0) {
     this.buckets = fitSize(Math.ceil(usable / MAX_LOAD));
-    this.table = ChunkIndex.emptyTable(this.buckets);
+    [this.table, this.words] = ChunkIndex.emptyTable(this.buckets);
     this.empty = this.buckets;
   }
 
-  private static emptyTable(buckets: number): Buffer {
-    const t = Buffer.alloc(buckets * BUCKET);
-    for (let off = KEY; off < t.length; off += BUCKET) t.writeUInt32LE(EMPTY, off);
-    return t;
+  private static emptyTable(buckets: number): [Buffer, Uint32Array] {
+    const ab = new ArrayBuffer(buckets * BUCKET);
+    const w = new Uint32Array(ab);
+    for (let o = RC; o < w.length; o += W) w[o] = EMPTY;
+    return [Buffer.from(ab), w];
   }
 
   get size(): number {
@@ -105,29 +116,27 @@ export class ChunkIndex {
     return Math.trunc(this.buckets * (1 - MAX_EFF_LOAD));
   }
 
-  /** Where the last failed lookup would insert (first tombstone passed, else the empty bucket reached). */
-  private insertAt = -1;
-
   /**
    * hashindex_lookup: bucket index of `key` or -1. Like borg, a found entry that sits behind a tombstone is
    * moved into the first tombstone passed (so our files match borg's byte for byte, tombstones included).
    */
   private find(key: Buffer): number {
-    const t = this.table;
+    const w = this.words;
     const k0 = key.readUInt32LE(0);
+    const k1 = key.readUInt32LE(4);
     const start = k0 % this.buckets;
     let i = start;
     let deleted = -1;
     for (;;) {
-      const off = i * BUCKET;
-      const rc = t.readUInt32LE(off + KEY);
+      const o = i * W;
+      const rc = w[o + RC];
       if (rc === EMPTY) break;
       if (rc === DELETED) {
         if (deleted < 0) deleted = i;
-      } else if (t.readUInt32LE(off) === k0 && t.compare(key, 0, KEY, off, off + KEY) === 0) {
+      } else if (w[o] === k0 && w[o + 1] === k1 && this.table.compare(key, 8, KEY, o * 4 + 8, o * 4 + KEY) === 0) {
         if (deleted >= 0) {
-          t.copy(t, deleted * BUCKET, off, off + BUCKET);
-          t.writeUInt32LE(DELETED, off + KEY);
+          w.copyWithin(deleted * W, o, o + W);
+          w[o + RC] = DELETED;
           return deleted;
         }
         return i;
@@ -142,8 +151,8 @@ export class ChunkIndex {
   get(key: Uint8Array): ChunkIndexEntry | undefined {
     const i = this.find(checkKey(key));
     if (i < 0) return undefined;
-    const off = i * BUCKET + KEY;
-    return { refcount: this.table.readUInt32LE(off), size: this.table.readUInt32LE(off + 4), csize: this.table.readUInt32LE(off + 8) };
+    const o = i * W + RC;
+    return { refcount: this.words[o] ?? 0, size: this.words[o + 1] ?? 0, csize: this.words[o + 2] ?? 0 };
   }
 
   has(key: Uint8Array): boolean {
@@ -166,7 +175,7 @@ export class ChunkIndex {
         this.find(k);
       }
       i = this.insertAt;
-      if (this.table.readUInt32LE(i * BUCKET + KEY) === EMPTY) {
+      if (this.words[i * W + RC] === EMPTY) {
         this.empty--;
         if (this.empty < this.minEmpty()) {
           // too many tombstones: same-size rebuild, then the key's first empty bucket
@@ -179,10 +188,10 @@ export class ChunkIndex {
       k.copy(this.table, i * BUCKET);
       this.entries++;
     }
-    const off = i * BUCKET + KEY;
-    this.table.writeUInt32LE(e.refcount, off);
-    this.table.writeUInt32LE(e.size, off + 4);
-    this.table.writeUInt32LE(e.csize, off + 8);
+    const o = i * W + RC;
+    this.words[o] = e.refcount;
+    this.words[o + 1] = e.size;
+    this.words[o + 2] = e.csize;
   }
 
   /** ChunkIndex.add: refcount += refs (saturating at the maximum), size and csize replaced. */
@@ -196,7 +205,7 @@ export class ChunkIndex {
   delete(key: Uint8Array): boolean {
     const i = this.find(checkKey(key));
     if (i < 0) return false;
-    this.table.writeUInt32LE(DELETED, i * BUCKET + KEY);
+    this.words[i * W + RC] = DELETED;
     this.entries--;
     const lowerLimit = this.buckets <= (HASH_SIZES[0] ?? 0) ? 0 : Math.trunc(this.buckets * MIN_LOAD);
     if (this.entries < lowerLimit) this.resize(shrinkSize(this.buckets));
@@ -210,27 +219,31 @@ export class ChunkIndex {
 
   /** Entries in bucket order; keys are views valid until the next modification. */
   *[Symbol.iterator](): Generator<[Buffer, ChunkIndexEntry]> {
-    const t = this.table;
-    for (let off = 0; off < t.length; off += BUCKET) {
-      const rc = t.readUInt32LE(off + KEY);
+    const w = this.words;
+    for (let o = 0; o < w.length; o += W) {
+      const rc = w[o + RC] ?? EMPTY;
       if (rc === EMPTY || rc === DELETED) continue;
-      yield [t.subarray(off, off + KEY), { refcount: rc, size: t.readUInt32LE(off + KEY + 4), csize: t.readUInt32LE(off + KEY + 8) }];
+      yield [this.table.subarray(o * 4, o * 4 + KEY), { refcount: rc, size: w[o + RC + 1] ?? 0, csize: w[o + RC + 2] ?? 0 }];
     }
   }
 
+  /** hashindex_resize: a fresh table of `buckets`, entries re-inserted in bucket order (tombstones dropped). */
   private resize(buckets: number): void {
-    const old = this.table;
-    this.buckets = buckets;
-    this.table = ChunkIndex.emptyTable(buckets);
-    this.empty = buckets;
-    for (let off = 0; off < old.length; off += BUCKET) {
-      const rc = old.readUInt32LE(off + KEY);
+    const old = this.words;
+    const [table, w] = ChunkIndex.emptyTable(buckets);
+    let used = 0;
+    for (let o = 0; o < old.length; o += W) {
+      const rc = old[o + RC];
       if (rc === EMPTY || rc === DELETED) continue;
-      let i = old.readUInt32LE(off) % buckets;
-      while (this.table.readUInt32LE(i * BUCKET + KEY) !== EMPTY) if (++i === buckets) i = 0;
-      old.copy(this.table, i * BUCKET, off, off + BUCKET);
-      this.empty--;
+      let i = (old[o] ?? 0) % buckets;
+      while (w[i * W + RC] !== EMPTY) if (++i === buckets) i = 0;
+      w.set(old.subarray(o, o + W), i * W);
+      used++;
     }
+    this.table = table;
+    this.words = w;
+    this.buckets = buckets;
+    this.empty = buckets - used;
   }
 
   private static header(entries: number, buckets: number): Buffer {
@@ -253,11 +266,11 @@ export class ChunkIndex {
     const out = Buffer.allocUnsafe(HEADER + this.entries * BUCKET);
     ChunkIndex.header(this.entries, this.entries).copy(out, 0);
     let p = HEADER;
-    const t = this.table;
-    for (let off = 0; off < t.length; off += BUCKET) {
-      const rc = t.readUInt32LE(off + KEY);
+    const w = this.words;
+    for (let o = 0; o < w.length; o += W) {
+      const rc = w[o + RC];
       if (rc === EMPTY || rc === DELETED) continue;
-      t.copy(out, p, off, off + BUCKET);
+      this.table.copy(out, p, o * 4, o * 4 + BUCKET);
       p += BUCKET;
     }
     return out;

@@ -1,11 +1,16 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compressLz4, compressNone } from './compression.js';
 import { IntegrityError } from './errors.js';
 import { asKeyType, createJobKey, isEncrypted, loadKey, type BorgKey } from './keys.js';
 import { MANIFEST_ID, blocksUsed, decryptObject, decryptUnchecked, encryptObject, idHash, reencrypt, verifyChunk } from './objects.js';
 import { iterRepository, liveObjects } from './segments.js';
-import { HAVE_BORG, MODES, borgCheckSchema, borgPython, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
+import { encodeRequest } from './rpc.js';
+import { HAVE_BORG, MODES, VERIFY_PY, borgCheckSchema, borgPython, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const keyFor = (mode: Mode): BorgKey => loadKey(keyText(mode) ?? '', 'test', asKeyType(loadExpect(mode).keyType));
@@ -107,5 +112,28 @@ describe('AES-CTR nonces in the fixture repositories', () => {
   });
   it('blocksUsed is ceil(len/16)', () => {
     expect([0, 1, 16, 17, 32].map(blocksUsed)).toEqual([0, 1, 1, 2, 2]);
+  });
+});
+
+describe.runIf(HAVE_BORG && VERIFY_PY !== undefined)('the independent verify.py accepts PUTs encoded here', () => {
+  it.each(['repokey', 'repokey-blake2', 'authenticated'] as const)('%s', (mode) => {
+    const key = keyFor(mode);
+    // a relay.py log: tag 'C', f64 timestamp, u32 length, bytes — one record per put request
+    const records = [Buffer.from('plain data'), Buffer.from('lz4 data '.repeat(500)), randomBytes(4000)].map((d, i) => {
+      const obj = encryptObject(key, i === 1 ? compressLz4(d) : compressNone(d), BigInt(i * 1000));
+      const msg = encodeRequest(i + 10, 'put', { id: idHash(key, d), data: obj });
+      const h = Buffer.alloc(13);
+      h.write('C', 0);
+      h.writeDoubleLE(0, 1);
+      h.writeUInt32LE(msg.length, 9);
+      return Buffer.concat([h, msg]);
+    });
+    const log = join(mkdtempSync(join(tmpdir(), 'verifypy-')), 'relay.log');
+    writeFileSync(log, Buffer.concat(records));
+    const out = execFileSync('/usr/bin/python3', [VERIFY_PY ?? '', join(repoDir(mode), 'config'), 'test', 'relaylog', log, key.type.toString(16)]).toString();
+    const lines = out.split('\n').filter((l) => /^\d+ [0-9a-f]{16} /.test(l));
+    expect(lines).toHaveLength(3);
+    for (const l of lines) expect(l).toMatch(/ id-ok$/);
+    expect(lines[1]).toMatch(/comp=lz4/);
   });
 });

@@ -97,6 +97,11 @@ function detectBorg(): boolean {
 /** True when borg 1.2.4 and its Python modules are installed. */
 export const HAVE_BORG = detectBorg();
 
+/** The independent lab implementation (shared/tools/borg/verify.py), if the shared folder is beside the repo. */
+export const VERIFY_PY = [join(TESTDATA, '..', '..', '..', '..', 'shared', 'tools', 'borg', 'verify.py'), '/work/shared/tools/borg/verify.py'].find((p) =>
+  existsSync(p),
+);
+
 /** Runs testdata/extract.py with borg's own modules; returns parsed JSON. */
 export function borgPython(args: string[], input?: unknown): unknown {
   const out = execFileSync('/usr/bin/python3', [join(TESTDATA, 'extract.py'), ...args], {
