@@ -43,6 +43,8 @@ export interface Decompressed {
   readonly label: string;
 }
 
+const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
 const fail = (msg: string, code: string): never => {
   throw new DecompressionError(msg, code);
 };
@@ -126,7 +128,10 @@ export function lz4DecompressedSize(src: Uint8Array, start: number, max: number)
     if (i > end) fail('lz4 literals run past the block', 'lz4-corrupt');
     if (out > max) fail(`lz4 plaintext exceeds ${max} bytes`, 'too-large');
     if (i === end) return out; // the last sequence has literals only
-    if (i + 2 > end) fail('lz4 offset truncated', 'lz4-corrupt');
+    // LZ4_decompress_safe (what borg calls) requires every other sequence to leave at least 2+1+LASTLITERALS
+    // = 8 input bytes after its literals; lz4_flex is laxer, so enforce it here or we would accept chunks
+    // that borg itself cannot decompress.
+    if (end - i < 8) fail('lz4 block violates the end-of-block rule (fewer than 8 bytes after literals)', 'lz4-corrupt');
     const off = (src[i] ?? 0) | ((src[i + 1] ?? 0) << 8);
     i += 2;
     if (off === 0 || off > out) fail('lz4 match offset outside the output', 'lz4-corrupt');
@@ -155,7 +160,7 @@ function lz4Decompress(p: Buffer, start: number, max: number): Buffer {
   try {
     out = lz4UncompressSync(framed);
   } catch (e) {
-    return fail(`lz4 decompress failed: ${(e as Error).message}`, 'lz4-corrupt');
+    return fail(`lz4 decompress failed: ${message(e)}`, 'lz4-corrupt');
   }
   if (out.length !== size) fail(`lz4 produced ${out.length} bytes, expected ${size}`, 'lz4-corrupt');
   return out;
@@ -221,7 +226,7 @@ function zstdDecompress(p: Buffer, start: number, max: number): Buffer {
   try {
     out = zstdDecoder.decodeSync(p.subarray(start));
   } catch (e) {
-    return fail(`zstd decompress failed: ${(e as Error).message}`, 'zstd-corrupt');
+    return fail(`zstd decompress failed: ${message(e)}`, 'zstd-corrupt');
   }
   if (out.length !== size) fail('zstd decompress failed: size mismatch', 'zstd-corrupt');
   return out;
@@ -235,7 +240,7 @@ function zlibDecompress(p: Buffer, max: number): Buffer {
     return inflateSync(p, { maxOutputLength: max });
   } catch (e) {
     if (e instanceof RangeError) return fail(`zlib plaintext exceeds ${max} bytes`, 'too-large');
-    return fail(`zlib decompress failed: ${(e as Error).message}`, 'zlib-corrupt');
+    return fail(`zlib decompress failed: ${message(e)}`, 'zlib-corrupt');
   }
 }
 
@@ -311,7 +316,7 @@ async function xzDecompressBounded(x: Buffer, max: number): Promise<Buffer> {
     }
   } catch (e) {
     if (e instanceof DecompressionError) throw e;
-    fail(`lzma decompress failed: ${(e as Error).message}`, 'xz-corrupt');
+    fail(`lzma decompress failed: ${message(e)}`, 'xz-corrupt');
   }
   if (n !== declared) fail(`xz produced ${n} bytes, index declares ${declared}`, 'xz-corrupt');
   return Buffer.concat(parts, n);

@@ -201,6 +201,13 @@ def check():
             res['manifests'].append({'ok': True, 'verified': verified})
         except Exception as e:
             res['manifests'].append({'ok': False, 'error': type(e).__name__})
+    from borg.compress import Compressor
+    res['payloads'] = []
+    for pl in req.get('payloads', []):
+        try:
+            res['payloads'].append({'ok': True, 'plainSha256': hashlib.sha256(Compressor('lz4').decompress(bytes.fromhex(pl))).hexdigest()})
+        except Exception as e:
+            res['payloads'].append({'ok': False, 'error': type(e).__name__})
     for d in req.get('idData', []):
         res['ids'].append(key.id_hash(bytes.fromhex(d)).hex())
     json.dump(res, sys.stdout)
