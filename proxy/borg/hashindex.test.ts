@@ -117,6 +117,18 @@ describe('ChunkIndex', () => {
     const again = ChunkIndex.parse(idx.serialize());
     expect(entriesOf(again)).toEqual(entriesOf(idx));
   });
+  it('grows and shrinks at the same points as borg 1.2.4 (observed: 774 entries stay in 1031 buckets, 775 grow;\n    2000 entries take 4099 buckets and deleting down to 900 shrinks to 2053)', () => {
+    const ks = Array.from({ length: 2000 }, (_, i) => createHash('sha256').update(String(i)).digest());
+    const idx = new ChunkIndex();
+    ks.slice(0, 774).forEach((k) => idx.set(k, { refcount: 1, size: 2, csize: 3 }));
+    expect(idx.numBuckets).toBe(1031);
+    idx.set(ks[774] ?? Buffer.alloc(32), { refcount: 1, size: 2, csize: 3 });
+    expect(idx.numBuckets).toBe(2053);
+    ks.slice(775).forEach((k) => idx.set(k, { refcount: 1, size: 2, csize: 3 }));
+    expect(idx.numBuckets).toBe(4099);
+    ks.slice(0, 1100).forEach((k) => idx.delete(k));
+    expect([idx.numBuckets, idx.size]).toEqual([2053, 900]);
+  });
   it('refuses malformed files', () => {
     const good = new ChunkIndex();
     good.set(Buffer.alloc(32, 5), { refcount: 1, size: 2, csize: 3 });

@@ -99,6 +99,9 @@ export interface VerifiedChunk {
 /**
  * Full check of a chunk PUT: type byte, MAC, decrypt, bounded decompress, recomputed id compared in constant
  * time (borg's decrypt + assert_id). Throws IntegrityError or DecompressionError.
+ *
+ * `maxPlaintext` defaults to 128 MiB; legitimate plaintexts are at most 8 MiB for buzhash chunks and about
+ * MAX_DATA_SIZE (20 MiB) for fixed-chunker blocks and metadata, so a proxy should pass a tighter bound.
  */
 export async function verifyChunk(key: BorgKey, id: Uint8Array, obj: Buffer, maxPlaintext?: number): Promise<VerifiedChunk> {
   if (id.length !== 32) throw new IntegrityError('chunk id is not 32 bytes', 'id');
