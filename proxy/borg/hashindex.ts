@@ -117,10 +117,12 @@ export class ChunkIndex {
   }
 
   /**
-   * hashindex_lookup: bucket index of `key` or -1. Like borg, a found entry that sits behind a tombstone is
-   * moved into the first tombstone passed (so our files match borg's byte for byte, tombstones included).
+   * hashindex_lookup: bucket index of `key` or -1. With `move` (used by set/delete), a found entry that sits
+   * behind a tombstone is moved into the first tombstone passed, as borg does on every lookup, so files
+   * written here match borg's byte for byte, tombstones included. Plain reads (get/has) never move anything,
+   * so they are safe while iterating.
    */
-  private find(key: Buffer): number {
+  private find(key: Buffer, move = false): number {
     const w = this.words;
     const k0 = key.readUInt32LE(0);
     const k1 = key.readUInt32LE(4);
@@ -134,7 +136,7 @@ export class ChunkIndex {
       if (rc === DELETED) {
         if (deleted < 0) deleted = i;
       } else if (w[o] === k0 && w[o + 1] === k1 && this.table.compare(key, 8, KEY, o * 4 + 8, o * 4 + KEY) === 0) {
-        if (deleted >= 0) {
+        if (move && deleted >= 0) {
           w.copyWithin(deleted * W, o, o + W);
           w[o + RC] = DELETED;
           return deleted;
@@ -168,7 +170,7 @@ export class ChunkIndex {
     if (checkU32(e.refcount, 'refcount') > MAX_REFCOUNT) throw new RangeError('refcount above the maximum 0xfffffbff');
     checkU32(e.size, 'size');
     checkU32(e.csize, 'csize');
-    let i = this.find(k);
+    let i = this.find(k, true);
     if (i < 0) {
       if (this.entries > this.upperLimit()) {
         this.resize(growSize(this.buckets));
@@ -203,7 +205,7 @@ export class ChunkIndex {
 
   /** hashindex_delete: leaves a tombstone; shrinks the table below 25% load (not below the first size). */
   delete(key: Uint8Array): boolean {
-    const i = this.find(checkKey(key));
+    const i = this.find(checkKey(key), true);
     if (i < 0) return false;
     this.words[i * W + RC] = DELETED;
     this.entries--;
@@ -217,7 +219,7 @@ export class ChunkIndex {
     for (const [k, e] of other) this.add(k, e.refcount, e.size, e.csize);
   }
 
-  /** Entries in bucket order; keys are views valid until the next modification. */
+  /** Entries in bucket order; keys are views valid until the next set/add/delete (get/has are fine). */
   *[Symbol.iterator](): Generator<[Buffer, ChunkIndexEntry]> {
     const w = this.words;
     for (let o = 0; o < w.length; o += W) {
