@@ -48,6 +48,8 @@ describe.each(MODES)('manifest written by borg 1.2.4 (%s)', (mode) => {
     const noTam = packb(value);
     expect(() => parseManifest(key, noTam)).toThrow(expect.objectContaining({ code: 'tam-missing' }));
     expect(parseManifest(key, noTam, { required: false }).tamVerified).toBe(false);
+    value.set('evil', 1);
+    expect(() => parseManifest(key, packb(value), { required: false })).toThrow(/unexpected key "evil"/);
     const other = asMap(unpackb(plain, LIMITS.manifest), 'm');
     asMap(other.get('tam'), 'tam').set('type', Buffer.from('HKDF_HMAC_SHA256'));
     expect(() => parseManifest(key, packb(other))).toThrow(expect.objectContaining({ code: 'tam-suite' }));

@@ -9,6 +9,7 @@ import {
   asBytes,
   asInt,
   asMap,
+  assertKeys,
   keyOf,
   sortedMap,
   type Packable,
@@ -67,12 +68,15 @@ function asTimestamp(v: Value | undefined, what: string): string {
  */
 export function parseManifest(key: BorgKey, plaintext: Buffer, opts: TamVerifyOptions = {}): Manifest {
   const { value: m, verified } = verifyTam(key, plaintext, 'manifest', LIMITS.manifest, opts);
+  // ManifestItem's keys; anything else did not come from a borg 1.2 client.
+  assertKeys(m, ['version', 'archives', 'timestamp', 'config', 'item_keys'], 'manifest');
   const version = asInt(m.get('version'), 'version');
   if (version !== 1 && version !== 2) throw new BorgFormatError('Invalid manifest version', 'manifest-version');
   const archives = new Map<string, ManifestArchive>();
   // Archives.set_raw_dict: every value a dict with id and time.
   for (const [name, v] of asMap(m.get('archives'), 'archives')) {
     const entry = asMap(v, `archives[${JSON.stringify(name)}]`);
+    assertKeys(entry, ['id', 'time'], 'manifest archive entry');
     archives.set(name, { id: asBytes(entry.get('id'), 'archive id', { len: 32 }), time: asTimestamp(entry.get('time'), 'archive time') });
   }
   const itemKeys = m.has('item_keys') ? asArray(m.get('item_keys'), 'item_keys').map((k) => asBytes(k, 'item key', { maxLen: 255 }).toString('latin1')) : [];
