@@ -39,9 +39,17 @@ interface Counts {
 function readCounts(report: string | undefined, into: Counts): void {
   if (!report) return;
   try {
-    const r = JSON.parse(readFileSync(report, 'utf8')) as { numPassedTests?: number; numFailedTests?: number; numPendingTests?: number; numTodoTests?: number };
+    const r = JSON.parse(readFileSync(report, 'utf8')) as {
+      numPassedTests?: number;
+      numFailedTests?: number;
+      numPendingTests?: number;
+      numTodoTests?: number;
+      testResults?: Array<{ status?: string; assertionResults?: Array<{ status?: string }> }>;
+    };
+    // A file that fails to load has no failed test; count it, or a failed run would say "0 failed".
+    const brokenFiles = (r.testResults ?? []).filter((f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed')).length;
     into.passed += r.numPassedTests ?? 0;
-    into.failed += r.numFailedTests ?? 0;
+    into.failed += (r.numFailedTests ?? 0) + brokenFiles;
     into.skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   } catch {
     /* the step died before writing its report */
