@@ -4,6 +4,7 @@ import { requireAccount, type Account } from '../infra/accounts.js';
 import { loadConfig, type Config } from '../infra/config.js';
 import { createLogger, type Logger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
+import { connectTemporal, type TemporalHandle } from '../infra/temporal.js';
 import type { ServiceDeps } from '../services/deps.js';
 
 /** Wrong use of the CLI (exit 2), as opposed to a failed operation (exit 1). */
@@ -37,6 +38,7 @@ export function createCliContext(io: CliIo): CliContext {
   let verbose = false;
   let masterKey: MasterKey | undefined;
   let storage: Account | undefined;
+  let temporal: Promise<TemporalHandle> | undefined;
   const closers: Array<() => Promise<void> | void> = [];
   const ctx: CliContext = {
     io,
@@ -54,6 +56,7 @@ export function createCliContext(io: CliIo): CliContext {
         log: ctx.log(),
         masterKey: () => (masterKey ??= MasterKey.load(cfg.paths.masterKey)),
         storageAccount: () => (storage ??= requireAccount(cfg.accounts.storage)),
+        temporal: async () => (await (temporal ??= connectTemporal(cfg))).client,
       };
     },
     print: (text) => io.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
@@ -62,6 +65,7 @@ export function createCliContext(io: CliIo): CliContext {
     close: async () => {
       for (const fn of closers.reverse()) await fn();
       if (db) await db.close();
+      if (temporal) await (await temporal.catch(() => undefined))?.close();
       log?.flush();
     },
   };
@@ -81,6 +85,6 @@ export function table(headers: string[], rows: Array<Array<string | number | nul
 
 /** Strings from clients reach a terminal: escape control characters so they cannot drive it. */
 export function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

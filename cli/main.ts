@@ -8,6 +8,7 @@ import { registerRepoCommands } from './commands/repo.js';
 import { registerClientCommands } from './commands/client.js';
 import { registerUserCommands } from './commands/user.js';
 import { registerMiscCommands } from './commands/misc.js';
+import { registerJobCommands } from './commands/jobs.js';
 import { ServiceError } from '../services/errors.js';
 import { formatZodError } from '../services/validation.js';
 import { ConfigError } from '../infra/config.js';
@@ -23,6 +24,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerRepoCommands(program, ctx);
   registerClientCommands(program, ctx);
   registerUserCommands(program, ctx);
+  registerJobCommands(program, ctx);
   registerMiscCommands(program, ctx);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ outputError: () => {} });
   return program;

@@ -2,7 +2,9 @@
 // match exactly; with no pin, the caller decides (first contact pins). Remote commands are argv
 // arrays quoted by infra/shell-quote.ts; output buffers are bounded; every call can be cancelled.
 import { createHash } from 'node:crypto';
-import { Client, type ClientChannel, type SFTPWrapper } from 'ssh2';
+// ssh2 is CommonJS; its named exports are not all visible to ESM imports.
+import ssh2, { type ClientChannel, type SFTPWrapper } from 'ssh2';
+const { Client } = ssh2;
 import { shellCommand } from './shell-quote.js';
 
 export interface SshTarget {
@@ -76,7 +78,7 @@ export class SshConnection {
   private closed = false;
 
   private constructor(
-    private readonly client: Client,
+    private readonly client: InstanceType<typeof Client>,
     readonly target: SshTarget,
     /** The host key the server presented. */
     readonly hostKey: HostKey,

@@ -84,7 +84,7 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
     try {
       child = spawn(file, args, {
         cwd: opts.cwd,
-        env: (opts.env ?? baseEnv()) as NodeJS.ProcessEnv,
+        env: opts.env ?? baseEnv(),
         stdio: ['pipe', 'pipe', 'pipe'],
         uid: opts.uid,
         gid: opts.gid,

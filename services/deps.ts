@@ -5,6 +5,7 @@ import type { Config } from '../infra/config.js';
 import type { Logger } from '../infra/logger.js';
 import type { MasterKey } from '../infra/secrets.js';
 import type { Account } from '../infra/accounts.js';
+import type { Client as TemporalClient } from '@temporalio/client';
 
 export interface ServiceDeps {
   db: Db;
@@ -14,4 +15,6 @@ export interface ServiceDeps {
   masterKey(): MasterKey;
   /** The account that owns repositories and runs `borg serve`. */
   storageAccount(): Account;
+  /** Connected on first use: only operations on workflows need it. */
+  temporal(): Promise<TemporalClient>;
 }

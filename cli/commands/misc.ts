@@ -18,7 +18,8 @@ export function registerMiscCommands(program: Command, ctx: CliContext) {
     .argument('[args...]', 'borg arguments, after --; the repository is BORG_REPO, so use ::ARCHIVE')
     .allowUnknownOption()
     .passThroughOptions()
-    .action(async (repo: string, args: string[]) => {
+    .action(async (repo: string, rawArgs: string[]) => {
+      const args = rawArgs[0] === '--' ? rawArgs.slice(1) : rawArgs;
       if (args.length === 0) throw new UsageError('give borg arguments after --, e.g. borgcube borg REPO -- list');
       const code = await runAdminBorg(ctx.deps(), repo, args, {
         onStdout: (c) => ctx.io.stdout.write(c),

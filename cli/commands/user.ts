@@ -57,7 +57,7 @@ async function askPassword(ctx: CliContext): Promise<string | undefined> {
 
 function askHidden(ctx: CliContext, prompt: string): Promise<string> {
   return new Promise((resolve) => {
-    const rl = createInterface({ input: process.stdin, output: ctx.io.stderr as NodeJS.WritableStream, terminal: true });
+    const rl = createInterface({ input: process.stdin, output: ctx.io.stderr, terminal: true });
     const out = rl as unknown as { _writeToOutput: (s: string) => void };
     let prompted = false;
     out._writeToOutput = (s: string) => {

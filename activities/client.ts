@@ -1,0 +1,472 @@
+// Activities that act on a client over SSH (main task queue): push the job folder, deploy borg,
+// run `borg create` detached and follow it, pull the files cache back, clean up.
+//
+// The job folder on the client is ~/.borgcube/jobs/<job id> (0700). It holds the job key, its
+// passphrase, the job's SSH credential, the known_hosts entry of BorgCube's sshd, the prepared
+// cache and, while borg runs, its log. No secret ever appears on a command line: borg reads them
+// through BORG_KEY_FILE / BORG_PASSCOMMAND / ssh -i, all pointing into the job folder.
+import { createHash } from 'node:crypto';
+import { chownSync, createReadStream, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
+import type { SFTPWrapper } from 'ssh2';
+import type { Db } from '../db/client.js';
+import { findClientById } from '../db/queries/clients.js';
+import * as jobs from '../db/queries/jobs.js';
+import type { Client, Job } from '../db/schema.js';
+import type { Account } from '../infra/accounts.js';
+import type { Config } from '../infra/config.js';
+import type { EventPublisher } from '../infra/events.js';
+import type { Logger } from '../infra/logger.js';
+import { shellCommand, shellQuote } from '../infra/shell-quote.js';
+import type { SshConnection} from '../infra/ssh.js';
+import { SshError } from '../infra/ssh.js';
+import { sshdPaths } from '../infra/sshd.js';
+import { connectClient, probeBorgVersion } from '../services/clients.js';
+import { LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
+import { filesCachePath, jobClientFilesDir, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
+
+export interface ClientActivityDeps {
+  db: Db;
+  config: Config;
+  events: EventPublisher;
+  log: Logger;
+  storageAccount(): Account;
+  /** Poll interval of the log follower (tests shorten it). */
+  pollMs?: number;
+}
+
+export interface JobRef {
+  jobId: string;
+}
+
+/** Where the job folder lives on the client, relative to the SSH user's home. */
+export const clientJobDir = (jobId: string) => `.borgcube/jobs/${jobId}`;
+
+/** Stored log lines per job; beyond it only warnings and errors are kept. */
+const MAX_STORED_LINES = 20_000;
+/** Largest files cache accepted back from a client. */
+const MAX_FILES_CACHE = 1024 * 1024 * 1024;
+
+export interface RunBorgInput extends JobRef {
+  /** The borg command on the client (from ensureBorg). */
+  borgCmd: string;
+}
+
+interface RunHeartbeat {
+  offset: number;
+  started: boolean;
+  /** Latest progress line: what `borgcube job show` and the console show while borg runs. */
+  progress?: BorgLine & { kind: 'progress' };
+}
+
+export function createClientActivities(deps: ClientActivityDeps) {
+  const { db, config, log } = deps;
+
+  async function loadJob(jobId: string): Promise<{ job: Job; client: Client }> {
+    const job = await jobs.findJob(db, jobId);
+    if (!job) throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, 'JobGone');
+    if (!job.clientId) throw ApplicationFailure.nonRetryable('the client of this job was removed', 'JobGone');
+    const client = await findClientById(db, job.clientId);
+    if (!client) throw ApplicationFailure.nonRetryable('the client of this job was removed', 'JobGone');
+    return { job, client };
+  }
+
+  async function connect(client: Client): Promise<SshConnection> {
+    try {
+      return (await connectClient(deps, client, { signal: Context.current().cancellationSignal })).conn;
+    } catch (err) {
+      if (err instanceof SshError && err.permanent) {
+        throw ApplicationFailure.nonRetryable(err.message, err.code === 'host-key-changed' ? 'HostKeyChanged' : 'AuthFailed');
+      }
+      throw err;
+    }
+  }
+
+  async function withClient<T>(jobId: string, fn: (c: { conn: SshConnection; job: Job; client: Client; home: string; dir: string }) => Promise<T>): Promise<T> {
+    const { job, client } = await loadJob(jobId);
+    const conn = await connect(client);
+    try {
+      const sftp = await conn.sftp();
+      const home = await sftpRealpath(sftp, '.');
+      return await fn({ conn, job, client, home, dir: posix.join(home, clientJobDir(jobId)) });
+    } finally {
+      conn.close();
+    }
+  }
+
+  return {
+    /** Uploads what prepareBackup wrote for the client into a fresh private job folder. */
+    async pushJobFolder({ jobId }: JobRef): Promise<void> {
+      const src = jobClientFilesDir(config, jobId);
+      await withClient(jobId, async ({ conn, dir }) => {
+        const sftp = await conn.sftp();
+        await sftpMkdirPrivate(sftp, posix.dirname(posix.dirname(dir)));
+        await sftpMkdirPrivate(sftp, posix.dirname(dir));
+        // A previous round may have left a half-written folder: start from nothing.
+        await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 60_000 });
+        await sftpMkdirPrivate(sftp, dir);
+        await uploadTree(sftp, src, dir, () => heartbeat());
+        const hostKey = readFileSync(sshdPaths(config.paths.sshdDir).hostPublicKey, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+        await sftpWriteFile(sftp, posix.join(dir, 'known_hosts'), `[${config.ssh.host}]:${config.ssh.port} ${hostKey}\n`, 0o600);
+        log.info({ job: jobId, dir }, 'job folder pushed');
+      });
+    },
+
+    /** Finds borg on the client, or uploads the server's own and checks its SHA-256 there. */
+    async ensureBorg({ jobId }: JobRef): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
+      return withClient(jobId, async ({ conn, client, dir }) => {
+        const version = await probeBorgVersion(conn, client.borgPath);
+        if (version) {
+          if (!version.startsWith('1.2.')) throw ApplicationFailure.nonRetryable(`borg ${version} on the client is not 1.2.x; remove it or set --borg-path to a borg 1.2`, 'ClientConfigError');
+          return { borgCmd: client.borgPath, deployed: false, version };
+        }
+        const local = config.borg.deployPath;
+        const digest = await sha256File(local);
+        const remote = posix.join(dir, 'borg');
+        const sftp = await conn.sftp();
+        await new Promise<void>((resolve, reject) => sftp.fastPut(local, remote, { mode: 0o700, step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
+        const r = await conn.exec(['sha256sum', '--', remote], { timeoutMs: 120_000 });
+        const got = r.stdout.toString('utf8').split(/\s+/)[0];
+        if (r.code !== 0 || got !== digest) throw new Error(`the borg uploaded to the client has SHA-256 ${got ?? '?'}, expected ${digest}`);
+        const deployedVersion = await probeBorgVersion(conn, remote);
+        if (!deployedVersion) throw ApplicationFailure.nonRetryable(`the deployed borg (${local}) does not run on the client`, 'ClientConfigError');
+        log.info({ job: jobId, version: deployedVersion }, 'borg deployed to the client');
+        const follower = new LogFollower(deps, jobId, await jobs.lastLogSeq(db, jobId));
+        await follower.own(`no borg at ${client.borgPath} on the client; deployed borg ${deployedVersion} (sha256 ${digest.slice(0, 16)}…) for this job`);
+        await follower.flush();
+        return { borgCmd: remote, deployed: true, version: deployedVersion };
+      });
+    },
+
+    /**
+     * Starts `borg create` detached on the client (or re-attaches to the one already running after
+     * a worker restart), follows its JSON log and exit code, heartbeats the latest progress.
+     */
+    async runBorgCreate(input: RunBorgInput): Promise<{ rc: number }> {
+      const ctx = Context.current();
+      const prev = (ctx.info.heartbeatDetails as RunHeartbeat | undefined) ?? { offset: 0, started: false };
+      return withClient(input.jobId, async ({ conn, job, client, dir }) => {
+        const sftp = await conn.sftp();
+        if (!(await sftpExists(sftp, posix.join(dir, 'key')))) {
+          throw ApplicationFailure.nonRetryable(`the job folder ${dir} is gone from the client`, 'JobFolderMissing');
+        }
+        const follower = new LogFollower(deps, input.jobId, await jobs.lastLogSeq(db, input.jobId));
+        let offset = prev.offset;
+        const running = await borgRunning(conn, dir);
+        if (!running) {
+          if (await sftpExists(sftp, posix.join(dir, 'rc'))) {
+            // Finished while nobody watched (worker restart): read the rest below.
+          } else {
+            await sftpWriteFile(sftp, posix.join(dir, 'run.sh'), runScript({ config, job, client, dir, borgCmd: input.borgCmd }), 0o700);
+            const r = await conn.exec(['setsid', '-f', 'sh', posix.join(dir, 'run.sh')], { timeoutMs: 60_000 });
+            if (r.code !== 0) throw new Error(`starting borg on the client failed: ${r.stderr.toString('utf8').trim().slice(0, 300)}`);
+            await follower.own(prev.started ? 'borg create restarted on the client' : 'borg create started on the client');
+          }
+        } else if (prev.started) {
+          await follower.own('worker restarted: following the borg create that is still running on the client');
+        }
+        const beat = (started: boolean) => heartbeat({ offset, started, progress: follower.progress } satisfies RunHeartbeat);
+        beat(true);
+
+        const splitter = new LineSplitter();
+        let lastBeat = 0;
+        for (;;) {
+          if (ctx.cancellationSignal.aborted) {
+            await killBorg(conn, dir);
+            await follower.own('cancelled: borg create stopped on the client');
+            await follower.flush();
+            throw new CancelledFailure('backup cancelled');
+          }
+          const chunk = await sftpReadFrom(sftp, posix.join(dir, 'borg.log'), offset, 1024 * 1024);
+          if (chunk.length) {
+            offset += chunk.length;
+            for (const l of splitter.push(chunk)) await follower.line(parseBorgLine(l.line, l.truncated));
+          }
+          const rcText = chunk.length === 0 ? await sftpReadSmall(sftp, posix.join(dir, 'rc')) : undefined;
+          if (rcText !== undefined) {
+            for (const l of splitter.flush()) await follower.line(parseBorgLine(l.line, l.truncated));
+            await follower.flush();
+            const rc = Number(rcText.trim());
+            beat(false);
+            if (rc === 0 || rc === 1) {
+              await follower.own(rc === 0 ? 'borg create finished' : 'borg create finished with warnings (see above)');
+              return { rc };
+            }
+            // The next attempt starts borg again; its log continues after this one.
+            await conn.exec(['rm', '-f', '--', posix.join(dir, 'rc'), posix.join(dir, 'borg.pid')], { timeoutMs: 30_000 });
+            const msg = follower.lastError ?? `borg create exited with ${Number.isNaN(rc) ? rcText.trim().slice(0, 20) : rc}`;
+            if (follower.lastErrorTransient || Number.isNaN(rc) || rc > 128) throw new Error(msg);
+            throw ApplicationFailure.nonRetryable(msg, 'BorgFailed');
+          }
+          const now = Date.now();
+          if (now - lastBeat > 2000 || chunk.length) {
+            beat(true);
+            lastBeat = now;
+          }
+          await follower.maybeFlush();
+          if (!chunk.length) await sleep(deps.pollMs ?? 300, undefined, { signal: ctx.cancellationSignal }).catch(() => {});
+        }
+      });
+    },
+
+    /** Keeps the client's files cache for its next job (it only ever goes back to the same client). */
+    async pullFilesCache({ jobId }: JobRef): Promise<{ bytes: number }> {
+      const { job } = await loadJob(jobId);
+      const state = JSON.parse(readFileSync(join(jobServerDir(config, jobId), 'state.json'), 'utf8')) as { fakeRepoId: string };
+      return withClient(jobId, async ({ conn, dir }) => {
+        const sftp = await conn.sftp();
+        const remote = posix.join(dir, 'cache', state.fakeRepoId, 'files');
+        const st = await sftpStat(sftp, remote);
+        if (!st) return { bytes: 0 };
+        if (st.size > MAX_FILES_CACHE) {
+          log.warn({ job: jobId, size: st.size }, 'files cache from the client is too large; not kept');
+          return { bytes: 0 };
+        }
+        const dest = filesCachePath(config, job.clientId!, job.repositoryId);
+        mkdirSync(dirname(dest), { recursive: true, mode: 0o700 });
+        const tmp = `${dest}.${jobId}.tmp`;
+        await new Promise<void>((resolve, reject) => sftp.fastGet(remote, tmp, { step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
+        if (statSync(tmp).size > MAX_FILES_CACHE) throw new Error('files cache grew while being copied');
+        const acct = deps.storageAccount();
+        chownSync(dirname(dest), acct.uid, acct.gid);
+        chownSync(tmp, acct.uid, acct.gid);
+        renameSync(tmp, dest);
+        return { bytes: st.size };
+      });
+    },
+
+    /** Stops borg if it still runs and removes the job folder. Always called, whatever happened. */
+    async cleanupClient({ jobId }: JobRef): Promise<void> {
+      await withClient(jobId, async ({ conn, dir }) => {
+        await killBorg(conn, dir);
+        const r = await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 120_000 });
+        if (r.code !== 0) throw new Error(`removing ${dir} on the client failed: ${r.stderr.toString('utf8').trim().slice(0, 300)}`);
+        // Leave no empty BorgCube folders behind either (fails harmlessly while other jobs run).
+        await conn.exec(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))], { timeoutMs: 30_000 });
+        if (await sftpExists(await conn.sftp(), dir)) throw new Error(`${dir} is still on the client`);
+      });
+    },
+  };
+}
+
+export type ClientActivities = ReturnType<typeof createClientActivities>;
+
+// ---------------------------------------------------------------------------------------------
+
+/** Messages of borg errors caused by the connection, not by the backup itself: worth a retry. */
+const transientError = /Connection closed|connection closed|ConnectionClosed|Broken pipe|timed out|LockTimeout|Connection reset|Remote: Borg [\d.]+: Got connection close|RemoteRepository|UnexpectedRPCDataFormatFromServer|Failed to create\/acquire the lock/;
+
+/** Turns parsed borg lines into PostgreSQL rows (batched), Redis events and heartbeats. */
+class LogFollower {
+  private batch: Array<Parameters<typeof jobs.insertLogLines>[1][number]> = [];
+  private lastFlush = Date.now();
+  private stored = 0;
+  private progressN = 0;
+  private lastProgressPublish = 0;
+  lastError: string | undefined;
+  lastErrorTransient = false;
+  progress: (BorgLine & { kind: 'progress' }) | undefined;
+
+  constructor(
+    private readonly deps: ClientActivityDeps,
+    private readonly jobId: string,
+    private seq: number,
+  ) {}
+
+  async own(message: string, level = 'INFO') {
+    await this.line({ kind: 'log', level, type: 'borgcube', msgid: null, message, time: null });
+  }
+
+  async line(l: BorgLine | null) {
+    if (!l) return;
+    if (l.kind === 'progress') {
+      const now = Date.now();
+      // Borg prints at most 5 lines a second; publish them all, but never faster than 10/s.
+      if (now - this.lastProgressPublish >= 100) {
+        this.lastProgressPublish = now;
+        await this.deps.events.publish(this.jobId, { type: 'progress', ...l, n: ++this.progressN }).catch(() => {});
+      }
+      this.progress = l;
+      return;
+    }
+    if (l.kind === 'progress-finished') return;
+    if (l.level === 'ERROR' || l.level === 'CRITICAL') {
+      this.lastError = l.message;
+      this.lastErrorTransient = transientError.test(l.message) || (l.msgid !== null && transientError.test(l.msgid));
+    }
+    if (this.stored >= MAX_STORED_LINES && !['WARNING', 'ERROR', 'CRITICAL'].includes(l.level)) return;
+    this.stored++;
+    const row = {
+      jobId: this.jobId,
+      seq: ++this.seq,
+      time: l.time ? new Date(l.time * 1000) : new Date(),
+      level: l.level,
+      type: l.type,
+      msgid: l.msgid,
+      message: l.message,
+    };
+    this.batch.push(row);
+    await this.deps.events
+      .publish(this.jobId, { type: 'log', seq: row.seq, time: row.time.toISOString(), level: row.level, kind: row.type, msgid: row.msgid, message: row.message })
+      .catch(() => {});
+    if (this.batch.length >= 200) await this.flush();
+  }
+
+  async maybeFlush() {
+    if (this.batch.length && Date.now() - this.lastFlush > 500) await this.flush();
+  }
+
+  async flush() {
+    const rows = this.batch;
+    this.batch = [];
+    this.lastFlush = Date.now();
+    await jobs.insertLogLines(this.deps.db, rows);
+  }
+}
+
+/** The script that runs borg on the client, detached from the SSH session (DESIGN.md §3 step 5). */
+export function runScript(p: { config: Config; job: Job; client: Client; dir: string; borgCmd: string }): string {
+  const { config, job, client, dir } = p;
+  const q = shellQuote;
+  const rsh = shellCommand([
+    'ssh', '-F', '/dev/null',
+    '-i', posix.join(dir, 'id'),
+    '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none',
+    '-o', `UserKnownHostsFile=${posix.join(dir, 'known_hosts')}`, '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR',
+    '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=4',
+  ]);
+  const location = `${jobRepositoryUrl(config, job.id)}::${job.archiveName}`;
+  const args = [p.borgCmd, 'create', '--log-json', '--progress', '--checkpoint-interval', '300', ...client.excludes.flatMap((e) => ['--exclude', e]), location, ...client.paths];
+  return [
+    '#!/bin/sh',
+    `# BorgCube job ${job.id}: written by the server, runs borg create detached from the SSH session.`,
+    'umask 077',
+    `cd ${q(dir)} || exit 97`,
+    `export BORG_BASE_DIR=${q(posix.join(dir, 'home'))}`,
+    `export BORG_CACHE_DIR=${q(posix.join(dir, 'cache'))}`,
+    `export BORG_KEY_FILE=${q(posix.join(dir, 'key'))}`,
+    `export BORG_PASSCOMMAND=${q(shellCommand(['cat', posix.join(dir, 'passphrase')]))}`,
+    `export BORG_RSH=${q(rsh)}`,
+    'export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no BORG_EXIT_CODES=legacy',
+    'export LANG=C.UTF-8 LC_ALL=C.UTF-8',
+    'unset BORG_PASSPHRASE BORG_PASSPHRASE_FD BORG_REPO BORG_NEW_PASSPHRASE',
+    'echo $$ > run.pid',
+    `${shellCommand(args)} >> borg.out 2>> borg.log < /dev/null &`,
+    'echo $! > borg.pid',
+    'wait $!',
+    'echo $? > rc.tmp && mv rc.tmp rc',
+    '',
+  ].join('\n');
+}
+
+async function borgRunning(conn: SshConnection, dir: string): Promise<boolean> {
+  const pidFile = posix.join(dir, 'borg.pid');
+  // The pid must still be a process whose working directory is this job folder (pids are reused).
+  const script = `p=$(cat ${shellQuote(pidFile)} 2>/dev/null) || exit 1; [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ "$(readlink /proc/$p/cwd)" = ${shellQuote(dir)} ]`;
+  const r = await conn.execRaw(script, { timeoutMs: 30_000 });
+  return r.code === 0;
+}
+
+/** SIGTERM to borg's process group (run.sh is the session leader), SIGKILL if it lingers. */
+async function killBorg(conn: SshConnection, dir: string): Promise<void> {
+  const runPid = posix.join(dir, 'run.pid');
+  const borgPid = posix.join(dir, 'borg.pid');
+  const script = [
+    `rp=$(cat ${shellQuote(runPid)} 2>/dev/null); bp=$(cat ${shellQuote(borgPid)} 2>/dev/null)`,
+    `alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(readlink /proc/$1/cwd)" = ${shellQuote(dir)} ]; }`,
+    'alive "$bp" || alive "$rp" || exit 0',
+    'kill -TERM "$bp" 2>/dev/null; [ -n "$rp" ] && kill -TERM -- "-$rp" 2>/dev/null',
+    'i=0; while alive "$bp" && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done',
+    'alive "$bp" && kill -KILL "$bp" 2>/dev/null; [ -n "$rp" ] && kill -KILL -- "-$rp" 2>/dev/null; exit 0',
+  ].join('\n');
+  await conn.execRaw(script, { timeoutMs: 60_000 });
+}
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+// ---- SFTP helpers (paths are absolute on the client) ----------------------------------------
+
+function sftpRealpath(sftp: SFTPWrapper, p: string): Promise<string> {
+  return new Promise((resolve, reject) => sftp.realpath(p, (err, abs) => (err ? reject(err) : resolve(abs))));
+}
+
+function sftpStat(sftp: SFTPWrapper, p: string): Promise<{ size: number; isDir: boolean; isLink: boolean } | undefined> {
+  return new Promise((resolve, reject) =>
+    sftp.lstat(p, (err, st) => {
+      if (err) return (err as { code?: number }).code === 2 ? resolve(undefined) : reject(err);
+      resolve({ size: st.size, isDir: st.isDirectory(), isLink: st.isSymbolicLink() });
+    }),
+  );
+}
+
+async function sftpExists(sftp: SFTPWrapper, p: string): Promise<boolean> {
+  return (await sftpStat(sftp, p)) !== undefined;
+}
+
+/** mkdir 0700, or check that what is there is a real folder (not a symlink planted elsewhere). */
+async function sftpMkdirPrivate(sftp: SFTPWrapper, p: string): Promise<void> {
+  const st = await sftpStat(sftp, p);
+  if (st) {
+    if (!st.isDir || st.isLink) throw ApplicationFailure.nonRetryable(`${p} on the client is not a folder`, 'ClientConfigError');
+    await new Promise<void>((resolve, reject) => sftp.chmod(p, 0o700, (err) => (err ? reject(err) : resolve())));
+    return;
+  }
+  await new Promise<void>((resolve, reject) => sftp.mkdir(p, { mode: 0o700 }, (err) => (err ? reject(err) : resolve())));
+}
+
+function sftpWriteFile(sftp: SFTPWrapper, p: string, data: string | Buffer, mode: number): Promise<void> {
+  return new Promise((resolve, reject) => sftp.writeFile(p, data, { mode }, (err) => (err ? reject(err) : resolve())));
+}
+
+async function uploadTree(sftp: SFTPWrapper, localDir: string, remoteDir: string, onProgress: () => void): Promise<void> {
+  for (const name of readdirSync(localDir)) {
+    const l = join(localDir, name);
+    const r = posix.join(remoteDir, name);
+    const st = statSync(l);
+    if (st.isDirectory()) {
+      await sftpMkdirPrivate(sftp, r);
+      await uploadTree(sftp, l, r, onProgress);
+    } else {
+      await new Promise<void>((resolve, reject) => sftp.fastPut(l, r, { mode: 0o600, step: onProgress }, (err) => (err ? reject(err) : resolve())));
+    }
+  }
+}
+
+/** Up to `max` bytes of a file from `offset` (empty when there is nothing new or no file yet). */
+function sftpReadFrom(sftp: SFTPWrapper, p: string, offset: number, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    sftp.open(p, 'r', (err, handle) => {
+      if (err) return (err as { code?: number }).code === 2 ? resolve(Buffer.alloc(0)) : reject(err);
+      const buf = Buffer.allocUnsafe(max);
+      const parts: Buffer[] = [];
+      let got = 0;
+      const readMore = () => {
+        // ssh2 reads at most ~32 KiB per request; loop until EOF or `max`.
+        sftp.read(handle, buf, got, Math.min(32768, max - got), offset + got, (e, n) => {
+          if (e || n === 0 || got + n >= max) {
+            if (!e && n > 0) got += n;
+            sftp.close(handle, () => {});
+            if (e && (e as { code?: number }).code !== 1) return reject(e);
+            parts.push(buf.subarray(0, got));
+            return resolve(Buffer.concat(parts));
+          }
+          got += n;
+          readMore();
+        });
+      };
+      readMore();
+    });
+  });
+}
+
+async function sftpReadSmall(sftp: SFTPWrapper, p: string): Promise<string | undefined> {
+  if (!(await sftpExists(sftp, p))) return undefined;
+  return (await sftpReadFrom(sftp, p, 0, 4096)).toString('utf8');
+}

@@ -1,0 +1,85 @@
+// Job bookkeeping activities (PostgreSQL only): reserve, phase, final state.
+import { ApplicationFailure } from '@temporalio/activity';
+import * as jobs from '../db/queries/jobs.js';
+import { findClientById } from '../db/queries/clients.js';
+import type { Db } from '../db/client.js';
+import type { JobStats } from '../db/schema.js';
+import type { EventPublisher } from '../infra/events.js';
+import type { Logger } from '../infra/logger.js';
+import { uniqueViolation } from '../services/errors.js';
+
+export interface JobActivityDeps {
+  db: Db;
+  events: EventPublisher;
+  log: Logger;
+}
+
+export interface ReserveJobInput {
+  jobId: string;
+  clientId: string;
+  repositoryId: string;
+  policyId?: string | null;
+  triggeredBy?: string;
+  workflowRunId: string;
+}
+
+/** Archive names are built by the server: `<client>-<UTC time>`; a suffix resolves collisions. */
+export function archiveNameFor(clientName: string, at: Date, n: number): string {
+  const t = at.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-');
+  return n === 0 ? `${clientName}-${t}` : `${clientName}-${t}-${n + 1}`;
+}
+
+export function createJobActivities(deps: JobActivityDeps) {
+  const { db, events, log } = deps;
+  return {
+    /** Inserts the job row if the starter did not, and reserves its archive name (idempotent). */
+    async reserveJob(input: ReserveJobInput): Promise<{ archiveName: string }> {
+      let job = await jobs.findJob(db, input.jobId);
+      if (!job) {
+        try {
+          job = await jobs.insertJob(db, {
+            id: input.jobId,
+            kind: 'backup',
+            clientId: input.clientId,
+            repositoryId: input.repositoryId,
+            policyId: input.policyId ?? null,
+            triggeredBy: input.triggeredBy ?? null,
+          });
+        } catch (err) {
+          if (!uniqueViolation(err)) throw err;
+          job = (await jobs.findJob(db, input.jobId))!;
+        }
+      }
+      if (job.state !== 'running') throw ApplicationFailure.nonRetryable(`job ${input.jobId} already ended (${job.state})`, 'JobGone');
+      if (job.archiveName) return { archiveName: job.archiveName };
+      const client = await findClientById(db, input.clientId);
+      if (!client) throw ApplicationFailure.nonRetryable('the client of this job was removed', 'JobGone');
+      const now = new Date();
+      for (let n = 0; n < 50; n++) {
+        const archiveName = archiveNameFor(client.name, now, n);
+        try {
+          await jobs.updateJob(db, input.jobId, { archiveName, startedAt: job.startedAt ?? now, phase: 'prepare' });
+          await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: 'running', phase: 'prepare' }).catch(() => {});
+          return { archiveName };
+        } catch (err) {
+          if (!uniqueViolation(err)) throw err;
+        }
+      }
+      throw new Error('could not reserve a unique archive name');
+    },
+
+    async setPhase(input: { jobId: string; phase: string }): Promise<void> {
+      await jobs.updateJob(db, input.jobId, { phase: input.phase });
+      await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: 'running', phase: input.phase }).catch((err: Error) => log.warn({ err: err.message }, 'publishing a job event failed'));
+    },
+
+    async completeJob(input: { jobId: string; state: 'succeeded' | 'failed' | 'violation' | 'cancelled'; error?: string; stats?: JobStats }): Promise<void> {
+      const row = await jobs.completeJob(db, input.jobId, input.state, input.error ?? null, input.stats ?? null);
+      const final = row ?? (await jobs.findJob(db, input.jobId));
+      log.info({ job: input.jobId, state: final?.state, error: final?.error }, 'job finished');
+      await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: final?.state ?? input.state, phase: 'done', error: final?.error ?? null }).catch(() => {});
+    },
+  };
+}
+
+export type JobActivities = ReturnType<typeof createJobActivities>;

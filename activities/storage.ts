@@ -1,0 +1,329 @@
+// Activities that touch a repository (the storage host's task queue): they run inside the
+// repository service's process, which holds the real keys and the upstream borg sessions.
+//  * prepareBackup: the job key, the fake manifest, the client's cache (BORG_PROTOCOL.md §6.6),
+//    the job's SSH credential — everything the client gets, written to the job's server folder;
+//  * finalizeBackup: the archive is in the real manifest → record it; drop the job's checkpoints;
+//  * cleanupJob: remove what a job left that no archive references; forget the job's secrets;
+//  * revokeCredential: the credential stops opening the proxy, live sessions end.
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { and, eq, isNull } from 'drizzle-orm';
+import ssh2 from 'ssh2';
+import type { Db } from '../db/client.js';
+import * as jobsQ from '../db/queries/jobs.js';
+import { findClientById } from '../db/queries/clients.js';
+import { archivesTable, jobCredentialsTable, jobKeysTable, type JobStats } from '../db/schema.js';
+import type { Config } from '../infra/config.js';
+import type { Logger } from '../infra/logger.js';
+import type { MasterKey } from '../infra/secrets.js';
+import { fingerprintOfPublicKey } from '../infra/ssh.js';
+import { filesCachePath, jobClientFilesDir, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
+import { writeClientCache } from '../proxy/borg/cache-config.js';
+import { readFilesCache } from '../proxy/borg/files-cache.js';
+import { ChunkIndex } from '../proxy/borg/hashindex.js';
+import { asKeyType, createJobKey, isBlake2, loadKey, renderKeyfile, type BorgKey } from '../proxy/borg/keys.js';
+import { archiveName, manifestId, packManifest, parseManifest } from '../proxy/borg/manifest.js';
+import { encodeRefs, type RefMap } from '../proxy/service/chunk-store.js';
+import { jobKeyContext, type RepositoryService } from '../proxy/service/repository-service.js';
+import type { RepositoryHandle } from '../proxy/service/repository.js';
+import { parseBorgTime } from '../proxy/service/timestamps.js';
+import { UpstreamError, type Upstream } from '../proxy/service/upstream.js';
+import { parseArchive } from '../proxy/borg/archive.js';
+import { updateRepositoryStats } from '../db/queries/repositories.js';
+
+export interface StorageActivityDeps {
+  db: Db;
+  config: Config;
+  log: Logger;
+  masterKey: MasterKey;
+  service: RepositoryService;
+}
+
+/** How long a job credential may live at most, whatever happens to the job. */
+const CREDENTIAL_TTL_MS = 48 * 3600 * 1000;
+/** PBKDF2 rounds of the job key: its passphrase is 256 random bits, so few rounds suffice (§2.2). */
+const JOB_KEY_ITERATIONS = 1000;
+
+/** The job key's type: a key file (read through BORG_KEY_FILE) of the real key's id-hash family. */
+export function jobKeyType(real: BorgKey): 0x00 | 0x04 {
+  return isBlake2(real.type) ? 0x04 : 0x00;
+}
+
+export function createStorageActivities(deps: StorageActivityDeps) {
+  const { db, config, log, masterKey, service } = deps;
+
+  async function loadJob(jobId: string) {
+    const job = await jobsQ.findJob(db, jobId);
+    if (!job) throw ApplicationFailure.nonRetryable(`job ${jobId} does not exist`, 'JobGone');
+    const client = job.clientId ? await findClientById(db, job.clientId) : undefined;
+    if (!client) throw ApplicationFailure.nonRetryable('the client of this job was removed', 'JobGone');
+    if (!job.archiveName) throw ApplicationFailure.nonRetryable('the job has no reserved archive name', 'JobGone');
+    return { job, client, archiveName: job.archiveName };
+  }
+
+  /** The job's own entries in the real manifest (its archive and checkpoints from earlier rounds). */
+  function ownEntries(repo: RepositoryHandle, name: string) {
+    const prefix = archiveName(name);
+    return [...repo.manifest.parsed.archives].filter(([n]) => n === prefix || (n.startsWith(prefix) && /^\.checkpoint(\.\d+)?$/.test(n.slice(prefix.length))));
+  }
+
+  return {
+    async prepareBackup({ jobId }: { jobId: string }): Promise<{ archiveName: string; handedObjects: number }> {
+      const { job, client, archiveName: name } = await loadJob(jobId);
+      const repo = await service.repository(job.repositoryId);
+      const dir = jobServerDir(config, jobId);
+      const clientDir = jobClientFilesDir(config, jobId);
+      return repo.use(async () => {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        // Rebuilt from scratch each round: what the client gets is derived, never patched.
+        rmSync(clientDir, { recursive: true, force: true });
+        mkdirSync(clientDir, { mode: 0o700 });
+        chmodSync(dir, 0o700);
+
+        // 1. The job key (kept across rounds, so the client's counters and cache stay consistent).
+        let keyRow = (await db.select().from(jobKeysTable).where(eq(jobKeysTable.jobId, jobId)))[0];
+        let keyText: string;
+        let passphrase: string;
+        if (!keyRow) {
+          const fakeRepoId = randomBytes(32);
+          const jk = createJobKey(repo.key, jobKeyType(repo.key));
+          passphrase = jk.passphrase;
+          keyText = renderKeyfile({ ...jk.key, repositoryId: fakeRepoId }, passphrase, JOB_KEY_ITERATIONS);
+          keyRow = (
+            await db
+              .insert(jobKeysTable)
+              .values({ jobId, keyType: jk.key.type, keySealed: masterKey.seal(JSON.stringify({ keyText, passphrase }), jobKeyContext(jobId)), fakeRepoId: fakeRepoId.toString('hex') })
+              .returning()
+          )[0]!;
+        } else {
+          ({ keyText, passphrase } = JSON.parse(masterKey.openText(keyRow.keySealed, jobKeyContext(jobId))) as { keyText: string; passphrase: string });
+        }
+        const jobKey = loadKey(keyText, passphrase, asKeyType(keyRow.keyType));
+
+        // 2. The manifest the client is served: its own last write, or a fresh one listing only this
+        //    job's checkpoints from earlier rounds (the client may see nothing else, §4.2).
+        let state = service.readJobState(jobId);
+        if (!state) {
+          const real = repo.manifest.parsed;
+          const fake = packManifest(jobKey, { archives: new Map(ownEntries(repo, name)), timestamp: real.timestamp, itemKeys: real.itemKeys.length ? real.itemKeys : undefined });
+          state = { fakeRepoId: keyRow.fakeRepoId, servedManifest: fake.toString('base64'), idMap: {} };
+          service.writeJobState(jobId, state);
+        }
+        const served = Buffer.from(state.servedManifest, 'base64');
+        const servedParsed = parseManifest(jobKey, served);
+
+        // 3. The chunks this client may know: its own archives (default), or every chunk (opt-in).
+        let handed: RefMap;
+        if (client.dedupScope === 'repository') handed = new Map([...repo.chunks.entries()].map(([k, v]) => [k, { ...v }]));
+        else {
+          const live = new Set([...repo.manifest.parsed.archives.values()].map((a) => a.id.toString('hex')));
+          const mine = await db
+            .select({ borgId: archivesTable.borgId })
+            .from(archivesTable)
+            .where(and(eq(archivesTable.clientId, client.id), eq(archivesTable.repositoryId, job.repositoryId), isNull(archivesTable.deletedAt)));
+          const ids = new Set(mine.map((a) => a.borgId).filter((h) => live.has(h)));
+          for (const [, a] of ownEntries(repo, name)) ids.add(a.id.toString('hex'));
+          handed = repo.chunks.union(ids);
+        }
+        writeFileSync(join(dir, 'handed.idx'), encodeRefs(handed), { mode: 0o600 });
+        if (!existsSync(join(dir, 'puts.log'))) writeFileSync(join(dir, 'puts.log'), '', { mode: 0o600 });
+        const index = new ChunkIndex(handed.size);
+        for (const [hex, e] of handed) index.set(Buffer.from(hex, 'hex'), e);
+
+        // 4. The client's cache folder, so that stock borg does no cache sync (§6.6).
+        await writeClientCache(join(clientDir, 'cache'), {
+          repositoryId: Buffer.from(state.fakeRepoId, 'hex'),
+          manifestId: manifestId(jobKey, served),
+          timestamp: servedParsed.timestamp,
+          keyType: keyRow.keyType,
+          previousLocation: jobRepositoryUrl(config, jobId),
+          chunks: index,
+          files: readClientFilesCache(filesCachePath(config, client.id, job.repositoryId), log),
+        });
+        writeFileSync(join(clientDir, 'key'), keyText, { mode: 0o600 });
+        writeFileSync(join(clientDir, 'passphrase'), `${passphrase}\n`, { mode: 0o600 });
+
+        // 5. The job's SSH credential: a fresh key pair per round; earlier ones stop working.
+        const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `borgcube-job-${jobId}` });
+        writeFileSync(join(clientDir, 'id'), pair.private, { mode: 0o600 });
+        const publicKey = pair.public.trim().split(/\s+/).slice(0, 2).join(' ');
+        await db.update(jobCredentialsTable).set({ revokedAt: new Date() }).where(and(eq(jobCredentialsTable.jobId, jobId), isNull(jobCredentialsTable.revokedAt)));
+        await db.insert(jobCredentialsTable).values({
+          jobId,
+          clientId: client.id,
+          publicKey,
+          fingerprint: fingerprintOfPublicKey(publicKey),
+          expiresAt: new Date(Date.now() + CREDENTIAL_TTL_MS),
+        });
+        log.info({ job: jobId, handed: handed.size, scope: client.dedupScope }, 'backup prepared');
+        return { archiveName: name, handedObjects: handed.size };
+      });
+    },
+
+    /** The archive must be in the real manifest under its reserved name; record it. */
+    async finalizeBackup({ jobId }: { jobId: string }): Promise<{ stats: JobStats }> {
+      const { job, client, archiveName: name } = await loadJob(jobId);
+      const repo = await service.repository(job.repositoryId);
+      const result = await repo.use(async (up) => {
+        const entry = repo.manifest.parsed.archives.get(archiveName(name));
+        if (!entry) throw ApplicationFailure.nonRetryable(`archive ${name} is not in the repository`, 'ArchiveMissing');
+        const { plaintext } = await repo.readObject(up, entry.id);
+        const meta = parseArchive(repo.key, plaintext);
+        // Leftover checkpoints of this job (from rounds that were cut short) are superseded now.
+        await dropEntries(repo, up, ownEntries(repo, name).filter(([n]) => n !== archiveName(name)));
+        return { entry, meta };
+      });
+      const { entry, meta } = result;
+      const stats = service.jobStats(jobId);
+      const refs = repo.chunks.readArchiveIndex(entry.id.toString('hex'));
+      const jobStats: JobStats = {
+        originalSize: meta.stats?.size,
+        compressedSize: meta.stats?.csize,
+        nfiles: meta.stats?.nfiles,
+        deduplicatedSize: stats.newBytes,
+        uploadedBytes: stats.uploadedBytes,
+        uploadedObjects: stats.uploadedObjects,
+        referencedObjects: refs?.size,
+      };
+      await db
+        .insert(archivesTable)
+        .values({
+          repositoryId: job.repositoryId,
+          borgId: entry.id.toString('hex'),
+          name,
+          clientId: client.id,
+          jobId,
+          time: new Date(parseBorgTime(entry.time) / 1000),
+          originalSize: meta.stats?.size ?? null,
+          compressedSize: meta.stats?.csize ?? null,
+          deduplicatedSize: stats.newBytes,
+          nfiles: meta.stats?.nfiles ?? null,
+        })
+        .onConflictDoNothing();
+      await refreshRepositoryStats(db, repo);
+      log.info({ job: jobId, archive: name, ...jobStats }, 'backup finalized');
+      return { stats: jobStats };
+    },
+
+    async revokeCredential({ jobId }: { jobId: string }): Promise<void> {
+      await db.update(jobCredentialsTable).set({ revokedAt: new Date() }).where(and(eq(jobCredentialsTable.jobId, jobId), isNull(jobCredentialsTable.revokedAt)));
+      service.abortJob(jobId, 'the job ended');
+    },
+
+    /**
+     * After any job: objects it stored that no archive references are removed (with the
+     * repository's commit lock, never while another session may still reference them); a job that
+     * ended in a violation loses its archives too. Then its server folder and key are deleted.
+     */
+    async cleanupJob({ jobId, succeeded }: { jobId: string; succeeded: boolean }): Promise<{ removedObjects: number }> {
+      const job = await jobsQ.findJob(db, jobId);
+      if (!job) return { removedObjects: 0 };
+      const dir = jobServerDir(config, jobId);
+      service.abortJob(jobId, 'the job ended');
+      for (let i = 0; i < 60 && service.hasLiveSession(jobId); i++) await new Promise((r) => setTimeout(r, 500));
+      let removed = 0;
+      if (existsSync(dir)) {
+        const repo = await service.repository(job.repositoryId);
+        const violation = job.state === 'violation' || (await jobsQ.listViolations(db, jobId)).length > 0;
+        removed = await repo.use(async (up) => {
+          if (violation && job.archiveName) {
+            const state = service.readJobState(jobId);
+            const mine = new Set(Object.values(state?.idMap ?? {}));
+            await dropEntries(repo, up, ownEntries(repo, job.archiveName).filter(([, a]) => mine.has(a.id.toString('hex'))));
+          }
+          return sweepOrphans(repo, up, join(dir, 'puts.log'), service, jobId);
+        });
+        heartbeat();
+      }
+      rmSync(dir, { recursive: true, force: true });
+      await db.delete(jobKeysTable).where(eq(jobKeysTable.jobId, jobId));
+      service.forgetJobStats(jobId);
+      if (removed) log.info({ job: jobId, removed, succeeded }, 'unreferenced objects of the job removed');
+      return { removedObjects: removed };
+    },
+  };
+}
+
+export type StorageActivities = ReturnType<typeof createStorageActivities>;
+
+/** Removes manifest entries (and their archive objects) in one committed transaction. */
+async function dropEntries(repo: RepositoryHandle, up: Upstream, entries: Array<[string, { id: Buffer }]>): Promise<void> {
+  if (!entries.length) return;
+  await repo.commitLock.run(async () => {
+    const archives = new Map(repo.manifest.parsed.archives);
+    for (const [n] of entries) archives.delete(n);
+    const next = await repo.writeManifest(up, archives);
+    for (const [, a] of entries) await deleteIfPresent(up, a.id);
+    await up.call('commit', { save_space: false, compact: false, threshold: 0.1, cleanup_commits: false });
+    repo.setCommittedManifest(next);
+    for (const [, a] of entries) repo.chunks.removeArchive(a.id.toString('hex'));
+  });
+}
+
+async function deleteIfPresent(up: Upstream, id: Buffer) {
+  try {
+    await up.call('delete', { id });
+  } catch (err) {
+    if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
+  }
+}
+
+/**
+ * Deletes the job's stored objects that no archive references and no live session claims
+ * (another job may have uploaded the same chunk and reference it at its next commit).
+ */
+async function sweepOrphans(repo: RepositoryHandle, up: Upstream, putLog: string, service: RepositoryService, jobId: string): Promise<number> {
+  if (!existsSync(putLog)) return 0;
+  const raw = readFileSync(putLog);
+  const ids = new Set<string>();
+  for (let o = 0; o + 32 <= raw.length; o += 32) ids.add(raw.toString('hex', o, o + 32));
+  return repo.commitLock.run(async () => {
+    const claimed = service.claimedIds(jobId);
+    const victims = [...ids].filter((h) => !repo.chunks.has(h) && !claimed.has(h));
+    for (const h of victims) {
+      await deleteIfPresent(up, Buffer.from(h, 'hex'));
+      repo.recentPuts.delete(h);
+    }
+    if (victims.length) await up.call('commit', { save_space: false, compact: false, threshold: 0.1, cleanup_commits: false });
+    return victims.length;
+  });
+}
+
+/** The client's files cache from its last job, if it is well-formed (it came from the client). */
+function readClientFilesCache(path: string, log: Logger): Buffer | undefined {
+  if (!existsSync(path)) return undefined;
+  if (statSync(path).size > 1024 * 1024 * 1024) return undefined;
+  const buf = readFileSync(path);
+  try {
+    for (const _ of readFilesCache([buf])) {
+      /* validate every entry */
+    }
+    return buf;
+  } catch (err) {
+    log.warn({ path, err: (err as Error).message }, 'ignoring a malformed files cache');
+    return undefined;
+  }
+}
+
+async function refreshRepositoryStats(db: Db, repo: RepositoryHandle) {
+  let uniqueSize = 0;
+  let uniqueCsize = 0;
+  let totalSize = 0;
+  let totalCsize = 0;
+  for (const [, e] of repo.chunks.entries()) {
+    uniqueSize += e.size;
+    uniqueCsize += e.csize;
+    totalSize += e.size * e.refcount;
+    totalCsize += e.csize * e.refcount;
+  }
+  await updateRepositoryStats(db, repo.info.id, {
+    archives: repo.manifest.parsed.archives.size,
+    originalSize: totalSize,
+    compressedSize: totalCsize,
+    uniqueSize,
+    uniqueCompressedSize: uniqueCsize,
+    updatedAt: new Date().toISOString(),
+  });
+}

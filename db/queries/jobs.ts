@@ -1,0 +1,86 @@
+import { and, desc, eq, lt, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../client.js';
+import { jobLogLinesTable, jobsTable, violationsTable, type Job, type JobStats } from '../schema.js';
+
+export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Promise<Job> {
+  return (await db.insert(jobsTable).values(row).returning())[0]!;
+}
+
+export async function findJob(db: Db, id: string): Promise<Job | undefined> {
+  return (await db.select().from(jobsTable).where(eq(jobsTable.id, id)))[0];
+}
+
+export async function updateJob(db: Db, id: string, patch: Partial<typeof jobsTable.$inferInsert>): Promise<Job | undefined> {
+  return (await db.update(jobsTable).set(patch).where(eq(jobsTable.id, id)).returning())[0];
+}
+
+/** Final state; a job that already ended keeps its first final state (activities may be retried). */
+export async function completeJob(db: Db, id: string, state: Job['state'], error: string | null, stats: JobStats | null): Promise<Job | undefined> {
+  return (
+    await db
+      .update(jobsTable)
+      .set({ state, error, phase: 'done', finishedAt: new Date(), ...(stats ? { stats: sql`coalesce(${jobsTable.stats}, '{}'::jsonb) || ${JSON.stringify(stats)}::jsonb` } : {}) })
+      .where(and(eq(jobsTable.id, id), eq(jobsTable.state, 'running')))
+      .returning()
+  )[0];
+}
+
+export interface JobFilter {
+  clientId?: string;
+  repositoryId?: string;
+  state?: Job['state'];
+  kind?: Job['kind'];
+  /** Keyset pagination: jobs created before this one. */
+  before?: { createdAt: Date; id: string };
+  limit?: number;
+}
+
+export async function listJobs(db: Db, f: JobFilter = {}): Promise<Job[]> {
+  const where: SQL[] = [];
+  if (f.clientId) where.push(eq(jobsTable.clientId, f.clientId));
+  if (f.repositoryId) where.push(eq(jobsTable.repositoryId, f.repositoryId));
+  if (f.state) where.push(eq(jobsTable.state, f.state));
+  if (f.kind) where.push(eq(jobsTable.kind, f.kind));
+  if (f.before) where.push(sql`(${jobsTable.createdAt}, ${jobsTable.id}) < (${f.before.createdAt.toISOString()}::timestamptz, ${f.before.id}::uuid)`);
+  return db
+    .select()
+    .from(jobsTable)
+    .where(where.length ? and(...where) : undefined)
+    .orderBy(desc(jobsTable.createdAt), desc(jobsTable.id))
+    .limit(Math.min(f.limit ?? 50, 500));
+}
+
+export async function insertLogLines(db: Db, rows: Array<typeof jobLogLinesTable.$inferInsert>): Promise<void> {
+  if (rows.length) await db.insert(jobLogLinesTable).values(rows).onConflictDoNothing();
+}
+
+export async function lastLogSeq(db: Db, jobId: string): Promise<number> {
+  const r = await db.select({ seq: sql<number>`coalesce(max(${jobLogLinesTable.seq}), 0)` }).from(jobLogLinesTable).where(eq(jobLogLinesTable.jobId, jobId));
+  return Number(r[0]?.seq ?? 0);
+}
+
+export async function logLinesAfter(db: Db, jobId: string, afterSeq: number, limit = 1000) {
+  return db
+    .select()
+    .from(jobLogLinesTable)
+    .where(and(eq(jobLogLinesTable.jobId, jobId), sql`${jobLogLinesTable.seq} > ${afterSeq}`))
+    .orderBy(jobLogLinesTable.seq)
+    .limit(limit);
+}
+
+export async function lastLogLines(db: Db, jobId: string, limit: number) {
+  const rows = await db.select().from(jobLogLinesTable).where(eq(jobLogLinesTable.jobId, jobId)).orderBy(desc(jobLogLinesTable.seq)).limit(limit);
+  return rows.reverse();
+}
+
+export async function insertViolation(db: Db, row: typeof violationsTable.$inferInsert) {
+  return (await db.insert(violationsTable).values(row).returning())[0]!;
+}
+
+export async function listViolations(db: Db, jobId: string) {
+  return db.select().from(violationsTable).where(eq(violationsTable.jobId, jobId)).orderBy(violationsTable.createdAt);
+}
+
+export async function runningJobsOlderThan(db: Db, t: Date) {
+  return db.select().from(jobsTable).where(and(eq(jobsTable.state, 'running'), lt(jobsTable.createdAt, t)));
+}

@@ -1,0 +1,48 @@
+// sshd's AuthorizedKeysCommand for BorgCube's sshd: asks the repository service whether the
+// offered key is a live job credential. Prints the authorized_keys line the service returns
+// (restrict + the forced proxy command) or nothing. Runs as the proxy account; any failure
+// prints nothing, which makes sshd refuse the key.
+import { connect } from 'node:net';
+import { FrameDecoder, writeFrame } from './ipc.js';
+import { authorizedKeysReply } from './session-protocol.js';
+
+function parseArgs(argv: string[]): { socket: string; user: string; keyType: string; key: string } | undefined {
+  const i = argv.indexOf('--socket');
+  if (i === -1 || argv.length !== i + 5) return undefined;
+  const [socket, user, keyType, key] = argv.slice(i + 1) as [string, string, string, string];
+  return { socket, user, keyType, key };
+}
+
+async function main(): Promise<number> {
+  const args = parseArgs(process.argv.slice(2));
+  if (!args) return 0;
+  const lines = await new Promise<string[]>((resolve) => {
+    const sock = connect(args.socket);
+    const decoder = new FrameDecoder(1024 * 1024);
+    const done = (l: string[]) => {
+      sock.destroy();
+      resolve(l);
+    };
+    const timer = setTimeout(() => done([]), 10_000);
+    sock.on('connect', () => writeFrame(sock, { t: 'authorizedKeys', user: args.user, keyType: args.keyType, key: args.key }));
+    sock.on('data', (c: Buffer) => {
+      try {
+        for (const f of decoder.push(c)) {
+          clearTimeout(timer);
+          const r = authorizedKeysReply.safeParse(f.header);
+          done(r.success ? r.data.lines : []);
+        }
+      } catch {
+        done([]);
+      }
+    });
+    sock.on('error', () => done([]));
+    sock.on('close', () => done([]));
+  });
+  for (const l of lines) if (!/[\r\n]/.test(l)) process.stdout.write(`${l}\n`);
+  return 0;
+}
+
+void main().then((code) => {
+  process.exitCode = code;
+});

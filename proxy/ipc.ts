@@ -1,0 +1,97 @@
+// Framing between a proxy process and the repository service (one Unix-socket connection per
+// proxy session). A frame is `u32be length ‖ u32be header length ‖ JSON header ‖ payload bytes`:
+// the header carries the message, the payload carries object data (up to Borg's 20 MiB object
+// limit) without any re-encoding. Both ends treat the other as untrusted: lengths are bounded
+// before anything is buffered, and headers are validated with zod by the receiver.
+import type { Socket } from 'node:net';
+
+export const MAX_HEADER = 64 * 1024;
+/** Borg's MAX_OBJECT_SIZE plus room for the header: no legitimate frame is larger. */
+export const MAX_FRAME = 20 * 1024 * 1024 + MAX_HEADER + 8;
+
+export interface Frame {
+  header: unknown;
+  payload: Buffer;
+}
+
+export class FrameError extends Error {
+  override name = 'FrameError';
+}
+
+export function encodeFrame(header: unknown, payload?: Uint8Array): Buffer[] {
+  const h = Buffer.from(JSON.stringify(header), 'utf8');
+  if (h.length > MAX_HEADER) throw new FrameError('frame header too large');
+  const plen = payload?.length ?? 0;
+  const pre = Buffer.allocUnsafe(8);
+  pre.writeUInt32BE(4 + h.length + plen, 0);
+  pre.writeUInt32BE(h.length, 4);
+  return payload && plen ? [pre, h, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)] : [pre, h];
+}
+
+/** Incremental decoder: feed chunks, get complete frames. Throws FrameError on bad input. */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly maxFrame = MAX_FRAME) {}
+
+  push(chunk: Buffer): Frame[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: Frame[] = [];
+    for (;;) {
+      if (this.buffered < 4) break;
+      const len = this.peekU32();
+      if (len < 4 || len > this.maxFrame) throw new FrameError(`frame length ${len} out of bounds`);
+      if (this.buffered < 4 + len) break;
+      const buf = this.take(4 + len);
+      const hlen = buf.readUInt32BE(4);
+      if (hlen > MAX_HEADER || hlen > len - 4) throw new FrameError('bad frame header length');
+      let header: unknown;
+      try {
+        header = JSON.parse(buf.toString('utf8', 8, 8 + hlen));
+      } catch {
+        throw new FrameError('frame header is not JSON');
+      }
+      frames.push({ header, payload: buf.subarray(8 + hlen) });
+    }
+    return frames;
+  }
+
+  private peekU32(): number {
+    const first = this.chunks[0]!;
+    if (first.length >= 4) return first.readUInt32BE(0);
+    return this.concatHead(4).readUInt32BE(0);
+  }
+
+  private concatHead(n: number): Buffer {
+    const b = Buffer.concat(this.chunks);
+    this.chunks = [b];
+    return b.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      // Zero-copy when a whole frame sits in one chunk (the common case for large puts).
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.buffered -= n;
+      return out;
+    }
+    const all = Buffer.concat(this.chunks);
+    const out = all.subarray(0, n);
+    this.chunks = all.length > n ? [all.subarray(n)] : [];
+    this.buffered -= n;
+    return out;
+  }
+}
+
+/** Writes a frame; resolves when the socket accepted it (for back-pressure). */
+export function writeFrame(sock: Socket, header: unknown, payload?: Uint8Array): boolean {
+  const parts = encodeFrame(header, payload);
+  let ok = true;
+  for (const p of parts) ok = sock.write(p);
+  return ok;
+}

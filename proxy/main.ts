@@ -1,0 +1,66 @@
+// `borgcube proxy`: the forced command of BorgCube's sshd, one process per client connection,
+// running as the unprivileged proxy account. sshd starts it with the job id of the credential that
+// authenticated (from the AuthorizedKeysCommand answer); the repository service checks that again
+// against the key in $SSH_USER_AUTH before anything else happens. stdout carries only Borg's RPC.
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { ProxySession, socketLink } from './proxy-session.js';
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
+/** A line for the client's log: borg shows stderr JSON records of borg serve as "Remote: …" (§8.4). */
+function tell(level: 'WARNING' | 'ERROR', message: string) {
+  process.stderr.write(`${JSON.stringify({ type: 'log_message', time: Date.now() / 1000, levelname: level, name: 'borgcube.proxy', message })}\n`);
+}
+
+function main() {
+  // Whatever goes wrong here, the client gets one line, not a stack trace of the server.
+  process.on('uncaughtException', (err) => {
+    tell('ERROR', `BorgCube proxy failed: ${err.message}`);
+    process.exit(2);
+  });
+  const socketPath = arg('--socket');
+  const jobId = arg('--job');
+  if (!socketPath || !jobId || !/^[0-9a-f-]{36}$/.test(jobId)) {
+    tell('ERROR', 'BorgCube proxy: started without a job');
+    process.exit(2);
+  }
+  let authInfo = '';
+  try {
+    if (process.env.SSH_USER_AUTH) authInfo = readFileSync(process.env.SSH_USER_AUTH, 'utf8').slice(0, 16384);
+  } catch {
+    /* the service refuses the session without it */
+  }
+  const sock = connect(socketPath);
+  let finished = false;
+  const finish = (code: number) => {
+    if (finished) return;
+    finished = true;
+    process.stdout.end(() => process.exit(code));
+    setTimeout(() => process.exit(code), 2000).unref();
+  };
+  sock.once('error', (err) => {
+    tell('ERROR', `BorgCube repository service unavailable (${err.message}); try again later`);
+    finish(2);
+  });
+  sock.once('connect', () => {
+    const session = new ProxySession({
+      jobId,
+      authInfo,
+      input: process.stdin,
+      output: process.stdout,
+      service: socketLink(sock, () => {
+        if (!finished) tell('ERROR', 'BorgCube repository service closed the session');
+        finish(2);
+      }),
+      tell,
+      onEnd: finish,
+    });
+    session.start();
+  });
+}
+
+main();

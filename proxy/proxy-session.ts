@@ -1,0 +1,287 @@
+// The client-facing half of the proxy (DESIGN.md §4): speaks Borg's RPC on stdin/stdout with the
+// client, answers negotiate/open/load_key itself, checks the job-key MAC of every object the client
+// sends and decrypts it, and forwards the payload to the repository service, which decides. Every
+// method not on the list below is refused and reported. Malformed or oversized input ends the
+// session at once; nothing of it is committed.
+import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { FrameDecoder, encodeFrame, type Frame } from './ipc.js';
+import { asKeyType, type BorgKey } from './borg/keys.js';
+import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from './borg/msgpack.js';
+import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from './borg/rpc.js';
+import { decryptObject } from './borg/objects.js';
+import { serviceMessage, type AttachResult, type ServiceMessage } from './session-protocol.js';
+
+/** Stop reading the client while this much payload waits for the repository service. */
+const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+
+export interface ServiceLink {
+  send(header: unknown, payload?: Uint8Array): void;
+  /** Every message from the service (replies carry the request's rid). */
+  onMessage(handler: (m: ServiceMessage, payload: Buffer) => void): void;
+  close(): void;
+}
+
+export interface ProxySessionOptions {
+  jobId: string;
+  authInfo: string;
+  input: Readable;
+  output: Writable;
+  service: ServiceLink;
+  /** One line for the client's log (stderr, as borg serve's JSON log records; §8.4). */
+  tell(level: 'WARNING' | 'ERROR', message: string): void;
+  /** Called once when the session is over (exit code for the process). */
+  onEnd(code: number): void;
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly kind: string,
+    readonly detail: string,
+    readonly cls = 'ProxyPolicyError',
+  ) {
+    super(detail);
+  }
+}
+
+export class ProxySession {
+  private readonly unpacker = new Unpacker(LIMITS.server);
+  private negotiated = false;
+  private attached: (AttachResult & { key: BorgKey }) | undefined;
+  private attaching = false;
+  private rid = 0;
+  private readonly waiting = new Map<number, { msgid: number; method: string; bytes: number }>();
+  private pendingBytes = 0;
+  private ended = false;
+  private paused = false;
+
+  constructor(private readonly o: ProxySessionOptions) {}
+
+  start() {
+    this.o.service.onMessage((m, payload) => this.fromService(m, payload));
+    this.o.input.on('data', (chunk: Buffer) => this.fromClient(chunk));
+    this.o.input.on('end', () => this.end(0));
+    this.o.input.on('error', () => this.end(1));
+  }
+
+  // ---- client → proxy ---------------------------------------------------------------------------
+
+  private fromClient(chunk: Buffer) {
+    if (this.ended) return;
+    try {
+      this.unpacker.feed(chunk);
+      for (let m = this.unpacker.next(); m !== undefined; m = this.unpacker.next()) {
+        this.onRequest(m);
+        if (this.ended) return;
+      }
+    } catch (err) {
+      if (err instanceof Refusal) return this.refuseAndEnd(err);
+      // msgpack limits, bin/ext values, truncated or oversized frames (BORG_PROTOCOL.md §1.2).
+      this.refuseAndEnd(new Refusal('malformed-input', `unreadable RPC data from the client: ${(err as Error).message}`));
+    }
+  }
+
+  private onRequest(m: Value) {
+    let req;
+    try {
+      req = parseRequest(m);
+    } catch (err) {
+      throw new Refusal('malformed-input', (err as Error).message);
+    }
+    if (!this.negotiated) {
+      // The legacy 4-element negotiate comes first (§1.3/§1.4); a dict negotiate is accepted too.
+      if (req.method !== 'negotiate') throw new Refusal('malformed-input', 'the first message was not negotiate');
+      this.negotiated = true;
+      // borg serve reports its real version; the client checks each method's `since` against it.
+      if (req.format === 'legacy') this.o.output.write(encodeLegacyReply(req.msgid, negotiateResult()));
+      else this.reply(req.msgid, negotiateResult());
+      return;
+    }
+    if (req.format !== 'dict') throw new Refusal('malformed-input', 'a legacy request after negotiate');
+    this.dispatch(req.msgid, req.method, req.args);
+  }
+
+  private dispatch(msgid: number, method: string, a: ValueMap) {
+    switch (method) {
+      case 'open': {
+        if (this.attaching || this.attached) throw new Refusal('protocol', 'open called twice');
+        this.attaching = true;
+        const path = asBytes(a.get('path'), 'path', { maxLen: 4096 }).toString('latin1');
+        this.call(msgid, method, { t: 'attach', jobId: this.o.jobId, path, authInfo: this.o.authInfo });
+        return;
+      }
+      case '__len__':
+        // Only a cache sync asks, and prepared caches never sync; a modest number leaks nothing.
+        return this.needOpen(msgid, method, () => this.reply(msgid, 1));
+      case 'load_key':
+        return this.needOpen(msgid, method, (att) => this.reply(msgid, Buffer.from(att.keyText, 'utf8')));
+      case 'get_free_nonce':
+        return this.needOpen(msgid, method, () => this.call(msgid, method, { t: 'nonce', op: 'get' }));
+      case 'commit_nonce_reservation':
+        return this.needOpen(msgid, method, () => {
+          const next = a.get('next_unreserved');
+          const start = a.get('start_nonce');
+          if (!isInt(next) || !(start === null || start === undefined || isInt(start))) throw new Refusal('malformed-input', 'commit_nonce_reservation with bad arguments');
+          this.call(msgid, method, { t: 'nonce', op: 'commit', next: BigInt(next).toString(), start: start == null ? null : BigInt(start).toString() });
+        });
+      case 'get':
+        return this.needOpen(msgid, method, () => {
+          const id = asBytes(a.get('id'), 'id', { len: 32 });
+          if (isZero(id)) this.call(msgid, method, { t: 'getManifest' });
+          else this.call(msgid, method, { t: 'get', id: id.toString('hex') });
+        });
+      case 'put':
+        return this.needOpen(msgid, method, (att) => {
+          const id = asBytes(a.get('id'), 'id', { len: 32 });
+          const data = asBytes(a.get('data'), 'data');
+          let payload: Buffer;
+          try {
+            payload = decryptObject(att.key, data).payload;
+          } catch (err) {
+            throw new Refusal('bad-mac', `put ${id.toString('hex')}: ${(err as Error).message}`);
+          }
+          if (isZero(id)) this.call(msgid, method, { t: 'putManifest' }, payload);
+          else this.call(msgid, method, { t: 'put', id: id.toString('hex') }, payload);
+        });
+      case 'delete':
+        return this.needOpen(msgid, method, () => this.call(msgid, method, { t: 'delete', id: asBytes(a.get('id'), 'id', { len: 32 }).toString('hex') }));
+      case 'commit':
+        return this.needOpen(msgid, method, () => this.call(msgid, method, { t: 'commit' }));
+      case 'rollback':
+        return this.needOpen(msgid, method, () => this.call(msgid, method, { t: 'rollback' }));
+      default:
+        // list, scan, check, destroy, break_lock, save_key, inject_exception, negotiate again, …
+        throw new Refusal('forbidden-method', `method ${JSON.stringify(method.slice(0, 64))} is not allowed through BorgCube`);
+    }
+  }
+
+  private needOpen(msgid: number, method: string, fn: (att: AttachResult & { key: BorgKey }) => void) {
+    if (!this.attached) {
+      if (this.attaching) throw new Refusal('protocol', `${method} before open finished`);
+      throw new Refusal('protocol', `${method} before open`);
+    }
+    fn(this.attached);
+  }
+
+  private call(msgid: number, method: string, header: Record<string, unknown>, payload?: Buffer) {
+    const rid = ++this.rid;
+    const bytes = payload?.length ?? 0;
+    this.waiting.set(rid, { msgid, method, bytes });
+    this.pendingBytes += bytes;
+    this.o.service.send({ ...header, rid }, payload);
+    if (this.pendingBytes > MAX_PENDING_BYTES && !this.paused) {
+      this.paused = true;
+      this.o.input.pause();
+    }
+  }
+
+  // ---- service → proxy → client -------------------------------------------------------------------
+
+  private fromService(m: ServiceMessage, payload: Buffer) {
+    if (this.ended) return;
+    if (m.t === 'abort') {
+      this.o.tell('ERROR', `BorgCube ended this session: ${m.reason}`);
+      return this.end(2);
+    }
+    const w = this.waiting.get(m.rid);
+    if (!w) return this.end(2);
+    this.waiting.delete(m.rid);
+    this.pendingBytes -= w.bytes;
+    if (this.paused && this.pendingBytes < MAX_PENDING_BYTES / 2) {
+      this.paused = false;
+      this.o.input.resume();
+    }
+    if (!m.ok) {
+      this.replyError(w.msgid, m.error.cls, m.error.message);
+      if (m.error.fatal) this.end(2);
+      return;
+    }
+    const r = m.result;
+    if (w.method === 'open') {
+      this.attaching = false;
+      if (!r || !('keyType' in r)) return this.end(2);
+      const key: BorgKey = {
+        type: asKeyType(r.keyType),
+        idKey: Buffer.alloc(0),
+        encKey: Buffer.from(r.encKey, 'hex'),
+        encHmacKey: Buffer.from(r.encHmacKey, 'hex'),
+        chunkSeed: 0,
+        repositoryId: Buffer.from(r.repoId, 'hex'),
+        tamRequired: true,
+      };
+      this.attached = { ...r, key };
+      return this.reply(w.msgid, Buffer.from(r.repoId, 'hex'));
+    }
+    if (r === null) return this.reply(w.msgid, null);
+    if ('int' in r) return this.reply(w.msgid, BigInt(r.int));
+    if ('bytes' in r) return this.reply(w.msgid, payload);
+    this.end(2);
+  }
+
+  private reply(msgid: number, result: Packable) {
+    this.write(new Map<string, Packable>([['i', msgid], ['r', result]]));
+  }
+
+  /** A Borg-shaped exception (§1.3): the client rebuilds known classes, shows the short text otherwise. */
+  private replyError(msgid: number, cls: string, message: string) {
+    this.o.output.write(encodeError(msgid, { exceptionClass: cls, args: [message], short: [message], sysinfo: 'BorgCube proxy' }));
+  }
+
+  private write(v: Packable) {
+    for (const part of packParts(v)) this.o.output.write(part);
+  }
+
+  private refuseAndEnd(r: Refusal) {
+    this.o.tell('ERROR', `BorgCube refused this: ${r.detail}`);
+    this.o.service.send({ t: 'violation', kind: r.kind, detail: r.detail.slice(0, 4000) });
+    this.end(2);
+  }
+
+  private end(code: number) {
+    if (this.ended) return;
+    this.ended = true;
+    this.o.input.pause();
+    this.o.service.close();
+    this.o.onEnd(code);
+  }
+}
+
+/** A ServiceLink over a connected Unix socket (frames of proxy/ipc.ts). */
+export function socketLink(sock: Socket, onBroken: () => void): ServiceLink {
+  const decoder = new FrameDecoder();
+  let handler: (m: ServiceMessage, payload: Buffer) => void = () => {};
+  sock.on('data', (chunk: Buffer) => {
+    let frames: Frame[];
+    try {
+      frames = decoder.push(chunk);
+    } catch {
+      onBroken();
+      return;
+    }
+    for (const f of frames) {
+      const m = serviceMessage.safeParse(f.header);
+      if (!m.success) return onBroken();
+      handler(m.data, f.payload);
+    }
+  });
+  sock.on('close', onBroken);
+  sock.on('error', onBroken);
+  return {
+    send: (header, payload) => {
+      for (const p of encodeFrame(header, payload)) sock.write(p);
+    },
+    onMessage: (h) => {
+      handler = h;
+    },
+    close: () => sock.end(),
+  };
+}
+
+function isInt(v: Value | undefined): v is number | bigint {
+  return (typeof v === 'number' && Number.isInteger(v) && v >= 0) || (typeof v === 'bigint' && v >= 0n);
+}
+
+function isZero(b: Buffer) {
+  for (const x of b) if (x !== 0) return false;
+  return true;
+}

@@ -1,0 +1,172 @@
+// The repository service's own view of which objects the archives of a repository reference —
+// what borg's client-side cache is for a normal client (BORG_PROTOCOL.md §6.3, §6.5):
+//  * one index per archive (`archives/<archive id>.idx`), written when BorgCube commits the
+//    archive (sizes from objects it verified itself) or built by reading the archive;
+//  * the repository index, the sum of the per-archive indexes of the archives in the manifest.
+// It answers "does this object exist?" (dedup across clients happens here, §9.7), "may this
+// archive reference it?" and builds the chunk index handed to a client for a job.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../../infra/logger.js';
+import type { ManifestArchive } from '../borg/manifest.js';
+import type { RefEntry } from './archive-refs.js';
+
+const ENTRY = 44; // id(32) ‖ refcount u32le ‖ size u32le ‖ csize u32le
+
+export type RefMap = Map<string, RefEntry>;
+
+export function encodeRefs(refs: RefMap): Buffer {
+  const b = Buffer.allocUnsafe(refs.size * ENTRY);
+  let o = 0;
+  for (const [hex, e] of refs) {
+    b.write(hex, o, 'hex');
+    b.writeUInt32LE(Math.min(e.refcount, 0xfffffbff), o + 32);
+    b.writeUInt32LE(e.size >>> 0, o + 36);
+    b.writeUInt32LE(e.csize >>> 0, o + 40);
+    o += ENTRY;
+  }
+  return b;
+}
+
+export function decodeRefs(b: Buffer): RefMap {
+  if (b.length % ENTRY !== 0) throw new Error('chunk index file has a torn entry');
+  const m: RefMap = new Map();
+  for (let o = 0; o < b.length; o += ENTRY) {
+    m.set(b.toString('hex', o, o + 32), { refcount: b.readUInt32LE(o + 32), size: b.readUInt32LE(o + 36), csize: b.readUInt32LE(o + 40) });
+  }
+  return m;
+}
+
+export class ChunkStore {
+  /** The repository index: every object referenced by an archive in the committed manifest. */
+  private master: RefMap = new Map();
+  /** Archive ids (hex) summed into `master`. */
+  private covered = new Set<string>();
+  private readonly archivesDir: string;
+
+  constructor(
+    private readonly dir: string,
+    private readonly log: Logger,
+  ) {
+    this.archivesDir = join(dir, 'archives');
+    mkdirSync(this.archivesDir, { recursive: true, mode: 0o700 });
+  }
+
+  get size(): number {
+    return this.master.size;
+  }
+
+  has(idHex: string): boolean {
+    return this.master.has(idHex);
+  }
+
+  get(idHex: string): RefEntry | undefined {
+    return this.master.get(idHex);
+  }
+
+  entries(): IterableIterator<[string, RefEntry]> {
+    return this.master.entries();
+  }
+
+  archiveIndexPath(archiveIdHex: string) {
+    return join(this.archivesDir, `${archiveIdHex}.idx`);
+  }
+
+  readArchiveIndex(archiveIdHex: string): RefMap | undefined {
+    const p = this.archiveIndexPath(archiveIdHex);
+    return existsSync(p) ? decodeRefs(readFileSync(p)) : undefined;
+  }
+
+  writeArchiveIndex(archiveIdHex: string, refs: RefMap) {
+    const p = this.archiveIndexPath(archiveIdHex);
+    writeFileSync(`${p}.tmp`, encodeRefs(refs), { mode: 0o600 });
+    renameSync(`${p}.tmp`, p);
+  }
+
+  /**
+   * Makes the repository index match the manifest's archives: reads archives it has no index for
+   * (written outside BorgCube), drops indexes of archives that are gone.
+   */
+  async sync(archives: ReadonlyMap<string, ManifestArchive>, readRefs: (archiveId: Buffer) => Promise<RefMap>): Promise<void> {
+    const live = new Map<string, Buffer>();
+    for (const a of archives.values()) live.set(a.id.toString('hex'), a.id);
+    let built = 0;
+    for (const [hex, id] of live) {
+      if (existsSync(this.archiveIndexPath(hex))) continue;
+      const refs = await readRefs(id);
+      this.fillSizes(refs);
+      this.writeArchiveIndex(hex, refs);
+      built++;
+    }
+    const same = live.size === this.covered.size && [...live.keys()].every((h) => this.covered.has(h));
+    if (!same) {
+      const master: RefMap = new Map();
+      for (const hex of live.keys()) addInto(master, this.readArchiveIndex(hex)!);
+      this.master = master;
+      this.covered = new Set(live.keys());
+    }
+    // Indexes of archives no longer in the manifest (pruned, deleted) are useless now.
+    for (const f of readdirSync(this.archivesDir)) {
+      const hex = f.replace(/\.idx$/, '');
+      if (f.endsWith('.idx') && !live.has(hex)) rmSync(join(this.archivesDir, f), { force: true });
+    }
+    if (built || !same) this.log.info({ archives: live.size, objects: this.master.size, built }, 'chunk index synced');
+  }
+
+  /** A committed archive joins the index. */
+  addArchive(archiveIdHex: string, refs: RefMap) {
+    this.writeArchiveIndex(archiveIdHex, refs);
+    if (this.covered.has(archiveIdHex)) return;
+    addInto(this.master, refs);
+    this.covered.add(archiveIdHex);
+  }
+
+  /** A committed archive left the manifest. */
+  removeArchive(archiveIdHex: string) {
+    const refs = this.readArchiveIndex(archiveIdHex);
+    if (refs && this.covered.delete(archiveIdHex)) {
+      for (const [hex, e] of refs) {
+        const m = this.master.get(hex);
+        if (!m) continue;
+        m.refcount -= e.refcount;
+        if (m.refcount <= 0) this.master.delete(hex);
+      }
+    }
+    rmSync(this.archiveIndexPath(archiveIdHex), { force: true });
+  }
+
+  /** The sum of some archives' indexes (a client's own archives: its dedup scope). */
+  union(archiveIdsHex: Iterable<string>): RefMap {
+    const out: RefMap = new Map();
+    for (const hex of archiveIdsHex) {
+      const refs = this.readArchiveIndex(hex);
+      if (refs) addInto(out, refs);
+    }
+    return out;
+  }
+
+  /** Sizes the item stream does not give us (foreign archives) come from what we already know. */
+  private fillSizes(refs: RefMap) {
+    for (const [hex, e] of refs) {
+      if (e.size) continue;
+      const known = this.master.get(hex);
+      if (known) {
+        e.size = known.size;
+        e.csize = known.csize;
+      }
+    }
+  }
+}
+
+function addInto(target: RefMap, refs: RefMap) {
+  for (const [hex, e] of refs) {
+    const t = target.get(hex);
+    if (t) {
+      t.refcount += e.refcount;
+      if (!t.size && e.size) {
+        t.size = e.size;
+        t.csize = e.csize;
+      }
+    } else target.set(hex, { ...e });
+  }
+}

@@ -1,0 +1,257 @@
+// One repository as the repository service holds it (DESIGN.md §5): the single upstream
+// `borg serve` session (it owns the exclusive lock), the committed real manifest, the real key's
+// nonce reservations, the chunk indexes, and the mutex that serializes manifest merges + commits.
+// The upstream is opened when the first user needs it and closed when idle, so that server-side
+// borg commands (prune, compact, check, the admin CLI) can take the lock in between.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../../infra/logger.js';
+import { decryptUnchecked, encryptObject, idHash, MANIFEST_ID } from '../borg/objects.js';
+import { compressNone } from '../borg/compression.js';
+import type { BorgKey } from '../borg/keys.js';
+import { packManifest, parseManifest, type Manifest, type ManifestArchive } from '../borg/manifest.js';
+import { asBytes, type Value } from '../borg/msgpack.js';
+import { blocksFor, RealNonces } from './nonces.js';
+import { Mutex } from './mutex.js';
+import { nextTimestamp } from './timestamps.js';
+import { Upstream, UpstreamError } from './upstream.js';
+import { ChunkStore } from './chunk-store.js';
+import type { CryptoPool } from './crypto-pool.js';
+
+export interface RepositoryInfo {
+  id: string;
+  name: string;
+  path: string;
+  /** Borg repository id (hex). */
+  borgId: string;
+}
+
+export interface CommittedManifest {
+  plaintext: Buffer;
+  parsed: Manifest;
+  /** The stored object, kept to undo an uncommitted manifest write by writing it back. */
+  object: Buffer;
+}
+
+export interface RepositoryDeps {
+  borgPath: string;
+  stateDir: string;
+  log: Logger;
+  pool: CryptoPool;
+  /** Seconds to wait for the repository lock when opening. */
+  lockWait?: number;
+  /** How long an unused upstream session stays open. */
+  idleCloseMs?: number;
+}
+
+/** Most bytes a put may decompress to (borg's own chunks are at most ~20 MiB). */
+export const MAX_PLAINTEXT = 64 * 1024 * 1024;
+
+export class RepositoryHandle {
+  readonly nonces: RealNonces;
+  readonly commitLock = new Mutex();
+  readonly chunks: ChunkStore;
+  /** Ids written in this service's lifetime (committed or not) that no archive may reference yet. */
+  readonly recentPuts = new Map<string, { size: number; csize: number }>();
+
+  private upstream: Upstream | undefined;
+  private opening: Promise<Upstream> | undefined;
+  private users = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private manifestState: CommittedManifest | undefined;
+  /** Set while an exclusive operation (prune, check, admin borg) runs or waits for users to leave. */
+  private exclusiveWaiters: Array<() => void> = [];
+  private exclusiveTail: Promise<void> = Promise.resolve();
+  private exclusiveActive = false;
+  private drainWaiters: Array<() => void> = [];
+  /** Fired when the upstream dies unexpectedly: sessions of this repository must end. */
+  onUpstreamLost: ((err: Error) => void) | undefined;
+
+  constructor(
+    readonly info: RepositoryInfo,
+    readonly key: BorgKey,
+    private readonly deps: RepositoryDeps,
+  ) {
+    mkdirSync(deps.stateDir, { recursive: true, mode: 0o700 });
+    this.nonces = new RealNonces(join(deps.stateDir, 'nonce'), undefined);
+    this.chunks = new ChunkStore(join(deps.stateDir, 'chunks'), deps.log);
+    deps.pool.registerKey(this.keyRef, key);
+  }
+
+  get keyRef() {
+    return `repo:${this.info.id}`;
+  }
+
+  get manifest(): CommittedManifest {
+    if (!this.manifestState) throw new Error('repository is not open');
+    return this.manifestState;
+  }
+
+  /** Takes a share of the upstream (opening it if needed); waits while an exclusive operation runs. */
+  async acquire(): Promise<Upstream> {
+    while (this.exclusiveActive || this.exclusiveWaiters.length > 0) await this.exclusiveTail;
+    this.users++;
+    if (this.idleTimer) {
+      clearTimeout(this.idleTimer);
+      this.idleTimer = undefined;
+    }
+    try {
+      return await this.open();
+    } catch (err) {
+      this.release();
+      throw err;
+    }
+  }
+
+  release() {
+    this.users--;
+    if (this.users > 0) return;
+    for (const w of this.drainWaiters.splice(0)) w();
+    if (this.upstream && !this.exclusiveActive) {
+      this.idleTimer = setTimeout(() => void this.closeUpstream(), this.deps.idleCloseMs ?? 5000);
+      this.idleTimer.unref();
+    }
+  }
+
+  async use<T>(fn: (up: Upstream) => Promise<T>): Promise<T> {
+    const up = await this.acquire();
+    try {
+      return await fn(up);
+    } finally {
+      this.release();
+    }
+  }
+
+  /**
+   * Runs `fn` with the repository lock free for a borg command of the server (prune, compact,
+   * check, admin CLI): new users wait, current ones finish, the upstream closes; afterwards the
+   * next user reopens it and reloads the manifest.
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    const prev = this.exclusiveTail;
+    this.exclusiveTail = prev.then(() => mine);
+    this.exclusiveWaiters.push(done);
+    await prev;
+    try {
+      while (this.users > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
+      this.exclusiveActive = true;
+      await this.closeUpstream();
+      return await fn();
+    } finally {
+      this.exclusiveActive = false;
+      this.exclusiveWaiters.splice(this.exclusiveWaiters.indexOf(done), 1);
+      this.manifestState = undefined;
+      done();
+    }
+  }
+
+  private async open(): Promise<Upstream> {
+    if (this.upstream && !this.upstream.isClosed) return this.upstream;
+    this.opening ??= this.doOpen().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async doOpen(): Promise<Upstream> {
+    const up = await Upstream.open({ borgPath: this.deps.borgPath, repoPath: this.info.path, lockWait: this.deps.lockWait ?? 60, log: this.deps.log });
+    try {
+      if (up.repoId !== this.info.borgId) throw new Error(`${this.info.path} holds borg repository ${up.repoId}, expected ${this.info.borgId}`);
+      const object = asBytes(await up.call('get', { id: MANIFEST_ID }), 'manifest');
+      const dec = await decryptUnchecked(this.key, object, { maxOutput: MAX_PLAINTEXT });
+      const parsed = parseManifest(this.key, dec.data);
+      this.manifestState = { plaintext: dec.data, parsed, object };
+      this.nonces.attach(
+        {
+          getFreeNonce: async () => intOrNull(await up.call('get_free_nonce')),
+          commitNonceReservation: async (next, start) => {
+            await up.call('commit_nonce_reservation', { next_unreserved: next, start_nonce: start });
+          },
+        },
+        (dec.iv ?? 0n) + blocksFor(object.length),
+      );
+      await this.chunks.sync(parsed.archives, (archiveId) => this.readArchiveRefs(up, archiveId));
+      this.upstream = up;
+      void up.exited.then(() => {
+        if (this.upstream === up) {
+          this.upstream = undefined;
+          this.nonces.detach();
+          this.manifestState = undefined;
+          if (!this.closingOnPurpose) this.onUpstreamLost?.(new Error(`borg serve for ${this.info.name} ended`));
+        }
+      });
+      this.deps.log.info({ repository: this.info.name, archives: parsed.archives.size }, 'repository opened');
+      return up;
+    } catch (err) {
+      await up.close();
+      throw err;
+    }
+  }
+
+  private closingOnPurpose = false;
+
+  private async closeUpstream() {
+    const up = this.upstream;
+    if (!up) return;
+    this.closingOnPurpose = true;
+    try {
+      await up.close();
+    } finally {
+      this.closingOnPurpose = false;
+      if (this.upstream === up) {
+        this.upstream = undefined;
+        this.nonces.detach();
+      }
+    }
+    this.deps.log.debug({ repository: this.info.name }, 'repository closed');
+  }
+
+  async shutdown() {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    await this.closeUpstream();
+  }
+
+  /** Reads and decrypts an object with the real key (ids are checked). */
+  async readObject(up: Upstream, id: Buffer): Promise<{ plaintext: Buffer; csize: number }> {
+    const obj = asBytes(await up.call('get', { id }), 'object');
+    const dec = await decryptUnchecked(this.key, obj, { maxOutput: MAX_PLAINTEXT });
+    if (!idHash(this.key, dec.data).equals(id)) throw new UpstreamError('IntegrityError', `object ${id.toString('hex')} does not match its id`);
+    return { plaintext: dec.data, csize: obj.length };
+  }
+
+  /** Encrypts a plaintext with the real key (uncompressed payload) under a fresh counter. */
+  async sealObject(plaintext: Buffer): Promise<Buffer> {
+    const payload = compressNone(plaintext);
+    const iv = await this.nonces.allocate(payload.length);
+    return encryptObject(this.key, payload, iv);
+  }
+
+  /** Writes a new real manifest (server time, real-key TAM); the caller holds commitLock and commits. */
+  async writeManifest(up: Upstream, archives: ReadonlyMap<string, ManifestArchive>): Promise<CommittedManifest> {
+    const prev = this.manifest.parsed;
+    const plaintext = packManifest(this.key, { archives, timestamp: nextTimestamp(prev.timestamp), config: prev.config, itemKeys: prev.itemKeys.length ? prev.itemKeys : undefined });
+    const object = await this.sealObject(plaintext);
+    await up.call('put', { id: MANIFEST_ID, data: object });
+    return { plaintext, parsed: parseManifest(this.key, plaintext), object };
+  }
+
+  /** After a successful upstream commit that included `m`. */
+  setCommittedManifest(m: CommittedManifest) {
+    this.manifestState = m;
+  }
+
+  /** Every chunk an archive references, with sizes (for the per-archive chunk index). */
+  async readArchiveRefs(up: Upstream, archiveId: Buffer) {
+    const { readArchiveChunkRefs } = await import('./archive-refs.js');
+    return readArchiveChunkRefs((id) => this.readObject(up, id), this.key, archiveId);
+  }
+}
+
+function intOrNull(v: Value): bigint | null {
+  if (v === null) return null;
+  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'bigint') return v;
+  throw new UpstreamError('ProtocolError', 'get_free_nonce returned no integer');
+}

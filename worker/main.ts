@@ -1,0 +1,53 @@
+// The worker: hosts every workflow and the activities that talk to clients and PostgreSQL.
+// Activities that touch repositories run in the storage process (worker/storage-main.ts).
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createClientActivities } from '../activities/client.js';
+import { createJobActivities } from '../activities/jobs.js';
+import { createDb } from '../db/client.js';
+import { requireAccount } from '../infra/accounts.js';
+import { loadConfig } from '../infra/config.js';
+import { createEventPublisher, createRedis } from '../infra/events.js';
+import { createLogger } from '../infra/logger.js';
+import { mainTaskQueue } from '../workflows/task-queues.js';
+
+async function main() {
+  const config = loadConfig();
+  const log = createLogger({ name: 'worker', level: config.logLevel });
+  const dbh = createDb(config.databaseUrl, { max: 10, applicationName: 'borgcube-worker' });
+  const events = createEventPublisher(createRedis(config.redisUrl));
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const deps = { db: dbh.db, config, events, log, storageAccount: () => requireAccount(config.accounts.storage) };
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: mainTaskQueue,
+    workflowsPath: fileURLToPath(new URL('../workflows/index.js', import.meta.url)),
+    activities: { ...createJobActivities(deps), ...createClientActivities(deps) },
+    maxConcurrentActivityTaskExecutions: 50,
+  });
+  log.info({ taskQueue: mainTaskQueue }, 'worker ready');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    worker.shutdown();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+    await events.close();
+    await dbh.close();
+    log.info('stopped');
+    log.flush();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`borgcube worker: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,66 @@
+// The storage host's process: the repository service (proxy sessions, the AuthorizedKeysCommand,
+// admin leases) plus a Temporal worker for the activities that touch repositories. It runs as the
+// storage account, which owns the repositories; it alone holds their real keys.
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createStorageActivities } from '../activities/storage.js';
+import { createDb } from '../db/client.js';
+import { lookupAccount } from '../infra/accounts.js';
+import { loadConfig } from '../infra/config.js';
+import { createLogger } from '../infra/logger.js';
+import { MasterKey } from '../infra/secrets.js';
+import { connectTemporal } from '../infra/temporal.js';
+import { RepositoryService } from '../proxy/service/repository-service.js';
+import { storageTaskQueue } from '../workflows/task-queues.js';
+
+async function main() {
+  const config = loadConfig();
+  const log = createLogger({ name: 'storage', level: config.logLevel });
+  const dbh = createDb(config.databaseUrl, { max: 10, applicationName: 'borgcube-storage' });
+  const masterKey = MasterKey.load(config.paths.masterKey);
+  const temporal = await connectTemporal(config);
+  const service = new RepositoryService({
+    db: dbh.db,
+    config,
+    log,
+    masterKey,
+    temporal: temporal.client,
+    proxyCommand: { node: process.execPath, script: fileURLToPath(new URL('../proxy/main.js', import.meta.url)) },
+    proxyGid: lookupAccount(config.accounts.proxy)?.gid,
+  });
+  await service.listen();
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: storageTaskQueue(config.storageHost),
+    activities: createStorageActivities({ db: dbh.db, config, log, masterKey, service }),
+    maxConcurrentActivityTaskExecutions: 20,
+  });
+  log.info({ taskQueue: storageTaskQueue(config.storageHost), socket: config.paths.storageSocket }, 'repository service ready');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    worker.shutdown();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await worker.run();
+  } finally {
+    await service.close();
+    await connection.close();
+    await temporal.close();
+    await dbh.close();
+    log.info('stopped');
+    log.flush();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`borgcube storage: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

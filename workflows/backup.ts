@@ -1,0 +1,149 @@
+// The `backup` workflow (DESIGN.md §3): one activity per step, cleanup always.
+// Workflow id = job id. Only orchestration here; every side effect is an activity.
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ClientActivities } from '../activities/client.js';
+import type { StorageActivities } from '../activities/storage.js';
+import type { JobActivities } from '../activities/jobs.js';
+import { statusQuery, violationSignal, type BackupStatus, type JobFinalState, type ViolationSignal } from './messages.js';
+import { mainTaskQueue, storageTaskQueue } from './task-queues.js';
+
+/** Input of `backup`: ids only; activities load the rows. */
+export interface BackupInput {
+  jobId: string;
+  clientId: string;
+  repositoryId: string;
+  storageHost: string;
+  policyId?: string | null;
+  triggeredBy?: string;
+}
+
+export interface BackupResult {
+  state: JobFinalState;
+  archiveName?: string;
+  error?: string;
+}
+
+const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 } as const;
+
+const jobActs = proxyActivities<JobActivities>({ taskQueue: mainTaskQueue, startToCloseTimeout: '1m', retry });
+const clientActs = proxyActivities<ClientActivities>({ taskQueue: mainTaskQueue, startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry });
+const cleanupActs = proxyActivities<ClientActivities>({ taskQueue: mainTaskQueue, startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 10 } });
+
+/** Errors a later attempt cannot fix: the workflow fails at once with their message. */
+const permanentTypes = ['ClientConfigError', 'HostKeyChanged', 'AuthFailed', 'JobGone', 'BorgFailed', 'ArchiveMissing', 'Violation'];
+
+export async function backup(input: BackupInput): Promise<BackupResult> {
+  const storageActs = proxyActivities<StorageActivities>({
+    taskQueue: storageTaskQueue(input.storageHost),
+    startToCloseTimeout: '30m',
+    heartbeatTimeout: '2m',
+    retry,
+  });
+  const status: BackupStatus = { jobId: input.jobId, phase: 'reserve', attempt: 0 };
+  let violation: ViolationSignal | undefined;
+  const runScope = new CancellationScope();
+  setHandler(statusQuery, () => status);
+  setHandler(violationSignal, (v) => {
+    if (violation) return;
+    violation = v;
+    status.violation = v;
+    // Stop at once: the run activity is cancelled (it kills the remote borg); cleanup still runs.
+    runScope.cancel();
+  });
+
+  let state: JobFinalState = 'failed';
+  let error: string | undefined;
+  let stats: Awaited<ReturnType<StorageActivities['finalizeBackup']>>['stats'] | undefined;
+  try {
+    const reserved = await jobActs.reserveJob({ ...input, workflowRunId: workflowInfo().runId });
+    status.archiveName = reserved.archiveName;
+    await runScope.run(async () => {
+      // A vanished job folder on the client (reboot into a wiped home, manual removal) sends
+      // us back to prepare and push; anything else is retried inside the activities.
+      for (let round = 1; ; round++) {
+        status.attempt = round;
+        status.phase = 'prepare';
+        await jobActs.setPhase({ jobId: input.jobId, phase: 'prepare' });
+        await storageActs.prepareBackup({ jobId: input.jobId });
+        status.phase = 'push';
+        await jobActs.setPhase({ jobId: input.jobId, phase: 'push' });
+        await clientActs.pushJobFolder({ jobId: input.jobId });
+        status.phase = 'deploy';
+        const { borgCmd } = await clientActs.ensureBorg({ jobId: input.jobId });
+        status.phase = 'run';
+        await jobActs.setPhase({ jobId: input.jobId, phase: 'run' });
+        try {
+          await clientActs.runBorgCreate({ jobId: input.jobId, borgCmd });
+          break;
+        } catch (err) {
+          if (round < 3 && failureType(err) === 'JobFolderMissing') continue;
+          throw err;
+        }
+      }
+      status.phase = 'finalize';
+      await jobActs.setPhase({ jobId: input.jobId, phase: 'finalize' });
+      stats = (await storageActs.finalizeBackup({ jobId: input.jobId })).stats;
+      await clientActs.pullFilesCache({ jobId: input.jobId });
+    });
+    state = 'succeeded';
+  } catch (err) {
+    if (violation) {
+      state = 'violation';
+      error = `violation: ${violation.kind}: ${violation.detail}`;
+    } else if (isCancellation(err)) {
+      state = 'cancelled';
+      error = 'cancelled';
+    } else {
+      state = 'failed';
+      error = describeFailure(err);
+    }
+  }
+
+  // Cleanup always runs, also after a cancellation of the whole workflow.
+  status.phase = 'cleanup';
+  await CancellationScope.nonCancellable(async () => {
+    await jobActs.setPhase({ jobId: input.jobId, phase: 'cleanup' });
+    await settle(storageActs.revokeCredential({ jobId: input.jobId }));
+    await settle(cleanupActs.cleanupClient({ jobId: input.jobId }));
+    await settle(storageActs.cleanupJob({ jobId: input.jobId, succeeded: state === 'succeeded' }));
+    await jobActs.completeJob({ jobId: input.jobId, state, error, stats });
+  });
+  status.phase = 'done';
+  status.state = state;
+  status.error = error;
+  if (state === 'failed' || state === 'violation') {
+    // Fail the workflow too, so the Temporal UI shows what the console shows.
+    throw ApplicationFailure.nonRetryable(error ?? state, state === 'violation' ? 'Violation' : 'BackupFailed');
+  }
+  return { state, archiveName: status.archiveName, error };
+}
+
+/** Cleanup steps must not stop each other; their failures are logged by the activities. */
+async function settle(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch {
+    /* recorded by the activity; the next step still runs */
+  }
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+function describeFailure(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  const msg = e instanceof Error ? e.message : String(e);
+  const type = failureType(err);
+  return type && !permanentTypes.includes(type) && type !== 'Error' ? `${msg} (after retries)` : msg;
+}

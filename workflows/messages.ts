@@ -1,0 +1,37 @@
+// Messages of the job workflows: what the proxy / repository service, the CLI and the web app
+// send to or ask of a running job. Pure definitions, importable from anywhere.
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+export type JobPhase = 'reserve' | 'prepare' | 'push' | 'deploy' | 'run' | 'finalize' | 'cleanup' | 'done';
+export type JobFinalState = 'succeeded' | 'failed' | 'violation' | 'cancelled';
+
+/** What a client attempted that the proxy refused (DESIGN.md §4). Sent by the repository service. */
+export interface ViolationSignal {
+  kind: string;
+  detail: string;
+  /** ISO time the proxy saw it. */
+  at: string;
+}
+export const violationSignal = defineSignal<[ViolationSignal]>('violation');
+
+/** Latest progress of `borg create` (BORG_PROTOCOL.md §8.1), as heartbeated by the run activity. */
+export interface BackupProgress {
+  originalSize: number;
+  compressedSize: number;
+  deduplicatedSize: number;
+  nfiles: number;
+  path: string;
+  /** Unix seconds of the line. */
+  time: number;
+}
+
+export interface BackupStatus {
+  jobId: string;
+  phase: JobPhase;
+  attempt: number;
+  archiveName?: string;
+  violation?: ViolationSignal;
+  state?: JobFinalState;
+  error?: string;
+}
+export const statusQuery = defineQuery<BackupStatus>('status');
