@@ -8,6 +8,7 @@ import { z } from 'zod';
 import * as repos from '../db/queries/repositories.js';
 import { repositorySecretContext } from '../db/queries/repositories.js';
 import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
+import { acquireRepositoryLease } from '../proxy/control-client.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, failed, invalid, notFound, uniqueViolation } from './errors.js';
 import { absolutePathSchema, nameSchema } from './validation.js';
@@ -128,14 +129,22 @@ export async function runAdminBorg(
   // No terminal reaches borg here, so its confirmation prompts (check --repair, delete of a whole
   // repository) are answered "no" rather than left to read an empty stdin.
   const env = { BORG_REPO: repoLocation(inv, repo.path), BORG_CHECK_I_KNOW_WHAT_I_AM_DOING: 'NO', BORG_DELETE_I_KNOW_WHAT_I_AM_DOING: 'NO' };
-  const r = await runBorg({ ...inv, env }, args, {
-    cwd: io.cwd,
-    signal: io.signal,
-    onStdout: io.onStdout,
-    onStderr: io.onStderr,
-    maxOutput: 0,
+  // The repository service holds the repository's lock while backups run; wait for its turn.
+  const lease = await acquireRepositoryLease(deps.config.paths.controlSocket, repo.id, {
+    onWaiting: () => io.onStderr(Buffer.from('borgcube: waiting for running jobs of this repository to finish…\n')),
   });
-  return r.code ?? 128 + 9;
+  try {
+    const r = await runBorg({ ...inv, env }, args, {
+      cwd: io.cwd,
+      signal: io.signal,
+      onStdout: io.onStdout,
+      onStderr: io.onStderr,
+      maxOutput: 0,
+    });
+    return r.code ?? 128 + 9;
+  } finally {
+    lease.release();
+  }
 }
 
 function isInside(path: string, dir: string) {
