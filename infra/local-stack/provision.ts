@@ -357,8 +357,8 @@ function ensureFile(path: string, mode: number, uid: number, gid: number): strin
 
 /**
  * The data dir layout (config.ts dataPaths): root 0711 so the service accounts can reach their
- * own subfolders and nothing else; run/ is shared with the proxy account's group because proxy
- * sessions connect to the repository service's socket inside.
+ * own subfolders and nothing else; run/ is shared with the proxy account's group (setgid, so new
+ * files inherit it) because proxy sessions connect to the repository service's socket inside.
  */
 export async function ensureDataDir(config: Config, accounts: { proxy: Account; storage: Account }): Promise<string[]> {
   const p = config.paths;
@@ -372,7 +372,9 @@ export async function ensureDataDir(config: Config, accounts: { proxy: Account; 
   changes.push(ensureFile(config.ssh.keyPath, 0o600, 0, 0));
   if (dirname(config.ssh.keyPath) !== p.sshDir) changes.push(ensureDir(dirname(config.ssh.keyPath), 0o700, 0, 0));
   changes.push(ensureDir(p.sshdDir, 0o700, 0, 0));
-  changes.push(ensureDir(p.runDir, 0o750, storage.uid, proxy.gid));
+  // setgid: the storage account is not in the proxy group, so its socket can only get that group
+  // by inheriting it from the folder.
+  changes.push(ensureDir(p.runDir, 0o2750, storage.uid, proxy.gid));
   changes.push(ensureDir(p.storageDir, 0o700, storage.uid, storage.gid));
   changes.push(ensureDir(p.temporalDir, 0o700, 0, 0));
   changes.push(ensureDir(p.logDir, 0o700, 0, 0));

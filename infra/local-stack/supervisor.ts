@@ -171,7 +171,9 @@ export class Supervisor {
     const wasStopping = this.stopping;
     this.stopping = true;
     signalGroup('SIGTERM');
-    const graceful = await Promise.race([onExit, sleep(this.opts.graceMs ?? 10_000, false)]);
+    const grace = new AbortController();
+    const graceful = await Promise.race([onExit, sleep(this.opts.graceMs ?? 10_000, false, { signal: grace.signal }).catch(() => false)]);
+    grace.abort();
     if (!graceful) {
       this.opts.print(`${this.prefix(child.spec.name)}did not stop within ${Math.round((this.opts.graceMs ?? 10_000) / 1000)} s; killing it`);
       signalGroup('SIGKILL');

@@ -82,7 +82,9 @@ class SshdProcess {
       }
     };
     group('SIGTERM');
-    const stopped = await Promise.race([this.exited.then(() => true), sleep(5000, false)]);
+    const grace = new AbortController();
+    const stopped = await Promise.race([this.exited.then(() => true), sleep(5000, false, { signal: grace.signal }).catch(() => false)]);
+    grace.abort();
     group('SIGKILL');
     if (!stopped) await this.exited;
   }

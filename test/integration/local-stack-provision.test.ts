@@ -46,7 +46,7 @@ describe('provisioning', () => {
     expect(ownerAndMode(config.ssh.keyPath)).toEqual({ uid: 0, gid: 0, mode: 0o600 });
     expect(readFileSync(`${config.ssh.keyPath}.pub`, 'utf8')).toMatch(/^ssh-ed25519 /);
     for (const d of [p.sshDir, p.sshdDir, p.temporalDir, p.logDir, p.adminBorgDir]) expect(ownerAndMode(d)).toEqual({ uid: 0, gid: 0, mode: 0o700 });
-    expect(ownerAndMode(p.runDir)).toEqual({ uid: storage.uid, gid: proxy.gid, mode: 0o750 });
+    expect(ownerAndMode(p.runDir)).toEqual({ uid: storage.uid, gid: proxy.gid, mode: 0o2750 });
     expect(ownerAndMode(p.storageDir)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o700 });
     expect(proxy.shell).toBe('/bin/sh');
     expect(readFileSync('/etc/shadow', 'utf8')).toMatch(new RegExp(`^${proxy.name}:\\*:`, 'm'));
@@ -68,6 +68,6 @@ describe('provisioning', () => {
     expect(third.lines.join('\n')).toMatch(/fixed/);
     expect(ownerAndMode(dataDir).mode).toBe(0o711);
     expect(ownerAndMode(p.masterKey)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o600 });
-    expect(ownerAndMode(p.runDir).mode).toBe(0o750);
+    expect(ownerAndMode(p.runDir).mode).toBe(0o2750);
   });
 });
