@@ -285,7 +285,10 @@ async function ensureRedis(url: string, print: (line: string) => void): Promise<
   if (await redisAnswers(host, port)) return `Redis answers at ${where}`;
   if (!isLoopback(host)) throw new Error(`Redis does not answer at ${where} (REDIS_URL); start it or point REDIS_URL at a running server`);
   if ((await missingPackages(['redis-server'])).length) await aptInstall(['redis-server'], print);
-  const redis = lookupAccount('redis');
+  // Run it as whoever owns its data folder (the package makes that `redis`): it must be able to
+  // save its snapshot there, or it refuses to shut down.
+  const dataDir = existsSync('/var/lib/redis') ? statSync('/var/lib/redis') : undefined;
+  const redis = dataDir ? { uid: dataDir.uid, gid: dataDir.gid } : lookupAccount('redis');
   // systemd normally creates /run/redis (RuntimeDirectory); without it the pid file cannot be written.
   mkdirSync('/run/redis', { recursive: true, mode: 0o755 });
   if (redis) chownSync('/run/redis', redis.uid, redis.gid);
