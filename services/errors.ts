@@ -1,6 +1,6 @@
 // Errors the service layer throws on purpose. The CLI prints their message on one line; the web
 // app maps them to HTTP statuses in one place (web/errors.ts). Anything else is a bug or an outage.
-export type ServiceErrorKind = 'invalid' | 'not-found' | 'conflict' | 'forbidden' | 'unauthorized' | 'unavailable' | 'failed';
+export type ServiceErrorKind = 'invalid' | 'not-found' | 'conflict' | 'forbidden' | 'unauthorized' | 'unavailable' | 'failed' | 'rate-limited';
 
 export class ServiceError extends Error {
   override name = 'ServiceError';
@@ -18,6 +18,8 @@ export const conflict = (msg: string) => new ServiceError('conflict', msg);
 export const forbidden = (msg = 'not allowed for your role') => new ServiceError('forbidden', msg);
 export const unavailable = (msg: string) => new ServiceError('unavailable', msg);
 export const failed = (msg: string) => new ServiceError('failed', msg);
+export const unauthorized = (msg = 'log in first') => new ServiceError('unauthorized', msg);
+export const rateLimited = (msg: string) => new ServiceError('rate-limited', msg);
 
 /** PostgreSQL unique violation (23505) on the named constraint, if any. */
 export function uniqueViolation(err: unknown): string | undefined {
