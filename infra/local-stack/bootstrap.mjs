@@ -3,7 +3,7 @@
 // builds (tsc → dist/) only when a source changed since the last build, then hands over to
 // dist/infra/local-stack/main.js, forwarding signals and its exit code.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -86,19 +86,31 @@ const newestSource = () => {
   for (const d of buildDirs) walk(join(root, d));
   return newest;
 };
+// The stamp says whether that build was clean ("ok") or only emitted despite type errors.
 const stamp = join(root, 'dist', '.build-stamp');
 const mainJs = join(root, 'dist', 'infra', 'local-stack', 'main.js');
-if (!existsSync(mainJs) || mtime(stamp) < newestSource()) {
+const stampState = () => {
+  try {
+    return readFileSync(stamp, 'utf8').split(' ')[0];
+  } catch {
+    return undefined;
+  }
+};
+const upToDate = existsSync(mainJs) && mtime(stamp) >= newestSource();
+if (upToDate && stampState() === 'errors' && command === 'start') {
+  say('warning: the last build had type errors and no source changed since (npm run typecheck shows them); starting with what tsc emitted');
+} else if (!upToDate || stampState() !== 'ok') {
   const started = Date.now();
   say('building: npm run build (tsc → dist/)');
   // The incremental state lives inside dist/ so that deleting dist/ also forces a full build.
   const code = runInherit('npm', ['run', '--silent', 'build', '--', '--incremental', '--tsBuildInfoFile', join(root, 'dist', '.tsbuildinfo')]);
+  writeFileSync(stamp, `${code === 0 ? 'ok' : 'errors'} ${new Date().toISOString()}\n`);
+  // Dated to when the build began: a file saved while tsc ran is newer and gets built next time.
+  utimesSync(stamp, started / 1000, started / 1000);
   if (code === 0) {
-    writeFileSync(stamp, `${new Date().toISOString()}\n`);
     say(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } else if (command === 'start' && existsSync(mainJs)) {
-    // tsc still emits JavaScript; a developer mid-change can run the stack, and the next start
-    // builds again because no stamp was written.
+    // tsc still emits JavaScript: a developer in the middle of a change can still run the stack.
     say('warning: the build reported type errors (above); starting with what tsc emitted');
   } else {
     fail(`the build failed (exit ${code}); fix the errors above`, code);
