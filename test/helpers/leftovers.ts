@@ -52,13 +52,21 @@ async function staleDatabases(adminUrl: string): Promise<string[]> {
 /** Returns one line per removed leftover. */
 export async function sweepLeftovers(opts: { databaseUrl: string }): Promise<string[]> {
   const removed: string[] = [];
-  for (const dir of readdirSync(tmpdir())) {
-    if (!dir.startsWith(dirPrefix)) continue;
+  const tagged = readdirSync(tmpdir()).filter((d) => d.startsWith(dirPrefix));
+  const live = tagged.filter((d) => {
+    const owner = readOwner(join(tmpdir(), d));
+    return owner !== undefined && isAlive(owner.owner);
+  });
+  for (const dir of tagged) {
     const path = join(tmpdir(), dir);
     const owner = readOwner(path);
     if (owner && isAlive(owner.owner)) continue;
-    // A folder without owner.json is either being created right now or from a crash; age decides.
-    if (!owner && Date.now() - statSync(path).mtimeMs < 10 * 60_000) continue;
+    if (!owner) {
+      // Without owner.json: a sibling of a live folder (`<tagged dir>-repos`) belongs to it; any
+      // other is either being created right now or from a crash, and age decides.
+      if (live.some((l) => dir.startsWith(l))) continue;
+      if (Date.now() - statSync(path).mtimeMs < 10 * 60_000) continue;
+    }
     for (const p of owner?.processes ?? []) if (killTaggedProcess(p.pid, p.marker)) removed.push(`process ${p.pid} (${p.marker})`);
     rmSync(path, { recursive: true, force: true });
     removed.push(path);
