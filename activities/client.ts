@@ -339,7 +339,7 @@ export function runScript(p: { config: Config; job: Job; client: Client; dir: st
     '-o', 'ServerAliveInterval=15', '-o', 'ServerAliveCountMax=4',
   ]);
   const location = `${jobRepositoryUrl(config, job.id)}::${job.archiveName}`;
-  const args = [p.borgCmd, 'create', '--log-json', '--progress', '--checkpoint-interval', '300', ...client.excludes.flatMap((e) => ['--exclude', e]), location, ...client.paths];
+  const args = [p.borgCmd, 'create', '--log-json', '--progress', '--checkpoint-interval', '300', '--compression', client.compression, ...client.excludes.flatMap((e) => ['--exclude', e]), location, ...client.paths];
   return [
     '#!/bin/sh',
     `# BorgCube job ${job.id}: written by the server, runs borg create detached from the SSH session.`,

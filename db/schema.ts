@@ -126,6 +126,8 @@ export const clientsTable = pgTable('clients', {
   paths: jsonb('paths').$type<string[]>().notNull(),
   excludes: jsonb('excludes').$type<string[]>().notNull().default([]),
   borgPath: text('borg_path').notNull().default('borg'),
+  /** borg's --compression spec for this client's backups (validated in services/clients.ts). */
+  compression: text('compression').notNull().default('lz4'),
   dedupScope: dedupScope('dedup_scope').notNull().default('client'),
   /** Last version reported by `client test` or a backup; null = not seen / absent. */
   borgVersion: text('borg_version'),

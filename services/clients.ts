@@ -14,6 +14,12 @@ const excludePattern = z
   .max(4096)
   .refine((p) => !/[\0\n\r]/.test(p), 'must not contain NUL or newlines');
 
+/** borg's --compression spec (`borg help compression`): none, lz4, zstd[,1-22], zlib[,0-9], lzma[,0-9], auto,…, obfuscate,N,… */
+const compressionBase = '(?:none|lz4|zstd(?:,(?:[1-9]|1\\d|2[0-2]))?|zlib(?:,\\d)?|lzma(?:,\\d)?)';
+export const compressionSchema = z
+  .string()
+  .regex(new RegExp(`^(?:obfuscate,(?:[1-6]|11\\d|12[0-3]),)?(?:auto,)?${compressionBase}$`), 'must be a borg compression spec such as lz4, zstd,3, zlib,6, lzma,6 or auto,zstd');
+
 /** A borg executable on the client: an absolute path, or a bare command name looked up on PATH. */
 const borgPathSchema = z.union([absolutePathSchema, z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, 'must be an absolute path or a command name')]);
 
@@ -25,6 +31,7 @@ export const clientFields = {
   excludes: z.array(excludePattern).max(1024).default([]),
   borgPath: borgPathSchema.default('borg'),
   dedupScope: z.enum(['client', 'repository']).default('client'),
+  compression: compressionSchema.default('lz4'),
 };
 
 export const addClientInput = z.object({ name: nameSchema, ...clientFields });
@@ -39,6 +46,7 @@ export const updateClientInput = z
     excludes: z.array(excludePattern).max(1024),
     borgPath: borgPathSchema,
     dedupScope: z.enum(['client', 'repository']),
+    compression: compressionSchema,
   })
   .partial();
 export type UpdateClientInput = z.input<typeof updateClientInput>;
@@ -58,6 +66,7 @@ export async function addClient(deps: Pick<ServiceDeps, 'db' | 'log'>, raw: AddC
       excludes: input.excludes,
       borgPath: input.borgPath,
       dedupScope: input.dedupScope,
+      compression: input.compression,
     });
     deps.log.info({ client: row.name, host: row.host }, 'client added');
     return row;
@@ -78,6 +87,7 @@ export async function updateClient(deps: Pick<ServiceDeps, 'db' | 'log'>, name: 
   if (input.excludes !== undefined) patch.excludes = input.excludes;
   if (input.borgPath !== undefined) patch.borgPath = input.borgPath;
   if (input.dedupScope !== undefined) patch.dedupScope = input.dedupScope;
+  if (input.compression !== undefined) patch.compression = input.compression;
   // A different address is a different machine as far as host-key pinning is concerned.
   if ((patch.host && patch.host !== existing.host) || (patch.port && patch.port !== existing.port)) {
     patch.hostKey = null;

@@ -10,7 +10,6 @@ import type { Job } from '../db/schema.js';
 import { temporalWorkflowUrl } from '../infra/temporal.js';
 import type { BackupInput } from '../workflows/backup.js';
 import { statusQuery, type BackupProgress, type BackupStatus } from '../workflows/messages.js';
-import { mainTaskQueue } from '../workflows/task-queues.js';
 import { getClient } from './clients.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, invalid, notFound } from './errors.js';
@@ -39,7 +38,7 @@ export async function startBackup(deps: ServiceDeps, raw: z.input<typeof startBa
     const temporal = await deps.temporal();
     await temporal.workflow.start('backup', {
       workflowId: id,
-      taskQueue: mainTaskQueue,
+      taskQueue: deps.config.temporal.taskQueue,
       args: [wfInput],
       searchAttributes: { BorgcubeJobKind: ['backup'], BorgcubeClient: [client.name], BorgcubeRepository: [repo.name] },
     });

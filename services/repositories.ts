@@ -26,7 +26,7 @@ export type RepositoryView = repos.RepositoryRow;
 
 /** The folder where server-side borg keeps its cache and security data (root-owned, 0700). */
 export function adminBorgDir(deps: Pick<ServiceDeps, 'config'>) {
-  return join(deps.config.dataDir, 'admin-borg');
+  return deps.config.paths.adminBorgDir;
 }
 
 export async function addRepository(deps: ServiceDeps, rawInput: AddRepositoryInput): Promise<RepositoryView> {

@@ -9,7 +9,6 @@ import { requireAccount } from '../infra/accounts.js';
 import { loadConfig } from '../infra/config.js';
 import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
-import { mainTaskQueue } from '../workflows/task-queues.js';
 
 async function main() {
   const config = loadConfig();
@@ -21,12 +20,12 @@ async function main() {
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: mainTaskQueue,
+    taskQueue: config.temporal.taskQueue,
     workflowsPath: fileURLToPath(new URL('../workflows/index.js', import.meta.url)),
     activities: { ...createJobActivities(deps), ...createClientActivities(deps) },
     maxConcurrentActivityTaskExecutions: 50,
   });
-  log.info({ taskQueue: mainTaskQueue }, 'worker ready');
+  log.info({ taskQueue: config.temporal.taskQueue }, 'worker ready');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

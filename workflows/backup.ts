@@ -13,7 +13,7 @@ import type { ClientActivities } from '../activities/client.js';
 import type { StorageActivities } from '../activities/storage.js';
 import type { JobActivities } from '../activities/jobs.js';
 import { statusQuery, violationSignal, type BackupStatus, type JobFinalState, type ViolationSignal } from './messages.js';
-import { mainTaskQueue, storageTaskQueue } from './task-queues.js';
+import { storageTaskQueue } from './task-queues.js';
 
 /** Input of `backup`: ids only; activities load the rows. */
 export interface BackupInput {
@@ -33,9 +33,10 @@ export interface BackupResult {
 
 const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 } as const;
 
-const jobActs = proxyActivities<JobActivities>({ taskQueue: mainTaskQueue, startToCloseTimeout: '1m', retry });
-const clientActs = proxyActivities<ClientActivities>({ taskQueue: mainTaskQueue, startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry });
-const cleanupActs = proxyActivities<ClientActivities>({ taskQueue: mainTaskQueue, startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 10 } });
+// Without a task queue, activities go to the queue this workflow runs on: the main queue.
+const jobActs = proxyActivities<JobActivities>({ startToCloseTimeout: '1m', retry });
+const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry });
+const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 10 } });
 
 /** Errors a later attempt cannot fix: the workflow fails at once with their message. */
 const permanentTypes = ['ClientConfigError', 'HostKeyChanged', 'AuthFailed', 'JobGone', 'BorgFailed', 'ArchiveMissing', 'Violation'];

@@ -18,8 +18,9 @@ export function registerClientCommands(program: Command, ctx: CliContext) {
     .option('--exclude <pattern>', 'borg exclude pattern (repeatable)', collect, [])
     .option('--borg-path <path>', 'borg on the client (absolute path or command); deployed when absent', 'borg')
     .option('--dedup-scope <scope>', 'client: dedup against its own archives only; repository: against all chunks (lets the client learn every chunk id)', 'client')
+    .option('--compression <spec>', 'borg compression for its backups (lz4, zstd,3, zlib,6, lzma,6, auto,zstd, none)', 'lz4')
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { host: string; port: string; user: string; path: string[]; exclude: string[]; borgPath: string; dedupScope: string; json?: boolean }) => {
+    .action(async (name: string, o: { host: string; port: string; user: string; path: string[]; exclude: string[]; borgPath: string; dedupScope: string; compression: string; json?: boolean }) => {
       const row = await addClient(ctx.deps(), {
         name,
         host: o.host,
@@ -29,6 +30,7 @@ export function registerClientCommands(program: Command, ctx: CliContext) {
         excludes: o.exclude,
         borgPath: o.borgPath,
         dedupScope: o.dedupScope as 'client' | 'repository',
+        compression: o.compression,
       });
       if (o.json) return ctx.printJson(row);
       ctx.print(`client ${row.name} added (${row.sshUser}@${row.host}:${row.port}); check it with: borgcube client test ${row.name}`);
@@ -104,6 +106,7 @@ function showClient(c: ClientView): string {
     ['borg path', c.borgPath],
     ['borg version', c.borgVersion ?? 'unknown'],
     ['dedup scope', c.dedupScope],
+    ['compression', c.compression],
     ['host key', c.hostKeyFingerprint ?? 'not pinned yet'],
     ['last seen', c.lastSeenAt?.toISOString() ?? 'never'],
   ];

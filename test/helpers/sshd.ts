@@ -206,18 +206,24 @@ export interface BorgcubeSshdOptions {
   authorizedKeysScript?: string;
   nodePath?: string;
   logLevel?: SshdInstance['logLevel'];
+  /**
+   * Put config and host key in the data dir's sshd folder, where the worker reads the host key it
+   * pins for clients (a whole test stack); default: a temp folder of its own.
+   */
+  inDataDir?: boolean;
 }
 
-/** BorgCube's own sshd config (infra/sshd.ts) on a free loopback port, in its own temp folder. */
+/** BorgCube's own sshd config (infra/sshd.ts) on a free loopback port. */
 export async function startBorgcubeSshd(opts: BorgcubeSshdOptions): Promise<BorgcubeSshd> {
   const storageSocket = opts.storageSocket ?? (opts.dataDir ? dataPaths(opts.dataDir).storageSocket : undefined);
   if (!storageSocket) throw new Error('startBorgcubeSshd needs dataDir or storageSocket');
-  const dir = makeTaggedDir('borgcube-sshd');
+  if (opts.inDataDir && !opts.dataDir) throw new Error('inDataDir needs dataDir');
+  const dir = opts.inDataDir ? dataPaths(opts.dataDir!).sshdDir : makeTaggedDir('borgcube-sshd');
   const port = await freePort();
   let sshd: SshdProcess | undefined;
   const stop = registerCleanup(`BorgCube sshd on port ${port}`, async () => {
     await sshd?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (!opts.inDataDir) rmSync(dir, { recursive: true, force: true });
   });
   try {
     await prepareSshd({

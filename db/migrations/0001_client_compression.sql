@@ -1,0 +1,1 @@
+ALTER TABLE "clients" ADD COLUMN "compression" text DEFAULT 'lz4' NOT NULL;
