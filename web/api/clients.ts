@@ -1,0 +1,35 @@
+// /api/v1/clients
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { addClient, addClientInput, getClient, listClients, removeClient, testClient, updateClient, updateClientInput } from '../../services/clients.js';
+import type { WebDeps, WebEnv } from '../env.js';
+import { jsonBody } from './body.js';
+import { op } from './openapi.js';
+
+const tag = 'clients';
+const nameParam = z.object({ name: z.string().describe('client name') });
+
+export function clientsApi(deps: WebDeps) {
+  const s = deps.services;
+  const app = new Hono<WebEnv>();
+  app.get('/', op({ tag, summary: 'List clients', role: 'viewer' }), async (c) => c.json({ clients: await listClients(s) }));
+  app.post('/', op({ tag, summary: 'Add a client', role: 'admin', body: addClientInput, status: 201 }), async (c) => {
+    const input = addClientInput.parse(await jsonBody(c));
+    return c.json(await addClient(s, input), 201);
+  });
+  app.get('/:name', op({ tag, summary: 'Show a client', role: 'viewer', params: nameParam }), async (c) => c.json(await getClient(s, c.req.param('name'))));
+  app.patch('/:name', op({ tag, summary: 'Change a client', role: 'admin', params: nameParam, body: updateClientInput }), async (c) => {
+    const input = updateClientInput.parse(await jsonBody(c));
+    return c.json(await updateClient(s, c.req.param('name'), input));
+  });
+  app.delete('/:name', op({ tag, summary: 'Remove a client (its archives stay)', role: 'admin', params: nameParam, status: 204 }), async (c) => {
+    await removeClient(s, c.req.param('name'));
+    return c.body(null, 204);
+  });
+  app.post(
+    '/:name/test',
+    op({ tag, summary: 'Test the SSH connection: pins the host key on first contact, reports the borg version and missing paths', role: 'operator', params: nameParam }),
+    async (c) => c.json(await testClient(s, c.req.param('name'), { signal: AbortSignal.timeout(60_000) })),
+  );
+  return app;
+}

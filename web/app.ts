@@ -1,0 +1,93 @@
+// The web console and JSON API as one Hono app. `createApp(deps)` has no side effects: tests call
+// `app.request()` on it; web/main.ts serves it and calls `app.injectWebSocket(server)`.
+//
+// Order of the middleware: security headers on everything; health and static files answer
+// without touching the session; then authentication (finds the principal), CSRF (refuses
+// cookie-authenticated writes without the token); then one sub-app per resource, each route
+// checking its role (pages: requireRole, API: op()).
+import { createNodeWebSocket } from '@hono/node-ws';
+import { Hono } from 'hono';
+import { html } from 'hono/html';
+import type { Server } from 'node:http';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
+import { clientsApi } from './api/clients.js';
+import { dashboardApi } from './api/dashboard.js';
+import { jobsApi } from './api/jobs.js';
+import { openApiDocument } from './api/openapi.js';
+import { repositoriesApi } from './api/repositories.js';
+import { sessionApi, tokensApi, usersApi } from './api/users.js';
+import { authenticate, csrfProtection } from './auth.js';
+import type { WebDeps, WebEnv } from './env.js';
+import { createErrorHandler, wantsJson } from './errors.js';
+import { authPages } from './routes/auth.js';
+import { clientsPages } from './routes/clients.js';
+import { dashboardPages } from './routes/dashboard.js';
+import { jobsPages } from './routes/jobs.js';
+import { repositoriesPages } from './routes/repositories.js';
+import { socketRoutes } from './routes/sockets.js';
+import { accountPages, usersPages } from './routes/users.js';
+import { securityHeaders } from './security.js';
+import { staticFiles } from './static.js';
+import { layout } from './views/layout.js';
+
+export const apiPrefix = '/api/v1';
+
+export function createApp(deps: WebDeps) {
+  const s = deps.services;
+  const app = new Hono<WebEnv>();
+  const nodeWs = createNodeWebSocket({ app });
+
+  app.onError(createErrorHandler(s.log));
+  app.notFound((c) =>
+    wantsJson(c)
+      ? c.json({ error: { kind: 'not-found', message: `no route for ${c.req.method} ${c.req.path}` } }, 404)
+      : c.html(layout({ title: 'Not found', principal: c.get('principal'), body: html`<h1>Not found</h1><p>There is no page at this address. <a href="/">Dashboard</a></p>` }), 404),
+  );
+  app.use('*', securityHeaders({ https: s.config.web.publicUrl.startsWith('https:') }));
+
+  app.get('/healthz', async (c) => {
+    const report = await deps.health();
+    return c.json(report, report.ok ? 200 : 503);
+  });
+  app.route('/static', staticFiles());
+
+  app.use('*', authenticate(s));
+  app.use('*', csrfProtection());
+
+  // Pages
+  app.route('/', authPages(deps));
+  app.route('/', dashboardPages(deps));
+  app.route('/clients', clientsPages(deps));
+  app.route('/repositories', repositoriesPages(deps));
+  app.route('/jobs', jobsPages(deps));
+  app.route('/users', usersPages(deps));
+  app.route('/account', accountPages(deps));
+
+  // JSON API
+  app.route(`${apiPrefix}/session`, sessionApi());
+  app.route(`${apiPrefix}/dashboard`, dashboardApi(deps));
+  app.route(`${apiPrefix}/clients`, clientsApi(deps));
+  app.route(`${apiPrefix}/repositories`, repositoriesApi(deps));
+  app.route(`${apiPrefix}/jobs`, jobsApi(deps));
+  app.route(`${apiPrefix}/users`, usersApi(deps));
+  app.route(`${apiPrefix}/tokens`, tokensApi(deps));
+  let openapi: ReturnType<typeof openApiDocument> | undefined;
+  app.get(`${apiPrefix}/openapi.json`, (c) => {
+    openapi ??= openApiDocument(app, apiPrefix, { title: 'BorgCube', version: '1', serverUrl: `${s.config.web.publicUrl}${apiPrefix}` });
+    return c.json(openapi);
+  });
+
+  // Live updates
+  app.route('/ws', socketRoutes(deps, nodeWs.upgradeWebSocket));
+
+  return Object.assign(app, {
+    /** Routes WebSocket upgrades of the Node server through this app (web/main.ts). */
+    injectWebSocket: (server: Server | Http2Server | Http2SecureServer) => nodeWs.injectWebSocket(server),
+    /** Closes every open WebSocket (1001 "going away"); browsers reconnect to the next process. */
+    closeWebSockets: () => {
+      for (const ws of nodeWs.wss.clients) ws.close(1001, 'server stopping');
+    },
+  });
+}
+
+export type WebApp = ReturnType<typeof createApp>;

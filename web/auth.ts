@@ -1,0 +1,110 @@
+// Authentication, CSRF and role middleware. Who is asking: an API token (`Authorization:
+// Bearer`, for scripts) or the session cookie (browsers). Every state-changing request made with
+// the cookie must echo the session's CSRF token (form field `_csrf` or header `X-CSRF-Token`);
+// bearer tokens are exempt because browsers never attach them on their own.
+import type { Context, MiddlewareHandler } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import { authenticateApiToken, authenticateSession, hasRole, sameSecret, type Principal } from '../services/auth.js';
+import type { ServiceDeps } from '../services/deps.js';
+import { forbidden, unauthorized } from '../services/errors.js';
+import type { Role } from '../services/users.js';
+import type { WebEnv } from './env.js';
+
+export const sessionCookie = 'borgcube_session';
+/** Double-submit cookie of the login form (there is no session yet to hold a CSRF token). */
+export const loginCsrfCookie = 'borgcube_login_csrf';
+
+const unsafeMethods = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** Secure cookies when the request came over https or the console's public URL is https. */
+export function isHttps(c: Context, publicUrl: string): boolean {
+  return publicUrl.startsWith('https:') || new URL(c.req.url).protocol === 'https:';
+}
+
+export function setSessionCookie(c: Context, token: string, expiresAt: Date, publicUrl: string): void {
+  setCookie(c, sessionCookie, token, { httpOnly: true, sameSite: 'Lax', secure: isHttps(c, publicUrl), path: '/', expires: expiresAt });
+}
+
+export function clearSessionCookie(c: Context, publicUrl: string): void {
+  deleteCookie(c, sessionCookie, { path: '/', secure: isHttps(c, publicUrl), httpOnly: true, sameSite: 'Lax' });
+}
+
+/** The client's address as the socket saw it (no proxy headers are trusted). */
+export function clientIp(c: Context<WebEnv>): string {
+  return (c.env as WebEnv['Bindings'] | undefined)?.incoming?.socket.remoteAddress ?? 'unknown';
+}
+
+/** Finds the principal, if any; never refuses by itself. */
+export function authenticate(deps: Pick<ServiceDeps, 'db' | 'config'>): MiddlewareHandler<WebEnv> {
+  return async (c, next) => {
+    let principal: Principal | undefined;
+    const authz = c.req.header('authorization');
+    if (authz) {
+      const m = /^Bearer\s+(\S+)$/i.exec(authz);
+      principal = m ? await authenticateApiToken(deps, m[1]!) : undefined;
+    } else {
+      const token = getCookie(c, sessionCookie);
+      if (token) {
+        principal = await authenticateSession(deps, token);
+        if (!principal) clearSessionCookie(c, deps.config.web.publicUrl);
+      }
+    }
+    c.set('principal', principal);
+    await next();
+  };
+}
+
+/**
+ * State-changing requests made with the session cookie must carry the session's CSRF token. The
+ * form body is parsed here and cached by Hono, so handlers can read it again.
+ */
+export function csrfProtection(): MiddlewareHandler<WebEnv> {
+  return async (c, next) => {
+    const p = c.get('principal');
+    if (unsafeMethods.has(c.req.method) && p?.via === 'session') {
+      let sent = c.req.header('x-csrf-token');
+      if (!sent) {
+        const type = c.req.header('content-type') ?? '';
+        if (type.startsWith('application/x-www-form-urlencoded') || type.startsWith('multipart/form-data')) {
+          const field = (await c.req.parseBody())._csrf;
+          sent = typeof field === 'string' ? field : undefined;
+        }
+      }
+      if (!sent || !sameSecret(sent, p.session!.csrfToken)) throw forbidden('the CSRF token is missing or wrong; reload the page and try again');
+    }
+    await next();
+  };
+}
+
+/** The request's principal; 401 (pages: a redirect to the login) when there is none. */
+export function principalOf(c: Context<WebEnv>): Principal {
+  const p = c.get('principal');
+  if (!p) throw unauthorized('log in first (session cookie or API token)');
+  return p;
+}
+
+/** Refuses requests without a principal having at least `role`. */
+export function requireRole(role: Role): MiddlewareHandler<WebEnv> {
+  return async (c, next) => {
+    const p = principalOf(c);
+    if (!hasRole(p.user.role, role)) throw forbidden(`this needs the ${role} role; you are ${p.user.role}`);
+    await next();
+  };
+}
+
+/**
+ * WebSockets are not covered by SameSite in every browser: a session-authenticated upgrade must
+ * come from a page of this console (Origin = the request's own origin or the public URL's).
+ */
+export function sameOriginUpgrade(publicUrl: string): MiddlewareHandler<WebEnv> {
+  return async (c, next) => {
+    const p = c.get('principal');
+    const origin = c.req.header('origin');
+    if (p?.via === 'session' && origin) {
+      const host = c.req.header('host');
+      const allowed = new Set([new URL(publicUrl).origin, ...(host ? [`http://${host}`, `https://${host}`] : [])]);
+      if (!allowed.has(origin)) throw forbidden('cross-origin WebSocket refused');
+    }
+    await next();
+  };
+}

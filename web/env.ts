@@ -1,0 +1,33 @@
+// What every handler of the web app can rely on: its dependencies (built once by web/main.ts or
+// a test) and, per request, the principal the auth middleware found.
+import type { IncomingMessage } from 'node:http';
+import type { LoginLimiter, Principal } from '../services/auth.js';
+import type { ServiceDeps } from '../services/deps.js';
+import type { JobEventHub } from './live.js';
+
+export interface HealthReport {
+  ok: boolean;
+  database: { ok: boolean; error?: string };
+  redis: { ok: boolean; error?: string };
+  temporal: { ok: boolean; error?: string };
+  /** Task queue → whether at least one worker polls it. */
+  workers: Record<string, boolean>;
+}
+
+/** The web app's dependencies (STYLE.md §16: built in the composition root, passed down). */
+export interface WebDeps {
+  services: ServiceDeps;
+  limiter: LoginLimiter;
+  hub: JobEventHub;
+  health: () => Promise<HealthReport>;
+  /** WebSocket tuning (tests and the benchmark shrink them). */
+  ws?: { maxBufferedBytes?: number; idlePollMs?: number };
+}
+
+export interface WebEnv {
+  /** Set by @hono/node-server; absent under app.request() in tests. */
+  Bindings: { incoming?: IncomingMessage };
+  Variables: {
+    principal: Principal | undefined;
+  };
+}

@@ -1,0 +1,70 @@
+// GET /healthz: is the stack usable? The database decides the status (503 without it); Redis,
+// Temporal and the workers are reported so `npm start` and operators see what is missing.
+// Every probe is bounded: a dead dependency costs at most `timeoutMs`.
+import type { Client as TemporalClient } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { sql } from 'drizzle-orm';
+import type { Redis } from 'ioredis';
+import type { Db } from '../db/client.js';
+import { listRepositories } from '../services/repositories.js';
+import { storageTaskQueue } from '../workflows/task-queues.js';
+import type { HealthReport } from './env.js';
+
+export interface HealthDeps {
+  db: Db;
+  redis: Redis;
+  temporal(): Promise<TemporalClient>;
+  namespace: string;
+  /** The main task queue (config.temporal.taskQueue). */
+  taskQueue: string;
+  storageHost: string;
+  timeoutMs?: number;
+}
+
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200);
+
+export function createHealthCheck(h: HealthDeps): () => Promise<HealthReport> {
+  const ms = h.timeoutMs ?? 3000;
+  return async () => {
+    const report: HealthReport = { ok: false, database: { ok: false }, redis: { ok: false }, temporal: { ok: false }, workers: {} };
+    const queues: Array<[string, temporal.api.enums.v1.TaskQueueType]> = [[h.taskQueue, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW]];
+    await Promise.all([
+      bounded(h.db.execute(sql`select 1`), ms, 'PostgreSQL')
+        .then(async () => {
+          report.database.ok = true;
+          const hosts = new Set([h.storageHost, ...(await listRepositories({ db: h.db })).map((r) => r.storageHost)]);
+          for (const host of hosts) queues.push([storageTaskQueue(host), temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]);
+        })
+        .catch((err: unknown) => {
+          report.database.error = message(err);
+          queues.push([storageTaskQueue(h.storageHost), temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]);
+        }),
+      bounded(h.redis.ping(), ms, 'Redis')
+        .then(() => (report.redis.ok = true))
+        .catch((err: unknown) => (report.redis.error = message(err))),
+    ]);
+    try {
+      const client = await bounded(h.temporal(), ms, 'Temporal');
+      const answers = await Promise.all(
+        queues.map(([name, taskQueueType]) =>
+          bounded(client.workflowService.describeTaskQueue({ namespace: h.namespace, taskQueue: { name, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL }, taskQueueType }), ms, 'Temporal'),
+        ),
+      );
+      report.temporal.ok = true;
+      queues.forEach(([name], i) => (report.workers[name] = (answers[i]?.pollers?.length ?? 0) > 0));
+    } catch (err) {
+      report.temporal.error = message(err);
+      for (const [name] of queues) report.workers[name] = false;
+    }
+    report.ok = report.database.ok;
+    return report;
+  };
+}

@@ -1,0 +1,105 @@
+// The web process: console, JSON API and WebSockets. Composition root (STYLE.md §16): reads the
+// configuration once, opens PostgreSQL, Redis (one connection for commands, one subscriber for
+// live events) and Temporal (lazily), builds the app, serves it, stops cleanly on SIGTERM/SIGINT.
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import { createDb } from '../db/client.js';
+import { requireAccount, type Account } from '../infra/accounts.js';
+import { loadConfig } from '../infra/config.js';
+import { createRedis } from '../infra/events.js';
+import { createLogger } from '../infra/logger.js';
+import { MasterKey } from '../infra/secrets.js';
+import { connectTemporal, type TemporalHandle } from '../infra/temporal.js';
+import { createRedisLoginLimiter, deleteExpiredSessions } from '../services/auth.js';
+import type { ServiceDeps } from '../services/deps.js';
+import { ensureInitialAdmin } from '../services/users.js';
+import { createApp } from './app.js';
+import { createHealthCheck } from './health.js';
+import { createJobEventHub } from './live.js';
+
+async function main() {
+  const config = loadConfig();
+  const log = createLogger({ name: 'web', level: config.logLevel });
+  const dbh = createDb(config.databaseUrl, { max: 10, applicationName: 'borgcube-web' });
+  const redis = createRedis(config.redisUrl);
+  const subscriber = createRedis(config.redisUrl);
+  redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis'));
+  subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'redis subscriber'));
+
+  let temporal: Promise<TemporalHandle> | undefined;
+  let masterKey: MasterKey | undefined;
+  let storage: Account | undefined;
+  const services: ServiceDeps = {
+    db: dbh.db,
+    config,
+    log,
+    masterKey: () => (masterKey ??= MasterKey.load(config.paths.masterKey)),
+    storageAccount: () => (storage ??= requireAccount(config.accounts.storage)),
+    // A failed connection is retried by the next caller instead of being remembered.
+    temporal: async () =>
+      (
+        await (temporal ??= connectTemporal(config).catch((err: unknown) => {
+          temporal = undefined;
+          throw err;
+        }))
+      ).client,
+  };
+
+  // First start: an admin account. The generated password goes to stdout once, never to the log.
+  const initial = await ensureInitialAdmin(services, config.adminPassword);
+  if (initial.created) {
+    if (initial.password) process.stdout.write(`BorgCube: created the first admin account "${initial.username}"; its one-time password is: ${initial.password}\n`);
+    log.info({ user: initial.username, generated: Boolean(initial.password) }, 'first admin account created');
+  }
+
+  const hub = createJobEventHub(subscriber, log);
+  const app = createApp({
+    services,
+    limiter: createRedisLoginLimiter(redis),
+    hub,
+    health: createHealthCheck({ db: dbh.db, redis, temporal: () => services.temporal(), namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, storageHost: config.storageHost }),
+  });
+  const server = serve({ fetch: app.fetch, hostname: config.web.host, port: config.web.port }, (info) => {
+    log.info({ address: info.address, port: info.port, url: config.web.publicUrl }, 'web console listening');
+  });
+  app.injectWebSocket(server);
+  // serve() without createServer options makes a plain node:http server.
+  const http = server as Server;
+
+  const sweep = setInterval(() => {
+    deleteExpiredSessions(services)
+      .then((n) => n && log.info({ sessions: n }, 'expired sessions removed'))
+      .catch((err: unknown) => log.warn({ err }, 'removing expired sessions failed'));
+  }, 3600_000);
+  sweep.unref();
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    clearInterval(sweep);
+    app.closeWebSockets();
+    // Connections still open after 10 s (a stuck request) do not keep the process alive.
+    const force = setTimeout(() => http.closeAllConnections(), 10_000);
+    force.unref();
+    server.close(() => {
+      void (async () => {
+        await hub.close();
+        await redis.quit().catch(() => redis.disconnect());
+        if (temporal) await (await temporal.catch(() => undefined))?.close();
+        await dbh.close();
+        log.info('stopped');
+        log.flush();
+      })();
+    });
+    http.closeIdleConnections();
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`borgcube web: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,80 @@
+// Repositories: list, add (borg init on this storage host), show with archives — as recorded,
+// or read live from the repository with the real key.
+import { Hono } from 'hono';
+import { html } from 'hono/html';
+import { listArchives, listArchivesLive } from '../../services/archives.js';
+import { hasRole, requireRoleOf } from '../../services/auth.js';
+import { addRepository, encryptionModes, getRepository, listRepositories } from '../../services/repositories.js';
+import { principalOf, requireRole } from '../auth.js';
+import type { WebDeps, WebEnv } from '../env.js';
+import { bytes, ratio, when } from '../views/format.js';
+import { csrfField, layout, select } from '../views/layout.js';
+import { formFields } from './form.js';
+
+export function repositoriesPages(deps: WebDeps) {
+  const s = deps.services;
+  const app = new Hono<WebEnv>();
+
+  app.get('/', requireRole('viewer'), async (c) => {
+    const p = principalOf(c);
+    const rows = await listRepositories(s);
+    const body = html`<h1>Repositories</h1>
+${hasRole(p.user.role, 'admin')
+  ? html`<form method="post" action="/repositories" class="card inline-form" id="add-repository">${csrfField(p)}
+  <strong>New repository:</strong>
+  <label>Name <input name="name" required placeholder="main"></label>
+  <label>Path <input name="path" required placeholder="/srv/borg/main"></label>
+  <label>Encryption ${select('encryption', encryptionModes, 'repokey')}</label>
+  <button type="submit" class="primary">Create</button></form>`
+  : ''}
+${rows.length
+  ? html`<table class="grid" id="repositories"><thead><tr><th>Name</th><th>Storage host</th><th>Path</th><th>Encryption</th><th>Archives</th><th>Original</th><th>Stored</th><th>Dedup ratio</th><th>Created</th></tr></thead>
+<tbody>${rows.map((r) => {
+      const st = r.stats;
+      return html`<tr><td><a href="/repositories/${encodeURIComponent(r.name)}">${r.name}</a></td><td>${r.storageHost}</td><td class="path">${r.path}</td><td>${r.encryption}</td>
+<td>${st?.archives ?? '—'}</td><td>${bytes(st?.originalSize)}</td><td>${bytes(st?.uniqueCompressedSize)}</td><td>${ratio(st && st.uniqueSize > 0 ? st.originalSize / st.uniqueSize : null)}</td><td>${when(r.createdAt)}</td></tr>`;
+    })}</tbody></table>`
+  : html`<p class="muted">No repositories yet.</p>`}`;
+    return c.html(layout({ title: 'Repositories', principal: p, active: 'repositories', body }));
+  });
+
+  app.post('/', requireRole('admin'), async (c) => {
+    const f = await formFields(c);
+    const row = await addRepository(s, { name: f.name ?? '', path: f.path ?? '', encryption: (encryptionModes as readonly string[]).includes(f.encryption ?? '') ? (f.encryption as (typeof encryptionModes)[number]) : 'repokey' });
+    return c.redirect(`/repositories/${encodeURIComponent(row.name)}`, 303);
+  });
+
+  app.get('/:name', requireRole('viewer'), async (c) => {
+    const p = principalOf(c);
+    const repo = await getRepository(s, c.req.param('name'));
+    const live = c.req.query('live') === '1';
+    if (live) requireRoleOf(p, 'operator');
+    const st = repo.stats;
+    let archivesHtml;
+    if (live) {
+      const archives = await listArchivesLive(s, repo.name);
+      archivesHtml = html`<p class="muted">Read from the repository just now with its key (${archives.length} archives). <a href="/repositories/${encodeURIComponent(repo.name)}">Show the recorded list</a></p>
+<table class="grid" id="archives"><thead><tr><th>Archive</th><th>Started (client time)</th><th>Original</th><th>New data</th><th>Files</th><th>Id</th></tr></thead>
+<tbody>${archives.map((a) => html`<tr><td class="path">${a.name}</td><td>${a.start}</td><td>${bytes(a.originalSize)}</td><td>${bytes(a.deduplicatedSize)}</td><td>${a.nfiles ?? '—'}</td><td><code class="small">${a.id.slice(0, 16)}</code>${a.known ? '' : html` <span class="badge state-stale">not recorded</span>`}</td></tr>`)}</tbody></table>`;
+    } else {
+      const archives = await listArchives(s, repo.name);
+      archivesHtml = html`<p class="muted">As BorgCube recorded them. ${hasRole(p.user.role, 'operator') ? html`<a href="/repositories/${encodeURIComponent(repo.name)}?live=1" id="read-live">Read the repository now</a>` : ''}</p>
+${archives.length
+  ? html`<table class="grid" id="archives"><thead><tr><th>Archive</th><th>Time (server)</th><th>Client</th><th>Original</th><th>Compressed</th><th>New data</th><th>Files</th><th>Job</th></tr></thead>
+<tbody>${archives.map((a) => html`<tr><td class="path">${a.name}</td><td>${when(a.time)}</td><td>${a.clientName ?? '—'}</td><td>${bytes(a.originalSize)}</td><td>${bytes(a.compressedSize)}</td><td>${bytes(a.deduplicatedSize)}</td><td>${a.nfiles ?? '—'}</td><td>${a.jobId ? html`<a href="/jobs/${a.jobId}">${a.jobId.slice(0, 8)}</a>` : '—'}</td></tr>`)}</tbody></table>`
+  : html`<p class="muted">No archives recorded yet.</p>`}`;
+    }
+    const body = html`<h1>Repository ${repo.name}</h1>
+<dl class="facts">
+  <dt>Storage host</dt><dd>${repo.storageHost}</dd><dt>Path</dt><dd class="path">${repo.path}</dd><dt>Encryption</dt><dd>${repo.encryption}</dd>
+  <dt>Borg id</dt><dd><code class="small">${repo.borgId}</code></dd><dt>Created</dt><dd>${when(repo.createdAt)}</dd>
+  <dt>Original size</dt><dd>${bytes(st?.originalSize)}</dd><dt>Deduplicated</dt><dd>${bytes(st?.uniqueSize)}</dd><dt>Stored</dt><dd>${bytes(st?.uniqueCompressedSize)}</dd>
+  <dt>Dedup ratio</dt><dd>${ratio(st && st.uniqueSize > 0 ? st.originalSize / st.uniqueSize : null)}</dd><dt>Figures of</dt><dd>${st?.updatedAt ?? '—'}</dd>
+</dl>
+<h2>Archives</h2>
+${archivesHtml}
+<p><a href="/jobs?repository=${encodeURIComponent(repo.name)}">Jobs of this repository</a></p>`;
+    return c.html(layout({ title: `Repository ${repo.name}`, principal: p, active: 'repositories', body }));
+  });
+  return app;
+}
