@@ -61,33 +61,35 @@ export interface LoginLimiter {
 
 /**
  * Fixed-window counters in Redis (`INCR` + `EXPIRE NX`), shared by every web process. Defaults:
- * 5 failures in 15 minutes. The user name key is hashed: user names typed by strangers never
- * become Redis keys verbatim.
+ * 5 failures per user name and 20 per IP address in 15 minutes (an office behind one address
+ * must not be locked out by one person's typos). The user name key is hashed: names typed by
+ * strangers never become Redis keys verbatim.
  */
-export function createRedisLoginLimiter(redis: Redis, opts: { maxFailures?: number; windowSeconds?: number; prefix?: string } = {}): LoginLimiter {
-  const max = opts.maxFailures ?? 5;
+export function createRedisLoginLimiter(redis: Redis, opts: { maxFailures?: number; maxFailuresPerIp?: number; windowSeconds?: number; prefix?: string } = {}): LoginLimiter {
+  const maxUser = opts.maxFailures ?? 5;
+  const maxIp = opts.maxFailuresPerIp ?? maxUser * 4;
   const window = opts.windowSeconds ?? 900;
   const prefix = opts.prefix ?? 'borgcube:login-failures';
-  const keys = (ip: string, username: string) => [`${prefix}:ip:${ip}`, `${prefix}:user:${sha256(username.toLowerCase())}`];
+  const ipKey = (ip: string) => `${prefix}:ip:${ip}`;
+  const userKey = (username: string) => `${prefix}:user:${sha256(username.toLowerCase())}`;
   return {
     async blockedFor(ip, username) {
-      const ks = keys(ip, username);
-      const counts = await redis.mget(...ks);
+      const [k1, k2] = [ipKey(ip), userKey(username)];
+      const [n1, n2] = await redis.mget(k1, k2);
       let wait = 0;
-      for (let i = 0; i < ks.length; i++) {
-        if (Number(counts[i] ?? 0) >= max) wait = Math.max(wait, Math.max(1, await redis.ttl(ks[i]!)));
-      }
+      if (Number(n1 ?? 0) >= maxIp) wait = Math.max(wait, await redis.ttl(k1), 1);
+      if (Number(n2 ?? 0) >= maxUser) wait = Math.max(wait, await redis.ttl(k2), 1);
       return wait;
     },
     async failed(ip, username) {
       const m = redis.multi();
-      for (const k of keys(ip, username)) m.incr(k).expire(k, window, 'NX');
+      for (const k of [ipKey(ip), userKey(username)]) m.incr(k).expire(k, window, 'NX');
       await m.exec();
     },
     async succeeded(_ip, username) {
       // A successful login clears its user's counter, not the IP's: one right password must not
       // reset the budget of someone guessing other accounts from the same address.
-      await redis.del(keys('', username)[1]!);
+      await redis.del(userKey(username));
     },
   };
 }
