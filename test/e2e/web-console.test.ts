@@ -1,0 +1,278 @@
+// Issue 5 acceptance in a real browser: headless Debian Chromium driven by playwright-core
+// against the real web process (dist/web/main.js) of a complete test stack (worker, repository
+// service, BorgCube sshd, Temporal) and a client host behind its own sshd.
+//
+// Log in; add a client through the form; start a backup; the job page's progress bar and log
+// move over the WebSocket without a reload, and it ends `succeeded`; a viewer sees no start or
+// cancel controls and the API answers 403; logged out, pages redirect to the login and the API
+// and WebSocket answer 401; a POST without the CSRF token is refused; a file named
+// <script>alert(1)</script> shows as text. Screenshots go to docs/screenshots/.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import * as jobsQ from '../../db/queries/jobs.js';
+import { createEventPublisher, createRedis } from '../../infra/events.js';
+import { findRepositoryByName } from '../../db/queries/repositories.js';
+import { getJob } from '../../services/jobs.js';
+import { addUser } from '../../services/users.js';
+import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
+import { createClientHost, type ClientHost } from '../helpers/client-host.js';
+import { freePort, httpStatus, waitFor } from '../helpers/net.js';
+import { projectRoot } from '../helpers/paths.js';
+import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
+import { startStack, type TestStack } from '../helpers/stack.js';
+
+const adminPassword = 'e2e-admin-password-1234';
+const viewerPassword = 'e2e-viewer-password-1234';
+const xss = '<script>alert(1)</script>';
+const screenshots = join(projectRoot, 'docs', 'screenshots');
+const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** The web process of the stack, started like `npm start` starts it. */
+async function startWeb(stack: TestStack): Promise<{ url: string; proc: ChildProcess; log: string }> {
+  const port = await freePort();
+  const log = join(stack.dataDir, 'logs', 'web.log');
+  mkdirSync(join(stack.dataDir, 'logs'), { recursive: true });
+  const proc = spawn(process.execPath, [join(projectRoot, 'dist/web/main.js')], {
+    env: { ...stack.env, BORGCUBE_WEB_HOST: '127.0.0.1', BORGCUBE_WEB_PORT: String(port), BORGCUBE_ADMIN_PASSWORD: adminPassword },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout?.on('data', (c: Buffer) => appendFileSync(log, c));
+  proc.stderr?.on('data', (c: Buffer) => appendFileSync(log, c));
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  registerCleanup('web process', async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    }
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor('the web console', async () => (await httpStatus(`${url}/healthz`)) === 200, { timeoutMs: 60_000, intervalMs: 300 }).catch((err: Error) => {
+    throw new Error(`${err.message}\n${existsSync(log) ? readFileSync(log, 'utf8').slice(-3000) : ''}`);
+  });
+  return { url, proc, log };
+}
+
+async function login(page: Page, url: string, user: string, password: string) {
+  await page.goto(`${url}/`);
+  await page.waitForURL(/\/login/);
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', password);
+  await Promise.all([page.waitForURL(`${url}/`), page.click('button[type=submit]')]);
+}
+
+/** A WebSocket upgrade's HTTP answer (or 101 when it opened). */
+function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('unexpected-response', (_req, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.on('open', () => {
+      resolve(101);
+      ws.close();
+    });
+    ws.on('error', () => {});
+  });
+}
+
+describe('web console in Chromium', () => {
+  let stack: TestStack;
+  let sshd: ClientSshd;
+  let host: ClientHost;
+  let web: { url: string; log: string };
+  let browser: Browser;
+  let jobId: string;
+
+  beforeAll(async () => {
+    stack = await startStack();
+    sshd = await startClientSshd();
+    // Enough incompressible data that the backup runs for several seconds of progress events.
+    host = await createClientHost({
+      authorizedKeys: [stack.serverPublicKey],
+      tree: {
+        'data/a.bin': { type: 'file', size: 96 << 20, seed: 'a' },
+        'data/b.bin': { type: 'file', size: 96 << 20, seed: 'b' },
+        'data/small/notes.txt': 'hello\n'.repeat(1000),
+        [`data/${xss}`]: 'a file whose name is markup\n',
+      },
+    });
+    const repo = await stack.cli(['repo', 'add', 'main', '--path', `${stack.dataDir}-repos/main`]);
+    expect(repo.code, repo.err).toBe(0);
+    web = await startWeb(stack);
+    await addUser(stack.deps, { username: 'viewer', role: 'viewer', password: viewerPassword });
+    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
+    registerCleanup('chromium', () => browser.close());
+    mkdirSync(screenshots, { recursive: true });
+  });
+  afterAll(runCleanups);
+
+  it('logs in, adds a client, starts a backup and follows it live until it succeeds', async () => {
+    const ctx = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    const page = await ctx.newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await login(page, web.url, 'admin', adminPassword);
+    expect(await page.locator('h1').textContent()).toBe('Dashboard');
+
+    // Add the client through the form.
+    await page.goto(`${web.url}/clients/new`);
+    await page.fill('input[name=name]', 'web-e2e');
+    await page.fill('input[name=host]', sshd.host);
+    await page.fill('input[name=port]', String(sshd.port));
+    await page.fill('input[name=user]', host.username);
+    await page.fill('textarea[name=paths]', host.path('data'));
+    await Promise.all([page.waitForURL(`${web.url}/clients/web-e2e`), page.click('#client-form button[type=submit]')]);
+    expect(await page.locator('h1').textContent()).toBe('Client web-e2e');
+
+    // Start a backup from the client page; the job page opens.
+    await page.selectOption('#start-repository', 'main');
+    await Promise.all([page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/), page.click('#start-backup button[type=submit]')]);
+    jobId = page.url().split('/').pop()!;
+    // Marks this document: a reload would lose it.
+    await page.evaluate('window.noReload = true');
+    const logCount = () => page.locator('#log li').count();
+    const linesAtLoad = await logCount();
+    const readBar = async () => Number(await page.evaluate("document.getElementById('job-progress').value"));
+
+    // Progress arrives over the WebSocket while the job runs.
+    await page.waitForFunction("Number(document.getElementById('job').dataset.progressEvents || 0) >= 2", undefined, { timeout: 180_000 });
+    const barRunning = await readBar();
+    expect(barRunning).toBeGreaterThan(0);
+    expect(await page.locator('#job').getAttribute('data-state')).toBe('running');
+    expect(await page.locator('#cancel-form').count()).toBe(1);
+    await page.screenshot({ path: join(screenshots, 'job-running.png'), fullPage: true });
+
+    await page.waitForFunction("document.getElementById('job').dataset.state !== 'running'", undefined, { timeout: 300_000 });
+    const state = await page.locator('#job').getAttribute('data-state');
+    const job = await getJob(stack.deps, jobId);
+    expect(state, `job ${job.state}: ${job.error}\n${stack.worker.tail(30)}`).toBe('succeeded');
+    expect(job.state).toBe('succeeded');
+    expect(await page.locator('#job-state .badge').textContent()).toBe('succeeded');
+    expect(await readBar()).toBe(1000);
+    expect(await logCount()).toBeGreaterThan(linesAtLoad);
+    expect(await page.locator('#cancel-form').count()).toBe(0);
+    expect(await page.evaluate('window.noReload')).toBe(true);
+    expect(dialogs).toEqual([]);
+
+    // The dashboard shows the client's last backup.
+    await page.goto(`${web.url}/`);
+    expect(await page.locator('#fleet').textContent()).toContain('web-e2e');
+    await page.screenshot({ path: join(screenshots, 'dashboard.png'), fullPage: true });
+    await ctx.close();
+  });
+
+  it('shows a file named <script>alert(1)</script> in a live log as text', async () => {
+    const repo = (await findRepositoryByName(stack.deps.db, 'main'))!;
+    const id = randomUUID();
+    await jobsQ.insertJob(stack.deps.db, { id, kind: 'backup', repositoryId: repo.id, archiveName: `stored ${xss}` });
+    await jobsQ.insertLogLines(stack.deps.db, [{ jobId: id, seq: 1, time: new Date(), level: 'WARNING', type: 'log_message', msgid: null, message: `stored /srv/${xss}` }]);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    let alerted = false;
+    page.on('dialog', (d) => {
+      alerted = true;
+      void d.dismiss();
+    });
+    await login(page, web.url, 'admin', adminPassword);
+    await page.goto(`${web.url}/jobs/${id}`);
+    await page.waitForFunction("document.getElementById('live-status').textContent === 'live'");
+    const redis = createRedis(stack.config.redisUrl);
+    const events = createEventPublisher(redis);
+    try {
+      await events.publish(id, { type: 'log', seq: 2, time: new Date().toISOString(), level: 'WARNING', kind: 'log_message', msgid: null, message: `live /srv/${xss}: Permission denied` });
+      await events.publish(id, { type: 'progress', originalSize: 1, compressedSize: 1, deduplicatedSize: 1, nfiles: 1, path: `/srv/${xss}`, time: Date.now() / 1000, n: 1 });
+      await page.waitForFunction("document.querySelectorAll('#log li').length === 2");
+      await page.waitForFunction("document.getElementById('p-path').textContent !== ''");
+    } finally {
+      await events.close();
+    }
+    const texts = await page.locator('#log li .msg').allTextContents();
+    expect(texts).toEqual([`stored /srv/${xss}`, `live /srv/${xss}: Permission denied`]);
+    expect(await page.locator('#p-path').textContent()).toBe(`/srv/${xss}`);
+    expect(await page.locator('#job-archive').textContent()).toBe(`stored ${xss}`);
+    // No element was created from the markup, and nothing ran.
+    expect(await page.locator('#job script').count()).toBe(0);
+    expect(alerted).toBe(false);
+    await jobsQ.completeJob(stack.deps.db, id, 'cancelled', null, null);
+    await ctx.close();
+  });
+
+  it('a viewer sees no start or cancel controls, and the API refuses it with 403', async () => {
+    // A running job to look at (a row only: no workflow behind it).
+    const repo = (await findRepositoryByName(stack.deps.db, 'main'))!;
+    const id = randomUUID();
+    await jobsQ.insertJob(stack.deps.db, { id, kind: 'backup', repositoryId: repo.id });
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await login(page, web.url, 'viewer', viewerPassword);
+    await page.goto(`${web.url}/jobs/${id}`);
+    expect(await page.locator('#job').getAttribute('data-state')).toBe('running');
+    expect(await page.locator('#cancel-form').count()).toBe(0);
+    await page.goto(`${web.url}/jobs`);
+    expect(await page.locator('#start-backup').count()).toBe(0);
+    await page.goto(`${web.url}/clients/web-e2e`);
+    expect(await page.locator('#start-backup').count()).toBe(0);
+    expect(await page.locator('#test-client').count()).toBe(0);
+    // Same-origin fetches from the viewer's page, with the session's CSRF token.
+    const statuses = await page.evaluate(`(async () => {
+      const csrf = document.querySelector('main').dataset.csrf;
+      const post = (path, body) => fetch(path, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: body === undefined ? undefined : JSON.stringify(body) }).then((r) => r.status);
+      return {
+        start: await post('/api/v1/jobs', { client: 'web-e2e', repository: 'main' }),
+        cancel: await post('/api/v1/jobs/${id}/cancel'),
+        list: await fetch('/api/v1/jobs').then((r) => r.status),
+      };
+    })()`);
+    expect(statuses).toEqual({ start: 403, cancel: 403, list: 200 });
+    expect((await getJob(stack.deps, id)).state).toBe('running');
+    await jobsQ.completeJob(stack.deps.db, id, 'cancelled', null, null);
+    await ctx.close();
+  });
+
+  it('logged out, pages redirect to the login, and the API and WebSocket answer 401', async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    for (const path of ['/', '/jobs', `/jobs/${jobId}`, '/clients', '/users']) {
+      await page.goto(`${web.url}${path}`);
+      expect(new URL(page.url()).pathname).toBe('/login');
+    }
+    const api = await page.evaluate("fetch('/api/v1/jobs').then((r) => r.status)");
+    expect(api).toBe(401);
+    const wsStatus = await page.evaluate(`new Promise((resolve) => {
+      const ws = new WebSocket('ws://' + location.host + '/ws/jobs/${jobId}');
+      ws.onopen = () => resolve('open');
+      ws.onclose = () => resolve('closed');
+    })`);
+    expect(wsStatus).toBe('closed');
+    expect(await upgradeStatus(`${web.url.replace('http', 'ws')}/ws/jobs/${jobId}`, {})).toBe(401);
+    await ctx.close();
+  });
+
+  it('refuses a POST without the CSRF token', async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await login(page, web.url, 'admin', adminPassword);
+    const r = await page.evaluate<{ form: number; api: number; text: string }>(`(async () => {
+      const body = new URLSearchParams({ client: 'web-e2e', repository: 'main' });
+      const without = await fetch('/jobs', { method: 'POST', body, redirect: 'manual' });
+      const apiWithout = await fetch('/api/v1/clients', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'csrf', host: 'h', paths: ['/'] }) });
+      return { form: without.status, api: apiWithout.status, text: await without.text() };
+    })()`);
+    expect(r.form).toBe(403);
+    expect(r.api).toBe(403);
+    expect(r.text).toContain('CSRF');
+    const jobs = await jobsQ.listJobs(stack.deps.db, { state: 'running' });
+    expect(jobs).toHaveLength(0);
+    await ctx.close();
+  });
+});
