@@ -160,7 +160,9 @@ export function createClientActivities(deps: ClientActivityDeps) {
             // Finished while nobody watched (worker restart): read the rest below.
           } else {
             await sftpWriteFile(sftp, posix.join(dir, 'run.sh'), runScript({ config, job, client, dir, borgCmd: input.borgCmd }), 0o700);
-            const r = await conn.exec(['setsid', '-f', 'sh', posix.join(dir, 'run.sh')], { timeoutMs: 60_000 });
+            // Detached from the SSH session entirely: with any of its descriptors still open, the
+            // exec channel (and this activity) would wait for borg to finish.
+            const r = await conn.execRaw(`${shellCommand(['setsid', '-f', 'sh', posix.join(dir, 'run.sh')])} </dev/null >/dev/null 2>&1`, { timeoutMs: 60_000 });
             if (r.code !== 0) throw new Error(`starting borg on the client failed: ${r.stderr.toString('utf8').trim().slice(0, 300)}`);
             await follower.own(prev.started ? 'borg create restarted on the client' : 'borg create started on the client');
           }

@@ -35,17 +35,18 @@ const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '
 
 // Without a task queue, activities go to the queue this workflow runs on: the main queue.
 const jobActs = proxyActivities<JobActivities>({ startToCloseTimeout: '1m', retry });
-const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '1m', retry });
-const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 10 } });
-
-/** Errors a later attempt cannot fix: the workflow fails at once with their message. */
-const permanentTypes = ['ClientConfigError', 'HostKeyChanged', 'AuthFailed', 'JobGone', 'BorgFailed', 'ArchiveMissing', 'Violation'];
+// The run activity heartbeats every 2 s: a worker that dies is noticed within 20 s, and the
+// retry (on a live worker) re-attaches to the borg still running on the client.
+const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry });
+// Cleanup of an unreachable client gives up after about half a minute: the credential is
+// revoked on the server anyway, so what stays on that client opens nothing.
+const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 5 } });
 
 export async function backup(input: BackupInput): Promise<BackupResult> {
   const storageActs = proxyActivities<StorageActivities>({
     taskQueue: storageTaskQueue(input.storageHost),
-    startToCloseTimeout: '30m',
-    heartbeatTimeout: '2m',
+    // Preparing a large repository's indexes can take long; these do not heartbeat.
+    startToCloseTimeout: '2h',
     retry,
   });
   const status: BackupStatus = { jobId: input.jobId, phase: 'reserve', attempt: 0 };
@@ -145,6 +146,7 @@ function describeFailure(err: unknown): string {
   let e: unknown = err;
   while (e instanceof ActivityFailure && e.cause) e = e.cause;
   const msg = e instanceof Error ? e.message : String(e);
-  const type = failureType(err);
-  return type && !permanentTypes.includes(type) && type !== 'Error' ? `${msg} (after retries)` : msg;
+  // A retryable failure that still ended the job means every attempt failed: say so.
+  const exhausted = err instanceof ActivityFailure && e instanceof ApplicationFailure && !e.nonRetryable;
+  return exhausted ? `${msg} (gave up after ${retry.maximumAttempts} attempts)` : msg;
 }

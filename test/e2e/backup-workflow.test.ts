@@ -1,0 +1,179 @@
+// Issue 4 acceptance, end to end on the harness (real sshd client hosts, Temporal, PostgreSQL,
+// Redis, borg): success with stats and a bit-identical restore, a nearly free second backup,
+// cancellation, a worker SIGKILLed mid-backup, an unreachable client, a client without borg,
+// live log following, and — after every job — nothing left in the client's home and a
+// credential that no longer opens the proxy.
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../infra/subprocess.js';
+import { addClient } from '../../services/clients.js';
+import { cancelJob, getJob, startBackup } from '../../services/jobs.js';
+import { backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../helpers/backup.js';
+import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
+import { createClientHost, type ClientHost } from '../helpers/client-host.js';
+import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
+import { startStack, type TestStack } from '../helpers/stack.js';
+import { projectRoot } from '../helpers/paths.js';
+
+const bigTree = {
+  'data/big1.bin': { type: 'file' as const, size: 300 * 1024 * 1024, seed: 'big1' },
+  'data/big2.bin': { type: 'file' as const, size: 300 * 1024 * 1024, seed: 'big2' },
+  'data/notes.txt': 'notes\n'.repeat(1000),
+};
+
+describe('the backup workflow', () => {
+  let stack: TestStack;
+  let sshd: ClientSshd;
+  let small: ClientHost;
+  let big: ClientHost;
+  let repoCount = 0;
+
+  /** Each test its own repository: a failure in one does not leak into the next. */
+  async function newRepo(): Promise<string> {
+    const name = `r${++repoCount}`;
+    const r = await stack.cli(['repo', 'add', name, '--path', `${stack.dataDir}-repos/${name}`]);
+    expect(r.code, r.err).toBe(0);
+    return name;
+  }
+
+  /** While the job runs, keep a copy of its SSH credential, to try it once the job is over. */
+  function stealCredential(host: ClientHost, jobId: string): { path: string; stop: () => void } {
+    const dest = join(stack.dataDir, `stolen-${jobId}`);
+    const src = host.path('.borgcube', 'jobs', jobId, 'id');
+    const timer = setInterval(() => {
+      if (!existsSync(dest) && existsSync(src)) copyFileSync(src, dest);
+    }, 100);
+    return { path: dest, stop: () => clearInterval(timer) };
+  }
+
+  /** After any job: no job folder on the client, and the stolen credential opens nothing. */
+  async function expectJobGone(host: ClientHost, jobId: string, credential?: string) {
+    expect(existsSync(host.path('.borgcube', 'jobs', jobId)), 'job folder left on the client').toBe(false);
+    if (existsSync(host.path('.borgcube', 'jobs'))) expect(readdirSync(host.path('.borgcube', 'jobs'))).toEqual([]);
+    if (credential && existsSync(credential)) {
+      const r = await run('ssh', ['-F', '/dev/null', '-i', credential, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-p', String(stack.sshd.port), `${stack.config.accounts.proxy}@127.0.0.1`, 'borg', 'serve'], { timeoutMs: 30_000, input: '' });
+      expect(r.code, 'the credential still opens the proxy').toBe(255);
+      expect(r.stderr.toString()).toMatch(/Permission denied/);
+    }
+  }
+
+  beforeAll(async () => {
+    stack = await startStack();
+    sshd = await startClientSshd();
+    small = await createClientHost({
+      authorizedKeys: [stack.serverPublicKey],
+      tree: {
+        'data/a.txt': 'alpha\n',
+        'data/dir/b.bin': { type: 'file', size: 2 * 1024 * 1024, seed: 'b', mode: 0o640, mtime: new Date('2022-03-04T05:06:07Z') },
+        'data/dir/link': { type: 'symlink', target: '../a.txt' },
+        'data/exec': { type: 'file', content: '#!/bin/sh\n', mode: 0o750 },
+      },
+    });
+    big = await createClientHost({ authorizedKeys: [stack.serverPublicKey], tree: bigTree });
+    await addClient(stack.deps, { name: 'small', host: sshd.host, port: sshd.port, user: small.username, paths: [small.path('data')] });
+    await addClient(stack.deps, { name: 'big', host: sshd.host, port: sshd.port, user: big.username, paths: [big.path('data')] });
+  });
+  afterAll(runCleanups);
+
+  it('succeeds with stats, restores bit for bit, and a second backup uploads almost nothing', async () => {
+    const repo = await newRepo();
+    const first = await startBackup(stack.deps, { client: 'small', repository: repo });
+    const cred = stealCredential(small, first.id);
+    const done = await waitForJob(stack, first.id);
+    cred.stop();
+    expect(done.state, await describeJob(stack, done.id)).toBe('succeeded');
+    expect(done.stats).toMatchObject({ nfiles: 3 });
+    expect(Number(done.stats?.originalSize)).toBeGreaterThan(2 * 1024 * 1024);
+    const out = await extract(stack, repo, done.archiveName!);
+    expectSameTree(small.path('data'), `${out}${small.path('data')}`);
+    await expectJobGone(small, first.id, cred.path);
+
+    const second = await backup(stack, 'small', repo);
+    expect(Number(second.stats?.uploadedBytes)).toBeLessThan(Number(done.stats?.uploadedBytes) * 0.02);
+    await expectJobGone(small, second.id);
+    await borgCheck(stack, repo);
+  });
+
+  it('follows the log live with `borgcube job logs --follow`', async () => {
+    const repo = await newRepo();
+    const job = await startBackup(stack.deps, { client: 'big', repository: repo });
+    const child = spawn(process.execPath, [join(projectRoot, 'bin/borgcube'), 'job', 'logs', job.id, '--follow'], { env: stack.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    registerCleanup('job logs --follow', () => void child.kill());
+    const lines: Array<{ at: number; line: string }> = [];
+    child.stdout.on('data', (c: Buffer) => {
+      for (const line of c.toString().split('\n').filter(Boolean)) lines.push({ at: Date.now(), line });
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', r));
+    const done = await waitForJob(stack, job.id);
+    const endedAt = Date.now();
+    expect(done.state, await describeJob(stack, done.id)).toBe('succeeded');
+    expect(await exited).toBe(0);
+    // Lines arrived while the job was still running, and the follower ended with the job.
+    expect(lines.filter((l) => l.at < endedAt - 1000).length, JSON.stringify(lines.map((l) => [l.at - endedAt, l.line.slice(0, 80)]))).toBeGreaterThan(0);
+    expect(lines.some((l) => /borg create started/.test(l.line))).toBe(true);
+    expect(lines.at(-1)?.line).toMatch(/^job succeeded/);
+  });
+
+  it('cancels mid-run: the remote borg stops, cleanup runs, state cancelled', async () => {
+    const repo = await newRepo();
+    const job = await startBackup(stack.deps, { client: 'big', repository: repo });
+    const cred = stealCredential(big, job.id);
+    await waitUntil(async () => (await getJob(stack.deps, job.id)).phase === 'run' && existsSync(big.path('.borgcube', 'jobs', job.id, 'borg.pid')), 120_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    await cancelJob(stack.deps, job.id);
+    const done = await waitForJob(stack, job.id);
+    cred.stop();
+    expect(done.state, await describeJob(stack, job.id)).toBe('cancelled');
+    await expectJobGone(big, job.id, cred.path);
+    // No borg of that job is left running on the client.
+    const ps = await run('pgrep', ['-u', String(big.uid), '-f', 'borg']);
+    expect(ps.stdout.toString().trim()).toBe('');
+    await borgCheck(stack, repo);
+  });
+
+  it('survives a worker killed with SIGKILL mid-backup', async () => {
+    const repo = await newRepo();
+    const job = await startBackup(stack.deps, { client: 'big', repository: repo });
+    await waitUntil(async () => (await getJob(stack.deps, job.id)).phase === 'run' && existsSync(big.path('.borgcube', 'jobs', job.id, 'borg.log')), 120_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    await stack.worker.kill();
+    await new Promise((r) => setTimeout(r, 2000));
+    await stack.worker.start();
+    const done = await waitForJob(stack, job.id, 300_000);
+    expect(done.state, await describeJob(stack, job.id)).toBe('succeeded');
+    const out = await extract(stack, repo, done.archiveName!);
+    expectSameTree(big.path('data'), `${out}${big.path('data')}`);
+    rmSync(out, { recursive: true, force: true });
+    await borgCheck(stack, repo);
+    await expectJobGone(big, job.id);
+  });
+
+  it('fails after retries with a clear error when the client is unreachable', async () => {
+    const repo = await newRepo();
+    await addClient(stack.deps, { name: 'gone', host: '127.0.0.1', port: 1, user: 'nobody', paths: ['/srv'] });
+    const done = await backup(stack, 'gone', repo, 'failed');
+    expect(done.error).toMatch(/cannot reach nobody@127\.0\.0\.1:1: ECONNREFUSED/);
+    expect(done.error).toMatch(/gave up after 6 attempts/);
+  });
+
+  it('deploys its own borg to a client that has none, and removes it afterwards', async () => {
+    const repo = await newRepo();
+    await addClient(stack.deps, { name: 'noborg', host: sshd.host, port: sshd.port, user: small.username, paths: [small.path('data')], borgPath: '/opt/no-such-borg/borg' });
+    const job = await backup(stack, 'noborg', repo);
+    const logs = await describeJob(stack, job.id);
+    expect(logs).toMatch(/deployed borg 1\.2\.4/);
+    await expectJobGone(small, job.id);
+    const out = await extract(stack, repo, job.archiveName!);
+    expectSameTree(small.path('data'), `${out}${small.path('data')}`);
+  });
+});
+
+async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
