@@ -2,7 +2,6 @@
 // Temporal and the workers are reported so `npm start` and operators see what is missing.
 // Every probe is bounded: a dead dependency costs at most `timeoutMs`.
 import type { Client as TemporalClient } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/client.js';
@@ -29,23 +28,28 @@ function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
+// Temporal's proto enums (temporal.api.enums.v1): TaskQueueKind NORMAL = 1; TaskQueueType WORKFLOW = 1, ACTIVITY = 2.
+const kindNormal = 1;
+const workflowQueue = 1;
+const activityQueue = 2;
+
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200);
 
 export function createHealthCheck(h: HealthDeps): () => Promise<HealthReport> {
   const ms = h.timeoutMs ?? 3000;
   return async () => {
     const report: HealthReport = { ok: false, database: { ok: false }, redis: { ok: false }, temporal: { ok: false }, workers: {} };
-    const queues: Array<[string, temporal.api.enums.v1.TaskQueueType]> = [[h.taskQueue, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW]];
+    const queues: Array<[string, 1 | 2]> = [[h.taskQueue, workflowQueue]];
     await Promise.all([
       bounded(h.db.execute(sql`select 1`), ms, 'PostgreSQL')
         .then(async () => {
           report.database.ok = true;
           const hosts = new Set([h.storageHost, ...(await listRepositories({ db: h.db })).map((r) => r.storageHost)]);
-          for (const host of hosts) queues.push([storageTaskQueue(host), temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]);
+          for (const host of hosts) queues.push([storageTaskQueue(host), activityQueue]);
         })
         .catch((err: unknown) => {
           report.database.error = message(err);
-          queues.push([storageTaskQueue(h.storageHost), temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]);
+          queues.push([storageTaskQueue(h.storageHost), activityQueue]);
         }),
       bounded(h.redis.ping(), ms, 'Redis')
         .then(() => (report.redis.ok = true))
@@ -55,7 +59,7 @@ export function createHealthCheck(h: HealthDeps): () => Promise<HealthReport> {
       const client = await bounded(h.temporal(), ms, 'Temporal');
       const answers = await Promise.all(
         queues.map(([name, taskQueueType]) =>
-          bounded(client.workflowService.describeTaskQueue({ namespace: h.namespace, taskQueue: { name, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL }, taskQueueType }), ms, 'Temporal'),
+          bounded(client.workflowService.describeTaskQueue({ namespace: h.namespace, taskQueue: { name, kind: kindNormal }, taskQueueType }), ms, 'Temporal'),
         ),
       );
       report.temporal.ok = true;
