@@ -147,7 +147,7 @@ async function main() {
     for (let i = 0; i < 20; i++) htmlPages.push((await timed('/jobs?limit=50')).dt);
     print(`jobs list, ${JOBS} jobs, 50 per page (server time, in-process app.request):`);
     print(`  API first page              ${summary(first)}`);
-    print(`  API pages 1-${deep.length} by cursor     ${summary(deep)}`);
+    print(`  API pages 1-${deep.length} by cursor  ${summary(deep)}`);
     print(`  API filtered (client/state) ${summary(filtered)}`);
     print(`  HTML /jobs page             ${summary(htmlPages)}`);
     const worst = Math.max(...first, ...deep, ...filtered, ...htmlPages);

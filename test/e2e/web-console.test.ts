@@ -181,6 +181,13 @@ describe('web console in Chromium', () => {
     expect(await page.evaluate('window.noReload')).toBe(true);
     expect(dialogs).toEqual([]);
 
+    // The repository page lists the archive as recorded, and as read live with the real key.
+    await page.goto(`${web.url}/repositories/main`);
+    expect(await page.locator('#archives').textContent()).toContain(job.archiveName!);
+    await page.click('#read-live');
+    await page.waitForURL(/live=1/);
+    expect(await page.locator('#archives').textContent()).toContain(job.archiveName!);
+
     // The dashboard shows the client's last backup.
     await page.goto(`${web.url}/`);
     expect(await page.locator('#fleet').textContent()).toContain('web-e2e');
