@@ -127,6 +127,10 @@ export function createStorageActivities(deps: StorageActivityDeps) {
           for (const [, a] of ownEntries(repo, name)) ids.add(a.id.toString('hex'));
           handed = repo.chunks.union(ids);
         }
+        // Objects of archives written outside BorgCube have no verified size here (the item stream
+        // gives none we trust); borg would refuse a cache entry with a wrong size, so the client
+        // simply uploads those again (the service then stores nothing new).
+        for (const [hex, e] of handed) if (e.size === 0) handed.delete(hex);
         writeFileSync(join(dir, 'handed.idx'), encodeRefs(handed), { mode: 0o600 });
         if (!existsSync(join(dir, 'puts.log'))) writeFileSync(join(dir, 'puts.log'), '', { mode: 0o600 });
         const index = new ChunkIndex(handed.size);
@@ -228,12 +232,14 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         const repo = await service.repository(job.repositoryId);
         const violation = job.state === 'violation' || (await jobsQ.listViolations(db, jobId)).length > 0;
         removed = await repo.use(async (up) => {
-          if (violation && job.archiveName) {
+          if (job.archiveName) {
             const state = service.readJobState(jobId);
             const mine = new Set(Object.values(state?.idMap ?? {}));
-            await dropEntries(repo, up, ownEntries(repo, job.archiveName).filter(([, a]) => mine.has(a.id.toString('hex'))));
+            const entries = ownEntries(repo, job.archiveName).filter(([, a]) => mine.has(a.id.toString('hex')));
+            if (violation) await dropEntries(repo, up, entries);
+            else if (!succeeded) await recordCheckpoints(db, job, entries);
           }
-          return sweepOrphans(repo, up, join(dir, 'puts.log'), service, jobId);
+          return repo.sweepJob(up, join(dir, 'puts.log'), jobId);
         });
         heartbeat();
       }
@@ -248,6 +254,20 @@ export function createStorageActivities(deps: StorageActivityDeps) {
 
 export type StorageActivities = ReturnType<typeof createStorageActivities>;
 
+/**
+ * A job that failed after committing checkpoints leaves a partial backup (borg keeps those too):
+ * recorded as the client's archives, so prune sees them and the client's next job dedups against
+ * what they hold.
+ */
+async function recordCheckpoints(db: Db, job: { id: string; clientId: string | null; repositoryId: string }, entries: Array<[string, { id: Buffer; time: string }]>) {
+  for (const [name, a] of entries) {
+    await db
+      .insert(archivesTable)
+      .values({ repositoryId: job.repositoryId, borgId: a.id.toString('hex'), name: Buffer.from(name, 'latin1').toString('utf8'), clientId: job.clientId, jobId: job.id, time: new Date(parseBorgTime(a.time) / 1000) })
+      .onConflictDoNothing();
+  }
+}
+
 /** Removes manifest entries (and their archive objects) in one committed transaction. */
 async function dropEntries(repo: RepositoryHandle, up: Upstream, entries: Array<[string, { id: Buffer }]>): Promise<void> {
   if (!entries.length) return;
@@ -256,7 +276,7 @@ async function dropEntries(repo: RepositoryHandle, up: Upstream, entries: Array<
     for (const [n] of entries) archives.delete(n);
     const next = await repo.writeManifest(up, archives);
     for (const [, a] of entries) await deleteIfPresent(up, a.id);
-    await up.call('commit', { save_space: false, compact: false, threshold: 0.1, cleanup_commits: false });
+    await repo.commit(up);
     repo.setCommittedManifest(next);
     for (const [, a] of entries) repo.chunks.removeArchive(a.id.toString('hex'));
   });
@@ -268,27 +288,6 @@ async function deleteIfPresent(up: Upstream, id: Buffer) {
   } catch (err) {
     if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
   }
-}
-
-/**
- * Deletes the job's stored objects that no archive references and no live session claims
- * (another job may have uploaded the same chunk and reference it at its next commit).
- */
-async function sweepOrphans(repo: RepositoryHandle, up: Upstream, putLog: string, service: RepositoryService, jobId: string): Promise<number> {
-  if (!existsSync(putLog)) return 0;
-  const raw = readFileSync(putLog);
-  const ids = new Set<string>();
-  for (let o = 0; o + 32 <= raw.length; o += 32) ids.add(raw.toString('hex', o, o + 32));
-  return repo.commitLock.run(async () => {
-    const claimed = service.claimedIds(jobId);
-    const victims = [...ids].filter((h) => !repo.chunks.has(h) && !claimed.has(h));
-    for (const h of victims) {
-      await deleteIfPresent(up, Buffer.from(h, 'hex'));
-      repo.recentPuts.delete(h);
-    }
-    if (victims.length) await up.call('commit', { save_space: false, compact: false, threshold: 0.1, cleanup_commits: false });
-    return victims.length;
-  });
 }
 
 /** The client's files cache from its last job, if it is well-formed (it came from the client). */

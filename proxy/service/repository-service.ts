@@ -238,20 +238,6 @@ export class RepositoryService {
     for (const s of this.sessions.get(jobId) ?? []) s.abort(reason);
   }
 
-  /** Objects other jobs' live sessions uploaded or are verifying: a cleanup must leave them. */
-  claimedIds(exceptJobId: string): Set<string> {
-    const out = new Set<string>();
-    for (const [jobId, set] of this.sessions) {
-      if (jobId === exceptJobId) continue;
-      for (const s of set) {
-        if (!s.session) continue;
-        for (const h of s.session.claims) out.add(h);
-        for (const h of s.session.puts.keys()) out.add(h);
-      }
-    }
-    return out;
-  }
-
   hasLiveSession(jobId: string): boolean {
     return (this.sessions.get(jobId)?.size ?? 0) > 0;
   }
@@ -477,6 +463,7 @@ export class RepositoryService {
     let set = this.sessions.get(job.id);
     if (!set) this.sessions.set(job.id, (set = new Set()));
     set.add(entry);
+    repo.sessions.add(session);
     log.info({ job: job.id, repository: repo.info.name }, 'proxy session attached');
     return {
       session,

@@ -3,7 +3,7 @@
 // nonce reservations, the chunk indexes, and the mutex that serializes manifest merges + commits.
 // The upstream is opened when the first user needs it and closed when idle, so that server-side
 // borg commands (prune, compact, check, the admin CLI) can take the lock in between.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../infra/logger.js';
 import { decryptUnchecked, encryptObject, idHash, MANIFEST_ID } from '../borg/objects.js';
@@ -47,12 +47,27 @@ export interface RepositoryDeps {
 /** Most bytes a put may decompress to (borg's own chunks are at most ~20 MiB). */
 export const MAX_PLAINTEXT = 64 * 1024 * 1024;
 
+/** What the repository needs to know of a live proxy session (session.ts implements it). */
+export interface LiveSession {
+  readonly jobId: string;
+  /** Ids being verified right now (claimed before any await). */
+  readonly claims: ReadonlySet<string>;
+  /** Ids stored by the session. */
+  readonly puts: ReadonlyMap<string, unknown>;
+  /** Appends stored ids to the job's put log, durably. */
+  logPuts(): void;
+}
+
+const COMMIT_ARGS = { save_space: false, compact: false, threshold: 0.1, cleanup_commits: false };
+
 export class RepositoryHandle {
   readonly nonces: RealNonces;
   readonly commitLock = new Mutex();
   readonly chunks: ChunkStore;
   /** Ids written in this service's lifetime (committed or not) that no archive may reference yet. */
   readonly recentPuts = new Map<string, { size: number; csize: number }>();
+  /** Live proxy sessions on this repository. */
+  readonly sessions = new Set<LiveSession>();
 
   private upstream: Upstream | undefined;
   private opening: Promise<Upstream> | undefined;
@@ -235,6 +250,53 @@ export class RepositoryHandle {
     const object = await this.sealObject(plaintext);
     await up.call('put', { id: MANIFEST_ID, data: object });
     return { plaintext, parsed: parseManifest(this.key, plaintext), object };
+  }
+
+  /**
+   * Commits the upstream transaction. It holds every session's uncommitted puts, so each live
+   * session's put log is made durable first: a crash after this commit must still let cleanup
+   * find what a failed job left behind.
+   */
+  async commit(up: Upstream): Promise<void> {
+    for (const s of this.sessions) s.logPuts();
+    await up.call('commit', COMMIT_ARGS);
+  }
+
+  /** Ids that live sessions of other jobs stored or are verifying: a cleanup must leave them. */
+  claimedIds(exceptJobId: string): Set<string> {
+    const out = new Set<string>();
+    for (const s of this.sessions) {
+      if (s.jobId === exceptJobId) continue;
+      for (const h of s.claims) out.add(h);
+      for (const h of s.puts.keys()) out.add(h);
+    }
+    return out;
+  }
+
+  /**
+   * Deletes the objects a job stored (its put log) that no archive references and no other live
+   * session claims — what borg's own rollback would have discarded had the transaction not been
+   * shared with other sessions. Returns how many were deleted.
+   */
+  async sweepJob(up: Upstream, putLogPath: string, jobId: string): Promise<number> {
+    if (!existsSync(putLogPath)) return 0;
+    const raw = readFileSync(putLogPath);
+    const ids = new Set<string>();
+    for (let o = 0; o + 32 <= raw.length; o += 32) ids.add(raw.toString('hex', o, o + 32));
+    return this.commitLock.run(async () => {
+      const claimed = this.claimedIds(jobId);
+      const victims = [...ids].filter((h) => !this.chunks.has(h) && !claimed.has(h));
+      for (const h of victims) {
+        try {
+          await up.call('delete', { id: Buffer.from(h, 'hex') });
+        } catch (err) {
+          if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
+        }
+        this.recentPuts.delete(h);
+      }
+      if (victims.length) await this.commit(up);
+      return victims.length;
+    });
   }
 
   /** After a successful upstream commit that included `m`. */

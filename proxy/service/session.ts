@@ -22,7 +22,7 @@ import type { ReplyError } from '../session-protocol.js';
 import type { RefEntry } from './archive-refs.js';
 import type { RefMap } from './chunk-store.js';
 import type { CryptoPool } from './crypto-pool.js';
-import { MAX_PLAINTEXT, type CommittedManifest, type RepositoryHandle } from './repository.js';
+import { MAX_PLAINTEXT, type CommittedManifest, type LiveSession, type RepositoryHandle } from './repository.js';
 import { nowBorgTime } from './timestamps.js';
 import { UpstreamError, type Upstream } from './upstream.js';
 
@@ -96,7 +96,7 @@ interface SessionArchive {
 
 const checkpointSuffix = /^\.checkpoint(\.\d+)?$/;
 
-export class Session {
+export class Session implements LiveSession {
   /** Objects uploaded in this session: verified plaintext size and stored size. */
   readonly puts = new Map<string, { size: number; csize: number }>();
   /** Ids claimed synchronously before verification, so a concurrent cleanup never removes them. */
@@ -107,6 +107,10 @@ export class Session {
   private held: HeldCommit | undefined;
   private base: Manifest;
   private closed = false;
+
+  get jobId() {
+    return this.ctx.jobId;
+  }
 
   constructor(
     readonly ctx: JobContext,
@@ -368,10 +372,7 @@ export class Session {
   async commit(): Promise<void> {
     if (!this.held) {
       // A commit without a manifest write changes nothing visible; still serialized with merges.
-      await this.repo.commitLock.run(async () => {
-        this.logPuts();
-        await this.upstreamCommit();
-      });
+      await this.repo.commitLock.run(() => this.repo.commit(this.up));
       return;
     }
     const h = this.held;
@@ -393,8 +394,7 @@ export class Session {
           }
         }
       }
-      this.logPuts();
-      await this.upstreamCommit();
+      await this.repo.commit(this.up);
       this.repo.setCommittedManifest(h.next);
       for (const hex of h.removedArchives) this.repo.chunks.removeArchive(hex);
       for (const a of h.added) {
@@ -410,10 +410,6 @@ export class Session {
     } finally {
       h.release();
     }
-  }
-
-  private async upstreamCommit() {
-    await this.up.call('commit', { save_space: false, compact: false, threshold: 0.1, cleanup_commits: false });
   }
 
   /** Undoes an uncommitted manifest write: the previous manifest object is written back. */
@@ -446,13 +442,22 @@ export class Session {
     }
   }
 
-  /** The connection is gone (or the session is being aborted): undo what is not committed. */
+  /**
+   * The connection is gone (or the session is being aborted): undo what is not committed, and
+   * remove what this job stored that no archive references — borg itself would lose it with the
+   * rolled-back transaction, and left behind it would make `borg check` report orphans.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.barrier();
     await this.revert().catch((e: Error) => this.log.error({ err: e.message, job: this.ctx.jobId }, 'reverting the manifest failed'));
     this.logPuts();
+    this.repo.sessions.delete(this);
+    if (!this.up.isClosed) {
+      const removed = await this.repo.sweepJob(this.up, this.ctx.putLogPath, this.ctx.jobId);
+      if (removed) this.log.info({ removed }, 'objects of the ended session that no archive references were removed');
+    }
   }
 }
 
