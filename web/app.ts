@@ -52,6 +52,14 @@ export function createApp(deps: WebDeps) {
   app.route('/static', staticFiles());
 
   app.use('*', authenticate(s));
+  // One structured line per request (no query strings, bodies or headers: they may hold secrets).
+  app.use('*', async (c, next) => {
+    const t = performance.now();
+    await next();
+    const line = { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - t), user: c.get('principal')?.user.username };
+    if (c.req.method === 'GET') s.log.debug(line, 'request');
+    else s.log.info(line, 'request');
+  });
   app.use('*', csrfProtection());
 
   // Pages

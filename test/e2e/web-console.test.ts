@@ -166,7 +166,11 @@ describe('web console in Chromium', () => {
     // The dashboard meanwhile, in a second tab: the running job with its progress.
     const dash = await ctx.newPage();
     await dash.goto(`${web.url}/`);
-    if (await dash.locator('#running-jobs').count()) await dash.screenshot({ path: join(screenshots, 'dashboard-running.png'), fullPage: true });
+    if (await dash.locator('#running-jobs').count()) {
+      // Its row follows the job over a WebSocket too.
+      await waitForTrue(dash, "Number(document.querySelector('#running-jobs tr[data-job-id]')?.dataset.progressEvents || 0) >= 1", 30_000).catch(() => undefined);
+      await dash.screenshot({ path: join(screenshots, 'dashboard-running.png'), fullPage: true });
+    }
     await dash.close();
 
     await waitForTrue(page, "document.getElementById('job').dataset.state !== 'running'", 300_000);

@@ -301,6 +301,28 @@ describe('web app', () => {
     for (const m of html.matchAll(/<script\b[^>]*>/g)) expect(m[0]).toMatch(/src="\/static\//);
   });
 
+  it('lets an admin add users, reset a password once shown, and disable accounts, ending their sessions', async () => {
+    const admin = new Browser(app);
+    await admin.login('admin');
+    const added = await admin.post('/users', { username: 'temp', role: 'operator', password: '' });
+    expect(added.status).toBe(201);
+    const shown = /id="new-password">[^<]*<strong>temp<\/strong>[^<]*<code>([^<]+)<\/code>/.exec(await added.text());
+    expect(shown).toBeTruthy();
+    const temp = new Browser(app);
+    expect((await temp.login('temp', shown![1])).status).toBe(303);
+    const reset = await admin.post('/users/temp/password', {});
+    const newPw = /<code>([^<]+)<\/code>/.exec(await reset.text())![1]!;
+    expect(newPw).not.toBe(shown![1]);
+    expect((await temp.get('/')).status).toBe(303);
+    expect((await temp.login('temp', newPw)).status).toBe(303);
+    expect((await admin.post('/users/temp', { disabled: 'true' })).status).toBe(303);
+    expect((await temp.get('/')).status).toBe(303);
+    expect((await temp.login('temp', newPw)).status).toBe(401);
+    // An admin cannot lock themself out.
+    const self = await admin.api('PATCH', '/api/v1/users/admin', { role: 'viewer' });
+    expect(self.status).toBe(400);
+  });
+
   it('lists jobs with filters and keyset pages', async () => {
     const b = new Browser(app);
     await b.login('viewer');

@@ -34,9 +34,9 @@ ${d.running.length
   ? html`<table class="grid" id="running-jobs">
 <thead><tr><th>Job</th><th>Client</th><th>Repository</th><th>Phase</th><th>Progress</th><th>Read</th><th>Files</th><th>Running for</th></tr></thead>
 <tbody>${d.running.map(
-      (j) => html`<tr>
+      (j) => html`<tr data-job-id="${j.id}" data-estimate="${j.estimate ?? ''}">
   <td><a href="/jobs/${j.id}">${j.id.slice(0, 8)}</a></td><td>${j.clientName ?? '—'}</td><td>${j.repositoryName ?? '—'}</td>
-  <td>${j.livePhase ?? j.phase}</td><td>${progressBar(j)}</td><td>${bytes(j.progress?.originalSize)}</td><td>${j.progress?.nfiles ?? '—'}</td>
+  <td data-cell="phase">${j.livePhase ?? j.phase}</td><td>${progressBar(j)}</td><td data-cell="read">${bytes(j.progress?.originalSize)}</td><td data-cell="files">${j.progress?.nfiles ?? '—'}</td>
   <td>${duration((now.getTime() - (j.startedAt ?? j.createdAt).getTime()) / 1000)}</td></tr>`,
     )}</tbody></table>`
   : html`<p class="muted">Nothing runs right now.</p>`}
@@ -67,7 +67,7 @@ ${d.repositories.length
     )}</tbody></table>`
   : html`<p class="muted">No repositories yet.</p>`}
 <p class="muted small">As of ${when(now)}.</p>`;
-    return c.html(layout({ title: 'Dashboard', principal: c.get('principal'), active: 'dashboard', body }));
+    return c.html(layout({ title: 'Dashboard', principal: c.get('principal'), active: 'dashboard', body, scripts: d.running.length ? ['dashboard.js'] : [], refreshSeconds: d.running.length ? undefined : 60 }));
   });
   return app;
 }

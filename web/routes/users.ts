@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import { html } from 'hono/html';
 import { changeOwnPassword, createApiToken, endUserSessions, listApiTokens, revokeApiToken, type Principal } from '../../services/auth.js';
+import { generatePassword } from '../../infra/passwords.js';
 import { addUser, listUsers, removeUser, roles, updateUser } from '../../services/users.js';
 import { principalOf, requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
@@ -14,10 +15,10 @@ export function usersPages(deps: WebDeps) {
   const app = new Hono<WebEnv>();
   app.use('*', requireRole('admin'));
 
-  const listPage = async (p: Principal, created?: { username: string; password: string }): Promise<Html> => {
+  const listPage = async (p: Principal, created?: { username: string; password: string; reset?: boolean }): Promise<Html> => {
     const rows = await listUsers(s);
     const body = html`<h1>Users</h1>
-${created ? html`<div class="card ok" role="status" id="new-password">User <strong>${created.username}</strong> added. Their password, shown only now: <code>${created.password}</code></div>` : ''}
+${created ? html`<div class="card ok" role="status" id="new-password">User <strong>${created.username}</strong> ${created.reset ? 'has a new password' : 'added'}. Their password, shown only now: <code>${created.password}</code></div>` : ''}
 <form method="post" action="/users" class="card inline-form" id="add-user">${csrfField(p)}
   <strong>New user:</strong>
   <label>Name <input name="username" required></label>
@@ -33,6 +34,7 @@ ${created ? html`<div class="card ok" role="status" id="new-password">User <stro
 <td>${u.id === p.user.id
   ? html`<span class="muted">you</span>`
   : html`<form method="post" action="/users/${encodeURIComponent(u.username)}" class="inline-form">${csrfField(p)}<input type="hidden" name="disabled" value="${u.disabled ? 'false' : 'true'}"><button type="submit">${u.disabled ? 'Enable' : 'Disable'}</button></form>
+<form method="post" action="/users/${encodeURIComponent(u.username)}/password" class="inline-form" data-confirm="Give this user a new generated password? Their sessions end.">${csrfField(p)}<button type="submit">Reset password</button></form>
 <form method="post" action="/users/${encodeURIComponent(u.username)}/delete" class="inline-form" data-confirm="Remove this user?">${csrfField(p)}<button type="submit" class="danger">Remove</button></form>`}</td></tr>`,
     )}</tbody></table>`;
     return layout({ title: 'Users', principal: p, active: 'users', body });
@@ -54,6 +56,13 @@ ${created ? html`<div class="card ok" role="status" id="new-password">User <stro
     const row = await updateUser(s, c.req.param('name'), patch, principalOf(c).user.id);
     if (row.disabled) await endUserSessions(s, row.id);
     return c.redirect('/users', 303);
+  });
+
+  app.post('/:name/password', async (c) => {
+    const password = generatePassword();
+    const row = await updateUser(s, c.req.param('name'), { password }, principalOf(c).user.id);
+    await endUserSessions(s, row.id);
+    return c.html(await listPage(principalOf(c), { username: row.username, password, reset: true }));
   });
 
   app.post('/:name/delete', async (c) => {

@@ -16,6 +16,8 @@ export interface PageOptions {
   body: Html;
   /** ES modules from web/static to load (no inline scripts: the CSP forbids them). */
   scripts?: string[];
+  /** Reload the page every N seconds (a meta refresh: no script needed). */
+  refreshSeconds?: number;
 }
 
 export function layout(o: PageOptions): Html {
@@ -27,6 +29,7 @@ export function layout(o: PageOptions): Html {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${o.title} · BorgCube</title>
+${o.refreshSeconds ? html`<meta http-equiv="refresh" content="${o.refreshSeconds}">` : ''}
 <link rel="stylesheet" href="${assetUrl('app.css')}">
 <script type="module" src="${assetUrl('forms.js')}"></script>
 ${(o.scripts ?? []).map((s) => html`<script type="module" src="${assetUrl(s)}"></script>`)}
