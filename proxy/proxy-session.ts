@@ -233,7 +233,10 @@ export class ProxySession {
 
   private refuseAndEnd(r: Refusal) {
     this.o.tell('ERROR', `BorgCube refused this: ${r.detail}`);
-    this.o.service.send({ t: 'violation', kind: r.kind, detail: r.detail.slice(0, 4000) });
+    // Before `open` has bound the connection to its job, the service knows no job to charge: name
+    // the one our credential was issued for, with the proof sshd gave us (the service checks it).
+    const who = this.attached ? {} : { jobId: this.o.jobId, authInfo: this.o.authInfo };
+    this.o.service.send({ t: 'violation', kind: r.kind, detail: r.detail.slice(0, 4000), ...who });
     this.end(2);
   }
 

@@ -29,8 +29,18 @@ export const proxyRequest = z.discriminatedUnion('t', [
   z.object({ t: z.literal('get'), rid, id: hex32 }),
   z.object({ t: z.literal('commit'), rid }),
   z.object({ t: z.literal('rollback'), rid }),
-  /** Something the proxy refused on its own (forbidden method, bad MAC, malformed input). */
-  z.object({ t: z.literal('violation'), kind: z.string().max(64), detail: z.string().max(4096) }),
+  /**
+   * Something the proxy refused on its own (forbidden method, bad MAC, malformed input). Before
+   * `attach` succeeded it names the job of its credential and sshd's auth info, which the service
+   * verifies like an attach before it records anything against that job.
+   */
+  z.object({
+    t: z.literal('violation'),
+    kind: z.string().max(64),
+    detail: z.string().max(4096),
+    jobId: z.string().uuid().optional(),
+    authInfo: z.string().max(16384).optional(),
+  }),
 ]);
 export type ProxyRequest = z.infer<typeof proxyRequest>;
 

@@ -295,7 +295,13 @@ export class RepositoryService {
     const handle = async (req: ProxyRequest, payload: Buffer) => {
       if (req.t === 'violation') {
         if (jobId) await this.violation(jobId, req.kind, req.detail);
-        else sock.destroy();
+        else {
+          // Refused before `open` bound the connection (e.g. garbage as the first bytes): it still
+          // counts against the job if that job's live credential authenticated this connection —
+          // never on the proxy's word alone, so no one can pin a violation on another job.
+          if (req.jobId && req.authInfo !== undefined && (await this.authenticatedFor(req.jobId, req.authInfo))) await this.violation(req.jobId, req.kind, req.detail);
+          sock.destroy();
+        }
         return;
       }
       if (req.t === 'attach') {
@@ -401,6 +407,15 @@ export class RepositoryService {
         }
       },
     };
+  }
+
+  /** Whether sshd's auth info shows a live credential of this running job (attach's first check). */
+  private async authenticatedFor(jobId: string, authInfo: string): Promise<boolean> {
+    const job = await findJob(this.deps.db, jobId);
+    if (!job || job.state !== 'running') return false;
+    const creds = await this.deps.db.select().from(jobCredentialsTable).where(eq(jobCredentialsTable.jobId, job.id));
+    const offered = authInfoFingerprints(authInfo);
+    return creds.some((c) => offered.includes(c.fingerprint) && !c.revokedAt && c.expiresAt >= new Date());
   }
 
   /**
