@@ -146,6 +146,11 @@ describe('web console in Chromium', () => {
     await Promise.all([page.waitForURL(`${web.url}/clients/web-e2e`), page.click('#client-form button[type=submit]')]);
     expect(await page.locator('h1').textContent()).toBe('Client web-e2e');
 
+    // Test the connection: pins the host key, reports borg.
+    await Promise.all([page.waitForURL(`${web.url}/clients/web-e2e/test`), page.click('#test-client button[type=submit]')]);
+    expect(await page.locator('#test-result').textContent()).toContain('Connection works');
+    await page.goto(`${web.url}/clients/web-e2e`);
+
     // Start a backup from the client page; the job page opens.
     await page.selectOption('#start-repository', 'main');
     await Promise.all([page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/), page.click('#start-backup button[type=submit]')]);
