@@ -158,6 +158,35 @@ describe('the backup workflow', () => {
     expect(done.error).toMatch(/gave up after 6 attempts/);
   });
 
+  it('keeps the worker bounded when a client floods its output', async () => {
+    const repo = await newRepo();
+    // A "borg" that writes 64 MiB without a newline, then thousands of 20 kB lines, and fails.
+    small.writeTree({
+      'flood-borg': {
+        type: 'file',
+        mode: 0o755,
+        content: [
+          '#!/bin/sh',
+          'if [ "$1" = "--version" ]; then echo "borg 1.2.4"; exit 0; fi',
+          "head -c 67108864 /dev/zero | tr '\\0' 'A' >&2",
+          "line=$(head -c 20000 /dev/zero | tr '\\0' '<')",
+          'i=0; while [ $i -lt 3000 ]; do echo "$line" >&2; i=$((i+1)); done',
+          'echo \'{"type": "log_message", "levelname": "ERROR", "name": "x", "message": "<script>alert(1)</script> flood over"}\' >&2',
+          'exit 2',
+          '',
+        ].join('\n'),
+      },
+    });
+    await addClient(stack.deps, { name: 'flood', host: sshd.host, port: sshd.port, user: small.username, paths: [small.path('data')], borgPath: small.path('flood-borg') });
+    const job = await backup(stack, 'flood', repo, 'failed');
+    expect(job.error).toBe('<script>alert(1)</script> flood over');
+    const logs = await describeJob(stack, job.id);
+    expect(logs).toMatch(/\[line truncated\]/);
+    // The worker read ~130 MB of client output in bounded pieces.
+    expect(await peakRss(stack.worker.pid!)).toBeLessThan(600 * 1024 * 1024);
+    await expectJobGone(small, job.id);
+  });
+
   it('deploys its own borg to a client that has none, and removes it afterwards', async () => {
     const repo = await newRepo();
     await addClient(stack.deps, { name: 'noborg', host: sshd.host, port: sshd.port, user: small.username, paths: [small.path('data')], borgPath: '/opt/no-such-borg/borg' });
@@ -169,6 +198,11 @@ describe('the backup workflow', () => {
     expectSameTree(small.path('data'), `${out}${small.path('data')}`);
   });
 });
+
+async function peakRss(pid: number): Promise<number> {
+  const status = (await import('node:fs')).readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
 
 async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
