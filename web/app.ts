@@ -36,6 +36,8 @@ export function createApp(deps: WebDeps) {
   const s = deps.services;
   const app = new Hono<WebEnv>();
   const nodeWs = createNodeWebSocket({ app });
+  // Browsers send nothing on these sockets; ws would otherwise accept 100 MiB messages.
+  nodeWs.wss.options.maxPayload = 64 * 1024;
 
   app.onError(createErrorHandler(s.log));
   app.notFound((c) =>

@@ -502,6 +502,9 @@ describe('web app', () => {
       expect(hub.channels()).toBe(1);
       const numsub = (await redis.call('PUBSUB', 'NUMSUB', jobChannel(id))) as [string, number];
       expect(Number(numsub[1])).toBe(1);
+      // The stream is one-way: a viewer that sends something is closed (1003).
+      viewers[0]!.ws.send('hello?');
+      expect(await viewers[0]!.closed).toBe(1003);
       for (const v of viewers) v.ws.close();
       await Promise.all(viewers.map((v) => v.closed));
       await new Promise((r) => setTimeout(r, 100));

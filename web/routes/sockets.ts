@@ -40,6 +40,10 @@ export function socketRoutes(deps: WebDeps, upgradeWebSocket: UpgradeWebSocket<W
           );
           void stream.start();
         },
+        onMessage(_e, ws) {
+          // The stream is one-way; a client that talks is not ours.
+          ws.close(1003, 'this socket only sends');
+        },
         onClose() {
           stream?.stop();
         },
