@@ -4,8 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import * as jobsQ from '../db/queries/jobs.js';
-import { findClientById } from '../db/queries/clients.js';
-import { findRepositoryById } from '../db/queries/repositories.js';
+import { clientNamesByIds, repositoryNamesByIds } from '../db/queries/names.js';
 import type { Job } from '../db/schema.js';
 import { temporalWorkflowUrl } from '../infra/temporal.js';
 import type { BackupInput } from '../workflows/backup.js';
@@ -87,12 +86,11 @@ export async function listJobs(deps: ServiceDeps, raw: z.input<typeof listJobsIn
 }
 
 async function withNames(deps: ServiceDeps, rows: Job[]): Promise<JobView[]> {
-  const clientNames = new Map<string, string | null>();
-  const repoNames = new Map<string, string | null>();
-  for (const r of rows) {
-    if (r.clientId && !clientNames.has(r.clientId)) clientNames.set(r.clientId, (await findClientById(deps.db, r.clientId))?.name ?? null);
-    if (!repoNames.has(r.repositoryId)) repoNames.set(r.repositoryId, (await findRepositoryById(deps.db, r.repositoryId))?.name ?? null);
-  }
+  // Two queries per page, not two per row: a page of 50 jobs names few distinct clients.
+  const [clientNames, repoNames] = await Promise.all([
+    clientNamesByIds(deps.db, rows.flatMap((r) => (r.clientId ? [r.clientId] : []))),
+    repositoryNamesByIds(deps.db, rows.map((r) => r.repositoryId)),
+  ]);
   return rows.map((r) => ({
     ...r,
     clientName: r.clientId ? (clientNames.get(r.clientId) ?? null) : null,
