@@ -297,8 +297,8 @@ export class RepositoryService {
         if (jobId) await this.violation(jobId, req.kind, req.detail);
         else {
           // Refused before `open` bound the connection (e.g. garbage as the first bytes): it still
-          // counts against the job if that job's live credential authenticated this connection —
-          // never on the proxy's word alone, so no one can pin a violation on another job.
+          // counts against the job if sshd's auth info shows that job's live credential — the
+          // same proof attach requires, not the job id alone.
           if (req.jobId && req.authInfo !== undefined && (await this.authenticatedFor(req.jobId, req.authInfo))) await this.violation(req.jobId, req.kind, req.detail);
           sock.destroy();
         }
