@@ -89,6 +89,12 @@ describe('a hacked client destroys nothing through the proxy', () => {
     expect(run.result!.hangup_seconds).toBeLessThan(10);
   });
 
+  it('a put with a broken MAC from a client that leaves at once, without waiting for the refusal', async () => {
+    // borg create exits (rc 2) while the violation is still being recorded: the job must still end
+    // as a violation, not as an ordinary failure.
+    await attack('hit-and-run', ['bad-mac']);
+  });
+
   it('afterwards: every earlier archive intact, borg check --verify-data clean', async () => {
     await borgCheck(w.stack, w.repo, '--verify-data');
   });
