@@ -279,6 +279,11 @@ describe('web console in Chromium', () => {
       await page.goto(`${web.url}${path}`);
       expect(new URL(page.url()).pathname).toBe('/login');
     }
+    // /healthz needs no login and sees the whole stack, workers included.
+    const health = (await (await fetch(`${web.url}/healthz`)).json()) as { ok: boolean; database: { ok: boolean }; redis: { ok: boolean }; temporal: { ok: boolean }; workers: Record<string, boolean> };
+    expect(health).toMatchObject({ ok: true, database: { ok: true }, redis: { ok: true }, temporal: { ok: true } });
+    expect(health.workers[stack.config.temporal.taskQueue]).toBe(true);
+    expect(health.workers[`storage-${stack.config.storageHost}`]).toBe(true);
     const api = await page.evaluate("fetch('/api/v1/jobs').then((r) => r.status)");
     expect(api).toBe(401);
     const wsStatus = await page.evaluate(`new Promise((resolve) => {

@@ -179,6 +179,20 @@ describe('web app', () => {
     expect(await tdb.handle.db.select().from(sessionsTable).where(eq(sessionsTable.idHash, sha256(token)))).toHaveLength(0);
   });
 
+  it('marks cookies Secure and sends HSTS when the console is served over https', async () => {
+    const tls = createApp({
+      services: { ...deps, config: { ...deps.config, web: { ...deps.config.web, publicUrl: 'https://backup.example.org' } } },
+      limiter: createRedisLoginLimiter(redis, { prefix: `${prefix}:tls` }),
+      hub,
+      health: () => Promise.reject(new Error('unused')),
+    });
+    const b = new Browser(tls);
+    const res = await b.login('admin');
+    expect(res.status).toBe(303);
+    expect(res.headers.getSetCookie().find((c) => c.startsWith('borgcube_session='))).toMatch(/;\s*Secure/i);
+    expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d+/);
+  });
+
   it('refuses a login form posted without its double-submit token', async () => {
     const b = new Browser(app);
     await b.get('/login');
