@@ -204,6 +204,26 @@ describe('web console in Chromium', () => {
     await ctx.close();
   });
 
+  it('cancels a running backup from its page', async () => {
+    const big = await createClientHost({ authorizedKeys: [stack.serverPublicKey], tree: { 'data/big.bin': { type: 'file', size: 256 << 20, seed: 'big' } } });
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    page.on('dialog', (d) => void d.accept());
+    await login(page, web.url, 'admin', adminPassword);
+    const add = await page.evaluate<number>(`fetch('/api/v1/clients', { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': document.querySelector('main').dataset.csrf }, body: JSON.stringify({ name: 'cancel-me', host: '${sshd.host}', port: ${sshd.port}, user: '${big.username}', paths: ['${big.path('data')}'] }) }).then((r) => r.status)`);
+    expect(add).toBe(201);
+    await page.goto(`${web.url}/clients/cancel-me`);
+    await page.selectOption('#start-repository', 'main');
+    await Promise.all([page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/), page.click('#start-backup button[type=submit]')]);
+    const id = page.url().split('/').pop()!;
+    await waitForTrue(page, "Number(document.getElementById('job').dataset.progressEvents || 0) >= 1", 180_000);
+    await Promise.all([page.waitForURL(`${web.url}/jobs/${id}`), page.click('#cancel-form button[type=submit]')]);
+    await waitForTrue(page, "document.getElementById('job').dataset.state !== 'running'", 120_000);
+    expect(await page.locator('#job').getAttribute('data-state')).toBe('cancelled');
+    expect((await getJob(stack.deps, id)).state).toBe('cancelled');
+    await ctx.close();
+  });
+
   it('shows a file named <script>alert(1)</script> in a live log as text', async () => {
     const repo = (await findRepositoryByName(stack.deps.db, 'main'))!;
     const id = randomUUID();
