@@ -87,10 +87,13 @@ async function main() {
       void (async () => {
         await hub.close();
         await redis.quit().catch(() => redis.disconnect());
-        if (temporal) await (await temporal.catch(() => undefined))?.close();
+        // A connection attempt still pending (Temporal down) is not waited for.
+        const t = temporal && (await Promise.race([temporal.catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000))]));
+        await t?.close();
         await dbh.close();
         log.info('stopped');
-        log.flush();
+        // Everything is closed; a Temporal connection attempt still in flight must not hold the exit.
+        log.flush(() => process.exit(0));
       })();
     });
     http.closeIdleConnections();
