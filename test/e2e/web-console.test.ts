@@ -29,7 +29,10 @@ import { startStack, type TestStack } from '../helpers/stack.js';
 const adminPassword = 'e2e-admin-password-1234';
 const viewerPassword = 'e2e-viewer-password-1234';
 const xss = '<script>alert(1)</script>';
-const screenshots = join(projectRoot, 'docs', 'screenshots');
+// Screenshots land in docs/screenshots/ (committed, shown in the README) only when asked for, so
+// that ordinary test runs leave the work tree clean: BORGCUBE_UPDATE_SCREENSHOTS=1 npm run test:e2e.
+const updateScreenshots = process.env.BORGCUBE_UPDATE_SCREENSHOTS === '1';
+let screenshots = join(projectRoot, 'docs', 'screenshots');
 const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** The web process of the stack, started like `npm start` starts it. */
@@ -121,6 +124,7 @@ describe('web console in Chromium', () => {
     await addUser(stack.deps, { username: 'viewer', role: 'viewer', password: viewerPassword });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
     registerCleanup('chromium', () => browser.close());
+    if (!updateScreenshots) screenshots = join(stack.dataDir, 'screenshots');
     mkdirSync(screenshots, { recursive: true });
   });
   afterAll(runCleanups);
