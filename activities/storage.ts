@@ -306,7 +306,8 @@ function readClientFilesCache(path: string, log: Logger): Buffer | undefined {
   }
 }
 
-async function refreshRepositoryStats(db: Db, repo: RepositoryHandle) {
+/** The repository's figures (archives, sizes) from the chunk store, into repositories.stats. */
+export async function refreshRepositoryStats(db: Db, repo: RepositoryHandle) {
   let uniqueSize = 0;
   let uniqueCsize = 0;
   let totalSize = 0;

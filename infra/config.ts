@@ -40,6 +40,8 @@ export const configVariables = {
   BORGCUBE_BORG_PATH: { def: '/usr/bin/borg', doc: 'borg executable used on the server' },
   BORGCUBE_DEPLOY_BORG: { def: '', doc: 'borg executable uploaded to clients that have none (default: BORGCUBE_BORG_PATH)' },
   BORGCUBE_ADMIN_PASSWORD: { def: '', doc: 'Password of the first admin account; when empty, a one-time password is printed at first start' },
+  BORGCUBE_METRICS_TOKEN: { def: '', doc: 'Bearer token Prometheus sends to GET /metrics (API tokens work too); empty = /metrics answers loopback callers only' },
+  BORGCUBE_ALERT_SWEEP_INTERVAL: { def: '5m', doc: 'How often the staleness sweep runs (a Temporal Schedule): a number with s, m or h' },
   LOG_LEVEL: { def: 'info', doc: 'pino log level: fatal, error, warn, info, debug, trace' },
 } as const;
 
@@ -68,6 +70,8 @@ const schema = z
     BORGCUBE_BORG_PATH: env('BORGCUBE_BORG_PATH').pipe(absPath),
     BORGCUBE_DEPLOY_BORG: env('BORGCUBE_DEPLOY_BORG').pipe(z.union([z.literal(''), absPath])),
     BORGCUBE_ADMIN_PASSWORD: env('BORGCUBE_ADMIN_PASSWORD'),
+    BORGCUBE_METRICS_TOKEN: env('BORGCUBE_METRICS_TOKEN').pipe(z.union([z.literal(''), z.string().regex(/^[\x21-\x7e]{16,200}$/, 'must be 16-200 printable characters without spaces')])),
+    BORGCUBE_ALERT_SWEEP_INTERVAL: env('BORGCUBE_ALERT_SWEEP_INTERVAL').pipe(z.string().regex(/^[1-9]\d{0,5}[smh]$/, 'must be a number with s, m or h, e.g. 5m')),
     LOG_LEVEL: env('LOG_LEVEL').pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
   })
   .transform((e) => {
@@ -99,6 +103,8 @@ const schema = z
       accounts: { proxy: e.BORGCUBE_PROXY_USER, storage: e.BORGCUBE_STORAGE_USER },
       borg: { path: e.BORGCUBE_BORG_PATH, deployPath: e.BORGCUBE_DEPLOY_BORG || e.BORGCUBE_BORG_PATH },
       adminPassword: e.BORGCUBE_ADMIN_PASSWORD || undefined,
+      metrics: { token: e.BORGCUBE_METRICS_TOKEN || undefined },
+      alerts: { sweepInterval: e.BORGCUBE_ALERT_SWEEP_INTERVAL },
       logLevel: e.LOG_LEVEL,
     };
   });

@@ -2,13 +2,18 @@
 // Activities that touch repositories run in the storage process (worker/storage-main.ts).
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { createAlertActivities } from '../activities/alerts.js';
 import { createClientActivities } from '../activities/client.js';
 import { createJobActivities } from '../activities/jobs.js';
+import { createPolicyActivities } from '../activities/policies.js';
 import { createDb } from '../db/client.js';
 import { requireAccount } from '../infra/accounts.js';
 import { loadConfig } from '../infra/config.js';
 import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
+import { MasterKey } from '../infra/secrets.js';
+import { connectTemporal } from '../infra/temporal.js';
+import { ensureAlertSweepSchedule } from '../services/alerts.js';
 
 async function main() {
   const config = loadConfig();
@@ -17,14 +22,20 @@ async function main() {
   const events = createEventPublisher(createRedis(config.redisUrl));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const deps = { db: dbh.db, config, events, log, storageAccount: () => requireAccount(config.accounts.storage) };
+  // Alert activities start delivery workflows and open the sealed channel targets.
+  const temporal = await connectTemporal(config);
+  let masterKey: MasterKey | undefined;
+  const alertDeps = { ...deps, temporal: () => Promise.resolve(temporal.client), masterKey: () => (masterKey ??= MasterKey.load(config.paths.masterKey)) };
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: fileURLToPath(new URL('../workflows/index.js', import.meta.url)),
-    activities: { ...createJobActivities(deps), ...createClientActivities(deps) },
+    activities: { ...createJobActivities(deps), ...createClientActivities(deps), ...createPolicyActivities(deps), ...createAlertActivities(alertDeps) },
     maxConcurrentActivityTaskExecutions: 50,
   });
+  // The periodic staleness sweep of this task queue (idempotent; several workers may race here).
+  await ensureAlertSweepSchedule(temporal.client, config).catch((err: Error) => log.warn({ err: err.message }, 'could not create the alert sweep schedule'));
   log.info({ taskQueue: config.temporal.taskQueue }, 'worker ready');
   let stopping = false;
   const stop = (signal: string) => {
@@ -39,6 +50,7 @@ async function main() {
     await worker.run();
   } finally {
     await connection.close();
+    await temporal.close();
     await events.close();
     await dbh.close();
     log.info('stopped');

@@ -3,10 +3,12 @@
 // storage account, which owns the repositories; it alone holds their real keys.
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { createMaintenanceActivities } from '../activities/maintenance.js';
 import { createStorageActivities } from '../activities/storage.js';
 import { createDb } from '../db/client.js';
 import { lookupAccount } from '../infra/accounts.js';
 import { loadConfig } from '../infra/config.js';
+import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
 import { connectTemporal } from '../infra/temporal.js';
@@ -29,12 +31,14 @@ async function main() {
     proxyGid: lookupAccount(config.accounts.proxy)?.gid,
   });
   await service.listen();
+  // Live log lines of prune and check jobs (the rows in PostgreSQL are the record).
+  const events = createEventPublisher(createRedis(config.redisUrl));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: storageTaskQueue(config.storageHost),
-    activities: createStorageActivities({ db: dbh.db, config, log, masterKey, service }),
+    activities: { ...createStorageActivities({ db: dbh.db, config, log, masterKey, service }), ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, service, events }) },
     maxConcurrentActivityTaskExecutions: 20,
   });
   log.info({ taskQueue: storageTaskQueue(config.storageHost), socket: config.paths.storageSocket }, 'repository service ready');
@@ -54,6 +58,7 @@ async function main() {
     await service.close();
     await connection.close();
     await temporal.close();
+    await events.close();
     await dbh.close();
     log.info('stopped');
     log.flush();

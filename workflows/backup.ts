@@ -5,6 +5,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -12,6 +13,7 @@ import {
 import type { ClientActivities } from '../activities/client.js';
 import type { StorageActivities } from '../activities/storage.js';
 import type { JobActivities } from '../activities/jobs.js';
+import type { AlertActivities } from '../activities/alerts.js';
 import { statusQuery, violationSignal, type BackupStatus, type JobFinalState, type ViolationSignal } from './messages.js';
 import { storageTaskQueue } from './task-queues.js';
 
@@ -41,6 +43,7 @@ const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 d
 // Cleanup of an unreachable client gives up after about half a minute: the credential is
 // revoked on the server anyway, so what stays on that client opens nothing.
 const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 5 } });
+const alertActs = proxyActivities<AlertActivities>({ startToCloseTimeout: '2m', retry });
 
 export async function backup(input: BackupInput): Promise<BackupResult> {
   const storageActs = proxyActivities<StorageActivities>({
@@ -117,6 +120,9 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     await settle(cleanupActs.cleanupClient({ jobId: input.jobId }));
     await settle(storageActs.cleanupJob({ jobId: input.jobId, succeeded: state === 'succeeded' }));
     await jobActs.completeJob({ jobId: input.jobId, state, error, stats });
+    // Incidents (failure/violation open, success resolves) and their notices; patched so that
+    // histories recorded before this step replay unchanged.
+    if (patched('alerts-on-job-end')) await settle(alertActs.jobEnded({ jobId: input.jobId }));
   });
   status.phase = 'done';
   status.state = state;

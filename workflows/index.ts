@@ -1,2 +1,6 @@
 // Every workflow the worker hosts (Temporal bundles this file and what it imports).
 export { backup } from './backup.js';
+export { prune } from './prune.js';
+export { check } from './check.js';
+export { scheduledBackup, scheduledMaintenance } from './scheduled.js';
+export { alertsSweep, deliverAlert } from './alerts.js';
