@@ -9,6 +9,8 @@ import { registerClientCommands } from './commands/client.js';
 import { registerUserCommands } from './commands/user.js';
 import { registerMiscCommands } from './commands/misc.js';
 import { registerJobCommands } from './commands/jobs.js';
+import { registerPolicyCommands } from './commands/policy.js';
+import { registerAlertCommands } from './commands/alert.js';
 import { ServiceError } from '../services/errors.js';
 import { formatZodError } from '../services/validation.js';
 import { ConfigError } from '../infra/config.js';
@@ -25,6 +27,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerClientCommands(program, ctx);
   registerUserCommands(program, ctx);
   registerJobCommands(program, ctx);
+  registerPolicyCommands(program, ctx);
+  registerAlertCommands(program, ctx);
   registerMiscCommands(program, ctx);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ outputError: () => {} });
   return program;

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import type { RepositoryCheck } from '../../db/schema.js';
+import { listRepositoryChecks } from '../../services/policies.js';
 import { addRepository, encryptionModes, getRepository, listRepositories, type RepositoryView } from '../../services/repositories.js';
 import { table, type CliContext } from '../context.js';
 
@@ -35,12 +37,13 @@ export function registerRepoCommands(program: Command, ctx: CliContext) {
     .option('--json', 'print JSON')
     .action(async (name: string, opts: { json?: boolean }) => {
       const r = await getRepository(ctx.deps(), name);
-      if (opts.json) return ctx.printJson(r);
-      ctx.print(showRepository(r));
+      const lastCheck = (await listRepositoryChecks(ctx.deps(), name, 1))[0] ?? null;
+      if (opts.json) return ctx.printJson({ ...r, lastCheck });
+      ctx.print(showRepository(r, lastCheck));
     });
 }
 
-function showRepository(r: RepositoryView): string {
+function showRepository(r: RepositoryView, check: RepositoryCheck | null): string {
   const lines: Array<[string, string]> = [
     ['name', r.name],
     ['path', r.path],
@@ -52,5 +55,10 @@ function showRepository(r: RepositoryView): string {
   if (r.stats) {
     lines.push(['archives', String(r.stats.archives)], ['original size', String(r.stats.originalSize)], ['deduplicated size', String(r.stats.uniqueCompressedSize)]);
   }
+  if (check) {
+    const how = `${check.verifyData ? 'with --verify-data, ' : ''}${Math.round(check.durationMs / 1000)} s`;
+    lines.push(['last check', `${check.result} at ${check.finishedAt.toISOString()} (${how})`]);
+    if (check.errorCount) lines.push(['check problems', `${check.errorCount}; first: ${check.errors[0] ?? '-'}`]);
+  } else lines.push(['last check', 'never']);
   return table(['FIELD', 'VALUE'], lines).split('\n').slice(1).join('\n');
 }
