@@ -28,6 +28,7 @@ import { socketRoutes } from './routes/sockets.js';
 import { accountPages, usersPages } from './routes/users.js';
 import { securityHeaders } from './security.js';
 import { staticFiles } from './static.js';
+import { createMetricsApp } from './metrics.js';
 import { layout } from './views/layout.js';
 
 export const apiPrefix = '/api/v1';
@@ -52,6 +53,7 @@ export function createApp(deps: WebDeps) {
     return c.json(report, report.ok ? 200 : 503);
   });
   app.route('/static', staticFiles());
+  app.route('/metrics', createMetricsApp(s)); // Prometheus; bearer token or loopback (web/metrics.ts)
 
   app.use('*', authenticate(s));
   // One structured line per request (no query strings, bodies or headers: they may hold secrets).

@@ -1,0 +1,342 @@
+// GET /metrics for Prometheus (prom-client). Every BorgCube series is read from PostgreSQL when
+// scraped (gauges and counters with collect()); one snapshot of the database serves all of them
+// in a scrape, and concurrent scrapes share it. Counters are totals over the job history in the
+// database (they only grow while rows are kept), so rate() and increase() work on them.
+//
+// Access: Prometheus scrapers send `Authorization: Bearer <token>`. The token is
+// BORGCUBE_METRICS_TOKEN, or any live API token (`borgcube user token …`). Without a configured
+// metrics token, callers from a loopback address may scrape without one (a Prometheus on the same
+// host); everyone else gets 401.
+import { Hono, type Context } from 'hono';
+import { and, eq, isNull, ne, sql } from 'drizzle-orm';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Db } from '../db/client.js';
+import { clientsTable, incidentsTable, jobsTable, repositoriesTable, repositoryChecksTable, violationsTable } from '../db/schema.js';
+import { authenticateApiToken, sameSecret } from '../services/auth.js';
+import type { ServiceDeps } from '../services/deps.js';
+import { clientIp } from './auth.js';
+import type { WebEnv } from './env.js';
+
+const jobKinds = ['backup', 'restore', 'prune', 'check'] as const;
+const incidentKinds = ['job-failed', 'violation', 'check-failed', 'stale'] as const;
+
+interface Snapshot {
+  lastSuccess: Array<{ client: string; repository: string; at: Date }>;
+  lastBackup: Array<{ client: string; seconds: number; original: number | null; compressed: number | null; deduplicated: number | null; uploaded: number | null }>;
+  jobTotals: Array<{ kind: string; state: string; client: string; n: number; seconds: number }>;
+  backupBytes: Array<{ client: string; original: number; compressed: number; deduplicated: number; uploaded: number }>;
+  running: Array<{ kind: string; n: number }>;
+  violations: Array<{ client: string; n: number }>;
+  repositories: Array<{ name: string; stats: { archives: number; originalSize: number; compressedSize: number; uniqueSize: number; uniqueCompressedSize: number } | null }>;
+  checks: Array<{ repository: string; ok: boolean; at: Date; seconds: number }>;
+  incidents: Array<{ kind: string; n: number }>;
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
+const numOrNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+const seconds = (d: Date) => d.getTime() / 1000;
+
+async function loadSnapshot(db: Db): Promise<Snapshot> {
+  const stat = (key: string) => sql<string | null>`(${jobsTable.stats} ->> ${key})::numeric`;
+  const duration = sql<string>`extract(epoch from (${jobsTable.finishedAt} - coalesce(${jobsTable.startedAt}, ${jobsTable.createdAt})))`;
+  const clientName = sql<string>`coalesce(${clientsTable.name}, '')`;
+  const [lastSuccess, lastBackup, jobTotals, backupBytes, running, violations, repositories, checks, incidents] = await Promise.all([
+    db
+      .select({ client: clientsTable.name, repository: repositoriesTable.name, at: sql<string>`max(${jobsTable.finishedAt})` })
+      .from(jobsTable)
+      .innerJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
+      .innerJoin(repositoriesTable, eq(repositoriesTable.id, jobsTable.repositoryId))
+      .where(and(eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'succeeded')))
+      .groupBy(clientsTable.name, repositoriesTable.name),
+    db
+      .selectDistinctOn([jobsTable.clientId], {
+        client: clientsTable.name,
+        seconds: duration,
+        original: stat('originalSize'),
+        compressed: stat('compressedSize'),
+        deduplicated: stat('deduplicatedSize'),
+        uploaded: stat('uploadedBytes'),
+      })
+      .from(jobsTable)
+      .innerJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
+      .where(and(eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'succeeded')))
+      .orderBy(jobsTable.clientId, sql`${jobsTable.finishedAt} desc`),
+    db
+      .select({ kind: jobsTable.kind, state: jobsTable.state, client: clientName, n: sql<string>`count(*)`, seconds: sql<string>`coalesce(sum(${duration}), 0)` })
+      .from(jobsTable)
+      .leftJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
+      .where(ne(jobsTable.state, 'running'))
+      .groupBy(jobsTable.kind, jobsTable.state, clientName),
+    db
+      .select({
+        client: clientsTable.name,
+        original: sql<string>`coalesce(sum(${stat('originalSize')}), 0)`,
+        compressed: sql<string>`coalesce(sum(${stat('compressedSize')}), 0)`,
+        deduplicated: sql<string>`coalesce(sum(${stat('deduplicatedSize')}), 0)`,
+        uploaded: sql<string>`coalesce(sum(${stat('uploadedBytes')}), 0)`,
+      })
+      .from(jobsTable)
+      .innerJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
+      .where(and(eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'succeeded')))
+      .groupBy(clientsTable.name),
+    db.select({ kind: jobsTable.kind, n: sql<string>`count(*)` }).from(jobsTable).where(eq(jobsTable.state, 'running')).groupBy(jobsTable.kind),
+    db.select({ client: clientName, n: sql<string>`count(*)` }).from(violationsTable).leftJoin(clientsTable, eq(clientsTable.id, violationsTable.clientId)).groupBy(clientName),
+    db.select({ name: repositoriesTable.name, stats: repositoriesTable.stats }).from(repositoriesTable),
+    db
+      .selectDistinctOn([repositoryChecksTable.repositoryId], { repository: repositoriesTable.name, result: repositoryChecksTable.result, at: repositoryChecksTable.finishedAt, ms: repositoryChecksTable.durationMs })
+      .from(repositoryChecksTable)
+      .innerJoin(repositoriesTable, eq(repositoriesTable.id, repositoryChecksTable.repositoryId))
+      .orderBy(repositoryChecksTable.repositoryId, sql`${repositoryChecksTable.finishedAt} desc`),
+    db.select({ kind: incidentsTable.kind, n: sql<string>`count(*)` }).from(incidentsTable).where(isNull(incidentsTable.resolvedAt)).groupBy(incidentsTable.kind),
+  ]);
+  return {
+    lastSuccess: lastSuccess.map((r) => ({ client: r.client, repository: r.repository, at: new Date(r.at) })),
+    lastBackup: lastBackup.map((r) => ({
+      client: r.client,
+      seconds: num(r.seconds),
+      original: numOrNull(r.original),
+      compressed: numOrNull(r.compressed),
+      deduplicated: numOrNull(r.deduplicated),
+      uploaded: numOrNull(r.uploaded),
+    })),
+    jobTotals: jobTotals.map((r) => ({ kind: r.kind, state: r.state, client: r.client, n: num(r.n), seconds: num(r.seconds) })),
+    backupBytes: backupBytes.map((r) => ({ client: r.client, original: num(r.original), compressed: num(r.compressed), deduplicated: num(r.deduplicated), uploaded: num(r.uploaded) })),
+    running: running.map((r) => ({ kind: r.kind, n: num(r.n) })),
+    violations: violations.map((r) => ({ client: r.client, n: num(r.n) })),
+    repositories: repositories.map((r) => ({ name: r.name, stats: r.stats ?? null })),
+    checks: checks.map((r) => ({ repository: r.repository, ok: r.result === 'ok', at: r.at, seconds: r.ms / 1000 })),
+    incidents: incidents.map((r) => ({ kind: r.kind, n: num(r.n) })),
+  };
+}
+
+/** The registry of BorgCube's series; `snapshot()` is called by every collect() of one scrape. */
+export function createMetricsRegistry(snapshot: () => Promise<Snapshot>, opts: { processMetrics?: boolean } = {}): Registry {
+  const registry = new Registry();
+  const registers = [registry];
+  if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'borgcube_web_' });
+
+  new Gauge({
+    name: 'borgcube_last_success_timestamp_seconds',
+    help: 'Unix time the newest successful backup of a client into a repository finished',
+    labelNames: ['client', 'repository'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).lastSuccess) this.set({ client: r.client, repository: r.repository }, seconds(r.at));
+    },
+  });
+  new Gauge({
+    name: 'borgcube_last_backup_duration_seconds',
+    help: 'Duration of the newest successful backup of a client',
+    labelNames: ['client'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).lastBackup) this.set({ client: r.client }, r.seconds);
+    },
+  });
+  new Gauge({
+    name: 'borgcube_last_backup_bytes',
+    help: 'Sizes of the newest successful backup of a client: original, compressed, deduplicated (new to the repository), uploaded (sent by the client)',
+    labelNames: ['client', 'type'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).lastBackup) {
+        for (const type of ['original', 'compressed', 'deduplicated', 'uploaded'] as const) {
+          const v = r[type];
+          if (v !== null) this.set({ client: r.client, type }, v);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'borgcube_last_backup_dedup_ratio',
+    help: 'Original size divided by deduplicated size of the newest successful backup of a client',
+    labelNames: ['client'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).lastBackup) if (r.original !== null && r.deduplicated) this.set({ client: r.client }, r.original / r.deduplicated);
+    },
+  });
+  new Counter({
+    name: 'borgcube_backup_bytes_total',
+    help: 'Sums over all successful backups of a client (original, compressed, deduplicated, uploaded)',
+    labelNames: ['client', 'type'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).backupBytes) for (const type of ['original', 'compressed', 'deduplicated', 'uploaded'] as const) this.inc({ client: r.client, type }, r[type]);
+    },
+  });
+  new Counter({
+    name: 'borgcube_jobs_total',
+    help: 'Jobs that ended, by kind, final state and client ("" for repository jobs)',
+    labelNames: ['kind', 'state', 'client'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).jobTotals) this.inc({ kind: r.kind, state: r.state, client: r.client }, r.n);
+    },
+  });
+  new Counter({
+    name: 'borgcube_job_failures_total',
+    help: 'Jobs that ended failed or in a violation, by kind and client',
+    labelNames: ['kind', 'client'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).jobTotals) if (r.state === 'failed' || r.state === 'violation') this.inc({ kind: r.kind, client: r.client }, r.n);
+    },
+  });
+  new Counter({
+    name: 'borgcube_job_duration_seconds_total',
+    help: 'Summed duration of ended jobs by kind (with borgcube_jobs_total: the average duration)',
+    labelNames: ['kind'],
+    registers,
+    async collect() {
+      this.reset();
+      const sums = new Map<string, number>();
+      for (const r of (await snapshot()).jobTotals) sums.set(r.kind, (sums.get(r.kind) ?? 0) + r.seconds);
+      for (const [kind, s] of sums) this.inc({ kind }, s);
+    },
+  });
+  new Counter({
+    name: 'borgcube_violations_total',
+    help: 'Policy violations the proxy recorded, by client',
+    labelNames: ['client'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).violations) this.inc({ client: r.client }, r.n);
+    },
+  });
+  new Gauge({
+    name: 'borgcube_running_jobs',
+    help: 'Jobs running now, by kind',
+    labelNames: ['kind'],
+    registers,
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      for (const kind of jobKinds) this.set({ kind }, s.running.find((r) => r.kind === kind)?.n ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'borgcube_repository_size_bytes',
+    help: 'Repository sizes as of its last refresh: original and compressed (all archives), unique and unique_compressed (stored once)',
+    labelNames: ['repository', 'type'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).repositories) {
+        if (!r.stats) continue;
+        this.set({ repository: r.name, type: 'original' }, r.stats.originalSize);
+        this.set({ repository: r.name, type: 'compressed' }, r.stats.compressedSize);
+        this.set({ repository: r.name, type: 'unique' }, r.stats.uniqueSize);
+        this.set({ repository: r.name, type: 'unique_compressed' }, r.stats.uniqueCompressedSize);
+      }
+    },
+  });
+  new Gauge({
+    name: 'borgcube_repository_archives',
+    help: 'Archives in a repository as of its last refresh',
+    labelNames: ['repository'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).repositories) if (r.stats) this.set({ repository: r.name }, r.stats.archives);
+    },
+  });
+  new Gauge({
+    name: 'borgcube_repository_dedup_ratio',
+    help: 'Original size of all archives divided by the compressed size stored once (deduplication and compression together)',
+    labelNames: ['repository'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).repositories) if (r.stats?.uniqueCompressedSize) this.set({ repository: r.name }, r.stats.originalSize / r.stats.uniqueCompressedSize);
+    },
+  });
+  new Gauge({
+    name: 'borgcube_repository_check_ok',
+    help: '1 if the newest borg check of a repository passed, 0 if it failed',
+    labelNames: ['repository'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).checks) this.set({ repository: r.repository }, r.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'borgcube_repository_check_timestamp_seconds',
+    help: 'Unix time the newest borg check of a repository finished',
+    labelNames: ['repository'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const r of (await snapshot()).checks) this.set({ repository: r.repository }, seconds(r.at));
+    },
+  });
+  new Gauge({
+    name: 'borgcube_open_incidents',
+    help: 'Open incidents (alerts firing), by kind',
+    labelNames: ['kind'],
+    registers,
+    async collect() {
+      this.reset();
+      const s = await snapshot();
+      for (const kind of incidentKinds) this.set({ kind }, s.incidents.find((r) => r.kind === kind)?.n ?? 0);
+    },
+  });
+  return registry;
+}
+
+/** One database snapshot per scrape: the first collect() loads it, the others (and a concurrent scrape) share it. */
+function sharedSnapshot(db: Db, maxAgeMs = 1000): () => Promise<Snapshot> {
+  let current: { at: number; p: Promise<Snapshot> } | undefined;
+  return () => {
+    const now = Date.now();
+    if (!current || now - current.at > maxAgeMs) {
+      const p = loadSnapshot(db);
+      current = { at: now, p };
+      p.catch(() => {
+        if (current?.p === p) current = undefined;
+      });
+    }
+    return current.p;
+  };
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ip);
+}
+
+async function allowed(deps: Pick<ServiceDeps, 'db' | 'config'>, c: Context<WebEnv>): Promise<boolean> {
+  const authz = c.req.header('authorization');
+  const token = deps.config.metrics.token;
+  if (authz) {
+    const m = /^Bearer\s+(\S+)$/i.exec(authz);
+    if (!m) return false;
+    if (token && sameSecret(m[1]!, token)) return true;
+    return Boolean(await authenticateApiToken(deps, m[1]!));
+  }
+  return !token && isLoopback(clientIp(c));
+}
+
+/** The /metrics sub-app: mount with `app.route('/metrics', createMetricsApp(services))`. */
+export function createMetricsApp(deps: Pick<ServiceDeps, 'db' | 'config'>, opts: { processMetrics?: boolean } = {}) {
+  const registry = createMetricsRegistry(sharedSnapshot(deps.db), opts);
+  const app = new Hono<WebEnv>();
+  app.get('/', async (c) => {
+    if (!(await allowed(deps, c))) {
+      c.header('WWW-Authenticate', 'Bearer realm="borgcube-metrics"');
+      return c.text('metrics need a bearer token (BORGCUBE_METRICS_TOKEN or an API token)\n', 401);
+    }
+    const body = await registry.metrics();
+    c.header('Cache-Control', 'no-store');
+    return c.body(body, 200, { 'Content-Type': registry.contentType });
+  });
+  return app;
+}
