@@ -1,0 +1,99 @@
+// One timed run and the CPU it cost, by process: the client side (whatever the bench started and
+// waited for: borg create and its ssh), an sshd listener's whole tree (its sessions, forced
+// commands and their children, reaped into the listener when they end), a Node service process
+// (itself, worker threads included, and its children), and the machine as a whole, so that CPU
+// used by unrelated processes during the run shows up as "other".
+import { spawn } from 'node:child_process';
+import { DescendantSampler, loadAverage, machineCpu, procTimes, treeCpu, waitForNoDescendants } from './procfs.js';
+
+export interface TimedRun {
+  wallS: number;
+  /** CPU seconds of the process tree the bench waited for (borg create + ssh on the client). */
+  clientCpuS: number;
+  code: number | null;
+  stderr: string;
+}
+
+/** Runs argv as a Unix user (setpriv, no shell of ours in between) and times it. */
+export async function runAsUser(user: { uid: number; gid: number }, argv: string[], env: Record<string, string>, cwd: string, timeoutMs = 3_600_000): Promise<TimedRun> {
+  const before = procTimes(process.pid)!.reaped;
+  const t0 = process.hrtime.bigint();
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--init-groups', '--', ...argv], { env, cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-20_000)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { wallS, clientCpuS: procTimes(process.pid)!.reaped - before, ...r };
+}
+
+export interface Part {
+  start(): void;
+  /** CPU seconds by group since start(). */
+  stop(): Promise<Record<string, number>>;
+}
+
+/**
+ * An sshd listener: everything below it, sampled every 50 ms and split by command line
+ * (`classify`; what it does not name counts as `sshd`). sshd does not hand its sessions' CPU
+ * time up to the listener (measured: the listener's cutime stays ~0 after a busy session), so
+ * the figures come from sampling; the last < 50 ms of each process and processes that live less
+ * than that (AuthorizedKeysCommand runs, partly) are missed. Waits for the sessions to end.
+ */
+export function sshdPart(pid: number, classify: (cmd: string) => string | undefined, label = 'sshd'): Part {
+  let sampler: DescendantSampler;
+  return {
+    start() {
+      sampler = new DescendantSampler(pid, (cmd) => classify(cmd) ?? label, 50);
+      sampler.start();
+    },
+    async stop() {
+      await waitForNoDescendants(pid, () => true);
+      return sampler.stop();
+    },
+  };
+}
+
+/** A long-lived process: its own CPU (all threads) and its children's (live or reaped). */
+export function servicePart(pid: number, self: string, children: string): Part {
+  let s0 = 0;
+  let t0 = 0;
+  return {
+    start() {
+      s0 = procTimes(pid)?.self ?? 0;
+      t0 = treeCpu(pid);
+    },
+    stop() {
+      const s1 = procTimes(pid)?.self ?? 0;
+      const t1 = treeCpu(pid);
+      return Promise.resolve({ [self]: s1 - s0, [children]: t1 - s1 - (t0 - s0) });
+    },
+  };
+}
+
+export interface Measured extends TimedRun {
+  cpu: Record<string, number>;
+  /** Busy CPU seconds of the whole machine (both cores) during the run. */
+  machineBusyS: number;
+  /** machineBusyS minus everything accounted for above: other processes on this machine. */
+  otherCpuS: number;
+  load1: number;
+}
+
+export async function measure(parts: Part[], fn: () => Promise<TimedRun>): Promise<Measured> {
+  const load1 = loadAverage();
+  const m0 = machineCpu().busy;
+  for (const p of parts) p.start();
+  const r = await fn();
+  const cpu: Record<string, number> = { client: r.clientCpuS };
+  for (const p of parts) Object.assign(cpu, await p.stop());
+  const machineBusyS = machineCpu().busy - m0;
+  const accounted = Object.values(cpu).reduce((a, b) => a + b, 0);
+  return { ...r, cpu, machineBusyS, otherCpuS: Math.max(0, machineBusyS - accounted), load1 };
+}
