@@ -1,0 +1,202 @@
+// `npm run bench:proxy` (issue 3): what the proxy costs a backup. The same ≥ 500 MB tree is
+// backed up by stock `borg create` (a) directly to `borg serve` over SSH and (b) through BorgCube
+// (proxy + repository service), repokey, lz4, several times each: first backups into fresh
+// repositories and unchanged second backups. Only `borg create` is timed, in both paths: `borg
+// init` (a) and BorgCube's repository creation and job preparation (b) happen before the clock
+// starts. (b) runs the backup workflow's activity code without Temporal (bench/lib/driver.ts).
+//
+// Prints every sample, the medians, the ratios b/a against the targets (≤ 1.15 first, ≤ 1.10
+// second), the CPU the proxy and the repository service used per GB, and one JSON line last.
+//
+// Options: --runs N (fresh repositories per path, default 3), --seconds N (unchanged backups
+// after each first one, default 2), --random-mib N (incompressible part of the tree, default
+// 200), --profile DIR (node --cpu-prof for the repository service and every proxy process;
+// profiles and a summary in DIR — timings are then not comparable).
+import { chownSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireAccount } from '../infra/accounts.js';
+import { loadConfig } from '../infra/config.js';
+import { addClient } from '../services/clients.js';
+import { addRepository } from '../services/repositories.js';
+import { parseArgs } from './lib/args.js';
+import { runBench } from './lib/cleanup.js';
+import { borgcubeServerClass, directServerClass, setupClientSide } from './lib/client-side.js';
+import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
+import { JobDriver } from './lib/driver.js';
+import { measure, servicePart, sshdPart, type Measured } from './lib/measure.js';
+import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
+import { startBenchStack } from './lib/stack.js';
+import { sweepLeftovers } from './lib/tags.js';
+import { warmTree, writeBigTree, writeSmallTree } from './lib/tree.js';
+
+const usage = 'usage: npm run bench:proxy [-- --runs 3 --seconds 2 --random-mib 200 --profile DIR]';
+const TARGET = { first: 1.15, second: 1.1 };
+
+interface Sample extends Measured {
+  run: number;
+  path: 'direct' | 'proxy';
+  kind: 'first' | 'second';
+  uploadedBytes?: number;
+}
+
+runBench('bench:proxy', async () => {
+  if (process.getuid?.() !== 0) throw new Error('bench:proxy sets up users, sshd and accounts: run it as root');
+  const opts = parseArgs({ runs: 3, seconds: 2, randomMib: 200, profile: undefined as string | undefined }, usage);
+  const info = await runInfo();
+  const swept = await sweepLeftovers(loadConfig().databaseUrl);
+  if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
+
+  let profile: { service: string; proxy: string } | undefined;
+  if (opts.profile) {
+    profile = { service: join(opts.profile, 'service'), proxy: join(opts.profile, 'proxy') };
+    mkdirSync(profile.service, { recursive: true, mode: 0o755 });
+    mkdirSync(profile.proxy, { recursive: true, mode: 0o755 });
+    const cfg = loadConfig();
+    const st = requireAccount(cfg.accounts.storage);
+    const px = requireAccount(cfg.accounts.proxy);
+    chownSync(profile.service, st.uid, st.gid);
+    chownSync(profile.proxy, px.uid, px.gid);
+  }
+
+  note('starting BorgCube (database, data dir, sshd, repository service)…');
+  const stack = await startBenchStack({
+    mode: 'service-host',
+    storageNodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profile.service] : [],
+    proxyNodeArgs: profile ? `--cpu-prof --cpu-prof-dir ${profile.proxy}` : undefined,
+  });
+  const side = await setupClientSide(stack.serverPublicKey);
+  const { client, direct } = side;
+  note('writing the tree…');
+  const tree = await writeBigTree(client, opts.randomMib);
+  const small = await writeSmallTree(client);
+  note(`tree: ${mb(tree.bytes)} in ${tree.files} files`);
+  const bcClient = await addClient(stack.deps, { name: 'bench', host: '127.0.0.1', port: side.sshd.port, user: client.name, paths: [tree.path] });
+  const warmClient = await addClient(stack.deps, { name: 'warmup', host: '127.0.0.1', port: side.sshd.port, user: client.name, paths: [small.path] });
+  const driver = new JobDriver(stack);
+
+  const directParts = () => [sshdPart(side.sshd.process.pid, directServerClass)];
+  const proxyParts = () => [sshdPart(stack.sshd.process.pid, borgcubeServerClass), servicePart(stack.storage.pid, 'service', 'service borg serve')];
+  const runProxyJob = async (clientRow: typeof bcClient, repositoryId: string): Promise<Sample & { uploadedBytes: number }> => {
+    const job = await driver.prepare(clientRow, repositoryId, client);
+    let m: Measured;
+    try {
+      m = await measure(proxyParts(), () => driver.run(job, client));
+    } catch (err) {
+      await driver.finish(job, false).catch(() => {});
+      throw err;
+    }
+    const stats = await driver.finish(job, true);
+    return { ...m, run: 0, path: 'proxy', kind: 'first', uploadedBytes: Number(stats?.uploadedBytes ?? 0) };
+  };
+
+  // Warm-up (not counted): borg's and node's code into the page cache, the tree too.
+  note('warming up…');
+  warmTree(tree.path);
+  {
+    const loc = await direct.init('warmup');
+    await direct.create(loc, 'w1', small.path);
+    direct.remove('warmup');
+    const repo = await addRepository(stack.deps, { name: 'warmup', path: join(stack.reposDir, 'warmup') });
+    await runProxyJob(warmClient, repo.id);
+  }
+
+  const samples: Sample[] = [];
+  const show = (s: Sample) => note(`run ${s.run} ${s.path.padEnd(6)} ${s.kind.padEnd(6)} ${f2(s.wallS)} s`);
+  for (let run = 1; run <= opts.runs; run++) {
+    const order: Array<'direct' | 'proxy'> = run % 2 ? ['direct', 'proxy'] : ['proxy', 'direct'];
+    for (const path of order) {
+      const name = `r${run}`;
+      if (path === 'direct') {
+        const loc = await direct.init(name);
+        for (let k = 0; k <= opts.seconds; k++) {
+          const m = await measure(directParts(), () => direct.create(loc, `a${k}`, tree.path));
+          const s: Sample = { ...m, run, path, kind: k === 0 ? 'first' : 'second' };
+          samples.push(s);
+          show(s);
+        }
+        direct.remove(name);
+      } else {
+        const repo = await addRepository(stack.deps, { name, path: join(stack.reposDir, name) });
+        for (let k = 0; k <= opts.seconds; k++) {
+          const s: Sample = { ...(await runProxyJob(bcClient, repo.id)), run, kind: k === 0 ? 'first' : 'second' };
+          samples.push(s);
+          show(s);
+        }
+      }
+    }
+  }
+
+  // ---- report ----------------------------------------------------------------------------------
+  const gb = tree.bytes / 1e9;
+  printHeader('bench:proxy — stock borg create, direct to borg serve over SSH (a) vs through the BorgCube proxy (b)', info);
+  print(`  tree: ${mb(tree.bytes)}, ${tree.files} files (Python stdlib + dist-packages, node_modules, ${opts.randomMib} MiB pseudo-random); repokey, lz4`);
+  print('  timed: borg create only, as the client user (b: with the environment of runScript()); borg init and BorgCube job preparation are excluded');
+  print(`  ${opts.runs} fresh repositories per path, each: 1 first backup + ${opts.seconds} unchanged backups; paths alternate order per run${profile ? '; PROFILING ON: timings not comparable' : ''}`);
+  print();
+  print('All samples (seconds; CPU seconds by process; "other" = CPU of unrelated processes on the machine during the run)');
+  const groups = ['client', 'sshd', 'borg serve', 'proxy', 'authorized-keys', 'service', 'service borg serve'];
+  table(
+    ['run', 'path', 'backup', 'wall', ...groups.map((g) => (g === 'client' ? 'client borg+ssh' : g)), 'machine busy', 'other', 'load1'],
+    samples.map((s) => [String(s.run), s.path, s.kind, f2(s.wallS), ...groups.map((g) => (s.cpu[g] === undefined ? '' : f2(s.cpu[g]))), f2(s.machineBusyS), f2(s.otherCpuS), f2(s.load1)]),
+  );
+  const pick = (path: Sample['path'], kind: Sample['kind']) => samples.filter((s) => s.path === path && s.kind === kind);
+  const med = (path: Sample['path'], kind: Sample['kind']) => median(pick(path, kind).map((s) => s.wallS));
+  const ratio = { first: med('proxy', 'first') / med('direct', 'first'), second: med('proxy', 'second') / med('direct', 'second') };
+  print();
+  print('Medians (wall seconds of borg create)');
+  table(
+    ['backup', 'n', '(a) direct', '(b) proxy', 'b/a', 'target', 'result'],
+    (['first', 'second'] as const).map((k) => [k, String(pick('proxy', k).length), f2(med('direct', k)), f2(med('proxy', k)), f3(ratio[k]), `≤ ${TARGET[k].toFixed(2)}`, verdict(ratio[k], TARGET[k])]),
+  );
+  const perGb = (kind: Sample['kind'], g: string) => median(pick('proxy', kind).map((s) => (s.cpu[g] ?? 0) / gb));
+  const perGbDirect = (kind: Sample['kind'], g: string) => median(pick('direct', kind).map((s) => (s.cpu[g] ?? 0) / gb));
+  print();
+  print(`CPU seconds per GB of tree (${f3(gb)} GB), medians; first backups upload ~${mb(median(pick('proxy', 'first').map((s) => s.uploadedBytes ?? 0)))} through the proxy`);
+  table(
+    ['backup', 'proxy', 'service', 'proxy+service', 'service borg serve', 'BorgCube sshd', 'client borg+ssh (b)', '| direct: borg serve', 'sshd', 'client (a)'],
+    (['first', 'second'] as const).map((k) => [
+      k,
+      f2(perGb(k, 'proxy')),
+      f2(perGb(k, 'service')),
+      f2(median(pick('proxy', k).map((s) => ((s.cpu.proxy ?? 0) + (s.cpu.service ?? 0)) / gb))),
+      f2(perGb(k, 'service borg serve')),
+      f2(perGb(k, 'sshd') + perGb(k, 'authorized-keys')),
+      f2(perGb(k, 'client')),
+      f2(perGbDirect(k, 'borg serve')),
+      f2(perGbDirect(k, 'sshd')),
+      f2(perGbDirect(k, 'client')),
+    ]),
+  );
+
+  if (profile) {
+    print();
+    printProfileSummary('Proxy processes (node --cpu-prof)', profilesIn(profile.proxy));
+    print();
+    note('stopping the repository service to collect its profiles…');
+    await stack.storage.stop();
+    printProfileSummary('Repository service, main thread', profilesIn(profile.service, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
+    print();
+    printProfileSummary('Repository service, crypto worker threads', profilesIn(profile.service, (n) => !/\.0\.\d+\.cpuprofile$/.test(n)));
+    print(`profiles: ${opts.profile}`);
+  }
+
+  const wall = (path: Sample['path'], kind: Sample['kind']) => pick(path, kind).map((s) => Number(s.wallS.toFixed(2)));
+  const summary = {
+    bench: 'proxy',
+    at: info.startedAt,
+    commit: info.commit,
+    dirty: info.dirty,
+    tree: { bytes: tree.bytes, files: tree.files },
+    runs: opts.runs,
+    profiling: Boolean(profile),
+    directS: { first: Number(med('direct', 'first').toFixed(2)), second: Number(med('direct', 'second').toFixed(2)) },
+    proxyS: { first: Number(med('proxy', 'first').toFixed(2)), second: Number(med('proxy', 'second').toFixed(2)) },
+    ratio: { first: Number(ratio.first.toFixed(3)), second: Number(ratio.second.toFixed(3)) },
+    target: TARGET,
+    pass: { first: ratio.first <= TARGET.first, second: ratio.second <= TARGET.second },
+    cpuSecondsPerGB: { proxy: Number(perGb('first', 'proxy').toFixed(2)), service: Number(perGb('first', 'service').toFixed(2)) },
+    samples: { direct: { first: wall('direct', 'first'), second: wall('direct', 'second') }, proxy: { first: wall('proxy', 'first'), second: wall('proxy', 'second') } },
+  };
+  print();
+  print(JSON.stringify(summary));
+});
