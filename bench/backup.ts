@@ -1,0 +1,224 @@
+// `npm run bench:backup` (issue 4): what a whole BorgCube backup job costs compared with running
+// `borg create` directly. BorgCube's figure is the backup workflow end to end — reserve,
+// prepare, push (job key, cache, credential), deploy check, run, finalize, pull the files cache,
+// cleanup — from the start request until the workflow has completed, on a stack of its own
+// (Temporal dev server, worker, repository service, sshd). The direct figure is `borg create` of
+// the same tree to `borg serve` over SSH (borg init excluded in both: repositories are created
+// before the clock starts).
+//
+//  1. a small client (100 small files): overhead = BorgCube − direct, medians (target ≤ 3 s);
+//  2. the ≥ 500 MB tree of bench:proxy: BorgCube / direct, medians (target ≤ 1.2).
+// Both for first backups into fresh repositories and for unchanged second backups. Per-phase
+// timings come from the workflows' Temporal histories.
+//
+// Options: --small-runs N (default 5), --big-runs N (default 3), --random-mib N (default 200),
+// --skip-big, --profile DIR (node --cpu-prof for the repository service and the worker).
+import { chownSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { requireAccount } from '../infra/accounts.js';
+import { loadConfig } from '../infra/config.js';
+import { addClient } from '../services/clients.js';
+import { getJob, startBackup } from '../services/jobs.js';
+import { addRepository } from '../services/repositories.js';
+import { parseArgs } from './lib/args.js';
+import { runBench } from './lib/cleanup.js';
+import { setupClientSide } from './lib/client-side.js';
+import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
+import { workflowPhases, type Phases } from './lib/history.js';
+import { measure, type TimedRun } from './lib/measure.js';
+import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
+import { startBenchStack } from './lib/stack.js';
+import { sweepLeftovers } from './lib/tags.js';
+import { warmTree, writeBigTree, writeSmallTree } from './lib/tree.js';
+
+const usage = 'usage: npm run bench:backup [-- --small-runs 5 --big-runs 3 --random-mib 200 --skip-big --profile DIR]';
+const TARGET = { smallOverheadS: 3, bigRatio: 1.2 };
+
+type Size = 'small' | 'big';
+type Kind = 'first' | 'second';
+interface Sample {
+  size: Size;
+  kind: Kind;
+  run: number;
+  path: 'direct' | 'borgcube';
+  wallS: number;
+  otherCpuS: number;
+  load1: number;
+  phases?: Phases;
+  uploadedBytes?: number;
+}
+
+runBench('bench:backup', async () => {
+  if (process.getuid?.() !== 0) throw new Error('bench:backup sets up users, sshd and accounts: run it as root');
+  const opts = parseArgs({ smallRuns: 5, bigRuns: 3, randomMib: 200, skipBig: false, profile: undefined as string | undefined }, usage);
+  const info = await runInfo();
+  const swept = await sweepLeftovers(loadConfig().databaseUrl);
+  if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
+
+  let profileDir: string | undefined;
+  if (opts.profile) {
+    profileDir = join(opts.profile, 'service');
+    mkdirSync(profileDir, { recursive: true, mode: 0o755 });
+    mkdirSync(join(opts.profile, 'worker'), { recursive: true, mode: 0o755 });
+    const st = requireAccount(loadConfig().accounts.storage);
+    chownSync(profileDir, st.uid, st.gid);
+  }
+
+  note('starting BorgCube (Temporal dev server, database, data dir, sshd, repository service, worker)…');
+  const stack = await startBenchStack({
+    mode: 'full',
+    storageNodeArgs: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
+    workerNodeArgs: opts.profile ? ['--cpu-prof', '--cpu-prof-dir', join(opts.profile, 'worker')] : [],
+  });
+  const side = await setupClientSide(stack.serverPublicKey);
+  const { client, direct } = side;
+  note('writing the trees…');
+  const small = await writeSmallTree(client);
+  const big = opts.skipBig ? undefined : await writeBigTree(client, opts.randomMib);
+  if (big) note(`big tree: ${mb(big.bytes)} in ${big.files} files`);
+  const trees = { small, big };
+  for (const size of ['small', 'big'] as const) {
+    const t = trees[size];
+    if (t) await addClient(stack.deps, { name: size, host: '127.0.0.1', port: side.sshd.port, user: client.name, paths: [t.path] });
+  }
+
+  /** One whole BorgCube backup, timed from the start request to the workflow's completion. */
+  const borgcube = async (clientName: string, repository: string): Promise<{ run: TimedRun; phases: Phases; uploadedBytes: number }> => {
+    const t0 = process.hrtime.bigint();
+    const job = await startBackup(stack.deps, { client: clientName, repository, triggeredBy: 'bench' });
+    const handle = stack.temporal!.workflow.getHandle(job.id);
+    await handle.result();
+    const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+    const done = await getJob(stack.deps, job.id);
+    if (done.state !== 'succeeded') throw new Error(`job ${job.id} ended ${done.state}: ${done.error}`);
+    return { run: { wallS, clientCpuS: 0, code: 0, stderr: '' }, phases: await workflowPhases(handle), uploadedBytes: Number(done.stats?.uploadedBytes ?? 0) };
+  };
+
+  note('warming up…');
+  if (big) warmTree(big.path);
+  {
+    const loc = await direct.init('warmup');
+    await direct.create(loc, 'w1', small.path);
+    direct.remove('warmup');
+    await addRepository(stack.deps, { name: 'warmup', path: join(stack.reposDir, 'warmup') });
+    await borgcube('small', 'warmup');
+  }
+
+  const samples: Sample[] = [];
+  const series = async (size: Size, runs: number) => {
+    const tree = trees[size]!;
+    for (let run = 1; run <= runs; run++) {
+      const order = run % 2 ? (['direct', 'borgcube'] as const) : (['borgcube', 'direct'] as const);
+      for (const path of order) {
+        const name = `${size}${run}`;
+        if (path === 'direct') {
+          const loc = await direct.init(name);
+          for (const kind of ['first', 'second'] as const) {
+            const m = await measure([], () => direct.create(loc, kind, tree.path));
+            samples.push({ size, kind, run, path, wallS: m.wallS, otherCpuS: m.otherCpuS, load1: m.load1 });
+            note(`${size} run ${run} direct   ${kind.padEnd(6)} ${f2(m.wallS)} s`);
+          }
+          direct.remove(name);
+        } else {
+          await addRepository(stack.deps, { name, path: join(stack.reposDir, name) });
+          for (const kind of ['first', 'second'] as const) {
+            let extra: { phases: Phases; uploadedBytes: number } | undefined;
+            const m = await measure([], async () => {
+              const r = await borgcube(size, name);
+              extra = r;
+              return r.run;
+            });
+            samples.push({ size, kind, run, path, wallS: m.wallS, otherCpuS: m.otherCpuS, load1: m.load1, phases: extra?.phases, uploadedBytes: extra?.uploadedBytes });
+            note(`${size} run ${run} borgcube ${kind.padEnd(6)} ${f2(m.wallS)} s`);
+          }
+        }
+      }
+    }
+  };
+  await series('small', opts.smallRuns);
+  if (big) await series('big', opts.bigRuns);
+
+  // ---- report ----------------------------------------------------------------------------------
+  printHeader('bench:backup — a whole BorgCube backup job (the workflow end to end) vs borg create directly over SSH', info);
+  print(`  small client: ${small.files} files, ${mb(small.bytes)}${big ? `; big client: ${mb(big.bytes)}, ${big.files} files (as bench:proxy)` : ''}; repokey, lz4`);
+  print('  BorgCube: start request → workflow completed (reserve, prepare, push, deploy check, run, finalize, pull files cache, cleanup); direct: borg create only');
+  print('  borg init / repository creation excluded from both; paths alternate order per run');
+  print();
+  print('All samples (wall seconds; "other" = CPU seconds of unrelated processes on the machine during the sample)');
+  table(
+    ['client', 'run', 'path', 'backup', 'wall', 'uploaded', 'other CPU', 'load1'],
+    samples.map((s) => [s.size, String(s.run), s.path, s.kind, f2(s.wallS), s.uploadedBytes === undefined ? '' : mb(s.uploadedBytes), f2(s.otherCpuS), f2(s.load1)]),
+  );
+  const pick = (size: Size, kind: Kind, path: Sample['path']) => samples.filter((s) => s.size === size && s.kind === kind && s.path === path);
+  const med = (size: Size, kind: Kind, path: Sample['path']) => median(pick(size, kind, path).map((s) => s.wallS));
+  const overhead = (kind: Kind) => med('small', kind, 'borgcube') - med('small', kind, 'direct');
+  const ratio = (kind: Kind) => med('big', kind, 'borgcube') / med('big', kind, 'direct');
+  print();
+  print('Small client (medians, seconds)');
+  table(
+    ['backup', 'n', 'direct', 'BorgCube', 'overhead', 'target', 'result'],
+    (['first', 'second'] as const).map((k) => [k, String(pick('small', k, 'borgcube').length), f2(med('small', k, 'direct')), f2(med('small', k, 'borgcube')), f2(overhead(k)), `≤ ${TARGET.smallOverheadS} s`, verdict(overhead(k), TARGET.smallOverheadS)]),
+  );
+  if (big) {
+    print();
+    print('Big tree (medians, seconds)');
+    table(
+      ['backup', 'n', 'direct', 'BorgCube', 'ratio', 'target', 'result'],
+      (['first', 'second'] as const).map((k) => [k, String(pick('big', k, 'borgcube').length), f2(med('big', k, 'direct')), f2(med('big', k, 'borgcube')), f3(ratio(k)), `≤ ${TARGET.bigRatio}`, verdict(ratio(k), TARGET.bigRatio)]),
+    );
+  }
+
+  // Per-phase medians from the Temporal histories.
+  const groups: Array<[Size, Kind]> = [['small', 'first'], ['small', 'second'], ...(big ? ([['big', 'first'], ['big', 'second']] as Array<[Size, Kind]>) : [])];
+  const names = new Set<string>();
+  for (const s of samples) for (const n of Object.keys(s.phases?.activities ?? {})) names.add(n);
+  const phaseMed = (size: Size, kind: Kind, f: (p: Phases) => number) => median(pick(size, kind, 'borgcube').map((s) => f(s.phases!)));
+  print();
+  print('Where a BorgCube job spends its time (medians per group, seconds, from the Temporal history; activity = scheduled → completed, dispatch = of which waiting for a worker)');
+  const rows: string[][] = [];
+  for (const n of names) {
+    rows.push([n, ...groups.flatMap(([size, kind]) => [f2(phaseMed(size, kind, (p) => (p.activities[n]?.ms ?? 0) / 1000)), f2(phaseMed(size, kind, (p) => (p.activities[n]?.dispatchMs ?? 0) / 1000))])]);
+  }
+  rows.push(['(workflow tasks, gaps)', ...groups.flatMap(([size, kind]) => [f2(phaseMed(size, kind, (p) => p.betweenMs / 1000)), ''])]);
+  rows.push(['workflow total', ...groups.flatMap(([size, kind]) => [f2(phaseMed(size, kind, (p) => p.totalMs / 1000)), ''])]);
+  rows.push(['bench wall (incl. start, result)', ...groups.flatMap(([size, kind]) => [f2(med(size, kind, 'borgcube')), ''])]);
+  rows.push(['direct borg create', ...groups.flatMap(([size, kind]) => [f2(med(size, kind, 'direct')), ''])]);
+  table(['phase', ...groups.flatMap(([size, kind]) => [`${size} ${kind}`, 'dispatch'])], rows);
+
+  if (opts.profile) {
+    note('stopping the worker and the repository service to collect their profiles…');
+    await stack.worker!.stop();
+    await stack.storage.stop();
+    print();
+    printProfileSummary('Repository service (storage-main), main thread', profilesIn(profileDir!, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
+    print();
+    printProfileSummary('Repository service, crypto worker threads', profilesIn(profileDir!, (n) => !/\.0\.\d+\.cpuprofile$/.test(n)));
+    print();
+    printProfileSummary('Worker (workflows + client activities), all threads', profilesIn(join(opts.profile, 'worker')));
+    print(`profiles: ${opts.profile}`);
+  }
+
+  const r2 = (v: number) => Number(v.toFixed(2));
+  const walls = (size: Size, kind: Kind, path: Sample['path']) => pick(size, kind, path).map((s) => r2(s.wallS));
+  const summary = {
+    bench: 'backup',
+    at: info.startedAt,
+    commit: info.commit,
+    dirty: info.dirty,
+    profiling: Boolean(opts.profile),
+    small: Object.fromEntries(
+      (['first', 'second'] as const).map((k) => [k, { directS: r2(med('small', k, 'direct')), borgcubeS: r2(med('small', k, 'borgcube')), overheadS: r2(overhead(k)), pass: overhead(k) <= TARGET.smallOverheadS, samples: { direct: walls('small', k, 'direct'), borgcube: walls('small', k, 'borgcube') } }]),
+    ),
+    big: big
+      ? {
+          tree: { bytes: big.bytes, files: big.files },
+          ...Object.fromEntries(
+            (['first', 'second'] as const).map((k) => [k, { directS: r2(med('big', k, 'direct')), borgcubeS: r2(med('big', k, 'borgcube')), ratio: Number(ratio(k).toFixed(3)), pass: ratio(k) <= TARGET.bigRatio, samples: { direct: walls('big', k, 'direct'), borgcube: walls('big', k, 'borgcube') } }]),
+          ),
+        }
+      : null,
+    target: TARGET,
+  };
+  print();
+  print(JSON.stringify(summary));
+});
