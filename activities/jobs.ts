@@ -74,10 +74,20 @@ export function createJobActivities(deps: JobActivityDeps) {
     },
 
     async completeJob(input: { jobId: string; state: 'succeeded' | 'failed' | 'violation' | 'cancelled'; error?: string; stats?: JobStats }): Promise<void> {
-      const row = await jobs.completeJob(db, input.jobId, input.state, input.error ?? null, input.stats ?? null);
+      let { state, error } = input;
+      // The client's borg may exit (and the run fail) before the violation signal reaches the
+      // workflow; the recorded violation decides what the job was.
+      if (state === 'failed') {
+        const v = (await jobs.listViolations(db, input.jobId))[0];
+        if (v) {
+          state = 'violation';
+          error = `violation: ${v.kind}: ${v.detail}`;
+        }
+      }
+      const row = await jobs.completeJob(db, input.jobId, state, error ?? null, input.stats ?? null);
       const final = row ?? (await jobs.findJob(db, input.jobId));
       log.info({ job: input.jobId, state: final?.state, error: final?.error }, 'job finished');
-      await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: final?.state ?? input.state, phase: 'done', error: final?.error ?? null }).catch(() => {});
+      await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: final?.state ?? state, phase: 'done', error: final?.error ?? null }).catch(() => {});
     },
   };
 }

@@ -28,7 +28,7 @@ import { archiveName, manifestId, packManifest, parseManifest } from '../proxy/b
 import { encodeRefs, type RefMap } from '../proxy/service/chunk-store.js';
 import { jobKeyContext, type RepositoryService } from '../proxy/service/repository-service.js';
 import type { RepositoryHandle } from '../proxy/service/repository.js';
-import { parseBorgTime } from '../proxy/service/timestamps.js';
+import { nowBorgTime, parseBorgTime } from '../proxy/service/timestamps.js';
 import { UpstreamError, type Upstream } from '../proxy/service/upstream.js';
 import { parseArchive } from '../proxy/borg/archive.js';
 import { updateRepositoryStats } from '../db/queries/repositories.js';
@@ -107,7 +107,9 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         let state = service.readJobState(jobId);
         if (!state) {
           const real = repo.manifest.parsed;
-          const fake = packManifest(jobKey, { archives: new Map(ownEntries(repo, name)), timestamp: real.timestamp, itemKeys: real.itemKeys.length ? real.itemKeys : undefined });
+          // Stamped now, not with the real manifest's time, which would tell the client when
+          // anyone last wrote to the repository.
+          const fake = packManifest(jobKey, { archives: new Map(ownEntries(repo, name)), timestamp: nowBorgTime(), itemKeys: real.itemKeys.length ? real.itemKeys : undefined });
           state = { fakeRepoId: keyRow.fakeRepoId, servedManifest: fake.toString('base64'), idMap: {} };
           service.writeJobState(jobId, state);
         }

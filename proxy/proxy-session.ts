@@ -6,10 +6,8 @@
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, encodeFrame, type Frame } from './ipc.js';
-import { asKeyType, type BorgKey } from './borg/keys.js';
 import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from './borg/msgpack.js';
 import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from './borg/rpc.js';
-import { decryptObject } from './borg/objects.js';
 import { serviceMessage, type AttachResult, type ServiceMessage } from './session-protocol.js';
 
 /** Stop reading the client while this much payload waits for the repository service. */
@@ -47,7 +45,7 @@ class Refusal extends Error {
 export class ProxySession {
   private readonly unpacker = new Unpacker(LIMITS.server);
   private negotiated = false;
-  private attached: (AttachResult & { key: BorgKey }) | undefined;
+  private attached: AttachResult | undefined;
   private attaching = false;
   private rid = 0;
   private readonly waiting = new Map<number, { msgid: number; method: string; bytes: number }>();
@@ -131,17 +129,13 @@ export class ProxySession {
           else this.call(msgid, method, { t: 'get', id: id.toString('hex') });
         });
       case 'put':
-        return this.needOpen(msgid, method, (att) => {
+        return this.needOpen(msgid, method, () => {
           const id = asBytes(a.get('id'), 'id', { len: 32 });
+          // Forwarded as sent: the service checks the job-key MAC and opens it. This process,
+          // which parses hostile bytes, holds no key that could open anything.
           const data = asBytes(a.get('data'), 'data');
-          let payload: Buffer;
-          try {
-            payload = decryptObject(att.key, data).payload;
-          } catch (err) {
-            throw new Refusal('bad-mac', `put ${id.toString('hex')}: ${(err as Error).message}`);
-          }
-          if (isZero(id)) this.call(msgid, method, { t: 'putManifest' }, payload);
-          else this.call(msgid, method, { t: 'put', id: id.toString('hex') }, payload);
+          if (isZero(id)) this.call(msgid, method, { t: 'putManifest' }, data);
+          else this.call(msgid, method, { t: 'put', id: id.toString('hex') }, data);
         });
       case 'delete':
         return this.needOpen(msgid, method, () => this.call(msgid, method, { t: 'delete', id: asBytes(a.get('id'), 'id', { len: 32 }).toString('hex') }));
@@ -155,7 +149,7 @@ export class ProxySession {
     }
   }
 
-  private needOpen(msgid: number, method: string, fn: (att: AttachResult & { key: BorgKey }) => void) {
+  private needOpen(msgid: number, method: string, fn: (att: AttachResult) => void) {
     if (!this.attached) {
       if (this.attaching) throw new Refusal('protocol', `${method} before open finished`);
       throw new Refusal('protocol', `${method} before open`);
@@ -199,17 +193,8 @@ export class ProxySession {
     const r = m.result;
     if (w.method === 'open') {
       this.attaching = false;
-      if (!r || !('keyType' in r)) return this.end(2);
-      const key: BorgKey = {
-        type: asKeyType(r.keyType),
-        idKey: Buffer.alloc(0),
-        encKey: Buffer.from(r.encKey, 'hex'),
-        encHmacKey: Buffer.from(r.encHmacKey, 'hex'),
-        chunkSeed: 0,
-        repositoryId: Buffer.from(r.repoId, 'hex'),
-        tamRequired: true,
-      };
-      this.attached = { ...r, key };
+      if (!r || !('keyText' in r)) return this.end(2);
+      this.attached = r;
       return this.reply(w.msgid, Buffer.from(r.repoId, 'hex'));
     }
     if (r === null) return this.reply(w.msgid, null);

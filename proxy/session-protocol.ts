@@ -22,7 +22,7 @@ export const proxyRequest = z.discriminatedUnion('t', [
   z.object({ t: z.literal('getManifest'), rid }),
   /** Job-key counters: `get` (get_free_nonce) or `commit` (commit_nonce_reservation with next/start). */
   z.object({ t: z.literal('nonce'), rid, op: z.enum(['get', 'commit']), next: u64.optional(), start: u64.nullable().optional() }),
-  /** payload = the decrypted (still compressed) object payload P. */
+  /** payload = the object exactly as the client sent it (encrypted with the job key). */
   z.object({ t: z.literal('put'), rid, id: hex32 }),
   z.object({ t: z.literal('putManifest'), rid }),
   z.object({ t: z.literal('delete'), rid, id: hex32 }),
@@ -53,11 +53,10 @@ export interface ReplyError {
 }
 
 export const attachResult = z.object({
-  /** Job key type byte and the keys the proxy needs to check and open the client's objects. */
-  keyType: z.number().int().min(0).max(7),
-  encKey: z.string().regex(/^[0-9a-f]+$/),
-  encHmacKey: z.string().regex(/^[0-9a-f]+$/),
-  /** Key text answered to `load_key` (the job key, encrypted with the job passphrase). */
+  /**
+   * Key text answered to `load_key` (the job key, encrypted with the job passphrase, which only
+   * the client has). The proxy holds no key material: the service checks and opens the objects.
+   */
   keyText: z.string(),
   /** Repository id the client is shown. */
   repoId: hex32,

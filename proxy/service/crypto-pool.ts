@@ -1,37 +1,52 @@
-// The per-byte work of the repository service — decompress a client's payload, recompute its id,
-// encrypt it with the real key — spread over worker threads, one per core (DESIGN.md §5), so that
-// verifying one session's chunk never stalls the others and both cores of a small server work.
+// The per-byte work of the repository service — check the job-key MAC of a client's object and
+// open it, decompress, recompute the id, encrypt it with the real key — spread over worker threads,
+// one per core (DESIGN.md §5), so that verifying one session's chunk never stalls the others and
+// both cores of a small server work.
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { constantTimeEqual } from '../borg/crypto.js';
 import { decompress } from '../borg/compression.js';
 import type { BorgKey } from '../borg/keys.js';
-import { encryptObject, idHash } from '../borg/objects.js';
+import { decryptObject, encryptObject, idHash } from '../borg/objects.js';
 
 export interface VerifyTask {
+  /** The real key (ids, and the encryption of what is stored). */
   keyRef: string;
+  /** The job key the client encrypted with. */
+  jobKeyRef: string;
   id: Buffer;
-  payload: Buffer;
+  /** The object as the client sent it. */
+  object: Buffer;
   maxPlaintext: number;
-  /** When set, also encrypt P with the real key at this counter. */
+  /** When set, also encrypt the payload with the real key at this counter. */
   iv?: bigint;
 }
 
 export type VerifyResult =
   | { ok: true; plaintextLength: number; object?: Buffer }
-  | { ok: false; reason: 'id-mismatch' | 'undecodable'; detail: string };
+  | { ok: false; reason: 'bad-mac' | 'id-mismatch' | 'undecodable'; detail: string };
 
-/** The work itself; runs in a worker thread (or inline when there are none, e.g. under vitest). */
-export async function runVerifyTask(key: BorgKey, t: VerifyTask): Promise<VerifyResult> {
+/**
+ * The work itself; runs in a worker thread (or inline when there are none, e.g. under vitest):
+ * type byte and MAC under the job key, decrypt, bounded decompress, id, then the same compressed
+ * payload encrypted with the real key (BORG_PROTOCOL.md §3.1, §4: no recompression).
+ */
+export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask): Promise<VerifyResult> {
+  let payload: Buffer;
+  try {
+    payload = decryptObject(jobKey, t.object).payload;
+  } catch (err) {
+    return { ok: false, reason: 'bad-mac', detail: (err as Error).message };
+  }
   let data: Buffer;
   try {
-    data = (await decompress(t.payload, { maxOutput: t.maxPlaintext })).data;
+    data = (await decompress(payload, { maxOutput: t.maxPlaintext })).data;
   } catch (err) {
     return { ok: false, reason: 'undecodable', detail: (err as Error).message };
   }
   if (!constantTimeEqual(idHash(key, data), t.id)) return { ok: false, reason: 'id-mismatch', detail: `payload does not hash to ${t.id.toString('hex')}` };
-  return { ok: true, plaintextLength: data.length, object: t.iv === undefined ? undefined : encryptObject(key, t.payload, t.iv) };
+  return { ok: true, plaintextLength: data.length, object: t.iv === undefined ? undefined : encryptObject(key, payload, t.iv) };
 }
 
 interface Pending {
@@ -82,24 +97,35 @@ export class CryptoPool {
     this.keys.set(ref, key);
   }
 
+  /** A job ended: its key leaves the pool and every worker thread. */
+  forgetKey(ref: string) {
+    this.keys.delete(ref);
+    for (const slot of this.slots) {
+      if (slot.keys.delete(ref)) slot.worker.postMessage({ forget: ref });
+    }
+  }
+
   async verify(t: VerifyTask): Promise<VerifyResult> {
     const key = this.keys.get(t.keyRef);
-    if (!key) throw new Error(`no key registered as ${t.keyRef}`);
-    if (this.slots.length === 0) return runVerifyTask(key, t);
+    const jobKey = this.keys.get(t.jobKeyRef);
+    if (!key || !jobKey) throw new Error(`no key registered as ${key ? t.jobKeyRef : t.keyRef}`);
+    if (this.slots.length === 0) return runVerifyTask(key, jobKey, t);
     const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     slot.busy++;
     const seq = ++this.seq;
     // One copy into a transferable buffer; the socket's buffer may hold other frames too.
-    const payload = new Uint8Array(t.payload.length);
-    payload.set(t.payload);
-    const msg: Record<string, unknown> = { seq, keyRef: t.keyRef, id: new Uint8Array(t.id), payload, maxPlaintext: t.maxPlaintext, iv: t.iv };
-    if (!slot.keys.has(t.keyRef)) {
-      msg.key = { type: key.type, idKey: key.idKey, encKey: key.encKey, encHmacKey: key.encHmacKey };
-      slot.keys.add(t.keyRef);
+    const object = new Uint8Array(t.object.length);
+    object.set(t.object);
+    const keys: Record<string, unknown> = {};
+    for (const [ref, k] of [[t.keyRef, key], [t.jobKeyRef, jobKey]] as const) {
+      if (slot.keys.has(ref)) continue;
+      keys[ref] = { type: k.type, idKey: k.idKey, encKey: k.encKey, encHmacKey: k.encHmacKey };
+      slot.keys.add(ref);
     }
+    const msg = { seq, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, keys, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv };
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
-      slot.worker.postMessage(msg, [payload.buffer]);
+      slot.worker.postMessage(msg, [object.buffer]);
     });
   }
 

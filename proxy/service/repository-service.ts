@@ -483,9 +483,6 @@ export class RepositoryService {
     return {
       session,
       result: {
-        keyType: jobKey.type,
-        encKey: jobKey.encKey.toString('hex'),
-        encHmacKey: jobKey.encHmacKey.toString('hex'),
         keyText: secrets.keyText,
         repoId: state.fakeRepoId,
       },

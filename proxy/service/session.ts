@@ -17,7 +17,7 @@ import { ItemStreamParser } from '../borg/items.js';
 import type { BorgKey } from '../borg/keys.js';
 import { parseManifest, type Manifest, type ManifestArchive } from '../borg/manifest.js';
 import { MAX_DATA_SIZE } from '../borg/msgpack.js';
-import { encryptObject, idHash } from '../borg/objects.js';
+import { AES_OVERHEAD, decryptObject, encryptObject, idHash } from '../borg/objects.js';
 import type { ReplyError } from '../session-protocol.js';
 import type { RefEntry } from './archive-refs.js';
 import type { RefMap } from './chunk-store.js';
@@ -112,6 +112,11 @@ export class Session implements LiveSession {
     return this.ctx.jobId;
   }
 
+  /** The job key's name in the crypto pool (registered for the session's lifetime). */
+  get jobKeyRef() {
+    return `job:${this.ctx.jobId}`;
+  }
+
   constructor(
     readonly ctx: JobContext,
     readonly repo: RepositoryHandle,
@@ -121,6 +126,7 @@ export class Session implements LiveSession {
     private readonly log: Logger,
   ) {
     this.base = parseManifest(ctx.jobKey, ctx.servedManifest);
+    pool.registerKey(this.jobKeyRef, ctx.jobKey);
   }
 
   /** Names this job may create: its archive and that archive's checkpoints (BORG_PROTOCOL.md §5.4). */
@@ -134,28 +140,30 @@ export class Session implements LiveSession {
 
   // ---- puts ---------------------------------------------------------------------------------
 
-  /** Verifies and stores one object. Runs concurrently with other puts of the session. */
-  put(id: Buffer, payload: Buffer): Promise<void> {
-    const p = this.doPut(id, payload);
+  /** Verifies and stores one object as the client sent it. Runs concurrently with other puts. */
+  put(id: Buffer, object: Buffer): Promise<void> {
+    const p = this.doPut(id, object);
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p)).catch(() => {});
     return p;
   }
 
-  private async doPut(id: Buffer, payload: Buffer): Promise<void> {
+  private async doPut(id: Buffer, object: Buffer): Promise<void> {
     if (id.equals(Buffer.alloc(32))) throw new PolicyViolation('manifest-put', 'the manifest is written with putManifest');
-    if (payload.length + 41 > MAX_DATA_SIZE) throw new SessionError('IntegrityError', `More than allowed put data [${payload.length + 41} > ${MAX_DATA_SIZE}]`);
+    if (object.length > MAX_DATA_SIZE) throw new SessionError('IntegrityError', `More than allowed put data [${object.length} > ${MAX_DATA_SIZE}]`);
+    if (object.length < AES_OVERHEAD) throw new PolicyViolation('bad-mac', `put ${id.toString('hex')}: object too short to be encrypted`);
     const hex = id.toString('hex');
-    this.hooks.stats.uploadedBytes += payload.length;
+    this.hooks.stats.uploadedBytes += object.length;
     this.hooks.stats.uploadedObjects++;
     // Known already (an archive references it, or some session stored it): verify, don't rewrite.
     const known = this.repo.chunks.get(hex) ?? this.repo.recentPuts.get(hex);
     this.claims.add(hex);
-    const iv = known ? undefined : await this.repo.nonces.allocate(payload.length);
-    const r = await this.pool.verify({ keyRef: this.repo.keyRef, id, payload, maxPlaintext: MAX_PLAINTEXT, iv });
+    // Job keys are AES types, so the payload is the object minus its 41-byte envelope.
+    const iv = known ? undefined : await this.repo.nonces.allocate(object.length - AES_OVERHEAD);
+    const r = await this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv });
     if (!r.ok) {
       this.claims.delete(hex);
-      throw new PolicyViolation(r.reason === 'id-mismatch' ? 'id-mismatch' : 'undecodable-object', `put ${hex}: ${r.detail}`);
+      throw new PolicyViolation(r.reason === 'undecodable' ? 'undecodable-object' : r.reason, `put ${hex}: ${r.detail}`);
     }
     let csize: number;
     if (known) csize = known.csize;
@@ -208,8 +216,14 @@ export class Session implements LiveSession {
 
   // ---- manifest merge and commit ----------------------------------------------------------------
 
-  async putManifest(payload: Buffer): Promise<void> {
+  async putManifest(object: Buffer): Promise<void> {
     if (this.held) throw new PolicyViolation('manifest-twice', 'a second manifest write before commit');
+    let payload: Buffer;
+    try {
+      payload = decryptObject(this.ctx.jobKey, object).payload;
+    } catch (err) {
+      throw new PolicyViolation('bad-mac', `manifest: ${(err as Error).message}`);
+    }
     let plaintext: Buffer;
     try {
       plaintext = (await decompress(payload, { maxOutput: MAX_DATA_SIZE })).data;
@@ -453,6 +467,7 @@ export class Session implements LiveSession {
     await this.barrier();
     await this.revert().catch((e: Error) => this.log.error({ err: e.message, job: this.ctx.jobId }, 'reverting the manifest failed'));
     this.logPuts();
+    this.pool.forgetKey(this.jobKeyRef);
     this.repo.sessions.delete(this);
     if (!this.up.isClosed) {
       const removed = await this.repo.sweepJob(this.up, this.ctx.putLogPath, this.ctx.jobId);
