@@ -19,14 +19,13 @@ async function main(): Promise<number> {
   const lines = await new Promise<string[]>((resolve) => {
     const sock = connect(args.socket);
     const decoder = new FrameDecoder(1024 * 1024);
-    let timer: NodeJS.Timeout | undefined;
     const done = (l: string[]) => {
       // sshd waits for us on every login attempt: never linger after an answer or an error.
       clearTimeout(timer);
       sock.destroy();
       resolve(l);
     };
-    timer = setTimeout(() => done([]), 10_000);
+    const timer = setTimeout(() => done([]), 10_000);
     sock.on('connect', () => writeFrame(sock, { t: 'authorizedKeys', user: args.user, keyType: args.keyType, key: args.key }));
     sock.on('data', (c: Buffer) => {
       try {
