@@ -234,7 +234,8 @@ export function createMaintenanceActivities(deps: MaintenanceActivityDeps) {
 
       const outcome = await beating(() =>
         handle.exclusive(async () => {
-          const listed = await borg(inv, ['list', '--short', '--glob-archives', glob, repo.path], jobLog);
+          // Checkpoints too: prune considers them (archiver.do_prune, consider_checkpoints=True).
+          const listed = await borg(inv, ['list', '--short', '--consider-checkpoints', '--glob-archives', glob, repo.path], jobLog);
           cancelledOr(listed, 'borg list');
           if (listed.code !== 0) throw new Error(`borg list failed with exit code ${listed.code}`);
           const names = listed.stdout.toString('utf8').split('\n').filter(Boolean);
