@@ -181,7 +181,10 @@ export function createMaintenanceActivities(deps: MaintenanceActivityDeps) {
         pending = pending.then(() => jobLog.line(parsed));
       }
     };
-    const r = await runBorg(inv, args, { signal: Context.current().cancellationSignal, onStderr: (c) => feed(splitter.push(c)), maxOutput: 64 * 1024 * 1024 });
+    // The repository service let go of the lock, but a borg of an earlier attempt (this process
+    // restarted under it) may still hold it: wait for it rather than fail.
+    const [command, ...rest] = args;
+    const r = await runBorg(inv, [command!, '--lock-wait', '600', ...rest], { signal: Context.current().cancellationSignal, onStderr: (c) => feed(splitter.push(c)), maxOutput: 64 * 1024 * 1024 });
     feed(splitter.flush());
     await pending;
     await jobLog.flush();
