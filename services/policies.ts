@@ -42,7 +42,7 @@ export const cronSchema = z
   .refine((s) => {
     if (/^@(yearly|annually|monthly|weekly|daily|hourly)$/.test(s)) return true;
     if (/^@every [1-9]\d{0,6}[smhd](\/\d{1,7}[smhd])?$/.test(s)) return true;
-    const fields = s.split(/\s+/);
+    const fields = s.split(/ +/);
     return fields.length >= 5 && fields.length <= 7 && fields.every((f) => cronField.test(f));
   }, 'must be a cron expression ("0 3 * * *", 5-7 fields), a shorthand like @daily, or "@every 6h"');
 

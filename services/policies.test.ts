@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { addPolicyInput, cronSchema, retentionSchema, scheduleOptions, timezoneSchema } from './policies.js';
+import type { Policy } from '../db/schema.js';
+
+describe('policy input', () => {
+  it('accepts cron expressions, shorthands and intervals; refuses the rest', () => {
+    for (const ok of ['0 3 * * *', '*/15 * * * MON-FRI', '0 0 3 * * * *', '@daily', '@every 6h', '@every 30s', '0 4 * * 0#1']) expect(cronSchema.safeParse(ok).success, ok).toBe(true);
+    for (const bad of ['', 'daily', '* * *', 'CRON_TZ=UTC 0 3 * * *', '@every 0s', '0 3 * * *; rm -rf /', '0 3\n* * *']) expect(cronSchema.safeParse(bad).success, bad).toBe(false);
+  });
+
+  it('accepts IANA time zones only', () => {
+    expect(timezoneSchema.safeParse('Europe/Berlin').success).toBe(true);
+    expect(timezoneSchema.safeParse('UTC').success).toBe(true);
+    expect(timezoneSchema.safeParse('Mars/Olympus').success).toBe(false);
+    expect(timezoneSchema.safeParse('../../etc/passwd').success).toBe(false);
+  });
+
+  it('takes retention rules borg understands, and nothing else', () => {
+    expect(retentionSchema.parse({ keepWithin: '48H', daily: '7' })).toEqual({ keepWithin: '48H', daily: 7 });
+    expect(retentionSchema.safeParse({ daily: 0 }).success).toBe(false);
+    expect(retentionSchema.safeParse({ keepWithin: '2 days' }).success).toBe(false);
+    expect(retentionSchema.safeParse({ secondly: 5 }).success).toBe(false);
+    expect(addPolicyInput.parse({ name: 'p', client: 'c', repository: 'r' })).toMatchObject({ backupCrons: [], timezone: 'UTC', retention: {}, staleAfterHours: 36, paused: false });
+  });
+});
+
+describe('schedule options', () => {
+  const policy = { id: '0d9c6f1e-3f6a-4b8e-9c1d-2a3b4c5d6e7f', name: 'p', backupCrons: ['0 3 * * *'], checkCrons: ['0 4 * * 0'], pruneCrons: [], timezone: 'Europe/Berlin', paused: true } as unknown as Policy;
+  it('start the scheduled workflows on the main queue with overlap SKIP', () => {
+    const b = scheduleOptions({ temporal: { taskQueue: 'q' } as never }, policy, 'backup');
+    expect(b).toMatchObject({
+      scheduleId: `policy-${policy.id}`,
+      spec: { cronExpressions: ['0 3 * * *'], timezone: 'Europe/Berlin' },
+      action: { type: 'startWorkflow', workflowType: 'scheduledBackup', args: [{ policyId: policy.id }], taskQueue: 'q' },
+      policies: { overlap: 'SKIP' },
+      state: { paused: true },
+    });
+    const c = scheduleOptions({ temporal: { taskQueue: 'q' } as never }, policy, 'check');
+    expect(c).toMatchObject({ scheduleId: `policy-${policy.id}-check`, action: { workflowType: 'scheduledMaintenance', args: [{ policyId: policy.id, kind: 'check' }] } });
+  });
+});
