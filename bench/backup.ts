@@ -11,8 +11,12 @@
 // Both for first backups into fresh repositories and for unchanged second backups. Per-phase
 // timings come from the workflows' Temporal histories.
 //
+// As bench:proxy, each sample first waits (up to --quiet-wait seconds) for an idle machine, and
+// the per-run paired figures are reported next to the medians.
+//
 // Options: --small-runs N (default 5), --big-runs N (default 3), --random-mib N (default 200),
-// --skip-big, --profile DIR (node --cpu-prof for the repository service and the worker).
+// --skip-big, --quiet-wait S (default 60; 0: do not wait), --profile DIR (node --cpu-prof for
+// the repository service and the worker).
 import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireAccount } from '../infra/accounts.js';
@@ -25,13 +29,13 @@ import { runBench } from './lib/cleanup.js';
 import { setupClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { workflowPhases, type Phases } from './lib/history.js';
-import { measure, type TimedRun } from './lib/measure.js';
+import { measure, waitForQuiet, type TimedRun } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
 import { startBenchStack } from './lib/stack.js';
 import { sweepLeftovers } from './lib/tags.js';
 import { warmTree, writeBigTree, writeSmallTree } from './lib/tree.js';
 
-const usage = 'usage: npm run bench:backup [-- --small-runs 5 --big-runs 3 --random-mib 200 --skip-big --profile DIR]';
+const usage = 'usage: npm run bench:backup [-- --small-runs 5 --big-runs 3 --random-mib 200 --skip-big --quiet-wait 60 --profile DIR]';
 const TARGET = { smallOverheadS: 3, bigRatio: 1.2 };
 
 type Size = 'small' | 'big';
@@ -46,11 +50,13 @@ interface Sample {
   load1: number;
   phases?: Phases;
   uploadedBytes?: number;
+  /** Busy CPUs (of other processes) when the sample started, if the machine did not get quiet. */
+  busyAtStart?: number;
 }
 
 runBench('bench:backup', async () => {
   if (process.getuid?.() !== 0) throw new Error('bench:backup sets up users, sshd and accounts: run it as root');
-  const opts = parseArgs({ smallRuns: 5, bigRuns: 3, randomMib: 200, skipBig: false, profile: undefined as string | undefined }, usage);
+  const opts = parseArgs({ smallRuns: 5, bigRuns: 3, randomMib: 200, skipBig: false, quietWait: 60, profile: undefined as string | undefined }, usage);
   const info = await runInfo();
   const swept = await sweepLeftovers(loadConfig().databaseUrl);
   if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
@@ -104,6 +110,12 @@ runBench('bench:backup', async () => {
     await borgcube('small', 'warmup');
   }
 
+  const quiet = async (): Promise<number | undefined> => {
+    if (!opts.quietWait) return undefined;
+    const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
+    if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${opts.quietWait} s; measuring anyway`);
+    return q.quiet ? undefined : q.busyCores;
+  };
   const samples: Sample[] = [];
   const series = async (size: Size, runs: number) => {
     const tree = trees[size]!;
@@ -114,8 +126,9 @@ runBench('bench:backup', async () => {
         if (path === 'direct') {
           const loc = await direct.init(name);
           for (const kind of ['first', 'second'] as const) {
+            const busyAtStart = await quiet();
             const m = await measure([], () => direct.create(loc, kind, tree.path));
-            samples.push({ size, kind, run, path, wallS: m.wallS, otherCpuS: m.otherCpuS, load1: m.load1 });
+            samples.push({ size, kind, run, path, wallS: m.wallS, otherCpuS: m.otherCpuS, load1: m.load1, busyAtStart });
             note(`${size} run ${run} direct   ${kind.padEnd(6)} ${f2(m.wallS)} s`);
           }
           direct.remove(name);
@@ -123,12 +136,13 @@ runBench('bench:backup', async () => {
           await addRepository(stack.deps, { name, path: join(stack.reposDir, name) });
           for (const kind of ['first', 'second'] as const) {
             let extra: { phases: Phases; uploadedBytes: number } | undefined;
+            const busyAtStart = await quiet();
             const m = await measure([], async () => {
               const r = await borgcube(size, name);
               extra = r;
               return r.run;
             });
-            samples.push({ size, kind, run, path, wallS: m.wallS, otherCpuS: m.otherCpuS, load1: m.load1, phases: extra?.phases, uploadedBytes: extra?.uploadedBytes });
+            samples.push({ size, kind, run, path, wallS: m.wallS, otherCpuS: m.otherCpuS, load1: m.load1, phases: extra?.phases, uploadedBytes: extra?.uploadedBytes, busyAtStart });
             note(`${size} run ${run} borgcube ${kind.padEnd(6)} ${f2(m.wallS)} s`);
           }
         }
@@ -143,28 +157,37 @@ runBench('bench:backup', async () => {
   print(`  small client: ${small.files} files, ${mb(small.bytes)}${big ? `; big client: ${mb(big.bytes)}, ${big.files} files (as bench:proxy)` : ''}; repokey, lz4`);
   print('  BorgCube: start request → workflow completed (reserve, prepare, push, deploy check, run, finalize, pull files cache, cleanup); direct: borg create only');
   print('  borg init / repository creation excluded from both; paths alternate order per run');
+  print(`  each sample waited up to ${opts.quietWait} s for an idle machine; "busy at start" marks those that did not get one (CPUs used by others then)`);
   print();
   print('All samples (wall seconds; "other" = CPU seconds of unrelated processes on the machine during the sample)');
   table(
-    ['client', 'run', 'path', 'backup', 'wall', 'uploaded', 'other CPU', 'load1'],
-    samples.map((s) => [s.size, String(s.run), s.path, s.kind, f2(s.wallS), s.uploadedBytes === undefined ? '' : mb(s.uploadedBytes), f2(s.otherCpuS), f2(s.load1)]),
+    ['client', 'run', 'path', 'backup', 'wall', 'uploaded', 'other CPU', 'busy at start'],
+    samples.map((s) => [s.size, String(s.run), s.path, s.kind, f2(s.wallS), s.uploadedBytes === undefined ? '' : mb(s.uploadedBytes), f2(s.otherCpuS), s.busyAtStart === undefined ? '' : f2(s.busyAtStart)]),
   );
   const pick = (size: Size, kind: Kind, path: Sample['path']) => samples.filter((s) => s.size === size && s.kind === kind && s.path === path);
   const med = (size: Size, kind: Kind, path: Sample['path']) => median(pick(size, kind, path).map((s) => s.wallS));
   const overhead = (kind: Kind) => med('small', kind, 'borgcube') - med('small', kind, 'direct');
   const ratio = (kind: Kind) => med('big', kind, 'borgcube') / med('big', kind, 'direct');
+  /** Per run: BorgCube's sample against the direct one of the same run, then the median. */
+  const paired = (size: Size, kind: Kind, f: (b: number, a: number) => number) =>
+    median(
+      pick(size, kind, 'borgcube').flatMap((b) => {
+        const a = samples.find((s) => s.path === 'direct' && s.size === size && s.kind === kind && s.run === b.run);
+        return a ? [f(b.wallS, a.wallS)] : [];
+      }),
+    );
   print();
   print('Small client (medians, seconds)');
   table(
-    ['backup', 'n', 'direct', 'BorgCube', 'overhead', 'target', 'result'],
-    (['first', 'second'] as const).map((k) => [k, String(pick('small', k, 'borgcube').length), f2(med('small', k, 'direct')), f2(med('small', k, 'borgcube')), f2(overhead(k)), `≤ ${TARGET.smallOverheadS} s`, verdict(overhead(k), TARGET.smallOverheadS)]),
+    ['backup', 'n', 'direct', 'BorgCube', 'overhead', 'target', 'result', 'paired overhead (median)'],
+    (['first', 'second'] as const).map((k) => [k, String(pick('small', k, 'borgcube').length), f2(med('small', k, 'direct')), f2(med('small', k, 'borgcube')), f2(overhead(k)), `≤ ${TARGET.smallOverheadS} s`, verdict(overhead(k), TARGET.smallOverheadS), f2(paired('small', k, (b, a) => b - a))]),
   );
   if (big) {
     print();
     print('Big tree (medians, seconds)');
     table(
-      ['backup', 'n', 'direct', 'BorgCube', 'ratio', 'target', 'result'],
-      (['first', 'second'] as const).map((k) => [k, String(pick('big', k, 'borgcube').length), f2(med('big', k, 'direct')), f2(med('big', k, 'borgcube')), f3(ratio(k)), `≤ ${TARGET.bigRatio}`, verdict(ratio(k), TARGET.bigRatio)]),
+      ['backup', 'n', 'direct', 'BorgCube', 'ratio', 'target', 'result', 'paired ratio (median)'],
+      (['first', 'second'] as const).map((k) => [k, String(pick('big', k, 'borgcube').length), f2(med('big', k, 'direct')), f2(med('big', k, 'borgcube')), f3(ratio(k)), `≤ ${TARGET.bigRatio}`, verdict(ratio(k), TARGET.bigRatio), f3(paired('big', k, (b, a) => b / a))]),
     );
   }
 
@@ -207,17 +230,18 @@ runBench('bench:backup', async () => {
     dirty: info.dirty,
     profiling: Boolean(opts.profile),
     small: Object.fromEntries(
-      (['first', 'second'] as const).map((k) => [k, { directS: r2(med('small', k, 'direct')), borgcubeS: r2(med('small', k, 'borgcube')), overheadS: r2(overhead(k)), pass: overhead(k) <= TARGET.smallOverheadS, samples: { direct: walls('small', k, 'direct'), borgcube: walls('small', k, 'borgcube') } }]),
+      (['first', 'second'] as const).map((k) => [k, { directS: r2(med('small', k, 'direct')), borgcubeS: r2(med('small', k, 'borgcube')), overheadS: r2(overhead(k)), pairedOverheadS: r2(paired('small', k, (b, a) => b - a)), pass: overhead(k) <= TARGET.smallOverheadS, samples: { direct: walls('small', k, 'direct'), borgcube: walls('small', k, 'borgcube') } }]),
     ),
     big: big
       ? {
           tree: { bytes: big.bytes, files: big.files },
           ...Object.fromEntries(
-            (['first', 'second'] as const).map((k) => [k, { directS: r2(med('big', k, 'direct')), borgcubeS: r2(med('big', k, 'borgcube')), ratio: Number(ratio(k).toFixed(3)), pass: ratio(k) <= TARGET.bigRatio, samples: { direct: walls('big', k, 'direct'), borgcube: walls('big', k, 'borgcube') } }]),
+            (['first', 'second'] as const).map((k) => [k, { directS: r2(med('big', k, 'direct')), borgcubeS: r2(med('big', k, 'borgcube')), ratio: Number(ratio(k).toFixed(3)), pairedRatio: Number(paired('big', k, (b, a) => b / a).toFixed(3)), pass: ratio(k) <= TARGET.bigRatio, samples: { direct: walls('big', k, 'direct'), borgcube: walls('big', k, 'borgcube') } }]),
           ),
         }
       : null,
     target: TARGET,
+    busySamples: samples.filter((s) => s.busyAtStart !== undefined).length,
   };
   print();
   print(JSON.stringify(summary));

@@ -8,10 +8,16 @@
 // Prints every sample, the medians, the ratios b/a against the targets (≤ 1.15 first, ≤ 1.10
 // second), the CPU the proxy and the repository service used per GB, and one JSON line last.
 //
+// This machine is shared: before each timed backup the bench waits (up to --quiet-wait seconds)
+// for a moment in which the machine is idle, marks samples that started busy, and reports, next
+// to the ratio of the medians, the median of the per-run paired ratios (a and b of one run are
+// measured a few seconds apart, so they share most of the background load).
+//
 // Options: --runs N (fresh repositories per path, default 3), --seconds N (unchanged backups
 // after each first one, default 2), --random-mib N (incompressible part of the tree, default
-// 200), --profile DIR (node --cpu-prof for the repository service and every proxy process;
-// profiles and a summary in DIR — timings are then not comparable).
+// 200), --quiet-wait S (default 60; 0: do not wait), --profile DIR (node --cpu-prof for the
+// repository service and every proxy process; profiles and a summary in DIR — timings are then
+// not comparable).
 import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireAccount } from '../infra/accounts.js';
@@ -23,25 +29,29 @@ import { runBench } from './lib/cleanup.js';
 import { borgcubeServerClass, directServerClass, setupClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { JobDriver } from './lib/driver.js';
-import { measure, servicePart, sshdPart, type Measured } from './lib/measure.js';
+import { measure, servicePart, sshdPart, waitForQuiet, type Measured } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
 import { startBenchStack } from './lib/stack.js';
 import { sweepLeftovers } from './lib/tags.js';
 import { warmTree, writeBigTree, writeSmallTree } from './lib/tree.js';
 
-const usage = 'usage: npm run bench:proxy [-- --runs 3 --seconds 2 --random-mib 200 --profile DIR]';
+const usage = 'usage: npm run bench:proxy [-- --runs 3 --seconds 2 --random-mib 200 --quiet-wait 60 --profile DIR]';
 const TARGET = { first: 1.15, second: 1.1 };
 
 interface Sample extends Measured {
   run: number;
+  /** 0: the first backup into the repository, 1…: unchanged backups. */
+  k: number;
   path: 'direct' | 'proxy';
   kind: 'first' | 'second';
   uploadedBytes?: number;
+  /** Busy CPUs (of other processes) when the sample started, if the machine did not get quiet. */
+  busyAtStart?: number;
 }
 
 runBench('bench:proxy', async () => {
   if (process.getuid?.() !== 0) throw new Error('bench:proxy sets up users, sshd and accounts: run it as root');
-  const opts = parseArgs({ runs: 3, seconds: 2, randomMib: 200, profile: undefined as string | undefined }, usage);
+  const opts = parseArgs({ runs: 3, seconds: 2, randomMib: 200, quietWait: 60, profile: undefined as string | undefined }, usage);
   const info = await runInfo();
   const swept = await sweepLeftovers(loadConfig().databaseUrl);
   if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
@@ -76,17 +86,25 @@ runBench('bench:proxy', async () => {
 
   const directParts = () => [sshdPart(side.sshd.process.pid, directServerClass)];
   const proxyParts = () => [sshdPart(stack.sshd.process.pid, borgcubeServerClass), servicePart(stack.storage.pid, 'service', 'service borg serve')];
-  const runProxyJob = async (clientRow: typeof bcClient, repositoryId: string): Promise<Sample & { uploadedBytes: number }> => {
+  const quiet = async (): Promise<number | undefined> => {
+    if (!opts.quietWait) return undefined;
+    const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
+    if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${opts.quietWait} s; measuring anyway`);
+    return q.quiet ? undefined : q.busyCores;
+  };
+  const runProxyJob = async (clientRow: typeof bcClient, repositoryId: string, wait = false): Promise<Sample & { uploadedBytes: number }> => {
     const job = await driver.prepare(clientRow, repositoryId, client);
     let m: Measured;
+    let busyAtStart: number | undefined;
     try {
+      if (wait) busyAtStart = await quiet();
       m = await measure(proxyParts(), () => driver.run(job, client));
     } catch (err) {
       await driver.finish(job, false).catch(() => {});
       throw err;
     }
     const stats = await driver.finish(job, true);
-    return { ...m, run: 0, path: 'proxy', kind: 'first', uploadedBytes: Number(stats?.uploadedBytes ?? 0) };
+    return { ...m, run: 0, k: 0, path: 'proxy', kind: 'first', uploadedBytes: Number(stats?.uploadedBytes ?? 0), busyAtStart };
   };
 
   // Warm-up (not counted): borg's and node's code into the page cache, the tree too.
@@ -109,8 +127,9 @@ runBench('bench:proxy', async () => {
       if (path === 'direct') {
         const loc = await direct.init(name);
         for (let k = 0; k <= opts.seconds; k++) {
+          const busyAtStart = await quiet();
           const m = await measure(directParts(), () => direct.create(loc, `a${k}`, tree.path));
-          const s: Sample = { ...m, run, path, kind: k === 0 ? 'first' : 'second' };
+          const s: Sample = { ...m, run, k, path, kind: k === 0 ? 'first' : 'second', busyAtStart };
           samples.push(s);
           show(s);
         }
@@ -118,7 +137,7 @@ runBench('bench:proxy', async () => {
       } else {
         const repo = await addRepository(stack.deps, { name, path: join(stack.reposDir, name) });
         for (let k = 0; k <= opts.seconds; k++) {
-          const s: Sample = { ...(await runProxyJob(bcClient, repo.id)), run, kind: k === 0 ? 'first' : 'second' };
+          const s: Sample = { ...(await runProxyJob(bcClient, repo.id, true)), run, k, kind: k === 0 ? 'first' : 'second' };
           samples.push(s);
           show(s);
         }
@@ -132,21 +151,30 @@ runBench('bench:proxy', async () => {
   print(`  tree: ${mb(tree.bytes)}, ${tree.files} files (Python stdlib + dist-packages, node_modules, ${opts.randomMib} MiB pseudo-random); repokey, lz4`);
   print('  timed: borg create only, as the client user (b: with the environment of runScript()); borg init and BorgCube job preparation are excluded');
   print(`  ${opts.runs} fresh repositories per path, each: 1 first backup + ${opts.seconds} unchanged backups; paths alternate order per run${profile ? '; PROFILING ON: timings not comparable' : ''}`);
+  print(`  each sample waited up to ${opts.quietWait} s for an idle machine; "busy at start" marks those that did not get one (CPUs used by others then)`);
   print();
   print('All samples (seconds; CPU seconds by process; "other" = CPU of unrelated processes on the machine during the run)');
   const groups = ['client', 'sshd', 'borg serve', 'proxy', 'authorized-keys', 'service', 'service borg serve'];
   table(
-    ['run', 'path', 'backup', 'wall', ...groups.map((g) => (g === 'client' ? 'client borg+ssh' : g)), 'machine busy', 'other', 'load1'],
-    samples.map((s) => [String(s.run), s.path, s.kind, f2(s.wallS), ...groups.map((g) => (s.cpu[g] === undefined ? '' : f2(s.cpu[g]))), f2(s.machineBusyS), f2(s.otherCpuS), f2(s.load1)]),
+    ['run', 'path', 'backup', 'wall', ...groups.map((g) => (g === 'client' ? 'client borg+ssh' : g)), 'machine busy', 'other', 'busy at start'],
+    samples.map((s) => [String(s.run), s.path, s.kind, f2(s.wallS), ...groups.map((g) => (s.cpu[g] === undefined ? '' : f2(s.cpu[g]))), f2(s.machineBusyS), f2(s.otherCpuS), s.busyAtStart === undefined ? '' : f2(s.busyAtStart)]),
   );
   const pick = (path: Sample['path'], kind: Sample['kind']) => samples.filter((s) => s.path === path && s.kind === kind);
   const med = (path: Sample['path'], kind: Sample['kind']) => median(pick(path, kind).map((s) => s.wallS));
   const ratio = { first: med('proxy', 'first') / med('direct', 'first'), second: med('proxy', 'second') / med('direct', 'second') };
+  // b/a of the two samples of one run with the same position (first, 1st unchanged, …).
+  const paired = (kind: Sample['kind']) =>
+    median(
+      pick('proxy', kind).flatMap((b) => {
+        const a = samples.find((s) => s.path === 'direct' && s.run === b.run && s.k === b.k);
+        return a ? [b.wallS / a.wallS] : [];
+      }),
+    );
   print();
-  print('Medians (wall seconds of borg create)');
+  print('Medians (wall seconds of borg create); the target applies to b/a of the medians');
   table(
-    ['backup', 'n', '(a) direct', '(b) proxy', 'b/a', 'target', 'result'],
-    (['first', 'second'] as const).map((k) => [k, String(pick('proxy', k).length), f2(med('direct', k)), f2(med('proxy', k)), f3(ratio[k]), `≤ ${TARGET[k].toFixed(2)}`, verdict(ratio[k], TARGET[k])]),
+    ['backup', 'n', '(a) direct', '(b) proxy', 'b/a', 'target', 'result', 'paired b/a (median)'],
+    (['first', 'second'] as const).map((k) => [k, String(pick('proxy', k).length), f2(med('direct', k)), f2(med('proxy', k)), f3(ratio[k]), `≤ ${TARGET[k].toFixed(2)}`, verdict(ratio[k], TARGET[k]), f3(paired(k))]),
   );
   const perGb = (kind: Sample['kind'], g: string) => median(pick('proxy', kind).map((s) => (s.cpu[g] ?? 0) / gb));
   const perGbDirect = (kind: Sample['kind'], g: string) => median(pick('direct', kind).map((s) => (s.cpu[g] ?? 0) / gb));
@@ -192,6 +220,8 @@ runBench('bench:proxy', async () => {
     directS: { first: Number(med('direct', 'first').toFixed(2)), second: Number(med('direct', 'second').toFixed(2)) },
     proxyS: { first: Number(med('proxy', 'first').toFixed(2)), second: Number(med('proxy', 'second').toFixed(2)) },
     ratio: { first: Number(ratio.first.toFixed(3)), second: Number(ratio.second.toFixed(3)) },
+    pairedRatio: { first: Number(paired('first').toFixed(3)), second: Number(paired('second').toFixed(3)) },
+    busySamples: samples.filter((s) => s.busyAtStart !== undefined).length,
     target: TARGET,
     pass: { first: ratio.first <= TARGET.first, second: ratio.second <= TARGET.second },
     cpuSecondsPerGB: { proxy: Number(perGb('first', 'proxy').toFixed(2)), service: Number(perGb('first', 'service').toFixed(2)) },

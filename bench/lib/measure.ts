@@ -4,6 +4,7 @@
 // (itself, worker threads included, and its children), and the machine as a whole, so that CPU
 // used by unrelated processes during the run shows up as "other".
 import { spawn } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DescendantSampler, loadAverage, machineCpu, procTimes, treeCpu, waitForNoDescendants } from './procfs.js';
 
 export interface TimedRun {
@@ -96,4 +97,22 @@ export async function measure(parts: Part[], fn: () => Promise<TimedRun>): Promi
   const machineBusyS = machineCpu().busy - m0;
   const accounted = Object.values(cpu).reduce((a, b) => a + b, 0);
   return { ...r, cpu, machineBusyS, otherCpuS: Math.max(0, machineBusyS - accounted), load1 };
+}
+
+/**
+ * Waits until the machine is quiet: other work (tests, builds of other users) shares the two
+ * cores with the backup being timed and skews single samples badly. Returns after a window in
+ * which the machine used less than `cores` CPUs, or after `maxWaitMs` (then `quiet` is false).
+ */
+export async function waitForQuiet(o: { maxWaitMs: number; cores?: number; windowMs?: number }): Promise<{ quiet: boolean; waitedMs: number; busyCores: number }> {
+  const t0 = Date.now();
+  const windowMs = o.windowMs ?? 2000;
+  for (;;) {
+    const a = machineCpu().busy;
+    await sleep(windowMs);
+    const busyCores = (machineCpu().busy - a) / (windowMs / 1000);
+    const waitedMs = Date.now() - t0;
+    if (busyCores < (o.cores ?? 0.3)) return { quiet: true, waitedMs, busyCores };
+    if (waitedMs >= o.maxWaitMs) return { quiet: false, waitedMs, busyCores };
+  }
 }
