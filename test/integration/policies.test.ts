@@ -141,8 +141,13 @@ describe('policies and their schedules', () => {
     const check = await stack.temporal.schedule.getHandle(policyScheduleId(p.id, 'check')).describe();
     expect(check.action).toMatchObject({ workflowType: 'scheduledMaintenance', args: [{ policyId: p.id, kind: 'check' }] });
 
-    await cli(['policy', 'edit', 'nightly', '--check-cron', 'none']);
+    await cli(['policy', 'edit', 'nightly', '--check-cron', 'none', '--prune-cron', '0 5 * * *']);
     await expect(stack.temporal.schedule.getHandle(policyScheduleId(p.id, 'check')).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
+    const prune = await stack.temporal.schedule.getHandle(policyScheduleId(p.id, 'prune')).describe();
+    expect(prune.action).toMatchObject({ workflowType: 'scheduledMaintenance', args: [{ policyId: p.id, kind: 'prune' }] });
+    expect(prune.info.nextActionTimes[0]!.toISOString()).toMatch(/T20:00:00\.000Z$/);
+    await cli(['policy', 'edit', 'nightly', '--prune-cron', 'none']);
+    await expect(stack.temporal.schedule.getHandle(policyScheduleId(p.id, 'prune')).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
 
     const bad = await cli(['policy', 'edit', 'nightly', '--cron', '99 * * * *'], 2);
     expect(bad.err.trim().split('\n')).toHaveLength(1);
