@@ -2,6 +2,7 @@
 // Activities that touch repositories run in the storage process (worker/storage-main.ts).
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { runMain, runUntilSignal } from './lifecycle.js';
 import { createAlertActivities } from '../activities/alerts.js';
 import { createClientActivities } from '../activities/client.js';
 import { createJobActivities } from '../activities/jobs.js';
@@ -37,28 +38,7 @@ async function main() {
   // The periodic staleness sweep of this task queue (idempotent; several workers may race here).
   await ensureAlertSweepSchedule(temporal.client, config).catch((err: Error) => log.warn({ err: err.message }, 'could not create the alert sweep schedule'));
   log.info({ taskQueue: config.temporal.taskQueue }, 'worker ready');
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    worker.shutdown();
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  try {
-    await worker.run();
-  } finally {
-    await connection.close();
-    await temporal.close();
-    await events.close();
-    await dbh.close();
-    log.info('stopped');
-    log.flush();
-  }
+  await runUntilSignal(worker, log, [() => connection.close(), () => temporal.close(), () => events.close(), () => dbh.close()]);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`borgcube worker: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+runMain('worker', main);

@@ -3,6 +3,7 @@
 // storage account, which owns the repositories; it alone holds their real keys.
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
+import { runMain, runUntilSignal } from './lifecycle.js';
 import { createMaintenanceActivities } from '../activities/maintenance.js';
 import { createStorageActivities } from '../activities/storage.js';
 import { createDb } from '../db/client.js';
@@ -43,29 +44,7 @@ async function main() {
   });
   log.info({ taskQueue: storageTaskQueue(config.storageHost), socket: config.paths.storageSocket }, 'repository service ready');
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    worker.shutdown();
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  try {
-    await worker.run();
-  } finally {
-    await service.close();
-    await connection.close();
-    await temporal.close();
-    await events.close();
-    await dbh.close();
-    log.info('stopped');
-    log.flush();
-  }
+  await runUntilSignal(worker, log, [() => service.close(), () => connection.close(), () => temporal.close(), () => events.close(), () => dbh.close()]);
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`borgcube storage: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+runMain('storage', main);
