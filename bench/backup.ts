@@ -26,10 +26,10 @@ import { getJob, startBackup } from '../services/jobs.js';
 import { addRepository } from '../services/repositories.js';
 import { parseArgs } from './lib/args.js';
 import { runBench } from './lib/cleanup.js';
-import { setupClientSide } from './lib/client-side.js';
+import { borgcubeServerClass, directServerClass, setupClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { workflowPhases, type Phases } from './lib/history.js';
-import { measure, waitForQuiet, type TimedRun } from './lib/measure.js';
+import { measure, servicePart, sshdPart, waitForQuiet, type TimedRun } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
 import { startBenchStack } from './lib/stack.js';
 import { sweepLeftovers } from './lib/tags.js';
@@ -46,7 +46,10 @@ interface Sample {
   run: number;
   path: 'direct' | 'borgcube';
   wallS: number;
-  otherCpuS: number;
+  /** CPU seconds the whole machine used during the sample (the job's own processes included). */
+  machineCpuS: number;
+  /** CPU seconds by process (borg create on the client is detached from the worker's SSH session in the BorgCube path, so it is not among them). */
+  cpu: Record<string, number>;
   load1: number;
   phases?: Phases;
   uploadedBytes?: number;
@@ -127,8 +130,8 @@ runBench('bench:backup', async () => {
           const loc = await direct.init(name);
           for (const kind of ['first', 'second'] as const) {
             const busyAtStart = await quiet();
-            const m = await measure([], () => direct.create(loc, kind, tree.path));
-            samples.push({ size, kind, run, path, wallS: m.wallS, otherCpuS: m.otherCpuS, load1: m.load1, busyAtStart });
+            const m = await measure([sshdPart(side.sshd.process.pid, directServerClass)], () => direct.create(loc, kind, tree.path));
+            samples.push({ size, kind, run, path, wallS: m.wallS, machineCpuS: m.machineBusyS, cpu: m.cpu, load1: m.load1, busyAtStart });
             note(`${size} run ${run} direct   ${kind.padEnd(6)} ${f2(m.wallS)} s`);
           }
           direct.remove(name);
@@ -137,12 +140,18 @@ runBench('bench:backup', async () => {
           for (const kind of ['first', 'second'] as const) {
             let extra: { phases: Phases; uploadedBytes: number } | undefined;
             const busyAtStart = await quiet();
-            const m = await measure([], async () => {
+            const parts = [
+              servicePart(stack.worker!.pid, 'worker', 'worker children'),
+              servicePart(stack.storage.pid, 'service', 'service borg serve'),
+              sshdPart(stack.sshd.process.pid, borgcubeServerClass),
+              sshdPart(side.sshd.process.pid, () => undefined, 'client sshd'),
+            ];
+            const m = await measure(parts, async () => {
               const r = await borgcube(size, name);
               extra = r;
               return r.run;
             });
-            samples.push({ size, kind, run, path, wallS: m.wallS, otherCpuS: m.otherCpuS, load1: m.load1, phases: extra?.phases, uploadedBytes: extra?.uploadedBytes, busyAtStart });
+            samples.push({ size, kind, run, path, wallS: m.wallS, machineCpuS: m.machineBusyS, cpu: m.cpu, load1: m.load1, phases: extra?.phases, uploadedBytes: extra?.uploadedBytes, busyAtStart });
             note(`${size} run ${run} borgcube ${kind.padEnd(6)} ${f2(m.wallS)} s`);
           }
         }
@@ -159,10 +168,12 @@ runBench('bench:backup', async () => {
   print('  borg init / repository creation excluded from both; paths alternate order per run');
   print(`  each sample waited up to ${opts.quietWait} s for an idle machine; "busy at start" marks those that did not get one (CPUs used by others then)`);
   print();
-  print('All samples (wall seconds; "other" = CPU seconds of unrelated processes on the machine during the sample)');
+  print('All samples (wall seconds; CPU seconds by process — direct: borg create + ssh as "client", BorgCube: the server side and the client sshd serving the');
+  print('worker\'s sessions, not the detached borg create; machine CPU = everything the machine used meanwhile)');
+  const cpuCols = ['client', 'sshd', 'borg serve', 'worker', 'worker children', 'client sshd', 'proxy', 'authorized-keys', 'service', 'service borg serve'];
   table(
-    ['client', 'run', 'path', 'backup', 'wall', 'uploaded', 'other CPU', 'busy at start'],
-    samples.map((s) => [s.size, String(s.run), s.path, s.kind, f2(s.wallS), s.uploadedBytes === undefined ? '' : mb(s.uploadedBytes), f2(s.otherCpuS), s.busyAtStart === undefined ? '' : f2(s.busyAtStart)]),
+    ['client', 'run', 'path', 'backup', 'wall', 'uploaded', ...cpuCols, 'machine CPU', 'busy at start'],
+    samples.map((s) => [s.size, String(s.run), s.path, s.kind, f2(s.wallS), s.uploadedBytes === undefined ? '' : mb(s.uploadedBytes), ...cpuCols.map((c) => (s.cpu[c] === undefined || (c === 'client' && s.path === 'borgcube') ? '' : f2(s.cpu[c]))), f2(s.machineCpuS), s.busyAtStart === undefined ? '' : f2(s.busyAtStart)]),
   );
   const pick = (size: Size, kind: Kind, path: Sample['path']) => samples.filter((s) => s.size === size && s.kind === kind && s.path === path);
   const med = (size: Size, kind: Kind, path: Sample['path']) => median(pick(size, kind, path).map((s) => s.wallS));
