@@ -73,7 +73,8 @@ export class JobDriver {
       } catch {
         /* no log */
       }
-      throw new Error(`borg create through BorgCube failed (script ${r.code}, rc ${rc || 'missing'}):\n${tail}\n${r.stderr}`);
+      const logs = `--- repository service log\n${this.stack.storage.tail(25)}\n--- BorgCube sshd log\n${this.stack.sshd.process.tail(15)}`;
+      throw new Error(`borg create through BorgCube failed (script ${r.code}, rc ${rc || 'missing'}):\n${tail}\n${r.stderr}\n${logs}`);
     }
     return r;
   }
