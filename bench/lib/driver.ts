@@ -6,13 +6,13 @@
 // clean up. Client-side activities run in this (root) process, as in the worker.
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { createClientActivities, clientJobDir, runScript } from '../../activities/client.js';
 import { createJobActivities } from '../../activities/jobs.js';
 import { findClientById } from '../../db/queries/clients.js';
 import { findJob } from '../../db/queries/jobs.js';
 import type { Client, JobStats } from '../../db/schema.js';
 import { createEventPublisher, createRedis } from '../../infra/events.js';
+import { runActivity } from './activity-env.js';
 import { onCleanup } from './cleanup.js';
 import { sessionEnv } from './direct.js';
 import { runAsUser, type TimedRun } from './measure.js';
@@ -40,7 +40,7 @@ export class JobDriver {
 
   /** Runs an activity function the way the worker would (inside an activity context). */
   private act<O>(fn: () => Promise<O>): Promise<O> {
-    return new MockActivityEnvironment().run(fn);
+    return runActivity(fn);
   }
 
   /** Everything before `borg create`: the job row, its key, cache and credential, on the client. */

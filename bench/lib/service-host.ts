@@ -7,7 +7,6 @@
 // BENCH_PROXY_NODE_ARGS: extra node options for the proxy processes sshd starts (e.g.
 // `--cpu-prof --cpu-prof-dir /tmp/x`); they go into the forced command the service hands sshd.
 import { fileURLToPath } from 'node:url';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { createStorageActivities } from '../../activities/storage.js';
 import { createDb } from '../../db/client.js';
 import { lookupAccount } from '../../infra/accounts.js';
@@ -15,6 +14,7 @@ import { loadConfig } from '../../infra/config.js';
 import { createLogger } from '../../infra/logger.js';
 import { MasterKey } from '../../infra/secrets.js';
 import { RepositoryService } from '../../proxy/service/repository-service.js';
+import { runActivity } from './activity-env.js';
 
 export type StorageCallName = 'prepareBackup' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob';
 export interface StorageCall {
@@ -45,7 +45,7 @@ async function main() {
   process.on('message', (raw) => {
     const m = raw as StorageCall;
     const call = () => (acts[m.name] as (input: unknown) => Promise<unknown>).call(acts, m.input);
-    new MockActivityEnvironment().run(call).then(
+    runActivity(call).then(
       (result) => send({ id: m.id, ok: true, result }),
       (err: unknown) => send({ id: m.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
     );
