@@ -7,7 +7,7 @@
 // through BORG_KEY_FILE / BORG_PASSCOMMAND / ssh -i, all pointing into the job folder.
 import { createHash } from 'node:crypto';
 import { chownSync, createReadStream, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
-import { dirname, join, posix } from 'node:path';
+import { dirname, join, posix, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
 import type { SFTPWrapper } from 'ssh2';
@@ -227,12 +227,13 @@ export function createClientActivities(deps: ClientActivityDeps) {
           return { bytes: 0 };
         }
         const dest = filesCachePath(config, job.clientId!, job.repositoryId);
-        mkdirSync(dirname(dest), { recursive: true, mode: 0o700 });
+        const acct = deps.storageAccount();
+        // This runs as root; the repository service (storage account) reads the file at the
+        // client's next job, so every folder level made here must be the storage account's.
+        mkdirOwned(config.paths.storageDir, dirname(dest), acct);
         const tmp = `${dest}.${jobId}.tmp`;
         await new Promise<void>((resolve, reject) => sftp.fastGet(remote, tmp, { step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
         if (statSync(tmp).size > MAX_FILES_CACHE) throw new Error('files cache grew while being copied');
-        const acct = deps.storageAccount();
-        chownSync(dirname(dest), acct.uid, acct.gid);
         chownSync(tmp, acct.uid, acct.gid);
         renameSync(tmp, dest);
         return { bytes: st.size };
@@ -385,6 +386,18 @@ async function killBorg(conn: SshConnection, dir: string): Promise<void> {
     'alive "$bp" && kill -KILL "$bp" 2>/dev/null; [ -n "$rp" ] && kill -KILL -- "-$rp" 2>/dev/null; exit 0',
   ].join('\n');
   await conn.execRaw(script, { timeoutMs: 60_000 });
+}
+
+/** mkdir -p below `base`, every level created 0700 and owned by `owner`. */
+function mkdirOwned(base: string, dir: string, owner: { uid: number; gid: number }) {
+  const rel = relative(base, dir);
+  if (rel.startsWith('..')) throw new Error(`${dir} is not below ${base}`);
+  let cur = base;
+  for (const part of rel.split('/').filter(Boolean)) {
+    cur = join(cur, part);
+    mkdirSync(cur, { recursive: true, mode: 0o700 });
+    chownSync(cur, owner.uid, owner.gid);
+  }
 }
 
 async function sha256File(path: string): Promise<string> {

@@ -13,6 +13,7 @@ import { and, eq, isNull } from 'drizzle-orm';
 import ssh2 from 'ssh2';
 import type { Db } from '../db/client.js';
 import * as jobsQ from '../db/queries/jobs.js';
+import { appendJobLog } from '../db/queries/jobs.js';
 import { findClientById } from '../db/queries/clients.js';
 import { archivesTable, jobCredentialsTable, jobKeysTable, type JobStats } from '../db/schema.js';
 import type { Config } from '../infra/config.js';
@@ -139,6 +140,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         for (const [hex, e] of handed) index.set(Buffer.from(hex, 'hex'), e);
 
         // 4. The client's cache folder, so that stock borg does no cache sync (§6.6).
+        const filesCache = readClientFilesCache(filesCachePath(config, client.id, job.repositoryId), log);
         await writeClientCache(join(clientDir, 'cache'), {
           repositoryId: Buffer.from(state.fakeRepoId, 'hex'),
           manifestId: manifestId(jobKey, served),
@@ -146,7 +148,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
           keyType: keyRow.keyType,
           previousLocation: jobRepositoryUrl(config, jobId),
           chunks: index,
-          files: readClientFilesCache(filesCachePath(config, client.id, job.repositoryId), log),
+          files: filesCache.data,
         });
         writeFileSync(join(clientDir, 'key'), keyText, { mode: 0o600 });
         writeFileSync(join(clientDir, 'passphrase'), `${passphrase}\n`, { mode: 0o600 });
@@ -163,7 +165,8 @@ export function createStorageActivities(deps: StorageActivityDeps) {
           fingerprint: fingerprintOfPublicKey(publicKey),
           expiresAt: new Date(Date.now() + CREDENTIAL_TTL_MS),
         });
-        log.info({ job: jobId, handed: handed.size, scope: client.dedupScope }, 'backup prepared');
+        log.info({ job: jobId, handed: handed.size, scope: client.dedupScope, filesCacheEntries: filesCache.entries }, 'backup prepared');
+        await appendJobLog(db, jobId, `prepared: the client may reference ${handed.size} objects it already backed up (dedup scope ${client.dedupScope}); its files cache has ${filesCache.entries} entries`);
         return { archiveName: name, handedObjects: handed.size };
       });
     },
@@ -292,23 +295,32 @@ async function deleteIfPresent(up: Upstream, id: Buffer) {
   }
 }
 
-/** The client's files cache from its last job, if it is well-formed (it came from the client). */
-function readClientFilesCache(path: string, log: Logger): Buffer | undefined {
-  if (!existsSync(path)) return undefined;
-  if (statSync(path).size > 1024 * 1024 * 1024) return undefined;
-  const buf = readFileSync(path);
+/**
+ * The client's files cache from its last job, if it is well-formed (it came from the client),
+ * with its number of entries. A file that exists but cannot be read is an error worth a warning:
+ * without it every backup reads and chunks the whole tree again.
+ */
+function readClientFilesCache(path: string, log: Logger): { data?: Buffer; entries: number } {
+  let size: number;
   try {
-    for (const _ of readFilesCache([buf])) {
-      /* validate every entry */
-    }
-    return buf;
+    size = statSync(path).size;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') log.warn({ path, code }, 'cannot read the client\'s files cache; its backup will read every file again');
+    return { entries: 0 };
+  }
+  if (size > 1024 * 1024 * 1024) return { entries: 0 };
+  const data = readFileSync(path);
+  try {
+    let entries = 0;
+    for (const _ of readFilesCache([data])) entries++;
+    return { data, entries };
   } catch (err) {
     log.warn({ path, err: (err as Error).message }, 'ignoring a malformed files cache');
-    return undefined;
+    return { entries: 0 };
   }
 }
 
-/** The repository's figures (archives, sizes) from the chunk store, into repositories.stats. */
 export async function refreshRepositoryStats(db: Db, repo: RepositoryHandle) {
   let uniqueSize = 0;
   let uniqueCsize = 0;

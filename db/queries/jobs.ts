@@ -84,3 +84,9 @@ export async function listViolations(db: Db, jobId: string) {
 export async function runningJobsOlderThan(db: Db, t: Date) {
   return db.select().from(jobsTable).where(and(eq(jobsTable.state, 'running'), lt(jobsTable.createdAt, t)));
 }
+
+/** One line of BorgCube's own in a job's log (the next sequence number). */
+export async function appendJobLog(db: Db, jobId: string, message: string, level = 'INFO'): Promise<void> {
+  const seq = (await lastLogSeq(db, jobId)) + 1;
+  await insertLogLines(db, [{ jobId, seq, time: new Date(), level, type: 'borgcube', msgid: null, message }]);
+}

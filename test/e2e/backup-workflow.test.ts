@@ -92,6 +92,10 @@ describe('the backup workflow', () => {
 
     const second = await backup(stack, 'small', repo);
     expect(Number(second.stats?.uploadedBytes)).toBeLessThan(Number(done.stats?.uploadedBytes) * 0.02);
+    // The files cache came back from the first job and went out with the second, so borg did
+    // not even read the unchanged files (a rechunked file would upload nothing either).
+    expect(await describeJob(stack, done.id)).toMatch(/its files cache has 0 entries/);
+    expect(await describeJob(stack, second.id)).toMatch(/its files cache has [1-9]\d* entries/);
     await expectJobGone(small, second.id);
     await borgCheck(stack, repo);
   });
