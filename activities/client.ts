@@ -6,7 +6,7 @@
 // cache and, while borg runs, its log. No secret ever appears on a command line: borg reads them
 // through BORG_KEY_FILE / BORG_PASSCOMMAND / ssh -i, all pointing into the job folder.
 import { createHash } from 'node:crypto';
-import { chownSync, createReadStream, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { chownSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { dirname, join, posix, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
@@ -14,6 +14,7 @@ import type { SFTPWrapper } from 'ssh2';
 import type { Db } from '../db/client.js';
 import { findClientById } from '../db/queries/clients.js';
 import * as jobs from '../db/queries/jobs.js';
+import { appendJobLog } from '../db/queries/jobs.js';
 import type { Client, Job } from '../db/schema.js';
 import type { Account } from '../infra/accounts.js';
 import type { Config } from '../infra/config.js';
@@ -50,7 +51,7 @@ const MAX_STORED_LINES = 20_000;
 const MAX_FILES_CACHE = 1024 * 1024 * 1024;
 
 export interface RunBorgInput extends JobRef {
-  /** The borg command on the client (from ensureBorg). */
+  /** The borg command on the client (from pushJobFolder). */
   borgCmd: string;
 }
 
@@ -84,6 +85,52 @@ export function createClientActivities(deps: ClientActivityDeps) {
     }
   }
 
+  async function ensureBorg(conn: SshConnection, client: Client, dir: string, jobId: string): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
+    const version = await probeBorgVersion(conn, client.borgPath);
+    if (version) {
+      if (!version.startsWith('1.2.')) throw ApplicationFailure.nonRetryable(`borg ${version} on the client is not 1.2.x; remove it or set --borg-path to a borg 1.2`, 'ClientConfigError');
+      return { borgCmd: client.borgPath, deployed: false, version };
+    }
+    const local = config.borg.deployPath;
+    const digest = await sha256File(local);
+    const remote = posix.join(dir, 'borg');
+    const sftp = await conn.sftp();
+    await new Promise<void>((resolve, reject) => sftp.fastPut(local, remote, { mode: 0o700, step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
+    const r = await conn.exec(['sha256sum', '--', remote], { timeoutMs: 120_000 });
+    const got = r.stdout.toString('utf8').split(/\s+/)[0];
+    if (r.code !== 0 || got !== digest) throw new Error(`the borg uploaded to the client has SHA-256 ${got ?? '?'}, expected ${digest}`);
+    const deployedVersion = await probeBorgVersion(conn, remote);
+    if (!deployedVersion) throw ApplicationFailure.nonRetryable(`the deployed borg (${local}) does not run on the client`, 'ClientConfigError');
+    log.info({ job: jobId, version: deployedVersion }, 'borg deployed to the client');
+    await appendJobLog(db, jobId, `no borg at ${client.borgPath} on the client; deployed borg ${deployedVersion} (sha256 ${digest.slice(0, 16)}…) for this job`);
+    return { borgCmd: remote, deployed: true, version: deployedVersion };
+  }
+
+  async function pullFilesCache(conn: SshConnection, job: Job, dir: string): Promise<number> {
+    const stateFile = join(jobServerDir(config, job.id), 'state.json');
+    if (!existsSync(stateFile)) return 0;
+    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { fakeRepoId: string };
+    const sftp = await conn.sftp();
+    const remote = posix.join(dir, 'cache', state.fakeRepoId, 'files');
+    const st = await sftpStat(sftp, remote);
+    if (!st) return 0;
+    if (st.size > MAX_FILES_CACHE) {
+      log.warn({ job: job.id, size: st.size }, 'files cache from the client is too large; not kept');
+      return 0;
+    }
+    const dest = filesCachePath(config, job.clientId!, job.repositoryId);
+    const acct = deps.storageAccount();
+    // This runs as root; the repository service (storage account) reads the file at the
+    // client's next job, so every folder level made here must be the storage account's.
+    mkdirOwned(config.paths.storageDir, dirname(dest), acct);
+    const tmp = `${dest}.${job.id}.tmp`;
+    await new Promise<void>((resolve, reject) => sftp.fastGet(remote, tmp, { step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
+    if (statSync(tmp).size > MAX_FILES_CACHE) throw new Error('files cache grew while being copied');
+    chownSync(tmp, acct.uid, acct.gid);
+    renameSync(tmp, dest);
+    return st.size;
+  }
+
   async function withClient<T>(jobId: string, fn: (c: { conn: SshConnection; job: Job; client: Client; home: string; dir: string }) => Promise<T>): Promise<T> {
     const { job, client } = await loadJob(jobId);
     const conn = await connect(client);
@@ -97,10 +144,14 @@ export function createClientActivities(deps: ClientActivityDeps) {
   }
 
   return {
-    /** Uploads what prepareBackup wrote for the client into a fresh private job folder. */
-    async pushJobFolder({ jobId }: JobRef): Promise<void> {
+    /**
+     * Uploads what prepareBackup wrote for the client into a fresh private job folder, then makes
+     * sure there is a borg 1.2 to run: the client's own, or the server's uploaded into the job
+     * folder and checked by its SHA-256 there. One SSH connection for both.
+     */
+    async pushJobFolder({ jobId }: JobRef): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
       const src = jobClientFilesDir(config, jobId);
-      await withClient(jobId, async ({ conn, dir }) => {
+      return withClient(jobId, async ({ conn, client, dir }) => {
         const sftp = await conn.sftp();
         await sftpMkdirPrivate(sftp, posix.dirname(posix.dirname(dir)));
         await sftpMkdirPrivate(sftp, posix.dirname(dir));
@@ -111,32 +162,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
         const hostKey = readFileSync(sshdPaths(config.paths.sshdDir).hostPublicKey, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
         await sftpWriteFile(sftp, posix.join(dir, 'known_hosts'), `[${config.ssh.host}]:${config.ssh.port} ${hostKey}\n`, 0o600);
         log.info({ job: jobId, dir }, 'job folder pushed');
-      });
-    },
-
-    /** Finds borg on the client, or uploads the server's own and checks its SHA-256 there. */
-    async ensureBorg({ jobId }: JobRef): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
-      return withClient(jobId, async ({ conn, client, dir }) => {
-        const version = await probeBorgVersion(conn, client.borgPath);
-        if (version) {
-          if (!version.startsWith('1.2.')) throw ApplicationFailure.nonRetryable(`borg ${version} on the client is not 1.2.x; remove it or set --borg-path to a borg 1.2`, 'ClientConfigError');
-          return { borgCmd: client.borgPath, deployed: false, version };
-        }
-        const local = config.borg.deployPath;
-        const digest = await sha256File(local);
-        const remote = posix.join(dir, 'borg');
-        const sftp = await conn.sftp();
-        await new Promise<void>((resolve, reject) => sftp.fastPut(local, remote, { mode: 0o700, step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
-        const r = await conn.exec(['sha256sum', '--', remote], { timeoutMs: 120_000 });
-        const got = r.stdout.toString('utf8').split(/\s+/)[0];
-        if (r.code !== 0 || got !== digest) throw new Error(`the borg uploaded to the client has SHA-256 ${got ?? '?'}, expected ${digest}`);
-        const deployedVersion = await probeBorgVersion(conn, remote);
-        if (!deployedVersion) throw ApplicationFailure.nonRetryable(`the deployed borg (${local}) does not run on the client`, 'ClientConfigError');
-        log.info({ job: jobId, version: deployedVersion }, 'borg deployed to the client');
-        const follower = new LogFollower(deps, jobId, await jobs.lastLogSeq(db, jobId));
-        await follower.own(`no borg at ${client.borgPath} on the client; deployed borg ${deployedVersion} (sha256 ${digest.slice(0, 16)}…) for this job`);
-        await follower.flush();
-        return { borgCmd: remote, deployed: true, version: deployedVersion };
+        return ensureBorg(conn, client, dir, jobId);
       });
     },
 
@@ -174,6 +200,9 @@ export function createClientActivities(deps: ClientActivityDeps) {
 
         const splitter = new LineSplitter();
         let lastBeat = 0;
+        const minPoll = Math.min(deps.pollMs ?? 50, 50);
+        const maxPoll = deps.pollMs ?? 500;
+        let pollMs = minPoll;
         for (;;) {
           if (ctx.cancellationSignal.aborted) {
             await killBorg(conn, dir);
@@ -208,41 +237,27 @@ export function createClientActivities(deps: ClientActivityDeps) {
             lastBeat = now;
           }
           await follower.maybeFlush();
-          if (!chunk.length) await sleep(deps.pollMs ?? 300, undefined, { signal: ctx.cancellationSignal }).catch(() => {});
+          // Quick to notice the end of a short backup, easy on the client during a long one.
+          pollMs = chunk.length ? minPoll : Math.min(pollMs * 1.5, maxPoll);
+          if (!chunk.length) await sleep(pollMs, undefined, { signal: ctx.cancellationSignal }).catch(() => {});
         }
       });
     },
 
-    /** Keeps the client's files cache for its next job (it only ever goes back to the same client). */
-    async pullFilesCache({ jobId }: JobRef): Promise<{ bytes: number }> {
-      const { job } = await loadJob(jobId);
-      const state = JSON.parse(readFileSync(join(jobServerDir(config, jobId), 'state.json'), 'utf8')) as { fakeRepoId: string };
-      return withClient(jobId, async ({ conn, dir }) => {
-        const sftp = await conn.sftp();
-        const remote = posix.join(dir, 'cache', state.fakeRepoId, 'files');
-        const st = await sftpStat(sftp, remote);
-        if (!st) return { bytes: 0 };
-        if (st.size > MAX_FILES_CACHE) {
-          log.warn({ job: jobId, size: st.size }, 'files cache from the client is too large; not kept');
-          return { bytes: 0 };
+    /**
+     * Stops borg if it still runs and removes the job folder. Always called, whatever happened.
+     * After a successful job it first keeps the client's files cache for its next job (it only
+     * ever goes back to the same client); losing that costs speed, never correctness.
+     */
+    async cleanupClient({ jobId, keepFilesCache }: JobRef & { keepFilesCache?: boolean }): Promise<void> {
+      await withClient(jobId, async ({ conn, job, dir }) => {
+        if (keepFilesCache) {
+          try {
+            await pullFilesCache(conn, job, dir);
+          } catch (err) {
+            log.warn({ job: jobId, err: (err as Error).message }, 'the files cache could not be kept');
+          }
         }
-        const dest = filesCachePath(config, job.clientId!, job.repositoryId);
-        const acct = deps.storageAccount();
-        // This runs as root; the repository service (storage account) reads the file at the
-        // client's next job, so every folder level made here must be the storage account's.
-        mkdirOwned(config.paths.storageDir, dirname(dest), acct);
-        const tmp = `${dest}.${jobId}.tmp`;
-        await new Promise<void>((resolve, reject) => sftp.fastGet(remote, tmp, { step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
-        if (statSync(tmp).size > MAX_FILES_CACHE) throw new Error('files cache grew while being copied');
-        chownSync(tmp, acct.uid, acct.gid);
-        renameSync(tmp, dest);
-        return { bytes: st.size };
-      });
-    },
-
-    /** Stops borg if it still runs and removes the job folder. Always called, whatever happened. */
-    async cleanupClient({ jobId }: JobRef): Promise<void> {
-      await withClient(jobId, async ({ conn, dir }) => {
         await killBorg(conn, dir);
         const r = await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 120_000 });
         if (r.code !== 0) throw new Error(`removing ${dir} on the client failed: ${r.stderr.toString('utf8').trim().slice(0, 300)}`);

@@ -3,8 +3,9 @@
 // (restrict + the forced proxy command) or nothing. Runs as the proxy account; any failure
 // prints nothing, which makes sshd refuse the key.
 import { connect } from 'node:net';
+// Kept to node built-ins and the framing module: sshd runs this twice per login, and every
+// module loaded here is start-up time of each backup's connection.
 import { FrameDecoder, writeFrame } from './ipc.js';
-import { authorizedKeysReply } from './session-protocol.js';
 
 function parseArgs(argv: string[]): { socket: string; user: string; keyType: string; key: string } | undefined {
   const i = argv.indexOf('--socket');
@@ -30,8 +31,8 @@ async function main(): Promise<number> {
     sock.on('data', (c: Buffer) => {
       try {
         for (const f of decoder.push(c)) {
-          const r = authorizedKeysReply.safeParse(f.header);
-          done(r.success ? r.data.lines : []);
+          const lines = (f.header as { lines?: unknown }).lines;
+          done(Array.isArray(lines) && lines.length <= 4 && lines.every((l): l is string => typeof l === 'string' && l.length <= 8192) ? lines : []);
         }
       } catch {
         done([]);

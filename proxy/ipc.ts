@@ -12,7 +12,15 @@ export const MAX_FRAME = 20 * 1024 * 1024 + MAX_HEADER + 8;
 export interface Frame {
   header: unknown;
   payload: Buffer;
+  /**
+   * The payload's memory belongs to this frame alone (large frames get their own allocation),
+   * so it may be transferred to a worker thread without a copy.
+   */
+  owned: boolean;
 }
+
+/** Frames from this size on are assembled in an allocation of their own. */
+const OWN_ALLOCATION = 256 * 1024;
 
 export class FrameError extends Error {
   override name = 'FrameError';
@@ -44,7 +52,8 @@ export class FrameDecoder {
       const len = this.peekU32();
       if (len < 4 || len > this.maxFrame) throw new FrameError(`frame length ${len} out of bounds`);
       if (this.buffered < 4 + len) break;
-      const buf = this.take(4 + len);
+      const owned = 4 + len >= OWN_ALLOCATION;
+      const buf = this.take(4 + len, owned);
       const hlen = buf.readUInt32BE(4);
       if (hlen > MAX_HEADER || hlen > len - 4) throw new FrameError('bad frame header length');
       let header: unknown;
@@ -53,7 +62,7 @@ export class FrameDecoder {
       } catch {
         throw new FrameError('frame header is not JSON');
       }
-      frames.push({ header, payload: buf.subarray(8 + hlen) });
+      frames.push({ header, payload: buf.subarray(8 + hlen), owned });
     }
     return frames;
   }
@@ -70,8 +79,23 @@ export class FrameDecoder {
     return b.subarray(0, n);
   }
 
-  private take(n: number): Buffer {
+  private take(n: number, own: boolean): Buffer {
     const first = this.chunks[0]!;
+    if (own) {
+      // One copy into memory no other frame shares (the socket's chunks are shared).
+      const out = Buffer.allocUnsafeSlow(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - filled);
+        c.copy(out, filled, 0, k);
+        filled += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+      this.buffered -= n;
+      return out;
+    }
     if (first.length >= n) {
       // Zero-copy when a whole frame sits in one chunk (the common case for large puts).
       const out = first.subarray(0, n);

@@ -90,4 +90,3 @@ export const authorizedKeysRequest = z.object({
   keyType: z.string().max(64),
   key: z.string().max(16384),
 });
-export const authorizedKeysReply = z.object({ lines: z.array(z.string().max(8192)).max(4) });

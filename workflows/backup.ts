@@ -7,6 +7,7 @@ import {
   isCancellation,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -37,6 +38,8 @@ const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '
 
 // Without a task queue, activities go to the queue this workflow runs on: the main queue.
 const jobActs = proxyActivities<JobActivities>({ startToCloseTimeout: '1m', retry });
+// Phase updates are a single UPDATE: run in the worker itself, without a task-queue round trip.
+const phaseActs = proxyLocalActivities<JobActivities>({ startToCloseTimeout: '30s', retry });
 // The run activity heartbeats every 2 s: a worker that dies is noticed within 20 s, and the
 // retry (on a live worker) re-attaches to the borg still running on the client.
 const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry });
@@ -76,15 +79,13 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
       for (let round = 1; ; round++) {
         status.attempt = round;
         status.phase = 'prepare';
-        await jobActs.setPhase({ jobId: input.jobId, phase: 'prepare' });
+        await phaseActs.setPhase({ jobId: input.jobId, phase: 'prepare' });
         await storageActs.prepareBackup({ jobId: input.jobId });
         status.phase = 'push';
-        await jobActs.setPhase({ jobId: input.jobId, phase: 'push' });
-        await clientActs.pushJobFolder({ jobId: input.jobId });
-        status.phase = 'deploy';
-        const { borgCmd } = await clientActs.ensureBorg({ jobId: input.jobId });
+        await phaseActs.setPhase({ jobId: input.jobId, phase: 'push' });
+        const { borgCmd } = await clientActs.pushJobFolder({ jobId: input.jobId });
         status.phase = 'run';
-        await jobActs.setPhase({ jobId: input.jobId, phase: 'run' });
+        await phaseActs.setPhase({ jobId: input.jobId, phase: 'run' });
         try {
           await clientActs.runBorgCreate({ jobId: input.jobId, borgCmd });
           break;
@@ -94,9 +95,8 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
         }
       }
       status.phase = 'finalize';
-      await jobActs.setPhase({ jobId: input.jobId, phase: 'finalize' });
+      await phaseActs.setPhase({ jobId: input.jobId, phase: 'finalize' });
       stats = (await storageActs.finalizeBackup({ jobId: input.jobId })).stats;
-      await clientActs.pullFilesCache({ jobId: input.jobId });
     });
     state = 'succeeded';
   } catch (err) {
@@ -115,9 +115,10 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   // Cleanup always runs, also after a cancellation of the whole workflow.
   status.phase = 'cleanup';
   await CancellationScope.nonCancellable(async () => {
-    await jobActs.setPhase({ jobId: input.jobId, phase: 'cleanup' });
+    await phaseActs.setPhase({ jobId: input.jobId, phase: 'cleanup' });
     await settle(storageActs.revokeCredential({ jobId: input.jobId }));
-    await settle(cleanupActs.cleanupClient({ jobId: input.jobId }));
+    // After a success, cleanup first keeps the client's files cache for its next job.
+    await settle(cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: state === 'succeeded' }));
     await settle(storageActs.cleanupJob({ jobId: input.jobId, succeeded: state === 'succeeded' }));
     await jobActs.completeJob({ jobId: input.jobId, state, error, stats });
     // Incidents (failure/violation open, success resolves) and their notices; patched so that

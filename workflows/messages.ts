@@ -2,7 +2,7 @@
 // send to or ask of a running job. Pure definitions, importable from anywhere.
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 
-export type JobPhase = 'reserve' | 'prepare' | 'push' | 'deploy' | 'run' | 'finalize' | 'cleanup' | 'done';
+export type JobPhase = 'reserve' | 'prepare' | 'push' | 'run' | 'finalize' | 'cleanup' | 'done';
 export type JobFinalState = 'succeeded' | 'failed' | 'violation' | 'cancelled';
 
 /** What a client attempted that the proxy refused (DESIGN.md §4). Sent by the repository service. */

@@ -86,13 +86,12 @@ export class JobDriver {
     try {
       if (succeeded) {
         stats = (await this.stack.storageCall<{ stats: JobStats }>('finalizeBackup', { jobId: job.jobId })).stats;
-        await this.act(() => this.clientActs.pullFilesCache({ jobId: job.jobId }));
       }
     } catch (err) {
       error = err instanceof Error ? err.message : String(err);
     }
     await this.stack.storageCall('revokeCredential', { jobId: job.jobId });
-    await this.act(() => this.clientActs.cleanupClient({ jobId: job.jobId }));
+    await this.act(() => this.clientActs.cleanupClient({ jobId: job.jobId, keepFilesCache: succeeded && !error }));
     await this.stack.storageCall('cleanupJob', { jobId: job.jobId, succeeded: succeeded && !error });
     await this.act(() => this.jobActs.completeJob({ jobId: job.jobId, state: succeeded && !error ? 'succeeded' : 'failed', error, stats }));
     if (error) throw new Error(`finishing job ${job.jobId} failed: ${error}`);

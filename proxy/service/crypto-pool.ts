@@ -21,6 +21,11 @@ export interface VerifyTask {
   maxPlaintext: number;
   /** When set, also encrypt the payload with the real key at this counter. */
   iv?: bigint;
+  /**
+   * The caller hands over `object`'s memory (an allocation of its own that it will not touch
+   * again): it moves to the worker thread without a copy.
+   */
+  transfer?: boolean;
 }
 
 export type VerifyResult =
@@ -113,9 +118,13 @@ export class CryptoPool {
     const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
     slot.busy++;
     const seq = ++this.seq;
-    // One copy into a transferable buffer; the socket's buffer may hold other frames too.
-    const object = new Uint8Array(t.object.length);
-    object.set(t.object);
+    let object: Uint8Array;
+    if (t.transfer) object = new Uint8Array(t.object.buffer, t.object.byteOffset, t.object.byteLength);
+    else {
+      // One copy into a transferable buffer; the socket's buffer may hold other frames too.
+      object = new Uint8Array(t.object.length);
+      object.set(t.object);
+    }
     const keys: Record<string, unknown> = {};
     for (const [ref, k] of [[t.keyRef, key], [t.jobKeyRef, jobKey]] as const) {
       if (slot.keys.has(ref)) continue;
@@ -125,7 +134,7 @@ export class CryptoPool {
     const msg = { seq, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, keys, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv };
     return new Promise((resolve, reject) => {
       this.pending.set(seq, { resolve, reject });
-      slot.worker.postMessage(msg, [object.buffer]);
+      slot.worker.postMessage(msg, [object.buffer as ArrayBuffer]);
     });
   }
 

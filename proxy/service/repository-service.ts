@@ -171,7 +171,7 @@ export class RepositoryService {
           }
           session = this.startSession(sock);
         }
-        session!.onFrame(f.header, f.payload);
+        session!.onFrame(f.header, f.payload, f.owned);
       }
     };
     sock.on('close', () => void session?.onClose().catch((err: Error) => this.deps.log.error({ err: err.message }, 'closing a session failed')));
@@ -263,7 +263,7 @@ export class RepositoryService {
     let jobId: string | undefined;
     let attaching: Promise<void> | undefined;
     let ended = false;
-    const queue: Array<{ header: unknown; payload: Buffer }> = [];
+    const queue: Array<{ header: unknown; payload: Buffer; owned: boolean }> = [];
     let draining = false;
     const entry = {
       session: undefined as Session | undefined,
@@ -292,7 +292,7 @@ export class RepositoryService {
       }
     };
 
-    const handle = async (req: ProxyRequest, payload: Buffer) => {
+    const handle = async (req: ProxyRequest, payload: Buffer, owned: boolean) => {
       if (req.t === 'violation') {
         if (jobId) await this.violation(jobId, req.kind, req.detail);
         else {
@@ -329,7 +329,7 @@ export class RepositoryService {
       const s = session;
       if (req.t === 'put') {
         try {
-          await s.put(Buffer.from(req.id, 'hex'), payload);
+          await s.put(Buffer.from(req.id, 'hex'), payload, owned);
           reply(req.rid, null);
         } catch (err) {
           await fail(req.rid, err);
@@ -369,7 +369,7 @@ export class RepositoryService {
       draining = true;
       try {
         while (queue.length) {
-          const { header, payload } = queue.shift()!;
+          const { header, payload, owned } = queue.shift()!;
           const parsed = proxyRequest.safeParse(header);
           if (!parsed.success) {
             log.warn({ job: jobId }, 'invalid message from a proxy');
@@ -377,8 +377,8 @@ export class RepositoryService {
             return;
           }
           const req = parsed.data;
-          if (req.t === 'put') void handle(req, payload).catch(crash);
-          else await handle(req, payload);
+          if (req.t === 'put') void handle(req, payload, owned).catch(crash);
+          else await handle(req, payload, owned);
           if (attaching) await attaching.catch(() => {});
         }
       } finally {
@@ -387,8 +387,8 @@ export class RepositoryService {
     };
 
     return {
-      onFrame: (header: unknown, payload: Buffer) => {
-        queue.push({ header, payload });
+      onFrame: (header: unknown, payload: Buffer, owned: boolean) => {
+        queue.push({ header, payload, owned });
         void pump().catch(crash);
       },
       onClose: async () => {

@@ -141,14 +141,14 @@ export class Session implements LiveSession {
   // ---- puts ---------------------------------------------------------------------------------
 
   /** Verifies and stores one object as the client sent it. Runs concurrently with other puts. */
-  put(id: Buffer, object: Buffer): Promise<void> {
-    const p = this.doPut(id, object);
+  put(id: Buffer, object: Buffer, owned = false): Promise<void> {
+    const p = this.doPut(id, object, owned);
     this.inflight.add(p);
     void p.finally(() => this.inflight.delete(p)).catch(() => {});
     return p;
   }
 
-  private async doPut(id: Buffer, object: Buffer): Promise<void> {
+  private async doPut(id: Buffer, object: Buffer, owned: boolean): Promise<void> {
     if (id.equals(Buffer.alloc(32))) throw new PolicyViolation('manifest-put', 'the manifest is written with putManifest');
     if (object.length > MAX_DATA_SIZE) throw new SessionError('IntegrityError', `More than allowed put data [${object.length} > ${MAX_DATA_SIZE}]`);
     if (object.length < AES_OVERHEAD) throw new PolicyViolation('bad-mac', `put ${id.toString('hex')}: object too short to be encrypted`);
@@ -160,7 +160,8 @@ export class Session implements LiveSession {
     this.claims.add(hex);
     // Job keys are AES types, so the payload is the object minus its 41-byte envelope.
     const iv = known ? undefined : await this.repo.nonces.allocate(object.length - AES_OVERHEAD);
-    const r = await this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv });
+    // `object` is not touched after this call: an owned frame moves to the worker thread.
+    const r = await this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv, transfer: owned });
     if (!r.ok) {
       this.claims.delete(hex);
       throw new PolicyViolation(r.reason === 'undecodable' ? 'undecodable-object' : r.reason, `put ${hex}: ${r.detail}`);
