@@ -89,6 +89,8 @@ interface HeldCommit {
 
 interface SessionArchive {
   name: string;
+  /** The id the client gave it (of its own copy, signed with the job key). */
+  clientIdHex: string;
   plaintext: Buffer;
   realId: Buffer;
   refs: RefMap;
@@ -279,7 +281,9 @@ export class Session implements LiveSession {
       for (const { name, entry } of newArchives) {
         if (real.has(name)) {
           const cur = real.get(name)!;
-          if (![...this.ctx.idMap.values()].includes(cur.id.toString('hex'))) throw new PolicyViolation('manifest-tamper', `archive ${show(name)} already exists in the repository`);
+          // Names are reserved per job, so only someone working on the repository by hand can
+          // have taken this one: the job fails, but the client did nothing wrong.
+          if (![...this.ctx.idMap.values()].includes(cur.id.toString('hex'))) throw new SessionError('ProxyError', `archive ${show(name)} already exists in the repository and was not written by this job`);
           dropReal(name);
         }
         real.set(name, { id: entry.realId, time });
@@ -295,9 +299,7 @@ export class Session implements LiveSession {
         clientManifest: plaintext,
       };
       this.base = next;
-      for (const { entry } of newArchives) {
-        for (const [clientHex, a] of this.archives) if (a === entry) this.ctx.idMap.set(clientHex, entry.realId.toString('hex'));
-      }
+      for (const { entry } of newArchives) this.ctx.idMap.set(entry.clientIdHex, entry.realId.toString('hex'));
     } catch (err) {
       release();
       throw err;
@@ -369,18 +371,17 @@ export class Session implements LiveSession {
     this.puts.set(realId.toString('hex'), { size: resigned.length, csize: obj.length });
     this.unloggedPuts.push(realId);
     ref(realId.toString('hex'), resigned.length, obj.length);
-    const entry: SessionArchive = { name, plaintext, realId, refs };
+    const entry: SessionArchive = { name, clientIdHex: hex, plaintext, realId, refs };
     this.archives.set(hex, entry);
-    this.stats.set(name, meta.stats ? { size: meta.stats.size, csize: meta.stats.csize, nfiles: meta.stats.nfiles } : undefined);
     return entry;
   }
 
-  /** Statistics the client recorded in its archives (informational only). */
-  readonly stats = new Map<string, { size: number; csize: number; nfiles: number } | undefined>();
-
-  private unknownReference(idHex: string, name: string): PolicyViolation {
+  private unknownReference(idHex: string, name: string): PolicyViolation | SessionError {
+    // Handed to the client, then removed by a prune between the job's preparation and now: the
+    // client did nothing wrong, but this archive cannot be committed; the next job is prepared
+    // from what is there.
     const pruned = this.ctx.handed.has(idHex) && !this.repo.chunks.has(idHex);
-    if (pruned) return new PolicyViolation('stale-reference', `${show(name)} references ${idHex}, which was removed from the repository after this job was prepared`);
+    if (pruned) return new SessionError('ProxyError', `${show(name)} references ${idHex}, which was pruned from the repository after this job was prepared; run the backup again`);
     return new PolicyViolation('unknown-chunk-reference', `${show(name)} references ${idHex}, which this client neither uploaded nor was given`);
   }
 
