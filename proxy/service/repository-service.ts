@@ -427,10 +427,7 @@ export class RepositoryService {
     const { db, config, masterKey, log } = this.deps;
     const job = await findJob(db, req.jobId);
     if (!job || job.state !== 'running' || !job.clientId || !job.archiveName) throw new SessionError('PathNotAllowed', 'no such running job');
-    const creds = await db.select().from(jobCredentialsTable).where(eq(jobCredentialsTable.jobId, job.id));
-    const offered = authInfoFingerprints(req.authInfo);
-    const cred = creds.find((c) => offered.includes(c.fingerprint));
-    if (!cred || cred.revokedAt || cred.expiresAt < new Date()) throw new PolicyViolation('credential-mismatch', 'the session was not authenticated with this job’s live credential');
+    if (!(await this.authenticatedFor(job.id, req.authInfo))) throw new PolicyViolation('credential-mismatch', 'the session was not authenticated with this job’s live credential');
     const wanted = req.path.replace(/\/+$/, '');
     if (wanted !== `/${job.id}`) {
       const other = /^\/([0-9a-f-]{36})$/.exec(wanted)?.[1];
