@@ -523,8 +523,8 @@ export async function redispatchStuckNotifications(db: Db, olderThan: Date): Pro
 // Reading incidents (CLI, console)
 
 export const listIncidentsInput = z.object({
-  /** open: not resolved yet; all: also resolved ones. */
-  state: z.enum(['open', 'all']).default('open'),
+  /** open: not resolved yet; resolved: only resolved ones; all: both. */
+  state: z.enum(['open', 'resolved', 'all']).default('open'),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
@@ -538,8 +538,8 @@ export async function listIncidents(deps: Pick<ServiceDeps, 'db'>, raw: z.input<
   const rows = await deps.db
     .select()
     .from(incidentsTable)
-    .where(input.state === 'open' ? isNull(incidentsTable.resolvedAt) : undefined)
-    .orderBy(desc(incidentsTable.openedAt))
+    .where(input.state === 'open' ? isNull(incidentsTable.resolvedAt) : input.state === 'resolved' ? isNotNull(incidentsTable.resolvedAt) : undefined)
+    .orderBy(input.state === 'resolved' ? desc(incidentsTable.resolvedAt) : desc(incidentsTable.openedAt))
     .limit(input.limit);
   const notices = rows.length
     ? await deps.db

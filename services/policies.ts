@@ -417,6 +417,65 @@ export async function getPolicyDetails(deps: ServiceDeps, name: string): Promise
   };
 }
 
+/** One line of a policy list: the row, its backup schedule as Temporal has it, the last jobs and check. */
+export interface PolicyOverview extends PolicyView {
+  /** Null when Temporal could not be asked (see `temporalError`). */
+  backupSchedule: { id: string; exists: boolean; paused: boolean; nextRun: string | null; temporalUrl: string } | null;
+  lastBackup: Job | null;
+  lastPrune: Job | null;
+  lastCheck: RepositoryCheck | null;
+}
+
+/**
+ * The policies (of a client or repository) with what the console's list shows. Temporal is asked
+ * for each backup schedule (a few at a time); when it does not answer, the list still comes back
+ * without schedule states and `temporalError` says why.
+ */
+export async function listPolicyOverviews(
+  deps: ServiceDeps,
+  filter: { client?: string; repository?: string } = {},
+): Promise<{ policies: PolicyOverview[]; temporalError: string | null }> {
+  const rows = await listPolicies(deps, filter);
+  const [jobs, checks] = await Promise.all([
+    policiesQ.lastPolicyJobs(
+      deps.db,
+      rows.map((p) => p.id),
+      ['backup', 'prune'],
+    ),
+    policiesQ.lastRepositoryChecks(deps.db, [...new Set(rows.map((p) => p.repositoryId))]),
+  ]);
+  let temporalError: string | null = null;
+  const described = new Map<string, ScheduleDescription | null>();
+  if (rows.length) {
+    try {
+      const temporal = await deps.temporal();
+      const queue = [...rows];
+      const describeNext = async (): Promise<void> => {
+        for (let p = queue.shift(); p; p = queue.shift()) described.set(p.id, await describeOrNull(temporal, policyScheduleId(p.id, 'backup')));
+      };
+      await Promise.all(Array.from({ length: Math.min(8, rows.length) }, describeNext));
+    } catch (err) {
+      deps.log.warn({ err }, 'policy list without schedule states: Temporal did not answer');
+      temporalError = (err as Error).message;
+    }
+  }
+  const policies = rows.map((p): PolicyOverview => {
+    const id = policyScheduleId(p.id, 'backup');
+    const d = described.get(p.id);
+    return {
+      ...p,
+      backupSchedule:
+        temporalError === null
+          ? { id, exists: Boolean(d), paused: d?.state.paused ?? p.paused, nextRun: d?.info.nextActionTimes[0]?.toISOString() ?? null, temporalUrl: temporalScheduleUrl(deps.config, id) }
+          : null,
+      lastBackup: jobs.find((j) => j.policyId === p.id && j.kind === 'backup') ?? null,
+      lastPrune: jobs.find((j) => j.policyId === p.id && j.kind === 'prune') ?? null,
+      lastCheck: checks.find((c) => c.repositoryId === p.repositoryId) ?? null,
+    };
+  });
+  return { policies, temporalError };
+}
+
 /** Rules without empty entries, so the stored JSON says only what applies. */
 function cleanRetention(r: z.output<typeof retentionSchema>): RetentionRules {
   const out: RetentionRules = {};
@@ -427,6 +486,14 @@ function cleanRetention(r: z.output<typeof retentionSchema>): RetentionRules {
 
 export function hasRetention(r: RetentionRules): boolean {
   return Boolean(r.keepWithin || r.hourly || r.daily || r.weekly || r.monthly || r.yearly);
+}
+
+/** The rules in a few words, for lists: "within 7d, daily 7, weekly 4", or "keep all". */
+export function retentionText(r: RetentionRules): string {
+  const parts: string[] = [];
+  if (r.keepWithin) parts.push(`within ${r.keepWithin}`);
+  for (const k of ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) if (r[k]) parts.push(`${k} ${r[k]}`);
+  return parts.join(', ') || 'keep all';
 }
 
 // ---------------------------------------------------------------------------------------------

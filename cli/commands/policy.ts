@@ -9,6 +9,7 @@ import {
   pausePolicy,
   removePolicy,
   resumePolicy,
+  retentionText,
   startCheck,
   startPrune,
   syncPolicySchedules,
@@ -273,13 +274,6 @@ async function waitForJob(ctx: CliContext, id: string): Promise<Job> {
     if (j.state !== 'running') return j;
     await new Promise((r) => setTimeout(r, 1000));
   }
-}
-
-export function retentionText(r: RetentionRules): string {
-  const parts: string[] = [];
-  if (r.keepWithin) parts.push(`within ${r.keepWithin}`);
-  for (const k of ['hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const) if (r[k]) parts.push(`${k} ${r[k]}`);
-  return parts.join(', ') || 'keep all';
 }
 
 function showPolicy(d: PolicyDetails & PolicyView): string {

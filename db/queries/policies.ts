@@ -1,5 +1,5 @@
 // Policies (a client bound to a repository with schedules, retention and a staleness threshold).
-import { and, asc, desc, eq } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../client.js';
 import { clientsTable, jobsTable, policiesTable, repositoriesTable, repositoryChecksTable, type Job, type Policy, type RepositoryCheck } from '../schema.js';
 
@@ -60,4 +60,24 @@ export async function lastPolicyJob(db: Db, policyId: string, kind: Job['kind'])
 
 export async function listRepositoryChecks(db: Db, repositoryId: string, limit = 20): Promise<RepositoryCheck[]> {
   return db.select().from(repositoryChecksTable).where(eq(repositoryChecksTable.repositoryId, repositoryId)).orderBy(desc(repositoryChecksTable.finishedAt)).limit(limit);
+}
+
+/** The newest job of each kind of each of these policies (one query for a whole list). */
+export async function lastPolicyJobs(db: Db, policyIds: string[], kinds: Array<Job['kind']>): Promise<Job[]> {
+  if (!policyIds.length || !kinds.length) return [];
+  return db
+    .selectDistinctOn([jobsTable.policyId, jobsTable.kind])
+    .from(jobsTable)
+    .where(and(inArray(jobsTable.policyId, policyIds), inArray(jobsTable.kind, kinds)))
+    .orderBy(jobsTable.policyId, jobsTable.kind, desc(jobsTable.createdAt));
+}
+
+/** The latest check of each of these repositories. */
+export async function lastRepositoryChecks(db: Db, repositoryIds: string[]): Promise<RepositoryCheck[]> {
+  if (!repositoryIds.length) return [];
+  return db
+    .selectDistinctOn([repositoryChecksTable.repositoryId])
+    .from(repositoryChecksTable)
+    .where(inArray(repositoryChecksTable.repositoryId, repositoryIds))
+    .orderBy(repositoryChecksTable.repositoryId, desc(repositoryChecksTable.finishedAt));
 }
