@@ -4,9 +4,12 @@ import { Hono } from 'hono';
 import { html } from 'hono/html';
 import { listArchives, listArchivesLive } from '../../services/archives.js';
 import { hasRole, requireRoleOf } from '../../services/auth.js';
+import { listRepositoryChecks, startCheck } from '../../services/policies.js';
 import { addRepository, encryptionModes, getRepository, listRepositories } from '../../services/repositories.js';
+import { actor } from '../api/body.js';
 import { principalOf, requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
+import { checksSection } from '../views/checks.js';
 import { bytes, ratio, when } from '../views/format.js';
 import { csrfField, layout, select } from '../views/layout.js';
 import { formFields } from './form.js';
@@ -50,6 +53,7 @@ ${rows.length
     const live = c.req.query('live') === '1';
     if (live) requireRoleOf(p, 'operator');
     const st = repo.stats;
+    const checks = await listRepositoryChecks(s, repo.name);
     let archivesHtml;
     if (live) {
       const archives = await listArchivesLive(s, repo.name);
@@ -73,8 +77,15 @@ ${archives.length
 </dl>
 <h2>Archives</h2>
 ${archivesHtml}
-<p><a href="/jobs?repository=${encodeURIComponent(repo.name)}">Jobs of this repository</a></p>`;
+${checksSection(p, repo.name, checks)}
+<p><a href="/jobs?repository=${encodeURIComponent(repo.name)}">Jobs of this repository</a> · <a href="/policies?repository=${encodeURIComponent(repo.name)}">Policies of this repository</a></p>`;
     return c.html(layout({ title: `Repository ${repo.name}`, principal: p, active: 'repositories', body }));
+  });
+
+  app.post('/:name/check', requireRole('operator'), async (c) => {
+    const f = await formFields(c);
+    const job = await startCheck(s, { repository: c.req.param('name'), verifyData: Boolean(f.verifyData), triggeredBy: actor(principalOf(c)) });
+    return c.redirect(`/jobs/${job.id}`, 303);
   });
   return app;
 }

@@ -12,7 +12,7 @@ export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 export interface PageOptions {
   title: string;
   principal: Principal | undefined;
-  active?: 'dashboard' | 'clients' | 'repositories' | 'jobs' | 'users' | 'account';
+  active?: 'dashboard' | 'clients' | 'repositories' | 'policies' | 'jobs' | 'alerts' | 'users' | 'account';
   body: Html;
   /** ES modules from web/static to load (no inline scripts: the CSP forbids them). */
   scripts?: string[];
@@ -42,7 +42,9 @@ ${(o.scripts ?? []).map((s) => html`<script type="module" src="${assetUrl(s)}"><
     ${nav('dashboard', '/', 'Dashboard')}
     ${nav('clients', '/clients', 'Clients')}
     ${nav('repositories', '/repositories', 'Repositories')}
+    ${nav('policies', '/policies', 'Policies')}
     ${nav('jobs', '/jobs', 'Jobs')}
+    ${nav('alerts', '/alerts', 'Alerts')}
     ${hasRole(p.user.role, 'admin') ? nav('users', '/users', 'Users') : ''}
   </nav>
   <div class="me">
