@@ -140,7 +140,7 @@ ${d.channels.length ? html`<form method="post" action="/alerts/test" class="inli
 <form method="post" action="/alerts/sweep" class="inline-form" id="run-sweep">${csrfField(p)}<button type="submit">Run the staleness sweep now</button></form>
 </div>`
   : ''}
-${admin ? html`<div class="cards">${webhookForm(p, o.webhook)}${emailForm(p, o.email)}</div>` : ''}
+${admin ? html`${webhookForm(p, o.webhook)}${emailForm(p, o.email)}` : ''}
 
 <h2>Recently resolved</h2>
 ${d.recent.length ? incidentTable('recent-incidents', d.recent, true) : html`<p class="muted">No resolved incidents yet.</p>`}`;

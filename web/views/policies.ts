@@ -236,8 +236,8 @@ export function policyForm(
   <label>Extra prune times <textarea name="pruneCrons" rows="2" placeholder="0 12 * * 0"${inv('pruneCrons')}>${v.pruneCrons}</textarea>${err('pruneCrons')}</label>
   <h3>Repository checks</h3>
   <label>Check times (empty: no scheduled checks) <textarea name="checkCrons" rows="2" placeholder="30 4 * * 0"${inv('checkCrons')}>${v.checkCrons}</textarea>${err('checkCrons')}</label>
-  <div class="actions"><input type="checkbox" name="checkVerifyData" id="checkVerifyData" value="1"${v.checkVerifyData ? html` checked` : ''}><label for="checkVerifyData">Scheduled checks verify data (<code>borg check --verify-data</code>: reads every chunk, slow)</label></div>
-  ${o.isNew ? html`<div class="actions"><input type="checkbox" name="paused" id="paused" value="1"${v.paused ? html` checked` : ''}><label for="paused">Create it paused</label></div>` : ''}
+  <label><span><input type="checkbox" name="checkVerifyData" value="1"${v.checkVerifyData ? html` checked` : ''}> Scheduled checks verify data (<code>borg check --verify-data</code>: reads every chunk, slow)</span></label>
+  ${o.isNew ? html`<label><span><input type="checkbox" name="paused" value="1"${v.paused ? html` checked` : ''}> Create it paused</span></label>` : ''}
   <button type="submit" class="primary">${o.isNew ? 'Add policy' : 'Save'}</button>
   ${timezoneList()}
 </form>`;
