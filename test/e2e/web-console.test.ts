@@ -6,22 +6,28 @@
 // move over the WebSocket without a reload, and it ends `succeeded`; a viewer sees no start or
 // cancel controls and the API answers 403; logged out, pages redirect to the login and the API
 // and WebSocket answer 401; a POST without the CSRF token is refused; a file named
-// <script>alert(1)</script> shows as text. Screenshots go to docs/screenshots/.
+// <script>alert(1)</script> shows as text; a policy is added through its form (a bad cron comes
+// back with the reason and the input kept), paused and resumed from its page (the Temporal
+// Schedule follows) and removed. Screenshots go to docs/screenshots/.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ScheduleNotFoundError } from '@temporalio/client';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import * as jobsQ from '../../db/queries/jobs.js';
 import { createEventPublisher, createRedis } from '../../infra/events.js';
 import { findRepositoryByName } from '../../db/queries/repositories.js';
+import { addClient } from '../../services/clients.js';
 import { getJob } from '../../services/jobs.js';
+import { getPolicy, policyScheduleId } from '../../services/policies.js';
 import { addUser } from '../../services/users.js';
 import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
 import { createClientHost, type ClientHost } from '../helpers/client-host.js';
 import { freePort, httpStatus, waitFor } from '../helpers/net.js';
+import { cleanUpSchedules } from '../helpers/policies.js';
 import { projectRoot } from '../helpers/paths.js';
 import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
 import { startStack, type TestStack } from '../helpers/stack.js';
@@ -335,6 +341,58 @@ describe('web console in Chromium', () => {
     expect(r.api).toBe(403);
     expect(r.text).toContain('CSRF');
     expect((await jobsQ.listJobs(stack.deps.db, { limit: 500 })).length).toBe(before);
+    await ctx.close();
+  });
+
+  it('adds a policy through its form, pauses and resumes it from its page, and removes it', async () => {
+    cleanUpSchedules(stack);
+    // Only the schedule matters here: the client is never contacted.
+    await addClient(stack.deps, { name: 'policy-e2e', host: '127.0.0.1', port: 1, paths: ['/srv'] });
+    const ctx = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    const page = await ctx.newPage();
+    page.on('dialog', (d) => void d.accept());
+    await login(page, web.url, 'admin', adminPassword);
+    await page.goto(`${web.url}/policies/new`);
+    await page.fill('input[name=name]', 'nightly-e2e');
+    await page.selectOption('#client', 'policy-e2e');
+    await page.selectOption('#repository', 'main');
+    await page.fill('textarea[name=backupCrons]', 'every night');
+    await page.fill('input[name=timezone]', 'Europe/Berlin');
+    await page.fill('input[name=keepDaily]', '7');
+    // A bad cron: the form comes back with the reason next to the field and everything as typed.
+    await Promise.all([page.waitForURL(`${web.url}/policies`), page.click('#policy-form button[type=submit]')]);
+    expect(await page.locator('#error-backupCrons').textContent()).toContain('line 1: must be a cron expression');
+    expect(await page.inputValue('textarea[name=backupCrons]')).toBe('every night');
+    expect(await page.inputValue('input[name=name]')).toBe('nightly-e2e');
+    expect(await page.inputValue('input[name=keepDaily]')).toBe('7');
+    await page.screenshot({ path: join(screenshots, 'policy-form-error.png'), fullPage: true });
+    await page.fill('textarea[name=backupCrons]', '0 3 * * *');
+    await Promise.all([page.waitForURL(`${web.url}/policies/nightly-e2e?done=added`), page.click('#policy-form button[type=submit]')]);
+    const state = () => page.locator('#policy-state [data-state]').getAttribute('data-state');
+    const id = (await getPolicy(stack.deps, 'nightly-e2e')).id;
+    const schedulePaused = async () => (await stack.temporal.schedule.getHandle(policyScheduleId(id, 'backup')).describe()).state.paused;
+    expect(await state()).toBe('active');
+    expect(await schedulePaused()).toBe(false);
+
+    await Promise.all([page.waitForURL(/done=paused$/), page.click('#pause-policy button[type=submit]')]);
+    expect(await state()).toBe('paused');
+    expect(await schedulePaused()).toBe(true);
+    await page.screenshot({ path: join(screenshots, 'policy.png'), fullPage: true });
+    await Promise.all([page.waitForURL(/done=resumed$/), page.click('#resume-policy button[type=submit]')]);
+    expect(await state()).toBe('active');
+    expect(await schedulePaused()).toBe(false);
+
+    await page.goto(`${web.url}/policies`);
+    expect(await page.locator('#policies tr[data-policy="nightly-e2e"]').textContent()).toContain('policy-e2e');
+    await page.screenshot({ path: join(screenshots, 'policies.png'), fullPage: true });
+    await page.goto(`${web.url}/alerts`);
+    await page.screenshot({ path: join(screenshots, 'alerts.png'), fullPage: true });
+    await page.goto(`${web.url}/repositories/main`);
+    await page.screenshot({ path: join(screenshots, 'repository.png'), fullPage: true });
+
+    await page.goto(`${web.url}/policies/nightly-e2e`);
+    await Promise.all([page.waitForURL(`${web.url}/policies`), page.click('#remove-policy button[type=submit]')]);
+    await expect(stack.temporal.schedule.getHandle(policyScheduleId(id, 'backup')).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
     await ctx.close();
   });
 });
