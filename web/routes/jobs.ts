@@ -64,7 +64,7 @@ ${page.jobs.length
     const pr = d.live?.progress;
     const running = d.state === 'running';
     const body = html`<section id="job" data-job-id="${d.id}" data-last-seq="${lastSeq}" data-state="${d.state}" data-estimate="${live.estimate ?? ''}" data-started="${(d.startedAt ?? d.createdAt).toISOString()}">
-<h1>${d.kind} of ${d.clientName ?? '(removed client)'} <span id="job-state">${stateBadge(d.state)}</span></h1>
+<h1>${d.kind} of ${d.clientId ? (d.clientName ?? '(removed client)') : (d.repositoryName ?? '(removed repository)')} <span id="job-state">${stateBadge(d.state)}</span></h1>
 <div class="job-head">
 <dl class="facts">
   <dt>Job</dt><dd><code>${d.id}</code></dd>
