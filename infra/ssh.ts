@@ -108,6 +108,10 @@ export class SshConnection {
         if (done) return;
         done = true;
         opts.signal?.removeEventListener('abort', onAbort);
+        // Without this, Nagle's algorithm meets the peer's delayed ACKs on every request/answer
+        // round trip (SFTP reads, short execs): reading a client's log ran at 0.7 MB/s instead of
+        // 90 MB/s on loopback.
+        client.setNoDelay(true);
         resolve(new SshConnection(client, target, presented!));
       });
       client.on('error', (err: Error & { level?: string; code?: string }) => {
