@@ -10,7 +10,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, write
 import { join } from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { and, eq, isNull } from 'drizzle-orm';
-import ssh2 from 'ssh2';
+import { generateEd25519 } from '../infra/ssh-keygen.js';
 import type { Db } from '../db/client.js';
 import * as jobsQ from '../db/queries/jobs.js';
 import { appendJobLog } from '../db/queries/jobs.js';
@@ -154,7 +154,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         writeFileSync(join(clientDir, 'passphrase'), `${passphrase}\n`, { mode: 0o600 });
 
         // 5. The job's SSH credential: a fresh key pair per round; earlier ones stop working.
-        const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `borgcube-job-${jobId}` });
+        const pair = generateEd25519(`borgcube-job-${jobId}`);
         writeFileSync(join(clientDir, 'id'), pair.private, { mode: 0o600 });
         const publicKey = pair.public.trim().split(/\s+/).slice(0, 2).join(' ');
         await db.update(jobCredentialsTable).set({ revokedAt: new Date() }).where(and(eq(jobCredentialsTable.jobId, jobId), isNull(jobCredentialsTable.revokedAt)));

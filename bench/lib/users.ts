@@ -2,7 +2,7 @@
 // unprivileged, tagged (tags.ts), with ~/.ssh ready for key logins through a loopback sshd.
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import ssh2 from 'ssh2';
+import { generateEd25519 } from '../../infra/ssh-keygen.js';
 import { lookupAccount } from '../../infra/accounts.js';
 import { runChecked } from '../../infra/subprocess.js';
 import { onCleanup } from './cleanup.js';
@@ -41,7 +41,7 @@ export async function createBenchUser(): Promise<BenchUser> {
   const authorizedKeys = join(sshDir, 'authorized_keys');
   writeFileSync(authorizedKeys, '', { mode: 0o600 });
   own(authorizedKeys);
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: name });
+  const pair = generateEd25519(name);
   const privateKeyPath = join(sshDir, 'id_ed25519');
   writeFileSync(privateKeyPath, pair.private, { mode: 0o600 });
   own(privateKeyPath);

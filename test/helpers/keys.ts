@@ -1,5 +1,5 @@
 // SSH key pairs for tests, made in memory (no ssh-keygen round trip).
-import { utils } from 'ssh2';
+import { generateEd25519 } from '../../infra/ssh-keygen.js';
 
 export interface TestKeyPair {
   /** OpenSSH private key (PEM-like "-----BEGIN OPENSSH PRIVATE KEY-----"), unencrypted. */
@@ -9,6 +9,6 @@ export interface TestKeyPair {
 }
 
 export function generateTestKey(comment = 'borgcube-test'): TestKeyPair {
-  const k = utils.generateKeyPairSync('ed25519', { comment });
+  const k = generateEd25519(comment);
   return { privateKey: k.private, publicKey: k.public };
 }
