@@ -21,8 +21,9 @@ import type { Config } from '../infra/config.js';
 import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import { shellCommand, shellQuote } from '../infra/shell-quote.js';
-import type { SshConnection} from '../infra/ssh.js';
+import type { SshConnection } from '../infra/ssh.js';
 import { SshError } from '../infra/ssh.js';
+import { SshPool } from '../infra/ssh-pool.js';
 import { sshdPaths } from '../infra/sshd.js';
 import { connectClient, probeBorgVersion } from '../services/clients.js';
 import { LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
@@ -36,6 +37,8 @@ export interface ClientActivityDeps {
   storageAccount(): Account;
   /** Poll interval of the log follower (tests shorten it). */
   pollMs?: number;
+  /** Connections kept between the activities of a job (the worker's; one of its own otherwise). */
+  sshPool?: SshPool;
 }
 
 export interface JobRef {
@@ -64,6 +67,7 @@ interface RunHeartbeat {
 
 export function createClientActivities(deps: ClientActivityDeps) {
   const { db, config, log } = deps;
+  const pool = deps.sshPool ?? new SshPool();
 
   async function loadJob(jobId: string): Promise<{ job: Job; client: Client }> {
     const job = await jobs.findJob(db, jobId);
@@ -74,7 +78,13 @@ export function createClientActivities(deps: ClientActivityDeps) {
     return { job, client };
   }
 
+  /** Connections are only reused to a client whose host key is pinned, with the same target. */
+  const poolKey = (c: Client) => (c.hostKey ? `${c.id} ${c.sshUser}@${c.host}:${c.port} ${c.hostKey}` : undefined);
+
   async function connect(client: Client): Promise<SshConnection> {
+    const key = poolKey(client);
+    const kept = key ? pool.take(key) : undefined;
+    if (kept) return kept;
     try {
       return (await connectClient(deps, client, { signal: Context.current().cancellationSignal })).conn;
     } catch (err) {
@@ -85,8 +95,8 @@ export function createClientActivities(deps: ClientActivityDeps) {
     }
   }
 
-  async function ensureBorg(conn: SshConnection, client: Client, dir: string, jobId: string): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
-    const version = await probeBorgVersion(conn, client.borgPath);
+  async function ensureBorg(conn: SshConnection, client: Client, dir: string, jobId: string, probe: Promise<string | null>): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
+    const version = await probe;
     if (version) {
       if (!version.startsWith('1.2.')) throw ApplicationFailure.nonRetryable(`borg ${version} on the client is not 1.2.x; remove it or set --borg-path to a borg 1.2`, 'ClientConfigError');
       return { borgCmd: client.borgPath, deployed: false, version };
@@ -134,12 +144,17 @@ export function createClientActivities(deps: ClientActivityDeps) {
   async function withClient<T>(jobId: string, fn: (c: { conn: SshConnection; job: Job; client: Client; home: string; dir: string }) => Promise<T>): Promise<T> {
     const { job, client } = await loadJob(jobId);
     const conn = await connect(client);
+    let healthy = false;
     try {
       const sftp = await conn.sftp();
       const home = await sftpRealpath(sftp, '.');
-      return await fn({ conn, job, client, home, dir: posix.join(home, clientJobDir(jobId)) });
+      const r = await fn({ conn, job, client, home, dir: posix.join(home, clientJobDir(jobId)) });
+      healthy = true;
+      return r;
     } finally {
-      conn.close();
+      const key = poolKey(client);
+      if (healthy && key) pool.give(key, conn);
+      else conn.close();
     }
   }
 
@@ -152,17 +167,23 @@ export function createClientActivities(deps: ClientActivityDeps) {
     async pushJobFolder({ jobId }: JobRef): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
       const src = jobClientFilesDir(config, jobId);
       return withClient(jobId, async ({ conn, client, dir }) => {
+        // `borg --version` starts Python on the client (~0.2 s): let it run while the folder goes up.
+        const probe = probeBorgVersion(conn, client.borgPath);
+        probe.catch(() => {}); // awaited in ensureBorg; an upload failure must not leave it unhandled
         const sftp = await conn.sftp();
         await sftpMkdirPrivate(sftp, posix.dirname(posix.dirname(dir)));
         await sftpMkdirPrivate(sftp, posix.dirname(dir));
         // A previous round may have left a half-written folder: start from nothing.
-        await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 60_000 });
+        if (await sftpExists(sftp, dir)) await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 60_000 });
         await sftpMkdirPrivate(sftp, dir);
-        await uploadTree(sftp, src, dir, () => heartbeat());
+        const sent = await uploadTree(sftp, src, dir, () => heartbeat());
         const hostKey = readFileSync(sshdPaths(config.paths.sshdDir).hostPublicKey, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
-        await sftpWriteFile(sftp, posix.join(dir, 'known_hosts'), `[${config.ssh.host}]:${config.ssh.port} ${hostKey}\n`, 0o600);
+        const knownHosts = `[${config.ssh.host}]:${config.ssh.port} ${hostKey}\n`;
+        await sftpWriteFile(sftp, posix.join(dir, 'known_hosts'), knownHosts, 0o600);
+        sent.set(posix.join(dir, 'known_hosts'), createHash('sha256').update(knownHosts).digest('hex'));
+        await verifyPushed(conn, sent);
         log.info({ job: jobId, dir }, 'job folder pushed');
-        return ensureBorg(conn, client, dir, jobId);
+        return ensureBorg(conn, client, dir, jobId, probe);
       });
     },
 
@@ -200,8 +221,10 @@ export function createClientActivities(deps: ClientActivityDeps) {
 
         const splitter = new LineSplitter();
         let lastBeat = 0;
+        // Each poll is one SFTP open/read/close (~1 ms for the client); the slowest poll rate is
+        // also how late the end of borg is noticed.
         const minPoll = Math.min(deps.pollMs ?? 50, 50);
-        const maxPoll = deps.pollMs ?? 500;
+        const maxPoll = deps.pollMs ?? 200;
         let pollMs = minPoll;
         for (;;) {
           if (ctx.cancellationSignal.aborted) {
@@ -259,10 +282,10 @@ export function createClientActivities(deps: ClientActivityDeps) {
           }
         }
         await killBorg(conn, dir);
-        const r = await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 120_000 });
+        // Leave no empty BorgCube folders behind either (rmdir fails harmlessly while other jobs run).
+        const rm = `${shellCommand(['rm', '-rf', '--', dir])} || exit $?; ${shellCommand(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))])} 2>/dev/null; exit 0`;
+        const r = await conn.execRaw(rm, { timeoutMs: 120_000 });
         if (r.code !== 0) throw new Error(`removing ${dir} on the client failed: ${r.stderr.toString('utf8').trim().slice(0, 300)}`);
-        // Leave no empty BorgCube folders behind either (fails harmlessly while other jobs run).
-        await conn.exec(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))], { timeoutMs: 30_000 });
         if (await sftpExists(await conn.sftp(), dir)) throw new Error(`${dir} is still on the client`);
       });
     },
@@ -455,17 +478,44 @@ function sftpWriteFile(sftp: SFTPWrapper, p: string, data: string | Buffer, mode
   return new Promise((resolve, reject) => sftp.writeFile(p, data, { mode }, (err) => (err ? reject(err) : resolve())));
 }
 
-async function uploadTree(sftp: SFTPWrapper, localDir: string, remoteDir: string, onProgress: () => void): Promise<void> {
+/**
+ * Copies a local folder into a remote one; returns the SHA-256 of every file sent, by remote
+ * path. Small files (all but the prepared cache's indexes) go in one SFTP write each.
+ */
+async function uploadTree(sftp: SFTPWrapper, localDir: string, remoteDir: string, onProgress: () => void, sent = new Map<string, string>()): Promise<Map<string, string>> {
   for (const name of readdirSync(localDir)) {
     const l = join(localDir, name);
     const r = posix.join(remoteDir, name);
     const st = statSync(l);
     if (st.isDirectory()) {
       await sftpMkdirPrivate(sftp, r);
-      await uploadTree(sftp, l, r, onProgress);
+      await uploadTree(sftp, l, r, onProgress, sent);
+    } else if (st.size <= 1024 * 1024) {
+      const data = readFileSync(l);
+      await sftpWriteFile(sftp, r, data, 0o600);
+      sent.set(r, createHash('sha256').update(data).digest('hex'));
     } else {
       await new Promise<void>((resolve, reject) => sftp.fastPut(l, r, { mode: 0o600, step: onProgress }, (err) => (err ? reject(err) : resolve())));
+      sent.set(r, await sha256File(l));
     }
+  }
+  return sent;
+}
+
+/**
+ * Every pushed file must be on the client exactly as sent: borg given a damaged key or
+ * credential fails only later, in every retry of the run, with a misleading message.
+ */
+async function verifyPushed(conn: SshConnection, sent: Map<string, string>): Promise<void> {
+  if (!sent.size) return;
+  const r = await conn.exec(['sha256sum', '--', ...sent.keys()], { timeoutMs: 120_000 });
+  const got = new Map<string, string>();
+  for (const line of r.stdout.toString('utf8').split('\n')) {
+    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (m) got.set(m[2]!, m[1]!);
+  }
+  for (const [path, digest] of sent) {
+    if (got.get(path) !== digest) throw new Error(`${posix.basename(path)} arrived damaged in the job folder on the client (SHA-256 ${got.get(path)?.slice(0, 16) ?? 'unreadable'}…, sent ${digest.slice(0, 16)}…)`);
   }
 }
 

@@ -83,6 +83,10 @@ export class SshConnection {
     /** The host key the server presented. */
     readonly hostKey: HostKey,
   ) {
+    // 'end' comes first when the server hangs up: a pooled connection must look closed at once.
+    client.on('end', () => {
+      this.closed = true;
+    });
     client.on('close', () => {
       this.closed = true;
     });
@@ -160,6 +164,7 @@ export class SshConnection {
   }
 
   close(): void {
+    this.closed = true;
     this.client.end();
   }
 

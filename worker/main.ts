@@ -13,6 +13,7 @@ import { loadConfig } from '../infra/config.js';
 import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
+import { SshPool } from '../infra/ssh-pool.js';
 import { connectTemporal } from '../infra/temporal.js';
 import { ensureAlertSweepSchedule } from '../services/alerts.js';
 
@@ -22,7 +23,8 @@ async function main() {
   const dbh = createDb(config.databaseUrl, { max: 10, applicationName: 'borgcube-worker' });
   const events = createEventPublisher(createRedis(config.redisUrl));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const deps = { db: dbh.db, config, events, log, storageAccount: () => requireAccount(config.accounts.storage) };
+  const sshPool = new SshPool();
+  const deps = { db: dbh.db, config, events, log, sshPool, storageAccount: () => requireAccount(config.accounts.storage) };
   // Alert activities start delivery workflows and open the sealed channel targets.
   const temporal = await connectTemporal(config);
   let masterKey: MasterKey | undefined;
@@ -38,7 +40,7 @@ async function main() {
   // The periodic staleness sweep of this task queue (idempotent; several workers may race here).
   await ensureAlertSweepSchedule(temporal.client, config).catch((err: Error) => log.warn({ err: err.message }, 'could not create the alert sweep schedule'));
   log.info({ taskQueue: config.temporal.taskQueue }, 'worker ready');
-  await runUntilSignal(worker, log, [() => connection.close(), () => temporal.close(), () => events.close(), () => dbh.close()]);
+  await runUntilSignal(worker, log, [() => Promise.resolve(sshPool.closeAll()), () => connection.close(), () => temporal.close(), () => events.close(), () => dbh.close()]);
 }
 
 runMain('worker', main);
