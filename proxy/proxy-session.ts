@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'node:stream';
 import { FrameDecoder, encodeFrame, type Frame } from './ipc.js';
 import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from './borg/msgpack.js';
 import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from './borg/rpc.js';
-import { serviceMessage, type AttachResult, type ServiceMessage } from './session-protocol.js';
+import { parseServiceMessage, type AttachResult, type ServiceMessage } from './service-message.js';
 
 /** Stop reading the client while this much payload waits for the repository service. */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
@@ -247,9 +247,9 @@ export function socketLink(sock: Socket, onBroken: () => void): ServiceLink {
       return;
     }
     for (const f of frames) {
-      const m = serviceMessage.safeParse(f.header);
-      if (!m.success) return onBroken();
-      handler(m.data, f.payload);
+      const m = parseServiceMessage(f.header);
+      if (!m) return onBroken();
+      handler(m, f.payload);
     }
   });
   sock.on('close', onBroken);

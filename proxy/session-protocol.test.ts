@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { proxyRequest, serviceMessage } from './session-protocol.js';
+import { parseServiceMessage } from './service-message.js';
+import { proxyRequest } from './session-protocol.js';
 
 describe('proxy ↔ service messages', () => {
   it('accepts every request shape and refuses others', () => {
@@ -24,16 +25,39 @@ describe('proxy ↔ service messages', () => {
     expect(proxyRequest.safeParse({ t: 'nonce', rid: 1, op: 'commit', next: '-1' }).success).toBe(false);
   });
 
-  it('accepts every service message shape', () => {
+  it('accepts every service message shape and nothing else', () => {
+    const repoId = 'cd'.repeat(32);
     for (const m of [
       { t: 'reply', rid: 1, ok: true, result: null },
       { t: 'reply', rid: 1, ok: true, result: { int: '5' } },
       { t: 'reply', rid: 1, ok: true, result: { bytes: true } },
+      { t: 'reply', rid: 1, ok: true, result: { keyText: 'BORG_KEY …', repoId } },
       { t: 'reply', rid: 1, ok: false, error: { cls: 'ObjectNotFound', message: 'x', fatal: true } },
+      { t: 'reply', rid: 1, ok: false, error: { cls: 'ObjectNotFound', message: 'x' } },
       { t: 'abort', reason: 'r' },
     ]) {
-      expect(serviceMessage.safeParse(m).success, JSON.stringify(m)).toBe(true);
+      expect(parseServiceMessage(m), JSON.stringify(m)).toEqual(m);
     }
-    expect(serviceMessage.safeParse({ t: 'reply', rid: 1, ok: true }).success).toBe(false);
+    for (const m of [
+      null,
+      [],
+      'reply',
+      { t: 'reply', rid: 1, ok: true },
+      { t: 'reply', rid: -1, ok: true, result: null },
+      { t: 'reply', rid: 1.5, ok: true, result: null },
+      { t: 'reply', rid: 1, ok: true, result: { int: '-5' } },
+      { t: 'reply', rid: 1, ok: true, result: { int: 5 } },
+      { t: 'reply', rid: 1, ok: true, result: { bytes: false } },
+      { t: 'reply', rid: 1, ok: true, result: { keyText: 'k', repoId: 'xyz' } },
+      { t: 'reply', rid: 1, ok: true, result: null, extra: 1 },
+      { t: 'reply', rid: 1, ok: 'yes', result: null },
+      { t: 'reply', rid: 1, ok: false, error: { cls: 'X'.repeat(129), message: 'm' } },
+      { t: 'reply', rid: 1, ok: false, error: { cls: 'X', message: 'm', fatal: 'no' } },
+      { t: 'abort', reason: 'r'.repeat(4097) },
+      { t: 'abort' },
+      { t: 'hello' },
+    ]) {
+      expect(parseServiceMessage(m), JSON.stringify(m)).toBeUndefined();
+    }
   });
 });

@@ -44,44 +44,8 @@ export const proxyRequest = z.discriminatedUnion('t', [
 ]);
 export type ProxyRequest = z.infer<typeof proxyRequest>;
 
-export interface ReplyError {
-  /** Python exception class name the client will see (BORG_PROTOCOL.md §1.3). */
-  cls: string;
-  message: string;
-  /** The proxy hangs up after sending this error (violations, broken sessions). */
-  fatal?: boolean;
-}
-
-export const attachResult = z.object({
-  /**
-   * Key text answered to `load_key` (the job key, encrypted with the job passphrase, which only
-   * the client has). The proxy holds no key material: the service checks and opens the objects.
-   */
-  keyText: z.string(),
-  /** Repository id the client is shown. */
-  repoId: hex32,
-});
-export type AttachResult = z.infer<typeof attachResult>;
-
-// A plain union: two shapes share t='reply' (zod's discriminated unions need unique values).
-export const serviceMessage = z.union([
-  z.object({
-    t: z.literal('reply'),
-    rid,
-    ok: z.literal(true),
-    /** Method result for the client: null, an int (as decimal string for 64-bit), or bytes in the payload. */
-    result: z.union([z.null(), z.object({ int: u64 }), z.object({ bytes: z.literal(true) }), attachResult]),
-  }),
-  z.object({
-    t: z.literal('reply'),
-    rid,
-    ok: z.literal(false),
-    error: z.object({ cls: z.string().max(128), message: z.string().max(4096), fatal: z.boolean().optional() }),
-  }),
-  /** The service ends the session (job cancelled, violation elsewhere, service stopping). */
-  z.object({ t: z.literal('abort'), reason: z.string().max(4096) }),
-]);
-export type ServiceMessage = z.infer<typeof serviceMessage>;
+// The other direction (service → proxy) is in service-message.ts, without zod: see there why.
+export type { AttachResult, ReplyError, ServiceMessage } from './service-message.js';
 
 /** What the AuthorizedKeysCommand asks on its own short connection. */
 export const authorizedKeysRequest = z.object({
