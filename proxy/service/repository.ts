@@ -286,16 +286,21 @@ export class RepositoryHandle {
     return this.commitLock.run(async () => {
       const claimed = this.claimedIds(jobId);
       const victims = [...ids].filter((h) => !this.chunks.has(h) && !claimed.has(h));
+      // Some are gone already (the client-id copy of an accepted archive is deleted with the
+      // commit that publishes it): only real removals are counted and need a commit, which
+      // rewrites the repository index and holds up every other writer meanwhile.
+      let removed = 0;
       for (const h of victims) {
         try {
           await up.call('delete', { id: Buffer.from(h, 'hex') });
+          removed++;
         } catch (err) {
           if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
         }
         this.recentPuts.delete(h);
       }
-      if (victims.length) await this.commit(up);
-      return victims.length;
+      if (removed) await this.commit(up);
+      return removed;
     });
   }
 

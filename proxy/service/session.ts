@@ -97,6 +97,8 @@ interface SessionArchive {
 }
 
 const checkpointSuffix = /^\.checkpoint(\.\d+)?$/;
+/** Item-stream chunks (≤ 512 KiB each, borg's items chunker) read ahead while checking an archive. */
+const ITEMS_READ_WINDOW = 16;
 
 export class Session implements LiveSession {
   /** Objects uploaded in this session: verified plaintext size and stored size. */
@@ -339,13 +341,26 @@ export class Session implements LiveSession {
       if (h && this.repo.chunks.has(idHex)) return this.repo.chunks.get(idHex);
       return undefined;
     };
-    const parser = new ItemStreamParser();
     for (const itemsId of meta.items) {
       const ih = itemsId.toString('hex');
       const k = known(ih);
       if (!k) throw this.unknownReference(ih, name);
       ref(ih, k.size, k.csize);
-      const chunk = await this.repo.readObject(this.up, itemsId);
+    }
+    // The item stream is read back from the repository with a window of requests in flight:
+    // one round trip to borg serve per metadata chunk, one after the other, was most of the
+    // fixed cost of an unchanged backup with many files.
+    const reads = new Map<number, Promise<{ plaintext: Buffer }>>();
+    let requested = 0;
+    const parser = new ItemStreamParser();
+    for (let i = 0; i < meta.items.length; i++) {
+      for (; requested < Math.min(i + ITEMS_READ_WINDOW, meta.items.length); requested++) {
+        const p = this.repo.readObject(this.up, meta.items[requested]!);
+        p.catch(() => {}); // awaited below, in order; a failure surfaces there
+        reads.set(requested, p);
+      }
+      const chunk = await reads.get(i)!;
+      reads.delete(i);
       let ids: Buffer[];
       try {
         ids = parser.feed(chunk.plaintext);
@@ -484,6 +499,12 @@ function show(name: string): string {
 }
 
 export function replyErrorOf(err: unknown): ReplyError {
+  const e = replyErrorOfUncapped(err);
+  // The proxy refuses longer messages (service-message.ts); borg's own errors can be long.
+  return { ...e, message: e.message.slice(0, 4000) };
+}
+
+function replyErrorOfUncapped(err: unknown): ReplyError {
   if (err instanceof PolicyViolation) return { cls: 'ProxyPolicyError', message: `BorgCube refused this: ${err.message}`, fatal: true };
   if (err instanceof SessionError) return { cls: err.cls, message: err.message };
   if (err instanceof UpstreamError) return { cls: err.cls, message: err.message, fatal: true };
