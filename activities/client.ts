@@ -22,7 +22,7 @@ import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import { shellCommand, shellQuote } from '../infra/shell-quote.js';
 import type { SshConnection } from '../infra/ssh.js';
-import { SshError } from '../infra/ssh.js';
+import { normalizeKey, SshError } from '../infra/ssh.js';
 import { SshPool } from '../infra/ssh-pool.js';
 import { sshdPaths } from '../infra/sshd.js';
 import { connectClient, probeBorgVersion } from '../services/clients.js';
@@ -106,9 +106,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
     const remote = posix.join(dir, 'borg');
     const sftp = await conn.sftp();
     await new Promise<void>((resolve, reject) => sftp.fastPut(local, remote, { mode: 0o700, step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
-    const r = await conn.exec(['sha256sum', '--', remote], { timeoutMs: 120_000 });
-    const got = r.stdout.toString('utf8').split(/\s+/)[0];
-    if (r.code !== 0 || got !== digest) throw new Error(`the borg uploaded to the client has SHA-256 ${got ?? '?'}, expected ${digest}`);
+    await verifyPushed(conn, new Map([[remote, digest]]));
     const deployedVersion = await probeBorgVersion(conn, remote);
     if (!deployedVersion) throw ApplicationFailure.nonRetryable(`the deployed borg (${local}) does not run on the client`, 'ClientConfigError');
     log.info({ job: jobId, version: deployedVersion }, 'borg deployed to the client');
@@ -177,7 +175,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
         if (await sftpExists(sftp, dir)) await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 60_000 });
         await sftpMkdirPrivate(sftp, dir);
         const sent = await uploadTree(sftp, src, dir, () => heartbeat());
-        const hostKey = readFileSync(sshdPaths(config.paths.sshdDir).hostPublicKey, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
+        const hostKey = normalizeKey(readFileSync(sshdPaths(config.paths.sshdDir).hostPublicKey, 'utf8'));
         const knownHosts = `[${config.ssh.host}]:${config.ssh.port} ${hostKey}\n`;
         await sftpWriteFile(sftp, posix.join(dir, 'known_hosts'), knownHosts, 0o600);
         sent.set(posix.join(dir, 'known_hosts'), createHash('sha256').update(knownHosts).digest('hex'));

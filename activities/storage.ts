@@ -19,7 +19,7 @@ import { archivesTable, jobCredentialsTable, jobKeysTable, type JobStats } from 
 import type { Config } from '../infra/config.js';
 import type { Logger } from '../infra/logger.js';
 import type { MasterKey } from '../infra/secrets.js';
-import { fingerprintOfPublicKey } from '../infra/ssh.js';
+import { fingerprintOfPublicKey, normalizeKey } from '../infra/ssh.js';
 import { filesCachePath, jobClientFilesDir, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
 import { writeClientCache } from '../proxy/borg/cache-config.js';
 import { readFilesCache } from '../proxy/borg/files-cache.js';
@@ -156,7 +156,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         // 5. The job's SSH credential: a fresh key pair per round; earlier ones stop working.
         const pair = generateEd25519(`borgcube-job-${jobId}`);
         writeFileSync(join(clientDir, 'id'), pair.private, { mode: 0o600 });
-        const publicKey = pair.public.trim().split(/\s+/).slice(0, 2).join(' ');
+        const publicKey = normalizeKey(pair.public);
         await db.update(jobCredentialsTable).set({ revokedAt: new Date() }).where(and(eq(jobCredentialsTable.jobId, jobId), isNull(jobCredentialsTable.revokedAt)));
         await db.insert(jobCredentialsTable).values({
           jobId,
