@@ -42,6 +42,12 @@ export interface RepositoryDeps {
   lockWait?: number;
   /** How long an unused upstream session stays open. */
   idleCloseMs?: number;
+  /**
+   * How long a started, not yet opened `borg serve` waits for the next open after the upstream
+   * closed (0: none). Starting borg's Python costs about a quarter of a second, which otherwise
+   * every job after a quiet spell pays while its client waits.
+   */
+  spareTtlMs?: number;
 }
 
 /** Most bytes a put may decompress to (borg's own chunks are at most ~20 MiB). */
@@ -70,6 +76,8 @@ export class RepositoryHandle {
   readonly sessions = new Set<LiveSession>();
 
   private upstream: Upstream | undefined;
+  /** A started `borg serve` without an open repository (no lock), ready for the next open. */
+  private spare: { up: Promise<Upstream>; timer: NodeJS.Timeout } | undefined;
   private opening: Promise<Upstream> | undefined;
   private users = 0;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -171,8 +179,9 @@ export class RepositoryHandle {
   }
 
   private async doOpen(): Promise<Upstream> {
-    const up = await Upstream.open({ borgPath: this.deps.borgPath, repoPath: this.info.path, lockWait: this.deps.lockWait ?? 60, log: this.deps.log });
+    const up = await this.startUpstream();
     try {
+      await up.openRepository();
       if (up.repoId !== this.info.borgId) throw new Error(`${this.info.path} holds borg repository ${up.repoId}, expected ${this.info.borgId}`);
       const object = asBytes(await up.call('get', { id: MANIFEST_ID }), 'manifest');
       const dec = await decryptUnchecked(this.key, object, { maxOutput: MAX_PLAINTEXT });
@@ -207,6 +216,46 @@ export class RepositoryHandle {
 
   private closingOnPurpose = false;
 
+  private upstreamOptions() {
+    return { borgPath: this.deps.borgPath, repoPath: this.info.path, lockWait: this.deps.lockWait ?? 60, log: this.deps.log };
+  }
+
+  /** The spare if it is still alive, a freshly started `borg serve` otherwise. */
+  private async startUpstream(): Promise<Upstream> {
+    const spare = this.spare;
+    this.spare = undefined;
+    if (spare) {
+      clearTimeout(spare.timer);
+      const up = await spare.up.catch(() => undefined);
+      if (up && !up.isClosed) return up;
+    }
+    return Upstream.start(this.upstreamOptions());
+  }
+
+  private startSpare() {
+    const ttl = this.deps.spareTtlMs ?? 10 * 60_000;
+    if (ttl <= 0 || this.spare || this.shutDown) return;
+    const up = Upstream.start(this.upstreamOptions());
+    // A spare that fails to start is simply not there; the next open starts borg itself and
+    // reports what went wrong.
+    up.catch((err: Error) => this.deps.log.debug({ repository: this.info.name, err: err.message }, 'spare borg serve did not start'));
+    const timer = setTimeout(() => {
+      if (this.spare?.up !== up) return;
+      this.spare = undefined;
+      void up.then((u) => u.close()).catch(() => {});
+    }, ttl);
+    timer.unref();
+    this.spare = { up, timer };
+  }
+
+  private async closeSpare() {
+    const spare = this.spare;
+    this.spare = undefined;
+    if (!spare) return;
+    clearTimeout(spare.timer);
+    await spare.up.then((u) => u.close()).catch(() => {});
+  }
+
   private async closeUpstream() {
     const up = this.upstream;
     if (!up) return;
@@ -221,11 +270,16 @@ export class RepositoryHandle {
       }
     }
     this.deps.log.debug({ repository: this.info.name }, 'repository closed');
+    this.startSpare();
   }
 
+  private shutDown = false;
+
   async shutdown() {
+    this.shutDown = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     await this.closeUpstream();
+    await this.closeSpare();
   }
 
   /** Reads and decrypts an object with the real key (ids are checked). */

@@ -72,6 +72,21 @@ export class Upstream {
 
   /** Starts `borg serve`, negotiates and opens the repository with the exclusive lock. */
   static async open(opts: UpstreamOptions): Promise<Upstream> {
+    const up = await Upstream.start(opts);
+    try {
+      await up.openRepository();
+      return up;
+    } catch (err) {
+      await up.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Starts `borg serve` and negotiates, without opening the repository: no lock is taken, so
+   * such a process can wait as a spare while others use the repository.
+   */
+  static async start(opts: UpstreamOptions): Promise<Upstream> {
     const child = spawn(opts.borgPath, ['serve', '--restrict-to-repository', opts.repoPath], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: baseEnv({ HOME: process.env.HOME ?? '/nonexistent' }),
@@ -79,22 +94,27 @@ export class Upstream {
     const up = new Upstream(child, opts);
     try {
       await up.sendRaw([encodeNegotiate(++up.msgid)], 'negotiate');
-      const id = await up.call('open', {
-        path: opts.repoPath,
-        create: false,
-        lock_wait: opts.lockWait,
-        lock: true,
-        exclusive: true,
-        append_only: false,
-        make_parent_dirs: false,
-      });
-      if (!Buffer.isBuffer(id) || id.length !== 32) throw new UpstreamError('ProtocolError', 'open returned no repository id');
-      up.repoId = id.toString('hex');
       return up;
     } catch (err) {
       await up.close();
       throw err;
     }
+  }
+
+  /** Opens the repository of a started upstream, with the exclusive lock. */
+  async openRepository(): Promise<void> {
+    if (this.repoId) throw new Error(`${this.opts.repoPath} is open already`);
+    const id = await this.call('open', {
+      path: this.opts.repoPath,
+      create: false,
+      lock_wait: this.opts.lockWait,
+      lock: true,
+      exclusive: true,
+      append_only: false,
+      make_parent_dirs: false,
+    });
+    if (!Buffer.isBuffer(id) || id.length !== 32) throw new UpstreamError('ProtocolError', 'open returned no repository id');
+    this.repoId = id.toString('hex');
   }
 
   get isClosed() {
