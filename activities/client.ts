@@ -53,6 +53,11 @@ const MAX_STORED_LINES = 20_000;
 /** Largest files cache accepted back from a client. */
 const MAX_FILES_CACHE = 1024 * 1024 * 1024;
 
+/** What probeClient found: the version of the borg at the client's configured path, if any. */
+export interface ClientProbe {
+  version: string | null;
+}
+
 export interface RunBorgInput extends JobRef {
   /** The borg command on the client (from pushJobFolder). */
   borgCmd: string;
@@ -158,15 +163,24 @@ export function createClientActivities(deps: ClientActivityDeps) {
 
   return {
     /**
+     * Runs while the server prepares the job: connects (the connection then waits in the pool for
+     * pushJobFolder) and asks the client's borg for its version, which costs Python's start-up.
+     */
+    async probeClient({ jobId }: JobRef): Promise<ClientProbe> {
+      return withClient(jobId, async ({ conn, client }) => ({ version: await probeBorgVersion(conn, client.borgPath) }));
+    },
+
+    /**
      * Uploads what prepareBackup wrote for the client into a fresh private job folder, then makes
      * sure there is a borg 1.2 to run: the client's own, or the server's uploaded into the job
      * folder and checked by its SHA-256 there. One SSH connection for both.
      */
-    async pushJobFolder({ jobId }: JobRef): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
+    async pushJobFolder({ jobId, probed }: JobRef & { probed?: ClientProbe }): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
       const src = jobClientFilesDir(config, jobId);
       return withClient(jobId, async ({ conn, client, dir }) => {
-        // `borg --version` starts Python on the client (~0.2 s): let it run while the folder goes up.
-        const probe = probeBorgVersion(conn, client.borgPath);
+        // `borg --version` starts Python on the client (~0.2 s): done by probeClient while the
+        // server prepared, or else here while the folder goes up.
+        const probe = probed ? Promise.resolve(probed.version) : probeBorgVersion(conn, client.borgPath);
         probe.catch(() => {}); // awaited in ensureBorg; an upload failure must not leave it unhandled
         const sftp = await conn.sftp();
         await sftpMkdirPrivate(sftp, posix.dirname(posix.dirname(dir)));
@@ -217,50 +231,82 @@ export function createClientActivities(deps: ClientActivityDeps) {
         const beat = (started: boolean) => heartbeat({ offset, started, progress: follower.progress } satisfies RunHeartbeat);
         beat(true);
 
+        // One exec channel that returns when run.sh ends tells the loop at once that borg is done,
+        // so the log itself can be polled gently: polling it fast (to notice the end early) cost
+        // the worker a sixth of a core for the whole backup, which a first backup on a small
+        // server takes from borg and the repository service.
+        const waiter = new AbortController();
+        const run = { waiter: 'waiting' as 'waiting' | 'ended' | 'failed' };
+        const runEnded = waitForRunEnd(conn, dir, waiter.signal).then(
+          () => void (run.waiter = 'ended'),
+          () => void (run.waiter = 'failed'),
+        );
         const splitter = new LineSplitter();
         let lastBeat = 0;
-        // Each poll is one SFTP open/read/close (~1 ms for the client); the slowest poll rate is
-        // also how late the end of borg is noticed.
+        // Each poll is one SFTP open/read/close (~1 ms for the client). With the waiter, the poll
+        // rate only sets how live the log is; without it (it failed), also how late the end is seen.
         const minPoll = Math.min(deps.pollMs ?? 50, 50);
-        const maxPoll = deps.pollMs ?? 200;
         let pollMs = minPoll;
-        for (;;) {
-          if (ctx.cancellationSignal.aborted) {
-            await killBorg(conn, dir);
-            await follower.own('cancelled: borg create stopped on the client');
-            await follower.flush();
-            throw new CancelledFailure('backup cancelled');
-          }
-          const chunk = await sftpReadFrom(sftp, posix.join(dir, 'borg.log'), offset, 1024 * 1024);
-          if (chunk.length) {
-            offset += chunk.length;
-            for (const l of splitter.push(chunk)) await follower.line(parseBorgLine(l.line, l.truncated));
-          }
-          const rcText = chunk.length === 0 ? await sftpReadSmall(sftp, posix.join(dir, 'rc')) : undefined;
-          if (rcText !== undefined) {
-            for (const l of splitter.flush()) await follower.line(parseBorgLine(l.line, l.truncated));
-            await follower.flush();
-            const rc = Number(rcText.trim());
-            beat(false);
-            if (rc === 0 || rc === 1) {
-              await follower.own(rc === 0 ? 'borg create finished' : 'borg create finished with warnings (see above)');
-              return { rc };
+        let polledAfterEnd = 0;
+        try {
+          for (;;) {
+            if (ctx.cancellationSignal.aborted) {
+              await killBorg(conn, dir);
+              await follower.own('cancelled: borg create stopped on the client');
+              await follower.flush();
+              throw new CancelledFailure('backup cancelled');
             }
-            // The next attempt starts borg again; its log continues after this one.
-            await conn.exec(['rm', '-f', '--', posix.join(dir, 'rc'), posix.join(dir, 'borg.pid')], { timeoutMs: 30_000 });
-            const msg = follower.lastError ?? `borg create exited with ${Number.isNaN(rc) ? rcText.trim().slice(0, 20) : rc}`;
-            if (follower.lastErrorTransient || Number.isNaN(rc) || rc > 128) throw new Error(msg);
-            throw ApplicationFailure.nonRetryable(msg, 'BorgFailed');
+            const chunk = await sftpReadFrom(sftp, posix.join(dir, 'borg.log'), offset, 1024 * 1024);
+            if (chunk.length) {
+              offset += chunk.length;
+              for (const l of splitter.push(chunk)) await follower.line(parseBorgLine(l.line, l.truncated));
+            }
+            const rcText = chunk.length === 0 ? await sftpReadSmall(sftp, posix.join(dir, 'rc')) : undefined;
+            if (rcText !== undefined) {
+              for (const l of splitter.flush()) await follower.line(parseBorgLine(l.line, l.truncated));
+              await follower.flush();
+              const rc = Number(rcText.trim());
+              beat(false);
+              if (rc === 0 || rc === 1) {
+                await follower.own(rc === 0 ? 'borg create finished' : 'borg create finished with warnings (see above)');
+                return { rc };
+              }
+              // The next attempt starts borg again; its log continues after this one.
+              await conn.exec(['rm', '-f', '--', posix.join(dir, 'rc'), posix.join(dir, 'borg.pid')], { timeoutMs: 30_000 });
+              const msg = follower.lastError ?? `borg create exited with ${Number.isNaN(rc) ? rcText.trim().slice(0, 20) : rc}`;
+              if (follower.lastErrorTransient || Number.isNaN(rc) || rc > 128) throw new Error(msg);
+              throw ApplicationFailure.nonRetryable(msg, 'BorgFailed');
+            }
+            const now = Date.now();
+            if (now - lastBeat > 2000 || chunk.length) {
+              beat(true);
+              lastBeat = now;
+            }
+            await follower.maybeFlush();
+            if (run.waiter === 'ended') {
+              // run.sh is gone: what is left is the rest of the log and the rc file. Should rc
+              // never appear (run.sh killed), go on polling as without the waiter.
+              if (++polledAfterEnd > 40) run.waiter = 'failed';
+              if (!chunk.length) await sleep(minPoll, undefined, { signal: ctx.cancellationSignal }).catch(() => {});
+              continue;
+            }
+            if (run.waiter === 'waiting') {
+              // Borg prints progress five times a second: read it in batches, slower when nothing comes.
+              pollMs = chunk.length ? 4 * minPoll : Math.min(pollMs * 1.5, deps.pollMs ?? 1000);
+              const timer = new AbortController();
+              const stop = () => timer.abort();
+              ctx.cancellationSignal.addEventListener('abort', stop, { once: true });
+              await Promise.race([sleep(pollMs, undefined, { signal: timer.signal }).catch(() => {}), runEnded]);
+              ctx.cancellationSignal.removeEventListener('abort', stop);
+              timer.abort();
+            } else {
+              // Quick to notice the end of a short backup, easy on the client during a long one.
+              pollMs = chunk.length ? minPoll : Math.min(pollMs * 1.5, deps.pollMs ?? 200);
+              if (!chunk.length) await sleep(pollMs, undefined, { signal: ctx.cancellationSignal }).catch(() => {});
+            }
           }
-          const now = Date.now();
-          if (now - lastBeat > 2000 || chunk.length) {
-            beat(true);
-            lastBeat = now;
-          }
-          await follower.maybeFlush();
-          // Quick to notice the end of a short backup, easy on the client during a long one.
-          pollMs = chunk.length ? minPoll : Math.min(pollMs * 1.5, maxPoll);
-          if (!chunk.length) await sleep(pollMs, undefined, { signal: ctx.cancellationSignal }).catch(() => {});
+        } finally {
+          waiter.abort();
         }
       });
     },
@@ -314,11 +360,15 @@ class LogFollower {
     private seq: number,
   ) {}
 
+  /**
+   * BorgCube's own lines (started, finished, cancelled) are few and mark where the job is: stored
+   * before they are published, so that a viewer that subscribes late still finds them.
+   */
   async own(message: string, level = 'INFO') {
-    await this.line({ kind: 'log', level, type: 'borgcube', msgid: null, message, time: null });
+    await this.line({ kind: 'log', level, type: 'borgcube', msgid: null, message, time: null }, true);
   }
 
-  async line(l: BorgLine | null) {
+  async line(l: BorgLine | null, storeFirst = false) {
     if (!l) return;
     if (l.kind === 'progress') {
       const now = Date.now();
@@ -347,6 +397,7 @@ class LogFollower {
       message: l.message,
     };
     this.batch.push(row);
+    if (storeFirst) await this.flush();
     await this.deps.events
       .publish(this.jobId, { type: 'log', seq: row.seq, time: row.time.toISOString(), level: row.level, kind: row.type, msgid: row.msgid, message: row.message })
       .catch(() => {});
@@ -407,6 +458,28 @@ async function borgRunning(conn: SshConnection, dir: string): Promise<boolean> {
   const script = `p=$(cat ${shellQuote(pidFile)} 2>/dev/null) || exit 1; [ -n "$p" ] && kill -0 "$p" 2>/dev/null && [ "$(readlink /proc/$p/cwd)" = ${shellQuote(dir)} ]`;
   const r = await conn.execRaw(script, { timeoutMs: 30_000 });
   return r.code === 0;
+}
+
+/**
+ * Returns when run.sh (started or re-attached to just before) has ended, i.e. borg exited and its
+ * rc is written; at once if it is not running. Plain sh with a builtin read of /proc per check, so
+ * it works with busybox too. `tail --pid` would fork less but waits for run.sh to be reaped, and a
+ * client's init may reap its orphans late.
+ */
+async function waitForRunEnd(conn: SshConnection, dir: string, signal: AbortSignal): Promise<void> {
+  const d = shellQuote(dir);
+  const script = [
+    `cd ${d} || exit 0`,
+    // run.sh writes its pid first thing; give a just-started one a moment.
+    'i=0; while [ ! -s run.pid ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done',
+    'rp=$(cat run.pid 2>/dev/null); [ -n "$rp" ] || exit 0',
+    // The pid must still be this job's run.sh (pids are reused).
+    `[ "$(readlink /proc/$rp/cwd 2>/dev/null)" = ${d} ] || exit 0`,
+    // Until it is gone or a zombie (state Z/X after the command name).
+    'while read -r st 2>/dev/null < "/proc/$rp/stat"; do case "$st" in *") Z "*|*") X "*) break ;; esac; sleep 0.2; done',
+  ].join('\n');
+  const r = await conn.execRaw(script, { signal, maxOutput: 4096 });
+  if (r.code !== 0) throw new Error(`waiting for borg on the client failed (${r.code ?? r.signal})`);
 }
 
 /** SIGTERM to borg's process group (run.sh is the session leader), SIGKILL if it lingers. */

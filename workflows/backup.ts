@@ -11,7 +11,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ClientActivities } from '../activities/client.js';
+import type { ClientActivities, ClientProbe } from '../activities/client.js';
 import type { StorageActivities } from '../activities/storage.js';
 import type { JobActivities } from '../activities/jobs.js';
 import type { AlertActivities } from '../activities/alerts.js';
@@ -80,10 +80,20 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
         status.attempt = round;
         status.phase = 'prepare';
         await phaseActs.setPhase({ jobId: input.jobId, phase: 'prepare' });
-        await storageActs.prepareBackup({ jobId: input.jobId });
+        let probed: ClientProbe | undefined;
+        if (patched('probe-client-during-prepare')) {
+          // The client's side (connect, `borg --version`) needs nothing prepared: both at once.
+          // Both are awaited before going on, so a failure of one never leaves the other running.
+          const [prep, probe] = await Promise.allSettled([storageActs.prepareBackup({ jobId: input.jobId }), clientActs.probeClient({ jobId: input.jobId })]);
+          if (prep.status === 'rejected') throw prep.reason;
+          if (probe.status === 'rejected') throw probe.reason;
+          probed = probe.value;
+        } else {
+          await storageActs.prepareBackup({ jobId: input.jobId });
+        }
         status.phase = 'push';
         await phaseActs.setPhase({ jobId: input.jobId, phase: 'push' });
-        const { borgCmd } = await clientActs.pushJobFolder({ jobId: input.jobId });
+        const { borgCmd } = await clientActs.pushJobFolder({ jobId: input.jobId, probed });
         status.phase = 'run';
         await phaseActs.setPhase({ jobId: input.jobId, phase: 'run' });
         try {
@@ -116,9 +126,15 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   status.phase = 'cleanup';
   await CancellationScope.nonCancellable(async () => {
     await phaseActs.setPhase({ jobId: input.jobId, phase: 'cleanup' });
-    await settle(storageActs.revokeCredential({ jobId: input.jobId }));
-    // After a success, cleanup first keeps the client's files cache for its next job.
-    await settle(cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: state === 'succeeded' }));
+    // Revoking (server side) and cleaning the client up do not depend on each other. After a
+    // success, the client's cleanup first keeps its files cache for its next job.
+    const revoke = () => settle(storageActs.revokeCredential({ jobId: input.jobId }));
+    const cleanClient = () => settle(cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: state === 'succeeded' }));
+    if (patched('revoke-while-cleaning-client')) await Promise.all([revoke(), cleanClient()]);
+    else {
+      await revoke();
+      await cleanClient();
+    }
     await settle(storageActs.cleanupJob({ jobId: input.jobId, succeeded: state === 'succeeded' }));
     await jobActs.completeJob({ jobId: input.jobId, state, error, stats });
     // Incidents (failure/violation open, success resolves) and their notices; patched so that
