@@ -4,6 +4,7 @@
 // limit) without any re-encoding. Both ends treat the other as untrusted: lengths are bounded
 // before anything is buffered, and headers are validated with zod by the receiver.
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 
 export const MAX_HEADER = 64 * 1024;
 /** Borg's MAX_OBJECT_SIZE plus room for the header: no legitimate frame is larger. */
@@ -112,10 +113,24 @@ export class FrameDecoder {
   }
 }
 
-/** Writes a frame; resolves when the socket accepted it (for back-pressure). */
+/** Writes a frame; false when the socket asks for back-pressure. */
 export function writeFrame(sock: Socket, header: unknown, payload?: Uint8Array): boolean {
-  const parts = encodeFrame(header, payload);
+  return writeCoalesced(sock, encodeFrame(header, payload));
+}
+
+/**
+ * Writes parts together with everything else written to `stream` in this tick: one writev when
+ * the tick ends instead of a write syscall per part. A backup sends tens of thousands of small
+ * messages (a put's header, its reply), and on a virtual machine each syscall costs ~0.1 ms:
+ * uncoalesced, those writes were a tenth of the repository service's CPU time. Returns false
+ * when the stream asks for back-pressure.
+ */
+export function writeCoalesced(stream: Writable, parts: readonly Uint8Array[]): boolean {
+  if (!stream.writableCorked) {
+    stream.cork();
+    process.nextTick(() => stream.uncork());
+  }
   let ok = true;
-  for (const p of parts) ok = sock.write(p);
+  for (const p of parts) ok = stream.write(p);
   return ok;
 }

@@ -5,7 +5,7 @@
 // session at once; nothing of it is committed.
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { FrameDecoder, encodeFrame, type Frame } from './ipc.js';
+import { FrameDecoder, writeCoalesced, writeFrame, type Frame } from './ipc.js';
 import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from './borg/msgpack.js';
 import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from './borg/rpc.js';
 import { parseServiceMessage, type AttachResult, type ServiceMessage } from './service-message.js';
@@ -213,7 +213,7 @@ export class ProxySession {
   }
 
   private write(v: Packable) {
-    for (const part of packParts(v)) this.o.output.write(part);
+    writeCoalesced(this.o.output, packParts(v));
   }
 
   private refuseAndEnd(r: Refusal) {
@@ -256,7 +256,7 @@ export function socketLink(sock: Socket, onBroken: () => void): ServiceLink {
   sock.on('error', onBroken);
   return {
     send: (header, payload) => {
-      for (const p of encodeFrame(header, payload)) sock.write(p);
+      writeFrame(sock, header, payload);
     },
     onMessage: (h) => {
       handler = h;

@@ -6,6 +6,7 @@ import type { Logger } from '../../infra/logger.js';
 import { baseEnv } from '../../infra/subprocess.js';
 import { LIMITS, Unpacker, packParts, type Packable, type Value } from '../borg/msgpack.js';
 import { encodeNegotiate, parseReply } from '../borg/rpc.js';
+import { writeCoalesced } from '../ipc.js';
 
 export class UpstreamError extends Error {
   override name = 'UpstreamError';
@@ -137,7 +138,7 @@ export class Upstream {
     const msgid = this.msgid;
     return new Promise((resolve, reject) => {
       this.pending.push({ msgid, method, resolve, reject });
-      for (const part of parts) this.child.stdin!.write(part);
+      writeCoalesced(this.child.stdin!, parts);
     });
   }
 
