@@ -248,6 +248,8 @@ export function createClientActivities(deps: ClientActivityDeps) {
         const minPoll = Math.min(deps.pollMs ?? 50, 50);
         let pollMs = minPoll;
         let polledAfterEnd = 0;
+        // One read buffer for the whole run: a fresh MiB per poll kept the worker's GC busy.
+        const scratch = Buffer.allocUnsafe(1024 * 1024);
         try {
           for (;;) {
             if (ctx.cancellationSignal.aborted) {
@@ -256,7 +258,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
               await follower.flush();
               throw new CancelledFailure('backup cancelled');
             }
-            const chunk = await sftpReadFrom(sftp, posix.join(dir, 'borg.log'), offset, 1024 * 1024);
+            const chunk = await sftpReadFrom(sftp, posix.join(dir, 'borg.log'), offset, scratch);
             if (chunk.length) {
               offset += chunk.length;
               for (const l of splitter.push(chunk)) await follower.line(parseBorgLine(l.line, l.truncated));
@@ -590,13 +592,15 @@ async function verifyPushed(conn: SshConnection, sent: Map<string, string>): Pro
   }
 }
 
-/** Up to `max` bytes of a file from `offset` (empty when there is nothing new or no file yet). */
-function sftpReadFrom(sftp: SFTPWrapper, p: string, offset: number, max: number): Promise<Buffer> {
+/**
+ * Up to `buf.length` bytes of a file from `offset`, read into `buf` and returned as a copy of
+ * what was read (empty when there is nothing new or no file yet).
+ */
+function sftpReadFrom(sftp: SFTPWrapper, p: string, offset: number, buf: Buffer): Promise<Buffer> {
+  const max = buf.length;
   return new Promise((resolve, reject) => {
     sftp.open(p, 'r', (err, handle) => {
       if (err) return (err as { code?: number }).code === 2 ? resolve(Buffer.alloc(0)) : reject(err);
-      const buf = Buffer.allocUnsafe(max);
-      const parts: Buffer[] = [];
       let got = 0;
       const readMore = () => {
         // ssh2 reads at most ~32 KiB per request; loop until EOF or `max`.
@@ -605,8 +609,7 @@ function sftpReadFrom(sftp: SFTPWrapper, p: string, offset: number, max: number)
             if (!e && n > 0) got += n;
             sftp.close(handle, () => {});
             if (e && (e as { code?: number }).code !== 1) return reject(e);
-            parts.push(buf.subarray(0, got));
-            return resolve(Buffer.concat(parts));
+            return resolve(Buffer.from(buf.subarray(0, got)));
           }
           got += n;
           readMore();
@@ -619,5 +622,5 @@ function sftpReadFrom(sftp: SFTPWrapper, p: string, offset: number, max: number)
 
 async function sftpReadSmall(sftp: SFTPWrapper, p: string): Promise<string | undefined> {
   if (!(await sftpExists(sftp, p))) return undefined;
-  return (await sftpReadFrom(sftp, p, 0, 4096)).toString('utf8');
+  return (await sftpReadFrom(sftp, p, 0, Buffer.allocUnsafe(4096))).toString('utf8');
 }
