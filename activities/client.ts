@@ -232,9 +232,8 @@ export function createClientActivities(deps: ClientActivityDeps) {
         beat(true);
 
         // One exec channel that returns when run.sh ends tells the loop at once that borg is done,
-        // so the log itself can be polled gently: polling it fast (to notice the end early) cost
-        // the worker a sixth of a core for the whole backup, which a first backup on a small
-        // server takes from borg and the repository service.
+        // so the log itself can be polled gently instead of every 50 ms for the whole backup (to
+        // notice the end early), which on a small server takes CPU from borg and the service.
         const waiter = new AbortController();
         const run = { waiter: 'waiting' as 'waiting' | 'ended' | 'failed' };
         const runEnded = waitForRunEnd(conn, dir, waiter.signal).then(
