@@ -284,27 +284,21 @@ export function createClientActivities(deps: ClientActivityDeps) {
               lastBeat = now;
             }
             await follower.maybeFlush();
+            // The wait before the next read:
+            //  * run.sh is gone (the waiter returned): only the rest of the log and the rc file
+            //    are left, read quickly; should rc never appear (run.sh killed), poll as without it;
+            //  * the waiter runs: borg prints progress five times a second, read in batches and
+            //    slower when nothing comes; the waiter cuts the wait short when run.sh ends;
+            //  * no waiter (it failed): quick to notice the end of a short backup, easy on the
+            //    client during a long one.
             if (run.waiter === 'ended') {
-              // run.sh is gone: what is left is the rest of the log and the rc file. Should rc
-              // never appear (run.sh killed), go on polling as without the waiter.
               if (++polledAfterEnd > 40) run.waiter = 'failed';
-              if (!chunk.length) await sleep(minPoll, undefined, { signal: ctx.cancellationSignal }).catch(() => {});
-              continue;
-            }
-            if (run.waiter === 'waiting') {
-              // Borg prints progress five times a second: read it in batches, slower when nothing comes.
-              pollMs = chunk.length ? 4 * minPoll : Math.min(pollMs * 1.5, deps.pollMs ?? 1000);
-              const timer = new AbortController();
-              const stop = () => timer.abort();
-              ctx.cancellationSignal.addEventListener('abort', stop, { once: true });
-              await Promise.race([sleep(pollMs, undefined, { signal: timer.signal }).catch(() => {}), runEnded]);
-              ctx.cancellationSignal.removeEventListener('abort', stop);
-              timer.abort();
-            } else {
-              // Quick to notice the end of a short backup, easy on the client during a long one.
-              pollMs = chunk.length ? minPoll : Math.min(pollMs * 1.5, deps.pollMs ?? 200);
-              if (!chunk.length) await sleep(pollMs, undefined, { signal: ctx.cancellationSignal }).catch(() => {});
-            }
+              pollMs = minPoll;
+            } else if (run.waiter === 'waiting') pollMs = chunk.length ? 4 * minPoll : Math.min(pollMs * 1.5, deps.pollMs ?? 1000);
+            else pollMs = chunk.length ? minPoll : Math.min(pollMs * 1.5, deps.pollMs ?? 200);
+            if (chunk.length && run.waiter !== 'waiting') continue;
+            // A sleep that loses the race to the waiter just runs out later, unawaited.
+            await Promise.race([sleep(pollMs, undefined, { signal: ctx.cancellationSignal }).catch(() => {}), ...(run.waiter === 'waiting' ? [runEnded] : [])]);
           }
         } finally {
           waiter.abort();

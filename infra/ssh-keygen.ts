@@ -11,17 +11,15 @@ export interface SshKeyPair {
   public: string;
 }
 
-function sshString(b: Buffer | string): Buffer {
-  const data = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  return Buffer.concat([len, data]);
-}
-
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n);
   return b;
+}
+
+function sshString(b: Buffer | string): Buffer {
+  const data = typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
+  return Buffer.concat([u32(data.length), data]);
 }
 
 export function generateEd25519(comment: string): SshKeyPair {

@@ -71,18 +71,6 @@ export class Upstream {
     child.stdin!.on('error', (err) => this.failAll(new UpstreamClosedError(`borg serve stdin: ${err.message}`)));
   }
 
-  /** Starts `borg serve`, negotiates and opens the repository with the exclusive lock. */
-  static async open(opts: UpstreamOptions): Promise<Upstream> {
-    const up = await Upstream.start(opts);
-    try {
-      await up.openRepository();
-      return up;
-    } catch (err) {
-      await up.close();
-      throw err;
-    }
-  }
-
   /**
    * Starts `borg serve` and negotiates, without opening the repository: no lock is taken, so
    * such a process can wait as a spare while others use the repository.
