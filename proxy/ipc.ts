@@ -122,7 +122,7 @@ export function writeFrame(sock: Socket, header: unknown, payload?: Uint8Array):
  * Writes parts together with everything else written to `stream` in this tick: one writev when
  * the tick ends instead of a write syscall per part. A backup sends tens of thousands of small
  * messages (a put's header, its reply), and on a virtual machine each syscall costs ~0.1 ms:
- * uncoalesced, those writes were a tenth of the repository service's CPU time. Returns false
+ * uncoalesced, those writes were a tenth of the repository service's main thread. Returns false
  * when the stream asks for back-pressure.
  */
 export function writeCoalesced(stream: Writable, parts: readonly Uint8Array[]): boolean {
