@@ -438,8 +438,13 @@ export function runScript(p: { config: Config; job: Job; client: Client; dir: st
     'export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no BORG_EXIT_CODES=legacy',
     'export LANG=C.UTF-8 LC_ALL=C.UTF-8',
     'unset BORG_PASSPHRASE BORG_PASSPHRASE_FD BORG_REPO BORG_NEW_PASSPHRASE',
+    // Held until this script exits, so the server's waiter learns the end at once (flock is in
+    // util-linux and busybox; without it the waiter polls). Taken before run.pid is written, which
+    // the waiter waits for. borg does not inherit it: only this script's exit releases it.
+    'exec 9>> run.lock',
+    'command -v flock > /dev/null 2>&1 && flock -x 9',
     'echo $$ > run.pid',
-    `${shellCommand(args)} >> borg.out 2>> borg.log < /dev/null &`,
+    `${shellCommand(args)} >> borg.out 2>> borg.log < /dev/null 9>&- &`,
     'echo $! > borg.pid',
     'wait $!',
     'echo $? > rc.tmp && mv rc.tmp rc',
@@ -457,9 +462,10 @@ async function borgRunning(conn: SshConnection, dir: string): Promise<boolean> {
 
 /**
  * Returns when run.sh (started or re-attached to just before) has ended, i.e. borg exited and its
- * rc is written; at once if it is not running. Plain sh with a builtin read of /proc per check, so
- * it works with busybox too. `tail --pid` would fork less but waits for run.sh to be reaped, and a
- * client's init may reap its orphans late.
+ * rc is written; at once if it is not running. It waits on run.sh's lock when the client has
+ * flock, which the kernel releases the moment run.sh exits; then, or without flock, a builtin read
+ * of /proc every 0.2 s until run.sh is gone (plain sh, works with busybox). `tail --pid` would
+ * wait for run.sh to be reaped, and a client's init may reap its orphans late.
  */
 async function waitForRunEnd(conn: SshConnection, dir: string, signal: AbortSignal): Promise<void> {
   const d = shellQuote(dir);
@@ -470,6 +476,8 @@ async function waitForRunEnd(conn: SshConnection, dir: string, signal: AbortSign
     'rp=$(cat run.pid 2>/dev/null); [ -n "$rp" ] || exit 0',
     // The pid must still be this job's run.sh (pids are reused).
     `[ "$(readlink /proc/$rp/cwd 2>/dev/null)" = ${d} ] || exit 0`,
+    // Blocks until run.sh exits (it holds run.lock); the loop below then ends at once.
+    'if [ -e run.lock ] && command -v flock > /dev/null 2>&1; then flock -s run.lock true 2>/dev/null; fi',
     // Until it is gone or a zombie (state Z/X after the command name).
     'while read -r st 2>/dev/null < "/proc/$rp/stat"; do case "$st" in *") Z "*|*") X "*) break ;; esac; sleep 0.2; done',
   ].join('\n');
