@@ -23,10 +23,10 @@ import { fingerprintOfPublicKey, normalizeKey } from '../infra/ssh.js';
 import { filesCachePath, jobClientFilesDir, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
 import { writeClientCache } from '../proxy/borg/cache-config.js';
 import { readFilesCache } from '../proxy/borg/files-cache.js';
-import { ChunkIndex } from '../proxy/borg/hashindex.js';
+import type { ChunkIndex } from '../proxy/borg/hashindex.js';
 import { asKeyType, createJobKey, isBlake2, loadKey, renderKeyfile, type BorgKey } from '../proxy/borg/keys.js';
 import { archiveName, manifestId, packManifest, parseManifest } from '../proxy/borg/manifest.js';
-import { encodeRefs, type RefMap } from '../proxy/service/chunk-store.js';
+import { encodeIndexRefs } from '../proxy/service/chunk-store.js';
 import { jobKeyContext, type RepositoryService } from '../proxy/service/repository-service.js';
 import type { RepositoryHandle } from '../proxy/service/repository.js';
 import { nowBorgTime, parseBorgTime } from '../proxy/service/timestamps.js';
@@ -118,8 +118,8 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         const servedParsed = parseManifest(jobKey, served);
 
         // 3. The chunks this client may know: its own archives (default), or every chunk (opt-in).
-        let handed: RefMap;
-        if (client.dedupScope === 'repository') handed = new Map([...repo.chunks.entries()].map(([k, v]) => [k, { ...v }]));
+        let index: ChunkIndex;
+        if (client.dedupScope === 'repository') index = repo.chunks.masterIndex();
         else {
           const live = new Set([...repo.manifest.parsed.archives.values()].map((a) => a.id.toString('hex')));
           const mine = await db
@@ -128,16 +128,14 @@ export function createStorageActivities(deps: StorageActivityDeps) {
             .where(and(eq(archivesTable.clientId, client.id), eq(archivesTable.repositoryId, job.repositoryId), isNull(archivesTable.deletedAt)));
           const ids = new Set(mine.map((a) => a.borgId).filter((h) => live.has(h)));
           for (const [, a] of ownEntries(repo, name)) ids.add(a.id.toString('hex'));
-          handed = repo.chunks.union(ids);
+          index = repo.chunks.handedIndex(ids);
         }
         // Objects of archives written outside BorgCube have no verified size here (the item stream
-        // gives none we trust); borg would refuse a cache entry with a wrong size, so the client
-        // simply uploads those again (the service then stores nothing new).
-        for (const [hex, e] of handed) if (e.size === 0) handed.delete(hex);
-        writeFileSync(join(dir, 'handed.idx'), encodeRefs(handed), { mode: 0o600 });
+        // gives none we trust); borg would refuse a cache entry with a wrong size, so they are left
+        // out above and the client simply uploads them again (the service then stores nothing new).
+        writeFileSync(join(dir, 'handed.idx'), encodeIndexRefs(index), { mode: 0o600 });
         if (!existsSync(join(dir, 'puts.log'))) writeFileSync(join(dir, 'puts.log'), '', { mode: 0o600 });
-        const index = new ChunkIndex(handed.size);
-        for (const [hex, e] of handed) index.set(Buffer.from(hex, 'hex'), e);
+        const handed = { size: index.size };
 
         // 4. The client's cache folder, so that stock borg does no cache sync (§6.6).
         const filesCache = readClientFilesCache(filesCachePath(config, client.id, job.repositoryId), log);
