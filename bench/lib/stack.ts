@@ -27,6 +27,7 @@ import { startManaged, type Managed } from './process.js';
 import type { StorageCall, StorageCallName, StorageReply } from './service-host.js';
 import { startBorgcubeSshd, type Sshd } from './sshd.js';
 import { dropDatabase, makeTaggedDir, newDatabaseName, recordProcess } from './tags.js';
+import { STORAGE_NODE_ARGS } from '../../worker/storage-node-args.js';
 
 export interface BenchStackOptions {
   mode: 'full' | 'service-host';
@@ -138,7 +139,7 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
   const storage = startManaged({
     name: 'repository service',
     file: 'setpriv',
-    args: [`--reuid=${storageAcct.uid}`, `--regid=${storageAcct.gid}`, '--clear-groups', process.execPath, ...(o.storageNodeArgs ?? []), storageScript],
+    args: [`--reuid=${storageAcct.uid}`, `--regid=${storageAcct.gid}`, '--clear-groups', process.execPath, ...STORAGE_NODE_ARGS, ...(o.storageNodeArgs ?? []), storageScript],
     env: storageEnv,
     logPath: join(config.paths.logDir, 'storage.log'),
     tagDir,

@@ -10,6 +10,7 @@ import { connectableHost, httpStatus, isListening, isLoopback, parseHostPort, tc
 import { formatMs, provision } from './provision.js';
 import { Supervisor } from './supervisor.js';
 import { devServerArgs, ensureNamespaceAndSearchAttributes, temporalAnswers, waitForTemporal } from './temporal-server.js';
+import { STORAGE_NODE_ARGS } from '../../worker/storage-node-args.js';
 
 export interface StartOptions {
   projectDir: string;
@@ -113,13 +114,14 @@ export async function startStack(config: Config, opts: StartOptions): Promise<nu
       {
         name: 'storage',
         entry: 'dist/worker/storage-main.js',
+        nodeArgs: STORAGE_NODE_ARGS,
         // Same environment, but the storage account's own HOME: borg keeps its config and cache there.
         env: { ...nodeEnv, HOME: storage.home, USER: storage.name, LOGNAME: storage.name },
         uid: storage.uid,
         gid: storage.gid,
       },
-      { name: 'worker', entry: 'dist/worker/main.js', env: nodeEnv },
-      { name: 'web', entry: 'dist/web/main.js', env: nodeEnv },
+      { name: 'worker', entry: 'dist/worker/main.js', env: nodeEnv, nodeArgs: [] },
+      { name: 'web', entry: 'dist/web/main.js', env: nodeEnv, nodeArgs: [] },
     ];
     const started = new Set<string>();
     for (const e of entries) {
@@ -128,7 +130,7 @@ export async function startStack(config: Config, opts: StartOptions): Promise<nu
         print(`${e.name}: skipped — ${e.entry} does not exist yet (its source is not written or not built)`);
         continue;
       }
-      await supervisor.start({ name: e.name, file: process.execPath, args: ['--enable-source-maps', file], env: e.env, cwd: opts.projectDir, uid: e.uid, gid: e.gid });
+      await supervisor.start({ name: e.name, file: process.execPath, args: ['--enable-source-maps', ...e.nodeArgs, file], env: e.env, cwd: opts.projectDir, uid: e.uid, gid: e.gid });
       started.add(e.name);
     }
 

@@ -20,6 +20,7 @@ import { projectRoot } from './paths.js';
 import { startBorgcubeSshd, type BorgcubeSshd } from './sshd.js';
 import { makeTaggedDir } from './tags.js';
 import { waitFor } from '../../infra/local-stack/net.js';
+import { STORAGE_NODE_ARGS } from '../../worker/storage-node-args.js';
 
 export interface ManagedProcess {
   readonly name: string;
@@ -91,7 +92,7 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
 
   const storageAcct = accounts.storage;
   const storage = managed('storage', join(dataDir, 'logs', 'storage.log'), () =>
-    spawn('setpriv', [`--reuid=${storageAcct.uid}`, `--regid=${storageAcct.gid}`, '--clear-groups', process.execPath, join(projectRoot, 'dist/worker/storage-main.js')], {
+    spawn('setpriv', [`--reuid=${storageAcct.uid}`, `--regid=${storageAcct.gid}`, '--clear-groups', process.execPath, ...STORAGE_NODE_ARGS, join(projectRoot, 'dist/worker/storage-main.js')], {
       env: { ...env, HOME: config.paths.storageDir },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
