@@ -27,7 +27,7 @@ import type { RefEntry } from './archive-refs.js';
 import { decodeRefs } from './chunk-store.js';
 import { CryptoPool } from './crypto-pool.js';
 import { RepositoryHandle } from './repository.js';
-import { PolicyViolation, replyErrorOf, Session, SessionError, type JobContext, type SessionHooks } from './session.js';
+import { NO_DATA, PolicyViolation, replyErrorOf, Session, SessionError, type JobContext, type SessionHooks } from './session.js';
 
 export interface RepositoryServiceDeps {
   db: Db;
@@ -329,7 +329,10 @@ export class RepositoryService {
       const s = session;
       if (req.t === 'put') {
         try {
-          await s.put(Buffer.from(req.id, 'hex'), payload, owned);
+          const stored = s.put(Buffer.from(req.id, 'hex'), payload, owned);
+          // Not kept while the put waits (see Session.doPut).
+          payload = NO_DATA;
+          await stored;
           reply(req.rid, null);
         } catch (err) {
           await fail(req.rid, err);

@@ -99,6 +99,8 @@ interface SessionArchive {
 const checkpointSuffix = /^\.checkpoint(\.\d+)?$/;
 /** Item-stream chunks (≤ 512 KiB each, borg's items chunker) read ahead while checking an archive. */
 const ITEMS_READ_WINDOW = 16;
+/** What a put's data reference is replaced with once the data is handed on. */
+export const NO_DATA = Buffer.alloc(0);
 
 export class Session implements LiveSession {
   /** Objects uploaded in this session: verified plaintext size and stored size. */
@@ -164,23 +166,31 @@ export class Session implements LiveSession {
     this.claims.add(hex);
     // Job keys are AES types, so the payload is the object minus its 41-byte envelope.
     const iv = known ? undefined : await this.repo.nonces.allocate(object.length - AES_OVERHEAD);
-    // `object` is not touched after this call: an owned frame moves to the worker thread.
-    const r = await this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv, transfer: owned });
+    // `object` is not touched after this call: an owned frame moves to the worker thread, any
+    // other is copied for it. Nor is it kept while the put waits (below, the same for the
+    // re-encrypted object once it is written): data that outlives two young-generation
+    // collections is freed only by a full one, and with hundreds of puts in flight during a
+    // big backup that made the service's main thread spend more than a second in full GCs.
+    const verifying = this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv, transfer: owned });
+    object = NO_DATA;
+    const r = await verifying;
     if (!r.ok) {
       this.claims.delete(hex);
       throw new PolicyViolation(r.reason === 'undecodable' ? 'undecodable-object' : r.reason, `put ${hex}: ${r.detail}`);
     }
+    const size = r.plaintextLength;
     let csize: number;
     if (known) csize = known.csize;
     else {
-      const obj = r.object!;
-      await this.up.call('put', { id, data: obj });
-      csize = obj.length;
-      this.repo.recentPuts.set(hex, { size: r.plaintextLength, csize });
+      csize = r.object!.length;
+      const stored = this.up.call('put', { id, data: r.object! });
+      r.object = undefined;
+      await stored;
+      this.repo.recentPuts.set(hex, { size, csize });
       this.hooks.stats.newObjects++;
       this.hooks.stats.newBytes += csize;
     }
-    this.puts.set(hex, { size: r.plaintextLength, csize });
+    this.puts.set(hex, { size, csize });
     this.unloggedPuts.push(id);
   }
 
