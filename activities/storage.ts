@@ -135,7 +135,6 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         // out above and the client simply uploads them again (the service then stores nothing new).
         writeFileSync(join(dir, 'handed.idx'), encodeIndexRefs(index), { mode: 0o600 });
         if (!existsSync(join(dir, 'puts.log'))) writeFileSync(join(dir, 'puts.log'), '', { mode: 0o600 });
-        const handed = { size: index.size };
 
         // 4. The client's cache folder, so that stock borg does no cache sync (§6.6).
         const filesCache = readClientFilesCache(filesCachePath(config, client.id, job.repositoryId), log);
@@ -163,9 +162,9 @@ export function createStorageActivities(deps: StorageActivityDeps) {
           fingerprint: fingerprintOfPublicKey(publicKey),
           expiresAt: new Date(Date.now() + CREDENTIAL_TTL_MS),
         });
-        log.info({ job: jobId, handed: handed.size, scope: client.dedupScope, filesCacheEntries: filesCache.entries }, 'backup prepared');
-        await appendJobLog(db, jobId, `prepared: the client may reference ${handed.size} objects it already backed up (dedup scope ${client.dedupScope}); its files cache has ${filesCache.entries} entries`);
-        return { archiveName: name, handedObjects: handed.size };
+        log.info({ job: jobId, handed: index.size, scope: client.dedupScope, filesCacheEntries: filesCache.entries }, 'backup prepared');
+        await appendJobLog(db, jobId, `prepared: the client may reference ${index.size} objects it already backed up (dedup scope ${client.dedupScope}); its files cache has ${filesCache.entries} entries`);
+        return { archiveName: name, handedObjects: index.size };
       });
     },
 

@@ -141,21 +141,12 @@ export class ChunkStore {
     rmSync(this.archiveIndexPath(archiveIdHex), { force: true });
   }
 
-  /** The sum of some archives' indexes (a client's own archives: its dedup scope). */
-  union(archiveIdsHex: Iterable<string>): RefMap {
-    const out: RefMap = new Map();
-    for (const hex of archiveIdsHex) {
-      const refs = this.readArchiveIndex(hex);
-      if (refs) addInto(out, refs);
-    }
-    return out;
-  }
-
   /**
-   * The same sum as a borg chunk index, read straight from the per-archive files: what a job's
-   * client is handed. No per-entry strings or objects, which made this the slowest part of
-   * preparing a job of a client with a large tree. Entries without a verified size are left out
-   * (borg refuses a cache entry with a wrong size; the client uploads those again).
+   * The sum of some archives' indexes (a client's own archives: its dedup scope) as a borg chunk
+   * index, read straight from the per-archive files: what a job's client is handed. No per-entry
+   * strings or objects, which made this the slowest part of preparing a job of a client with a
+   * large tree. Entries without a verified size are left out (borg refuses a cache entry with a
+   * wrong size; the client uploads those again).
    */
   handedIndex(archiveIdsHex: Iterable<string>): ChunkIndex {
     const index = new ChunkIndex();

@@ -169,8 +169,8 @@ export class Session implements LiveSession {
     // `object` is not touched after this call: an owned frame moves to the worker thread, any
     // other is copied for it. Nor is it kept while the put waits (below, the same for the
     // re-encrypted object once it is written): data that outlives two young-generation
-    // collections is freed only by a full one, and with hundreds of puts in flight during a
-    // big backup that made the service's main thread spend more than a second in full GCs.
+    // collections is freed only by a full one, and with many puts in flight during a big
+    // backup that made the service's main thread spend more than a second in full GCs.
     const verifying = this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv, transfer: owned });
     object = NO_DATA;
     const r = await verifying;
