@@ -21,7 +21,7 @@ export function encodeRefs(refs: RefMap): Buffer {
   let o = 0;
   for (const [hex, e] of refs) {
     b.write(hex, o, 'hex');
-    b.writeUInt32LE(Math.min(e.refcount, 0xfffffbff), o + 32);
+    b.writeUInt32LE(Math.min(e.refcount, MAX_REFCOUNT), o + 32);
     b.writeUInt32LE(e.size >>> 0, o + 36);
     b.writeUInt32LE(e.csize >>> 0, o + 40);
     o += ENTRY;
@@ -34,12 +34,15 @@ export function encodeIndexRefs(index: ChunkIndex): Buffer {
   return index.serializeCompact().subarray(18);
 }
 
-export function decodeRefs(b: Buffer): RefMap {
+/** Each entry of a file in this format (an archive index, handed.idx); `id` is a view into `b`. */
+function forEachRef(b: Buffer, fn: (id: Buffer, refcount: number, size: number, csize: number) => void): void {
   if (b.length % ENTRY !== 0) throw new Error('chunk index file has a torn entry');
+  for (let o = 0; o < b.length; o += ENTRY) fn(b.subarray(o, o + 32), b.readUInt32LE(o + 32), b.readUInt32LE(o + 36), b.readUInt32LE(o + 40));
+}
+
+export function decodeRefs(b: Buffer): RefMap {
   const m: RefMap = new Map();
-  for (let o = 0; o < b.length; o += ENTRY) {
-    m.set(b.toString('hex', o, o + 32), { refcount: b.readUInt32LE(o + 32), size: b.readUInt32LE(o + 36), csize: b.readUInt32LE(o + 40) });
-  }
+  forEachRef(b, (id, refcount, size, csize) => m.set(id.toString('hex'), { refcount, size, csize }));
   return m;
 }
 
@@ -79,8 +82,13 @@ export class ChunkStore {
   }
 
   readArchiveIndex(archiveIdHex: string): RefMap | undefined {
+    const b = this.readArchiveIndexFile(archiveIdHex);
+    return b && decodeRefs(b);
+  }
+
+  private readArchiveIndexFile(archiveIdHex: string): Buffer | undefined {
     const p = this.archiveIndexPath(archiveIdHex);
-    return existsSync(p) ? decodeRefs(readFileSync(p)) : undefined;
+    return existsSync(p) ? readFileSync(p) : undefined;
   }
 
   writeArchiveIndex(archiveIdHex: string, refs: RefMap) {
@@ -156,11 +164,8 @@ export class ChunkStore {
       else index.set(id, { refcount: Math.min(old.refcount + refcount, MAX_REFCOUNT), size: old.size || size, csize: old.size ? old.csize : csize });
     };
     for (const hex of archiveIdsHex) {
-      const p = this.archiveIndexPath(hex);
-      if (!existsSync(p)) continue;
-      const b = readFileSync(p);
-      if (b.length % ENTRY !== 0) throw new Error('chunk index file has a torn entry');
-      for (let o = 0; o < b.length; o += ENTRY) add(b.subarray(o, o + 32), Math.min(b.readUInt32LE(o + 32), MAX_REFCOUNT), b.readUInt32LE(o + 36), b.readUInt32LE(o + 40));
+      const b = this.readArchiveIndexFile(hex);
+      if (b) forEachRef(b, (id, refcount, size, csize) => add(id, Math.min(refcount, MAX_REFCOUNT), size, csize));
     }
     const unsized: Buffer[] = [];
     for (const [id, e] of index) if (e.size === 0) unsized.push(Buffer.from(id));
