@@ -6,8 +6,8 @@
 // cache and, while borg runs, its log. No secret ever appears on a command line: borg reads them
 // through BORG_KEY_FILE / BORG_PASSCOMMAND / ssh -i, all pointing into the job folder.
 import { createHash } from 'node:crypto';
-import { chownSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
-import { dirname, join, posix, relative } from 'node:path';
+import { chownSync, createReadStream, existsSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
 import type { SFTPWrapper } from 'ssh2';
@@ -27,7 +27,7 @@ import { SshPool } from '../infra/ssh-pool.js';
 import { sshdPaths } from '../infra/sshd.js';
 import { connectClient, probeBorgVersion } from '../services/clients.js';
 import { LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
-import { filesCachePath, jobClientFilesDir, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
+import { jobClientFilesDir, jobPulledFilesCachePath, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
 
 export interface ClientActivityDeps {
   db: Db;
@@ -83,6 +83,26 @@ export function createClientActivities(deps: ClientActivityDeps) {
     return { job, client };
   }
 
+  /**
+   * Versions found by `borg --version`, by client and borg path, with the identity of the file
+   * that answered (device, inode, size, mtime, ctime of what the path resolves to). Starting
+   * Python for `--version` costs a quarter second of every job; a stat answers whether it can
+   * still be the same borg. Package managers write a new file (new inode) when they upgrade.
+   */
+  const versions = new Map<string, { identity: string; version: string }>();
+
+  async function borgVersion(conn: SshConnection, client: Client, signal?: AbortSignal): Promise<string | null> {
+    const key = `${client.id} ${client.borgPath}`;
+    const r = await conn.execRaw(`p=$(command -v -- ${shellQuote(client.borgPath)}) && stat -L -c '%d:%i:%s:%Y:%Z' -- "$p" && printf '%s\n' "$p"`, { timeoutMs: 30_000, maxOutput: 8192, signal });
+    const identity = r.code === 0 ? r.stdout.toString('utf8') : undefined;
+    const cached = versions.get(key);
+    if (identity && cached?.identity === identity) return cached.version;
+    const version = await probeBorgVersion(conn, client.borgPath, signal);
+    if (identity && version) versions.set(key, { identity, version });
+    else versions.delete(key);
+    return version;
+  }
+
   /** Connections are only reused to a client whose host key is pinned, with the same target. */
   const poolKey = (c: Client) => (c.hostKey ? `${c.id} ${c.sshUser}@${c.host}:${c.port} ${c.hostKey}` : undefined);
 
@@ -119,6 +139,10 @@ export function createClientActivities(deps: ClientActivityDeps) {
     return { borgCmd: remote, deployed: true, version: deployedVersion };
   }
 
+  /**
+   * Copies the client's files cache into the job's server folder, where cleanupJob adopts it for
+   * the client's next job if this one succeeded (the client cleanup may run before that is known).
+   */
   async function pullFilesCache(conn: SshConnection, job: Job, dir: string): Promise<number> {
     const stateFile = join(jobServerDir(config, job.id), 'state.json');
     if (!existsSync(stateFile)) return 0;
@@ -131,12 +155,10 @@ export function createClientActivities(deps: ClientActivityDeps) {
       log.warn({ job: job.id, size: st.size }, 'files cache from the client is too large; not kept');
       return 0;
     }
-    const dest = filesCachePath(config, job.clientId!, job.repositoryId);
+    // This runs as root; the repository service (storage account) adopts the file.
+    const dest = jobPulledFilesCachePath(config, job.id);
     const acct = deps.storageAccount();
-    // This runs as root; the repository service (storage account) reads the file at the
-    // client's next job, so every folder level made here must be the storage account's.
-    mkdirOwned(config.paths.storageDir, dirname(dest), acct);
-    const tmp = `${dest}.${job.id}.tmp`;
+    const tmp = `${dest}.tmp`;
     await new Promise<void>((resolve, reject) => sftp.fastGet(remote, tmp, { step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
     if (statSync(tmp).size > MAX_FILES_CACHE) throw new Error('files cache grew while being copied');
     chownSync(tmp, acct.uid, acct.gid);
@@ -164,10 +186,11 @@ export function createClientActivities(deps: ClientActivityDeps) {
   return {
     /**
      * Runs while the server prepares the job: connects (the connection then waits in the pool for
-     * pushJobFolder) and asks the client's borg for its version, which costs Python's start-up.
+     * pushJobFolder) and asks the client's borg for its version, which costs Python's start-up
+     * unless the same file answered before.
      */
     async probeClient({ jobId }: JobRef): Promise<ClientProbe> {
-      return withClient(jobId, async ({ conn, client }) => ({ version: await probeBorgVersion(conn, client.borgPath) }));
+      return withClient(jobId, async ({ conn, client }) => ({ version: await borgVersion(conn, client, Context.current().cancellationSignal) }));
     },
 
     /**
@@ -180,7 +203,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
       return withClient(jobId, async ({ conn, client, dir }) => {
         // `borg --version` starts Python on the client (~0.2 s): done by probeClient while the
         // server prepared, or else here while the folder goes up.
-        const probe = probed ? Promise.resolve(probed.version) : probeBorgVersion(conn, client.borgPath);
+        const probe = probed ? Promise.resolve(probed.version) : borgVersion(conn, client);
         probe.catch(() => {}); // awaited in ensureBorg; an upload failure must not leave it unhandled
         const sftp = await conn.sftp();
         await sftpMkdirPrivate(sftp, posix.dirname(posix.dirname(dir)));
@@ -308,8 +331,9 @@ export function createClientActivities(deps: ClientActivityDeps) {
 
     /**
      * Stops borg if it still runs and removes the job folder. Always called, whatever happened.
-     * After a successful job it first keeps the client's files cache for its next job (it only
-     * ever goes back to the same client); losing that costs speed, never correctness.
+     * After borg ended well it first copies the client's files cache back; cleanupJob keeps it for
+     * the client's next job (it only ever goes back to the same client) if the job succeeded.
+     * Losing it costs speed, never correctness.
      */
     async cleanupClient({ jobId, keepFilesCache }: JobRef & { keepFilesCache?: boolean }): Promise<void> {
       await withClient(jobId, async ({ conn, job, dir }) => {
@@ -498,18 +522,6 @@ async function killBorg(conn: SshConnection, dir: string): Promise<void> {
     'alive "$bp" && kill -KILL "$bp" 2>/dev/null; [ -n "$rp" ] && kill -KILL -- "-$rp" 2>/dev/null; exit 0',
   ].join('\n');
   await conn.execRaw(script, { timeoutMs: 60_000 });
-}
-
-/** mkdir -p below `base`, every level created 0700 and owned by `owner`. */
-function mkdirOwned(base: string, dir: string, owner: { uid: number; gid: number }) {
-  const rel = relative(base, dir);
-  if (rel.startsWith('..')) throw new Error(`${dir} is not below ${base}`);
-  let cur = base;
-  for (const part of rel.split('/').filter(Boolean)) {
-    cur = join(cur, part);
-    mkdirSync(cur, { recursive: true, mode: 0o700 });
-    chownSync(cur, owner.uid, owner.gid);
-  }
 }
 
 async function sha256File(path: string): Promise<string> {

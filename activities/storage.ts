@@ -6,8 +6,8 @@
 //  * cleanupJob: remove what a job left that no archive references; forget the job's secrets;
 //  * revokeCredential: the credential stops opening the proxy, live sessions end.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { and, eq, isNull } from 'drizzle-orm';
 import { generateEd25519 } from '../infra/ssh-keygen.js';
@@ -20,7 +20,7 @@ import type { Config } from '../infra/config.js';
 import type { Logger } from '../infra/logger.js';
 import type { MasterKey } from '../infra/secrets.js';
 import { fingerprintOfPublicKey, normalizeKey } from '../infra/ssh.js';
-import { filesCachePath, jobClientFilesDir, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
+import { filesCachePath, jobClientFilesDir, jobPulledFilesCachePath, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
 import { writeClientCache } from '../proxy/borg/cache-config.js';
 import { readFilesCache } from '../proxy/borg/files-cache.js';
 import type { ChunkIndex } from '../proxy/borg/hashindex.js';
@@ -221,7 +221,8 @@ export function createStorageActivities(deps: StorageActivityDeps) {
     /**
      * After any job: objects it stored that no archive references are removed (with the
      * repository's commit lock, never while another session may still reference them); a job that
-     * ended in a violation loses its archives too. Then its server folder and key are deleted.
+     * ended in a violation loses its archives too. A succeeded job's files cache, pulled back from
+     * the client, becomes the client's for its next job. Then its server folder and key are deleted.
      */
     async cleanupJob({ jobId, succeeded }: { jobId: string; succeeded: boolean }): Promise<{ removedObjects: number }> {
       const job = await jobsQ.findJob(db, jobId);
@@ -245,6 +246,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         });
         heartbeat();
       }
+      if (succeeded && job.clientId) adoptFilesCache(jobPulledFilesCachePath(config, jobId), filesCachePath(config, job.clientId, job.repositoryId), log);
       rmSync(dir, { recursive: true, force: true });
       await db.delete(jobKeysTable).where(eq(jobKeysTable.jobId, jobId));
       service.forgetJobStats(jobId);
@@ -255,6 +257,17 @@ export function createStorageActivities(deps: StorageActivityDeps) {
 }
 
 export type StorageActivities = ReturnType<typeof createStorageActivities>;
+
+/** Moves a pulled files cache into place (both in the storage folder: one file system). */
+function adoptFilesCache(pulled: string, dest: string, log: Logger) {
+  if (!existsSync(pulled)) return;
+  try {
+    mkdirSync(dirname(dest), { recursive: true, mode: 0o700 });
+    renameSync(pulled, dest);
+  } catch (err) {
+    log.warn({ err: (err as Error).message, dest }, 'the files cache of the job could not be kept');
+  }
+}
 
 /**
  * A job that failed after committing checkpoints leaves a partial backup (borg keeps those too):

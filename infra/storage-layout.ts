@@ -12,6 +12,11 @@ export const repoStateDir = (c: StorageLayoutConfig, repositoryId: string) => jo
 export const jobServerDir = (c: StorageLayoutConfig, jobId: string) => join(c.paths.storageDir, 'jobs', jobId);
 /** The files pushed into the client's job folder. */
 export const jobClientFilesDir = (c: StorageLayoutConfig, jobId: string) => join(jobServerDir(c, jobId), 'client');
+/**
+ * The files cache pulled back from the client at the end of a job; cleanupJob makes it the
+ * client's files cache (below) only if the job succeeded.
+ */
+export const jobPulledFilesCachePath = (c: StorageLayoutConfig, jobId: string) => join(jobServerDir(c, jobId), 'files-cache.pulled');
 /** The client's files cache from its last successful job (it goes back only to that client). */
 export const filesCachePath = (c: StorageLayoutConfig, clientId: string, repositoryId: string) => join(c.paths.storageDir, 'files-caches', clientId, `${repositoryId}.files`);
 /** BORG_BASE_DIR of borg commands the service runs itself (prune, check, compact). */

@@ -38,8 +38,9 @@ const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '
 
 // Without a task queue, activities go to the queue this workflow runs on: the main queue.
 const jobActs = proxyActivities<JobActivities>({ startToCloseTimeout: '1m', retry });
-// Phase updates are a single UPDATE: run in the worker itself, without a task-queue round trip.
-const phaseActs = proxyLocalActivities<JobActivities>({ startToCloseTimeout: '30s', retry });
+// The job row's updates are a few statements: run in the worker itself, without a task-queue
+// round trip (each costs tens of milliseconds of a job that may only take seconds).
+const localJobActs = proxyLocalActivities<JobActivities>({ startToCloseTimeout: '30s', retry });
 // The run activity heartbeats every 2 s: a worker that dies is noticed within 20 s, and the
 // retry (on a live worker) re-attaches to the borg still running on the client.
 const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry });
@@ -70,8 +71,11 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   let state: JobFinalState = 'failed';
   let error: string | undefined;
   let stats: Awaited<ReturnType<StorageActivities['finalizeBackup']>>['stats'] | undefined;
+  let revoked: Promise<void> | undefined;
+  let clientCleaned: Promise<void> | undefined;
   try {
-    const reserved = await jobActs.reserveJob({ ...input, workflowRunId: workflowInfo().runId });
+    const reserveInput = { ...input, workflowRunId: workflowInfo().runId };
+    const reserved = patched('reserve-locally') ? await localJobActs.reserveJob(reserveInput) : await jobActs.reserveJob(reserveInput);
     status.archiveName = reserved.archiveName;
     await runScope.run(async () => {
       // A vanished job folder on the client (reboot into a wiped home, manual removal) sends
@@ -79,7 +83,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
       for (let round = 1; ; round++) {
         status.attempt = round;
         status.phase = 'prepare';
-        await phaseActs.setPhase({ jobId: input.jobId, phase: 'prepare' });
+        await localJobActs.setPhase({ jobId: input.jobId, phase: 'prepare' });
         let probed: ClientProbe | undefined;
         if (patched('probe-client-during-prepare')) {
           // The client's side (connect, `borg --version`) needs nothing prepared: both at once.
@@ -92,10 +96,10 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
           await storageActs.prepareBackup({ jobId: input.jobId });
         }
         status.phase = 'push';
-        await phaseActs.setPhase({ jobId: input.jobId, phase: 'push' });
+        await localJobActs.setPhase({ jobId: input.jobId, phase: 'push' });
         const { borgCmd } = await clientActs.pushJobFolder({ jobId: input.jobId, probed });
         status.phase = 'run';
-        await phaseActs.setPhase({ jobId: input.jobId, phase: 'run' });
+        await localJobActs.setPhase({ jobId: input.jobId, phase: 'run' });
         try {
           await clientActs.runBorgCreate({ jobId: input.jobId, borgCmd });
           break;
@@ -105,7 +109,14 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
         }
       }
       status.phase = 'finalize';
-      await phaseActs.setPhase({ jobId: input.jobId, phase: 'finalize' });
+      await localJobActs.setPhase({ jobId: input.jobId, phase: 'finalize' });
+      if (patched('clean-up-while-finalizing')) {
+        // borg is done with the client's folder and the credential: both go while the server
+        // finalizes. The files cache comes back now; cleanupJob keeps it only if the job succeeds.
+        // Neither is cancelled with the run: cleanup below waits for them instead of starting over.
+        revoked = CancellationScope.nonCancellable(() => settle(storageActs.revokeCredential({ jobId: input.jobId })));
+        clientCleaned = CancellationScope.nonCancellable(() => settle(cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: true })));
+      }
       stats = (await storageActs.finalizeBackup({ jobId: input.jobId })).stats;
     });
     state = 'succeeded';
@@ -125,18 +136,20 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   // Cleanup always runs, also after a cancellation of the whole workflow.
   status.phase = 'cleanup';
   await CancellationScope.nonCancellable(async () => {
-    await phaseActs.setPhase({ jobId: input.jobId, phase: 'cleanup' });
+    await localJobActs.setPhase({ jobId: input.jobId, phase: 'cleanup' });
     // Revoking (server side) and cleaning the client up do not depend on each other. After a
     // success, the client's cleanup first keeps its files cache for its next job.
-    const revoke = () => settle(storageActs.revokeCredential({ jobId: input.jobId }));
-    const cleanClient = () => settle(cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: state === 'succeeded' }));
+    const revoke = () => revoked ?? settle(storageActs.revokeCredential({ jobId: input.jobId }));
+    const cleanClient = () => clientCleaned ?? settle(cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: state === 'succeeded' }));
     if (patched('revoke-while-cleaning-client')) await Promise.all([revoke(), cleanClient()]);
     else {
       await revoke();
       await cleanClient();
     }
     await settle(storageActs.cleanupJob({ jobId: input.jobId, succeeded: state === 'succeeded' }));
-    await jobActs.completeJob({ jobId: input.jobId, state, error, stats });
+    const completion = { jobId: input.jobId, state, error, stats };
+    if (patched('complete-locally')) await localJobActs.completeJob(completion);
+    else await jobActs.completeJob(completion);
     // Incidents (failure/violation open, success resolves) and their notices; patched so that
     // histories recorded before this step replay unchanged.
     if (patched('alerts-on-job-end')) await settle(alertActs.jobEnded({ jobId: input.jobId }));
