@@ -27,6 +27,7 @@ import { SshPool } from '../infra/ssh-pool.js';
 import { sshdPaths } from '../infra/sshd.js';
 import { connectClient, probeBorgVersion } from '../services/clients.js';
 import { LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
+import { recordPhase } from './jobs.js';
 import { jobClientFilesDir, jobPulledFilesCachePath, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
 
 export interface ClientActivityDeps {
@@ -200,6 +201,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
      */
     async pushJobFolder({ jobId, probed }: JobRef & { probed?: ClientProbe }): Promise<{ borgCmd: string; deployed: boolean; version: string }> {
       const src = jobClientFilesDir(config, jobId);
+      await recordPhase(deps, jobId, 'push');
       return withClient(jobId, async ({ conn, client, dir }) => {
         // `borg --version` starts Python on the client (~0.2 s): done by probeClient while the
         // server prepared, or else here while the folder goes up.
@@ -229,6 +231,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
     async runBorgCreate(input: RunBorgInput): Promise<{ rc: number }> {
       const ctx = Context.current();
       const prev = (ctx.info.heartbeatDetails as RunHeartbeat | undefined) ?? { offset: 0, started: false };
+      await recordPhase(deps, input.jobId, 'run');
       return withClient(input.jobId, async ({ conn, job, client, dir }) => {
         const sftp = await conn.sftp();
         if (!(await sftpExists(sftp, posix.join(dir, 'key')))) {

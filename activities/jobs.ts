@@ -29,6 +29,15 @@ export function archiveNameFor(clientName: string, at: Date, n: number): string 
   return n === 0 ? `${clientName}-${t}` : `${clientName}-${t}-${n + 1}`;
 }
 
+/**
+ * The job's phase for the console and CLI (the row, and an event for live viewers). Activities
+ * that start a phase record it themselves: a separate step for it cost the job a round trip.
+ */
+export async function recordPhase(deps: { db: Db; events?: EventPublisher; log: Logger }, jobId: string, phase: string): Promise<void> {
+  await jobs.updateJob(deps.db, jobId, { phase });
+  await deps.events?.publish(jobId, { type: 'state', jobId, state: 'running', phase }).catch((err: Error) => deps.log.warn({ err: err.message }, 'publishing a job event failed'));
+}
+
 export function createJobActivities(deps: JobActivityDeps) {
   const { db, events, log } = deps;
   return {
@@ -69,8 +78,7 @@ export function createJobActivities(deps: JobActivityDeps) {
     },
 
     async setPhase(input: { jobId: string; phase: string }): Promise<void> {
-      await jobs.updateJob(db, input.jobId, { phase: input.phase });
-      await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: 'running', phase: input.phase }).catch((err: Error) => log.warn({ err: err.message }, 'publishing a job event failed'));
+      await recordPhase(deps, input.jobId, input.phase);
     },
 
     async completeJob(input: { jobId: string; state: 'succeeded' | 'failed' | 'violation' | 'cancelled'; error?: string; stats?: JobStats }): Promise<void> {

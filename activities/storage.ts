@@ -17,6 +17,7 @@ import { appendJobLog } from '../db/queries/jobs.js';
 import { findClientById } from '../db/queries/clients.js';
 import { archivesTable, jobCredentialsTable, jobKeysTable, type JobStats } from '../db/schema.js';
 import type { Config } from '../infra/config.js';
+import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import type { MasterKey } from '../infra/secrets.js';
 import { fingerprintOfPublicKey, normalizeKey } from '../infra/ssh.js';
@@ -33,6 +34,7 @@ import { nowBorgTime, parseBorgTime } from '../proxy/service/timestamps.js';
 import { UpstreamError, type Upstream } from '../proxy/service/upstream.js';
 import { parseArchive } from '../proxy/borg/archive.js';
 import { updateRepositoryStats } from '../db/queries/repositories.js';
+import { recordPhase } from './jobs.js';
 
 export interface StorageActivityDeps {
   db: Db;
@@ -40,6 +42,8 @@ export interface StorageActivityDeps {
   log: Logger;
   masterKey: MasterKey;
   service: RepositoryService;
+  /** Live job events (phase changes); none in the benchmark's service host. */
+  events?: EventPublisher;
 }
 
 /** How long a job credential may live at most, whatever happens to the job. */
@@ -170,6 +174,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
 
     /** The archive must be in the real manifest under its reserved name; record it. */
     async finalizeBackup({ jobId }: { jobId: string }): Promise<{ stats: JobStats }> {
+      await recordPhase(deps, jobId, 'finalize');
       const { job, client, archiveName: name } = await loadJob(jobId);
       const repo = await service.repository(job.repositoryId);
       const result = await repo.use(async (up) => {

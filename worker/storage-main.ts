@@ -39,7 +39,7 @@ async function main() {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: storageTaskQueue(config.storageHost),
-    activities: { ...createStorageActivities({ db: dbh.db, config, log, masterKey, service }), ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, service, events }) },
+    activities: { ...createStorageActivities({ db: dbh.db, config, log, masterKey, service, events }), ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, service, events }) },
     maxConcurrentActivityTaskExecutions: 20,
   });
   log.info({ taskQueue: storageTaskQueue(config.storageHost), socket: config.paths.storageSocket }, 'repository service ready');

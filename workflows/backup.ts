@@ -77,13 +77,19 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     const reserveInput = { ...input, workflowRunId: workflowInfo().runId };
     const reserved = patched('reserve-locally') ? await localJobActs.reserveJob(reserveInput) : await jobActs.reserveJob(reserveInput);
     status.archiveName = reserved.archiveName;
+    // The activities that start the push, run and finalize phases record them in the job row.
+    const phasesByActivities = patched('phases-recorded-by-activities');
+    const setPhase = async (phase: string) => {
+      if (!phasesByActivities) await localJobActs.setPhase({ jobId: input.jobId, phase });
+    };
     await runScope.run(async () => {
       // A vanished job folder on the client (reboot into a wiped home, manual removal) sends
       // us back to prepare and push; anything else is retried inside the activities.
       for (let round = 1; ; round++) {
         status.attempt = round;
         status.phase = 'prepare';
-        await localJobActs.setPhase({ jobId: input.jobId, phase: 'prepare' });
+        // reserveJob starts the job in this phase; a later round goes back to it.
+        if (!phasesByActivities || round > 1) await localJobActs.setPhase({ jobId: input.jobId, phase: 'prepare' });
         let probed: ClientProbe | undefined;
         if (patched('probe-client-during-prepare')) {
           // The client's side (connect, `borg --version`) needs nothing prepared: both at once.
@@ -96,10 +102,10 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
           await storageActs.prepareBackup({ jobId: input.jobId });
         }
         status.phase = 'push';
-        await localJobActs.setPhase({ jobId: input.jobId, phase: 'push' });
+        await setPhase('push');
         const { borgCmd } = await clientActs.pushJobFolder({ jobId: input.jobId, probed });
         status.phase = 'run';
-        await localJobActs.setPhase({ jobId: input.jobId, phase: 'run' });
+        await setPhase('run');
         try {
           await clientActs.runBorgCreate({ jobId: input.jobId, borgCmd });
           break;
@@ -109,7 +115,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
         }
       }
       status.phase = 'finalize';
-      await localJobActs.setPhase({ jobId: input.jobId, phase: 'finalize' });
+      await setPhase('finalize');
       if (patched('clean-up-while-finalizing')) {
         // borg is done with the client's folder and the credential: both go while the server
         // finalizes. The files cache comes back now; cleanupJob keeps it only if the job succeeds.
