@@ -86,7 +86,8 @@ export function createClientActivities(deps: ClientActivityDeps) {
 
   /**
    * Versions found by `borg --version`, by client and borg path, with the identity of the file
-   * that answered (device, inode, size, mtime, ctime of what the path resolves to). Starting
+   * that answered (device, inode, size, mtime and ctime to the nanosecond, of what the path
+   * resolves to). Starting
    * Python for `--version` costs a quarter second of every job; a stat answers whether it can
    * still be the same borg. Package managers write a new file (new inode) when they upgrade.
    */
@@ -94,7 +95,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
 
   async function borgVersion(conn: SshConnection, client: Client, signal?: AbortSignal): Promise<string | null> {
     const key = `${client.id} ${client.borgPath}`;
-    const r = await conn.execRaw(`p=$(command -v -- ${shellQuote(client.borgPath)}) && stat -L -c '%d:%i:%s:%Y:%Z' -- "$p" && printf '%s\n' "$p"`, { timeoutMs: 30_000, maxOutput: 8192, signal });
+    const r = await conn.execRaw(`p=$(command -v -- ${shellQuote(client.borgPath)}) && stat -L -c '%d:%i:%s:%y:%z' -- "$p" && printf '%s\n' "$p"`, { timeoutMs: 30_000, maxOutput: 8192, signal });
     const identity = r.code === 0 ? r.stdout.toString('utf8') : undefined;
     const cached = versions.get(key);
     if (identity && cached?.identity === identity) return cached.version;

@@ -143,8 +143,8 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   status.phase = 'cleanup';
   await CancellationScope.nonCancellable(async () => {
     await localJobActs.setPhase({ jobId: input.jobId, phase: 'cleanup' });
-    // Revoking (server side) and cleaning the client up do not depend on each other. After a
-    // success, the client's cleanup first keeps its files cache for its next job.
+    // Revoking (server side) and cleaning the client up do not depend on each other; after a
+    // finished run both already started alongside finalize, and are only awaited here.
     const revoke = () => revoked ?? settle(storageActs.revokeCredential({ jobId: input.jobId }));
     const cleanClient = () => clientCleaned ?? settle(cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: state === 'succeeded' }));
     if (patched('revoke-while-cleaning-client')) await Promise.all([revoke(), cleanClient()]);

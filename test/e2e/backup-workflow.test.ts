@@ -4,7 +4,7 @@
 // live log following, and — after every job — nothing left in the client's home and a
 // credential that no longer opens the proxy.
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../infra/subprocess.js';
@@ -188,6 +188,25 @@ describe('the backup workflow', () => {
     expect(logs).toMatch(/\[line truncated\]/);
     // The worker read ~130 MB of client output in bounded pieces.
     expect(await peakRss(stack.worker.pid!)).toBeLessThan(600 * 1024 * 1024);
+    await expectJobGone(small, job.id);
+  });
+
+  it("asks the client's borg for its version again only when the file changed", async () => {
+    const repo = await newRepo();
+    const calls = small.path('version-calls');
+    // A wrapper around the real borg that counts `--version` calls.
+    const wrapper = (version: string) =>
+      ['#!/bin/sh', `if [ "$1" = "--version" ]; then echo x >> ${calls}; echo "borg ${version}"; exit 0; fi`, 'exec borg "$@"', ''].join('\n');
+    small.writeTree({ 'counting-borg': { type: 'file', mode: 0o755, content: wrapper('1.2.4') } });
+    await addClient(stack.deps, { name: 'counted', host: sshd.host, port: sshd.port, user: small.username, paths: [small.path('data')], borgPath: small.path('counting-borg') });
+    await backup(stack, 'counted', repo);
+    await backup(stack, 'counted', repo);
+    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toHaveLength(1);
+    // Upgraded (here: replaced by an unsupported version): asked again, and refused.
+    small.writeTree({ 'counting-borg': { type: 'file', mode: 0o755, content: wrapper('1.1.18') } });
+    const job = await backup(stack, 'counted', repo, 'failed');
+    expect(job.error).toMatch(/borg 1\.1\.18 on the client is not 1\.2\.x/);
+    expect(readFileSync(calls, 'utf8').split('\n').filter(Boolean)).toHaveLength(2);
     await expectJobGone(small, job.id);
   });
 
