@@ -87,9 +87,9 @@ export function createClientActivities(deps: ClientActivityDeps) {
   /**
    * Versions found by `borg --version`, by client and borg path, with the identity of the file
    * that answered (device, inode, size, mtime and ctime to the nanosecond, of what the path
-   * resolves to). Starting
-   * Python for `--version` costs a quarter second of every job; a stat answers whether it can
-   * still be the same borg. Package managers write a new file (new inode) when they upgrade.
+   * resolves to). Starting Python for `--version` costs a quarter second of every job; a stat
+   * answers whether it can still be the same borg. Package managers write a new file (new inode)
+   * when they upgrade. Kept per worker process; a restarted worker asks again.
    */
   const versions = new Map<string, { identity: string; version: string }>();
 
