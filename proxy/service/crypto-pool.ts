@@ -59,10 +59,45 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/** One task as it crosses to a worker thread (keys travel once per thread, by name). */
+export interface TaskMessage {
+  seq: number;
+  keyRef: string;
+  jobKeyRef: string;
+  id: Uint8Array;
+  object: Uint8Array;
+  maxPlaintext: number;
+  iv?: bigint;
+}
+
+export interface KeyMessage {
+  type: BorgKey['type'];
+  idKey: Uint8Array;
+  encKey: Uint8Array;
+  encHmacKey: Uint8Array;
+}
+
+/** Pool → worker thread: keys it has not seen yet, then the tasks of one batch. */
+export interface BatchMessage {
+  keys: Record<string, KeyMessage>;
+  tasks: TaskMessage[];
+}
+
+/** A result as it crosses back: the re-encrypted object arrives as a plain Uint8Array. */
+export type WireResult = Exclude<VerifyResult, { ok: true }> | { ok: true; plaintextLength: number; object?: Uint8Array };
+
+/** Worker thread → pool: the results of one batch, in any order. */
+export interface ResultMessage {
+  results: Array<{ seq: number; result?: WireResult; error?: string }>;
+}
+
 interface Slot {
   worker: Worker;
   busy: number;
   keys: Set<string>;
+  /** Tasks waiting for this turn of the event loop to end (see flush). */
+  batch: BatchMessage;
+  transfer: ArrayBuffer[];
 }
 
 export class CryptoPool {
@@ -70,6 +105,7 @@ export class CryptoPool {
   private readonly keys = new Map<string, BorgKey>();
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
+  private flushScheduled = false;
 
   constructor(size = availableParallelism()) {
     const script = fileURLToPath(new URL('./crypto-worker.js', import.meta.url));
@@ -77,16 +113,19 @@ export class CryptoPool {
     if (!import.meta.url.endsWith('.js')) return;
     for (let i = 0; i < Math.max(1, size); i++) {
       const worker = new Worker(script);
-      const slot: Slot = { worker, busy: 0, keys: new Set() };
-      worker.on('message', (m: { seq: number; result?: VerifyResult & { object?: Uint8Array }; error?: string }) => {
-        slot.busy--;
-        const p = this.pending.get(m.seq);
-        if (!p) return;
-        this.pending.delete(m.seq);
-        if (m.error) p.reject(new Error(m.error));
-        else {
-          const r = m.result!;
-          p.resolve(r.ok && r.object ? { ...r, object: Buffer.from(r.object.buffer, r.object.byteOffset, r.object.byteLength) } : r);
+      const slot: Slot = { worker, busy: 0, keys: new Set(), batch: { keys: {}, tasks: [] }, transfer: [] };
+      worker.on('message', (m: ResultMessage) => {
+        for (const { seq, result, error } of m.results) {
+          slot.busy--;
+          const p = this.pending.get(seq);
+          if (!p) continue;
+          this.pending.delete(seq);
+          if (error !== undefined) p.reject(new Error(error));
+          else {
+            const r = result!;
+            if (!r.ok) p.resolve(r);
+            else p.resolve({ ok: true, plaintextLength: r.plaintextLength, object: r.object && Buffer.from(r.object.buffer, r.object.byteOffset, r.object.byteLength) });
+          }
         }
       });
       worker.on('error', (err) => {
@@ -106,7 +145,10 @@ export class CryptoPool {
   forgetKey(ref: string) {
     this.keys.delete(ref);
     for (const slot of this.slots) {
-      if (slot.keys.delete(ref)) slot.worker.postMessage({ forget: ref });
+      if (!slot.keys.delete(ref)) continue;
+      // After any batch still waiting that names it.
+      this.flush();
+      slot.worker.postMessage({ forget: ref });
     }
   }
 
@@ -125,17 +167,34 @@ export class CryptoPool {
       object = new Uint8Array(t.object.length);
       object.set(t.object);
     }
-    const keys: Record<string, unknown> = {};
     for (const [ref, k] of [[t.keyRef, key], [t.jobKeyRef, jobKey]] as const) {
       if (slot.keys.has(ref)) continue;
-      keys[ref] = { type: k.type, idKey: k.idKey, encKey: k.encKey, encHmacKey: k.encHmacKey };
+      slot.batch.keys[ref] = { type: k.type, idKey: k.idKey, encKey: k.encKey, encHmacKey: k.encHmacKey };
       slot.keys.add(ref);
     }
-    const msg = { seq, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, keys, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv };
-    return new Promise((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject });
-      slot.worker.postMessage(msg, [object.buffer as ArrayBuffer]);
-    });
+    slot.batch.tasks.push({ seq, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv });
+    slot.transfer.push(object.buffer as ArrayBuffer);
+    // The puts of one read from a proxy's socket reach this point in the same turn of the event
+    // loop: they cross to the thread as one message. A message per object (22,700 in a 547 MB
+    // backup of an ordinary tree) cost both threads a wake-up, a (de)serialization and a
+    // callback each way, more than the crypto of a small object itself.
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return new Promise((resolve, reject) => this.pending.set(seq, { resolve, reject }));
+  }
+
+  /** Sends every slot's waiting batch. */
+  private flush() {
+    this.flushScheduled = false;
+    for (const slot of this.slots) {
+      if (!slot.batch.tasks.length) continue;
+      const { batch, transfer } = slot;
+      slot.batch = { keys: {}, tasks: [] };
+      slot.transfer = [];
+      slot.worker.postMessage(batch, transfer);
+    }
   }
 
   async close() {

@@ -1,32 +1,14 @@
 // Worker thread of CryptoPool: holds the keys it was given (the real key of each repository, the
-// job keys of live sessions) and runs verify tasks.
+// job keys of live sessions) and runs the verify tasks of each batch, answering with one message.
 import { parentPort } from 'node:worker_threads';
-import type { BorgKey, KeyType } from '../borg/keys.js';
-import { runVerifyTask } from './crypto-pool.js';
+import type { BorgKey } from '../borg/keys.js';
+import { runVerifyTask, type BatchMessage, type ResultMessage } from './crypto-pool.js';
 
 const keys = new Map<string, BorgKey>();
 
-interface KeyMsg {
-  type: KeyType;
-  idKey: Uint8Array;
-  encKey: Uint8Array;
-  encHmacKey: Uint8Array;
-}
-
-interface Msg {
-  seq: number;
-  keyRef: string;
-  jobKeyRef: string;
-  keys: Record<string, KeyMsg>;
-  id: Uint8Array;
-  object: Uint8Array;
-  maxPlaintext: number;
-  iv?: bigint;
-}
-
 const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
-parentPort!.on('message', (m: Msg | { forget: string }) => {
+parentPort!.on('message', (m: BatchMessage | { forget: string }) => {
   if ('forget' in m) {
     keys.delete(m.forget);
     return;
@@ -34,19 +16,30 @@ parentPort!.on('message', (m: Msg | { forget: string }) => {
   for (const [ref, k] of Object.entries(m.keys)) {
     keys.set(ref, { type: k.type, idKey: buf(k.idKey), encKey: buf(k.encKey), encHmacKey: buf(k.encHmacKey), chunkSeed: 0, repositoryId: Buffer.alloc(32), tamRequired: true });
   }
-  const key = keys.get(m.keyRef);
-  const jobKey = keys.get(m.jobKeyRef);
-  if (!key || !jobKey) {
-    parentPort!.postMessage({ seq: m.seq, error: `no key ${key ? m.jobKeyRef : m.keyRef}` });
-    return;
-  }
-  runVerifyTask(key, jobKey, { keyRef: m.keyRef, jobKeyRef: m.jobKeyRef, id: buf(m.id), object: buf(m.object), maxPlaintext: m.maxPlaintext, iv: m.iv }).then(
-    (result) => {
+  void runBatch(m);
+});
+
+async function runBatch(m: BatchMessage) {
+  const out: ResultMessage = { results: [] };
+  const transfer: ArrayBuffer[] = [];
+  for (const t of m.tasks) {
+    const key = keys.get(t.keyRef);
+    const jobKey = keys.get(t.jobKeyRef);
+    if (!key || !jobKey) {
+      out.results.push({ seq: t.seq, error: `no key ${key ? t.jobKeyRef : t.keyRef}` });
+      continue;
+    }
+    try {
+      const result = await runVerifyTask(key, jobKey, { keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: buf(t.id), object: buf(t.object), maxPlaintext: t.maxPlaintext, iv: t.iv });
       if (result.ok && result.object) {
         const obj = new Uint8Array(result.object.buffer, result.object.byteOffset, result.object.byteLength);
-        parentPort!.postMessage({ seq: m.seq, result: { ...result, object: obj } }, obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength ? [obj.buffer as ArrayBuffer] : []);
-      } else parentPort!.postMessage({ seq: m.seq, result });
-    },
-    (err: Error) => parentPort!.postMessage({ seq: m.seq, error: err.message }),
-  );
-});
+        // Only a buffer of its own moves (a small one may be a view into Node's shared pool).
+        if (obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength) transfer.push(obj.buffer as ArrayBuffer);
+        out.results.push({ seq: t.seq, result: { ...result, object: obj } });
+      } else out.results.push({ seq: t.seq, result });
+    } catch (err) {
+      out.results.push({ seq: t.seq, error: (err as Error).message });
+    }
+  }
+  parentPort!.postMessage(out, transfer);
+}
