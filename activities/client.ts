@@ -573,6 +573,9 @@ function sftpWriteFile(sftp: SFTPWrapper, p: string, data: string | Buffer, mode
  * path. Small files (all but the prepared cache's indexes) go in one SFTP write each.
  */
 async function uploadTree(sftp: SFTPWrapper, localDir: string, remoteDir: string, onProgress: () => void, sent = new Map<string, string>()): Promise<Map<string, string>> {
+  // The files of a folder go up side by side: each is several SFTP round trips (open, write,
+  // close), and one after another each file waited for all of the previous one's.
+  const files: Array<Promise<void>> = [];
   for (const name of readdirSync(localDir)) {
     const l = join(localDir, name);
     const r = posix.join(remoteDir, name);
@@ -582,13 +585,19 @@ async function uploadTree(sftp: SFTPWrapper, localDir: string, remoteDir: string
       await uploadTree(sftp, l, r, onProgress, sent);
     } else if (st.size <= 1024 * 1024) {
       const data = readFileSync(l);
-      await sftpWriteFile(sftp, r, data, 0o600);
       sent.set(r, createHash('sha256').update(data).digest('hex'));
+      files.push(sftpWriteFile(sftp, r, data, 0o600));
     } else {
-      await new Promise<void>((resolve, reject) => sftp.fastPut(l, r, { mode: 0o600, step: onProgress }, (err) => (err ? reject(err) : resolve())));
-      sent.set(r, await sha256File(l));
+      files.push(
+        new Promise<void>((resolve, reject) => sftp.fastPut(l, r, { mode: 0o600, step: onProgress }, (err) => (err ? reject(err) : resolve()))).then(async () => {
+          sent.set(r, await sha256File(l));
+        }),
+      );
     }
   }
+  // Every upload has ended before this returns, failed or not: none is left writing.
+  const failed = (await Promise.allSettled(files)).find((f) => f.status === 'rejected');
+  if (failed) throw failed.reason;
   return sent;
 }
 
