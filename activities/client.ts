@@ -573,30 +573,30 @@ function sftpWriteFile(sftp: SFTPWrapper, p: string, data: string | Buffer, mode
  * path. Small files (all but the prepared cache's indexes) go in one SFTP write each.
  */
 async function uploadTree(sftp: SFTPWrapper, localDir: string, remoteDir: string, onProgress: () => void, sent = new Map<string, string>()): Promise<Map<string, string>> {
-  // The files of a folder go up side by side: each is several SFTP round trips (open, write,
-  // close), and one after another each file waited for all of the previous one's.
-  const files: Array<Promise<void>> = [];
+  // The entries of a folder go up side by side: each file is several SFTP round trips (open,
+  // write, close), and one after another each file waited for all of the previous one's.
+  const uploads: Array<Promise<unknown>> = [];
   for (const name of readdirSync(localDir)) {
     const l = join(localDir, name);
     const r = posix.join(remoteDir, name);
     const st = statSync(l);
     if (st.isDirectory()) {
-      await sftpMkdirPrivate(sftp, r);
-      await uploadTree(sftp, l, r, onProgress, sent);
+      uploads.push(sftpMkdirPrivate(sftp, r).then(() => uploadTree(sftp, l, r, onProgress, sent)));
     } else if (st.size <= 1024 * 1024) {
       const data = readFileSync(l);
       sent.set(r, createHash('sha256').update(data).digest('hex'));
-      files.push(sftpWriteFile(sftp, r, data, 0o600));
+      uploads.push(sftpWriteFile(sftp, r, data, 0o600));
     } else {
-      files.push(
+      uploads.push(
         new Promise<void>((resolve, reject) => sftp.fastPut(l, r, { mode: 0o600, step: onProgress }, (err) => (err ? reject(err) : resolve()))).then(async () => {
           sent.set(r, await sha256File(l));
         }),
       );
     }
   }
-  // Every upload has ended before this returns, failed or not: none is left writing.
-  const failed = (await Promise.allSettled(files)).find((f) => f.status === 'rejected');
+  // Every upload has ended before this returns, failed or not: none is left writing, and no
+  // failure is left unhandled.
+  const failed = (await Promise.allSettled(uploads)).find((f) => f.status === 'rejected');
   if (failed) throw failed.reason;
   return sent;
 }

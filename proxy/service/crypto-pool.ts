@@ -144,11 +144,10 @@ export class CryptoPool {
   /** A job ended: its key leaves the pool and every worker thread. */
   forgetKey(ref: string) {
     this.keys.delete(ref);
+    // Batches still waiting may name it: they go first.
+    this.flush();
     for (const slot of this.slots) {
-      if (!slot.keys.delete(ref)) continue;
-      // After any batch still waiting that names it.
-      this.flush();
-      slot.worker.postMessage({ forget: ref });
+      if (slot.keys.delete(ref)) slot.worker.postMessage({ forget: ref });
     }
   }
 
