@@ -4,7 +4,7 @@ import { parseArchive, retamArchive } from './archive.js';
 import { IntegrityError, MsgpackError } from './errors.js';
 import { ItemStreamParser } from './items.js';
 import { asKeyType, createJobKey, loadKey, type BorgKey } from './keys.js';
-import { LIMITS, asMap, getBytes, getMap, packb, unpackb } from './msgpack.js';
+import { LIMITS, asMap, getBytes, getMap, packb, unpackb, type Packable } from './msgpack.js';
 import { idHash, verifyChunk } from './objects.js';
 import { liveObjects } from './segments.js';
 import { MODES, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
@@ -86,7 +86,7 @@ describe.each(MODES)('archives written by borg 1.2.4 (%s)', (mode) => {
       for (const parts of splits) {
         const p = new ItemStreamParser();
         const ids: string[] = [];
-        for (const part of parts) for (const id of p.feed(part)) ids.push(id.toString('hex'));
+        for (const part of parts) ids.push(...p.feed(part));
         p.end();
         expect(ids).toEqual(a.refs);
         expect(p.items).toBe(a.nitems);
@@ -114,13 +114,13 @@ describe('item stream parser', () => {
   it('skips long strings across feeds with bounded buffering', () => {
     const item = packb({ path: Buffer.alloc(100000, 0x61), chunks: [[Buffer.alloc(32, 1), 5, 6]], xattrs: new Map([['user.x', Buffer.alloc(70000)]]) });
     const p = new ItemStreamParser();
-    const ids: Buffer[] = [];
+    const ids: string[] = [];
     for (let i = 0; i < item.length; i += 1000) {
       ids.push(...p.feed(item.subarray(i, i + 1000)));
       expect(p.bufferedBytes).toBeLessThan(1000);
     }
     p.end();
-    expect(ids).toEqual([Buffer.alloc(32, 1)]);
+    expect(ids).toEqual([Buffer.alloc(32, 1).toString('hex')]);
   });
   it.each([
     ['a non-map item', packb([1, 2])],
@@ -135,6 +135,61 @@ describe('item stream parser', () => {
     const p = new ItemStreamParser();
     expect(() => p.feed(bytes)).toThrow(MsgpackError);
     expect(() => p.feed(Buffer.alloc(1))).toThrow(MsgpackError); // stays failed
+  });
+  it('checks items with many keys for duplicates too (past the short list)', () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    const many = packb(new Map<string, Packable>([...keys.map((k): [string, Packable] => [k, 1]), ['chunks', [[Buffer.alloc(32, 7), 1, 1]]]]));
+    const p = new ItemStreamParser();
+    expect(p.feed(many)).toEqual([Buffer.alloc(32, 7).toString('hex')]);
+    p.end();
+    // The 40 keys and then k3 again: a map of 41 entries whose last key repeats an early one.
+    const body = packb(Object.fromEntries(keys.map((k) => [k, 1] as const))).subarray(3); // after the map16 header
+    const dup = Buffer.concat([Buffer.from([0xde, 0x00, 41]), body, packb('k3'), packb(2)]);
+    expect(() => new ItemStreamParser().feed(dup)).toThrow(/duplicate item key "k3"/);
+  });
+  it('reports 64-bit sizes and refuses negative ones of any width', () => {
+    const big = packb({ chunks: [[Buffer.alloc(32, 2), 2n ** 40n, 2n ** 33n]] });
+    expect(new ItemStreamParser().feed(big)).toEqual([Buffer.alloc(32, 2).toString('hex')]);
+    const neg = packb({ chunks: [[Buffer.alloc(32, 2), -(2n ** 40n), 1]] });
+    expect(() => new ItemStreamParser().feed(neg)).toThrow(/non-negative/);
+  });
+  it('resumes from a saved state exactly as if it had parsed the chunks before', async () => {
+    const many = (await archivesOf('repokey')).find((a) => a.name === 'a-many')!;
+    // Small pieces, so that states inside items, chunk lists and long strings all occur.
+    const stream = Buffer.concat(many.items);
+    const pieces: Buffer[] = [];
+    for (let i = 0; i < stream.length; i += 97) pieces.push(stream.subarray(i, i + 97));
+    const p = new ItemStreamParser();
+    const all: string[] = [];
+    for (const piece of pieces) {
+      const before = p.state();
+      const items = p.items;
+      const ids = p.feed(piece);
+      all.push(...ids);
+      const q = new ItemStreamParser();
+      q.resume(before, 0, 0);
+      expect(q.feed(piece)).toEqual(ids);
+      expect(q.state()).toBe(p.state());
+      const r = new ItemStreamParser();
+      r.resume(p.state(), p.items - items, ids.length);
+      expect(r.state()).toBe(p.state());
+    }
+    p.end();
+    expect(all).toEqual(many.refs);
+    // A parser resumed at the end of the stream is complete too.
+    const done = new ItemStreamParser();
+    done.resume(p.state(), p.items, p.references);
+    done.end();
+    expect(done.items).toBe(many.nitems);
+  });
+  it('carries an item\'s keys so far in its state (a duplicate after resuming is refused)', () => {
+    const item = packb({ chunks: [[Buffer.alloc(32, 1), 1, 1]], path: 'x' });
+    const p = new ItemStreamParser();
+    // Everything up to (not including) the path key: the chunks key has been seen.
+    p.feed(item.subarray(0, item.length - 7)); // a4 "path" a1 "x"
+    const q = new ItemStreamParser();
+    q.resume(p.state(), 0, 0);
+    expect(() => q.feed(Buffer.concat([packb('chunks'), packb([])]))).toThrow(/duplicate item key "chunks"/);
   });
   it('refuses a stream that ends inside an item', () => {
     const p = new ItemStreamParser();

@@ -16,112 +16,55 @@ export interface ItemStreamOptions {
   readonly maxKeyLen?: number;
 }
 
-type Role = 'item' | 'chunks' | 'entry' | 'other';
+// Value types of a msgpack header, and the roles of the containers on the stack. Plain numbers:
+// the parser runs over every byte of every archive's metadata, and allocating a header object per
+// value or a frame per chunk entry made it the larger part of an unchanged backup's archive check.
+const T_INT = 0;
+const T_NIL = 1;
+const T_BOOL = 2;
+const T_FLOAT = 3;
+const T_STR = 4;
+const T_ARRAY = 5;
+const T_MAP = 6;
+const TYPE_NAMES = ['int', 'nil', 'bool', 'float', 'str', 'array', 'map'] as const;
 
-interface Frame {
-  readonly role: Role;
-  /** Elements left to read; for maps this counts keys and values. */
-  remaining: number;
-  readonly isMap: boolean;
-  /** Item maps: the key just read (decides the role of its value). */
-  key?: string;
-  /** Item maps: keys seen, to refuse duplicates. */
-  seen?: Set<string>;
-  /** Chunk entries: index of the next element. */
-  index: number;
-}
+const R_ITEM = 0;
+const R_CHUNKS = 1;
+const R_ENTRY = 2;
+const R_OTHER = 3;
 
 class NeedMore extends Error {}
 const NEED_MORE = new NeedMore('need more input');
 
-interface Header {
-  /** 'int' | 'nil' | 'bool' | 'float' | 'str' | 'array' | 'map' */
-  readonly type: string;
-  /** str length / container count / integer value */
-  readonly n: number;
-  readonly size: number;
-}
+/**
+ * Item keys seen so far, by a hash of their bytes: an item key is looked up here instead of
+ * being decoded into a new string each time (an archive repeats the same dozen keys per file).
+ * A hit is compared byte by byte, so a colliding key only costs a decode. Bounded: a stream of
+ * made-up keys cannot grow it.
+ */
+const keyCache = new Map<number, string>();
+const KEY_CACHE_MAX = 1024;
+/** Keys of one item checked for duplicates in a list before a Set takes over. */
+const SEEN_LIST_MAX = 32;
 
-/** Reads one msgpack header at `p` without consuming; throws NEED_MORE when incomplete. */
-function header(buf: Buffer, p: number): Header {
-  if (p >= buf.length) throw NEED_MORE;
-  const b = buf[p] ?? 0;
-  const need = (n: number): void => {
-    if (p + n > buf.length) throw NEED_MORE;
-  };
-  if (b <= 0x7f) return { type: 'int', n: b, size: 1 };
-  if (b >= 0xe0) return { type: 'int', n: b - 256, size: 1 };
-  if (b >= 0xa0 && b <= 0xbf) return { type: 'str', n: b & 0x1f, size: 1 };
-  if (b >= 0x90 && b <= 0x9f) return { type: 'array', n: b & 0x0f, size: 1 };
-  if (b >= 0x80 && b <= 0x8f) return { type: 'map', n: b & 0x0f, size: 1 };
-  switch (b) {
-    case 0xc0:
-      return { type: 'nil', n: 0, size: 1 };
-    case 0xc2:
-    case 0xc3:
-      return { type: 'bool', n: b - 0xc2, size: 1 };
-    case 0xca:
-      need(5);
-      return { type: 'float', n: 0, size: 5 };
-    case 0xcb:
-      need(9);
-      return { type: 'float', n: 0, size: 9 };
-    case 0xcc:
-    case 0xd0:
-      need(2);
-      return { type: 'int', n: b === 0xcc ? buf.readUInt8(p + 1) : buf.readInt8(p + 1), size: 2 };
-    case 0xcd:
-    case 0xd1:
-      need(3);
-      return { type: 'int', n: b === 0xcd ? buf.readUInt16BE(p + 1) : buf.readInt16BE(p + 1), size: 3 };
-    case 0xce:
-    case 0xd2:
-      need(5);
-      return { type: 'int', n: b === 0xce ? buf.readUInt32BE(p + 1) : buf.readInt32BE(p + 1), size: 5 };
-    case 0xcf:
-    case 0xd3:
-      need(9);
-      return { type: 'int', n: Number(b === 0xcf ? buf.readBigUInt64BE(p + 1) : buf.readBigInt64BE(p + 1)), size: 9 };
-    case 0xd9:
-      need(2);
-      return { type: 'str', n: buf.readUInt8(p + 1), size: 2 };
-    case 0xda:
-      need(3);
-      return { type: 'str', n: buf.readUInt16BE(p + 1), size: 3 };
-    case 0xdb:
-      need(5);
-      return { type: 'str', n: buf.readUInt32BE(p + 1), size: 5 };
-    case 0xdc:
-      need(3);
-      return { type: 'array', n: buf.readUInt16BE(p + 1), size: 3 };
-    case 0xdd:
-      need(5);
-      return { type: 'array', n: buf.readUInt32BE(p + 1), size: 5 };
-    case 0xde:
-      need(3);
-      return { type: 'map', n: buf.readUInt16BE(p + 1), size: 3 };
-    case 0xdf:
-      need(5);
-      return { type: 'map', n: buf.readUInt32BE(p + 1), size: 5 };
-    case 0xc4:
-    case 0xc5:
-    case 0xc6:
-      throw new MsgpackError('bin type is not allowed (max_bin_len=0)', 'bin-type');
-    case 0xc7:
-    case 0xc8:
-    case 0xc9:
-    case 0xd4:
-    case 0xd5:
-    case 0xd6:
-    case 0xd7:
-    case 0xd8:
-      throw new MsgpackError('ext type is not allowed (max_ext_len=0)', 'ext-type');
-    default:
-      throw new MsgpackError(`reserved type byte 0x${b.toString(16)}`, 'reserved-type');
+function keyAt(buf: Buffer, start: number, n: number): string {
+  let h = 0x811c9dc5 ^ n;
+  for (let i = start; i < start + n; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  const cached = keyCache.get(h);
+  if (cached !== undefined && cached.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (cached.charCodeAt(i) !== buf[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return cached;
   }
+  const key = buf.toString('latin1', start, start + n);
+  if (keyCache.size < KEY_CACHE_MAX) keyCache.set(h, key);
+  return key;
 }
-
-const CHUNK_LIST_KEYS = new Set(['chunks', 'chunks_healthy']);
 
 /**
  * Incremental items-stream parser: `feed` each decompressed items chunk in order and collect the chunk ids
@@ -131,10 +74,27 @@ export class ItemStreamParser {
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
   private skip = 0;
-  private readonly stack: Frame[] = [];
   private failed: Error | undefined = undefined;
   private readonly maxDepth: number;
   private readonly maxKeyLen: number;
+  // The container stack, one slot per depth: role, elements left (maps count keys and values),
+  // and for chunk entries the index of the next element.
+  private depth = 0;
+  private readonly roles: Uint8Array;
+  private readonly remaining: Float64Array;
+  private readonly index: Uint8Array;
+  /**
+   * The current item's keys so far (duplicates are refused) and the key whose value comes next.
+   * A short list, not a Set: an item has a dozen keys, mostly the very strings of keyCache. An
+   * item with more keys than the list holds goes on in a Set (a linear search would be quadratic).
+   */
+  private readonly seen: string[] = [];
+  private nSeen = 0;
+  private seenMany: Set<string> | undefined = undefined;
+  private key: string | undefined = undefined;
+  // The last header read: its count/length/value and its size in bytes.
+  private hN = 0;
+  private hSize = 0;
   /** Complete top-level items seen so far. */
   items = 0;
   /** Chunk references reported so far (duplicates included). */
@@ -143,6 +103,9 @@ export class ItemStreamParser {
   constructor(opts: ItemStreamOptions = {}) {
     this.maxDepth = opts.maxDepth ?? 32;
     this.maxKeyLen = opts.maxKeyLen ?? 255;
+    this.roles = new Uint8Array(this.maxDepth);
+    this.remaining = new Float64Array(this.maxDepth);
+    this.index = new Uint8Array(this.maxDepth);
   }
 
   /** Bytes held back because they end in the middle of a header, key or id. */
@@ -150,13 +113,13 @@ export class ItemStreamParser {
     return this.buf.length - this.pos;
   }
 
-  /** Feeds the next piece of the stream; returns the chunk ids (copies) completed by it. */
-  feed(chunk: Uint8Array): Buffer[] {
+  /** Feeds the next piece of the stream; returns the chunk ids (lowercase hex) completed by it. */
+  feed(chunk: Uint8Array): string[] {
     if (this.failed !== undefined) throw this.failed;
     const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     this.buf = this.pos >= this.buf.length ? c : Buffer.concat([this.buf.subarray(this.pos), c]);
     this.pos = 0;
-    const ids: Buffer[] = [];
+    const ids: string[] = [];
     try {
       this.run(ids);
     } catch (e) {
@@ -176,7 +139,7 @@ export class ItemStreamParser {
 
   /** True while the input so far ends inside an item (the next chunk must continue it). */
   get inItem(): boolean {
-    return this.stack.length > 0 || this.skip > 0 || this.bufferedBytes > 0;
+    return this.depth > 0 || this.skip > 0 || this.bufferedBytes > 0;
   }
 
   /** Throws unless the stream ended exactly after a complete item. */
@@ -187,14 +150,183 @@ export class ItemStreamParser {
     }
   }
 
-  private push(role: Role, isMap: boolean, n: number): void {
-    if (this.stack.length + 1 > this.maxDepth) throw new MsgpackError(`nesting deeper than ${this.maxDepth}`, 'limit-depth');
-    const frame: Frame = { role, isMap, remaining: isMap ? 2 * n : n, index: 0 };
-    if (role === 'item') frame.seen = new Set();
-    this.stack.push(frame);
+  /**
+   * The parser's whole state between two feeds, as a string: the same state fed the same bytes
+   * gives the same ids and the same next state (ItemsCache keys on it).
+   */
+  state(): string {
+    if (this.failed !== undefined) throw this.failed;
+    const frames: number[] = [];
+    for (let d = 0; d < this.depth; d++) frames.push(this.roles[d]!, this.remaining[d]!, this.index[d]!);
+    const inItem = this.depth > 0;
+    const seen = !inItem ? [] : this.seenMany ? [...this.seenMany] : this.seen.slice(0, this.nSeen);
+    return JSON.stringify([this.buf.subarray(this.pos).toString('latin1'), this.skip, frames, inItem ? (this.key ?? null) : null, seen]);
   }
 
-  private run(ids: Buffer[]): void {
+  /**
+   * Goes on as if the feed that led to `state` (taken from a parser like this one) had just
+   * happened here: it completed `items` items and `references` chunk references.
+   */
+  resume(state: string, items: number, references: number): void {
+    if (this.failed !== undefined) throw this.failed;
+    const [tail, skip, frames, key, seen] = JSON.parse(state) as [string, number, number[], string | null, string[]];
+    if (frames.length % 3 !== 0 || frames.length / 3 > this.maxDepth) throw new RangeError('not a state of this parser');
+    this.buf = Buffer.from(tail, 'latin1');
+    this.pos = 0;
+    this.skip = skip;
+    this.depth = frames.length / 3;
+    for (let d = 0; d < this.depth; d++) {
+      this.roles[d] = frames[3 * d]!;
+      this.remaining[d] = frames[3 * d + 1]!;
+      this.index[d] = frames[3 * d + 2]!;
+    }
+    this.key = key ?? undefined;
+    this.nSeen = 0;
+    this.seenMany = undefined;
+    for (const k of seen) this.see(k);
+    this.items += items;
+    this.references += references;
+  }
+
+  private push(role: number, isMap: boolean, n: number): void {
+    if (this.depth + 1 > this.maxDepth) throw new MsgpackError(`nesting deeper than ${this.maxDepth}`, 'limit-depth');
+    const d = this.depth++;
+    this.roles[d] = role;
+    this.remaining[d] = isMap ? 2 * n : n;
+    this.index[d] = 0;
+    if (role === R_ITEM) {
+      this.nSeen = 0;
+      this.seenMany = undefined;
+      this.key = undefined;
+    }
+  }
+
+  private see(key: string): void {
+    const dup = () => new MsgpackError(`duplicate item key ${JSON.stringify(key)}`, 'duplicate-key');
+    if (this.seenMany) {
+      if (this.seenMany.has(key)) throw dup();
+      this.seenMany.add(key);
+      return;
+    }
+    for (let i = 0; i < this.nSeen; i++) if (this.seen[i] === key) throw dup();
+    if (this.nSeen < SEEN_LIST_MAX) this.seen[this.nSeen++] = key;
+    else this.seenMany = new Set([...this.seen, key]);
+  }
+
+  /** Reads one msgpack header at `p` without consuming: returns its type, sets hN and hSize. */
+  private header(p: number): number {
+    const buf = this.buf;
+    if (p >= buf.length) throw NEED_MORE;
+    const b = buf[p]!;
+    this.hSize = 1;
+    if (b <= 0x7f) {
+      this.hN = b;
+      return T_INT;
+    }
+    if (b >= 0xe0) {
+      this.hN = b - 256;
+      return T_INT;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+      this.hN = b & 0x1f;
+      return T_STR;
+    }
+    if (b >= 0x90 && b <= 0x9f) {
+      this.hN = b & 0x0f;
+      return T_ARRAY;
+    }
+    if (b >= 0x80 && b <= 0x8f) {
+      this.hN = b & 0x0f;
+      return T_MAP;
+    }
+    const need = (n: number): void => {
+      if (p + n > buf.length) throw NEED_MORE;
+      this.hSize = n;
+    };
+    switch (b) {
+      case 0xc0:
+        this.hN = 0;
+        return T_NIL;
+      case 0xc2:
+      case 0xc3:
+        this.hN = b - 0xc2;
+        return T_BOOL;
+      case 0xca:
+        need(5);
+        this.hN = 0;
+        return T_FLOAT;
+      case 0xcb:
+        need(9);
+        this.hN = 0;
+        return T_FLOAT;
+      case 0xcc:
+      case 0xd0:
+        need(2);
+        this.hN = b === 0xcc ? buf.readUInt8(p + 1) : buf.readInt8(p + 1);
+        return T_INT;
+      case 0xcd:
+      case 0xd1:
+        need(3);
+        this.hN = b === 0xcd ? buf.readUInt16BE(p + 1) : buf.readInt16BE(p + 1);
+        return T_INT;
+      case 0xce:
+      case 0xd2:
+        need(5);
+        this.hN = b === 0xce ? buf.readUInt32BE(p + 1) : buf.readInt32BE(p + 1);
+        return T_INT;
+      case 0xcf:
+      case 0xd3:
+        need(9);
+        // Only the sign matters to the parser (sizes must not be negative); no BigInt needed.
+        this.hN = b === 0xcf ? buf.readUInt32BE(p + 1) * 4294967296 + buf.readUInt32BE(p + 5) : buf.readInt32BE(p + 1) * 4294967296 + buf.readUInt32BE(p + 5);
+        return T_INT;
+      case 0xd9:
+        need(2);
+        this.hN = buf.readUInt8(p + 1);
+        return T_STR;
+      case 0xda:
+        need(3);
+        this.hN = buf.readUInt16BE(p + 1);
+        return T_STR;
+      case 0xdb:
+        need(5);
+        this.hN = buf.readUInt32BE(p + 1);
+        return T_STR;
+      case 0xdc:
+        need(3);
+        this.hN = buf.readUInt16BE(p + 1);
+        return T_ARRAY;
+      case 0xdd:
+        need(5);
+        this.hN = buf.readUInt32BE(p + 1);
+        return T_ARRAY;
+      case 0xde:
+        need(3);
+        this.hN = buf.readUInt16BE(p + 1);
+        return T_MAP;
+      case 0xdf:
+        need(5);
+        this.hN = buf.readUInt32BE(p + 1);
+        return T_MAP;
+      case 0xc4:
+      case 0xc5:
+      case 0xc6:
+        throw new MsgpackError('bin type is not allowed (max_bin_len=0)', 'bin-type');
+      case 0xc7:
+      case 0xc8:
+      case 0xc9:
+      case 0xd4:
+      case 0xd5:
+      case 0xd6:
+      case 0xd7:
+      case 0xd8:
+        throw new MsgpackError('ext type is not allowed (max_ext_len=0)', 'ext-type');
+      default:
+        throw new MsgpackError(`reserved type byte 0x${b.toString(16)}`, 'reserved-type');
+    }
+  }
+
+  private run(ids: string[]): void {
     for (;;) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, this.buf.length - this.pos);
@@ -202,77 +334,80 @@ export class ItemStreamParser {
         this.skip -= n;
         if (this.skip > 0) throw NEED_MORE;
       }
-      const top = this.stack[this.stack.length - 1];
-      if (top === undefined) {
+      if (this.depth === 0) {
         if (this.pos >= this.buf.length) return;
-        const h = header(this.buf, this.pos);
-        if (h.type !== 'map') throw new MsgpackError(`item is a ${h.type}, not a map`, 'item-type');
-        this.pos += h.size;
-        this.push('item', true, h.n);
+        const t = this.header(this.pos);
+        if (t !== T_MAP) throw new MsgpackError(`item is a ${TYPE_NAMES[t]}, not a map`, 'item-type');
+        this.pos += this.hSize;
+        this.push(R_ITEM, true, this.hN);
         continue;
       }
-      if (top.remaining === 0) {
-        this.stack.pop();
-        if (this.stack.length === 0) this.items++;
+      const d = this.depth - 1;
+      if (this.remaining[d] === 0) {
+        this.depth--;
+        if (this.depth === 0) this.items++;
         continue;
       }
-      if (top.role === 'item' && top.remaining % 2 === 0) {
+      if (this.roles[d] === R_ITEM && this.remaining[d]! % 2 === 0) {
         // an item key: read it whole (they are short names)
-        const h = header(this.buf, this.pos);
-        if (h.type !== 'str') throw new MsgpackError(`item key is a ${h.type}, not a string`, 'key-type');
-        if (h.n > this.maxKeyLen) throw new MsgpackError(`item key longer than ${this.maxKeyLen}`, 'limit-str');
-        if (this.pos + h.size + h.n > this.buf.length) throw NEED_MORE;
-        const key = this.buf.toString('latin1', this.pos + h.size, this.pos + h.size + h.n);
-        if (top.seen?.has(key)) throw new MsgpackError(`duplicate item key ${JSON.stringify(key)}`, 'duplicate-key');
-        top.seen?.add(key);
-        this.pos += h.size + h.n;
-        top.key = key;
-        top.remaining--;
+        const t = this.header(this.pos);
+        if (t !== T_STR) throw new MsgpackError(`item key is a ${TYPE_NAMES[t]}, not a string`, 'key-type');
+        const n = this.hN;
+        if (n > this.maxKeyLen) throw new MsgpackError(`item key longer than ${this.maxKeyLen}`, 'limit-str');
+        const at = this.pos + this.hSize;
+        if (at + n > this.buf.length) throw NEED_MORE;
+        const key = keyAt(this.buf, at, n);
+        this.see(key);
+        this.pos = at + n;
+        this.key = key;
+        this.remaining[d] = this.remaining[d]! - 1;
         continue;
       }
-      this.element(top, ids);
+      this.element(d, ids);
     }
   }
 
-  private element(top: Frame, ids: Buffer[]): void {
-    const h = header(this.buf, this.pos);
-    switch (top.role) {
-      case 'item':
-        if (top.key !== undefined && CHUNK_LIST_KEYS.has(top.key)) {
-          if (h.type !== 'array') throw new MsgpackError(`item ${top.key} is a ${h.type}, not an array`, 'chunks-type');
-          this.pos += h.size;
-          top.remaining--;
-          this.push('chunks', false, h.n);
+  private element(d: number, ids: string[]): void {
+    const t = this.header(this.pos);
+    const n = this.hN;
+    switch (this.roles[d]) {
+      case R_ITEM:
+        if (this.key === 'chunks' || this.key === 'chunks_healthy') {
+          if (t !== T_ARRAY) throw new MsgpackError(`item ${this.key} is a ${TYPE_NAMES[t]}, not an array`, 'chunks-type');
+          this.pos += this.hSize;
+          this.remaining[d] = this.remaining[d]! - 1;
+          this.push(R_CHUNKS, false, n);
           return;
         }
         break;
-      case 'chunks':
-        if (h.type !== 'array' || h.n !== 3) throw new MsgpackError('chunk list entry is not [id, size, csize]', 'chunks-type');
-        this.pos += h.size;
-        top.remaining--;
-        this.push('entry', false, 3);
+      case R_CHUNKS:
+        if (t !== T_ARRAY || n !== 3) throw new MsgpackError('chunk list entry is not [id, size, csize]', 'chunks-type');
+        this.pos += this.hSize;
+        this.remaining[d] = this.remaining[d]! - 1;
+        this.push(R_ENTRY, false, 3);
         return;
-      case 'entry':
-        if (top.index === 0) {
-          if (h.type !== 'str' || h.n !== 32) throw new MsgpackError('chunk id is not 32 bytes', 'chunks-type');
-          if (this.pos + h.size + 32 > this.buf.length) throw NEED_MORE;
-          ids.push(Buffer.from(this.buf.subarray(this.pos + h.size, this.pos + h.size + 32)));
-          this.pos += h.size + 32;
+      case R_ENTRY:
+        if (this.index[d] === 0) {
+          if (t !== T_STR || n !== 32) throw new MsgpackError('chunk id is not 32 bytes', 'chunks-type');
+          const at = this.pos + this.hSize;
+          if (at + 32 > this.buf.length) throw NEED_MORE;
+          ids.push(this.buf.toString('hex', at, at + 32));
+          this.pos = at + 32;
         } else {
-          if (h.type !== 'int' || h.n < 0) throw new MsgpackError('chunk size is not a non-negative integer', 'chunks-type');
-          this.pos += h.size;
+          if (t !== T_INT || n < 0) throw new MsgpackError('chunk size is not a non-negative integer', 'chunks-type');
+          this.pos += this.hSize;
         }
-        top.index++;
-        top.remaining--;
+        this.index[d] = this.index[d]! + 1;
+        this.remaining[d] = this.remaining[d]! - 1;
         return;
-      case 'other':
+      case R_OTHER:
         break;
     }
     // generic skip of any other value
-    this.pos += h.size;
-    top.remaining--;
-    if (h.type === 'str') this.skip = h.n;
-    else if (h.type === 'array') this.push('other', false, h.n);
-    else if (h.type === 'map') this.push('other', true, h.n);
+    this.pos += this.hSize;
+    this.remaining[d] = this.remaining[d]! - 1;
+    if (t === T_STR) this.skip = n;
+    else if (t === T_ARRAY) this.push(R_OTHER, false, n);
+    else if (t === T_MAP) this.push(R_OTHER, true, n);
   }
 }

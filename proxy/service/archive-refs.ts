@@ -20,20 +20,19 @@ export type ReadObject = (id: Buffer) => Promise<{ plaintext: Buffer; csize: num
  */
 export async function readArchiveChunkRefs(read: ReadObject, key: BorgKey, archiveId: Buffer): Promise<Map<string, RefEntry>> {
   const refs = new Map<string, RefEntry>();
-  const add = (id: Buffer, size: number, csize: number) => {
-    const k = id.toString('hex');
-    const e = refs.get(k);
+  const add = (idHex: string, size: number, csize: number) => {
+    const e = refs.get(idHex);
     if (e) e.refcount++;
-    else refs.set(k, { refcount: 1, size, csize });
+    else refs.set(idHex, { refcount: 1, size, csize });
   };
   const meta = await read(archiveId);
   // Archives written before BorgCube re-signed them may carry a TAM of another key: read them anyway.
   const archive = parseArchive(key, meta.plaintext, { required: false });
-  add(archiveId, meta.plaintext.length, meta.csize);
+  add(archiveId.toString('hex'), meta.plaintext.length, meta.csize);
   const parser = new ItemStreamParser();
   for (const itemsId of archive.items) {
     const chunk = await read(itemsId);
-    add(itemsId, chunk.plaintext.length, chunk.csize);
+    add(itemsId.toString('hex'), chunk.plaintext.length, chunk.csize);
     for (const id of parser.feed(chunk.plaintext)) add(id, 0, 0);
   }
   parser.end();

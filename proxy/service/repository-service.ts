@@ -26,7 +26,8 @@ import { authorizedKeysRequest, proxyRequest, type ProxyRequest, type ServiceMes
 import type { RefEntry } from './archive-refs.js';
 import { decodeRefs } from './chunk-store.js';
 import { CryptoPool } from './crypto-pool.js';
-import { RepositoryHandle } from './repository.js';
+import { ItemsCache } from './items-cache.js';
+import { ITEMS_CACHE_BYTES, RepositoryHandle } from './repository.js';
 import { NO_DATA, PolicyViolation, replyErrorOf, Session, SessionError, type JobContext, type SessionHooks } from './session.js';
 
 export interface RepositoryServiceDeps {
@@ -55,6 +56,7 @@ export const jobKeyContext = (jobId: string) => `job:${jobId}:key`;
 
 export class RepositoryService {
   readonly pool = new CryptoPool();
+  private readonly itemsCache = new ItemsCache(ITEMS_CACHE_BYTES);
   private readonly repos = new Map<string, Promise<RepositoryHandle>>();
   private readonly sessions = new Map<string, Set<{ session?: Session; abort: (reason: string) => void }>>();
   private readonly stats = new Map<string, SessionHooks['stats']>();
@@ -89,6 +91,7 @@ export class RepositoryService {
       stateDir: repoStateDir(config, id),
       log: log.child({ repository: row.name }),
       pool: this.pool,
+      itemsCache: this.itemsCache,
       idleCloseMs: this.deps.idleCloseMs,
     });
     handle.onUpstreamLost = (err) => {

@@ -16,6 +16,7 @@ import { Mutex } from './mutex.js';
 import { nextTimestamp } from './timestamps.js';
 import { Upstream, UpstreamError } from './upstream.js';
 import { ChunkStore } from './chunk-store.js';
+import { ItemsCache } from './items-cache.js';
 import type { CryptoPool } from './crypto-pool.js';
 
 export interface RepositoryInfo {
@@ -48,10 +49,17 @@ export interface RepositoryDeps {
    * every job after a quiet spell pays while its client waits.
    */
   spareTtlMs?: number;
+  /** Shared by the service's repositories (keys carry the repository id); a handle's own if absent. */
+  itemsCache?: ItemsCache;
 }
 
 /** Most bytes a put may decompress to (borg's own chunks are at most ~20 MiB). */
 export const MAX_PLAINTEXT = 64 * 1024 * 1024;
+/**
+ * Parsed items chunks kept (by one repository service, all repositories together): 32 bytes per
+ * referenced chunk, so the item streams of about two million files.
+ */
+export const ITEMS_CACHE_BYTES = 64 * 1024 * 1024;
 
 /** What the repository needs to know of a live proxy session (session.ts implements it). */
 export interface LiveSession {
@@ -74,6 +82,8 @@ export class RepositoryHandle {
   readonly recentPuts = new Map<string, { size: number; csize: number }>();
   /** Live proxy sessions on this repository. */
   readonly sessions = new Set<LiveSession>();
+  /** What each items chunk held when an archive was last checked (session.ts acceptArchive). */
+  readonly itemsCache: ItemsCache;
 
   private upstream: Upstream | undefined;
   /** A started `borg serve` without an open repository (no lock), ready for the next open. */
@@ -96,6 +106,7 @@ export class RepositoryHandle {
     private readonly deps: RepositoryDeps,
   ) {
     mkdirSync(deps.stateDir, { recursive: true, mode: 0o700 });
+    this.itemsCache = deps.itemsCache ?? new ItemsCache(ITEMS_CACHE_BYTES);
     this.nonces = new RealNonces(join(deps.stateDir, 'nonce'), undefined);
     this.chunks = new ChunkStore(join(deps.stateDir, 'chunks'), deps.log);
     deps.pool.registerKey(this.keyRef, key);

@@ -348,7 +348,7 @@ export class Session implements LiveSession {
       if (p) return p;
       const h = this.ctx.handed.get(idHex);
       // A handed object must still exist: prune/compact may have removed it since the job was prepared.
-      if (h && this.repo.chunks.has(idHex)) return this.repo.chunks.get(idHex);
+      if (h) return this.repo.chunks.get(idHex);
       return undefined;
     };
     for (const itemsId of meta.items) {
@@ -359,26 +359,45 @@ export class Session implements LiveSession {
     }
     // The item stream is read back from the repository with a window of requests in flight:
     // one round trip to borg serve per metadata chunk, one after the other, was most of the
-    // fixed cost of an unchanged backup with many files.
+    // fixed cost of an unchanged backup with many files. Chunks parsed before from the same
+    // parser state (the previous archive's, when little changed) are not read again at all.
+    const cache = this.repo.itemsCache;
+    const repoId = this.repo.info.id;
     const reads = new Map<number, Promise<{ plaintext: Buffer }>>();
+    const read = (i: number) => {
+      const p = this.repo.readObject(this.up, meta.items[i]!);
+      p.catch(() => {}); // awaited below, in order; a failure surfaces there
+      reads.set(i, p);
+    };
     let requested = 0;
     const parser = new ItemStreamParser();
+    const bad = (err: unknown) => new PolicyViolation('bad-archive', `${show(name)}: item stream: ${(err as Error).message}`);
     for (let i = 0; i < meta.items.length; i++) {
       for (; requested < Math.min(i + ITEMS_READ_WINDOW, meta.items.length); requested++) {
-        const p = this.repo.readObject(this.up, meta.items[requested]!);
-        p.catch(() => {}); // awaited below, in order; a failure surfaces there
-        reads.set(requested, p);
+        if (!cache.hasChunk(`${repoId}/${meta.items[requested]!.toString('hex')}`)) read(requested);
       }
-      const chunk = await reads.get(i)!;
-      reads.delete(i);
-      let ids: Buffer[];
-      try {
-        ids = parser.feed(chunk.plaintext);
-      } catch (err) {
-        throw new PolicyViolation('bad-archive', `${show(name)}: item stream: ${(err as Error).message}`);
+      const itemsKey = `${repoId}/${meta.items[i]!.toString('hex')}`;
+      const entry = parser.state();
+      const hit = cache.get(itemsKey, entry);
+      let ids: string[];
+      if (hit) {
+        reads.delete(i);
+        parser.resume(hit.exit, hit.items, hit.ids.length / 32);
+        ids = new Array<string>(hit.ids.length / 32);
+        for (let k = 0; k < ids.length; k++) ids[k] = hit.ids.toString('hex', 32 * k, 32 * k + 32);
+      } else {
+        if (!reads.has(i)) read(i);
+        const chunk = await reads.get(i)!;
+        reads.delete(i);
+        const itemsBefore = parser.items;
+        try {
+          ids = parser.feed(chunk.plaintext);
+        } catch (err) {
+          throw bad(err);
+        }
+        cache.set(itemsKey, entry, { exit: parser.state(), ids: Buffer.from(ids.join(''), 'hex'), items: parser.items - itemsBefore });
       }
-      for (const id of ids) {
-        const h = id.toString('hex');
+      for (const h of ids) {
         const kk = known(h);
         if (!kk) throw this.unknownReference(h, name);
         ref(h, kk.size, kk.csize);
@@ -387,7 +406,7 @@ export class Session implements LiveSession {
     try {
       parser.end();
     } catch (err) {
-      throw new PolicyViolation('bad-archive', `${show(name)}: item stream: ${(err as Error).message}`);
+      throw bad(err);
     }
     const resigned = retamArchive(plaintext, this.ctx.jobKey, this.repo.key);
     const realId = idHash(this.repo.key, resigned);
