@@ -157,16 +157,20 @@ export class ChunkStore {
    * wrong size; the client uploads those again).
    */
   handedIndex(archiveIdsHex: Iterable<string>): ChunkIndex {
-    const index = new ChunkIndex();
+    const files: Buffer[] = [];
+    for (const hex of archiveIdsHex) {
+      const b = this.readArchiveIndexFile(hex);
+      if (b) files.push(b);
+    }
+    // Sized for the largest archive up front (the union holds at least that many): growing from
+    // empty rehashed everything several times, a good part of preparing an unchanged backup.
+    const index = new ChunkIndex(Math.max(0, ...files.map((b) => Math.floor(b.length / ENTRY))));
     const add = (id: Buffer, refcount: number, size: number, csize: number) => {
       const old = index.get(id);
       if (!old) index.set(id, { refcount, size, csize });
       else index.set(id, { refcount: Math.min(old.refcount + refcount, MAX_REFCOUNT), size: old.size || size, csize: old.size ? old.csize : csize });
     };
-    for (const hex of archiveIdsHex) {
-      const b = this.readArchiveIndexFile(hex);
-      if (b) forEachRef(b, (id, refcount, size, csize) => add(id, Math.min(refcount, MAX_REFCOUNT), size, csize));
-    }
+    for (const b of files) forEachRef(b, (id, refcount, size, csize) => add(id, Math.min(refcount, MAX_REFCOUNT), size, csize));
     const unsized: Buffer[] = [];
     for (const [id, e] of index) if (e.size === 0) unsized.push(Buffer.from(id));
     for (const id of unsized) index.delete(id);
