@@ -348,9 +348,10 @@ export function createClientActivities(deps: ClientActivityDeps) {
             log.warn({ job: jobId, err: (err as Error).message }, 'the files cache could not be kept');
           }
         }
-        await killBorg(conn, dir);
-        // Leave no empty BorgCube folders behind either (rmdir fails harmlessly while other jobs run).
-        const rm = `${shellCommand(['rm', '-rf', '--', dir])} || exit $?; ${shellCommand(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))])} 2>/dev/null; exit 0`;
+        // Stop borg if it still runs, then remove the folder: one exec (each costs a session on
+        // the client). Leave no empty BorgCube folders behind either (rmdir fails harmlessly
+        // while other jobs run).
+        const rm = `(\n${killBorgScript(dir)}\n); ${shellCommand(['rm', '-rf', '--', dir])} || exit $?; ${shellCommand(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))])} 2>/dev/null; exit 0`;
         const r = await conn.execRaw(rm, { timeoutMs: 120_000 });
         if (r.code !== 0) throw new Error(`removing ${dir} on the client failed: ${r.stderr.toString('utf8').trim().slice(0, 300)}`);
         if (await sftpExists(await conn.sftp(), dir)) throw new Error(`${dir} is still on the client`);
@@ -522,9 +523,14 @@ async function waitForRunEnd(conn: SshConnection, dir: string, signal: AbortSign
 
 /** SIGTERM to borg's process group (run.sh is the session leader), SIGKILL if it lingers. */
 async function killBorg(conn: SshConnection, dir: string): Promise<void> {
+  await conn.execRaw(killBorgScript(dir), { timeoutMs: 60_000 });
+}
+
+/** killBorg's shell script; it ends with `exit`, so another script runs it in a subshell. */
+function killBorgScript(dir: string): string {
   const runPid = posix.join(dir, 'run.pid');
   const borgPid = posix.join(dir, 'borg.pid');
-  const script = [
+  return [
     `rp=$(cat ${shellQuote(runPid)} 2>/dev/null); bp=$(cat ${shellQuote(borgPid)} 2>/dev/null)`,
     `alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(readlink /proc/$1/cwd)" = ${shellQuote(dir)} ]; }`,
     'alive "$bp" || alive "$rp" || exit 0',
@@ -532,7 +538,6 @@ async function killBorg(conn: SshConnection, dir: string): Promise<void> {
     'i=0; while alive "$bp" && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done',
     'alive "$bp" && kill -KILL "$bp" 2>/dev/null; [ -n "$rp" ] && kill -KILL -- "-$rp" 2>/dev/null; exit 0',
   ].join('\n');
-  await conn.execRaw(script, { timeoutMs: 60_000 });
 }
 
 async function sha256File(path: string): Promise<string> {
