@@ -6,6 +6,9 @@ import { runVerifyTask, type BatchMessage, type ResultMessage } from './crypto-p
 
 const keys = new Map<string, BorgKey>();
 
+/** Re-encrypted objects from this size on cross back in their own buffer, without a copy. */
+const MOVE_FROM = 256 * 1024;
+
 const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 parentPort!.on('message', (m: BatchMessage | { forget: string }) => {
@@ -22,6 +25,7 @@ parentPort!.on('message', (m: BatchMessage | { forget: string }) => {
 async function runBatch(m: BatchMessage) {
   const out: ResultMessage = { results: [] };
   const transfer: ArrayBuffer[] = [];
+  let packed = 0;
   for (const t of m.tasks) {
     const key = keys.get(t.keyRef);
     const jobKey = keys.get(t.jobKeyRef);
@@ -33,13 +37,28 @@ async function runBatch(m: BatchMessage) {
       const result = await runVerifyTask(key, jobKey, { keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: buf(t.id), object: buf(t.object), maxPlaintext: t.maxPlaintext, iv: t.iv });
       if (result.ok && result.object) {
         const obj = new Uint8Array(result.object.buffer, result.object.byteOffset, result.object.byteLength);
-        // Only a buffer of its own moves (a small one may be a view into Node's shared pool).
-        if (obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength) transfer.push(obj.buffer as ArrayBuffer);
         out.results.push({ seq: t.seq, result: { ...result, object: obj } });
+        // A big buffer of its own moves as it is; the rest go in one buffer below (a small one
+        // may be a view into Node's shared pool, and a transfer per object costs more than a copy).
+        if (obj.byteLength >= MOVE_FROM && obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength) transfer.push(obj.buffer as ArrayBuffer);
+        else packed += obj.byteLength;
       } else out.results.push({ seq: t.seq, result });
     } catch (err) {
       out.results.push({ seq: t.seq, error: (err as Error).message });
     }
+  }
+  if (packed) {
+    const pack = new ArrayBuffer(packed);
+    let at = 0;
+    for (const r of out.results) {
+      const obj = r.result?.ok ? r.result.object : undefined;
+      if (!obj || transfer.includes(obj.buffer as ArrayBuffer)) continue;
+      const view = new Uint8Array(pack, at, obj.byteLength);
+      view.set(obj);
+      r.result = { ...(r.result as { ok: true; plaintextLength: number }), object: view };
+      at += view.byteLength;
+    }
+    transfer.push(pack);
   }
   parentPort!.postMessage(out, transfer);
 }
