@@ -39,7 +39,8 @@ async function runBatch(m: BatchMessage) {
         const obj = new Uint8Array(result.object.buffer, result.object.byteOffset, result.object.byteLength);
         out.results.push({ seq: t.seq, result: { ...result, object: obj } });
         // A big buffer of its own moves as it is; the rest go in one buffer below (a small one
-        // may be a view into Node's shared pool, and a transfer per object costs more than a copy).
+        // may be a view into Node's shared pool, and one transfer per object cost more than the
+        // copy: see CryptoPool.flush).
         if (obj.byteLength >= MOVE_FROM && obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength) transfer.push(obj.buffer as ArrayBuffer);
         else packed += obj.byteLength;
       } else out.results.push({ seq: t.seq, result });
