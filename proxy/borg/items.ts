@@ -8,6 +8,7 @@
 // [id(32 bytes), size, csize] (ChunkListEntry), and each id is reported. Everything else is skipped
 // without being decoded (large strings are skipped across feeds).
 import { MsgpackError } from './errors.js';
+import { refusedType } from './msgpack.js';
 
 export interface ItemStreamOptions {
   /** Deepest container nesting inside the stream (default 32). */
@@ -308,21 +309,8 @@ export class ItemStreamParser {
         need(5);
         this.hN = buf.readUInt32BE(p + 1);
         return T_MAP;
-      case 0xc4:
-      case 0xc5:
-      case 0xc6:
-        throw new MsgpackError('bin type is not allowed (max_bin_len=0)', 'bin-type');
-      case 0xc7:
-      case 0xc8:
-      case 0xc9:
-      case 0xd4:
-      case 0xd5:
-      case 0xd6:
-      case 0xd7:
-      case 0xd8:
-        throw new MsgpackError('ext type is not allowed (max_ext_len=0)', 'ext-type');
       default:
-        throw new MsgpackError(`reserved type byte 0x${b.toString(16)}`, 'reserved-type');
+        throw refusedType(b);
     }
   }
 

@@ -415,19 +415,6 @@ class Decoder {
         return false;
       case 0xc3:
         return true;
-      case 0xc4:
-      case 0xc5:
-      case 0xc6:
-        throw new MsgpackError('bin type is not allowed (max_bin_len=0)', 'bin-type');
-      case 0xc7:
-      case 0xc8:
-      case 0xc9:
-      case 0xd4:
-      case 0xd5:
-      case 0xd6:
-      case 0xd7:
-      case 0xd8:
-        throw new MsgpackError('ext type is not allowed (max_ext_len=0)', 'ext-type');
       case 0xca:
         this.have(4);
         p = this.pos;
@@ -482,7 +469,7 @@ class Decoder {
       case 0xdf:
         return this.map(this.lenAfter(4), depth);
       default:
-        throw new MsgpackError(`reserved type byte 0x${b.toString(16)}`, 'reserved-type');
+        throw refusedType(b);
     }
   }
 }
@@ -567,6 +554,17 @@ export class Unpacker {
 }
 
 /** Decodes exactly one value from `buf` (trailing bytes are an error). */
+/**
+ * The error for a type byte no other branch of a decoder took: bin and ext, which borg's
+ * unpacker refuses (max_bin_len=0, max_ext_len=0), or a reserved byte. Shared by the decoders here
+ * and the item-stream parser (items.ts).
+ */
+export function refusedType(b: number): MsgpackError {
+  if (b >= 0xc4 && b <= 0xc6) return new MsgpackError('bin type is not allowed (max_bin_len=0)', 'bin-type');
+  if ((b >= 0xc7 && b <= 0xc9) || (b >= 0xd4 && b <= 0xd8)) return new MsgpackError('ext type is not allowed (max_ext_len=0)', 'ext-type');
+  return new MsgpackError(`reserved type byte 0x${b.toString(16)}`, 'reserved-type');
+}
+
 export function unpackb(buf: Uint8Array, limits: UnpackLimits): Value {
   const d = new Decoder(limits);
   d.buf = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);

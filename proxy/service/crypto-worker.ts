@@ -25,6 +25,8 @@ parentPort!.on('message', (m: BatchMessage | { forget: string }) => {
 async function runBatch(m: BatchMessage) {
   const out: ResultMessage = { results: [] };
   const transfer: ArrayBuffer[] = [];
+  /** Results whose objects are copied into the batch's one buffer below, and their bytes. */
+  const toPack: Array<{ object: Uint8Array }> = [];
   let packed = 0;
   for (const t of m.tasks) {
     const key = keys.get(t.keyRef);
@@ -37,12 +39,16 @@ async function runBatch(m: BatchMessage) {
       const result = await runVerifyTask(key, jobKey, { keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: buf(t.id), object: buf(t.object), maxPlaintext: t.maxPlaintext, iv: t.iv });
       if (result.ok && result.object) {
         const obj = new Uint8Array(result.object.buffer, result.object.byteOffset, result.object.byteLength);
-        out.results.push({ seq: t.seq, result: { ...result, object: obj } });
+        const r = { seq: t.seq, result: { ...result, object: obj } };
+        out.results.push(r);
         // A big buffer of its own moves as it is; the rest go in one buffer below (a small one
         // may be a view into Node's shared pool, and one transfer per object cost more than the
         // copy: see CryptoPool.flush).
         if (obj.byteLength >= MOVE_FROM && obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength) transfer.push(obj.buffer as ArrayBuffer);
-        else packed += obj.byteLength;
+        else {
+          toPack.push(r.result);
+          packed += obj.byteLength;
+        }
       } else out.results.push({ seq: t.seq, result });
     } catch (err) {
       out.results.push({ seq: t.seq, error: (err as Error).message });
@@ -51,12 +57,10 @@ async function runBatch(m: BatchMessage) {
   if (packed) {
     const pack = new ArrayBuffer(packed);
     let at = 0;
-    for (const r of out.results) {
-      const obj = r.result?.ok ? r.result.object : undefined;
-      if (!obj || transfer.includes(obj.buffer as ArrayBuffer)) continue;
-      const view = new Uint8Array(pack, at, obj.byteLength);
-      view.set(obj);
-      r.result = { ...(r.result as { ok: true; plaintextLength: number }), object: view };
+    for (const result of toPack) {
+      const view = new Uint8Array(pack, at, result.object.byteLength);
+      view.set(result.object);
+      result.object = view;
       at += view.byteLength;
     }
     transfer.push(pack);
