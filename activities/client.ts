@@ -28,7 +28,7 @@ import { sshdPaths } from '../infra/sshd.js';
 import { connectClient, probeBorgVersion } from '../services/clients.js';
 import { LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
 import { recordPhase } from './jobs.js';
-import { jobClientFilesDir, jobPulledFilesCachePath, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
+import { MAX_FILES_CACHE, jobClientFilesDir, jobPulledFilesCachePath, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
 
 export interface ClientActivityDeps {
   db: Db;
@@ -51,8 +51,6 @@ export const clientJobDir = (jobId: string) => `.borgcube/jobs/${jobId}`;
 
 /** Stored log lines per job; beyond it only warnings and errors are kept. */
 const MAX_STORED_LINES = 20_000;
-/** Largest files cache accepted back from a client. */
-const MAX_FILES_CACHE = 1024 * 1024 * 1024;
 
 /** What probeClient found: the version of the borg at the client's configured path, if any. */
 export interface ClientProbe {

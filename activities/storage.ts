@@ -6,8 +6,8 @@
 //  * cleanupJob: remove what a job left that no archive references; forget the job's secrets;
 //  * revokeCredential: the credential stops opening the proxy, live sessions end.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import { and, eq, isNull } from 'drizzle-orm';
 import { generateEd25519 } from '../infra/ssh-keygen.js';
@@ -23,17 +23,16 @@ import type { MasterKey } from '../infra/secrets.js';
 import { fingerprintOfPublicKey, normalizeKey } from '../infra/ssh.js';
 import { filesCachePath, jobClientFilesDir, jobPulledFilesCachePath, jobRepositoryUrl, jobServerDir } from '../infra/storage-layout.js';
 import { writeClientCache } from '../proxy/borg/cache-config.js';
-import { readFilesCache } from '../proxy/borg/files-cache.js';
-import type { ChunkIndex } from '../proxy/borg/hashindex.js';
 import { asKeyType, createJobKey, isBlake2, loadKey, renderKeyfile, type BorgKey } from '../proxy/borg/keys.js';
 import { archiveName, manifestId, packManifest, parseManifest } from '../proxy/borg/manifest.js';
-import { encodeIndexRefs } from '../proxy/service/chunk-store.js';
+import { encodeIndexRefs, type HandedFiles } from '../proxy/service/chunk-store.js';
 import { jobKeyContext, type RepositoryService } from '../proxy/service/repository-service.js';
 import type { RepositoryHandle } from '../proxy/service/repository.js';
 import { nowBorgTime, parseBorgTime } from '../proxy/service/timestamps.js';
 import { UpstreamError, type Upstream } from '../proxy/service/upstream.js';
 import { parseArchive } from '../proxy/borg/archive.js';
 import { updateRepositoryStats } from '../db/queries/repositories.js';
+import { FilesCaches } from './files-caches.js';
 import { recordPhase } from './jobs.js';
 
 export interface StorageActivityDeps {
@@ -58,6 +57,17 @@ export function jobKeyType(real: BorgKey): 0x00 | 0x04 {
 
 export function createStorageActivities(deps: StorageActivityDeps) {
   const { db, config, log, masterKey, service } = deps;
+  const filesCaches = new FilesCaches(log);
+
+  /** The client's archives in the repository's committed manifest (dedup scope `client`). */
+  async function clientArchiveIds(repo: RepositoryHandle, clientId: string, repositoryId: string): Promise<Set<string>> {
+    const live = new Set([...repo.manifest.parsed.archives.values()].map((a) => a.id.toString('hex')));
+    const mine = await db
+      .select({ borgId: archivesTable.borgId })
+      .from(archivesTable)
+      .where(and(eq(archivesTable.clientId, clientId), eq(archivesTable.repositoryId, repositoryId), isNull(archivesTable.deletedAt)));
+    return new Set(mine.map((a) => a.borgId).filter((h) => live.has(h)));
+  }
 
   async function loadJob(jobId: string) {
     const job = await jobsQ.findJob(db, jobId);
@@ -122,33 +132,30 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         const servedParsed = parseManifest(jobKey, served);
 
         // 3. The chunks this client may know: its own archives (default), or every chunk (opt-in).
-        let index: ChunkIndex;
-        if (client.dedupScope === 'repository') index = repo.chunks.masterIndex();
-        else {
-          const live = new Set([...repo.manifest.parsed.archives.values()].map((a) => a.id.toString('hex')));
-          const mine = await db
-            .select({ borgId: archivesTable.borgId })
-            .from(archivesTable)
-            .where(and(eq(archivesTable.clientId, client.id), eq(archivesTable.repositoryId, job.repositoryId), isNull(archivesTable.deletedAt)));
-          const ids = new Set(mine.map((a) => a.borgId).filter((h) => live.has(h)));
+        let handed: HandedFiles;
+        if (client.dedupScope === 'repository') {
+          const index = repo.chunks.masterIndex();
+          handed = { entries: index.size, chunksFile: index.serialize(), refsFile: encodeIndexRefs(index) };
+        } else {
+          const ids = await clientArchiveIds(repo, client.id, job.repositoryId);
           for (const [, a] of ownEntries(repo, name)) ids.add(a.id.toString('hex'));
-          index = repo.chunks.handedIndex(ids);
+          handed = repo.chunks.handedFiles(ids);
         }
         // Objects of archives written outside BorgCube have no verified size here (the item stream
         // gives none we trust); borg would refuse a cache entry with a wrong size, so they are left
         // out above and the client simply uploads them again (the service then stores nothing new).
-        writeFileSync(join(dir, 'handed.idx'), encodeIndexRefs(index), { mode: 0o600 });
+        writeFileSync(join(dir, 'handed.idx'), handed.refsFile, { mode: 0o600 });
         if (!existsSync(join(dir, 'puts.log'))) writeFileSync(join(dir, 'puts.log'), '', { mode: 0o600 });
 
         // 4. The client's cache folder, so that stock borg does no cache sync (§6.6).
-        const filesCache = readClientFilesCache(filesCachePath(config, client.id, job.repositoryId), log);
+        const filesCache = await filesCaches.read(filesCachePath(config, client.id, job.repositoryId));
         await writeClientCache(join(clientDir, 'cache'), {
           repositoryId: Buffer.from(state.fakeRepoId, 'hex'),
           manifestId: manifestId(jobKey, served),
           timestamp: servedParsed.timestamp,
           keyType: keyRow.keyType,
           previousLocation: jobRepositoryUrl(config, jobId),
-          chunks: index,
+          chunks: handed.chunksFile,
           files: filesCache.data,
         });
         writeFileSync(join(clientDir, 'key'), keyText, { mode: 0o600 });
@@ -166,9 +173,9 @@ export function createStorageActivities(deps: StorageActivityDeps) {
           fingerprint: fingerprintOfPublicKey(publicKey),
           expiresAt: new Date(Date.now() + CREDENTIAL_TTL_MS),
         });
-        log.info({ job: jobId, handed: index.size, scope: client.dedupScope, filesCacheEntries: filesCache.entries }, 'backup prepared');
-        await appendJobLog(db, jobId, `prepared: the client may reference ${index.size} objects it already backed up (dedup scope ${client.dedupScope}); its files cache has ${filesCache.entries} entries`);
-        return { archiveName: name, handedObjects: index.size };
+        log.info({ job: jobId, handed: handed.entries, scope: client.dedupScope, filesCacheEntries: filesCache.entries }, 'backup prepared');
+        await appendJobLog(db, jobId, `prepared: the client may reference ${handed.entries} objects it already backed up (dedup scope ${client.dedupScope}); its files cache has ${filesCache.entries} entries`);
+        return { archiveName: name, handedObjects: handed.entries };
       });
     },
 
@@ -214,6 +221,13 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         })
         .onConflictDoNothing();
       await refreshRepositoryStats(db, repo);
+      if (client.dedupScope === 'client') {
+        // The client's next job is handed what this one left: built now, while the client is
+        // cleaned up, rather than when that job prepares (ChunkStore.handedFiles keeps it).
+        void clientArchiveIds(repo, client.id, job.repositoryId)
+          .then((ids) => new Promise<void>((resolve) => setImmediate(() => resolve(void repo.chunks.handedFiles(ids)))))
+          .catch((err: Error) => log.warn({ job: jobId, err: err.message }, 'building the client\'s next chunk index failed'));
+      }
       log.info({ job: jobId, archive: name, ...jobStats }, 'backup finalized');
       return { stats: jobStats };
     },
@@ -251,7 +265,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         });
         heartbeat();
       }
-      if (succeeded && job.clientId) adoptFilesCache(jobPulledFilesCachePath(config, jobId), filesCachePath(config, job.clientId, job.repositoryId), log);
+      if (succeeded && job.clientId) filesCaches.adopt(jobPulledFilesCachePath(config, jobId), filesCachePath(config, job.clientId, job.repositoryId));
       rmSync(dir, { recursive: true, force: true });
       await db.delete(jobKeysTable).where(eq(jobKeysTable.jobId, jobId));
       service.forgetJobStats(jobId);
@@ -262,17 +276,6 @@ export function createStorageActivities(deps: StorageActivityDeps) {
 }
 
 export type StorageActivities = ReturnType<typeof createStorageActivities>;
-
-/** Moves a pulled files cache into place (both in the storage folder: one file system). */
-function adoptFilesCache(pulled: string, dest: string, log: Logger) {
-  if (!existsSync(pulled)) return;
-  try {
-    mkdirSync(dirname(dest), { recursive: true, mode: 0o700 });
-    renameSync(pulled, dest);
-  } catch (err) {
-    log.warn({ err: (err as Error).message, dest }, 'the files cache of the job could not be kept');
-  }
-}
 
 /**
  * A job that failed after committing checkpoints leaves a partial backup (borg keeps those too):
@@ -307,32 +310,6 @@ async function deleteIfPresent(up: Upstream, id: Buffer) {
     await up.call('delete', { id });
   } catch (err) {
     if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
-  }
-}
-
-/**
- * The client's files cache from its last job, if it is well-formed (it came from the client),
- * with its number of entries. A file that exists but cannot be read is an error worth a warning:
- * without it every backup reads and chunks the whole tree again.
- */
-function readClientFilesCache(path: string, log: Logger): { data?: Buffer; entries: number } {
-  let size: number;
-  try {
-    size = statSync(path).size;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') log.warn({ path, code }, 'cannot read the client\'s files cache; its backup will read every file again');
-    return { entries: 0 };
-  }
-  if (size > 1024 * 1024 * 1024) return { entries: 0 };
-  const data = readFileSync(path);
-  try {
-    let entries = 0;
-    for (const _ of readFilesCache([data])) entries++;
-    return { data, entries };
-  } catch (err) {
-    log.warn({ path, err: (err as Error).message }, 'ignoring a malformed files cache');
-    return { entries: 0 };
   }
 }
 

@@ -71,8 +71,11 @@ export function parseCacheConfig(text: string): Record<string, Record<string, st
 }
 
 export interface ClientCacheInput extends CacheConfig {
-  /** The master chunks index: every chunk, items chunk and archive object the listed archives reference. */
-  readonly chunks: ChunkIndex;
+  /**
+   * The master chunks index: every chunk, items chunk and archive object the listed archives
+   * reference; or that index already serialized (ChunkIndex.serialize).
+   */
+  readonly chunks: ChunkIndex | Buffer;
   /** A files cache file (see files-cache.ts); empty if omitted. */
   readonly files?: Buffer;
   /** Per-archive indexes written as chunks.archive.d/<archive id hex>.compact (seeded sync, §6.5). */
@@ -93,7 +96,7 @@ export async function writeClientCache(cacheBase: string, c: ClientCacheInput): 
     await rename(tmp, join(dir, name));
   };
   await put('README', CACHE_README);
-  await put('chunks', c.chunks.serialize());
+  await put('chunks', Buffer.isBuffer(c.chunks) ? c.chunks : c.chunks.serialize());
   await put('files', c.files ?? Buffer.alloc(0));
   await put('pre12-meta', '{}'); // json.dump({}, fd, indent=4)
   for (const [archiveIdHex, idx] of c.archiveIndexes ?? []) {

@@ -53,3 +53,24 @@ describe('ChunkStore.handedIndex', () => {
     expect(encodeIndexRefs(index).length).toBe(0);
   });
 });
+
+describe('ChunkStore.handedFiles', () => {
+  it('gives handedIndex serialized, keeps it for the same archives in any order, and forgets it when an archive index is rewritten', () => {
+    const s = store();
+    s.writeArchiveIndex(hex(0xa), new Map([[hex(1), { refcount: 1, size: 10, csize: 5 }]]));
+    s.writeArchiveIndex(hex(0xb), new Map([[hex(2), { refcount: 2, size: 20, csize: 9 }]]));
+
+    const files = s.handedFiles([hex(0xa), hex(0xb)]);
+    const index = s.handedIndex([hex(0xa), hex(0xb)]);
+    expect(files.entries).toBe(2);
+    expect(files.chunksFile.equals(index.serialize())).toBe(true);
+    expect(files.refsFile.equals(encodeIndexRefs(index))).toBe(true);
+    expect(s.handedFiles([hex(0xb), hex(0xa), hex(0xa)])).toBe(files);
+    expect(s.handedFiles([hex(0xa)])).not.toBe(files);
+
+    s.writeArchiveIndex(hex(0xb), new Map([[hex(3), { refcount: 1, size: 30, csize: 12 }]]));
+    const again = s.handedFiles([hex(0xa), hex(0xb)]);
+    expect(again).not.toBe(files);
+    expect([...decodeRefs(again.refsFile).keys()].sort()).toEqual([hex(1), hex(3)]);
+  });
+});

@@ -46,12 +46,27 @@ export function decodeRefs(b: Buffer): RefMap {
   return m;
 }
 
+/** What a client is handed for a set of archives: borg's `chunks` cache file and handed.idx. */
+export interface HandedFiles {
+  readonly entries: number;
+  /** The chunk index as borg's cache keeps it (ChunkIndex.serialize). */
+  readonly chunksFile: Buffer;
+  /** The same entries in this module's format (encodeIndexRefs): the session's handed set. */
+  readonly refsFile: Buffer;
+}
+
+/** Bytes of handed files kept for clients' next jobs (see handedFiles). */
+const HANDED_MEMO_BYTES = 64 * 1024 * 1024;
+
 export class ChunkStore {
   /** The repository index: every object referenced by an archive in the committed manifest. */
   private master: RefMap = new Map();
   /** Archive ids (hex) summed into `master`. */
   private covered = new Set<string>();
   private readonly archivesDir: string;
+  /** handedFiles results by their sorted archive ids, least recently used first. */
+  private readonly handedMemo = new Map<string, HandedFiles>();
+  private handedMemoBytes = 0;
 
   constructor(
     private readonly dir: string,
@@ -95,6 +110,7 @@ export class ChunkStore {
     const p = this.archiveIndexPath(archiveIdHex);
     writeFileSync(`${p}.tmp`, encodeRefs(refs), { mode: 0o600 });
     renameSync(`${p}.tmp`, p);
+    for (const key of [...this.handedMemo.keys()]) if (key.includes(archiveIdHex)) this.forgetHanded(key);
   }
 
   /**
@@ -175,6 +191,42 @@ export class ChunkStore {
     for (const [id, e] of index) if (e.size === 0) unsized.push(Buffer.from(id));
     for (const id of unsized) index.delete(id);
     return index;
+  }
+
+  /**
+   * handedIndex's result as the files prepareBackup writes, kept for the next job that asks for
+   * the same archives: a client's next backup is handed what its last one left, and building and
+   * serializing that index was a good part of preparing an unchanged backup. Exact, because an
+   * archive's index file changes only through writeArchiveIndex, which forgets what it was part of.
+   */
+  handedFiles(archiveIdsHex: Iterable<string>): HandedFiles {
+    const ids = [...new Set(archiveIdsHex)].sort();
+    const key = ids.join(',');
+    const kept = this.handedMemo.get(key);
+    if (kept) {
+      this.handedMemo.delete(key);
+      this.handedMemo.set(key, kept);
+      return kept;
+    }
+    const index = this.handedIndex(ids);
+    const files: HandedFiles = { entries: index.size, chunksFile: index.serialize(), refsFile: encodeIndexRefs(index) };
+    const bytes = files.chunksFile.length + files.refsFile.length;
+    if (bytes <= HANDED_MEMO_BYTES / 4) {
+      this.handedMemo.set(key, files);
+      this.handedMemoBytes += bytes;
+      for (const oldest of this.handedMemo.keys()) {
+        if (this.handedMemoBytes <= HANDED_MEMO_BYTES) break;
+        this.forgetHanded(oldest);
+      }
+    }
+    return files;
+  }
+
+  private forgetHanded(key: string) {
+    const f = this.handedMemo.get(key);
+    if (!f) return;
+    this.handedMemo.delete(key);
+    this.handedMemoBytes -= f.chunksFile.length + f.refsFile.length;
   }
 
   /** Every object of the repository as a borg chunk index (dedup scope `repository`). */

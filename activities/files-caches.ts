@@ -1,0 +1,104 @@
+// The clients' files caches on the server, between a job that pulled one back and the client's
+// next job, which is handed it (DESIGN.md §3: clients keep no borg cache between jobs).
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from '../infra/logger.js';
+import { MAX_FILES_CACHE } from '../infra/storage-layout.js';
+import { readFilesCache } from '../proxy/borg/files-cache.js';
+
+/** A files cache file as checked: which file (it is replaced, never rewritten) and its entries. */
+interface CheckedFilesCache {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  /** Entries, or undefined for a malformed file. */
+  entries: number | undefined;
+}
+
+/**
+ * The clients' files caches, as prepareBackup hands them out. Each comes from a client and is
+ * checked entry by entry before it is handed out again (borg given a malformed one only warns and
+ * reads every file again). That check runs when cleanupJob adopts the file, after the job has
+ * ended, so that the client's next job only reads it: checking it then was a good part of
+ * preparing an unchanged backup. A file this process did not check (after a restart) is checked
+ * when it is read.
+ */
+export class FilesCaches {
+  private readonly checked = new Map<string, Promise<CheckedFilesCache | undefined>>();
+
+  constructor(private readonly log: Logger) {}
+
+  /** Moves a pulled files cache into place (both in the storage folder: one file system). */
+  adopt(pulled: string, dest: string) {
+    if (!existsSync(pulled)) return;
+    try {
+      mkdirSync(dirname(dest), { recursive: true, mode: 0o700 });
+      renameSync(pulled, dest);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, dest }, 'the files cache of the job could not be kept');
+      return;
+    }
+    // After the activity has answered; a job of the same client waits for it in read().
+    const check = () => {
+      try {
+        return this.open(dest, (fd, st) => this.check(dest, fd, st).checked);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, dest }, 'cannot check the files cache of the job');
+        return undefined;
+      }
+    };
+    this.checked.set(dest, new Promise((resolve) => setImmediate(() => resolve(check()))));
+  }
+
+  /**
+   * The client's files cache from its last job, if it is well-formed, with its number of entries.
+   * A file that exists but cannot be read is worth a warning: without it every backup reads and
+   * chunks the whole tree again.
+   */
+  async read(path: string): Promise<{ data?: Buffer; entries: number }> {
+    const known = await this.checked.get(path);
+    const r = this.open(path, (fd, st) => {
+      if (known && known.ino === st.ino && known.size === st.size && known.mtimeMs === st.mtimeMs) {
+        return known.entries === undefined ? { entries: 0 } : { data: readFileSync(fd), entries: known.entries };
+      }
+      const { checked, data } = this.check(path, fd, st);
+      return checked.entries === undefined ? { entries: 0 } : { data, entries: checked.entries };
+    });
+    return r ?? { entries: 0 };
+  }
+
+  /** Runs `fn` on the open file (so that a concurrent replacement cannot slip in between). */
+  private open<T>(path: string, fn: (fd: number, st: { ino: number; size: number; mtimeMs: number }) => T): T | undefined {
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') this.log.warn({ path, code }, 'cannot read the client\'s files cache; its backup will read every file again');
+      return undefined;
+    }
+    try {
+      return fn(fd, fstatSync(fd));
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Reads and checks the file open at `fd`. */
+  private check(path: string, fd: number, st: { ino: number; size: number; mtimeMs: number }): { checked: CheckedFilesCache; data?: Buffer } {
+    const checked: CheckedFilesCache = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, entries: undefined };
+    if (st.size > MAX_FILES_CACHE) {
+      this.log.warn({ path, size: st.size }, 'ignoring a files cache that is too large');
+      return { checked };
+    }
+    const data = readFileSync(fd);
+    try {
+      let entries = 0;
+      for (const _ of readFilesCache([data])) entries++;
+      checked.entries = entries;
+    } catch (err) {
+      this.log.warn({ path, err: (err as Error).message }, 'ignoring a malformed files cache');
+    }
+    return { checked, data };
+  }
+}
