@@ -238,9 +238,12 @@ export function createClientActivities(deps: ClientActivityDeps) {
         }
         const follower = new LogFollower(deps, input.jobId, await jobs.lastLogSeq(db, input.jobId));
         let offset = prev.offset;
-        const running = await borgRunning(conn, dir);
+        // A first attempt runs in the folder pushJobFolder has just made, where nothing has run
+        // yet: only a retry has to look for a borg (or its exit code) left by an earlier attempt.
+        const retry = ctx.info.attempt > 1;
+        const running = retry && (await borgRunning(conn, dir));
         if (!running) {
-          if (await sftpExists(sftp, posix.join(dir, 'rc'))) {
+          if (retry && (await sftpExists(sftp, posix.join(dir, 'rc')))) {
             // Finished while nobody watched (worker restart): read the rest below.
           } else {
             await sftpWriteFile(sftp, posix.join(dir, 'run.sh'), runScript({ config, job, client, dir, borgCmd: input.borgCmd }), 0o700);
