@@ -225,7 +225,10 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         // The client's next job is handed what this one left: built now, while the client is
         // cleaned up, rather than when that job prepares (ChunkStore.handedFiles keeps it).
         void clientArchiveIds(repo, client.id, job.repositoryId)
-          .then((ids) => new Promise<void>((resolve) => setImmediate(() => resolve(void repo.chunks.handedFiles(ids)))))
+          .then(async (ids) => {
+            await new Promise((resolve) => setImmediate(resolve));
+            repo.chunks.handedFiles(ids);
+          })
           .catch((err: Error) => log.warn({ job: jobId, err: err.message }, 'building the client\'s next chunk index failed'));
       }
       log.info({ job: jobId, archive: name, ...jobStats }, 'backup finalized');

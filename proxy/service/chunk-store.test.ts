@@ -55,7 +55,7 @@ describe('ChunkStore.handedIndex', () => {
 });
 
 describe('ChunkStore.handedFiles', () => {
-  it('gives handedIndex serialized, keeps it for the same archives in any order, and forgets it when an archive index is rewritten', () => {
+  it('gives handedIndex serialized, keeps it for the same archives in any order, and forgets it when an archive index is rewritten or removed', () => {
     const s = store();
     s.writeArchiveIndex(hex(0xa), new Map([[hex(1), { refcount: 1, size: 10, csize: 5 }]]));
     s.writeArchiveIndex(hex(0xb), new Map([[hex(2), { refcount: 2, size: 20, csize: 9 }]]));
@@ -72,5 +72,10 @@ describe('ChunkStore.handedFiles', () => {
     const again = s.handedFiles([hex(0xa), hex(0xb)]);
     expect(again).not.toBe(files);
     expect([...decodeRefs(again.refsFile).keys()].sort()).toEqual([hex(1), hex(3)]);
+
+    s.removeArchive(hex(0xa));
+    const without = s.handedFiles([hex(0xa), hex(0xb)]);
+    expect(without).not.toBe(again);
+    expect([...decodeRefs(without.refsFile).keys()]).toEqual([hex(3)]);
   });
 });

@@ -110,7 +110,7 @@ export class ChunkStore {
     const p = this.archiveIndexPath(archiveIdHex);
     writeFileSync(`${p}.tmp`, encodeRefs(refs), { mode: 0o600 });
     renameSync(`${p}.tmp`, p);
-    for (const key of [...this.handedMemo.keys()]) if (key.includes(archiveIdHex)) this.forgetHanded(key);
+    this.forgetHandedOf(archiveIdHex);
   }
 
   /**
@@ -138,7 +138,9 @@ export class ChunkStore {
     // Indexes of archives no longer in the manifest (pruned, deleted) are useless now.
     for (const f of readdirSync(this.archivesDir)) {
       const hex = f.replace(/\.idx$/, '');
-      if (f.endsWith('.idx') && !live.has(hex)) rmSync(join(this.archivesDir, f), { force: true });
+      if (!f.endsWith('.idx') || live.has(hex)) continue;
+      rmSync(join(this.archivesDir, f), { force: true });
+      this.forgetHandedOf(hex);
     }
     if (built || !same) this.log.info({ archives: live.size, objects: this.master.size, built }, 'chunk index synced');
   }
@@ -163,6 +165,7 @@ export class ChunkStore {
       }
     }
     rmSync(this.archiveIndexPath(archiveIdHex), { force: true });
+    this.forgetHandedOf(archiveIdHex);
   }
 
   /**
@@ -197,7 +200,7 @@ export class ChunkStore {
    * handedIndex's result as the files prepareBackup writes, kept for the next job that asks for
    * the same archives: a client's next backup is handed what its last one left, and building and
    * serializing that index was a good part of preparing an unchanged backup. Exact, because an
-   * archive's index file changes only through writeArchiveIndex, which forgets what it was part of.
+   * archive's index file is written and removed only here, which forgets what it was part of.
    */
   handedFiles(archiveIdsHex: Iterable<string>): HandedFiles {
     const ids = [...new Set(archiveIdsHex)].sort();
@@ -220,6 +223,10 @@ export class ChunkStore {
       }
     }
     return files;
+  }
+
+  private forgetHandedOf(archiveIdHex: string) {
+    for (const key of [...this.handedMemo.keys()]) if (key.includes(archiveIdHex)) this.forgetHanded(key);
   }
 
   private forgetHanded(key: string) {
