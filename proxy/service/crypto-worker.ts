@@ -2,7 +2,7 @@
 // job keys of live sessions) and runs the verify tasks of each batch, answering with one message.
 import { parentPort } from 'node:worker_threads';
 import type { BorgKey } from '../borg/keys.js';
-import { runVerifyTask, type BatchMessage, type ResultMessage } from './crypto-pool.js';
+import { packObjects, runVerifyTask, type BatchMessage, type ResultMessage } from './crypto-pool.js';
 
 const keys = new Map<string, BorgKey>();
 
@@ -25,9 +25,8 @@ parentPort!.on('message', (m: BatchMessage | { forget: string }) => {
 async function runBatch(m: BatchMessage) {
   const out: ResultMessage = { results: [] };
   const transfer: ArrayBuffer[] = [];
-  /** Results whose objects are copied into the batch's one buffer below, and their bytes. */
+  /** Results whose objects are copied into the batch's one buffer below. */
   const toPack: Array<{ object: Uint8Array }> = [];
-  let packed = 0;
   for (const t of m.tasks) {
     const key = keys.get(t.keyRef);
     const jobKey = keys.get(t.jobKeyRef);
@@ -45,25 +44,12 @@ async function runBatch(m: BatchMessage) {
         // may be a view into Node's shared pool, and one transfer per object cost more than the
         // copy: see CryptoPool.flush).
         if (obj.byteLength >= MOVE_FROM && obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength) transfer.push(obj.buffer as ArrayBuffer);
-        else {
-          toPack.push(r.result);
-          packed += obj.byteLength;
-        }
+        else toPack.push(r.result);
       } else out.results.push({ seq: t.seq, result });
     } catch (err) {
       out.results.push({ seq: t.seq, error: (err as Error).message });
     }
   }
-  if (packed) {
-    const pack = new ArrayBuffer(packed);
-    let at = 0;
-    for (const result of toPack) {
-      const view = new Uint8Array(pack, at, result.object.byteLength);
-      view.set(result.object);
-      result.object = view;
-      at += view.byteLength;
-    }
-    transfer.push(pack);
-  }
+  if (toPack.length) transfer.push(packObjects(toPack));
   parentPort!.postMessage(out, transfer);
 }
