@@ -25,7 +25,7 @@ import { filesCachePath, jobClientFilesDir, jobPulledFilesCachePath, jobReposito
 import { writeClientCache } from '../proxy/borg/cache-config.js';
 import { asKeyType, createJobKey, isBlake2, loadKey, renderKeyfile, type BorgKey } from '../proxy/borg/keys.js';
 import { archiveName, manifestId, packManifest, parseManifest } from '../proxy/borg/manifest.js';
-import { encodeIndexRefs, type HandedFiles } from '../proxy/service/chunk-store.js';
+import { handedFilesOf, type HandedFiles } from '../proxy/service/chunk-store.js';
 import { jobKeyContext, type RepositoryService } from '../proxy/service/repository-service.js';
 import type { RepositoryHandle } from '../proxy/service/repository.js';
 import { nowBorgTime, parseBorgTime } from '../proxy/service/timestamps.js';
@@ -133,10 +133,8 @@ export function createStorageActivities(deps: StorageActivityDeps) {
 
         // 3. The chunks this client may know: its own archives (default), or every chunk (opt-in).
         let handed: HandedFiles;
-        if (client.dedupScope === 'repository') {
-          const index = repo.chunks.masterIndex();
-          handed = { entries: index.size, chunksFile: index.serialize(), refsFile: encodeIndexRefs(index) };
-        } else {
+        if (client.dedupScope === 'repository') handed = handedFilesOf(repo.chunks.masterIndex());
+        else {
           const ids = await clientArchiveIds(repo, client.id, job.repositoryId);
           for (const [, a] of ownEntries(repo, name)) ids.add(a.id.toString('hex'));
           handed = repo.chunks.handedFiles(ids);

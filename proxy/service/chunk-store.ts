@@ -55,6 +55,11 @@ export interface HandedFiles {
   readonly refsFile: Buffer;
 }
 
+/** The files prepareBackup writes for a chunk index it hands out. */
+export function handedFilesOf(index: ChunkIndex): HandedFiles {
+  return { entries: index.size, chunksFile: index.serialize(), refsFile: encodeIndexRefs(index) };
+}
+
 /** Bytes of handed files kept for clients' next jobs (see handedFiles). */
 const HANDED_MEMO_BYTES = 64 * 1024 * 1024;
 
@@ -211,8 +216,7 @@ export class ChunkStore {
       this.handedMemo.set(key, kept);
       return kept;
     }
-    const index = this.handedIndex(ids);
-    const files: HandedFiles = { entries: index.size, chunksFile: index.serialize(), refsFile: encodeIndexRefs(index) };
+    const files = handedFilesOf(this.handedIndex(ids));
     const bytes = files.chunksFile.length + files.refsFile.length;
     if (bytes <= HANDED_MEMO_BYTES / 4) {
       this.handedMemo.set(key, files);
