@@ -553,7 +553,6 @@ export class Unpacker {
   }
 }
 
-/** Decodes exactly one value from `buf` (trailing bytes are an error). */
 /**
  * The error for a type byte no other branch of a decoder took: bin and ext, which borg's
  * unpacker refuses (max_bin_len=0, max_ext_len=0), or a reserved byte. Shared by the decoders here
@@ -565,6 +564,7 @@ export function refusedType(b: number): MsgpackError {
   return new MsgpackError(`reserved type byte 0x${b.toString(16)}`, 'reserved-type');
 }
 
+/** Decodes exactly one value from `buf` (trailing bytes are an error). */
 export function unpackb(buf: Uint8Array, limits: UnpackLimits): Value {
   const d = new Decoder(limits);
   d.buf = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);

@@ -167,10 +167,11 @@ export class Session implements LiveSession {
     // Job keys are AES types, so the payload is the object minus its 41-byte envelope.
     const iv = known ? undefined : await this.repo.nonces.allocate(object.length - AES_OVERHEAD);
     // `object` is not touched after this call: an owned frame moves to the worker thread, any
-    // other is copied for it (with the batch's others, at the end of this event-loop turn). Nor is it kept while the put waits (below, the same for the
-    // re-encrypted object once it is written): data that outlives two young-generation
-    // collections is freed only by a full one, and with many puts in flight during a big
-    // backup that made the service's main thread spend more than a second in full GCs.
+    // other is copied for it (with the batch's others, at the end of this event-loop turn).
+    // Nor is it kept while the put waits (below, the same for the re-encrypted object once it
+    // is written): data that outlives two young-generation collections is freed only by a full
+    // one, and with many puts in flight during a big backup that made the service's main
+    // thread spend more than a second in full GCs.
     const verifying = this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv, transfer: owned });
     object = NO_DATA;
     const r = await verifying;
