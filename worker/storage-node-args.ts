@@ -12,7 +12,7 @@
 // still in flight survived two scavenges and were promoted, the old generation reached its limit
 // about every half second, and each time the whole heap (~40 MB, Temporal's SDK included) was
 // marked: 20 full collections, 1.6 s of the main thread, in one 547 MB first backup. With these
-// settings that backup has 1–4 and the service uses 7.2–8.9 CPU-s instead of 9.9–10.7
+// settings that backup has 1–4 and the service uses 7.2–8.7 CPU-s instead of 9.9–10.9
 // (bench:backup, --trace-gc and per-thread CPU from /proc, 2026-11-27). The price is memory: the
 // service's peak RSS in that backup rose from 420 MB to 560–650 MB.
 export const STORAGE_NODE_ARGS: readonly string[] = ['--single-threaded-gc', '--min-semi-space-size=16', '--max-semi-space-size=64', '--initial-old-space-size=256'];
