@@ -1,21 +1,12 @@
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../infra/logger.js';
 import { writeFilesCache, type FilesCacheEntry } from '../proxy/borg/files-cache.js';
+import { tempDir } from '../test/helpers/temp-dir.js';
 import { FilesCaches } from './files-caches.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-function tmp(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'files-caches-'));
-  dirs.push(dir);
-  return dir;
-}
+const tmp = () => tempDir('files-caches');
 
 const entry = (n: number): FilesCacheEntry => ({ pathHash: Buffer.alloc(32, n), age: 0, inode: BigInt(n), size: 10n, cmtimeNs: 1_700_000_000_000_000_000n, chunkIds: [Buffer.alloc(32, n + 1)] });
 const caches = () => new FilesCaches(createLogger({ name: 'test', level: 'silent' }));

@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CACHE_README, parseCacheConfig, renderCacheConfig, writeClientCache } from './cache-config.js';
 import { packFilesCacheEntry, readFilesCache, writeFilesCache } from './files-cache.js';
 import { ChunkIndex } from './hashindex.js';
 import { HAVE_BORG, TESTDATA, loadExpect, repoDir } from './test-fixtures.js';
+import { tempDir } from '../../test/helpers/temp-dir.js';
 
 const cacheFile = (dir: string, name: string): Buffer => readFileSync(join(TESTDATA, 'cache', dir, name));
 const e = loadExpect('repokey');
@@ -87,7 +87,7 @@ describe('client cache written by borg 1.2.4', () => {
 
 describe.runIf(HAVE_BORG)('borg 1.2.4 uses a cache directory written here', () => {
   async function borgInfo(seed: 'exact' | 'compact'): Promise<{ stdout: string; stderr: string; cacheDir: string }> {
-    const tmp = mkdtempSync(join(tmpdir(), 'borgcache-'));
+    const tmp = tempDir('borgcache');
     const repo = join(tmp, 'repo');
     cpSync(repoDir('repokey'), repo, { recursive: true });
     const dir = join(tmp, 'home', '.cache', 'borg');

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { BorgFormatError } from './errors.js';
 import { ChunkIndex, HASH_SIZES, MAX_REFCOUNT, type ChunkIndexEntry } from './hashindex.js';
 import { HAVE_BORG, TESTDATA, borgPython } from './test-fixtures.js';
+import { tempDir } from '../../test/helpers/temp-dir.js';
 
 const vec = (name: string): Buffer => readFileSync(join(TESTDATA, 'vectors', name));
 const sha = (s: string): Buffer => createHash('sha256').update(s).digest();
@@ -157,7 +157,7 @@ describe('ChunkIndex', () => {
     const idx = new ChunkIndex();
     const want = vectorOps(idx);
     for (let i = 0; i < 3000; i++) idx.add(sha(`more ${i}`), 1, i, i);
-    const dir = mkdtempSync(join(tmpdir(), 'hashindex-'));
+    const dir = tempDir('hashindex');
     writeFileSync(join(dir, 'chunks'), idx.serialize());
     writeFileSync(join(dir, 'compact'), idx.serializeCompact());
     const schema = z.object({ len: z.number(), entries: z.array(z.tuple([z.string(), z.number(), z.number(), z.number()])) });

@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compressLz4, compressNone } from './compression.js';
@@ -11,6 +10,7 @@ import { MANIFEST_ID, blocksUsed, decryptObject, decryptUnchecked, encryptObject
 import { iterRepository, liveObjects } from './segments.js';
 import { encodeRequest } from './rpc.js';
 import { HAVE_BORG, MODES, VERIFY_PY, borgCheckSchema, borgPython, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
+import { tempDir } from '../../test/helpers/temp-dir.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const keyFor = (mode: Mode): BorgKey => loadKey(keyText(mode) ?? '', 'test', asKeyType(loadExpect(mode).keyType));
@@ -128,7 +128,7 @@ describe.runIf(HAVE_BORG && VERIFY_PY !== undefined)('the independent verify.py 
       h.writeUInt32LE(msg.length, 9);
       return Buffer.concat([h, msg]);
     });
-    const log = join(mkdtempSync(join(tmpdir(), 'verifypy-')), 'relay.log');
+    const log = join(tempDir('verifypy'), 'relay.log');
     writeFileSync(log, Buffer.concat(records));
     const out = execFileSync('/usr/bin/python3', [VERIFY_PY ?? '', join(repoDir(mode), 'config'), 'test', 'relaylog', log, key.type.toString(16)]).toString();
     const lines = out.split('\n').filter((l) => /^\d+ [0-9a-f]{16} /.test(l));

@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BorgFormatError } from './errors.js';
@@ -17,6 +16,7 @@ import {
   parseRequest,
 } from './rpc.js';
 import { HAVE_BORG, TESTDATA, repoDir } from './test-fixtures.js';
+import { tempDir } from '../../test/helpers/temp-dir.js';
 
 /** Splits a relay.py log into the client->server and server->client byte streams. */
 function relayStreams(file: string): { c2s: Buffer[]; s2c: Buffer[] } {
@@ -137,7 +137,7 @@ describe('error replies', () => {
   });
 
   it.runIf(HAVE_BORG)('match real borg serve errors byte for byte (ObjectNotFound, InvalidRPCMethod)', () => {
-    const tmp = mkdtempSync(join(tmpdir(), 'rpc-'));
+    const tmp = tempDir('rpc');
     const repo = join(tmp, 'repo');
     cpSync(repoDir('repokey'), repo, { recursive: true });
     const input = Buffer.concat([

@@ -1,21 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../infra/logger.js';
 import { MAX_REFCOUNT } from '../borg/hashindex.js';
+import { tempDir } from '../../test/helpers/temp-dir.js';
 import { ChunkStore, decodeRefs, encodeIndexRefs, type RefMap } from './chunk-store.js';
 
 const hex = (n: number) => n.toString(16).padStart(64, '0');
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
 function store(): ChunkStore {
-  const dir = mkdtempSync(join(tmpdir(), 'chunk-store-'));
-  dirs.push(dir);
-  return new ChunkStore(dir, createLogger({ name: 'test', level: 'warn' }));
+  return new ChunkStore(tempDir('chunk-store'), createLogger({ name: 'test', level: 'warn' }));
 }
 
 describe('ChunkStore.handedIndex', () => {
