@@ -28,10 +28,10 @@ export async function startBackup(deps: ServiceDeps, raw: z.input<typeof startBa
   const input = startBackupInput.parse(raw);
   const client = await getClient(deps, input.client);
   const repo = await getRepository(deps, input.repository);
-  const running = await jobsQ.listJobs(deps.db, { clientId: client.id, state: 'running', kind: 'backup', limit: 1 });
-  if (running.length) throw conflict(`client ${client.name} already has a running backup (job ${running[0]!.id})`);
   const id = randomUUID();
-  const job = await jobsQ.insertJob(deps.db, { id, kind: 'backup', clientId: client.id, repositoryId: repo.id, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy ?? null });
+  const r = await jobsQ.insertBackupUnlessRunning(deps.db, { id, clientId: client.id, repositoryId: repo.id, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy ?? null });
+  if ('runningId' in r) throw conflict(`client ${client.name} already has a running backup (job ${r.runningId})`);
+  const { job } = r;
   const wfInput: BackupInput = { jobId: id, clientId: client.id, repositoryId: repo.id, storageHost: repo.storageHost, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy };
   try {
     const temporal = await deps.temporal();

@@ -10,11 +10,10 @@
 // (add/update/pause/resume/remove, and `syncPolicySchedules` to rebuild them).
 import { randomUUID } from 'node:crypto';
 import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client as TemporalClient, type ScheduleDescription, type ScheduleOptions } from '@temporalio/client';
-import { and, eq, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import * as jobsQ from '../db/queries/jobs.js';
 import * as policiesQ from '../db/queries/policies.js';
-import { jobsTable, policiesTable, type Job, type Policy, type RepositoryCheck, type RetentionRules } from '../db/schema.js';
+import { policiesTable, type Job, type Policy, type RepositoryCheck, type RetentionRules } from '../db/schema.js';
 import type { Config } from '../infra/config.js';
 import type { Logger } from '../infra/logger.js';
 import type { Db } from '../db/client.js';
@@ -554,17 +553,8 @@ export async function reservePolicyJob(deps: { db: Db; log: Logger }, input: Res
     await jobsQ.insertJob(deps.db, { id: jobId, kind: input.kind, clientId: base.clientId, repositoryId: p.repositoryId, policyId: p.id, triggeredBy: input.triggeredBy, startedAt: new Date(), phase: input.kind });
     return base;
   }
-  const skipped = await deps.db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`borgcube:backup:${p.clientId}`}))`);
-    const running = await tx
-      .select({ id: jobsTable.id })
-      .from(jobsTable)
-      .where(and(eq(jobsTable.clientId, p.clientId), eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'running')))
-      .limit(1);
-    if (running[0]) return `client ${p.clientName} already has a running backup (job ${running[0].id})`;
-    await tx.insert(jobsTable).values({ id: jobId, kind: 'backup', clientId: p.clientId, repositoryId: p.repositoryId, policyId: p.id, triggeredBy: input.triggeredBy });
-    return undefined;
-  });
+  const r = await jobsQ.insertBackupUnlessRunning(deps.db, { id: jobId, clientId: p.clientId, repositoryId: p.repositoryId, policyId: p.id, triggeredBy: input.triggeredBy });
+  const skipped = 'runningId' in r ? `client ${p.clientName} already has a running backup (job ${r.runningId})` : undefined;
   if (skipped) {
     deps.log.info({ policy: p.name, reason: skipped }, 'scheduled backup skipped');
     return { skipped };

@@ -6,6 +6,24 @@ export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Pro
   return (await db.insert(jobsTable).values(row).returning())[0]!;
 }
 
+/**
+ * Inserts a backup job's row unless the client already has a running backup, whose id is then
+ * returned instead. Check and insert hold a per-client advisory lock: two starts at the same
+ * moment (a schedule and a manual start, two clicks) never both get a row.
+ */
+export async function insertBackupUnlessRunning(db: Db, row: Omit<typeof jobsTable.$inferInsert, 'kind'> & { clientId: string }): Promise<{ job: Job } | { runningId: string }> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`borgcube:backup:${row.clientId}`}))`);
+    const running = await tx
+      .select({ id: jobsTable.id })
+      .from(jobsTable)
+      .where(and(eq(jobsTable.clientId, row.clientId), eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'running')))
+      .limit(1);
+    if (running[0]) return { runningId: running[0].id };
+    return { job: (await tx.insert(jobsTable).values({ ...row, kind: 'backup' }).returning())[0]! };
+  });
+}
+
 export async function findJob(db: Db, id: string): Promise<Job | undefined> {
   return (await db.select().from(jobsTable).where(eq(jobsTable.id, id)))[0];
 }

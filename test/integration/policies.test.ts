@@ -4,6 +4,7 @@
 // other backup of the client); pause stops runs and resume restarts them; editing a policy
 // updates its schedules; the CLI drives all of it.
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addClient } from '../../services/clients.js';
 import { startBackup } from '../../services/jobs.js';
@@ -38,8 +39,12 @@ describe('policies and their schedules', () => {
     cleanUpSchedules(stack);
     sshd = await startClientSshd();
     host = await createClientHost({ authorizedKeys: [stack.serverPublicKey], tree: { 'data/a.txt': 'alpha\n', 'data/b.bin': { type: 'file', size: 256 * 1024, seed: 'b' } } });
+    // The real borg, except that `borg create` waits while a `hold` file exists in the client's
+    // home: a backup that must still be running at some point stays running until released.
+    const hold = host.path('hold');
+    host.writeTree({ 'gated-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', `if [ "$1" = "create" ]; then while [ -e ${hold} ]; do sleep 0.1; done; fi`, 'exec borg "$@"', ''].join('\n') } });
     await cli(['repo', 'add', 'r1', '--path', `${stack.dataDir}-repos/r1`]);
-    await addClient(stack.deps, { name: 'web', host: sshd.host, port: sshd.port, user: host.username, paths: [host.path('data')] });
+    await addClient(stack.deps, { name: 'web', host: sshd.host, port: sshd.port, user: host.username, paths: [host.path('data')], borgPath: host.path('gated-borg') });
   });
   afterAll(runCleanups);
 
@@ -86,15 +91,31 @@ describe('policies and their schedules', () => {
     expect(d.info.numActionsSkippedOverlap).toBeGreaterThanOrEqual(1);
     expect((await policyJobs(stack, 'nightly', 'backup')).length).toBe(before + 1);
 
-    // 2. A manual backup of the client is running: the scheduled run starts but skips.
-    const manual = await startBackup(stack.deps, { client: 'web', repository: 'r1', triggeredBy: 'test' });
-    const handle = stack.temporal.schedule.getHandle(scheduleId);
-    const runsBefore = (await handle.describe()).info.numActionsTaken;
-    await cli(['policy', 'trigger', 'nightly']);
-    await waitFor('the triggered run', async () => (await handle.describe()).info.numActionsTaken > runsBefore, { timeoutMs: 20_000 });
-    const results = await scheduledRuns(scheduleId);
-    expect(results.at(-1)).toEqual({ skipped: `client web already has a running backup (job ${manual.id})`, jobs: [] });
-    await expectJobEnds(stack, manual.id, 'succeeded');
+    // 2. A manual backup of the client is running (held at `borg create` until the scheduled
+    // run has answered: a backup this small could otherwise end before the run reserves): the
+    // scheduled run starts but skips.
+    host.writeTree({ hold: '' });
+    let manualId = '';
+    try {
+      // Two manual starts at the same moment: exactly one gets a job.
+      const starts = await Promise.allSettled([0, 1].map(() => startBackup(stack.deps, { client: 'web', repository: 'r1', triggeredBy: 'test' })));
+      const started = starts.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const refused = starts.flatMap((r) => (r.status === 'rejected' ? [r.reason as Error] : []));
+      expect(started).toHaveLength(1);
+      const manual = started[0]!;
+      manualId = manual.id;
+      expect(refused[0]?.message).toBe(`client web already has a running backup (job ${manual.id})`);
+      const handle = stack.temporal.schedule.getHandle(scheduleId);
+      const runsBefore = (await handle.describe()).info.numActionsTaken;
+      await cli(['policy', 'trigger', 'nightly']);
+      await waitFor('the triggered run', async () => (await handle.describe()).info.numActionsTaken > runsBefore, { timeoutMs: 20_000 });
+      // (A run that did not skip would wait at the hold as well: the test would time out.)
+      const results = await scheduledRuns(scheduleId);
+      expect(results.at(-1)).toEqual({ skipped: `client web already has a running backup (job ${manual.id})`, jobs: [] });
+    } finally {
+      rmSync(host.path('hold'), { force: true });
+    }
+    await expectJobEnds(stack, manualId, 'succeeded');
     await waitForIdle(stack);
     expect((await policyJobs(stack, 'nightly', 'backup')).length).toBe(before + 1);
   });
