@@ -1,4 +1,5 @@
 // Database factory. Composition roots call createDb(url) once; queries take `db` as first argument.
+import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
@@ -21,6 +22,19 @@ export function createDb(url: string, opts: { max?: number; applicationName?: st
   pool.on('error', () => {});
   const db = drizzle(pool, { schema });
   return { db, pool, close: () => pool.end() };
+}
+
+/**
+ * Runs `fn` in a transaction that holds an advisory lock named `key`: callers with the same key
+ * run one after the other, across every process that shares the database. `fn` must run its
+ * queries on the `db` it is given (the transaction): the lock holds one pooled connection, and
+ * queries on others could wait for a connection that the waiting lock holders have taken.
+ */
+export async function withAdvisoryLock<T>(db: Db, key: string, fn: (tx: Db) => Promise<T>): Promise<T> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${key}))`);
+    return fn(tx);
+  });
 }
 
 export async function applyMigrations(db: Db): Promise<void> {

@@ -140,10 +140,16 @@ export async function connectClient(
     readyTimeoutMs: opts.readyTimeoutMs,
   });
   if (client.hostKey) return { conn, pinnedNow: false };
-  const updated = await clients.updateClient(deps.db, client.id, { hostKey: conn.hostKey.key, hostKeyFingerprint: conn.hostKey.fingerprint });
+  const updated = await clients.pinHostKey(deps.db, client, conn.hostKey.key, conn.hostKey.fingerprint);
   if (!updated) {
+    // Changed while we connected: another first contact pinned a key (the same one is fine), or
+    // an edit changed the address (the key we saw belongs to the old one and must not be pinned).
+    const now = await clients.findClientById(deps.db, client.id);
+    const same = now && now.host === client.host && now.port === client.port && now.sshUser === client.sshUser && now.hostKey === conn.hostKey.key;
+    if (same) return { conn, pinnedNow: false };
     conn.close();
-    throw notFound('client', client.name);
+    if (!now) throw notFound('client', client.name);
+    throw conflict(`client ${client.name} was changed while connecting to it (its address or pinned host key); try again`);
   }
   deps.log.info({ client: client.name, fingerprint: conn.hostKey.fingerprint }, 'host key pinned');
   return { conn, pinnedNow: true };

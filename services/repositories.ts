@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, chownSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import { withAdvisoryLock } from '../db/client.js';
 import * as repos from '../db/queries/repositories.js';
 import { repositorySecretContext } from '../db/queries/repositories.js';
 import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
@@ -31,6 +32,13 @@ export function adminBorgDir(deps: Pick<ServiceDeps, 'config'>) {
 
 export async function addRepository(deps: ServiceDeps, rawInput: AddRepositoryInput): Promise<RepositoryView> {
   const input = addRepositoryInput.parse(rawInput);
+  // One add per path at a time, checks included: a second add of the same path (a double-clicked
+  // form) found the first one's folder still empty while its `borg init` ran, failed on it, and
+  // its undo then emptied the first one's new repository.
+  return withAdvisoryLock(deps.db, `borgcube:repository-path:${deps.config.storageHost}:${input.path}`, (db) => addRepositoryLocked({ ...deps, db }, input));
+}
+
+async function addRepositoryLocked(deps: ServiceDeps, input: z.output<typeof addRepositoryInput>): Promise<RepositoryView> {
   const { db, config } = deps;
   if (await repos.findRepositoryByName(db, input.name)) throw conflict(`repository ${JSON.stringify(input.name)} already exists`);
   const samePath = await repos.findRepositoryByPath(db, config.storageHost, input.path);

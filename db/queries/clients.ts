@@ -1,4 +1,4 @@
-import { asc, eq } from 'drizzle-orm';
+import { and, asc, eq, isNull } from 'drizzle-orm';
 import type { Db } from '../client.js';
 import { clientsTable, type Client } from '../schema.js';
 
@@ -20,6 +20,21 @@ export async function insertClient(db: Db, row: typeof clientsTable.$inferInsert
 
 export async function updateClient(db: Db, id: string, patch: Partial<typeof clientsTable.$inferInsert>): Promise<Client | undefined> {
   return (await db.update(clientsTable).set({ ...patch, updatedAt: new Date() }).where(eq(clientsTable.id, id)).returning())[0];
+}
+
+/**
+ * Pins a first-contact host key, only if the client still has no pinned key and still names the
+ * host, port and user that presented it (an edit or another first contact may have come between
+ * the connection's start and now). Undefined when the row no longer qualifies.
+ */
+export async function pinHostKey(db: Db, c: Pick<Client, 'id' | 'host' | 'port' | 'sshUser'>, key: string, fingerprint: string): Promise<Client | undefined> {
+  return (
+    await db
+      .update(clientsTable)
+      .set({ hostKey: key, hostKeyFingerprint: fingerprint, updatedAt: new Date() })
+      .where(and(eq(clientsTable.id, c.id), isNull(clientsTable.hostKey), eq(clientsTable.host, c.host), eq(clientsTable.port, c.port), eq(clientsTable.sshUser, c.sshUser)))
+      .returning()
+  )[0];
 }
 
 export async function deleteClient(db: Db, id: string): Promise<boolean> {

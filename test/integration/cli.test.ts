@@ -5,6 +5,8 @@
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lookupAccount } from '../../infra/accounts.js';
+import { findClientByName } from '../../db/queries/clients.js';
+import { connectClient, updateClient } from '../../services/clients.js';
 import { listRepositories } from '../../services/repositories.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { createClientHost, type ClientHost } from '../helpers/client-host.js';
@@ -93,6 +95,23 @@ describe('borgcube CLI', () => {
     expect(JSON.parse(repinned.out)).toMatchObject({ pinnedNow: true });
   });
 
+  it('a first contact does not pin its key on a client whose address changed meanwhile', async () => {
+    expect((await stack.cli(['client', 'add', 'moving', '--host', sshd.host, '--port', String(sshd.port), '--user', host.username, '--path', host.path('etc')])).code).toBe(0);
+    const before = (await findClientByName(stack.deps.db, 'moving'))!;
+    // The admin corrects the address while a connection to the old one is being made.
+    await updateClient(stack.deps, 'moving', { host: 'elsewhere.invalid' });
+    await expect(connectClient(stack.deps, before)).rejects.toThrow(/was changed while connecting to it/);
+    const after = (await findClientByName(stack.deps.db, 'moving'))!;
+    expect(after.hostKey).toBeNull();
+    // Two first contacts with the same address: both pin (or find pinned) the same key.
+    await updateClient(stack.deps, 'moving', { host: sshd.host });
+    const row = (await findClientByName(stack.deps.db, 'moving'))!;
+    const both = await Promise.all([connectClient(stack.deps, row), connectClient(stack.deps, row)]);
+    for (const b of both) b.conn.close();
+    expect(both.map((b) => b.pinnedNow).sort()).toEqual([false, true]);
+    expect((await findClientByName(stack.deps.db, 'moving'))!.hostKey).toBe(sshd.hostPublicKey);
+  });
+
   it('reports a missing borg on the client, and removes clients', async () => {
     expect((await stack.cli(['client', 'add', 'noborg', '--host', sshd.host, '--port', String(sshd.port), '--user', host.username, '--path', '/nonexistent-borgcube-test', '--borg-path', '/opt/none/borg'])).code).toBe(0);
     const t = await stack.cli(['client', 'test', 'noborg']);
@@ -144,6 +163,17 @@ describe('borgcube CLI', () => {
     writeFileSync(`${pre}/file`, 'x');
     await fails(['repo', 'add', 'willfail3', '--path', pre], /exists and is not empty/);
     expect((await listRepositories(stack.deps)).length).toBe(before);
+  });
+
+  it('two adds of the same path at once: one repository, intact; the other add is refused', async () => {
+    const path = `${repoRoot()}/twice`;
+    const [a, b] = await Promise.all([stack.cli(['repo', 'add', 'twice-a', '--path', path]), stack.cli(['repo', 'add', 'twice-b', '--path', path])]);
+    expect([a, b].filter((r) => r.code === 0), `${a.err}\n${b.err}`).toHaveLength(1);
+    expect(a.code ? a.err : b.err).toContain(`${path} is already the repository`);
+    const winner = a.code ? 'twice-b' : 'twice-a';
+    expect((await listRepositories(stack.deps)).filter((r) => r.path === path).map((r) => r.name)).toEqual([winner]);
+    const check = await stack.cli(['borg', winner, '--', 'check']);
+    expect(check.code, check.err).toBe(0);
   });
 
   it('adds console users with a generated password', async () => {
