@@ -10,6 +10,7 @@ import type { Config } from '../infra/config.js';
 import type { Logger } from '../infra/logger.js';
 import type { MasterKey } from '../infra/secrets.js';
 import { AlertDeliveryError, dispatchPendingNotifications, openChannelTarget, recordJobOutcome, redispatchStuckNotifications, sendAlert, sweepStaleness } from '../services/alerts.js';
+import { endOrphanedJobs } from '../services/jobs.js';
 
 export interface AlertActivityDeps {
   db: Db;
@@ -40,9 +41,13 @@ export function createAlertActivities(deps: AlertActivityDeps) {
       return { notices: ids.length };
     },
 
-    /** The periodic sweep: staleness incidents, plus any notice whose delivery never started. */
+    /** The periodic sweep: orphaned jobs, staleness incidents, plus any notice whose delivery never started. */
     async sweepAlerts(): Promise<{ notices: number; dispatched: number }> {
-      const ids = await sweepStaleness(deps);
+      // Jobs whose workflow is gone would otherwise stay `running` (and block their client's
+      // backups) forever; once ended they count as failed jobs for the incidents, too.
+      const ids: string[] = [];
+      for (const jobId of await endOrphanedJobs(deps)) ids.push(...(await recordJobOutcome(deps, jobId)));
+      ids.push(...(await sweepStaleness(deps)));
       await redispatchStuckNotifications(db, new Date(Date.now() - STUCK_AFTER_MS));
       const dispatched = await dispatch();
       return { notices: ids.length, dispatched };

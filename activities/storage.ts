@@ -13,7 +13,7 @@ import { and, eq, isNull } from 'drizzle-orm';
 import { generateEd25519 } from '../infra/ssh-keygen.js';
 import type { Db } from '../db/client.js';
 import * as jobsQ from '../db/queries/jobs.js';
-import { appendJobLog } from '../db/queries/jobs.js';
+import { appendJobLog, revokeJobCredentials } from '../db/queries/jobs.js';
 import { findClientById } from '../db/queries/clients.js';
 import { archivesTable, jobCredentialsTable, jobKeysTable, type JobStats } from '../db/schema.js';
 import type { Config } from '../infra/config.js';
@@ -163,7 +163,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
         const pair = generateEd25519(`borgcube-job-${jobId}`);
         writeFileSync(join(clientDir, 'id'), pair.private, { mode: 0o600 });
         const publicKey = normalizeKey(pair.public);
-        await db.update(jobCredentialsTable).set({ revokedAt: new Date() }).where(and(eq(jobCredentialsTable.jobId, jobId), isNull(jobCredentialsTable.revokedAt)));
+        await revokeJobCredentials(db, jobId);
         await db.insert(jobCredentialsTable).values({
           jobId,
           clientId: client.id,
@@ -234,7 +234,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
     },
 
     async revokeCredential({ jobId }: { jobId: string }): Promise<void> {
-      await db.update(jobCredentialsTable).set({ revokedAt: new Date() }).where(and(eq(jobCredentialsTable.jobId, jobId), isNull(jobCredentialsTable.revokedAt)));
+      await revokeJobCredentials(db, jobId);
       service.abortJob(jobId, 'the job ended');
     },
 

@@ -51,19 +51,46 @@ export function sameSecret(a: string, b: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Login rate limiting
 
-/** Counts failed logins per IP and per user name; blocks both once either reaches the limit. */
+/**
+ * Counts login attempts per IP and per user name; refuses both once either reaches the limit.
+ * An attempt is counted before its password is checked (scrypt takes ~0.1 s): counting only
+ * after a failure let every request already in flight through — 2,000 parallel guesses all got
+ * checked against a limit of 5.
+ */
 export interface LoginLimiter {
-  /** Seconds until the caller may try again, or 0. */
-  blockedFor(ip: string, username: string): Promise<number>;
-  failed(ip: string, username: string): Promise<void>;
+  /** Counts an attempt: 0 when it may go ahead, else the seconds until the caller may try again. */
+  attempt(ip: string, username: string): Promise<number>;
+  /** The attempt was right: it no longer counts against the IP, and its user's count restarts. */
   succeeded(ip: string, username: string): Promise<void>;
 }
 
 /**
- * Fixed-window counters in Redis (`INCR` + `EXPIRE NX`), shared by every web process. Defaults:
- * 5 failures per user name and 20 per IP address in 15 minutes (an office behind one address
- * must not be locked out by one person's typos). The user name key is hashed: names typed by
- * strangers never become Redis keys verbatim.
+ * Check and count in one step (a script runs atomically in Redis): KEYS ip and user counters,
+ * ARGV their limits and the window. A refused attempt does not count, so hammering a blocked
+ * user name does not also use up the budget of everyone behind the same address.
+ * Returns {1, 0} when the attempt may go ahead, {0, seconds to wait} when not.
+ */
+const attemptScript = `
+local n1 = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n2 = tonumber(redis.call('GET', KEYS[2]) or '0')
+if n1 >= tonumber(ARGV[1]) or n2 >= tonumber(ARGV[2]) then
+  local wait = 0
+  if n1 >= tonumber(ARGV[1]) then wait = math.max(wait, redis.call('TTL', KEYS[1])) end
+  if n2 >= tonumber(ARGV[2]) then wait = math.max(wait, redis.call('TTL', KEYS[2])) end
+  return {0, wait}
+end
+for i = 1, 2 do
+  redis.call('INCR', KEYS[i])
+  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+end
+return {1, 0}
+`;
+
+/**
+ * Fixed-window counters in Redis, shared by every web process. Defaults: 5 attempts per user
+ * name and 20 per IP address in 15 minutes (an office behind one address must not be locked out
+ * by one person's typos); right passwords give their attempt back. The user name key is hashed:
+ * names typed by strangers never become Redis keys verbatim.
  */
 export function createRedisLoginLimiter(redis: Redis, opts: { maxFailures?: number; maxFailuresPerIp?: number; windowSeconds?: number; prefix?: string } = {}): LoginLimiter {
   const maxUser = opts.maxFailures ?? 5;
@@ -73,23 +100,14 @@ export function createRedisLoginLimiter(redis: Redis, opts: { maxFailures?: numb
   const ipKey = (ip: string) => `${prefix}:ip:${ip}`;
   const userKey = (username: string) => `${prefix}:user:${sha256(username.toLowerCase())}`;
   return {
-    async blockedFor(ip, username) {
-      const [k1, k2] = [ipKey(ip), userKey(username)];
-      const [n1, n2] = await redis.mget(k1, k2);
-      let wait = 0;
-      if (Number(n1 ?? 0) >= maxIp) wait = Math.max(wait, await redis.ttl(k1), 1);
-      if (Number(n2 ?? 0) >= maxUser) wait = Math.max(wait, await redis.ttl(k2), 1);
-      return wait;
+    async attempt(ip, username) {
+      const r = (await redis.eval(attemptScript, 2, ipKey(ip), userKey(username), maxIp, maxUser, window)) as [number, number];
+      return r[0] ? 0 : Math.max(Number(r[1]), 1);
     },
-    async failed(ip, username) {
-      const m = redis.multi();
-      for (const k of [ipKey(ip), userKey(username)]) m.incr(k).expire(k, window, 'NX');
-      await m.exec();
-    },
-    async succeeded(_ip, username) {
-      // A successful login clears its user's counter, not the IP's: one right password must not
-      // reset the budget of someone guessing other accounts from the same address.
-      await redis.del(userKey(username));
+    async succeeded(ip, username) {
+      // The user's counter restarts; the IP's only gets this attempt back: one right password
+      // must not reset the budget of someone guessing other accounts from the same address.
+      await redis.multi().del(userKey(username)).decr(ipKey(ip)).exec();
     },
   };
 }
@@ -123,13 +141,12 @@ export async function login(
   meta: { ip: string; userAgent?: string },
 ): Promise<LoginResult> {
   const input = loginInput.parse(raw);
-  const wait = await limiter.blockedFor(meta.ip, input.username);
+  const wait = await limiter.attempt(meta.ip, input.username);
   if (wait > 0) throw rateLimited(`too many failed logins; try again in ${Math.ceil(wait / 60)} minute(s)`);
   const creds = await usersQ.findUserCredentials(deps.db, input.username);
   dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
   const ok = await verifyPassword(input.password, creds?.passwordHash ?? (await dummyHash));
   if (!creds || !ok || creds.disabled) {
-    await limiter.failed(meta.ip, input.username);
     deps.log.warn({ user: input.username.slice(0, 64), ip: meta.ip }, 'login failed');
     throw unauthorized('wrong user name or password');
   }

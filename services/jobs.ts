@@ -1,7 +1,7 @@
 // Jobs: start a backup, list and show jobs, follow their logs, cancel them. The job row is
 // written before the workflow starts (so it shows up at once); the workflow id is the job id.
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { z } from 'zod';
 import * as jobsQ from '../db/queries/jobs.js';
 import { clientNamesByIds, repositoryNamesByIds } from '../db/queries/names.js';
@@ -70,18 +70,19 @@ export async function listJobs(deps: ServiceDeps, raw: z.input<typeof listJobsIn
   const input = listJobsInput.parse(raw);
   const clientId = input.client ? (await getClient(deps, input.client)).id : undefined;
   const repositoryId = input.repository ? (await getRepository(deps, input.repository)).id : undefined;
-  let before: { createdAt: Date; id: string } | undefined;
+  let before: { createdAtMicros: bigint; id: string } | undefined;
   if (input.cursor) {
-    const m = /^(\d+)_([0-9a-f-]{36})$/.exec(input.cursor);
+    const m = /^(\d{1,18})_([0-9a-f-]{36})$/.exec(input.cursor);
     if (!m) throw invalid('cursor: not a cursor from a previous page');
-    before = { createdAt: new Date(Number(m[1]) / 1000), id: m[2]! };
+    before = { createdAtMicros: BigInt(m[1]!), id: m[2]! };
   }
   const rows = await jobsQ.listJobs(deps.db, { clientId, repositoryId, state: input.state, kind: input.kind, before, limit: input.limit + 1 });
   const page = rows.slice(0, input.limit);
-  const last = page.at(-1);
+  const last = rows.length > input.limit ? page.at(-1) : undefined;
+  const lastMicros = last && (await jobsQ.jobCreatedMicros(deps.db, last.id));
   return {
     jobs: await withNames(deps, page),
-    nextCursor: rows.length > input.limit && last ? `${last.createdAt.getTime() * 1000}_${last.id}` : null,
+    nextCursor: last && lastMicros !== undefined ? `${lastMicros}_${last.id}` : null,
   };
 }
 
@@ -145,16 +146,71 @@ export async function liveStatus(deps: ServiceDeps, id: string): Promise<{ statu
   return { status, progress };
 }
 
-export async function cancelJob(deps: ServiceDeps, id: string): Promise<void> {
+/**
+ * Cancels a running job: its workflow stops the remote borg and still cleans up. A job whose
+ * workflow is gone (terminated in Temporal's UI, never started because its starter died between
+ * row and workflow, or ended without being able to record its state) is ended here instead —
+ * otherwise its row stays `running` and every later backup of the client is refused. Returns
+ * whether a cancel was requested ('requested') or the orphaned row was ended ('ended').
+ */
+export async function cancelJob(deps: ServiceDeps, id: string): Promise<'requested' | 'ended'> {
   const job = await getJob(deps, id);
   if (job.state !== 'running') throw conflict(`job ${id} already ended (${job.state})`);
+  const handle = (await deps.temporal()).workflow.getHandle(id);
+  const gone = await workflowGone(handle);
+  if (gone) {
+    await endOrphanedJob(deps, id, gone);
+    return 'ended';
+  }
   try {
-    await (await deps.temporal()).workflow.getHandle(id).cancel();
+    await handle.cancel();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw conflict(`job ${id} has no running workflow`);
-    throw err;
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    await endOrphanedJob(deps, id, 'does not exist');
+    return 'ended';
   }
   deps.log.info({ job: id }, 'cancel requested');
+  return 'requested';
+}
+
+/** Why a job's workflow can no longer end its row ('does not exist', 'was terminated', …), or undefined while it runs. */
+async function workflowGone(handle: WorkflowHandle): Promise<string | undefined> {
+  try {
+    const d = await handle.describe();
+    return d.status.name === 'RUNNING' ? undefined : `ended (${d.status.name})`;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return 'does not exist';
+    throw err;
+  }
+}
+
+async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log'>, id: string, why: string): Promise<void> {
+  const error = `the job's workflow ${why}; it can no longer record how the job ended, so BorgCube marked it failed (the workflow's cleanup did not run)`;
+  await jobsQ.revokeJobCredentials(deps.db, id);
+  if (await jobsQ.completeJob(deps.db, id, 'failed', error, null)) {
+    await jobsQ.appendJobLog(deps.db, id, `job failed: ${error}`, 'ERROR');
+    deps.log.warn({ job: id, why }, 'a running job without a running workflow was ended');
+  }
+}
+
+/**
+ * The periodic sweep's part: rows still `running` after `minAge` whose workflow is gone are
+ * ended (see cancelJob). Young rows are left alone: a starter writes the row just before it
+ * starts the workflow, and a schedule's run reserves the row before it starts the job's child.
+ * Returns the ids it ended.
+ */
+export async function endOrphanedJobs(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal'>, minAgeMs = 15 * 60_000): Promise<string[]> {
+  const rows = await jobsQ.runningJobsOlderThan(deps.db, new Date(Date.now() - minAgeMs));
+  if (!rows.length) return [];
+  const temporal = await deps.temporal();
+  const ended: string[] = [];
+  for (const row of rows) {
+    const gone = await workflowGone(temporal.workflow.getHandle(row.id));
+    if (!gone) continue;
+    await endOrphanedJob(deps, row.id, gone);
+    ended.push(row.id);
+  }
+  return ended;
 }
 
 export async function jobLogTail(deps: ServiceDeps, id: string, limit = 200) {

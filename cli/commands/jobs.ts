@@ -96,8 +96,8 @@ export function registerJobCommands(program: Command, ctx: CliContext) {
     .description('cancel a running job (the remote borg is stopped; cleanup still runs)')
     .argument('<id>', 'job id')
     .action(async (id: string) => {
-      await cancelJob(ctx.deps(), id);
-      ctx.print(`cancel requested for ${id}`);
+      const outcome = await cancelJob(ctx.deps(), id);
+      ctx.print(outcome === 'requested' ? `cancel requested for ${id}` : `job ${id} had no running workflow any more; it is marked failed`);
     });
 }
 

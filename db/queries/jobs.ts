@@ -1,6 +1,6 @@
-import { and, desc, eq, lt, sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../client.js';
-import { jobLogLinesTable, jobsTable, violationsTable, type Job, type JobStats } from '../schema.js';
+import { and, desc, eq, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { withAdvisoryLock, type Db } from '../client.js';
+import { jobCredentialsTable, jobLogLinesTable, jobsTable, violationsTable, type Job, type JobStats } from '../schema.js';
 
 export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Promise<Job> {
   return (await db.insert(jobsTable).values(row).returning())[0]!;
@@ -12,8 +12,7 @@ export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Pro
  * moment (a schedule and a manual start, two clicks) never both get a row.
  */
 export async function insertBackupUnlessRunning(db: Db, row: Omit<typeof jobsTable.$inferInsert, 'kind'> & { clientId: string }): Promise<{ job: Job } | { runningId: string }> {
-  return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`borgcube:backup:${row.clientId}`}))`);
+  return withAdvisoryLock(db, `borgcube:backup:${row.clientId}`, async (tx) => {
     const running = await tx
       .select({ id: jobsTable.id })
       .from(jobsTable)
@@ -43,13 +42,22 @@ export async function completeJob(db: Db, id: string, state: Job['state'], error
   )[0];
 }
 
+/** The job's SSH credentials stop opening the proxy (sshd asks the service for each login). */
+export async function revokeJobCredentials(db: Db, jobId: string): Promise<void> {
+  await db.update(jobCredentialsTable).set({ revokedAt: new Date() }).where(and(eq(jobCredentialsTable.jobId, jobId), isNull(jobCredentialsTable.revokedAt)));
+}
+
 export interface JobFilter {
   clientId?: string;
   repositoryId?: string;
   state?: Job['state'];
   kind?: Job['kind'];
-  /** Keyset pagination: jobs created before this one. */
-  before?: { createdAt: Date; id: string };
+  /**
+   * Keyset pagination: jobs created before this one. Microseconds since the epoch, as the
+   * database keeps them (a JS Date has only milliseconds: jobs created within the same
+   * millisecond as a page's last one fell between pages).
+   */
+  before?: { createdAtMicros: bigint; id: string };
   limit?: number;
 }
 
@@ -59,13 +67,19 @@ export async function listJobs(db: Db, f: JobFilter = {}): Promise<Job[]> {
   if (f.repositoryId) where.push(eq(jobsTable.repositoryId, f.repositoryId));
   if (f.state) where.push(eq(jobsTable.state, f.state));
   if (f.kind) where.push(eq(jobsTable.kind, f.kind));
-  if (f.before) where.push(sql`(${jobsTable.createdAt}, ${jobsTable.id}) < (${f.before.createdAt.toISOString()}::timestamptz, ${f.before.id}::uuid)`);
+  if (f.before) where.push(sql`(${jobsTable.createdAt}, ${jobsTable.id}) < (timestamptz 'epoch' + ${f.before.createdAtMicros.toString()}::bigint * interval '1 microsecond', ${f.before.id}::uuid)`);
   return db
     .select()
     .from(jobsTable)
     .where(where.length ? and(...where) : undefined)
     .orderBy(desc(jobsTable.createdAt), desc(jobsTable.id))
     .limit(Math.min(f.limit ?? 50, 500));
+}
+
+/** A job's creation time in microseconds since the epoch (exact: extract returns numeric). */
+export async function jobCreatedMicros(db: Db, id: string): Promise<bigint | undefined> {
+  const r = await db.select({ us: sql<string>`(extract(epoch from ${jobsTable.createdAt}) * 1000000)::bigint` }).from(jobsTable).where(eq(jobsTable.id, id));
+  return r[0] ? BigInt(r[0].us) : undefined;
 }
 
 export async function insertLogLines(db: Db, rows: Array<typeof jobLogLinesTable.$inferInsert>): Promise<void> {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import * as jobsQ from '../../db/queries/jobs.js';
 import { sessionsTable } from '../../db/schema.js';
 import { loadConfig } from '../../infra/config.js';
@@ -151,6 +151,14 @@ describe('web app', () => {
     expect(await blocked.text()).toContain('too many failed logins');
   });
 
+  it('counts parallel login attempts before checking them: no more than the limit get a password check', async () => {
+    await addUser(deps, { username: 'target2', role: 'viewer', password });
+    const tries = await Promise.all(Array.from({ length: 12 }, (_, i) => new Browser(app).login('target2', `wrong password ${i}`)));
+    const statuses = tries.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 401)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(7);
+  });
+
   it('refuses state-changing requests without the CSRF token, accepts them with it', async () => {
     const b = new Browser(app);
     await b.login('admin');
@@ -283,20 +291,28 @@ describe('web app', () => {
     for (let i = 0; i < 25; i++) {
       await jobsQ.insertJob(deps.db, { id: randomUUID(), kind: 'backup', repositoryId: repo.id, state: i % 2 ? 'succeeded' : 'failed', createdAt: new Date(base + i * 1000) });
     }
+    // Jobs created within one millisecond, as the database keeps them (microseconds): a page
+    // that ends inside that millisecond must not lose the rest.
+    const ms = new Date(base + 30_000).toISOString().replace('Z', '');
+    for (let i = 0; i < 10; i++) {
+      await deps.db.execute(sql`insert into jobs (id, kind, repository_id, state, created_at) values (${randomUUID()}, 'backup', ${repo.id}, 'succeeded', ${`${ms}${String(100 + i * 50).padStart(3, '0')}Z`}::timestamptz)`);
+    }
     const seen = new Set<string>();
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await b.api('GET', `/api/v1/jobs?repository=page-repo&limit=10${cursor ? `&cursor=${cursor}` : ''}`);
+      const res = await b.api('GET', `/api/v1/jobs?repository=page-repo&limit=7${cursor ? `&cursor=${cursor}` : ''}`);
       const body = (await res.json()) as { jobs: Array<{ id: string }>; nextCursor: string | null };
       for (const j of body.jobs) seen.add(j.id);
       cursor = body.nextCursor;
       pages++;
     } while (cursor);
-    expect(seen.size).toBe(25);
-    expect(pages).toBe(3);
+    expect(seen.size).toBe(35);
+    expect(pages).toBe(5);
     const failed = (await (await b.api('GET', '/api/v1/jobs?repository=page-repo&state=failed&limit=100')).json()) as { jobs: unknown[] };
     expect(failed.jobs).toHaveLength(13);
+    const midPage = (await (await b.api('GET', '/api/v1/jobs?repository=page-repo&limit=5')).json()) as { nextCursor: string };
+    expect(midPage.nextCursor).toMatch(/^\d{16}_/);
     const page = await (await b.get('/jobs?repository=page-repo&state=&limit=10')).text();
     expect(page).toContain('id="next-page"');
   });

@@ -39,8 +39,9 @@ export function jobsApi(deps: WebDeps) {
     return c.json({ lines });
   });
   app.post('/:id/cancel', op({ tag, summary: 'Cancel a running job (cleanup still runs)', role: 'operator', params: idParam, status: 202 }), async (c) => {
-    await cancelJob(s, c.req.param('id'));
-    return c.json({ cancelRequested: true }, 202);
+    const outcome = await cancelJob(s, c.req.param('id'));
+    // 'ended': the job had no running workflow any more; its row was ended at once.
+    return c.json({ cancelRequested: outcome === 'requested', ended: outcome === 'ended' }, 202);
   });
 
   return app;

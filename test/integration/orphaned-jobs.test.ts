@@ -1,0 +1,87 @@
+// A job whose workflow is gone (terminated in Temporal's UI, or never started because its starter
+// died between writing the row and starting the workflow) must not stay `running` forever: that
+// would refuse every later backup of its client. `borgcube job cancel` ends such a row at once,
+// and the periodic sweep ends the ones nobody cancels.
+import { rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { and, eq, isNull } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as jobsQ from '../../db/queries/jobs.js';
+import { jobCredentialsTable } from '../../db/schema.js';
+import { addClient } from '../../services/clients.js';
+import { endOrphanedJobs, getJob, startBackup } from '../../services/jobs.js';
+import { getRepository } from '../../services/repositories.js';
+import { runCleanups } from '../helpers/cleanup.js';
+import { createClientHost, type ClientHost } from '../helpers/client-host.js';
+import { waitFor } from '../helpers/net.js';
+import { expectJobEnds } from '../helpers/policies.js';
+import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
+import { startStack, type TestStack } from '../helpers/stack.js';
+
+describe('jobs without a running workflow', () => {
+  let stack: TestStack;
+  let sshd: ClientSshd;
+  let host: ClientHost;
+
+  beforeAll(async () => {
+    stack = await startStack();
+    sshd = await startClientSshd();
+    host = await createClientHost({ authorizedKeys: [stack.serverPublicKey], tree: { 'data/a.txt': 'alpha\n' } });
+    // The real borg, except that `borg create` waits while a `hold` file exists.
+    const hold = host.path('hold');
+    host.writeTree({ 'gated-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', `if [ "$1" = "create" ]; then while [ -e ${hold} ]; do sleep 0.1; done; fi`, 'exec borg "$@"', ''].join('\n') } });
+    const r = await stack.cli(['repo', 'add', 'r1', '--path', `${stack.dataDir}-repos/r1`]);
+    expect(r.code, r.err).toBe(0);
+    await addClient(stack.deps, { name: 'web', host: sshd.host, port: sshd.port, user: host.username, paths: [host.path('data')], borgPath: host.path('gated-borg') });
+  });
+  afterAll(async () => {
+    rmSync(host.path('hold'), { force: true });
+    await runCleanups();
+  });
+
+  it('cancel ends a job whose workflow was terminated; the client can back up again', async () => {
+    host.writeTree({ hold: '' });
+    const job = await startBackup(stack.deps, { client: 'web', repository: 'r1' });
+    await waitFor('the job to reach borg create', async () => (await getJob(stack.deps, job.id)).phase === 'run', { timeoutMs: 60_000 });
+    await stack.temporal.workflow.getHandle(job.id).terminate('an admin gave up on it');
+    expect((await getJob(stack.deps, job.id)).state).toBe('running');
+    await expect(startBackup(stack.deps, { client: 'web', repository: 'r1' })).rejects.toThrow(`already has a running backup (job ${job.id})`);
+
+    const r = await stack.cli(['job', 'cancel', job.id]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain('had no running workflow any more; it is marked failed');
+    const ended = await getJob(stack.deps, job.id);
+    expect(ended.state).toBe('failed');
+    expect(ended.error).toMatch(/^the job's workflow ended \(TERMINATED\); it can no longer record how the job ended/);
+    const live = await stack.db.handle.db.select().from(jobCredentialsTable).where(and(eq(jobCredentialsTable.jobId, job.id), isNull(jobCredentialsTable.revokedAt)));
+    expect(live).toHaveLength(0);
+    // Cancelling it again is refused like any ended job.
+    expect((await stack.cli(['job', 'cancel', job.id])).code).not.toBe(0);
+
+    rmSync(host.path('hold'));
+    const next = await startBackup(stack.deps, { client: 'web', repository: 'r1' });
+    await expectJobEnds(stack, next.id, 'succeeded');
+  });
+
+  it('the sweep ends old rows whose workflow never started, and leaves young rows and live jobs alone', async () => {
+    const repo = await getRepository(stack.deps, 'r1');
+    const old = await jobsQ.insertJob(stack.deps.db, { id: randomUUID(), kind: 'prune', repositoryId: repo.id, createdAt: new Date(Date.now() - 3600_000) });
+    const young = await jobsQ.insertJob(stack.deps.db, { id: randomUUID(), kind: 'prune', repositoryId: repo.id });
+    host.writeTree({ hold: '' });
+    const live = await startBackup(stack.deps, { client: 'web', repository: 'r1' });
+    try {
+      await waitFor('the job to reach borg create', async () => (await getJob(stack.deps, live.id)).phase === 'run', { timeoutMs: 60_000 });
+      // With the default age limit only `old` qualifies; `young` may be a row whose workflow
+      // is being started right now.
+      expect(await endOrphanedJobs(stack.deps)).toEqual([old.id]);
+      expect((await getJob(stack.deps, old.id)).error).toMatch(/^the job's workflow does not exist;/);
+      expect((await getJob(stack.deps, young.id)).state).toBe('running');
+      // Without an age limit, `young` goes too; the live job, whose workflow runs, stays.
+      expect(await endOrphanedJobs(stack.deps, 0)).toEqual([young.id]);
+      expect((await getJob(stack.deps, live.id)).state).toBe('running');
+    } finally {
+      rmSync(host.path('hold'), { force: true });
+    }
+    await expectJobEnds(stack, live.id, 'succeeded');
+  });
+});
