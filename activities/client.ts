@@ -6,8 +6,8 @@
 // cache and, while borg runs, its log. No secret ever appears on a command line: borg reads them
 // through BORG_KEY_FILE / BORG_PASSCOMMAND / ssh -i, all pointing into the job folder.
 import { createHash } from 'node:crypto';
-import { chownSync, createReadStream, existsSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { closeSync, constants, createReadStream, fchownSync, fstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
 import type { SFTPWrapper } from 'ssh2';
@@ -24,6 +24,7 @@ import { shellCommand, shellQuote } from '../infra/shell-quote.js';
 import type { SshConnection } from '../infra/ssh.js';
 import { normalizeKey, SshError } from '../infra/ssh.js';
 import { SshPool } from '../infra/ssh-pool.js';
+import { closeAll, fdPath, openBelow, openEntries, openIn, UnsafePathError } from '../infra/no-follow.js';
 import { sshdPaths } from '../infra/sshd.js';
 import { connectClient, probeBorgVersion } from '../services/clients.js';
 import { LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
@@ -72,6 +73,9 @@ interface RunHeartbeat {
 export function createClientActivities(deps: ClientActivityDeps) {
   const { db, config, log } = deps;
   const pool = deps.sshPool ?? new SshPool();
+  // The storage account's folder lies in the data dir, which only root controls: paths below
+  // it are opened component by component from there (infra/no-follow.ts).
+  const storageAnchor = dirname(config.paths.storageDir);
 
   async function loadJob(jobId: string): Promise<{ job: Job; client: Client }> {
     const job = await jobs.findJob(db, jobId);
@@ -144,26 +148,55 @@ export function createClientActivities(deps: ClientActivityDeps) {
    * the client's next job if this one succeeded (the client cleanup may run before that is known).
    */
   async function pullFilesCache(conn: SshConnection, job: Job, dir: string): Promise<number> {
-    const stateFile = join(jobServerDir(config, job.id), 'state.json');
-    if (!existsSync(stateFile)) return 0;
-    const state = JSON.parse(readFileSync(stateFile, 'utf8')) as { fakeRepoId: string };
-    const sftp = await conn.sftp();
-    const remote = posix.join(dir, 'cache', state.fakeRepoId, 'files');
-    const st = await sftpStat(sftp, remote);
-    if (!st) return 0;
-    if (st.size > MAX_FILES_CACHE) {
-      log.warn({ job: job.id, size: st.size }, 'files cache from the client is too large; not kept');
-      return 0;
+    // This runs as root, in a folder the storage account owns: nothing in it is opened by a path
+    // that could lead elsewhere through a link it planted (infra/no-follow.ts).
+    let serverDir: number;
+    try {
+      serverDir = openBelow(storageAnchor, jobServerDir(config, job.id), O_RDONLY | O_DIRECTORY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
     }
-    // This runs as root; the repository service (storage account) adopts the file.
-    const dest = jobPulledFilesCachePath(config, job.id);
-    const acct = deps.storageAccount();
-    const tmp = `${dest}.tmp`;
-    await new Promise<void>((resolve, reject) => sftp.fastGet(remote, tmp, { ...SFTP_BULK, step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
-    if (statSync(tmp).size > MAX_FILES_CACHE) throw new Error('files cache grew while being copied');
-    chownSync(tmp, acct.uid, acct.gid);
-    renameSync(tmp, dest);
-    return st.size;
+    try {
+      let state: { fakeRepoId: string };
+      try {
+        const fd = openIn(serverDir, 'state.json', O_RDONLY);
+        try {
+          if (!fstatSync(fd).isFile()) throw new UnsafePathError('state.json is not a file');
+          state = JSON.parse(readFileSync(fd, 'utf8')) as { fakeRepoId: string };
+        } finally {
+          closeSync(fd);
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+        throw err;
+      }
+      const sftp = await conn.sftp();
+      const remote = posix.join(dir, 'cache', state.fakeRepoId, 'files');
+      const st = await sftpStat(sftp, remote);
+      if (!st) return 0;
+      if (st.size > MAX_FILES_CACHE) {
+        log.warn({ job: job.id, size: st.size }, 'files cache from the client is too large; not kept');
+        return 0;
+      }
+      // The repository service (storage account) adopts the file.
+      const name = basename(jobPulledFilesCachePath(config, job.id));
+      const acct = deps.storageAccount();
+      const tmp = `${fdPath(serverDir)}/${name}.tmp`;
+      rmSync(tmp, { force: true }); // a link there is removed, not followed
+      const fd = openIn(serverDir, `${name}.tmp`, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+      try {
+        await new Promise<void>((resolve, reject) => sftp.fastGet(remote, fdPath(fd), { ...SFTP_BULK, step: () => heartbeat() }, (err) => (err ? reject(err) : resolve())));
+        if (fstatSync(fd).size > MAX_FILES_CACHE) throw new Error('files cache grew while being copied');
+        fchownSync(fd, acct.uid, acct.gid);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, `${fdPath(serverDir)}/${name}`);
+      return st.size;
+    } finally {
+      closeSync(serverDir);
+    }
   }
 
   async function withClient<T>(jobId: string, fn: (c: { conn: SshConnection; job: Job; client: Client; home: string; dir: string }) => Promise<T>): Promise<T> {
@@ -212,7 +245,9 @@ export function createClientActivities(deps: ClientActivityDeps) {
         // A previous round may have left a half-written folder: start from nothing.
         if (await sftpExists(sftp, dir)) await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 60_000 });
         await sftpMkdirPrivate(sftp, dir);
-        const sent = await uploadTree(sftp, src, dir, () => heartbeat());
+        // Read as root from the storage account's folder: without following links (see pullFilesCache).
+        const srcFd = openBelow(storageAnchor, src, O_RDONLY | O_DIRECTORY);
+        const sent = await uploadTree(sftp, srcFd, dir, () => heartbeat()).finally(() => closeSync(srcFd));
         const hostKey = normalizeKey(readFileSync(sshdPaths(config.paths.sshdDir).hostPublicKey, 'utf8'));
         const knownHosts = `[${config.ssh.host}]:${config.ssh.port} ${hostKey}\n`;
         await sftpWriteFile(sftp, posix.join(dir, 'known_hosts'), knownHosts, 0o600);
@@ -371,6 +406,7 @@ export type ClientActivities = ReturnType<typeof createClientActivities>;
  * (ssh2 still splits them to what the server's limits@openssh.com allows).
  */
 const SFTP_BULK = { chunkSize: 128 * 1024, concurrency: 8 } as const;
+const { O_RDONLY, O_DIRECTORY, O_WRONLY, O_CREAT, O_EXCL } = constants;
 
 /** Messages of borg errors caused by the connection, not by the backup itself: worth a retry. */
 const transientError = /Connection closed|connection closed|ConnectionClosed|Broken pipe|timed out|LockTimeout|Connection reset|Remote: Borg [\d.]+: Got connection close|RemoteRepository|UnexpectedRPCDataFormatFromServer|Failed to create\/acquire the lock/;
@@ -582,36 +618,40 @@ function sftpWriteFile(sftp: SFTPWrapper, p: string, data: string | Buffer, mode
 }
 
 /**
- * Copies a local folder into a remote one; returns the SHA-256 of every file sent, by remote
- * path. Small files (all but the prepared cache's indexes) go in one SFTP write each.
+ * Copies an open local folder (infra/no-follow.ts: links, FIFOs and the like are refused) into a
+ * remote one; returns the SHA-256 of every file sent, by remote path. Small files (all but the
+ * prepared cache's indexes) go in one SFTP write each.
  */
-async function uploadTree(sftp: SFTPWrapper, localDir: string, remoteDir: string, onProgress: () => void, sent = new Map<string, string>()): Promise<Map<string, string>> {
+async function uploadTree(sftp: SFTPWrapper, dirFd: number, remoteDir: string, onProgress: () => void, sent = new Map<string, string>()): Promise<Map<string, string>> {
   // The entries of a folder go up side by side: each file is several SFTP round trips (open,
   // write, close), and one after another each file waited for all of the previous one's.
   const uploads: Array<Promise<unknown>> = [];
-  for (const name of readdirSync(localDir)) {
-    const l = join(localDir, name);
-    const r = posix.join(remoteDir, name);
-    const st = statSync(l);
-    if (st.isDirectory()) {
-      uploads.push(sftpMkdirPrivate(sftp, r).then(() => uploadTree(sftp, l, r, onProgress, sent)));
-    } else if (st.size <= 1024 * 1024) {
-      const data = readFileSync(l);
-      sent.set(r, createHash('sha256').update(data).digest('hex'));
-      uploads.push(sftpWriteFile(sftp, r, data, 0o600));
-    } else {
-      // Hashed while it goes up (the file is the server's, written by prepareBackup, unchanged
-      // since): afterwards, hashing took longer than the upload itself.
-      const hashed = sha256File(l).then((digest) => void sent.set(r, digest));
-      const put = new Promise<void>((resolve, reject) => sftp.fastPut(l, r, { ...SFTP_BULK, mode: 0o600, step: onProgress }, (err) => (err ? reject(err) : resolve())));
-      uploads.push(hashed, put);
+  const entries = openEntries(dirFd);
+  try {
+    for (const e of entries) {
+      const r = posix.join(remoteDir, e.name);
+      if (e.kind === 'dir') {
+        uploads.push(sftpMkdirPrivate(sftp, r).then(() => uploadTree(sftp, e.fd, r, onProgress, sent)));
+      } else if (e.size <= 1024 * 1024) {
+        const data = readFileSync(e.fd);
+        sent.set(r, createHash('sha256').update(data).digest('hex'));
+        uploads.push(sftpWriteFile(sftp, r, data, 0o600));
+      } else {
+        // Hashed while it goes up (the file is the server's, written by prepareBackup, unchanged
+        // since): afterwards, hashing took longer than the upload itself.
+        const hashed = sha256File(fdPath(e.fd)).then((digest) => void sent.set(r, digest));
+        const put = new Promise<void>((resolve, reject) => sftp.fastPut(fdPath(e.fd), r, { ...SFTP_BULK, mode: 0o600, step: onProgress }, (err) => (err ? reject(err) : resolve())));
+        uploads.push(hashed, put);
+      }
     }
-  }
   // Every upload has ended before this returns, failed or not: none is left writing, and no
   // failure is left unhandled.
-  const failed = (await Promise.allSettled(uploads)).find((f) => f.status === 'rejected');
-  if (failed) throw failed.reason;
-  return sent;
+    const failed = (await Promise.allSettled(uploads)).find((f) => f.status === 'rejected');
+    if (failed) throw failed.reason;
+    return sent;
+  } finally {
+    closeAll(entries.map((e) => e.fd));
+  }
 }
 
 /**
