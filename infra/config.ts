@@ -1,6 +1,7 @@
 // Configuration from the environment, parsed once at start by each composition root.
 // Every variable has a default that serves the local stack `npm start` brings up; a bad value
 // stops the process with one message per problem naming the variable and what it expects.
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
@@ -34,6 +35,10 @@ export const configVariables = {
   BORGCUBE_WEB_HOST: { def: '127.0.0.1', doc: 'Address the web console listens on' },
   BORGCUBE_WEB_PORT: { def: '8080', doc: 'Port of the web console' },
   BORGCUBE_PUBLIC_URL: { def: '', doc: 'URL users open the console at (default http://<web host>:<web port>)' },
+  BORGCUBE_TRUSTED_PROXIES: {
+    def: '',
+    doc: 'Comma-separated addresses of reverse proxies in front of the console (e.g. 127.0.0.1); only their X-Forwarded-For is believed. Set it when one forwards to the console, or every visitor counts as the proxy for login limits',
+  },
   BORGCUBE_STORAGE_HOST: { def: '', doc: 'Name of this storage host; its task queue is `storage-<name>` (default: the host name)' },
   BORGCUBE_PROXY_USER: { def: 'borgcube', doc: 'Unprivileged account clients log in as; its forced command is the proxy' },
   BORGCUBE_STORAGE_USER: { def: 'borgcube-storage', doc: 'Account that owns the repositories and runs the repository service' },
@@ -63,6 +68,12 @@ const schema = z
     BORGCUBE_SSH_KEY: env('BORGCUBE_SSH_KEY').pipe(z.union([z.literal(''), absPath])),
     BORGCUBE_WEB_HOST: env('BORGCUBE_WEB_HOST').pipe(z.string().min(1)),
     BORGCUBE_WEB_PORT: env('BORGCUBE_WEB_PORT').pipe(port),
+    BORGCUBE_TRUSTED_PROXIES: env('BORGCUBE_TRUSTED_PROXIES').pipe(
+      z
+        .string()
+        .transform((v) => v.split(',').map((a) => a.trim()).filter(Boolean))
+        .pipe(z.array(z.string().refine((a) => isIP(a) !== 0, 'must be IP addresses separated by commas'))),
+    ),
     BORGCUBE_PUBLIC_URL: env('BORGCUBE_PUBLIC_URL').pipe(z.union([z.literal(''), url(['http:', 'https:'])])),
     BORGCUBE_STORAGE_HOST: env('BORGCUBE_STORAGE_HOST').pipe(z.union([z.literal(''), z.string().regex(/^[A-Za-z0-9.-]{1,63}$/, 'letters, digits, dots and dashes only')])),
     BORGCUBE_PROXY_USER: env('BORGCUBE_PROXY_USER').pipe(accountName),
@@ -98,6 +109,7 @@ const schema = z
         host: e.BORGCUBE_WEB_HOST,
         port: e.BORGCUBE_WEB_PORT,
         publicUrl: (e.BORGCUBE_PUBLIC_URL || `http://${e.BORGCUBE_WEB_HOST}:${e.BORGCUBE_WEB_PORT}`).replace(/\/+$/, ''),
+        trustedProxies: e.BORGCUBE_TRUSTED_PROXIES,
       },
       storageHost,
       accounts: { proxy: e.BORGCUBE_PROXY_USER, storage: e.BORGCUBE_STORAGE_USER },

@@ -2,6 +2,7 @@
 // Bearer`, for scripts) or the session cookie (browsers). Every state-changing request made with
 // the cookie must echo the session's CSRF token (form field `_csrf` or header `X-CSRF-Token`);
 // bearer tokens are exempt because browsers never attach them on their own.
+import { isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { authenticateApiToken, authenticateSession, hasRole, sameSecret, type Principal } from '../services/auth.js';
@@ -29,10 +30,41 @@ export function clearSessionCookie(c: Context, publicUrl: string): void {
   deleteCookie(c, sessionCookie, { path: '/', secure: isHttps(c, publicUrl), httpOnly: true, sameSite: 'Lax' });
 }
 
-/** The client's address as the socket saw it (no proxy headers are trusted). */
-export function clientIp(c: Context<WebEnv>): string {
-  return (c.env as WebEnv['Bindings'] | undefined)?.incoming?.socket.remoteAddress ?? 'unknown';
+/**
+ * The client's address: the socket's peer, unless that peer is one of the configured reverse
+ * proxies — then the nearest address in X-Forwarded-For that is not a trusted proxy itself.
+ * Headers from anyone else are ignored (anyone can send them).
+ */
+export function clientIp(c: Context<WebEnv>, trustedProxies: readonly string[]): string {
+  const peer = (c.env as WebEnv['Bindings'] | undefined)?.incoming?.socket.remoteAddress;
+  return peer ? clientAddress(peer, c.req.header('x-forwarded-for'), trustedProxies) : 'unknown';
 }
+
+/** clientIp's rule, for a peer address and its X-Forwarded-For header. */
+export function clientAddress(peer: string, forwardedFor: string | undefined, trustedProxies: readonly string[]): string {
+  const trusted = (a: string) => trustedProxies.includes(unmapped(a));
+  if (!trusted(peer) || !forwardedFor) return peer;
+  // Each proxy appends the address it got the request from: read from the right, skipping our own.
+  const hops = forwardedFor.split(',').map((h) => h.trim());
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!;
+    if (isIP(hop) === 0) return peer; // garbage: believe nothing further left
+    if (!trusted(hop)) return hop;
+  }
+  return peer;
+}
+
+/**
+ * Whether a request came through a proxy that is not a configured one: it carries forwarding
+ * headers, so its socket address (often 127.0.0.1) says nothing about who sent it.
+ */
+export function viaUnknownProxy(c: Context<WebEnv>, trustedProxies: readonly string[]): boolean {
+  const peer = (c.env as WebEnv['Bindings'] | undefined)?.incoming?.socket.remoteAddress;
+  if (peer && trustedProxies.includes(unmapped(peer))) return false;
+  return ['x-forwarded-for', 'forwarded', 'x-real-ip'].some((h) => c.req.header(h) !== undefined);
+}
+
+const unmapped = (a: string) => (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4 ? a.slice(7) : a);
 
 /** Finds the principal, if any; never refuses by itself. */
 export function authenticate(deps: Pick<ServiceDeps, 'db' | 'config'>): MiddlewareHandler<WebEnv> {

@@ -14,7 +14,7 @@ import type { Db } from '../db/client.js';
 import { clientsTable, incidentsTable, jobsTable, repositoriesTable, repositoryChecksTable, violationsTable } from '../db/schema.js';
 import { authenticateApiToken, sameSecret } from '../services/auth.js';
 import type { ServiceDeps } from '../services/deps.js';
-import { clientIp } from './auth.js';
+import { clientIp, viaUnknownProxy } from './auth.js';
 import type { WebEnv } from './env.js';
 
 const jobKinds = ['backup', 'restore', 'prune', 'check'] as const;
@@ -322,7 +322,12 @@ async function allowed(deps: Pick<ServiceDeps, 'db' | 'config'>, c: Context<WebE
     if (token && sameSecret(m[1]!, token)) return true;
     return Boolean(await authenticateApiToken(deps, m[1]!));
   }
-  return !token && isLoopback(clientIp(c));
+  // Without a token only local callers (a Prometheus on this host) may read. A request that
+  // came through a proxy on this host looks local at the socket: it is local only if a
+  // configured proxy (BORGCUBE_TRUSTED_PROXIES) says it came from a local address.
+  const trusted = deps.config.web.trustedProxies;
+  if (token || viaUnknownProxy(c, trusted)) return false;
+  return isLoopback(clientIp(c, trusted));
 }
 
 /** The /metrics sub-app: mount with `app.route('/metrics', createMetricsApp(services))`. */

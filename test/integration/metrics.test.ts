@@ -41,8 +41,11 @@ describe('/metrics', () => {
   let good: Job;
   let failed: Job;
 
-  const app = (configToken?: string) =>
-    new Hono().route('/metrics', createMetricsApp({ db: stack.deps.db, config: { ...stack.config, metrics: { token: configToken } } }, { processMetrics: false }));
+  const app = (configToken?: string, trustedProxies: string[] = []) =>
+    new Hono().route(
+      '/metrics',
+      createMetricsApp({ db: stack.deps.db, config: { ...stack.config, metrics: { token: configToken }, web: { ...stack.config.web, trustedProxies } } }, { processMetrics: false }),
+    );
 
   async function scrape(headers: Record<string, string> = { authorization: `Bearer ${token}` }) {
     const res = await app(token).request('/metrics', { headers });
@@ -130,14 +133,24 @@ describe('/metrics', () => {
     const api = await createApiToken(stack.deps, { user, via: 'token' }, { name: 'prometheus' });
     expect((await withToken.request('/metrics', { headers: { authorization: `Bearer ${api.token}` } })).status).toBe(200);
 
-    // Over a real socket: loopback is enough without a configured token, never with one.
-    for (const [configured, status] of [[undefined, 200], [token, 401]] as const) {
-      const server = serve({ fetch: app(configured).fetch, hostname: '127.0.0.1', port: 0 });
+    // Over a real socket: loopback is enough without a configured token, never with one. A
+    // request forwarded by a reverse proxy on this host is only local if a configured proxy
+    // says so; an unconfigured proxy's forwarding headers make it refused.
+    const cases: Array<[string | undefined, string[], Record<string, string>, number]> = [
+      [undefined, [], {}, 200],
+      [token, [], {}, 401],
+      [undefined, [], { 'x-forwarded-for': '203.0.113.9' }, 401],
+      [undefined, [], { forwarded: 'for=203.0.113.9' }, 401],
+      [undefined, ['127.0.0.1'], { 'x-forwarded-for': '203.0.113.9' }, 401],
+      [undefined, ['127.0.0.1'], { 'x-forwarded-for': '127.0.0.1' }, 200],
+    ];
+    for (const [configured, proxies, headers, status] of cases) {
+      const server = serve({ fetch: app(configured, proxies).fetch, hostname: '127.0.0.1', port: 0 });
       const stop = registerCleanup('metrics server', () => new Promise<void>((r) => server.close(() => r())));
       await new Promise<void>((r) => (server.listening ? r() : server.once('listening', () => r())));
       const port = (server.address() as AddressInfo).port;
-      const r = await fetch(`http://127.0.0.1:${port}/metrics`);
-      expect(r.status).toBe(status);
+      const r = await fetch(`http://127.0.0.1:${port}/metrics`, { headers });
+      expect(r.status, JSON.stringify({ proxies, headers })).toBe(status);
       if (status === 200) expect(await r.text()).toContain('borgcube_last_success_timestamp_seconds{client="web",repository="r1"}');
       await stop();
     }

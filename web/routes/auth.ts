@@ -54,7 +54,7 @@ ${o.error ? html`<p class="error" role="alert">${o.error}</p>` : ''}
     if (!cookie || !f._csrf || !sameSecret(cookie, f._csrf)) throw forbidden('the login form expired; reload the page and try again');
     const next = safeNext(f.next);
     try {
-      const r = await login(s, deps.limiter, { username: f.username ?? '', password: f.password ?? '' }, { ip: clientIp(c), userAgent: c.req.header('user-agent') });
+      const r = await login(s, deps.limiter, { username: f.username ?? '', password: f.password ?? '' }, { ip: clientIp(c, s.config.web.trustedProxies), userAgent: c.req.header('user-agent') });
       setSessionCookie(c, r.token, r.expiresAt, publicUrl);
       return c.redirect(next, 303);
     } catch (err) {
