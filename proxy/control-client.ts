@@ -13,20 +13,25 @@ export interface Lease {
  * Resolves once the repository is free for a borg command of the server. Without a running
  * repository service (no socket, or nobody listening) there is nothing to coordinate with.
  */
-export function acquireRepositoryLease(socketPath: string, repositoryId: string, opts: { onWaiting?: () => void; timeoutMs?: number } = {}): Promise<Lease> {
+export function acquireRepositoryLease(socketPath: string, repositoryId: string, opts: { onWaiting?: () => void; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Lease> {
   const none: Lease = { release: () => {} };
   if (!existsSync(socketPath)) return Promise.resolve(none);
+  if (opts.signal?.aborted) return Promise.reject(new Error('gave up waiting for the repository'));
   return new Promise((resolve, reject) => {
     const sock = connect(socketPath);
     const decoder = new FrameDecoder(64 * 1024);
     let settled = false;
     const waiting = setTimeout(() => opts.onWaiting?.(), 1500);
     const timeout = setTimeout(() => done(new Error('timed out waiting for the repository to become free')), opts.timeoutMs ?? 30 * 60_000);
+    // Giving up closes the connection: the service then drops this request from its queue.
+    const onAbort = () => done(new Error('gave up waiting for the repository'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
     const done = (err?: Error, lease?: Lease) => {
       if (settled) return;
       settled = true;
       clearTimeout(waiting);
       clearTimeout(timeout);
+      opts.signal?.removeEventListener('abort', onAbort);
       if (err) {
         sock.destroy();
         reject(err);

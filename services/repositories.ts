@@ -139,6 +139,7 @@ export async function runAdminBorg(
   const env = { BORG_REPO: repoLocation(inv, repo.path), BORG_CHECK_I_KNOW_WHAT_I_AM_DOING: 'NO', BORG_DELETE_I_KNOW_WHAT_I_AM_DOING: 'NO' };
   // The repository service holds the repository's lock while backups run; wait for its turn.
   const lease = await acquireRepositoryLease(deps.config.paths.controlSocket, repo.id, {
+    signal: io.signal,
     onWaiting: () => io.onStderr(Buffer.from('borgcube: waiting for running jobs of this repository to finish…\n')),
   });
   try {

@@ -559,7 +559,12 @@ export class RepositoryService {
     const decoder = new FrameDecoder(64 * 1024);
     sock.on('error', () => {});
     let release: (() => void) | undefined;
-    sock.on('close', () => release?.());
+    // A requester that goes away while it waits leaves the queue (see RepositoryHandle.exclusive).
+    const gone = new AbortController();
+    sock.on('close', () => {
+      gone.abort();
+      release?.();
+    });
     sock.on('data', (chunk: Buffer) => {
       let frames;
       try {
@@ -577,14 +582,17 @@ export class RepositoryService {
         const repositoryId = h.repositoryId;
         void this.repository(repositoryId).then(
           (repo) =>
-            repo.exclusive(
-              () =>
-                new Promise<void>((resolve) => {
-                  release = resolve;
-                  if (sock.destroyed) resolve();
-                  else sock.write(frameBytes({ t: 'granted' }));
-                }),
-            ),
+            repo
+              .exclusive(
+                () =>
+                  new Promise<void>((resolve) => {
+                    release = resolve;
+                    if (sock.destroyed) resolve();
+                    else sock.write(frameBytes({ t: 'granted' }));
+                  }),
+                gone.signal,
+              )
+              .catch(() => sock.destroy()),
           (err: Error) => sock.end(frameBytes({ t: 'error', message: err.message })),
         );
       }

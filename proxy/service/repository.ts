@@ -72,6 +72,17 @@ export interface LiveSession {
   logPuts(): void;
 }
 
+/** `p`, or a rejection as soon as `signal` aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new Error('the request was given up'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('the request was given up'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 const COMMIT_ARGS = { save_space: false, compact: false, threshold: 0.1, cleanup_commits: false };
 
 export class RepositoryHandle {
@@ -161,15 +172,24 @@ export class RepositoryHandle {
    * check, admin CLI): new users wait, current ones finish, the upstream closes; afterwards the
    * next user reopens it and reloads the manifest.
    */
-  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  async exclusive<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     let done!: () => void;
     const mine = new Promise<void>((r) => (done = r));
     const prev = this.exclusiveTail;
     this.exclusiveTail = prev.then(() => mine);
     this.exclusiveWaiters.push(done);
-    await prev;
+    // Until it runs, a waiting exclusive holds back every new user of the repository (so that
+    // sessions cannot starve it): one whose requester has gone away must leave the queue at
+    // once, or new jobs wait for the running ones to end for nothing.
     try {
-      while (this.users > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
+      await untilAborted(prev, signal);
+      while (this.users > 0) await untilAborted(new Promise<void>((r) => this.drainWaiters.push(r)), signal);
+    } catch (err) {
+      this.exclusiveWaiters.splice(this.exclusiveWaiters.indexOf(done), 1);
+      done();
+      throw err;
+    }
+    try {
       this.exclusiveActive = true;
       await this.closeUpstream();
       return await fn();

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../infra/subprocess.js';
 import { addClient } from '../../services/clients.js';
 import { cancelJob, getJob, startBackup } from '../../services/jobs.js';
+import { runAdminBorg } from '../../services/repositories.js';
 import { backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../helpers/backup.js';
 import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
 import { createClientHost, type ClientHost } from '../helpers/client-host.js';
@@ -219,6 +220,21 @@ describe('the backup workflow', () => {
     await expectJobGone(small, job.id);
     const out = await extract(stack, repo, job.archiveName!);
     expectSameTree(small.path('data'), `${out}${small.path('data')}`);
+  });
+
+  it('an admin command that gives up waiting for the repository does not hold back new jobs', async () => {
+    const repo = await newRepo();
+    const first = await startBackup(stack.deps, { client: 'big', repository: repo });
+    await waitUntil(async () => (await getJob(stack.deps, first.id)).phase === 'run' && existsSync(big.path('.borgcube', 'jobs', first.id, 'borg.pid')), 120_000);
+    await new Promise((r) => setTimeout(r, 1500)); // its session is attached: the repository is in use
+    // `borgcube borg REPO -- …` (or the console's live archive list) waits for running jobs; this
+    // one gives up after a second, like a user pressing Ctrl-C or a request timing out.
+    const gaveUp = runAdminBorg(stack.deps, repo, ['info'], { onStdout: () => {}, onStderr: () => {}, signal: AbortSignal.timeout(1000) });
+    await expect(gaveUp).rejects.toThrow(/gave up waiting for the repository/);
+    // A new job into the same repository runs now, beside the big backup, not after it.
+    await backup(stack, 'small', repo);
+    expect((await getJob(stack.deps, first.id)).state).toBe('running');
+    expect((await waitForJob(stack, first.id)).state).toBe('succeeded');
   });
 });
 

@@ -25,7 +25,7 @@ export function repositoriesApi(deps: WebDeps) {
   app.get(
     '/:name/archives/live',
     op({ tag, summary: 'Archives as the repository lists them now (borg list with the real key; waits for running backups to release the repository)', role: 'operator', params: nameParam }),
-    async (c) => c.json({ archives: await listArchivesLive(s, c.req.param('name')) }),
+    async (c) => c.json({ archives: await listArchivesLive(s, c.req.param('name'), { signal: c.req.raw.signal }) }),
   );
   return app;
 }

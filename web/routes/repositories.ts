@@ -56,7 +56,7 @@ ${rows.length
     const checks = await listRepositoryChecks(s, repo.name);
     let archivesHtml;
     if (live) {
-      const archives = await listArchivesLive(s, repo.name);
+      const archives = await listArchivesLive(s, repo.name, { signal: c.req.raw.signal });
       archivesHtml = html`<p class="muted">Read from the repository just now with its key (${archives.length} archives). <a href="/repositories/${encodeURIComponent(repo.name)}">Show the recorded list</a></p>
 <table class="grid" id="archives"><thead><tr><th>Archive</th><th>Started (client time)</th><th>Original</th><th>New data</th><th>Files</th><th>Id</th></tr></thead>
 <tbody>${archives.map((a) => html`<tr><td class="path">${a.name}</td><td>${a.start}</td><td>${bytes(a.originalSize)}</td><td>${bytes(a.deduplicatedSize)}</td><td>${a.nfiles ?? '—'}</td><td><code class="small">${a.id.slice(0, 16)}</code>${a.known ? '' : html` <span class="badge state-stale">not recorded</span>`}</td></tr>`)}</tbody></table>`;
