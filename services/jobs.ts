@@ -173,7 +173,11 @@ export async function cancelJob(deps: ServiceDeps, id: string): Promise<'request
   return 'requested';
 }
 
-/** Why a job's workflow can no longer end its row ('does not exist', 'was terminated', …), or undefined while it runs. */
+/**
+ * Why a job's workflow can no longer end its row ('does not exist', 'ended (TERMINATED)', …), or
+ * undefined while it runs. A workflow that starts after its row was ended this way stops at once:
+ * its first step refuses a job that is no longer running (reserveJob, JobGone).
+ */
 async function workflowGone(handle: WorkflowHandle): Promise<string | undefined> {
   try {
     const d = await handle.describe();

@@ -3,6 +3,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { expect } from 'vitest';
 import type { Job } from '../../db/schema.js';
 import { getJob, jobLogTail, startBackup } from '../../services/jobs.js';
@@ -11,13 +12,27 @@ import { describeTree } from './client-host.js';
 import type { TestStack } from './stack.js';
 import { rmSync } from 'node:fs';
 
+/**
+ * Waits until the job has ended and its workflow has closed: the workflow records the final
+ * state first and then still runs its last steps (the job's alert incidents), which a test that
+ * looks at those must not race.
+ */
 export async function waitForJob(stack: TestStack, id: string, timeoutMs = 180_000): Promise<Job> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const j = await getJob(stack.deps, id);
-    if (j.state !== 'running') return j;
+    if (j.state !== 'running' && !(await workflowRunning(stack, id))) return j;
     if (Date.now() > deadline) throw new Error(`job ${id} still running after ${timeoutMs / 1000} s (phase ${j.phase})\n${await describeJob(stack, id)}`);
     await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function workflowRunning(stack: TestStack, id: string): Promise<boolean> {
+  try {
+    return (await stack.temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING';
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
   }
 }
 
