@@ -202,6 +202,21 @@ export function createMaintenanceActivities(deps: MaintenanceActivityDeps) {
     }
   }
 
+  /**
+   * The repository to itself for `fn` (RepositoryHandle.exclusive). While it waits for running
+   * sessions to end it holds back new ones; a cancelled job leaves that queue at once instead of
+   * keeping its place until the running backups end.
+   */
+  async function exclusively<T>(handle: Awaited<ReturnType<RepositoryService['repository']>>, fn: () => Promise<T>): Promise<T> {
+    const signal = Context.current().cancellationSignal;
+    try {
+      return await handle.exclusive(fn, signal);
+    } catch (err) {
+      if (signal.aborted && !(err instanceof CancelledFailure)) throw new CancelledFailure('cancelled while waiting for the repository');
+      throw err;
+    }
+  }
+
   function cancelledOr(r: { code: number | null; signal: NodeJS.Signals | null }, what: string): void {
     if (Context.current().cancellationSignal.aborted) throw new CancelledFailure(`${what} cancelled`);
     // Killed from outside (OOM, shutdown): worth another attempt.
@@ -236,7 +251,7 @@ export function createMaintenanceActivities(deps: MaintenanceActivityDeps) {
       const started = Date.now();
 
       const outcome = await beating(() =>
-        handle.exclusive(async () => {
+        exclusively(handle, async () => {
           // Checkpoints too: prune considers them (archiver.do_prune, consider_checkpoints=True).
           const listed = await borg(inv, ['list', '--short', '--consider-checkpoints', '--glob-archives', glob, repo.path], jobLog);
           cancelledOr(listed, 'borg list');
@@ -302,7 +317,7 @@ export function createMaintenanceActivities(deps: MaintenanceActivityDeps) {
       let errorCount = 0;
       let startedAt = new Date();
       const r = await beating(() =>
-        handle.exclusive(async () => {
+        exclusively(handle, async () => {
           startedAt = new Date();
           return borg(inv, ['check', '--log-json', ...(verifyData ? ['--verify-data'] : []), repo.path], jobLog, (l) => {
             if (l.kind !== 'log' || !['WARNING', 'ERROR', 'CRITICAL'].includes(l.level)) return;

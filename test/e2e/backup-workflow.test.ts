@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../infra/subprocess.js';
 import { addClient } from '../../services/clients.js';
 import { cancelJob, getJob, startBackup } from '../../services/jobs.js';
+import { startCheck } from '../../services/policies.js';
 import { runAdminBorg } from '../../services/repositories.js';
 import { backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../helpers/backup.js';
 import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
@@ -235,6 +236,26 @@ describe('the backup workflow', () => {
     await backup(stack, 'small', repo);
     expect((await getJob(stack.deps, first.id)).state).toBe('running');
     expect((await waitForJob(stack, first.id)).state).toBe('succeeded');
+  });
+
+  it('a check cancelled while it waits for the repository leaves its queue: new jobs run beside the running backup', async () => {
+    const repo = await newRepo();
+    // The big tree with lzma: a backup that runs for a long while (it is cancelled below).
+    await addClient(stack.deps, { name: 'slow', host: sshd.host, port: sshd.port, user: big.username, paths: [big.path('data')], compression: 'lzma,6' });
+    const slow = await startBackup(stack.deps, { client: 'slow', repository: repo });
+    await waitUntil(async () => (await getJob(stack.deps, slow.id)).phase === 'run' && existsSync(big.path('.borgcube', 'jobs', slow.id, 'borg.pid')), 120_000);
+    await new Promise((r) => setTimeout(r, 1500)); // its session is attached: the repository is in use
+    const check = await startCheck(stack.deps, { repository: repo });
+    await new Promise((r) => setTimeout(r, 1500)); // the check waits for the backup to end
+    expect((await getJob(stack.deps, check.id)).state).toBe('running');
+    await cancelJob(stack.deps, check.id);
+    expect((await waitForJob(stack, check.id, 30_000)).state).toBe('cancelled');
+    // Its activity left the repository's queue too: a new job runs beside the slow backup.
+    const small2 = await startBackup(stack.deps, { client: 'small', repository: repo });
+    expect((await waitForJob(stack, small2.id, 60_000)).state).toBe('succeeded');
+    expect((await getJob(stack.deps, slow.id)).state).toBe('running');
+    await cancelJob(stack.deps, slow.id);
+    expect((await waitForJob(stack, slow.id)).state).toBe('cancelled');
   });
 });
 
