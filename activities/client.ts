@@ -158,19 +158,8 @@ export function createClientActivities(deps: ClientActivityDeps) {
       throw err;
     }
     try {
-      let state: { fakeRepoId: string };
-      try {
-        const fd = openIn(serverDir, 'state.json', O_RDONLY);
-        try {
-          if (!fstatSync(fd).isFile()) throw new UnsafePathError('state.json is not a file');
-          state = JSON.parse(readFileSync(fd, 'utf8')) as { fakeRepoId: string };
-        } finally {
-          closeSync(fd);
-        }
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-        throw err;
-      }
+      const state = readJobState(serverDir);
+      if (!state) return 0;
       const sftp = await conn.sftp();
       const remote = posix.join(dir, 'cache', state.fakeRepoId, 'files');
       const st = await sftpStat(sftp, remote);
@@ -407,6 +396,23 @@ export type ClientActivities = ReturnType<typeof createClientActivities>;
  */
 const SFTP_BULK = { chunkSize: 128 * 1024, concurrency: 8 } as const;
 const { O_RDONLY, O_DIRECTORY, O_WRONLY, O_CREAT, O_EXCL } = constants;
+
+/** The job's state.json in its open server folder (no links followed), or undefined when there is none. */
+function readJobState(serverDir: number): { fakeRepoId: string } | undefined {
+  let fd: number;
+  try {
+    fd = openIn(serverDir, 'state.json', O_RDONLY);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new UnsafePathError('state.json is not a file');
+    return JSON.parse(readFileSync(fd, 'utf8')) as { fakeRepoId: string };
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Messages of borg errors caused by the connection, not by the backup itself: worth a retry. */
 const transientError = /Connection closed|connection closed|ConnectionClosed|Broken pipe|timed out|LockTimeout|Connection reset|Remote: Borg [\d.]+: Got connection close|RemoteRepository|UnexpectedRPCDataFormatFromServer|Failed to create\/acquire the lock/;

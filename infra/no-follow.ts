@@ -67,18 +67,18 @@ export type Entry = { name: string; fd: number; kind: 'dir' | 'file'; size: numb
  */
 export function openEntries(dirFd: number): Entry[] {
   const out: Entry[] = [];
+  const opened: number[] = [];
   try {
     for (const name of readdirSync(fdPath(dirFd))) {
       const fd = openIn(dirFd, name, O_RDONLY);
-      out.push({ name, fd, kind: 'file', size: 0 });
+      opened.push(fd);
       const st = fstatSync(fd);
-      if (st.isDirectory()) out.at(-1)!.kind = 'dir';
-      else if (!st.isFile()) throw new UnsafePathError(`${name} is neither a file nor a folder; refused`);
-      out.at(-1)!.size = st.size;
+      if (!st.isDirectory() && !st.isFile()) throw new UnsafePathError(`${name} is neither a file nor a folder; refused`);
+      out.push({ name, fd, kind: st.isDirectory() ? 'dir' : 'file', size: st.size });
     }
     return out;
   } catch (err) {
-    closeAll(out.map((e) => e.fd));
+    closeAll(opened);
     throw err;
   }
 }

@@ -54,8 +54,8 @@ export function sameSecret(a: string, b: string): boolean {
 /**
  * Counts login attempts per IP and per user name; refuses both once either reaches the limit.
  * An attempt is counted before its password is checked (scrypt takes ~0.1 s): counting only
- * after a failure let every request already in flight through — 2,000 parallel guesses all got
- * checked against a limit of 5.
+ * after a failure let every request already in flight through — 12 parallel wrong passwords
+ * all got checked against a limit of 5.
  */
 export interface LoginLimiter {
   /** Counts an attempt: 0 when it may go ahead, else the seconds until the caller may try again. */

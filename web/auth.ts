@@ -36,13 +36,19 @@ export function clearSessionCookie(c: Context, publicUrl: string): void {
  * Headers from anyone else are ignored (anyone can send them).
  */
 export function clientIp(c: Context<WebEnv>, trustedProxies: readonly string[]): string {
-  const peer = (c.env as WebEnv['Bindings'] | undefined)?.incoming?.socket.remoteAddress;
+  const peer = socketPeer(c);
   return peer ? clientAddress(peer, c.req.header('x-forwarded-for'), trustedProxies) : 'unknown';
 }
 
+/** The socket's peer address (absent under app.request() in tests). */
+const socketPeer = (c: Context<WebEnv>) => (c.env as WebEnv['Bindings'] | undefined)?.incoming?.socket.remoteAddress;
+
+/** Whether `address` is one of the configured proxies (IPv4-mapped IPv6 addresses included). */
+const isTrustedProxy = (address: string, trustedProxies: readonly string[]) => trustedProxies.includes(unmapped(address));
+
 /** clientIp's rule, for a peer address and its X-Forwarded-For header. */
 export function clientAddress(peer: string, forwardedFor: string | undefined, trustedProxies: readonly string[]): string {
-  const trusted = (a: string) => trustedProxies.includes(unmapped(a));
+  const trusted = (a: string) => isTrustedProxy(a, trustedProxies);
   if (!trusted(peer) || !forwardedFor) return peer;
   // Each proxy appends the address it got the request from: read from the right, skipping our own.
   const hops = forwardedFor.split(',').map((h) => h.trim());
@@ -59,8 +65,8 @@ export function clientAddress(peer: string, forwardedFor: string | undefined, tr
  * headers, so its socket address (often 127.0.0.1) says nothing about who sent it.
  */
 export function viaUnknownProxy(c: Context<WebEnv>, trustedProxies: readonly string[]): boolean {
-  const peer = (c.env as WebEnv['Bindings'] | undefined)?.incoming?.socket.remoteAddress;
-  if (peer && trustedProxies.includes(unmapped(peer))) return false;
+  const peer = socketPeer(c);
+  if (peer && isTrustedProxy(peer, trustedProxies)) return false;
   return ['x-forwarded-for', 'forwarded', 'x-real-ip'].some((h) => c.req.header(h) !== undefined);
 }
 

@@ -1,16 +1,12 @@
 // Driving backups in tests: start one through the service layer, wait for its end, read the
 // result back with the real key (admin `borgcube borg`), compare trees.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { expect } from 'vitest';
 import type { Job } from '../../db/schema.js';
 import { getJob, jobLogTail, startBackup } from '../../services/jobs.js';
-import { registerCleanup } from './cleanup.js';
 import { describeTree } from './client-host.js';
 import type { TestStack } from './stack.js';
-import { rmSync } from 'node:fs';
+import { tempDir } from './temp-dir.js';
 
 /**
  * Waits until the job has ended and its workflow has closed: the workflow records the final
@@ -52,8 +48,7 @@ export async function backup(stack: TestStack, client: string, repository: strin
 
 /** Extracts an archive with the real key into a fresh folder (as root, so owners are kept). */
 export async function extract(stack: TestStack, repository: string, archive: string): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'borgcube-test-extract-'));
-  registerCleanup(`extract ${dir}`, () => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('borgcube-test-extract');
   const r = await stack.cli(['borg', repository, '--', 'extract', `::${archive}`], { cwd: dir });
   if (r.code !== 0) throw new Error(`extract failed: ${r.err}`);
   return dir;

@@ -2,7 +2,6 @@
 // died between writing the row and starting the workflow) must not stay `running` forever: that
 // would refuse every later backup of its client. `borgcube job cancel` ends such a row at once,
 // and the periodic sweep ends the ones nobody cancels.
-import { rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { and, eq, isNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +11,7 @@ import { addClient } from '../../services/clients.js';
 import { endOrphanedJobs, getJob, startBackup } from '../../services/jobs.js';
 import { getRepository } from '../../services/repositories.js';
 import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
+import { createClientHost, gatedBorg, type ClientHost } from '../helpers/client-host.js';
 import { waitFor } from '../helpers/net.js';
 import { expectJobEnds } from '../helpers/policies.js';
 import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
@@ -22,25 +21,24 @@ describe('jobs without a running workflow', () => {
   let stack: TestStack;
   let sshd: ClientSshd;
   let host: ClientHost;
+  let gate: ReturnType<typeof gatedBorg>;
 
   beforeAll(async () => {
     stack = await startStack();
     sshd = await startClientSshd();
     host = await createClientHost({ authorizedKeys: [stack.serverPublicKey], tree: { 'data/a.txt': 'alpha\n' } });
-    // The real borg, except that `borg create` waits while a `hold` file exists.
-    const hold = host.path('hold');
-    host.writeTree({ 'gated-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', `if [ "$1" = "create" ]; then while [ -e ${hold} ]; do sleep 0.1; done; fi`, 'exec borg "$@"', ''].join('\n') } });
+    gate = gatedBorg(host);
     const r = await stack.cli(['repo', 'add', 'r1', '--path', `${stack.dataDir}-repos/r1`]);
     expect(r.code, r.err).toBe(0);
-    await addClient(stack.deps, { name: 'web', host: sshd.host, port: sshd.port, user: host.username, paths: [host.path('data')], borgPath: host.path('gated-borg') });
+    await addClient(stack.deps, { name: 'web', host: sshd.host, port: sshd.port, user: host.username, paths: [host.path('data')], borgPath: gate.path });
   });
   afterAll(async () => {
-    rmSync(host.path('hold'), { force: true });
+    gate.release();
     await runCleanups();
   });
 
   it('cancel ends a job whose workflow was terminated; the client can back up again', async () => {
-    host.writeTree({ hold: '' });
+    gate.hold();
     const job = await startBackup(stack.deps, { client: 'web', repository: 'r1' });
     await waitFor('the job to reach borg create', async () => (await getJob(stack.deps, job.id)).phase === 'run', { timeoutMs: 60_000 });
     await stack.temporal.workflow.getHandle(job.id).terminate('an admin gave up on it');
@@ -58,7 +56,7 @@ describe('jobs without a running workflow', () => {
     // Cancelling it again is refused like any ended job.
     expect((await stack.cli(['job', 'cancel', job.id])).code).not.toBe(0);
 
-    rmSync(host.path('hold'));
+    gate.release();
     const next = await startBackup(stack.deps, { client: 'web', repository: 'r1' });
     await expectJobEnds(stack, next.id, 'succeeded');
   });
@@ -67,7 +65,7 @@ describe('jobs without a running workflow', () => {
     const repo = await getRepository(stack.deps, 'r1');
     const old = await jobsQ.insertJob(stack.deps.db, { id: randomUUID(), kind: 'prune', repositoryId: repo.id, createdAt: new Date(Date.now() - 3600_000) });
     const young = await jobsQ.insertJob(stack.deps.db, { id: randomUUID(), kind: 'prune', repositoryId: repo.id });
-    host.writeTree({ hold: '' });
+    gate.hold();
     const live = await startBackup(stack.deps, { client: 'web', repository: 'r1' });
     try {
       await waitFor('the job to reach borg create', async () => (await getJob(stack.deps, live.id)).phase === 'run', { timeoutMs: 60_000 });
@@ -80,7 +78,7 @@ describe('jobs without a running workflow', () => {
       expect(await endOrphanedJobs(stack.deps, 0)).toEqual([young.id]);
       expect((await getJob(stack.deps, live.id)).state).toBe('running');
     } finally {
-      rmSync(host.path('hold'), { force: true });
+      gate.release();
     }
     await expectJobEnds(stack, live.id, 'succeeded');
   });

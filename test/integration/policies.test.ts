@@ -4,14 +4,13 @@
 // other backup of the client); pause stops runs and resume restarts them; editing a policy
 // updates its schedules; the CLI drives all of it.
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addClient } from '../../services/clients.js';
 import { startBackup } from '../../services/jobs.js';
 import { getPolicy, getPolicyDetails, policyScheduleId, type PolicyDetails } from '../../services/policies.js';
 import type { ScheduledRunResult } from '../../workflows/scheduled.js';
 import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
+import { createClientHost, gatedBorg, type ClientHost } from '../helpers/client-host.js';
 import { cleanUpSchedules, expectJobEnds, policyJobs, waitForIdle, waitForPolicyIdle, waitForPolicyJob } from '../helpers/policies.js';
 import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
 import { startStack, type TestStack } from '../helpers/stack.js';
@@ -21,6 +20,7 @@ describe('policies and their schedules', () => {
   let stack: TestStack;
   let sshd: ClientSshd;
   let host: ClientHost;
+  let gate: ReturnType<typeof gatedBorg>;
 
   async function cli(args: string[], expectCode = 0) {
     const r = await stack.cli(args);
@@ -39,12 +39,9 @@ describe('policies and their schedules', () => {
     cleanUpSchedules(stack);
     sshd = await startClientSshd();
     host = await createClientHost({ authorizedKeys: [stack.serverPublicKey], tree: { 'data/a.txt': 'alpha\n', 'data/b.bin': { type: 'file', size: 256 * 1024, seed: 'b' } } });
-    // The real borg, except that `borg create` waits while a `hold` file exists in the client's
-    // home: a backup that must still be running at some point stays running until released.
-    const hold = host.path('hold');
-    host.writeTree({ 'gated-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', `if [ "$1" = "create" ]; then while [ -e ${hold} ]; do sleep 0.1; done; fi`, 'exec borg "$@"', ''].join('\n') } });
+    gate = gatedBorg(host);
     await cli(['repo', 'add', 'r1', '--path', `${stack.dataDir}-repos/r1`]);
-    await addClient(stack.deps, { name: 'web', host: sshd.host, port: sshd.port, user: host.username, paths: [host.path('data')], borgPath: host.path('gated-borg') });
+    await addClient(stack.deps, { name: 'web', host: sshd.host, port: sshd.port, user: host.username, paths: [host.path('data')], borgPath: gate.path });
   });
   afterAll(runCleanups);
 
@@ -94,7 +91,7 @@ describe('policies and their schedules', () => {
     // 2. A manual backup of the client is running (held at `borg create` until the scheduled
     // run has answered: a backup this small could otherwise end before the run reserves): the
     // scheduled run starts but skips.
-    host.writeTree({ hold: '' });
+    gate.hold();
     let manualId = '';
     try {
       // Two manual starts at the same moment: exactly one gets a job.
@@ -113,7 +110,7 @@ describe('policies and their schedules', () => {
       const results = await scheduledRuns(scheduleId);
       expect(results.at(-1)).toEqual({ skipped: `client web already has a running backup (job ${manual.id})`, jobs: [] });
     } finally {
-      rmSync(host.path('hold'), { force: true });
+      gate.release();
     }
     await expectJobEnds(stack, manualId, 'succeeded');
     await waitForIdle(stack);
