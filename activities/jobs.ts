@@ -81,6 +81,11 @@ export function createJobActivities(deps: JobActivityDeps) {
       await recordPhase(deps, input.jobId, input.phase);
     },
 
+    /** One line of BorgCube's own in the job's log (what a cleanup after the job's end did). */
+    async logJob(input: { jobId: string; message: string; level: 'INFO' | 'WARNING' }): Promise<void> {
+      await jobs.appendJobLog(db, input.jobId, input.message, input.level);
+    },
+
     async completeJob(input: { jobId: string; state: 'succeeded' | 'failed' | 'violation' | 'cancelled'; error?: string; stats?: JobStats }): Promise<void> {
       let { state, error } = input;
       // The client's borg may exit (and the run fail) before the violation signal reaches the

@@ -5,10 +5,11 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Workf
 import { z } from 'zod';
 import * as jobsQ from '../db/queries/jobs.js';
 import { clientNamesByIds, repositoryNamesByIds } from '../db/queries/names.js';
+import { findRepositoryById } from '../db/queries/repositories.js';
 import type { Job } from '../db/schema.js';
 import { temporalWorkflowUrl } from '../infra/temporal.js';
 import type { BackupInput } from '../workflows/backup.js';
-import { statusQuery, type BackupProgress, type BackupStatus } from '../workflows/messages.js';
+import { orphanCleanupWorkflowId, statusQuery, type BackupProgress, type BackupStatus, type OrphanCleanupInput } from '../workflows/messages.js';
 import { getClient } from './clients.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, invalid, notFound } from './errors.js';
@@ -188,12 +189,33 @@ async function workflowGone(handle: WorkflowHandle): Promise<string | undefined>
   }
 }
 
-async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log'>, id: string, why: string): Promise<void> {
-  const error = `the job's workflow ${why}; it can no longer record how the job ended, so BorgCube marked it failed (the workflow's cleanup did not run)`;
+async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, id: string, why: string): Promise<void> {
+  const job = await jobsQ.findJob(deps.db, id);
+  const cleans = job?.kind === 'backup';
+  const error = `the job's workflow ${why}; it can no longer record how the job ended, so BorgCube marked it failed${cleans ? ` (its cleanup runs as workflow ${orphanCleanupWorkflowId(id)})` : ''}`;
   await jobsQ.revokeJobCredentials(deps.db, id);
   if (await jobsQ.completeJob(deps.db, id, 'failed', error, null)) {
     await jobsQ.appendJobLog(deps.db, id, `job failed: ${error}`, 'ERROR');
     deps.log.warn({ job: id, why }, 'a running job without a running workflow was ended');
+  }
+  if (cleans) await startOrphanCleanup(deps, job);
+}
+
+/**
+ * What the gone workflow's cleanup would have done (workflows/orphan-cleanup.ts): its job folder
+ * leaves the client, a borg still running there is stopped, the server's job files and the
+ * objects no archive references go. Started once per job; a second request finds it started.
+ */
+async function startOrphanCleanup(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, job: Job): Promise<void> {
+  const repo = await findRepositoryById(deps.db, job.repositoryId);
+  if (!repo) return;
+  const input: OrphanCleanupInput = { jobId: job.id, storageHost: repo.storageHost };
+  try {
+    const temporal = await deps.temporal();
+    await temporal.workflow.start('orphanCleanup', { workflowId: orphanCleanupWorkflowId(job.id), taskQueue: deps.config.temporal.taskQueue, args: [input] });
+    deps.log.info({ job: job.id }, 'cleanup of the ended job started');
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
 }
 
@@ -203,7 +225,7 @@ async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log'>, id: string,
  * starts the workflow, and a schedule's run reserves the row before it starts the job's child.
  * Returns the ids it ended.
  */
-export async function endOrphanedJobs(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal'>, minAgeMs = 15 * 60_000): Promise<string[]> {
+export async function endOrphanedJobs(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, minAgeMs = 15 * 60_000): Promise<string[]> {
   const rows = await jobsQ.runningJobsOlderThan(deps.db, new Date(Date.now() - minAgeMs));
   if (!rows.length) return [];
   const temporal = await deps.temporal();

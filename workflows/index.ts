@@ -1,5 +1,6 @@
 // Every workflow the worker hosts (Temporal bundles this file and what it imports).
 export { backup } from './backup.js';
+export { orphanCleanup } from './orphan-cleanup.js';
 export { prune } from './prune.js';
 export { check } from './check.js';
 export { scheduledBackup, scheduledMaintenance } from './scheduled.js';

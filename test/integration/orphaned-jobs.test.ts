@@ -1,15 +1,19 @@
 // A job whose workflow is gone (terminated in Temporal's UI, or never started because its starter
 // died between writing the row and starting the workflow) must not stay `running` forever: that
 // would refuse every later backup of its client. `borgcube job cancel` ends such a row at once,
-// and the periodic sweep ends the ones nobody cancels.
+// and the periodic sweep ends the ones nobody cancels; a backup's cleanup then runs as a workflow
+// of its own, so nothing of the job stays on the client or the server.
+import { existsSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { and, eq, isNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as jobsQ from '../../db/queries/jobs.js';
-import { jobCredentialsTable } from '../../db/schema.js';
+import { jobCredentialsTable, jobKeysTable } from '../../db/schema.js';
+import { jobServerDir } from '../../infra/storage-layout.js';
 import { addClient } from '../../services/clients.js';
-import { endOrphanedJobs, getJob, startBackup } from '../../services/jobs.js';
+import { endOrphanedJobs, getJob, jobLogTail, startBackup } from '../../services/jobs.js';
 import { getRepository } from '../../services/repositories.js';
+import type { OrphanCleanupResult } from '../../workflows/orphan-cleanup.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { createClientHost, gatedBorg, type ClientHost } from '../helpers/client-host.js';
 import { waitFor } from '../helpers/net.js';
@@ -55,6 +59,17 @@ describe('jobs without a running workflow', () => {
     expect(live).toHaveLength(0);
     // Cancelling it again is refused like any ended job.
     expect((await stack.cli(['job', 'cancel', job.id])).code).not.toBe(0);
+
+    // What the terminated workflow's cleanup would have done runs as a workflow of its own: the
+    // borg held on the client is stopped and the job folder (key, cache, credential) leaves the
+    // client; the server's job files and the job key go too.
+    expect(ended.error).toContain(`(its cleanup runs as workflow cleanup-${job.id})`);
+    const cleanup = (await stack.temporal.workflow.getHandle(`cleanup-${job.id}`).result()) as OrphanCleanupResult;
+    expect(cleanup.clientError).toBeUndefined();
+    expect(existsSync(host.path('.borgcube', 'jobs', job.id)), 'the job folder is still on the client').toBe(false);
+    expect(existsSync(jobServerDir(stack.deps.config, job.id)), "the server's job folder is still there").toBe(false);
+    expect(await stack.db.handle.db.select().from(jobKeysTable).where(eq(jobKeysTable.jobId, job.id))).toHaveLength(0);
+    expect((await jobLogTail(stack.deps, job.id)).map((l) => l.message)).toContain("cleanup after the job's end: the job folder on the client and the server's job files are gone");
 
     gate.release();
     const next = await startBackup(stack.deps, { client: 'web', repository: 'r1' });

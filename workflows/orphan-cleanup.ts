@@ -1,0 +1,51 @@
+// The cleanup of a backup job whose own `backup` workflow is gone (terminated in Temporal's UI,
+// or never started because its starter died): services/jobs.ts has already marked the row failed
+// and revoked the credential; this does what that workflow's cleanup would have done. Without it,
+// the job key, cache and credential stayed in the client's home, a borg still running there kept
+// its session open, and what the job stored without an archive stayed in the repository.
+// Workflow id `cleanup-<job id>` (messages.ts), so it runs once per job however often it is asked for.
+import { proxyActivities } from '@temporalio/workflow';
+import type { ClientActivities } from '../activities/client.js';
+import type { JobActivities } from '../activities/jobs.js';
+import type { StorageActivities } from '../activities/storage.js';
+import type { OrphanCleanupInput } from './messages.js';
+import { storageTaskQueue } from './task-queues.js';
+
+export interface OrphanCleanupResult {
+  /** Why the client's job folder could not be removed, if it could not (client unreachable, removed). */
+  clientError?: string;
+  removedObjects: number;
+}
+
+const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 } as const;
+const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry });
+const jobActs = proxyActivities<JobActivities>({ startToCloseTimeout: '1m', retry });
+
+export async function orphanCleanup(input: OrphanCleanupInput): Promise<OrphanCleanupResult> {
+  const storageActs = proxyActivities<StorageActivities>({ taskQueue: storageTaskQueue(input.storageHost), startToCloseTimeout: '2h', retry });
+  // First the server side: a borg still running on the client loses its session at once.
+  await storageActs.revokeCredential({ jobId: input.jobId });
+  let clientError: string | undefined;
+  try {
+    // Stops a borg that still runs there, then removes the folder (key, cache, credential, binary).
+    await cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: false });
+  } catch (err) {
+    clientError = rootMessage(err);
+  }
+  // Unreferenced objects go, committed checkpoints are recorded as the client's archives, the
+  // server folder and the job key are deleted — as after any failed job.
+  const { removedObjects } = await storageActs.cleanupJob({ jobId: input.jobId, succeeded: false });
+  const removed = removedObjects ? `, ${removedObjects} unreferenced object(s) removed from the repository` : '';
+  await jobActs.logJob(
+    clientError === undefined
+      ? { jobId: input.jobId, level: 'INFO', message: `cleanup after the job's end: the job folder on the client and the server's job files are gone${removed}` }
+      : { jobId: input.jobId, level: 'WARNING', message: `cleanup after the job's end: the job folder on the client could not be removed (${clientError}); the server's job files are gone${removed}` },
+  );
+  return { clientError, removedObjects };
+}
+
+function rootMessage(err: unknown): string {
+  let e: unknown = err;
+  while (e instanceof Error && e.cause) e = e.cause;
+  return e instanceof Error ? e.message : String(e);
+}
