@@ -25,7 +25,7 @@ import type { ServiceDeps } from '../services/deps.js';
 import { unavailable } from '../services/errors.js';
 import { addUser } from '../services/users.js';
 import { createApp } from '../web/app.js';
-import { createJobEventHub } from '../web/live.js';
+import { createJobEventHub } from '../infra/job-event-hub.js';
 
 const JOBS = 10_000;
 const VIEWERS = 100;

@@ -3,7 +3,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { LoginLimiter, Principal } from '../services/auth.js';
 import type { ServiceDeps } from '../services/deps.js';
-import type { JobEventHub } from './live.js';
+import type { JobEventHub } from '../infra/job-event-hub.js';
 
 export interface HealthReport {
   ok: boolean;

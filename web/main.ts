@@ -15,7 +15,7 @@ import type { ServiceDeps } from '../services/deps.js';
 import { ensureInitialAdmin } from '../services/users.js';
 import { createApp } from './app.js';
 import { createHealthCheck } from './health.js';
-import { createJobEventHub } from './live.js';
+import { createJobEventHub } from '../infra/job-event-hub.js';
 
 async function main() {
   const config = loadConfig();

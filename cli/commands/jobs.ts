@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
-import { createRedis, jobChannel, jobEvent, type JobEvent } from '../../infra/events.js';
-import { cancelJob, getJob, getJobDetails, jobLogAfter, jobLogTail, jobStates, listJobs, startBackup, type JobView } from '../../services/jobs.js';
+import { createRedis } from '../../infra/events.js';
+import { createJobEventHub } from '../../infra/job-event-hub.js';
+import { JobStream } from '../../services/job-stream.js';
+import { cancelJob, getJob, getJobDetails, jobLogTail, jobStates, listJobs, startBackup, type JobView } from '../../services/jobs.js';
 import { printable, table, UsageError, type CliContext } from '../context.js';
 
 export function registerJobCommands(program: Command, ctx: CliContext) {
@@ -106,65 +108,30 @@ function printLine(ctx: CliContext, time: Date | string, level: string, message:
   ctx.print(`${t} ${level.padEnd(7)} ${printable(message)}`);
 }
 
-/** Subscribe first, then print the stored tail, then live lines after it: nothing is lost or doubled. */
+/**
+ * The console's live view (services/job-stream.ts) printed as lines: the stored tail first, then
+ * live lines in order — a line published before its batch reached PostgreSQL is read from there,
+ * not skipped — until the job ends.
+ */
 async function followLogs(ctx: CliContext, id: string, tail: number) {
   const deps = ctx.deps();
-  const redis = createRedis(deps.config.redisUrl);
-  ctx.onClose(async () => {
-    await redis.quit().catch(() => {});
+  const hub = createJobEventHub(createRedis(deps.config.redisUrl), deps.log);
+  ctx.onClose(() => hub.close());
+  // Start after the line before the last `tail` ones (after the last line for --lines 0).
+  const after = tail === 0 ? ((await jobLogTail(deps, id, 1))[0]?.seq ?? 0) : ((await jobLogTail(deps, id, tail))[0]?.seq ?? 1) - 1;
+  await new Promise<void>((resolve, reject) => {
+    const stream = new JobStream(deps, hub, id, after, {
+      send: (m) => {
+        if (m.type === 'log') printLine(ctx, m.time, m.level, m.message);
+        else if (m.type === 'gap') ctx.print(`(log lines ${m.from}–${m.to} could not be read)`);
+        else if (m.type === 'state' && (m.phase === 'done' || m.state !== 'running')) ctx.print(`job ${m.state}${m.error ? `: ${printable(m.error)}` : ''}`);
+      },
+      // 1000 after the job's end; anything else is why following stopped.
+      close: (code, reason) => (code === 1000 ? resolve() : reject(new Error(`following the log stopped: ${reason}`))),
+      bufferedAmount: () => 0,
+    });
+    void stream.start();
   });
-  const buffered: JobEvent[] = [];
-  let caughtUp = false;
-  let last = 0;
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  let finished = false;
-  const finish = (state: string, error: string | null | undefined) => {
-    if (finished) return;
-    finished = true;
-    ctx.print(`job ${state}${error ? `: ${printable(error)}` : ''}`);
-    resolveDone();
-  };
-  redis.on('message', (_ch: string, msg: string) => {
-    let parsed;
-    try {
-      parsed = jobEvent.safeParse(JSON.parse(msg));
-    } catch {
-      return;
-    }
-    if (!parsed.success) return;
-    if (caughtUp) onEvent(parsed.data);
-    else buffered.push(parsed.data);
-  });
-  function onEvent(e: JobEvent) {
-    if (e.type === 'log' && e.seq > last) {
-      printLine(ctx, e.time, e.level, e.message);
-      last = e.seq;
-    } else if (e.type === 'state' && e.phase === 'done') {
-      finish(e.state, e.error);
-    }
-  }
-  await redis.subscribe(jobChannel(id));
-  for (const l of await jobLogTail(deps, id, tail)) {
-    printLine(ctx, l.time, l.level, l.message);
-    last = l.seq;
-  }
-  for (const e of buffered.splice(0)) onEvent(e);
-  caughtUp = true;
-  // A job that already ended, or ends between the reads above: catch up from the database.
-  const poll = setInterval(() => {
-    void (async () => {
-      const j = await getJob(deps, id);
-      if (j.state === 'running') return;
-      for (const l of await jobLogAfter(deps, id, last)) {
-        printLine(ctx, l.time, l.level, l.message);
-        last = l.seq;
-      }
-      finish(j.state, j.error);
-    })().catch(() => {});
-  }, 2000);
-  await done;
-  clearInterval(poll);
 }
 
 async function waitForJob(ctx: CliContext, id: string): Promise<JobView> {

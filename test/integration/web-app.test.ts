@@ -19,7 +19,7 @@ import { unavailable } from '../../services/errors.js';
 import { addUser } from '../../services/users.js';
 import { createApp, type WebApp } from '../../web/app.js';
 import { operationOf } from '../../web/api/openapi.js';
-import { createJobEventHub, type JobEventHub } from '../../web/live.js';
+import { createJobEventHub, type JobEventHub } from '../../infra/job-event-hub.js';
 import { runCleanups } from '../helpers/cleanup.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { Browser, password } from './web-browser.js';

@@ -18,7 +18,7 @@ import { getJob } from '../../services/jobs.js';
 import { addPolicy, getPolicy, getPolicyDetails, policyScheduleId } from '../../services/policies.js';
 import { addUser } from '../../services/users.js';
 import { createApp, type WebApp } from '../../web/app.js';
-import { createJobEventHub } from '../../web/live.js';
+import { createJobEventHub } from '../../infra/job-event-hub.js';
 import { startWebhookReceiver } from '../helpers/alert-sinks.js';
 import { registerCleanup } from '../helpers/cleanup.js';
 import { waitFor } from '../helpers/net.js';

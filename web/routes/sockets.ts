@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { getJob } from '../../services/jobs.js';
 import { requireRole, sameOriginUpgrade } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
-import { JobStream } from '../job-stream.js';
+import { JobStream } from '../../services/job-stream.js';
 
 const afterQuery = z.coerce.number().int().min(0).max(2 ** 31).catch(0);
 
@@ -35,7 +35,7 @@ export function socketRoutes(deps: WebDeps, upgradeWebSocket: UpgradeWebSocket<W
             deps.hub,
             id,
             after,
-            { send: (d) => ws.send(d), close: (code, reason) => ws.close(code, reason), bufferedAmount: () => ws.raw?.bufferedAmount ?? 0 },
+            { send: (m) => ws.send(JSON.stringify(m)), close: (code, reason) => ws.close(code, reason), bufferedAmount: () => ws.raw?.bufferedAmount ?? 0 },
             { maxBufferedBytes: deps.ws?.maxBufferedBytes, idlePollMs: deps.ws?.idlePollMs },
           );
           void stream.start();

@@ -1,4 +1,5 @@
-// One browser's live view of one job, behind a WebSocket (`/ws/jobs/:id?after=<seq>`).
+// One live view of one job: a browser's, behind a WebSocket (`/ws/jobs/:id?after=<seq>`), or
+// `borgcube job logs --follow`.
 //
 // Order of work, so that nothing is lost or doubled: subscribe to the job's Redis channel first
 // (events are held back), then send the stored log lines after `after` from PostgreSQL, then the
@@ -7,16 +8,21 @@
 // reconnect: the gap is filled from the database (retried while the batch is in flight).
 // A reconnect is a new socket with the last seq the browser saw.
 //
-// Messages to the browser (JSON): hello {job, estimate}, log {seq,…}, progress {…}, state {…},
-// gap {from, to} (lines that could not be recovered), and error {message} before a close.
+// Messages to the viewer (JSON for a browser): hello {job, estimate}, log {seq,…}, progress {…},
+// state {…}, gap {from, to} (lines that could not be recovered); then a close with its reason.
 import type { JobEvent, LogLineEvent } from '../infra/events.js';
-import type { ServiceDeps } from '../services/deps.js';
-import { progressEstimate } from '../services/dashboard.js';
-import { getJob, jobLogAfter } from '../services/jobs.js';
-import type { JobEventHub } from './live.js';
+import type { ServiceDeps } from './deps.js';
+import { progressEstimate } from './dashboard.js';
+import { getJob, jobLogAfter } from './jobs.js';
+import type { JobEventHub } from '../infra/job-event-hub.js';
+
+export type JobStreamMessage =
+  | { type: 'hello'; job: { id: string; state: string; phase: string | null; error: string | null; archiveName: string | null }; estimate: unknown }
+  | JobEvent
+  | { type: 'gap'; from: number; to: number };
 
 export interface JobStreamSocket {
-  send(data: string): void;
+  send(message: JobStreamMessage): void;
   close(code: number, reason: string): void;
   /** Bytes queued in the socket and not yet written to the network. */
   bufferedAmount(): number;
@@ -171,10 +177,10 @@ export class JobStream {
     this.lastSeq = l.seq;
   }
 
-  private emit(msg: object) {
+  private emit(msg: JobStreamMessage) {
     if (this.closed) return;
     if (this.socket.bufferedAmount() > this.opts.maxBufferedBytes) return this.fail(1013, 'too far behind; reconnect');
-    this.socket.send(JSON.stringify(msg));
+    this.socket.send(msg);
   }
 
   private fail(code: number, reason: string) {

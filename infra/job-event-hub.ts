@@ -2,8 +2,8 @@
 // one SUBSCRIBE per job however many browsers watch it (reference counted), each message parsed
 // once and fanned out.
 import type { Redis } from 'ioredis';
-import { jobChannel, jobEvent, type JobEvent } from '../infra/events.js';
-import type { Logger } from '../infra/logger.js';
+import { jobChannel, jobEvent, type JobEvent } from './events.js';
+import type { Logger } from './logger.js';
 
 export type JobEventListener = (event: JobEvent) => void;
 
