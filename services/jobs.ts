@@ -191,14 +191,15 @@ async function workflowGone(handle: WorkflowHandle): Promise<string | undefined>
 
 async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, id: string, why: string): Promise<void> {
   const job = await jobsQ.findJob(deps.db, id);
-  const cleans = job?.kind === 'backup';
-  const error = `the job's workflow ${why}; it can no longer record how the job ended, so BorgCube marked it failed${cleans ? ` (its cleanup runs as workflow ${orphanCleanupWorkflowId(id)})` : ''}`;
+  // A backup leaves things behind that its workflow's cleanup would have removed.
+  const repo = job?.kind === 'backup' ? await findRepositoryById(deps.db, job.repositoryId) : undefined;
+  const error = `the job's workflow ${why}; it can no longer record how the job ended, so BorgCube marked it failed${repo ? ` (its cleanup runs as workflow ${orphanCleanupWorkflowId(id)})` : ''}`;
   await jobsQ.revokeJobCredentials(deps.db, id);
   if (await jobsQ.completeJob(deps.db, id, 'failed', error, null)) {
     await jobsQ.appendJobLog(deps.db, id, `job failed: ${error}`, 'ERROR');
     deps.log.warn({ job: id, why }, 'a running job without a running workflow was ended');
   }
-  if (cleans) await startOrphanCleanup(deps, job);
+  if (repo) await startOrphanCleanup(deps, { jobId: id, storageHost: repo.storageHost });
 }
 
 /**
@@ -206,14 +207,11 @@ async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' 
  * leaves the client, a borg still running there is stopped, the server's job files and the
  * objects no archive references go. Started once per job; a second request finds it started.
  */
-async function startOrphanCleanup(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, job: Job): Promise<void> {
-  const repo = await findRepositoryById(deps.db, job.repositoryId);
-  if (!repo) return;
-  const input: OrphanCleanupInput = { jobId: job.id, storageHost: repo.storageHost };
+async function startOrphanCleanup(deps: Pick<ServiceDeps, 'log' | 'temporal' | 'config'>, input: OrphanCleanupInput): Promise<void> {
   try {
     const temporal = await deps.temporal();
-    await temporal.workflow.start('orphanCleanup', { workflowId: orphanCleanupWorkflowId(job.id), taskQueue: deps.config.temporal.taskQueue, args: [input] });
-    deps.log.info({ job: job.id }, 'cleanup of the ended job started');
+    await temporal.workflow.start('orphanCleanup', { workflowId: orphanCleanupWorkflowId(input.jobId), taskQueue: deps.config.temporal.taskQueue, args: [input] });
+    deps.log.info({ job: input.jobId }, 'cleanup of the ended job started');
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
