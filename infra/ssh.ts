@@ -230,11 +230,27 @@ export class SshConnection {
     });
   }
 
+  /**
+   * The connection's SFTP channel, opened on first use and shared. A channel that closed (the
+   * server's sftp process ended, a channel timeout) is not handed out again: the next call opens
+   * a new one, so a pooled connection does not fail its next activity for it.
+   */
   sftp(): Promise<SFTPWrapper> {
-    this.sftpPromise ??= new Promise((resolve, reject) =>
-      this.client.sftp((err, sftp) => (err ? reject(new SshError(`SFTP on ${describe(this.target)} failed: ${err.message}`, false, 'protocol')) : resolve(sftp))),
+    if (this.sftpPromise) return this.sftpPromise;
+    const p = new Promise<SFTPWrapper>((resolve, reject) =>
+      this.client.sftp((err, sftp) => {
+        if (err) {
+          if (this.sftpPromise === p) this.sftpPromise = undefined;
+          return reject(new SshError(`SFTP on ${describe(this.target)} failed: ${err.message}`, false, 'protocol'));
+        }
+        sftp.once('close', () => {
+          if (this.sftpPromise === p) this.sftpPromise = undefined;
+        });
+        resolve(sftp);
+      }),
     );
-    return this.sftpPromise;
+    this.sftpPromise = p;
+    return p;
   }
 }
 

@@ -45,6 +45,18 @@ describe('client hosts behind the client sshd', () => {
       const r = await conn.exec(['id', '-un']);
       expect(r.code).toBe(0);
       expect(r.stdout.toString().trim()).toBe(host.username);
+
+      // One SFTP channel is shared; once it has closed, the next call opens a new one instead of
+      // handing out the dead one (a pooled connection would fail its next activity).
+      const sftp = await conn.sftp();
+      expect(await conn.sftp()).toBe(sftp);
+      const closed = new Promise((r) => sftp.once('close', r));
+      sftp.end();
+      await closed;
+      const again = await conn.sftp();
+      expect(again).not.toBe(sftp);
+      const home = await new Promise<string>((resolve, reject) => again.realpath('.', (err, p) => (err ? reject(err) : resolve(p))));
+      expect(home).toBe(host.path());
     } finally {
       conn.close();
     }
