@@ -1,6 +1,6 @@
-// Live job events from Redis for every WebSocket of this process: ONE subscriber connection,
-// one SUBSCRIBE per job however many browsers watch it (reference counted), each message parsed
-// once and fanned out.
+// Live job events from Redis for every live view in this process (the console's WebSockets,
+// `job logs --follow`): ONE subscriber connection, one SUBSCRIBE per job however many viewers
+// watch it (reference counted), each message parsed once and fanned out.
 import type { Redis } from 'ioredis';
 import { jobChannel, jobEvent, type JobEvent } from './events.js';
 import type { Logger } from './logger.js';

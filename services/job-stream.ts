@@ -86,7 +86,7 @@ export class JobStream {
     this.poll = t;
   }
 
-  /** The browser went away (or we closed): stop listening. Idempotent. */
+  /** The viewer went away (or we closed): stop listening. Idempotent. */
   stop(): void {
     this.closed = true;
     this.unsubscribe?.();
