@@ -179,7 +179,7 @@ export async function cancelJob(deps: ServiceDeps, id: string): Promise<'request
  * undefined while it runs. A workflow that starts after its row was ended this way stops at once:
  * its first step refuses a job that is no longer running (reserveJob, JobGone).
  */
-async function workflowGone(handle: WorkflowHandle): Promise<string | undefined> {
+export async function workflowGone(handle: WorkflowHandle): Promise<string | undefined> {
   try {
     const d = await handle.describe();
     return d.status.name === 'RUNNING' ? undefined : `ended (${d.status.name})`;

@@ -1,9 +1,8 @@
 // Driving backups in tests: start one through the service layer, wait for its end, read the
 // result back with the real key (admin `borgcube borg`), compare trees.
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { expect } from 'vitest';
 import type { Job } from '../../db/schema.js';
-import { getJob, jobLogTail, startBackup } from '../../services/jobs.js';
+import { getJob, jobLogTail, startBackup, workflowGone } from '../../services/jobs.js';
 import { describeTree } from './client-host.js';
 import type { TestStack } from './stack.js';
 import { tempDir } from './temp-dir.js';
@@ -17,18 +16,9 @@ export async function waitForJob(stack: TestStack, id: string, timeoutMs = 180_0
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const j = await getJob(stack.deps, id);
-    if (j.state !== 'running' && !(await workflowRunning(stack, id))) return j;
+    if (j.state !== 'running' && (await workflowGone(stack.temporal.workflow.getHandle(id)))) return j;
     if (Date.now() > deadline) throw new Error(`job ${id} still running after ${timeoutMs / 1000} s (phase ${j.phase})\n${await describeJob(stack, id)}`);
     await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-async function workflowRunning(stack: TestStack, id: string): Promise<boolean> {
-  try {
-    return (await stack.temporal.workflow.getHandle(id).describe()).status.name === 'RUNNING';
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
   }
 }
 
