@@ -1,8 +1,8 @@
 // The file trees the benchmarks back up, written into a client user's home:
 //  * big (≥ 500 MB, tens of thousands of files, like PERF_NOTES.md's anchor): copies of the
 //    Python standard library and dist-packages and of this checkout's node_modules (without the
-//    Temporal native binaries, to keep the size near the anchor) — compressible — plus 200 MB of
-//    deterministic pseudo-random data — incompressible;
+//    native binaries of Temporal and koffi, to keep the size near the anchor) — compressible —
+//    plus 200 MB of deterministic pseudo-random data — incompressible;
 //  * small: 100 small text files in 10 folders.
 import { createCipheriv, createHash } from 'node:crypto';
 import { chownSync, closeSync, lstatSync, openSync, readdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
@@ -70,7 +70,7 @@ export async function writeBigTree(user: BenchUser, randomMiB = 200): Promise<Tr
   user.mkdir(base, 0o755);
   await runChecked('cp', ['-a', '/usr/lib/python3.11', join(base, 'python3.11')], { timeoutMs: 600_000 });
   await runChecked('cp', ['-a', '/usr/lib/python3', join(base, 'python3-dist')], { timeoutMs: 600_000 });
-  await runChecked('rsync', ['-a', '--exclude=/@temporalio/', '--exclude=/.cache/', `${projectRoot}/node_modules/`, join(base, 'node_modules/')], { timeoutMs: 600_000 });
+  await runChecked('rsync', ['-a', '--exclude=/@temporalio/', '--exclude=/koffi/', '--exclude=/.cache/', `${projectRoot}/node_modules/`, join(base, 'node_modules/')], { timeoutMs: 600_000 });
   const rnd = join(base, 'random');
   user.mkdir(rnd, 0o755);
   const fileMiB = 20;

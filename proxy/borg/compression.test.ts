@@ -75,6 +75,19 @@ describe('detection and refusal', () => {
     const r = randomBytes(1000);
     expect(compressLz4(r).subarray(0, 2)).toEqual(Buffer.from('0000', 'hex'));
   });
+  it('lz4 into a reused buffer: a plaintext that fits is a view of it, a larger one gets its own memory', async () => {
+    const into = Buffer.alloc(text.length + 10);
+    const fits = await decompress(compressLz4(text), { into });
+    expect(fits.data).toEqual(text);
+    expect(fits.data.buffer).toBe(into.buffer);
+    const larger = Buffer.concat([text, text]);
+    const own = await decompress(compressLz4(larger), { into });
+    expect(own.data).toEqual(larger);
+    expect(own.data.buffer).not.toBe(into.buffer);
+    // the checks are the same as without it
+    await expect(decompress(Buffer.from('0100104101000000', 'hex'), { into })).rejects.toThrow(/end-of-block/);
+    await expect(decompress(compressLz4(text), { into, maxOutput: text.length - 1 })).rejects.toThrow(/exceeds/);
+  });
   it('lz4: refuses corrupt blocks and bombs before allocating', async () => {
     const c = compressLz4(text);
     expect(lz4DecompressedSize(c, 2, 1e9)).toBe(text.length);
@@ -84,7 +97,7 @@ describe('detection and refusal', () => {
     await expect(decompress(bomb, { maxOutput: 1 << 20 })).rejects.toThrow(/exceeds|past the block/);
     // offset pointing before the output start
     await expect(decompress(Buffer.from('0100104105000000000000000000', 'hex'))).rejects.toThrow(/offset/);
-    // lz4_flex decodes this (AAAAA) but LZ4_decompress_safe, i.e. borg, refuses it: fewer than 8 bytes
+    // LZ4_decompress_safe, i.e. borg, refuses this (a lax decoder reads AAAAA): fewer than 8 bytes
     // follow the first literals although it is not the last sequence
     await expect(decompress(Buffer.from('0100104101000000', 'hex'))).rejects.toThrow(/end-of-block/);
   });
@@ -143,7 +156,7 @@ describe('detection and refusal', () => {
   });
 });
 
-describe.runIf(HAVE_BORG)('lz4-napi output is readable by borg 1.2.4', () => {
+describe.runIf(HAVE_BORG)('our lz4 output is readable by borg 1.2.4', () => {
   it('borg decrypts an object whose payload we lz4-compressed', async () => {
     const { encryptObject, idHash } = await import('./objects.js');
     const mode = 'repokey';

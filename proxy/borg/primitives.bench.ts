@@ -8,7 +8,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { uncompressSync as lz4UncompressSync } from 'lz4-napi';
 import { afterAll, bench, describe } from 'vitest';
 import { compressLz4, decompress, lz4DecompressedSize } from './compression.js';
 import { aes256Ctr, blake2b256, hmacSha256 } from './crypto.js';
@@ -68,7 +67,7 @@ const zstdId = idHash(blake, data);
 const putMsg = packb({ i: 8, m: 'put', a: { id: lz4Id, data: lz4Obj } });
 const cb = Buffer.alloc(16);
 
-/** A hand-written raw LZ4 block decoder, kept here only to compare against lz4-napi. */
+/** A hand-written raw LZ4 block decoder, kept here only to compare against liblz4. */
 function lz4Js(src: Buffer, start: number, size: number): Buffer {
   const out = Buffer.allocUnsafe(size);
   let i = start;
@@ -93,14 +92,7 @@ function lz4Js(src: Buffer, start: number, size: number): Buffer {
   }
 }
 
-function lz4NapiExact(): Buffer {
-  const size = lz4DecompressedSize(lz4Payload, 2, 128 * MiB);
-  const framed = Buffer.allocUnsafe(4 + lz4Payload.length - 2);
-  framed.writeUInt32LE(size, 0);
-  lz4Payload.copy(framed, 4, 2);
-  return lz4UncompressSync(framed);
-}
-
+const lz4Scratch = Buffer.allocUnsafe(data.length);
 function decodePut(): void {
   const u = new Unpacker(LIMITS.server);
   for (let i = 0; i < putMsg.length; i += 65536) u.feed(putMsg.subarray(i, i + 65536));
@@ -134,7 +126,8 @@ afterAll(async () => {
   await rate('verifyChunk repokey+lz4 (2 MiB plaintext)', data.length, () => verifyChunk(repokey, lz4Id, lz4Obj));
   await rate('verifyChunk repokey-blake2+zstd (2 MiB plaintext)', data.length, () => verifyChunk(blake, zstdId, zstdObj));
   await rate('verify + reencrypt repokey+lz4', data.length, async () => reencrypt(repokey, (await verifyChunk(repokey, lz4Id, lz4Obj)).payload, 5n));
-  await rate('lz4 decompress: lz4-napi after JS size scan', data.length, lz4NapiExact);
+  await rate('lz4 decompress: liblz4 after JS size scan', data.length, () => decompress(lz4Payload));
+  await rate('lz4 decompress: liblz4 after JS size scan, into a reused buffer', data.length, () => decompress(lz4Payload, { into: lz4Scratch }));
   await rate('lz4 decompress: hand-written JS', data.length, () => lz4Js(lz4Payload, 2, data.length));
   await rate('lz4 size scan only (output bytes)', data.length, () => lz4DecompressedSize(lz4Payload, 2, 128 * MiB));
   await rate('zstd decompress (@toondepauw/node-zstd)', data.length, () => decompress(zstdPayload));

@@ -36,8 +36,12 @@ export type VerifyResult =
  * The work itself; runs in a worker thread (or inline when there are none, e.g. under vitest):
  * type byte and MAC under the job key, decrypt, bounded decompress, id, then the same compressed
  * payload encrypted with the real key (BORG_PROTOCOL.md §3.1, §4: no recompression).
+ *
+ * `scratch`: memory for the plaintext, which is only hashed. The caller must not start another
+ * task with the same scratch before this one has settled — it would overwrite the plaintext
+ * between decompression and id check (the worker thread runs its tasks one after the other).
  */
-export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask): Promise<VerifyResult> {
+export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask, scratch?: Buffer): Promise<VerifyResult> {
   let payload: Buffer;
   try {
     payload = decryptObject(jobKey, t.object).payload;
@@ -46,7 +50,7 @@ export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask
   }
   let data: Buffer;
   try {
-    data = (await decompress(payload, { maxOutput: t.maxPlaintext })).data;
+    data = (await decompress(payload, { maxOutput: t.maxPlaintext, into: scratch })).data;
   } catch (err) {
     return { ok: false, reason: 'undecodable', detail: (err as Error).message };
   }

@@ -9,6 +9,15 @@ const keys = new Map<string, BorgKey>();
 /** Re-encrypted objects from this size on cross back in their own buffer, without a copy. */
 const MOVE_FROM = 256 * 1024;
 
+/**
+ * Plaintexts are only hashed, so they are decoded into this one buffer instead of a new one per
+ * object (borg's chunks are at most 8 MiB; a larger plaintext gets its own allocation).
+ */
+const scratch = Buffer.allocUnsafeSlow(8 * 1024 * 1024);
+
+/** Batches run one after the other: a task owns `scratch` until it has settled. */
+let queue: Promise<void> = Promise.resolve();
+
 const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 parentPort!.on('message', (m: BatchMessage | { forget: string }) => {
@@ -19,7 +28,7 @@ parentPort!.on('message', (m: BatchMessage | { forget: string }) => {
   for (const [ref, k] of Object.entries(m.keys)) {
     keys.set(ref, { type: k.type, idKey: buf(k.idKey), encKey: buf(k.encKey), encHmacKey: buf(k.encHmacKey), chunkSeed: 0, repositoryId: Buffer.alloc(32), tamRequired: true });
   }
-  void runBatch(m);
+  queue = queue.then(() => runBatch(m));
 });
 
 async function runBatch(m: BatchMessage) {
@@ -35,7 +44,7 @@ async function runBatch(m: BatchMessage) {
       continue;
     }
     try {
-      const result = await runVerifyTask(key, jobKey, { keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: buf(t.id), object: buf(t.object), maxPlaintext: t.maxPlaintext, iv: t.iv });
+      const result = await runVerifyTask(key, jobKey, { keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: buf(t.id), object: buf(t.object), maxPlaintext: t.maxPlaintext, iv: t.iv }, scratch);
       if (result.ok && result.object) {
         const obj = new Uint8Array(result.object.buffer, result.object.byteOffset, result.object.byteLength);
         const r = { seq: t.seq, result: { ...result, object: obj } };
