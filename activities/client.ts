@@ -513,7 +513,12 @@ export function runScript(p: { config: Config; job: Job; client: Client; dir: st
     `export BORG_CACHE_DIR=${q(posix.join(dir, 'cache'))}`,
     `export BORG_KEY_FILE=${q(posix.join(dir, 'key'))}`,
     `export BORG_PASSCOMMAND=${q(shellCommand(['cat', posix.join(dir, 'passphrase')]))}`,
-    `export BORG_RSH=${q(rsh)}`,
+    // OpenSSH prefers chacha20-poly1305, which is the faster choice only without AES
+    // instructions: with them, AES-GCM cost ssh and sshd together 0.7 instead of 1.2 CPU-s for
+    // 400 MB here (each side of a backup, and the server serves every client). Both names are in
+    // OpenSSH since 6.5 (2014); `^` to reorder the default list needs 8.2, too new for some hosts.
+    'if grep -qw aes /proc/cpuinfo 2> /dev/null; then ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com; else ciphers=chacha20-poly1305@openssh.com,aes128-gcm@openssh.com; fi',
+    `export BORG_RSH=${q(rsh)}" -o Ciphers=$ciphers"`,
     'export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no BORG_EXIT_CODES=legacy',
     'export LANG=C.UTF-8 LC_ALL=C.UTF-8',
     'unset BORG_PASSPHRASE BORG_PASSPHRASE_FD BORG_REPO BORG_NEW_PASSPHRASE',
