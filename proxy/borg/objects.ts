@@ -80,8 +80,7 @@ export function encryptObject(key: BorgKey, payload: Uint8Array, iv: bigint | nu
   const out = Buffer.allocUnsafe(AES_OVERHEAD + payload.length);
   out[0] = key.type;
   out.writeBigUInt64BE(ivb, 33);
-  const ct = aes256Ctr(key.encKey, counterBlock(out.subarray(33, 41)), payload);
-  ct.copy(out, 41);
+  aes256Ctr(key.encKey, counterBlock(out.subarray(33, 41)), payload, out.subarray(41));
   objectMac(key, out.subarray(33)).copy(out, 1);
   return out;
 }
