@@ -115,21 +115,41 @@ export interface ResultMessage {
 
 interface Slot {
   worker: Worker;
+  /** Tasks sent to this thread and not answered yet. */
   busy: number;
   keys: Set<string>;
-  /** Tasks waiting for this turn of the event loop to end (see flush). */
-  batch: BatchMessage;
-  transfer: ArrayBuffer[];
-  /** The batch's tasks whose objects are copied into its one buffer at flush. */
-  toPack: TaskMessage[];
 }
+
+/** Tasks that wait to cross to a worker thread together (see verify). */
+interface Batch {
+  tasks: TaskMessage[];
+  /** Owned buffers that move as they are. */
+  transfer: ArrayBuffer[];
+  /** The tasks whose objects are copied into the batch's one buffer when it is sent. */
+  toPack: TaskMessage[];
+  bytes: number;
+}
+
+/**
+ * How long a task may wait for others to cross with it. Puts arrive a few per read from a
+ * proxy's socket, and each message costs both threads a wake-up and a (de)serialization each
+ * way, ~60 µs here however small it is; a worker thread is idle between them, so waiting for it
+ * batches nothing. Objects are verified ~3 ms later than they could be — borg does not wait for
+ * a put's reply before sending the next one.
+ */
+const BATCH_WAIT_MS = 3;
+/** A batch this large goes at once (one big chunk, or many small ones). */
+const BATCH_BYTES = 1024 * 1024;
+
+const emptyBatch = (): Batch => ({ tasks: [], transfer: [], toPack: [], bytes: 0 });
 
 export class CryptoPool {
   private readonly slots: Slot[] = [];
   private readonly keys = new Map<string, BorgKey>();
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
-  private flushScheduled = false;
+  private batch = emptyBatch();
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(size = availableParallelism()) {
     const script = fileURLToPath(new URL('./crypto-worker.js', import.meta.url));
@@ -137,7 +157,7 @@ export class CryptoPool {
     if (!import.meta.url.endsWith('.js')) return;
     for (let i = 0; i < Math.max(1, size); i++) {
       const worker = new Worker(script);
-      const slot: Slot = { worker, busy: 0, keys: new Set(), batch: { keys: {}, tasks: [] }, transfer: [], toPack: [] };
+      const slot: Slot = { worker, busy: 0, keys: new Set() };
       worker.on('message', (m: ResultMessage) => {
         for (const { seq, result, error } of m.results) {
           slot.busy--;
@@ -167,9 +187,9 @@ export class CryptoPool {
 
   /** A job ended: its key leaves the pool and every worker thread. */
   forgetKey(ref: string) {
-    this.keys.delete(ref);
-    // Batches still waiting may name it: they go first.
+    // A batch still waiting may name it: it goes first.
     this.flush();
+    this.keys.delete(ref);
     for (const slot of this.slots) {
       if (slot.keys.delete(ref)) slot.worker.postMessage({ forget: ref });
     }
@@ -180,50 +200,54 @@ export class CryptoPool {
     const jobKey = this.keys.get(t.jobKeyRef);
     if (!key || !jobKey) throw new Error(`no key registered as ${key ? t.jobKeyRef : t.keyRef}`);
     if (this.slots.length === 0) return runVerifyTask(key, jobKey, t);
-    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
-    slot.busy++;
     const seq = ++this.seq;
-    // An owned buffer moves as it is; others are copied into the batch's one buffer at flush
-    // (the socket's buffer may hold other frames too).
+    // An owned buffer moves as it is; others are copied into the batch's one buffer when it is
+    // sent (the socket's buffer may hold other frames too).
     const object = t.transfer ? new Uint8Array(t.object.buffer, t.object.byteOffset, t.object.byteLength) : t.object;
-    for (const [ref, k] of [[t.keyRef, key], [t.jobKeyRef, jobKey]] as const) {
-      if (slot.keys.has(ref)) continue;
-      slot.batch.keys[ref] = { type: k.type, idKey: k.idKey, encKey: k.encKey, encHmacKey: k.encHmacKey };
-      slot.keys.add(ref);
-    }
     const task: TaskMessage = { seq, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv };
-    slot.batch.tasks.push(task);
-    if (t.transfer) slot.transfer.push(object.buffer as ArrayBuffer);
-    else slot.toPack.push(task);
-    // The puts of one read from a proxy's socket reach this point in the same turn of the event
-    // loop: they cross to the thread as one message. A message per object (22,700 in a 547 MB
-    // backup of an ordinary tree) cost both threads a wake-up, a (de)serialization and a
-    // callback each way; batched, that backup sends about 10,000.
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
-    return new Promise((resolve, reject) => this.pending.set(seq, { resolve, reject }));
+    const b = this.batch;
+    b.tasks.push(task);
+    b.bytes += object.byteLength;
+    if (t.transfer) b.transfer.push(object.buffer as ArrayBuffer);
+    else b.toPack.push(task);
+    const result = new Promise<VerifyResult>((resolve, reject) => this.pending.set(seq, { resolve, reject }));
+    if (b.bytes >= BATCH_BYTES) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), BATCH_WAIT_MS);
+    return result;
   }
 
-  /** Sends every slot's waiting batch. */
+  /** Sends the waiting batch to the least busy worker thread, with the keys it has not seen. */
   private flush() {
-    this.flushScheduled = false;
-    for (const slot of this.slots) {
-      if (!slot.batch.tasks.length) continue;
-      const { batch, transfer, toPack } = slot;
-      slot.batch = { keys: {}, tasks: [] };
-      slot.transfer = [];
-      slot.toPack = [];
-      // The objects that are not moved as they are go in one buffer: with a transferred buffer
-      // per object, 20,000 verifies of 3-6 KiB objects kept this thread busy 480-660 ms, with
-      // one per batch (both ways) 325-410 ms. Most objects of a backup are a few KiB.
-      if (toPack.length) transfer.push(packObjects(toPack));
-      slot.worker.postMessage(batch, transfer);
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const { tasks, transfer, toPack } = this.batch;
+    if (!tasks.length) return;
+    this.batch = emptyBatch();
+    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const message: BatchMessage = { keys: {}, tasks };
+    for (const t of tasks) {
+      for (const ref of [t.keyRef, t.jobKeyRef]) {
+        if (slot.keys.has(ref)) continue;
+        // Registered when the task was queued; forgetKey sends waiting tasks before it forgets.
+        const k = this.keys.get(ref)!;
+        message.keys[ref] = { type: k.type, idKey: k.idKey, encKey: k.encKey, encHmacKey: k.encHmacKey };
+        slot.keys.add(ref);
+      }
     }
+    // The objects that are not moved as they are go in one buffer: with a transferred buffer
+    // per object, 20,000 verifies of 3-6 KiB objects kept this thread busy 480-660 ms, with
+    // one per batch (both ways) 325-410 ms. Most objects of a backup are a few KiB.
+    if (toPack.length) transfer.push(packObjects(toPack));
+    slot.busy += tasks.length;
+    slot.worker.postMessage(message, transfer);
   }
 
   async close() {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.batch = emptyBatch();
+    for (const [, p] of this.pending) p.reject(new Error('the crypto pool is closed'));
+    this.pending.clear();
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }
