@@ -165,30 +165,30 @@ interface Lz4Library {
   compressBound: (inputSize: number) => number;
 }
 
-let lz4Library: Lz4Library | undefined;
-
-/** liblz4, loaded on first use (borg's Debian package depends on it, so a server has it). */
-function lz4(): Lz4Library {
-  if (lz4Library) return lz4Library;
+/**
+ * liblz4, loaded with this module: borg's Debian package depends on it, so a server has it, and
+ * if it is missing the process fails at start with this message — not later at a client's first
+ * lz4 object, where the failure would read like the client's bad data.
+ */
+const lz4: Lz4Library = (() => {
   let lib: koffi.IKoffiLib;
   try {
     lib = koffi.load('liblz4.so.1');
   } catch (e) {
     throw new Error(`cannot load liblz4.so.1 (Debian: liblz4-1, which borgbackup depends on): ${message(e)}`);
   }
-  lz4Library = {
+  return {
     decompressSafe: lib.func('int LZ4_decompress_safe(const uint8_t *src, uint8_t *dst, int srcSize, int dstCapacity)'),
     compressDefault: lib.func('int LZ4_compress_default(const uint8_t *src, uint8_t *dst, int srcSize, int dstCapacity)'),
     compressBound: lib.func('int LZ4_compressBound(int inputSize)'),
   };
-  return lz4Library;
-}
+})();
 
 function lz4Decompress(p: Buffer, start: number, max: number, into?: Buffer): Buffer {
   const size = lz4DecompressedSize(p, start, max);
   const out = into && into.length >= size ? into.subarray(0, size) : Buffer.allocUnsafe(size);
   // An empty destination is passed as a null pointer, which liblz4 accepts for an empty output.
-  const n = lz4().decompressSafe(p.subarray(start), out, p.length - start, size);
+  const n = lz4.decompressSafe(p.subarray(start), out, p.length - start, size);
   if (n !== size) fail(n < 0 ? 'lz4 block is corrupt' : `lz4 produced ${n} bytes, expected ${size}`, 'lz4-corrupt');
   return out;
 }
@@ -363,7 +363,7 @@ export function compressNone(data: Uint8Array): Buffer {
 
 /** `01 00 ‖ raw LZ4 block`, falling back to `none` when lz4 does not make the data smaller (borg's LZ4.compress). */
 export function compressLz4(data: Buffer): Buffer {
-  const { compressBound, compressDefault } = lz4();
+  const { compressBound, compressDefault } = lz4;
   const out = Buffer.allocUnsafe(2 + compressBound(data.length));
   const n = compressDefault(data, out.subarray(2), data.length, out.length - 2);
   if (n <= 0 || n >= data.length) return compressNone(data);
