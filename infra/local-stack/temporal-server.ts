@@ -2,7 +2,7 @@
 // `server start-dev` command line, wait until a server answers, and make sure a server we reuse
 // knows the namespace and BorgCube's search attributes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common';
@@ -182,12 +182,47 @@ export interface RunningDevServer {
   stop(): Promise<void>;
 }
 
+/** Attempts of launchDevServer when the dev server loses a race for one of its ports. */
+const LAUNCH_ATTEMPTS = 3;
+
 /**
  * Starts a dev server outside the supervisor (tests): output goes to `logFile`; resolves once it
  * answers. The process gets its own process group so a terminal's Ctrl-C reaches only its owner,
  * which stops it in order.
+ *
+ * The dev server picks free ports for its internal services and HTTP API itself and binds them a
+ * moment later; a connection that takes one of them meanwhile makes it exit with "address
+ * already in use" (it happened to `npm test` once). That is retried: the server picks its ports anew.
  */
 export async function launchDevServer(cli: string, o: DevServerOptions & { logFile: string; timeoutMs?: number }): Promise<RunningDevServer> {
+  for (let attempt = 1; ; attempt++) {
+    const logStart = existsSync(o.logFile) ? statSync(o.logFile).size : 0;
+    try {
+      return await launchDevServerOnce(cli, o);
+    } catch (err) {
+      if (attempt >= LAUNCH_ATTEMPTS || !logSince(o.logFile, logStart).includes('address already in use')) throw err;
+    }
+  }
+}
+
+function logSince(file: string, offset: number): string {
+  try {
+    const fd = openSync(file, 'r');
+    try {
+      const size = Math.min(fstatSync(fd).size - offset, 1024 * 1024);
+      if (size <= 0) return '';
+      const buf = Buffer.alloc(size);
+      readSync(fd, buf, 0, size, offset);
+      return buf.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+async function launchDevServerOnce(cli: string, o: DevServerOptions & { logFile: string; timeoutMs?: number }): Promise<RunningDevServer> {
   const fd = openSync(o.logFile, 'a', 0o600);
   let child: ChildProcess;
   try {
