@@ -133,8 +133,9 @@ describe('the backup workflow', () => {
     cred.stop();
     expect(done.state, await describeJob(stack, job.id)).toBe('cancelled');
     await expectJobGone(big, job.id, cred.path);
-    // No borg of that job is left running on the client.
-    const ps = await run('pgrep', ['-u', String(big.uid), '-f', 'borg']);
+    // No borg of that job is left running on the client. A killed borg may linger as a zombie
+    // until PID 1 reaps it; a zombie runs nothing, so only live states count.
+    const ps = await run('pgrep', ['--runstates', 'D,R,S,T,t', '-u', String(big.uid), '-f', 'borg']);
     expect(ps.stdout.toString().trim()).toBe('');
     await borgCheck(stack, repo);
   });
