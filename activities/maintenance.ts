@@ -5,7 +5,7 @@
 // and the next user reopens the repository and reloads the manifest and chunk indexes.
 //
 // Prune judges archives by the time in the manifest entry, which the repository service stamps
-// with the server's clock (proxy/service/session.ts); a client cannot make old archives survive or
+// with the server's clock (proxy/storage/sessions/backup-manifest.ts); a client cannot make old archives survive or
 // new ones expire. It touches one client's archives only: the glob matches the server-built names
 // of that client (`<name>-YYYY-MM-DDTHH-MM-SS[-N][.checkpoint[.N]]`), and before anything is deleted
 // every name the glob selects is checked against the exact shape, so `web` never prunes `web-2`.
@@ -22,7 +22,7 @@ import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import type { MasterKey } from '../infra/secrets.js';
 import { serviceBorgDir } from '../infra/storage-layout.js';
-import type { RepositoryService } from '../proxy/service/repository-service.js';
+import type { RepositoryService } from '../proxy/storage/service.js';
 import { LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
 import { refreshRepositoryStats } from './storage.js';
 

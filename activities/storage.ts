@@ -25,14 +25,14 @@ import { filesCachePath, jobClientFilesDir, jobPulledFilesCachePath, jobReposito
 import { writeClientCache } from '../proxy/borg/cache-config.js';
 import { asKeyType, createJobKey, isBlake2, loadKey, renderKeyfile, type BorgKey } from '../proxy/borg/keys.js';
 import { archiveName, manifestId, packManifest, parseManifest } from '../proxy/borg/manifest.js';
-import { handedFilesOf, type HandedFiles } from '../proxy/service/chunk-store.js';
-import { jobKeyContext, type RepositoryService } from '../proxy/service/repository-service.js';
-import type { RepositoryHandle } from '../proxy/service/repository.js';
-import { nowBorgTime, parseBorgTime } from '../proxy/service/timestamps.js';
-import { UpstreamError, type Upstream } from '../proxy/service/upstream.js';
+import { handedFilesOf, type HandedFiles } from '../proxy/storage/chunk-store.js';
+import { jobKeyContext, type RepositoryService } from '../proxy/storage/service.js';
+import type { RepositoryHandle } from '../proxy/storage/repository.js';
+import { nowBorgTime, parseBorgTime } from '../proxy/borg/timestamps.js';
+import { UpstreamError, type Upstream } from '../proxy/storage/upstream.js';
 import { parseArchive } from '../proxy/borg/archive.js';
 import { updateRepositoryStats } from '../db/queries/repositories.js';
-import { FilesCaches } from './files-caches.js';
+import { FilesCaches } from '../proxy/storage/files-caches.js';
 import { recordPhase } from './jobs.js';
 
 export interface StorageActivityDeps {

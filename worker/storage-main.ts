@@ -13,7 +13,7 @@ import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
 import { connectTemporal } from '../infra/temporal.js';
-import { RepositoryService } from '../proxy/service/repository-service.js';
+import { RepositoryService } from '../proxy/storage/service.js';
 import { storageTaskQueue } from '../workflows/task-queues.js';
 
 async function main() {
@@ -28,7 +28,7 @@ async function main() {
     log,
     masterKey,
     temporal: temporal.client,
-    proxyCommand: { node: process.execPath, script: fileURLToPath(new URL('../proxy/main.js', import.meta.url)) },
+    proxyCommand: { node: process.execPath, script: fileURLToPath(new URL('../proxy/session/main.js', import.meta.url)) },
     proxyGid: lookupAccount(config.accounts.proxy)?.gid,
   });
   await service.listen();

@@ -13,7 +13,7 @@ import { packManifest, parseManifest, type Manifest, type ManifestArchive } from
 import { asBytes, type Value } from '../borg/msgpack.js';
 import { blocksFor, RealNonces } from './nonces.js';
 import { Mutex } from './mutex.js';
-import { nextTimestamp } from './timestamps.js';
+import { nextTimestamp } from '../borg/timestamps.js';
 import { Upstream, UpstreamError } from './upstream.js';
 import { ChunkStore } from './chunk-store.js';
 import { ItemsCache } from './items-cache.js';

@@ -5,10 +5,10 @@
 // session at once; nothing of it is committed.
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { FrameDecoder, writeCoalesced, writeFrame, type Frame } from './ipc.js';
-import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from './borg/msgpack.js';
-import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from './borg/rpc.js';
-import { parseServiceMessage, type AttachResult, type ServiceMessage } from './service-message.js';
+import { FrameDecoder, writeCoalesced, writeFrame, type Frame } from '../protocol/frames.js';
+import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from '../borg/msgpack.js';
+import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from '../borg/rpc.js';
+import { parseServiceMessage, type AttachResult, type ServiceMessage } from '../protocol/replies.js';
 
 /** Stop reading the client while this much payload waits for the repository service. */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;

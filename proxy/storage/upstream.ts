@@ -6,7 +6,7 @@ import type { Logger } from '../../infra/logger.js';
 import { baseEnv } from '../../infra/subprocess.js';
 import { LIMITS, Unpacker, packParts, type Packable, type Value } from '../borg/msgpack.js';
 import { encodeNegotiate, parseReply } from '../borg/rpc.js';
-import { writeCoalesced } from '../ipc.js';
+import { writeCoalesced } from '../protocol/frames.js';
 
 export class UpstreamError extends Error {
   override name = 'UpstreamError';

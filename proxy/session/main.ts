@@ -4,7 +4,7 @@
 // against the key in $SSH_USER_AUTH before anything else happens. stdout carries only Borg's RPC.
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { ProxySession, socketLink } from './proxy-session.js';
+import { ProxySession, socketLink } from './client-session.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

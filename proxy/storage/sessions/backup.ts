@@ -10,21 +10,21 @@
 //  * manifest write + commit are one critical section per repository, and a commit never
 //    publishes another job's archive (those enter the manifest only through their own merge).
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import type { Logger } from '../../infra/logger.js';
-import { parseArchive, retamArchive } from '../borg/archive.js';
-import { compressNone, decompress } from '../borg/compression.js';
-import { ItemStreamParser } from '../borg/items.js';
-import type { BorgKey } from '../borg/keys.js';
-import { parseManifest, type Manifest, type ManifestArchive } from '../borg/manifest.js';
-import { MAX_DATA_SIZE } from '../borg/msgpack.js';
-import { AES_OVERHEAD, decryptObject, encryptObject, idHash } from '../borg/objects.js';
-import type { ReplyError } from '../session-protocol.js';
-import type { RefEntry } from './archive-refs.js';
-import type { RefMap } from './chunk-store.js';
-import type { CryptoPool } from './crypto-pool.js';
-import { MAX_PLAINTEXT, type CommittedManifest, type LiveSession, type RepositoryHandle } from './repository.js';
-import { nowBorgTime } from './timestamps.js';
-import { UpstreamError, type Upstream } from './upstream.js';
+import type { Logger } from '../../../infra/logger.js';
+import { parseArchive, retamArchive } from '../../borg/archive.js';
+import { compressNone, decompress } from '../../borg/compression.js';
+import { ItemStreamParser } from '../../borg/items.js';
+import type { BorgKey } from '../../borg/keys.js';
+import { parseManifest, type Manifest, type ManifestArchive } from '../../borg/manifest.js';
+import { MAX_DATA_SIZE } from '../../borg/msgpack.js';
+import { AES_OVERHEAD, decryptObject, encryptObject, idHash } from '../../borg/objects.js';
+import type { ReplyError } from '../../protocol/replies.js';
+import type { RefEntry } from '../archive-refs.js';
+import type { RefMap } from '../chunk-store.js';
+import type { CryptoPool } from '../crypto-pool.js';
+import { MAX_PLAINTEXT, type CommittedManifest, type LiveSession, type RepositoryHandle } from '../repository.js';
+import { nowBorgTime } from '../../borg/timestamps.js';
+import { UpstreamError, type Upstream } from '../upstream.js';
 
 /** Raised for anything the client was not allowed to do; the service records it and ends the job. */
 export class PolicyViolation extends Error {
@@ -530,7 +530,7 @@ function show(name: string): string {
 
 export function replyErrorOf(err: unknown): ReplyError {
   const e = replyErrorOfUncapped(err);
-  // The proxy refuses longer messages (service-message.ts); borg's own errors can be long.
+  // The proxy refuses longer messages (proxy/protocol/replies.ts); borg's own errors can be long.
   return { ...e, message: e.message.slice(0, 4000) };
 }
 

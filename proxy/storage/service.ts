@@ -20,15 +20,15 @@ import { fingerprintOfBlob } from '../../infra/ssh.js';
 import { jobServerDir, repoStateDir } from '../../infra/storage-layout.js';
 import { violationSignal } from '../../workflows/messages.js';
 import { asKeyType, loadKey, type BorgKey } from '../borg/keys.js';
-import type { FrameError} from '../ipc.js';
-import { encodeFrame, FrameDecoder, writeFrame } from '../ipc.js';
-import { authorizedKeysRequest, proxyRequest, type ProxyRequest, type ServiceMessage } from '../session-protocol.js';
+import type { FrameError} from '../protocol/frames.js';
+import { encodeFrame, FrameDecoder, writeFrame } from '../protocol/frames.js';
+import { authorizedKeysRequest, proxyRequest, type ProxyRequest, type ServiceMessage } from '../protocol/requests.js';
 import type { RefEntry } from './archive-refs.js';
 import { decodeRefs } from './chunk-store.js';
 import { CryptoPool } from './crypto-pool.js';
 import { ItemsCache } from './items-cache.js';
 import { ITEMS_CACHE_BYTES, RepositoryHandle } from './repository.js';
-import { NO_DATA, PolicyViolation, replyErrorOf, Session, SessionError, type JobContext, type SessionHooks } from './session.js';
+import { NO_DATA, PolicyViolation, replyErrorOf, Session, SessionError, type JobContext, type SessionHooks } from './sessions/backup.js';
 
 export interface RepositoryServiceDeps {
   db: Db;
