@@ -14,6 +14,7 @@ import { loadConfig } from '../../infra/config.js';
 import { createLogger } from '../../infra/logger.js';
 import { MasterKey } from '../../infra/secrets.js';
 import { RepositoryService } from '../../proxy/storage/service.js';
+import { createStorageApi } from '../../proxy/storage/storage-api.js';
 import { runActivity } from './activity-env.js';
 
 export type StorageCallName = 'prepareBackup' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob';
@@ -39,7 +40,7 @@ async function main() {
     proxyGid: lookupAccount(config.accounts.proxy)?.gid,
   });
   await service.listen();
-  const acts = createStorageActivities({ db: dbh.db, config, log, masterKey, service });
+  const acts = createStorageActivities({ db: dbh.db, log, storage: createStorageApi(service) });
   const send = (m: StorageReply) => process.send!(m);
 
   process.on('message', (raw) => {

@@ -187,3 +187,14 @@ export class Upstream {
     clearTimeout(timer);
   }
 }
+
+/** Deletes an object that may be gone already; true when it was there. */
+export async function deleteIfPresent(up: Upstream, id: Buffer): Promise<boolean> {
+  try {
+    await up.call('delete', { id });
+    return true;
+  } catch (err) {
+    if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
+    return false;
+  }
+}
