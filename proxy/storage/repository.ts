@@ -82,7 +82,7 @@ export class RepositoryHandle {
   readonly recentPuts = new Map<string, { size: number; csize: number }>();
   /** Live proxy sessions on this repository. */
   readonly sessions = new Set<LiveSession>();
-  /** What each items chunk held when an archive was last checked (session.ts acceptArchive). */
+  /** What each items chunk held when an archive was last checked (sessions/backup-archive.ts). */
   readonly itemsCache: ItemsCache;
 
   private upstream: Upstream | undefined;
