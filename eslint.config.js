@@ -109,6 +109,25 @@ export default tseslint.config(
     },
   },
   {
+    // The forced command parses a client's hostile bytes as the unprivileged proxy account: it
+    // gets no database, queue, Temporal or SSH library to misuse if it is ever subverted.
+    files: ['proxy/session/**/*.ts'],
+    ignores: ['proxy/session/**/*.test.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['pg', 'pg/*', 'ioredis', '@temporalio/*', 'ssh2', 'ssh2/*', 'drizzle-orm', 'drizzle-orm/*'],
+              message: 'The forced command parses hostile bytes: no database, Redis, Temporal or SSH client here (DESIGN §5, §6).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Workflows are replayed deterministically inside Temporal's sandbox: no Node built-ins, no
     // folder that does I/O; activities may be imported for their types only.
     files: ['workflows/**/*.ts'],

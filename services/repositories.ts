@@ -9,7 +9,7 @@ import { withAdvisoryLock } from '../db/client.js';
 import * as repos from '../db/queries/repositories.js';
 import { repositorySecretContext } from '../db/queries/repositories.js';
 import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
-import { acquireRepositoryLease } from '../proxy/control-client.js';
+import { acquireRepositoryLease } from '../proxy/storage/api.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, failed, invalid, notFound, uniqueViolation } from './errors.js';
 import { absolutePathSchema, nameSchema } from './validation.js';

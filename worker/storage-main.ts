@@ -13,7 +13,8 @@ import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
 import { connectTemporal } from '../infra/temporal.js';
-import { RepositoryService } from '../proxy/service/repository-service.js';
+import { RepositoryService } from '../proxy/storage/service.js';
+import { createStorageApi } from '../proxy/storage/storage-api.js';
 import { storageTaskQueue } from '../workflows/task-queues.js';
 
 async function main() {
@@ -28,10 +29,11 @@ async function main() {
     log,
     masterKey,
     temporal: temporal.client,
-    proxyCommand: { node: process.execPath, script: fileURLToPath(new URL('../proxy/main.js', import.meta.url)) },
+    proxyCommand: { node: process.execPath, script: fileURLToPath(new URL('../proxy/session/main.js', import.meta.url)) },
     proxyGid: lookupAccount(config.accounts.proxy)?.gid,
   });
   await service.listen();
+  const storage = createStorageApi(service);
   // Live log lines of prune and check jobs (the rows in PostgreSQL are the record).
   const events = createEventPublisher(createRedis(config.redisUrl));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
@@ -39,7 +41,7 @@ async function main() {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: storageTaskQueue(config.storageHost),
-    activities: { ...createStorageActivities({ db: dbh.db, config, log, masterKey, service, events }), ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, service, events }) },
+    activities: { ...createStorageActivities({ db: dbh.db, log, storage, events }), ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, storage, events }) },
     maxConcurrentActivityTaskExecutions: 20,
   });
   log.info({ taskQueue: storageTaskQueue(config.storageHost), socket: config.paths.storageSocket }, 'repository service ready');

@@ -28,4 +28,4 @@ export async function setupClientSide(serverPublicKey: string): Promise<ClientSi
 /** Classifies the processes below the client sshd (direct baseline): borg serve, else sshd. */
 export const directServerClass = (cmd: string) => (cmd.includes('borg serve') ? 'borg serve' : undefined);
 /** Below BorgCube's sshd: the proxy, the AuthorizedKeysCommand, else sshd itself. */
-export const borgcubeServerClass = (cmd: string) => (cmd.includes('proxy/main.js') ? 'proxy' : cmd.includes('authorized-keys.js') ? 'authorized-keys' : undefined);
+export const borgcubeServerClass = (cmd: string) => (cmd.includes('proxy/session/main.js') ? 'proxy' : cmd.includes('authorized-keys.js') ? 'authorized-keys' : undefined);

@@ -13,7 +13,8 @@ import { lookupAccount } from '../../infra/accounts.js';
 import { loadConfig } from '../../infra/config.js';
 import { createLogger } from '../../infra/logger.js';
 import { MasterKey } from '../../infra/secrets.js';
-import { RepositoryService } from '../../proxy/service/repository-service.js';
+import { RepositoryService } from '../../proxy/storage/service.js';
+import { createStorageApi } from '../../proxy/storage/storage-api.js';
 import { runActivity } from './activity-env.js';
 
 export type StorageCallName = 'prepareBackup' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob';
@@ -35,11 +36,11 @@ async function main() {
     config,
     log,
     masterKey,
-    proxyCommand: { node: extra ? `${process.execPath} ${extra}` : process.execPath, script: fileURLToPath(new URL('../../proxy/main.js', import.meta.url)) },
+    proxyCommand: { node: extra ? `${process.execPath} ${extra}` : process.execPath, script: fileURLToPath(new URL('../../proxy/session/main.js', import.meta.url)) },
     proxyGid: lookupAccount(config.accounts.proxy)?.gid,
   });
   await service.listen();
-  const acts = createStorageActivities({ db: dbh.db, config, log, masterKey, service });
+  const acts = createStorageActivities({ db: dbh.db, log, storage: createStorageApi(service) });
   const send = (m: StorageReply) => process.send!(m);
 
   process.on('message', (raw) => {

@@ -90,7 +90,7 @@ async function startTemporal(tagDir: string): Promise<{ address: string; namespa
 }
 
 export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack> {
-  const built = ['worker/storage-main.js', 'worker/main.js', 'proxy/main.js', 'proxy/authorized-keys.js', 'bench/lib/service-host.js'];
+  const built = ['worker/storage-main.js', 'worker/main.js', 'proxy/session/main.js', 'proxy/session/authorized-keys.js', 'bench/lib/service-host.js'];
   if (!built.every((p) => existsSync(distPath(p)))) throw new Error('dist/ is incomplete: run `npm run build` first');
   const tagDir = makeTaggedDir('stack');
   onCleanup(`folder ${tagDir}`, () => rmSync(tagDir, { recursive: true, force: true }));

@@ -81,3 +81,9 @@ export async function lastRepositoryChecks(db: Db, repositoryIds: string[]): Pro
     .where(inArray(repositoryChecksTable.repositoryId, repositoryIds))
     .orderBy(repositoryChecksTable.repositoryId, desc(repositoryChecksTable.finishedAt));
 }
+
+/** A check's result, once per job: a retried activity replaces its earlier row. */
+export async function recordRepositoryCheck(db: Db, row: typeof repositoryChecksTable.$inferInsert & { jobId: string }): Promise<void> {
+  await db.delete(repositoryChecksTable).where(eq(repositoryChecksTable.jobId, row.jobId));
+  await db.insert(repositoryChecksTable).values(row);
+}

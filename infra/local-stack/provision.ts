@@ -46,7 +46,7 @@ const testPackages = ['chromium', 'zstd', 'python3-cryptography'];
 
 /** Where the compiled AuthorizedKeysCommand script lives in a checkout. */
 export function authorizedKeysScriptPath(projectDir: string): string {
-  return join(projectDir, 'dist', 'proxy', 'authorized-keys.js');
+  return join(projectDir, 'dist', 'proxy', 'session', 'authorized-keys.js');
 }
 
 /** The listen address of BorgCube's sshd for each mode. */

@@ -6,8 +6,7 @@ import { ItemStreamParser } from './items.js';
 import { asKeyType, createJobKey, loadKey, type BorgKey } from './keys.js';
 import { LIMITS, asMap, getBytes, getMap, packb, unpackb, type Packable } from './msgpack.js';
 import { idHash, verifyChunk } from './objects.js';
-import { liveObjects } from './segments.js';
-import { MODES, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
+import { liveObjects, MODES, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
 
 const keyFor = (mode: Mode): BorgKey => loadKey(keyText(mode) ?? '', 'test', asKeyType(loadExpect(mode).keyType));
 

@@ -1,33 +1,14 @@
-import { spawnSync } from 'node:child_process';
-import { cpSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CACHE_README, parseCacheConfig, renderCacheConfig, writeClientCache } from './cache-config.js';
+import { parseCacheConfig, renderCacheConfig } from './cache-config.js';
 import { packFilesCacheEntry, readFilesCache, writeFilesCache } from './files-cache.js';
 import { ChunkIndex } from './hashindex.js';
-import { HAVE_BORG, TESTDATA, loadExpect, repoDir } from './test-fixtures.js';
-import { tempDir } from '../../test/helpers/temp-dir.js';
+import { TESTDATA, expectedCacheIndex, loadExpect } from './test-fixtures.js';
 
 const cacheFile = (dir: string, name: string): Buffer => readFileSync(join(TESTDATA, 'cache', dir, name));
 const e = loadExpect('repokey');
-const objSize = new Map(e.objects.map((o) => [o.id, o]));
-
-/** The chunks index borg should hold for the repokey fixture, derived from what borg reported (expect.json). */
-function expectedIndex(archiveIds?: string[]): ChunkIndex {
-  const idx = new ChunkIndex();
-  const add = (id: string): void => {
-    const o = objSize.get(id);
-    if (!o) throw new Error(`unknown object ${id}`);
-    idx.add(Buffer.from(id, 'hex'), 1, o.plainLen, o.size);
-  };
-  for (const a of Object.values(e.archives)) {
-    if (archiveIds && !archiveIds.includes(a.id)) continue;
-    add(a.id);
-    for (const i of a.items) add(i);
-    for (const r of a.refs) add(r);
-  }
-  return idx;
-}
+const expectedIndex = (archiveIds?: string[]): ChunkIndex => expectedCacheIndex(e, archiveIds);
 
 const entries = (idx: ChunkIndex): Map<string, unknown> => new Map([...idx].map(([k, v]) => [k.toString('hex'), v]));
 
@@ -82,49 +63,5 @@ describe('client cache written by borg 1.2.4', () => {
     expect(ours).toBe(borgText.replace(/^(chunks|files) = .*\n/gm, ''));
     expect(c.manifest).toBe(e.manifest.id);
     expect(() => renderCacheConfig({ repositoryId: Buffer.alloc(32), manifestId: Buffer.alloc(32), timestamp: 'x\ny', keyType: 3, previousLocation: '' })).toThrow(/newline/);
-  });
-});
-
-describe.runIf(HAVE_BORG)('borg 1.2.4 uses a cache directory written here', () => {
-  async function borgInfo(seed: 'exact' | 'compact'): Promise<{ stdout: string; stderr: string; cacheDir: string }> {
-    const tmp = tempDir('borgcache');
-    const repo = join(tmp, 'repo');
-    cpSync(repoDir('repokey'), repo, { recursive: true });
-    const dir = join(tmp, 'home', '.cache', 'borg');
-    const archiveIndexes = new Map(Object.values(e.archives).map((a) => [a.id, expectedIndex([a.id])]));
-    const cacheDir = await writeClientCache(dir, {
-      repositoryId: Buffer.from(e.repositoryId, 'hex'),
-      manifestId: seed === 'exact' ? Buffer.from(e.manifest.id, 'hex') : Buffer.alloc(32, 0xee),
-      timestamp: e.manifest.timestamp,
-      keyType: 3,
-      previousLocation: repo,
-      chunks: seed === 'exact' ? expectedIndex() : new ChunkIndex(),
-      files: cacheFile('repokey', 'files'),
-      ...(seed === 'compact' ? { archiveIndexes } : {}),
-    });
-    const r = spawnSync('borg', ['--debug', 'info', repo], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', BORG_BASE_DIR: join(tmp, 'home'), BORG_PASSPHRASE: 'test', LANG: 'C.UTF-8' },
-      encoding: 'utf8',
-    });
-    expect(r.status, r.stderr).toBe(0);
-    return { stdout: r.stdout, stderr: r.stderr, cacheDir };
-  }
-  const statsLines = (s: string): string[] => s.split('\n').filter((l) => /^(All archives|Chunk index):/.test(l));
-  const borgStats = statsLines(readFileSync(join(TESTDATA, 'cache', 'borg-info.txt'), 'utf8'));
-
-  it('exact manifest id: no sync at all, statistics computed from our chunks file match borg\'s own', async () => {
-    const r = await borgInfo('exact');
-    expect(statsLines(r.stdout)).toEqual(borgStats);
-    expect(r.stderr).not.toMatch(/Synchronizing chunks cache/);
-    expect(readFileSync(join(r.cacheDir, 'README'), 'utf8')).toBe(CACHE_README);
-  });
-  it('seeded compact per-archive indexes: borg syncs from them without fetching any archive', async () => {
-    const r = await borgInfo('compact');
-    expect(r.stderr).toMatch(/Synchronizing chunks cache/);
-    expect(r.stderr).toMatch(/Reading cached archive chunk index/);
-    expect(r.stderr).not.toMatch(/Fetching and building archive index/);
-    expect(statsLines(r.stdout)).toEqual(borgStats);
-    // and the master index borg rebuilt from our compact files is exactly the expected one
-    expect(entries(ChunkIndex.parse(readFileSync(join(r.cacheDir, 'chunks'))))).toEqual(entries(expectedIndex()));
   });
 });

@@ -7,8 +7,7 @@ import { compressLz4, compressNone, decompress, detectCompression, lz4Decompress
 import { DecompressionError } from './errors.js';
 import { loadKey, asKeyType } from './keys.js';
 import { decryptObject } from './objects.js';
-import { liveObjects } from './segments.js';
-import { HAVE_BORG, MODES, borgCheckSchema, borgPython, keyText, loadExpect, repoDir } from './test-fixtures.js';
+import { liveObjects, HAVE_BORG, MODES, borgCheckSchema, borgPython, keyText, loadExpect, repoDir } from './test-fixtures.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(2000));

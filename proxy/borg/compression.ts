@@ -4,22 +4,10 @@
 // obfuscate. Everything else is refused, and every decoder is bounded so a small object cannot expand into
 // gigabytes.
 //
-// Libraries (measured here on 2 MiB chunks, see the report in bench/ and proxy/borg/primitives.bench.ts):
-// * lz4: liblz4 itself, the library borg calls (LZ4_decompress_safe, LZ4_compress_default), through the
-//   `koffi` FFI (prebuilt, no compiler). We first walk the block's sequence headers in JS (cheap:
-//   proportional to the number of sequences, not bytes) to learn the exact output size — refusing it above
-//   the bound, or a block LZ4's format calls corrupt, before allocating — then decode into exactly that.
-//   `lz4-napi` (lz4_flex) did the same through its size-prefixed API, at the price of a copy of every block
-//   and a slower decoder: verifying 305 MB of lz4 objects (23,300) cost the repository service 950 ms of
-//   CPU with it, 540 ms with liblz4 into a reused buffer (decode + id hash, 2026-11-27).
-// * zstd: `@toondepauw/node-zstd` (napi-rs, prebuilt binaries as optional dependencies, no install script).
-//   `zstd-napi` was faster but compiles from source on install (its prebuild download is blocked here);
-//   `fzstd` (pure JS) is ~5x slower. The frame header is parsed here first: content size required (like
-//   borg's ZSTD_getFrameContentSize check), one frame only, no dictionary.
-// * xz: `xz-decompress` (xz-embedded in WebAssembly, no native code, streaming so the output can be cut off
-//   at the bound, dictionary capped at 64 MiB). `@napi-rs/lzma` 1.4 works on Node 20 but decodes in one
-//   call with no output bound. The container (single stream, CHECK_NONE as borg writes it) is parsed here.
-// * zlib: Node's zlib with maxOutputLength.
+// Decoders: liblz4 through koffi (after a JS walk of the block that learns the exact output size),
+// @toondepauw/node-zstd, xz-decompress (WebAssembly, streaming so output stops at the bound) and
+// Node's zlib: the fastest that install without a compiler and can be bounded; the alternatives
+// measured are in docs/performance.md ("Libraries of proxy/borg").
 import { crc32, inflateSync } from 'node:zlib';
 import { Decoder as ZstdDecoder } from '@toondepauw/node-zstd';
 import koffi from 'koffi';

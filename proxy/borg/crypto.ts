@@ -3,7 +3,7 @@
 //
 // BLAKE2b-256 in borg is a plain digest with digest_size=32 over key ‖ data (no BLAKE2 key parameter). Node's
 // createHash('blake2b512') cannot produce it (the digest length is part of the parameter block), so this uses
-// hash-wasm's createBLAKE2b(256), measured at ~0.5 GB/s here; @noble/hashes is ~25x slower (PERF_NOTES.md).
+// hash-wasm's createBLAKE2b(256), the fastest we found (docs/performance.md, "Libraries of proxy/borg").
 import { createCipheriv, createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { createBLAKE2b } from 'hash-wasm';
 import koffi from 'koffi';
@@ -51,9 +51,8 @@ let aes: AesCtr | null | undefined;
 
 /**
  * AES-CTR through the OpenSSL Node itself is built with (its exported symbols, called through
- * koffi), with one cipher context per key that keeps the key schedule: createCipheriv builds a
- * context and key schedule per call, ~6 µs, and the repository service encrypts or decrypts
- * twice per object (23,000 objects of 16 KB: 70 ms here against 227 ms, 2026-11-27). Contexts
+ * koffi), with one cipher context per key that keeps the key schedule: createCipheriv builds
+ * both per call, and the service does two per object (figures in docs/performance.md). Contexts
  * belong to the thread that made them (each worker thread loads this module itself) and are
  * freed when their key is collected. Null where Node's OpenSSL symbols are not reachable.
  */

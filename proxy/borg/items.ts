@@ -8,6 +8,7 @@
 // [id(32 bytes), size, csize] (ChunkListEntry), and each id is reported. Everything else is skipped
 // without being decoded (large strings are skipped across feeds).
 import { MsgpackError } from './errors.js';
+import { keyAt } from './item-keys.js';
 import { refusedType } from './msgpack.js';
 
 export interface ItemStreamOptions {
@@ -37,35 +38,8 @@ const R_OTHER = 3;
 class NeedMore extends Error {}
 const NEED_MORE = new NeedMore('need more input');
 
-/**
- * Item keys seen so far, by a hash of their bytes: an item key is looked up here instead of
- * being decoded into a new string each time (an archive repeats the same dozen keys per file).
- * A hit is compared byte by byte, so a colliding key only costs a decode. Bounded: a stream of
- * made-up keys cannot grow it.
- */
-const keyCache = new Map<number, string>();
-const KEY_CACHE_MAX = 1024;
 /** Keys of one item checked for duplicates in a list before a Set takes over. */
 const SEEN_LIST_MAX = 32;
-
-function keyAt(buf: Buffer, start: number, n: number): string {
-  let h = 0x811c9dc5 ^ n;
-  for (let i = start; i < start + n; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  const cached = keyCache.get(h);
-  if (cached !== undefined && cached.length === n) {
-    let same = true;
-    for (let i = 0; i < n; i++) {
-      if (cached.charCodeAt(i) !== buf[start + i]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return cached;
-  }
-  const key = buf.toString('latin1', start, start + n);
-  if (keyCache.size < KEY_CACHE_MAX) keyCache.set(h, key);
-  return key;
-}
 
 /**
  * Incremental items-stream parser: `feed` each decompressed items chunk in order and collect the chunk ids
@@ -240,6 +214,12 @@ export class ItemStreamParser {
       this.hN = b & 0x0f;
       return T_MAP;
     }
+    return this.sizedHeader(p, b);
+  }
+
+  /** The headers whose value or length follows the type byte (and nil, bool, refused types). */
+  private sizedHeader(p: number, b: number): number {
+    const buf = this.buf;
     const need = (n: number): void => {
       if (p + n > buf.length) throw NEED_MORE;
       this.hSize = n;

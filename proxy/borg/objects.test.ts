@@ -7,9 +7,8 @@ import { compressLz4, compressNone } from './compression.js';
 import { IntegrityError } from './errors.js';
 import { asKeyType, createJobKey, isEncrypted, loadKey, type BorgKey } from './keys.js';
 import { MANIFEST_ID, blocksUsed, decryptObject, decryptUnchecked, encryptObject, idHash, reencrypt, verifyChunk } from './objects.js';
-import { iterRepository, liveObjects } from './segments.js';
+import { iterRepository, liveObjects, HAVE_BORG, MODES, VERIFY_PY, borgCheckSchema, borgPython, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
 import { encodeRequest } from './rpc.js';
-import { HAVE_BORG, MODES, VERIFY_PY, borgCheckSchema, borgPython, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
 import { tempDir } from '../../test/helpers/temp-dir.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');

@@ -1,12 +1,10 @@
 // Repository segment files (BORG_PROTOCOL.md §3.3; borg/repository.py `LoggedIO.iter_objects` / `_read`).
 // Used by tests and diagnostics (e.g. checking that no AES-CTR nonce was used twice); the proxy itself never
-// reads segments, it talks to `borg serve`.
+// reads segments, it talks to `borg serve`. Reading the files is test-fixtures.ts's (no I/O here).
 //
 //   file  := "BORG_SEG" entry*
 //   entry := crc32:u32le size:u32le tag:u8 [id:32 data]     (PUT 0 / DELETE 1 carry id; COMMIT 2 is 9 bytes)
 //   crc32 covers size ‖ tag ‖ id ‖ data; size counts the whole entry.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { BorgFormatError } from './errors.js';
 import { MAX_OBJECT_SIZE } from './msgpack.js';
@@ -58,31 +56,11 @@ export function* iterSegment(buf: Buffer, segment: number): Generator<SegmentEnt
   }
 }
 
-/** Segment numbers of a repository, ascending: files `data/<n // 1000>/<n>`. */
-export function listSegments(repoDir: string): { segment: number; path: string }[] {
-  const out: { segment: number; path: string }[] = [];
-  const data = join(repoDir, 'data');
-  for (const dir of readdirSync(data)) {
-    if (!/^\d+$/.test(dir)) continue;
-    for (const f of readdirSync(join(data, dir))) if (/^\d+$/.test(f)) out.push({ segment: Number(f), path: join(data, dir, f) });
-  }
-  return out.sort((a, b) => a.segment - b.segment);
-}
-
-/** Iterates every entry of every segment of a repository directory, in log order. */
-export function* iterRepository(repoDir: string): Generator<SegmentEntry> {
-  for (const { segment, path } of listSegments(repoDir)) {
-    const buf = readFileSync(path);
-    if (buf.length === 0) continue; // logically deleted segments may be left truncated
-    yield* iterSegment(buf, segment);
-  }
-}
-
 /** Committed objects (hex id -> object) after replaying PUT/DELETE; entries after the last COMMIT are ignored. */
-export function liveObjects(repoDir: string): Map<string, Buffer> {
+export function replayCommitted(entries: Iterable<SegmentEntry>): Map<string, Buffer> {
   const live = new Map<string, Buffer>();
   let pending: SegmentEntry[] = [];
-  for (const e of iterRepository(repoDir)) {
+  for (const e of entries) {
     if (e.tag !== 'commit') {
       pending.push(e);
       continue;

@@ -1,9 +1,11 @@
 // Test-only helpers: load the fixtures written by testdata/generate.sh (real borg 1.2.4) and describe
 // them with zod, so the tests never trust the JSON shape blindly either.
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { ChunkIndex } from './hashindex.js';
+import { iterSegment, replayCommitted, type SegmentEntry } from './segments.js';
 
 export const TESTDATA = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
 export const MODES = ['repokey', 'repokey-blake2', 'keyfile', 'keyfile-blake2', 'authenticated', 'authenticated-blake2', 'none'] as const;
@@ -117,3 +119,48 @@ export const borgCheckSchema = z.object({
   ids: z.array(z.string()),
   chunkSeed: z.number().nullable(),
 });
+
+/** The chunks index borg should hold for the repokey fixture, derived from what borg reported (expect.json). */
+export function expectedCacheIndex(e: Expect, archiveIds?: string[]): ChunkIndex {
+  const objSize = new Map(e.objects.map((o) => [o.id, o]));
+  const idx = new ChunkIndex();
+  const add = (id: string): void => {
+    const o = objSize.get(id);
+    if (!o) throw new Error(`unknown object ${id}`);
+    idx.add(Buffer.from(id, 'hex'), 1, o.plainLen, o.size);
+  };
+  for (const a of Object.values(e.archives)) {
+    if (archiveIds && !archiveIds.includes(a.id)) continue;
+    add(a.id);
+    for (const i of a.items) add(i);
+    for (const r of a.refs) add(r);
+  }
+  return idx;
+}
+
+// Repository segment files on disk (segments.ts parses them).
+
+/** Segment numbers of a repository, ascending: files `data/<n // 1000>/<n>`. */
+export function listSegments(repoDir: string): { segment: number; path: string }[] {
+  const out: { segment: number; path: string }[] = [];
+  const data = join(repoDir, 'data');
+  for (const dir of readdirSync(data)) {
+    if (!/^\d+$/.test(dir)) continue;
+    for (const f of readdirSync(join(data, dir))) if (/^\d+$/.test(f)) out.push({ segment: Number(f), path: join(data, dir, f) });
+  }
+  return out.sort((a, b) => a.segment - b.segment);
+}
+
+/** Iterates every entry of every segment of a repository directory, in log order. */
+export function* iterRepository(repoDir: string): Generator<SegmentEntry> {
+  for (const { segment, path } of listSegments(repoDir)) {
+    const buf = readFileSync(path);
+    if (buf.length === 0) continue; // logically deleted segments may be left truncated
+    yield* iterSegment(buf, segment);
+  }
+}
+
+/** Committed objects of a repository directory (hex id -> object). */
+export function liveObjects(repoDir: string): Map<string, Buffer> {
+  return replayCommitted(iterRepository(repoDir));
+}

@@ -202,7 +202,7 @@ export interface BorgcubeSshdOptions {
   storageSocket?: string;
   /** Default: the proxy account of the local stack (`borgcube`). */
   proxyUser?: string;
-  /** Default: <project>/dist/proxy/authorized-keys.js (built by npm test / npm run build). */
+  /** Default: <project>/dist/proxy/session/authorized-keys.js (built by npm test / npm run build). */
   authorizedKeysScript?: string;
   nodePath?: string;
   logLevel?: SshdInstance['logLevel'];

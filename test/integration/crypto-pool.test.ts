@@ -7,11 +7,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { compressLz4, compressNone } from '../../proxy/borg/compression.js';
 import { createJobKey, type BorgKey } from '../../proxy/borg/keys.js';
 import { decryptObject, encryptObject, idHash } from '../../proxy/borg/objects.js';
-import type * as PoolModule from '../../proxy/service/crypto-pool.js';
-import type { VerifyResult } from '../../proxy/service/crypto-pool.js';
+import type * as PoolModule from '../../proxy/storage/crypto-pool.js';
+import type { VerifyResult } from '../../proxy/storage/crypto-pool.js';
 import { projectRoot } from '../helpers/paths.js';
 
-const { CryptoPool } = (await import(pathToFileURL(join(projectRoot, 'dist/proxy/service/crypto-pool.js')).href)) as typeof PoolModule;
+const { CryptoPool } = (await import(pathToFileURL(join(projectRoot, 'dist/proxy/storage/crypto-pool.js')).href)) as typeof PoolModule;
 
 const real: BorgKey = { type: 0x03, idKey: randomBytes(32), encKey: randomBytes(32), encHmacKey: randomBytes(32), chunkSeed: 0, repositoryId: randomBytes(32), tamRequired: true };
 const pool = new CryptoPool(2);

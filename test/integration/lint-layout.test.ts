@@ -50,6 +50,15 @@ describe('lint enforces the layout', () => {
     expect(found.map((p) => p.rule)).toContain('@typescript-eslint/no-restricted-imports');
   });
 
+  it.each([
+    ['a database driver', "import pg from 'pg';\nexport const p = pg;\n"],
+    ['the Temporal client', "import { Connection } from '@temporalio/client';\nexport const c = Connection;\n"],
+    ['the SQL builder', "import { eq } from 'drizzle-orm';\nexport const e = eq;\n"],
+  ])('the forced command does not import %s', async (_what, code) => {
+    const found = await problems(join(root, 'proxy/session/probe.ts'), code);
+    expect(found.map((p) => p.rule)).toContain('@typescript-eslint/no-restricted-imports');
+  });
+
   it('an import cycle fails, also when one side imports only types', async () => {
     const dir = probeDir('services');
     writeFileSync(join(dir, 'a.ts'), "import { b } from './b.js';\nexport const a = (): number => b();\n");

@@ -13,7 +13,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listViolations } from '../../db/queries/jobs.js';
-import { encodeFrame } from '../../proxy/ipc.js';
+import { encodeFrame } from '../../proxy/protocol/frames.js';
 import { getJob, startBackup } from '../../services/jobs.js';
 import { borgCheck, describeJob, waitForJob } from '../helpers/backup.js';
 import { runCleanups } from '../helpers/cleanup.js';

@@ -12,7 +12,7 @@ import { asKeyType, loadKey, type BorgKey } from '../../proxy/borg/keys.js';
 import { parseManifest } from '../../proxy/borg/manifest.js';
 import { LIMITS, Unpacker } from '../../proxy/borg/msgpack.js';
 import { decryptObject } from '../../proxy/borg/objects.js';
-import { iterRepository } from '../../proxy/borg/segments.js';
+import { iterRepository } from '../../proxy/borg/test-fixtures.js';
 import { getRepository, openRepositorySecrets } from '../../services/repositories.js';
 import { borgCheck } from '../helpers/backup.js';
 import { runCleanups } from '../helpers/cleanup.js';

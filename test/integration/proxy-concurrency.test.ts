@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asKeyType, loadKey } from '../../proxy/borg/keys.js';
 import { decryptObject } from '../../proxy/borg/objects.js';
-import { iterRepository } from '../../proxy/borg/segments.js';
+import { iterRepository } from '../../proxy/borg/test-fixtures.js';
 import { addClient } from '../../services/clients.js';
 import { getRepository, openRepositorySecrets } from '../../services/repositories.js';
 import { startBackup } from '../../services/jobs.js';

@@ -1,5 +1,6 @@
-// Framing between a proxy process and the repository service (one Unix-socket connection per
-// proxy session). A frame is `u32be length ‖ u32be header length ‖ JSON header ‖ payload bytes`:
+// Framing between the forced command and the repository service (one Unix-socket connection per
+// session), also used by the AuthorizedKeysCommand and the lease clients. A frame is
+// `u32be length ‖ u32be header length ‖ JSON header ‖ payload bytes`:
 // the header carries the message, the payload carries object data (up to Borg's 20 MiB object
 // limit) without any re-encoding. Both ends treat the other as untrusted: lengths are bounded
 // before anything is buffered, and headers are validated with zod by the receiver.
@@ -35,6 +36,11 @@ export function encodeFrame(header: unknown, payload?: Uint8Array): Buffer[] {
   pre.writeUInt32BE(4 + h.length + plen, 0);
   pre.writeUInt32BE(h.length, 4);
   return payload && plen ? [pre, h, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)] : [pre, h];
+}
+
+/** A whole frame in one buffer, for a connection's single answer (`socket.end(frameBytes(…))`). */
+export function frameBytes(header: unknown, payload?: Uint8Array): Buffer {
+  return Buffer.concat(encodeFrame(header, payload));
 }
 
 /** Incremental decoder: feed chunks, get complete frames. Throws FrameError on bad input. */

@@ -44,8 +44,8 @@ export const proxyRequest = z.discriminatedUnion('t', [
 ]);
 export type ProxyRequest = z.infer<typeof proxyRequest>;
 
-// The other direction (service → proxy) is in service-message.ts, without zod: see there why.
-export type { AttachResult, ReplyError, ServiceMessage } from './service-message.js';
+// The other direction (service → proxy) is in replies.ts, without zod: see there why.
+export type { AttachResult, ReplyError, ServiceMessage } from './replies.js';
 
 /** What the AuthorizedKeysCommand asks on its own short connection. */
 export const authorizedKeysRequest = z.object({

@@ -3,7 +3,7 @@
 // new sessions back) and gives it back by closing the connection.
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
-import { FrameDecoder, encodeFrame } from './ipc.js';
+import { FrameDecoder, encodeFrame } from '../protocol/frames.js';
 
 export interface Lease {
   release(): void;

@@ -3,29 +3,22 @@
 // sends and decrypts it, and forwards the payload to the repository service, which decides. Every
 // method not on the list below is refused and reported. Malformed or oversized input ends the
 // session at once; nothing of it is committed.
-import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { FrameDecoder, writeCoalesced, writeFrame, type Frame } from './ipc.js';
-import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from './borg/msgpack.js';
-import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from './borg/rpc.js';
-import { parseServiceMessage, type AttachResult, type ServiceMessage } from './service-message.js';
+import { writeCoalesced } from '../protocol/frames.js';
+import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from '../borg/msgpack.js';
+import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from '../borg/rpc.js';
+import type { AttachResult, ServiceMessage } from '../protocol/replies.js';
+import type { StorageLink } from './storage-link.js';
 
 /** Stop reading the client while this much payload waits for the repository service. */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 
-export interface ServiceLink {
-  send(header: unknown, payload?: Uint8Array): void;
-  /** Every message from the service (replies carry the request's rid). */
-  onMessage(handler: (m: ServiceMessage, payload: Buffer) => void): void;
-  close(): void;
-}
-
-export interface ProxySessionOptions {
+export interface ClientSessionOptions {
   jobId: string;
   authInfo: string;
   input: Readable;
   output: Writable;
-  service: ServiceLink;
+  service: StorageLink;
   /** One line for the client's log (stderr, as borg serve's JSON log records; §8.4). */
   tell(level: 'WARNING' | 'ERROR', message: string): void;
   /** Called once when the session is over (exit code for the process). */
@@ -42,7 +35,7 @@ class Refusal extends Error {
   }
 }
 
-export class ProxySession {
+export class ClientSession {
   private readonly unpacker = new Unpacker(LIMITS.server);
   private negotiated = false;
   private attached: AttachResult | undefined;
@@ -53,7 +46,7 @@ export class ProxySession {
   private ended = false;
   private paused = false;
 
-  constructor(private readonly o: ProxySessionOptions) {}
+  constructor(private readonly o: ClientSessionOptions) {}
 
   start() {
     this.o.service.onMessage((m, payload) => this.fromService(m, payload));
@@ -232,37 +225,6 @@ export class ProxySession {
     this.o.service.close();
     this.o.onEnd(code);
   }
-}
-
-/** A ServiceLink over a connected Unix socket (frames of proxy/ipc.ts). */
-export function socketLink(sock: Socket, onBroken: () => void): ServiceLink {
-  const decoder = new FrameDecoder();
-  let handler: (m: ServiceMessage, payload: Buffer) => void = () => {};
-  sock.on('data', (chunk: Buffer) => {
-    let frames: Frame[];
-    try {
-      frames = decoder.push(chunk);
-    } catch {
-      onBroken();
-      return;
-    }
-    for (const f of frames) {
-      const m = parseServiceMessage(f.header);
-      if (!m) return onBroken();
-      handler(m, f.payload);
-    }
-  });
-  sock.on('close', onBroken);
-  sock.on('error', onBroken);
-  return {
-    send: (header, payload) => {
-      writeFrame(sock, header, payload);
-    },
-    onMessage: (h) => {
-      handler = h;
-    },
-    close: () => sock.end(),
-  };
 }
 
 function isInt(v: Value | undefined): v is number | bigint {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME } from './ipc.js';
+import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME } from './frames.js';
 
 describe('proxy ↔ service framing', () => {
   it('round-trips frames split at every byte boundary', () => {

@@ -2,9 +2,9 @@
 // next job, which is handed it (DESIGN.md §3: clients keep no borg cache between jobs).
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Logger } from '../infra/logger.js';
-import { MAX_FILES_CACHE } from '../infra/storage-layout.js';
-import { readFilesCache } from '../proxy/borg/files-cache.js';
+import type { Logger } from '../../infra/logger.js';
+import { MAX_FILES_CACHE } from '../../infra/storage-layout.js';
+import { readFilesCache } from '../borg/files-cache.js';
 
 /** A files cache file as checked: which file (it is replaced, never rewritten) and its entries. */
 interface CheckedFilesCache {

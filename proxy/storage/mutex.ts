@@ -34,3 +34,14 @@ export class Mutex {
     }
   }
 }
+
+/** `p`, or a rejection as soon as `signal` aborts. */
+export function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new Error('the request was given up'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new Error('the request was given up'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseServiceMessage } from './service-message.js';
-import { proxyRequest } from './session-protocol.js';
+import { parseServiceMessage } from './replies.js';
+import { proxyRequest } from './requests.js';
 
 describe('proxy ↔ service messages', () => {
   it('accepts every request shape and refuses others', () => {

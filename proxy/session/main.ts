@@ -4,7 +4,8 @@
 // against the key in $SSH_USER_AUTH before anything else happens. stdout carries only Borg's RPC.
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { ProxySession, socketLink } from './proxy-session.js';
+import { ClientSession } from './client-session.js';
+import { storageSocketLink } from './storage-link.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -47,12 +48,12 @@ function main() {
     finish(2);
   });
   sock.once('connect', () => {
-    const session = new ProxySession({
+    const session = new ClientSession({
       jobId,
       authInfo,
       input: process.stdin,
       output: process.stdout,
-      service: socketLink(sock, () => {
+      service: storageSocketLink(sock, () => {
         if (!finished) tell('ERROR', 'BorgCube repository service closed the session');
         finish(2);
       }),

@@ -12,9 +12,9 @@ import type { BorgKey } from '../borg/keys.js';
 import { packManifest, parseManifest, type Manifest, type ManifestArchive } from '../borg/manifest.js';
 import { asBytes, type Value } from '../borg/msgpack.js';
 import { blocksFor, RealNonces } from './nonces.js';
-import { Mutex } from './mutex.js';
-import { nextTimestamp } from './timestamps.js';
-import { Upstream, UpstreamError } from './upstream.js';
+import { Mutex, untilAborted } from './mutex.js';
+import { nextTimestamp } from '../borg/timestamps.js';
+import { deleteIfPresent, Upstream, UpstreamError } from './upstream.js';
 import { ChunkStore } from './chunk-store.js';
 import { ItemsCache } from './items-cache.js';
 import type { CryptoPool } from './crypto-pool.js';
@@ -61,7 +61,7 @@ export const MAX_PLAINTEXT = 64 * 1024 * 1024;
  */
 export const ITEMS_CACHE_BYTES = 64 * 1024 * 1024;
 
-/** What the repository needs to know of a live proxy session (session.ts implements it). */
+/** What the repository needs to know of a live proxy session (sessions/policy.ts JobSession extends it). */
 export interface LiveSession {
   readonly jobId: string;
   /** Ids being verified right now (claimed before any await). */
@@ -70,17 +70,6 @@ export interface LiveSession {
   readonly puts: ReadonlyMap<string, unknown>;
   /** Appends stored ids to the job's put log, durably. */
   logPuts(): void;
-}
-
-/** `p`, or a rejection as soon as `signal` aborts. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(new Error('the request was given up'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new Error('the request was given up'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 const COMMIT_ARGS = { save_space: false, compact: false, threshold: 0.1, cleanup_commits: false };
@@ -93,7 +82,7 @@ export class RepositoryHandle {
   readonly recentPuts = new Map<string, { size: number; csize: number }>();
   /** Live proxy sessions on this repository. */
   readonly sessions = new Set<LiveSession>();
-  /** What each items chunk held when an archive was last checked (session.ts acceptArchive). */
+  /** What each items chunk held when an archive was last checked (sessions/backup-archive.ts). */
   readonly itemsCache: ItemsCache;
 
   private upstream: Upstream | undefined;
@@ -376,12 +365,7 @@ export class RepositoryHandle {
       // rewrites the repository index and holds up every other writer meanwhile.
       let removed = 0;
       for (const h of victims) {
-        try {
-          await up.call('delete', { id: Buffer.from(h, 'hex') });
-          removed++;
-        } catch (err) {
-          if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
-        }
+        if (await deleteIfPresent(up, Buffer.from(h, 'hex'))) removed++;
         this.recentPuts.delete(h);
       }
       if (removed) await this.commit(up);

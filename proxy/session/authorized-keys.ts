@@ -5,7 +5,7 @@
 import { connect } from 'node:net';
 // Kept to node built-ins and the framing module: sshd runs this twice per login, and every
 // module loaded here is start-up time of each backup's connection.
-import { FrameDecoder, writeFrame } from './ipc.js';
+import { FrameDecoder, writeFrame } from '../protocol/frames.js';
 
 function parseArgs(argv: string[]): { socket: string; user: string; keyType: string; key: string } | undefined {
   const i = argv.indexOf('--socket');

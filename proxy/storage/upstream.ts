@@ -6,7 +6,7 @@ import type { Logger } from '../../infra/logger.js';
 import { baseEnv } from '../../infra/subprocess.js';
 import { LIMITS, Unpacker, packParts, type Packable, type Value } from '../borg/msgpack.js';
 import { encodeNegotiate, parseReply } from '../borg/rpc.js';
-import { writeCoalesced } from '../ipc.js';
+import { writeCoalesced } from '../protocol/frames.js';
 
 export class UpstreamError extends Error {
   override name = 'UpstreamError';
@@ -185,5 +185,16 @@ export class Upstream {
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
     await this.exitPromise;
     clearTimeout(timer);
+  }
+}
+
+/** Deletes an object that may be gone already; true when it was there. */
+export async function deleteIfPresent(up: Upstream, id: Buffer): Promise<boolean> {
+  try {
+    await up.call('delete', { id });
+    return true;
+  } catch (err) {
+    if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
+    return false;
   }
 }

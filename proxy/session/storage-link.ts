@@ -1,0 +1,43 @@
+// The forced command's connection to the repository service: frames out, and every frame in
+// checked against the exact shapes of proxy/protocol/replies.ts; anything else breaks the link.
+import type { Socket } from 'node:net';
+import { FrameDecoder, writeFrame, type Frame } from '../protocol/frames.js';
+import { parseServiceMessage, type ServiceMessage } from '../protocol/replies.js';
+
+export interface StorageLink {
+  send(header: unknown, payload?: Uint8Array): void;
+  /** Every message from the service (replies carry the request's rid). */
+  onMessage(handler: (m: ServiceMessage, payload: Buffer) => void): void;
+  close(): void;
+}
+
+/** A StorageLink over the connected storage socket. */
+export function storageSocketLink(sock: Socket, onBroken: () => void): StorageLink {
+  const decoder = new FrameDecoder();
+  let handler: (m: ServiceMessage, payload: Buffer) => void = () => {};
+  sock.on('data', (chunk: Buffer) => {
+    let frames: Frame[];
+    try {
+      frames = decoder.push(chunk);
+    } catch {
+      onBroken();
+      return;
+    }
+    for (const f of frames) {
+      const m = parseServiceMessage(f.header);
+      if (!m) return onBroken();
+      handler(m, f.payload);
+    }
+  });
+  sock.on('close', onBroken);
+  sock.on('error', onBroken);
+  return {
+    send: (header, payload) => {
+      writeFrame(sock, header, payload);
+    },
+    onMessage: (h) => {
+      handler = h;
+    },
+    close: () => sock.end(),
+  };
+}

@@ -1,0 +1,49 @@
+// The repository service's public API (DESIGN.md §6): the only file of proxy/storage/ that
+// activities/ and services/ may import (lint enforces it). Types and the lease client only, so
+// that importing it pulls nothing of the service into the web or CLI process; the worker wires
+// the implementation (storage-api.ts).
+import type { JobStats } from '../../db/schema.js';
+
+export { acquireRepositoryLease, type Lease } from './lease-client.js';
+
+/** A job the storage side cannot work on any more (gone, or its archive is missing): not retryable. */
+export class StorageJobError extends Error {
+  override name = 'StorageJobError';
+  constructor(
+    readonly type: 'JobGone' | 'ArchiveMissing',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface PreparedJob {
+  archiveName: string;
+  /** Objects the client may reference without uploading them. */
+  handedObjects: number;
+}
+
+export interface StorageApi {
+  /**
+   * Everything a backup's client gets, written to the job's server folder: the job key, the
+   * manifest it is served, its Borg cache (BORG_PROTOCOL.md §6.6) and a fresh SSH credential.
+   */
+  prepareJob(jobId: string): Promise<PreparedJob>;
+  /** The archive is in the real manifest under its reserved name: record it, drop checkpoints. */
+  finalizeJob(jobId: string): Promise<{ stats: JobStats }>;
+  /** The job's credential stops opening sessions, and its live sessions end. */
+  revokeJob(jobId: string): Promise<void>;
+  /**
+   * After any job: what it stored that no archive references is removed (a job that ended in a
+   * violation loses its archives too), its files cache kept if it succeeded, its folder and key
+   * deleted. `progress` is called once the repository work is done (heartbeats).
+   */
+  cleanupJob(jobId: string, succeeded: boolean, progress?: () => void): Promise<{ removedObjects: number }>;
+  /**
+   * The repository to itself for `fn` (server-side borg: prune, compact, check). While it waits
+   * for running sessions to end it holds back new ones; `signal` leaves the queue at once.
+   */
+  exclusive<T>(repositoryId: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /** Reloads the committed manifest, records the repository's figures, returns its archive ids. */
+  refreshRepository(repositoryId: string): Promise<{ liveArchiveIds: Set<string> }>;
+}

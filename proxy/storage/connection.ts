@@ -1,0 +1,201 @@
+// One connection from a forced command (proxy/session/main.ts): requests in arrival order, except
+// puts, which run concurrently inside the session. Before `attach` only a violation report is
+// accepted; after it, the operations the job's session policy allows.
+import type { Socket } from 'node:net';
+import type { Db } from '../../db/client.js';
+import type { Logger } from '../../infra/logger.js';
+import { writeFrame } from '../protocol/frames.js';
+import type { ReplyResult, ServiceMessage } from '../protocol/replies.js';
+import { proxyRequest, type ProxyRequest } from '../protocol/requests.js';
+import type { Attached } from './attach.js';
+import { authenticatedFor } from './credentials.js';
+import type { JobNonces } from './job-nonces.js';
+import type { RepositoryHandle } from './repository.js';
+import type { SessionEntry, SessionRegistry } from './session-registry.js';
+import { NO_DATA } from './sessions/backup.js';
+import { PolicyViolation, replyErrorOf, SessionError } from './sessions/errors.js';
+import type { JobSession, SessionOperation, SessionPolicy } from './sessions/policy.js';
+import type { Violations } from './violations.js';
+
+/** What a connection needs of the service. */
+export interface ConnectionContext {
+  db: Db;
+  log: Logger;
+  sessions: SessionRegistry;
+  violations: Violations;
+  nonces: JobNonces;
+  attach(req: Extract<ProxyRequest, { t: 'attach' }>, entry: SessionEntry): Promise<Attached>;
+}
+
+interface Queued {
+  header: unknown;
+  payload: Buffer;
+  owned: boolean;
+}
+
+export class ProxyConnection implements SessionEntry {
+  private session: JobSession | undefined;
+  private policy: SessionPolicy | undefined;
+  private jobId: string | undefined;
+  private attaching: Promise<void> | undefined;
+  private ended = false;
+  private readonly queue: Queued[] = [];
+  private draining = false;
+
+  constructor(
+    private readonly sock: Socket,
+    private readonly c: ConnectionContext,
+  ) {}
+
+  get repo(): RepositoryHandle | undefined {
+    return this.session?.repo;
+  }
+
+  abort(reason: string): void {
+    if (this.ended) return;
+    this.send({ t: 'abort', reason });
+    this.sock.end();
+  }
+
+  onFrame(header: unknown, payload: Buffer, owned: boolean): void {
+    this.queue.push({ header, payload, owned });
+    void this.pump().catch(this.crash);
+  }
+
+  async onClose(): Promise<void> {
+    this.ended = true;
+    if (this.jobId) this.c.sessions.remove(this.jobId, this);
+    if (this.session) {
+      try {
+        await this.session.close();
+      } finally {
+        this.session.repo.release();
+      }
+    }
+  }
+
+  // A bug in handling one session ends that session, never the service.
+  private readonly crash = (err: unknown) => {
+    this.c.log.error({ job: this.jobId, err: (err as Error).message, stack: (err as Error).stack }, 'session handler failed');
+    this.sock.destroy();
+  };
+
+  private send(m: ServiceMessage, payload?: Buffer): void {
+    if (!this.sock.destroyed) writeFrame(this.sock, m, payload);
+  }
+
+  private reply(rid: number, result: ReplyResult, payload?: Buffer): void {
+    this.send({ t: 'reply', rid, ok: true, result }, payload);
+  }
+
+  private async fail(rid: number, err: unknown): Promise<void> {
+    const e = replyErrorOf(err);
+    this.send({ t: 'reply', rid, ok: false, error: e });
+    if (err instanceof PolicyViolation && this.jobId) await this.c.violations.record(this.jobId, err.kind, err.detail);
+    else if (e.fatal) {
+      this.c.log.warn({ job: this.jobId, err: (err as Error).message }, 'session ended on an error');
+      this.sock.end();
+    }
+  }
+
+  /** Puts run concurrently inside the session; everything else keeps arrival order. */
+  private async pump(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.queue.length) {
+        const { header, payload, owned } = this.queue.shift()!;
+        const parsed = proxyRequest.safeParse(header);
+        if (!parsed.success) {
+          this.c.log.warn({ job: this.jobId }, 'invalid message from a proxy');
+          this.sock.destroy();
+          return;
+        }
+        const req = parsed.data;
+        if (req.t === 'put') void this.handle(req, payload, owned).catch(this.crash);
+        else await this.handle(req, payload, owned);
+        if (this.attaching) await this.attaching.catch(() => {});
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async handle(req: ProxyRequest, payload: Buffer, owned: boolean): Promise<void> {
+    if (req.t === 'violation') return this.reported(req);
+    if (req.t === 'attach') return this.attach(req);
+    if (!this.session || !this.policy) return this.fail(req.rid, new SessionError('ProtocolError', 'not attached'));
+    if (!this.policy.allows.has(req.t)) return this.fail(req.rid, new PolicyViolation('forbidden-method', `${req.t} is not allowed in this job`));
+    if (req.t === 'put') return this.put(this.session, req, payload, owned);
+    try {
+      await this.session.barrier();
+      await this.operate(this.session, req, payload);
+    } catch (err) {
+      await this.fail(req.rid, err);
+    }
+  }
+
+  /** Something the forced command refused on its own. */
+  private async reported(req: Extract<ProxyRequest, { t: 'violation' }>): Promise<void> {
+    if (this.jobId) return this.c.violations.record(this.jobId, req.kind, req.detail);
+    // Refused before `open` bound the connection (e.g. garbage as the first bytes): it still
+    // counts against the job if sshd's auth info shows that job's live credential — the same
+    // proof attach requires, not the job id alone.
+    if (req.jobId && req.authInfo !== undefined && (await authenticatedFor(this.c.db, req.jobId, req.authInfo))) await this.c.violations.record(req.jobId, req.kind, req.detail);
+    this.sock.destroy();
+  }
+
+  private async attach(req: Extract<ProxyRequest, { t: 'attach' }>): Promise<void> {
+    if (this.attaching) return this.fail(req.rid, new SessionError('ProtocolError', 'already attached'));
+    this.attaching = (async () => {
+      const r = await this.c.attach(req, this);
+      this.session = r.session;
+      this.policy = r.policy;
+      this.jobId = req.jobId;
+      this.reply(req.rid, r.result);
+    })();
+    try {
+      await this.attaching;
+    } catch (err) {
+      // The job the credential belongs to is the one that misbehaved.
+      if (err instanceof PolicyViolation) this.jobId = req.jobId;
+      await this.fail(req.rid, err);
+      this.sock.end();
+    }
+  }
+
+  private async put(s: JobSession, req: Extract<ProxyRequest, { t: 'put' }>, payload: Buffer, owned: boolean): Promise<void> {
+    try {
+      const stored = s.put(Buffer.from(req.id, 'hex'), payload, owned);
+      // Not kept while the put waits (see BackupSession.doPut).
+      payload = NO_DATA;
+      await stored;
+      this.reply(req.rid, null);
+    } catch (err) {
+      await this.fail(req.rid, err);
+    }
+  }
+
+  private async operate(s: JobSession, req: Extract<ProxyRequest, { t: Exclude<SessionOperation, 'put'> }>, payload: Buffer): Promise<void> {
+    switch (req.t) {
+      case 'getManifest':
+        return this.reply(req.rid, { bytes: true }, await s.manifestObject());
+      case 'get':
+        return this.reply(req.rid, { bytes: true }, await s.get(Buffer.from(req.id, 'hex')));
+      case 'delete':
+        s.delete(Buffer.from(req.id, 'hex'));
+        return this.reply(req.rid, null);
+      case 'putManifest':
+        await s.putManifest(payload);
+        return this.reply(req.rid, null);
+      case 'commit':
+        await s.commit();
+        return this.reply(req.rid, null);
+      case 'rollback':
+        await s.rollback();
+        return this.reply(req.rid, null);
+      case 'nonce':
+        return this.reply(req.rid, await this.c.nonces.answer(s.jobId, req));
+    }
+  }
+}

@@ -1,0 +1,93 @@
+// The repository service's two Unix sockets: the storage socket, shared by the forced commands
+// and the AuthorizedKeysCommand (group of the proxy account), and the control socket for leases
+// (the storage account only).
+import { chmodSync, chownSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Config } from '../../infra/config.js';
+import type { Logger } from '../../infra/logger.js';
+import { FrameDecoder, frameBytes, type FrameError } from '../protocol/frames.js';
+import { authorizedKeysRequest } from '../protocol/requests.js';
+
+export interface ListenerHandlers {
+  config: Config;
+  log: Logger;
+  /** Group that may connect to the storage socket (the proxy account's group). */
+  proxyGid?: number;
+  authorizedKeys(user: string, keyType: string, key: string): Promise<string[]>;
+  /** A forced command's connection, from its first frame on. */
+  connection(sock: Socket): { onFrame(header: unknown, payload: Buffer, owned: boolean): void; onClose(): Promise<void> };
+  control(sock: Socket): void;
+}
+
+export async function listen(h: ListenerHandlers): Promise<Server[]> {
+  const { paths } = h.config;
+  mkdirSync(paths.runDir, { recursive: true });
+  const servers = [await listenOn(paths.storageSocket, 0o660, (sock) => onStorageConnection(h, sock))];
+  // The run folder is setgid to the proxy account's group, so the socket is born in that group;
+  // otherwise only root could hand it over.
+  const gid = h.proxyGid;
+  if (gid !== undefined && statSync(paths.storageSocket).gid !== gid) {
+    try {
+      chownSync(paths.storageSocket, process.getuid!(), gid);
+    } catch {
+      throw new Error(`${paths.storageSocket} must belong to the proxy account's group: make ${paths.runDir} group-owned by it with the setgid bit (chmod 2750)`);
+    }
+  }
+  servers.push(await listenOn(paths.controlSocket, 0o600, (sock) => h.control(sock)));
+  return servers;
+}
+
+function listenOn(path: string, mode: number, onConn: (s: Socket) => void): Promise<Server> {
+  rmSync(path, { force: true });
+  const server = createServer(onConn);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      chmodSync(path, mode);
+      resolve(server);
+    });
+  });
+}
+
+/** The first frame tells an AuthorizedKeysCommand question from a forced command's session. */
+function onStorageConnection(h: ListenerHandlers, sock: Socket): void {
+  const decoder = new FrameDecoder();
+  let conn: ReturnType<ListenerHandlers['connection']> | undefined;
+  let first = true;
+  const onData = (chunk: Buffer) => {
+    let frames;
+    try {
+      frames = decoder.push(chunk);
+    } catch (err) {
+      h.log.warn({ err: (err as FrameError).message }, 'malformed frame from a proxy');
+      sock.destroy();
+      return;
+    }
+    for (const f of frames) {
+      if (first) {
+        first = false;
+        const ak = authorizedKeysRequest.safeParse(f.header);
+        if (ak.success) {
+          void h.authorizedKeys(ak.data.user, ak.data.keyType, ak.data.key).then(
+            (lines) => sock.end(frameBytes({ lines })),
+            () => sock.end(frameBytes({ lines: [] })),
+          );
+          return;
+        }
+        conn = h.connection(sock);
+      }
+      conn!.onFrame(f.header, f.payload, f.owned);
+    }
+  };
+  sock.on('error', () => {});
+  sock.on('data', (chunk: Buffer) => {
+    try {
+      onData(chunk);
+    } catch (err) {
+      // One connection's bad luck never takes the service down.
+      h.log.error({ err: (err as Error).message }, 'proxy connection failed');
+      sock.destroy();
+    }
+  });
+  sock.on('close', () => void conn?.onClose().catch((err: Error) => h.log.error({ err: err.message }, 'closing a session failed')));
+}

@@ -1,0 +1,140 @@
+// The repository service (DESIGN.md §2, §5): runs as the storage account, holds the real keys,
+// owns one upstream `borg serve` per repository, and serves
+//  * forced-command sessions on the storage socket (connection.ts, attach.ts, sessions/),
+//  * sshd's AuthorizedKeysCommand on the same socket (authorized-keys.ts),
+//  * admin leases on the control socket (leases.ts; the CLI's `borgcube borg` waits this way),
+//  * the storage activities, in the same process, through storage-api.ts.
+import type { Server } from 'node:net';
+import type { Client as TemporalClient } from '@temporalio/client';
+import type { Db } from '../../db/client.js';
+import { findRepositoryById, getRepositorySecrets, repositorySecretContext } from '../../db/queries/repositories.js';
+import type { Config } from '../../infra/config.js';
+import type { Logger } from '../../infra/logger.js';
+import type { MasterKey } from '../../infra/secrets.js';
+import { repoStateDir } from '../../infra/storage-layout.js';
+import { asKeyType, loadKey } from '../borg/keys.js';
+import { attachSession } from './attach.js';
+import { authorizedKeys } from './authorized-keys.js';
+import { ProxyConnection } from './connection.js';
+import { CryptoPool } from './crypto-pool.js';
+import { ItemsCache } from './items-cache.js';
+import { JobNonces } from './job-nonces.js';
+import { readJobState, writeJobState } from './job-state.js';
+import { serveLeases } from './leases.js';
+import { listen } from './listener.js';
+import { ITEMS_CACHE_BYTES, RepositoryHandle } from './repository.js';
+import { SessionRegistry } from './session-registry.js';
+import type { SessionHooks } from './sessions/policy.js';
+import { Violations } from './violations.js';
+
+export interface RepositoryServiceDeps {
+  db: Db;
+  config: Config;
+  log: Logger;
+  masterKey: MasterKey;
+  /** Violations are signalled to the job's workflow through this client (absent in some tests). */
+  temporal?: TemporalClient;
+  /** How sshd runs the forced command: node + the compiled proxy/session/main.js. */
+  proxyCommand: { node: string; script: string };
+  /** Group that may connect to the storage socket (the proxy account's group). */
+  proxyGid?: number;
+  idleCloseMs?: number;
+}
+
+export type JobStats = SessionHooks['stats'];
+
+export class RepositoryService {
+  readonly pool = new CryptoPool();
+  readonly sessions = new SessionRegistry();
+  private readonly itemsCache = new ItemsCache(ITEMS_CACHE_BYTES);
+  private readonly repos = new Map<string, Promise<RepositoryHandle>>();
+  private readonly stats = new Map<string, JobStats>();
+  private readonly violations: Violations;
+  private readonly nonces: JobNonces;
+  private servers: Server[] = [];
+
+  constructor(readonly deps: RepositoryServiceDeps) {
+    this.violations = new Violations(deps, this.sessions);
+    this.nonces = new JobNonces(deps.db);
+  }
+
+  /** The repository, opened (key, manifest, chunk indexes) by its first user. */
+  repository(id: string): Promise<RepositoryHandle> {
+    let p = this.repos.get(id);
+    if (!p) {
+      p = this.loadRepository(id);
+      this.repos.set(id, p);
+      p.catch(() => this.repos.delete(id));
+    }
+    return p;
+  }
+
+  private async loadRepository(id: string): Promise<RepositoryHandle> {
+    const { db, masterKey, config, log } = this.deps;
+    const row = await findRepositoryById(db, id);
+    if (!row) throw new Error(`repository ${id} does not exist`);
+    const secrets = await getRepositorySecrets(db, id);
+    if (!secrets) throw new Error(`repository ${id} has no key`);
+    const keyText = masterKey.openText(secrets.keySealed, repositorySecretContext.key(id));
+    const passphrase = masterKey.openText(secrets.passphraseSealed, repositorySecretContext.passphrase(id));
+    const type = row.encryption === 'repokey' ? 0x03 : row.encryption === 'repokey-blake2' ? 0x05 : row.encryption === 'keyfile' ? 0x00 : 0x04;
+    const key = loadKey(keyText, passphrase, asKeyType(type));
+    const handle = new RepositoryHandle({ id, name: row.name, path: row.path, borgId: row.borgId }, key, {
+      borgPath: config.borg.path,
+      stateDir: repoStateDir(config, id),
+      log: log.child({ repository: row.name }),
+      pool: this.pool,
+      itemsCache: this.itemsCache,
+      idleCloseMs: this.deps.idleCloseMs,
+    });
+    handle.onUpstreamLost = (err) => this.sessions.abortRepository(handle, err.message);
+    return handle;
+  }
+
+  async listen(): Promise<void> {
+    const { db, config, log, masterKey } = this.deps;
+    const connection = { db, log, sessions: this.sessions, violations: this.violations, nonces: this.nonces };
+    const attachDeps = { db, config, masterKey, log, pool: this.pool, sessions: this.sessions, repository: (id: string) => this.repository(id), hooks: (jobId: string) => this.sessionHooks(jobId) };
+    this.servers = await listen({
+      config,
+      log,
+      proxyGid: this.deps.proxyGid,
+      authorizedKeys: (user, keyType, key) => authorizedKeys(this.deps, this.violations, user, keyType, key),
+      connection: (sock) => new ProxyConnection(sock, { ...connection, attach: (req, entry) => attachSession(attachDeps, req, entry) }),
+      control: (sock) => serveLeases(sock, (id) => this.repository(id)),
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.servers) s.close();
+    this.sessions.abortAll('the repository service is stopping');
+    for (const p of this.repos.values()) await (await p.catch(() => undefined))?.shutdown();
+    await this.pool.close();
+  }
+
+  /** Counters of a job's sessions (bytes through the proxy, new objects), kept until cleanup. */
+  jobStats(jobId: string): JobStats {
+    let s = this.stats.get(jobId);
+    if (!s) {
+      s = { uploadedBytes: 0, uploadedObjects: 0, newObjects: 0, newBytes: 0 };
+      this.stats.set(jobId, s);
+    }
+    return s;
+  }
+
+  forgetJobStats(jobId: string): void {
+    this.stats.delete(jobId);
+  }
+
+  private sessionHooks(jobId: string): SessionHooks {
+    const { config } = this.deps;
+    return {
+      saveJobState: (update) => {
+        const st = readJobState(config, jobId);
+        if (st) writeJobState(config, jobId, { ...st, ...update });
+      },
+      stats: this.jobStats(jobId),
+      allocateJobNonce: (blocks) => this.nonces.allocate(jobId, blocks),
+    };
+  }
+}

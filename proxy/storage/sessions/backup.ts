@@ -1,0 +1,291 @@
+// A backup job's session inside the repository service: the policy of DESIGN.md §4, enforced again
+// on what the (unprivileged) forced command forwards. The proxy has already checked the job-key MAC and
+// decrypted; everything that decides what reaches the repository happens here, with the real key:
+//  * every put is decompressed and its id recomputed before it is encrypted with the real key;
+//  * the client's manifest may only add, replace or drop its own reserved archive and that
+//    archive's checkpoints; each new archive must verify under the job key, every object it
+//    references must have been uploaded and verified in this job or handed to this client, and it
+//    is re-signed (TAM) with the real key before it enters the real manifest, with server time;
+//  * deletes only of this job's own checkpoint archives; gets only of this session's archives;
+//  * manifest write + commit are one critical section per repository, and a commit never
+//    publishes another job's archive (those enter the manifest only through their own merge).
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import type { Logger } from '../../../infra/logger.js';
+import { compressNone } from '../../borg/compression.js';
+import { parseManifest, type Manifest } from '../../borg/manifest.js';
+import { MAX_DATA_SIZE } from '../../borg/msgpack.js';
+import { AES_OVERHEAD, encryptObject } from '../../borg/objects.js';
+import type { RefMap } from '../chunk-store.js';
+import type { CryptoPool } from '../crypto-pool.js';
+import { MAX_PLAINTEXT, type CommittedManifest, type RepositoryHandle } from '../repository.js';
+import { deleteIfPresent, type Upstream } from '../upstream.js';
+import { acceptArchive, type SessionArchive } from './backup-archive.js';
+import { isCheckpointName, loadBackupContext, type JobContext } from './backup-context.js';
+import { diffManifest, mergeIntoReal, openClientManifest } from './backup-manifest.js';
+import { PolicyViolation, SessionError } from './errors.js';
+import type { JobSession, SessionHooks, SessionOperation, SessionPolicy } from './policy.js';
+
+interface HeldCommit {
+  release: () => void;
+  previous: CommittedManifest;
+  next: CommittedManifest;
+  /** Real archive objects to delete right before the commit (replaced checkpoints). */
+  deletes: Buffer[];
+  /** New archives and their reference indexes, for the chunk store after the commit. */
+  added: Array<{ realIdHex: string; refs: RefMap }>;
+  removedArchives: string[];
+  clientManifest: Buffer;
+}
+
+/** What a put's data reference is replaced with once the data is handed on. */
+export const NO_DATA = Buffer.alloc(0);
+
+const backupOperations: ReadonlySet<SessionOperation> = new Set(['getManifest', 'nonce', 'put', 'putManifest', 'delete', 'get', 'commit', 'rollback']);
+
+/** Backups may use every operation; the session below decides what each may touch. */
+export const backupPolicy: SessionPolicy = {
+  allows: backupOperations,
+  refuses: (job) => (!job.clientId || !job.archiveName ? 'no such running job' : undefined),
+  open: (o) => new BackupSession(loadBackupContext(o), o.repo, o.up, o.pool, o.hooks, o.log.child({ job: o.job.id })),
+};
+
+export class BackupSession implements JobSession {
+  /** Objects uploaded in this session: verified plaintext size and stored size. */
+  readonly puts = new Map<string, { size: number; csize: number }>();
+  /** Ids claimed synchronously before verification, so a concurrent cleanup never removes them. */
+  readonly claims = new Set<string>();
+  private readonly unloggedPuts: Buffer[] = [];
+  private readonly archives = new Map<string, SessionArchive>();
+  private inflight = new Set<Promise<unknown>>();
+  private held: HeldCommit | undefined;
+  private base: Manifest;
+  private closed = false;
+
+  get jobId() {
+    return this.ctx.jobId;
+  }
+
+  /** The job key's name in the crypto pool (registered for the session's lifetime). */
+  get jobKeyRef() {
+    return `job:${this.ctx.jobId}`;
+  }
+
+  constructor(
+    readonly ctx: JobContext,
+    readonly repo: RepositoryHandle,
+    private readonly up: Upstream,
+    private readonly pool: CryptoPool,
+    private readonly hooks: SessionHooks,
+    private readonly log: Logger,
+  ) {
+    this.base = parseManifest(ctx.jobKey, ctx.servedManifest);
+    pool.registerKey(this.jobKeyRef, ctx.jobKey);
+  }
+
+  // ---- puts ---------------------------------------------------------------------------------
+
+  /** Verifies and stores one object as the client sent it. Runs concurrently with other puts. */
+  put(id: Buffer, object: Buffer, owned = false): Promise<void> {
+    const p = this.doPut(id, object, owned);
+    this.inflight.add(p);
+    void p.finally(() => this.inflight.delete(p)).catch(() => {});
+    return p;
+  }
+
+  private async doPut(id: Buffer, object: Buffer, owned: boolean): Promise<void> {
+    if (id.equals(Buffer.alloc(32))) throw new PolicyViolation('manifest-put', 'the manifest is written with putManifest');
+    if (object.length > MAX_DATA_SIZE) throw new SessionError('IntegrityError', `More than allowed put data [${object.length} > ${MAX_DATA_SIZE}]`);
+    if (object.length < AES_OVERHEAD) throw new PolicyViolation('bad-mac', `put ${id.toString('hex')}: object too short to be encrypted`);
+    const hex = id.toString('hex');
+    this.hooks.stats.uploadedBytes += object.length;
+    this.hooks.stats.uploadedObjects++;
+    // Known already (an archive references it, or some session stored it): verify, don't rewrite.
+    const known = this.repo.chunks.get(hex) ?? this.repo.recentPuts.get(hex);
+    this.claims.add(hex);
+    // Job keys are AES types, so the payload is the object minus its 41-byte envelope.
+    const iv = known ? undefined : await this.repo.nonces.allocate(object.length - AES_OVERHEAD);
+    // `object` is not touched after this call: an owned frame moves to the worker thread, any
+    // other is copied for it (with the batch's others, at the end of this event-loop turn).
+    // Nor is it kept while the put waits (below, the same for the re-encrypted object once it
+    // is written): data that outlives two young-generation collections is freed only by a full
+    // one, and with many puts in flight during a big backup that made the service's main
+    // thread spend more than a second in full GCs.
+    const verifying = this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv, transfer: owned });
+    object = NO_DATA;
+    const r = await verifying;
+    if (!r.ok) {
+      this.claims.delete(hex);
+      throw new PolicyViolation(r.reason === 'undecodable' ? 'undecodable-object' : r.reason, `put ${hex}: ${r.detail}`);
+    }
+    const size = r.plaintextLength;
+    let csize: number;
+    if (known) csize = known.csize;
+    else {
+      csize = r.object!.length;
+      const stored = this.up.call('put', { id, data: r.object! });
+      r.object = undefined;
+      await stored;
+      this.repo.recentPuts.set(hex, { size, csize });
+      this.hooks.stats.newObjects++;
+      this.hooks.stats.newBytes += csize;
+    }
+    this.puts.set(hex, { size, csize });
+    this.unloggedPuts.push(id);
+  }
+
+  /** Waits until every put sent so far is done (ordering point for the other calls). */
+  async barrier(): Promise<void> {
+    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+  }
+
+  // ---- reads and deletes ----------------------------------------------------------------------
+
+  /** The client's manifest view, encrypted with the job key under a fresh job-key counter. */
+  async manifestObject(): Promise<Buffer> {
+    return this.jobEncrypt(this.ctx.servedManifest);
+  }
+
+  /** Only archive objects this session wrote may be read back (borg's --stats reads them). */
+  async get(id: Buffer): Promise<Buffer> {
+    const a = this.archives.get(id.toString('hex'));
+    if (!a) throw new PolicyViolation('forbidden-get', `get of object ${id.toString('hex')}, which this job did not write`);
+    return this.jobEncrypt(a.plaintext);
+  }
+
+  private async jobEncrypt(plaintext: Buffer): Promise<Buffer> {
+    const payload = compressNone(plaintext);
+    const iv = await this.hooks.allocateJobNonce(BigInt(Math.ceil(payload.length / 16)));
+    return encryptObject(this.ctx.jobKey, payload, iv);
+  }
+
+  /** borg create deletes its previous checkpoint's archive object; nothing else may be deleted. */
+  delete(id: Buffer): void {
+    const hex = id.toString('hex');
+    const known = this.archives.get(hex)?.name ?? [...this.base.archives].find(([, a]) => a.id.equals(id))?.[0];
+    if (known === undefined || !isCheckpointName(this.ctx, known)) {
+      throw new PolicyViolation('forbidden-delete', `delete of object ${hex}, which is not a checkpoint of this job`);
+    }
+    // Nothing to do now: the object leaves with the manifest write that drops its entry.
+  }
+
+  // ---- manifest merge and commit ----------------------------------------------------------------
+
+  async putManifest(object: Buffer): Promise<void> {
+    if (this.held) throw new PolicyViolation('manifest-twice', 'a second manifest write before commit');
+    const { plaintext, parsed: next } = await openClientManifest(this.ctx.jobKey, object);
+    const { added, removed } = diffManifest(this.ctx, this.base, next);
+    // Validate and re-sign new archives before taking the repository's commit lock.
+    const newArchives: Array<{ name: string; entry: SessionArchive }> = [];
+    for (const [name, a] of added) newArchives.push({ name, entry: await this.acceptArchive(name, a.id) });
+
+    const release = await this.repo.commitLock.acquire();
+    try {
+      const previous = this.repo.manifest;
+      const merged = mergeIntoReal(this.ctx, previous.parsed, removed, newArchives);
+      const written = await this.repo.writeManifest(this.up, merged.real);
+      this.held = {
+        release,
+        previous,
+        next: written,
+        deletes: merged.deletes,
+        added: newArchives.map(({ entry }) => ({ realIdHex: entry.realId.toString('hex'), refs: entry.refs })),
+        removedArchives: merged.removedArchives,
+        clientManifest: plaintext,
+      };
+      this.base = next;
+      for (const { entry } of newArchives) this.ctx.idMap.set(entry.clientIdHex, entry.realId.toString('hex'));
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  /** A new archive of this job, checked and re-signed once per session (backup-archive.ts). */
+  private async acceptArchive(name: string, clientId: Buffer): Promise<SessionArchive> {
+    const existing = this.archives.get(clientId.toString('hex'));
+    if (existing) return existing;
+    const entry = await acceptArchive({ ctx: this.ctx, repo: this.repo, up: this.up, puts: this.puts, stored: (id) => this.unloggedPuts.push(id) }, name, clientId);
+    this.archives.set(entry.clientIdHex, entry);
+    return entry;
+  }
+
+  async commit(): Promise<void> {
+    if (!this.held) {
+      // A commit without a manifest write changes nothing visible; still serialized with merges.
+      await this.repo.commitLock.run(() => this.repo.commit(this.up));
+      return;
+    }
+    const h = this.held;
+    try {
+      for (const id of h.deletes) await deleteIfPresent(this.up, id);
+      // The client-id copies of new archives were only needed for validation.
+      for (const [clientHex, a] of this.archives) {
+        if (h.added.some((x) => x.realIdHex === a.realId.toString('hex'))) await deleteIfPresent(this.up, Buffer.from(clientHex, 'hex'));
+      }
+      await this.repo.commit(this.up);
+      this.repo.setCommittedManifest(h.next);
+      for (const hex of h.removedArchives) this.repo.chunks.removeArchive(hex);
+      for (const a of h.added) {
+        this.repo.chunks.addArchive(a.realIdHex, a.refs);
+        for (const id of a.refs.keys()) this.repo.recentPuts.delete(id);
+      }
+      this.ctx.servedManifest = h.clientManifest;
+      this.hooks.saveJobState({ servedManifest: this.ctx.servedManifest.toString('base64'), idMap: Object.fromEntries(this.ctx.idMap) });
+      this.held = undefined;
+    } catch (err) {
+      await this.revert().catch((e: Error) => this.log.error({ err: e.message }, 'reverting the manifest failed'));
+      throw err;
+    } finally {
+      h.release();
+    }
+  }
+
+  /** Undoes an uncommitted manifest write: the previous manifest object is written back. */
+  private async revert(): Promise<void> {
+    const h = this.held;
+    if (!h) return;
+    this.held = undefined;
+    try {
+      await this.up.call('put', { id: Buffer.alloc(32), data: h.previous.object });
+      this.base = parseManifest(this.ctx.jobKey, this.ctx.servedManifest);
+    } finally {
+      h.release();
+    }
+  }
+
+  /** `rollback`: borg serve's transaction is shared by all sessions, so only our part is undone. */
+  async rollback(): Promise<void> {
+    await this.revert();
+  }
+
+  /** Appends the ids stored so far to the job's put log (durable before any commit). */
+  logPuts() {
+    if (!this.unloggedPuts.length) return;
+    const fd = openSync(this.ctx.putLogPath, 'a', 0o600);
+    try {
+      writeSync(fd, Buffer.concat(this.unloggedPuts.splice(0)));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * The connection is gone (or the session is being aborted): undo what is not committed, and
+   * remove what this job stored that no archive references — borg itself would lose it with the
+   * rolled-back transaction, and left behind it would make `borg check` report orphans.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.barrier();
+    await this.revert().catch((e: Error) => this.log.error({ err: e.message, job: this.ctx.jobId }, 'reverting the manifest failed'));
+    this.logPuts();
+    this.pool.forgetKey(this.jobKeyRef);
+    this.repo.sessions.delete(this);
+    if (!this.up.isClosed) {
+      const removed = await this.repo.sweepJob(this.up, this.ctx.putLogPath, this.ctx.jobId);
+      if (removed) this.log.info({ removed }, 'objects of the ended session that no archive references were removed');
+    }
+  }
+}
