@@ -17,7 +17,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          globalSetup: ['test/helpers/global-setup.ts'],
+          globalSetup: ['test/harness/global-setup.ts'],
           fileParallelism: false,
           pool: 'forks',
           testTimeout: 180_000,
@@ -28,7 +28,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          globalSetup: ['test/helpers/global-setup.ts'],
+          globalSetup: ['test/harness/global-setup.ts'],
           fileParallelism: false,
           pool: 'forks',
           testTimeout: 600_000,

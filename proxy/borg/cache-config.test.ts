@@ -6,7 +6,7 @@ import { CACHE_README, parseCacheConfig, renderCacheConfig, writeClientCache } f
 import { packFilesCacheEntry, readFilesCache, writeFilesCache } from './files-cache.js';
 import { ChunkIndex } from './hashindex.js';
 import { HAVE_BORG, TESTDATA, loadExpect, repoDir } from './test-fixtures.js';
-import { tempDir } from '../../test/helpers/temp-dir.js';
+import { tempDir } from '../../test/harness/temp-dir.js';
 
 const cacheFile = (dir: string, name: string): Buffer => readFileSync(join(TESTDATA, 'cache', dir, name));
 const e = loadExpect('repokey');

@@ -8,10 +8,10 @@ import { loadConfig } from '../../infra/config.js';
 import { freePort } from '../../infra/local-stack/net.js';
 import { provision } from '../../infra/local-stack/provision.js';
 import { runChecked } from '../../infra/subprocess.js';
-import { registerCleanup } from '../helpers/cleanup.js';
-import { createTestDatabase } from '../helpers/db.js';
-import { projectRoot } from '../helpers/paths.js';
-import { makeTaggedDir } from '../helpers/tags.js';
+import { registerCleanup } from '../harness/cleanup.js';
+import { createTestDatabase } from '../harness/db.js';
+import { projectRoot } from '../harness/paths.js';
+import { makeTaggedDir } from '../harness/tags.js';
 
 function ownerAndMode(path: string) {
   const st = statSync(path);
