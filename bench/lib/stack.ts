@@ -16,7 +16,8 @@ import { applyMigrations, createDb, type DbHandle } from '../../db/client.js';
 import { requireAccount } from '../../infra/accounts.js';
 import { loadConfig, type Config } from '../../infra/config.js';
 import { createLogger } from '../../infra/logger.js';
-import { authorizedKeysScriptPath, ensureAccounts, ensureDataDir } from '../../infra/local-stack/provision.js';
+import { ensureAccounts, ensureDataDir } from '../../infra/local-stack/data-dir.js';
+import { authorizedKeysScriptPath } from '../../infra/local-stack/programs.js';
 import { freePort, waitFor } from '../../infra/local-stack/net.js';
 import { launchDevServer, resolveTemporalCli } from '../../infra/local-stack/temporal-server.js';
 import { MasterKey } from '../../infra/secrets.js';
@@ -27,7 +28,6 @@ import { startManaged, type Managed } from './process.js';
 import type { StorageCall, StorageCallName, StorageReply } from './service-host.js';
 import { startBorgcubeSshd, type Sshd } from './sshd.js';
 import { dropDatabase, makeTaggedDir, newDatabaseName, recordProcess } from './tags.js';
-import { STORAGE_NODE_ARGS } from '../../worker/storage-node-args.js';
 
 export interface BenchStackOptions {
   mode: 'full' | 'service-host';
@@ -135,11 +135,11 @@ export async function startBenchStack(o: BenchStackOptions): Promise<BenchStack>
 
   const storageAcct = accounts.storage;
   const storageScript = o.mode === 'full' ? distPath('worker/storage-main.js') : distPath('bench/lib/service-host.js');
-  const storageEnv = { ...env, HOME: config.paths.storageDir, ...(o.proxyNodeArgs ? { BENCH_PROXY_NODE_ARGS: o.proxyNodeArgs } : {}) };
+  const storageEnv = { ...env, HOME: config.paths.storageDir, BORGCUBE_NODE: process.execPath, BORGCUBE_STORAGE_MAIN: storageScript, ...(o.proxyNodeArgs ? { BENCH_PROXY_NODE_ARGS: o.proxyNodeArgs } : {}) };
   const storage = startManaged({
     name: 'repository service',
     file: 'setpriv',
-    args: [`--reuid=${storageAcct.uid}`, `--regid=${storageAcct.gid}`, '--clear-groups', process.execPath, ...STORAGE_NODE_ARGS, ...(o.storageNodeArgs ?? []), storageScript],
+    args: [`--reuid=${storageAcct.uid}`, `--regid=${storageAcct.gid}`, '--clear-groups', join(projectRoot, 'bin/borgcube-storage'), ...(o.storageNodeArgs ?? [])],
     env: storageEnv,
     logPath: join(config.paths.logDir, 'storage.log'),
     tagDir,

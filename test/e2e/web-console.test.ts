@@ -43,11 +43,13 @@ const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-f
 
 /** The web process of the stack, started like `npm start` starts it. */
 async function startWeb(stack: TestStack): Promise<{ url: string; proc: ChildProcess; log: string }> {
+  const admin = await stack.cli(['first-admin', '--password-stdin'], { input: `${adminPassword}\n` });
+  if (admin.code !== 0) throw new Error(`borgcube first-admin failed: ${admin.err}`);
   const port = await freePort();
   const log = join(stack.dataDir, 'logs', 'web.log');
   mkdirSync(join(stack.dataDir, 'logs'), { recursive: true });
   const proc = spawn(process.execPath, [join(projectRoot, 'dist/web/main.js')], {
-    env: { ...stack.env, BORGCUBE_WEB_HOST: '127.0.0.1', BORGCUBE_WEB_PORT: String(port), BORGCUBE_ADMIN_PASSWORD: adminPassword },
+    env: { ...stack.env, BORGCUBE_WEB_HOST: '127.0.0.1', BORGCUBE_WEB_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout?.on('data', (c: Buffer) => appendFileSync(log, c));

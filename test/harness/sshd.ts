@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataPaths } from '../../infra/config.js';
-import { authorizedKeysScriptPath } from '../../infra/local-stack/provision.js';
+import { authorizedKeysScriptPath } from '../../infra/local-stack/programs.js';
 import { freePort, sshBanner, waitFor } from '../../infra/local-stack/net.js';
 import { normalizeKey } from '../../infra/ssh.js';
 import { prepareSshd, sshdCommand, sshdPaths, type SshdInstance } from '../../infra/sshd.js';

@@ -12,7 +12,7 @@ import { createLogger } from '../../infra/logger.js';
 import { MasterKey } from '../../infra/secrets.js';
 import { requireAccount } from '../../infra/accounts.js';
 import { run, type RunResult } from '../../infra/subprocess.js';
-import { ensureAccounts, ensureDataDir } from '../../infra/local-stack/provision.js';
+import { ensureAccounts, ensureDataDir } from '../../infra/local-stack/data-dir.js';
 import type { ServiceDeps } from '../../services/deps.js';
 import { registerCleanup } from './cleanup.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
@@ -20,7 +20,6 @@ import { projectRoot } from './paths.js';
 import { startBorgcubeSshd, type BorgcubeSshd } from './sshd.js';
 import { makeTaggedDir } from './tags.js';
 import { waitFor } from '../../infra/local-stack/net.js';
-import { STORAGE_NODE_ARGS } from '../../worker/storage-node-args.js';
 
 export interface ManagedProcess {
   readonly name: string;
@@ -92,8 +91,8 @@ export async function startStack(opts: StackOptions = {}): Promise<TestStack> {
 
   const storageAcct = accounts.storage;
   const storage = managed('storage', join(dataDir, 'logs', 'storage.log'), () =>
-    spawn('setpriv', [`--reuid=${storageAcct.uid}`, `--regid=${storageAcct.gid}`, '--clear-groups', process.execPath, ...STORAGE_NODE_ARGS, join(projectRoot, 'dist/worker/storage-main.js')], {
-      env: { ...env, HOME: config.paths.storageDir },
+    spawn('setpriv', [`--reuid=${storageAcct.uid}`, `--regid=${storageAcct.gid}`, '--clear-groups', join(projectRoot, 'bin/borgcube-storage')], {
+      env: { ...env, HOME: config.paths.storageDir, BORGCUBE_NODE: process.execPath },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
