@@ -25,14 +25,14 @@ import { addClient } from '../services/clients.js';
 import { getJob, startBackup } from '../services/jobs.js';
 import { addRepository } from '../services/repositories.js';
 import { parseArgs } from './lib/args.js';
-import { runBench } from './lib/cleanup.js';
-import { borgcubeServerClass, directServerClass, setupClientSide } from './lib/client-side.js';
+import { runBench } from './lib/run-bench.js';
+import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { workflowPhases, type Phases } from './lib/history.js';
 import { measure, servicePart, sshdPart, waitForQuiet, type TimedRun } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
 import { startBenchStack } from './lib/stack.js';
-import { sweepLeftovers } from './lib/tags.js';
+import { sweepLeftovers } from '../test/harness/leftovers.js';
 import { warmTree, writeBigTree, writeSmallTree } from './lib/tree.js';
 
 const usage = 'usage: npm run bench:backup [-- --small-runs 5 --big-runs 3 --random-mib 200 --skip-big --quiet-wait 60 --profile DIR]';
@@ -61,7 +61,7 @@ runBench('bench:backup', async () => {
   if (process.getuid?.() !== 0) throw new Error('bench:backup sets up users, sshd and accounts: run it as root');
   const opts = parseArgs({ smallRuns: 5, bigRuns: 3, randomMib: 200, skipBig: false, quietWait: 60, profile: undefined as string | undefined }, usage);
   const info = await runInfo();
-  const swept = await sweepLeftovers(loadConfig().databaseUrl);
+  const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
   if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
 
   let profileDir: string | undefined;
@@ -95,7 +95,7 @@ runBench('bench:backup', async () => {
   const borgcube = async (clientName: string, repository: string): Promise<{ run: TimedRun; phases: Phases; uploadedBytes: number }> => {
     const t0 = process.hrtime.bigint();
     const job = await startBackup(stack.deps, { client: clientName, repository, triggeredBy: 'bench' });
-    const handle = stack.temporal!.workflow.getHandle(job.id);
+    const handle = stack.temporal.workflow.getHandle(job.id);
     // A failed job is reported below with its own error, not as a bare WorkflowFailedError.
     await handle.result().catch(() => {});
     const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -131,7 +131,7 @@ runBench('bench:backup', async () => {
           const loc = await direct.init(name);
           for (const kind of ['first', 'second'] as const) {
             const busyAtStart = await quiet();
-            const m = await measure([sshdPart(side.sshd.process.pid, directServerClass)], () => direct.create(loc, kind, tree.path));
+            const m = await measure([sshdPart(listenerPid(side.sshd), directServerClass)], () => direct.create(loc, kind, tree.path));
             samples.push({ size, kind, run, path, wallS: m.wallS, machineCpuS: m.machineBusyS, cpu: m.cpu, load1: m.load1, busyAtStart });
             note(`${size} run ${run} direct   ${kind.padEnd(6)} ${f2(m.wallS)} s`);
           }
@@ -142,10 +142,10 @@ runBench('bench:backup', async () => {
             let extra: { phases: Phases; uploadedBytes: number } | undefined;
             const busyAtStart = await quiet();
             const parts = [
-              servicePart(stack.worker!.pid, 'worker', 'worker children'),
-              servicePart(stack.storage.pid, 'service', 'service borg serve'),
-              sshdPart(stack.sshd.process.pid, borgcubeServerClass),
-              sshdPart(side.sshd.process.pid, () => undefined, 'client sshd'),
+              servicePart(stack.worker.pid!, 'worker', 'worker children'),
+              servicePart(stack.storage.pid!, 'service', 'service borg serve'),
+              sshdPart(listenerPid(stack.sshd), borgcubeServerClass),
+              sshdPart(listenerPid(side.sshd), () => undefined, 'client sshd'),
             ];
             const m = await measure(parts, async () => {
               const r = await borgcube(size, name);
@@ -222,7 +222,7 @@ runBench('bench:backup', async () => {
 
   if (opts.profile) {
     note('stopping the worker and the repository service to collect their profiles…');
-    await stack.worker!.stop();
+    await stack.worker.stop();
     await stack.storage.stop();
     print();
     printProfileSummary('Repository service (storage-main), main thread', profilesIn(profileDir!, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));

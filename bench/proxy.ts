@@ -25,14 +25,14 @@ import { loadConfig } from '../infra/config.js';
 import { addClient } from '../services/clients.js';
 import { addRepository } from '../services/repositories.js';
 import { parseArgs } from './lib/args.js';
-import { runBench } from './lib/cleanup.js';
-import { borgcubeServerClass, directServerClass, setupClientSide } from './lib/client-side.js';
+import { runBench } from './lib/run-bench.js';
+import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { JobDriver } from './lib/driver.js';
 import { measure, servicePart, sshdPart, waitForQuiet, type Measured } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
 import { startBenchStack } from './lib/stack.js';
-import { sweepLeftovers } from './lib/tags.js';
+import { sweepLeftovers } from '../test/harness/leftovers.js';
 import { warmTree, writeBigTree, writeSmallTree } from './lib/tree.js';
 
 const usage = 'usage: npm run bench:proxy [-- --runs 3 --seconds 2 --random-mib 200 --quiet-wait 60 --profile DIR]';
@@ -53,7 +53,7 @@ runBench('bench:proxy', async () => {
   if (process.getuid?.() !== 0) throw new Error('bench:proxy sets up users, sshd and accounts: run it as root');
   const opts = parseArgs({ runs: 3, seconds: 2, randomMib: 200, quietWait: 60, profile: undefined as string | undefined }, usage);
   const info = await runInfo();
-  const swept = await sweepLeftovers(loadConfig().databaseUrl);
+  const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
   if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
 
   let profile: { service: string; proxy: string } | undefined;
@@ -84,8 +84,8 @@ runBench('bench:proxy', async () => {
   const warmClient = await addClient(stack.deps, { name: 'warmup', host: '127.0.0.1', port: side.sshd.port, user: client.name, paths: [small.path] });
   const driver = new JobDriver(stack);
 
-  const directParts = () => [sshdPart(side.sshd.process.pid, directServerClass)];
-  const proxyParts = () => [sshdPart(stack.sshd.process.pid, borgcubeServerClass), servicePart(stack.storage.pid, 'service', 'service borg serve')];
+  const directParts = () => [sshdPart(listenerPid(side.sshd), directServerClass)];
+  const proxyParts = () => [sshdPart(listenerPid(stack.sshd), borgcubeServerClass), servicePart(stack.storage.pid!, 'service', 'service borg serve')];
   const quiet = async (): Promise<number | undefined> => {
     if (!opts.quietWait) return undefined;
     const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
