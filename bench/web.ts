@@ -19,13 +19,12 @@ import { loadConfig } from '../infra/config.js';
 import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { createApiToken, createRedisLoginLimiter } from '../services/auth.js';
-import type { ServiceDeps } from '../services/deps.js';
-import { unavailable } from '../services/errors.js';
 import { addUser } from '../services/users.js';
 import { createApp } from '../web/app.js';
 import { createJobEventHub } from '../infra/job-event-hub.js';
 import { registerCleanup } from '../test/harness/cleanup.js';
 import { createTestDatabase, type TestDatabase } from '../test/harness/db.js';
+import { databaseOnlyDeps } from '../test/harness/deps.js';
 import { runBench } from './lib/run-bench.js';
 
 const JOBS = 10_000;
@@ -60,18 +59,7 @@ async function setUp() {
     await events.close();
     await redis.quit();
   });
-  const deps: ServiceDeps = {
-    db: db.handle.db,
-    config: loadConfig({ ...process.env, DATABASE_URL: db.url }),
-    log: createLogger({ name: 'bench', level: 'silent' }),
-    masterKey: () => {
-      throw new Error('not needed');
-    },
-    storageAccount: () => {
-      throw new Error('not needed');
-    },
-    temporal: () => Promise.reject(unavailable('no Temporal in the benchmark')),
-  };
+  const deps = databaseOnlyDeps(db);
   const app = createApp({
     services: deps,
     limiter: createRedisLoginLimiter(redis, { prefix: `borgcube-bench:${process.pid}` }),

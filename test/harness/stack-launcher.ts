@@ -6,16 +6,15 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { requireAccount, type Account } from '../../infra/accounts.js';
+import type { Account } from '../../infra/accounts.js';
 import { loadConfig, type Config } from '../../infra/config.js';
 import { ensureAccounts, ensureDataDir } from '../../infra/local-stack/data-dir.js';
 import { waitFor } from '../../infra/local-stack/net.js';
 import { programs } from '../../infra/local-stack/programs.js';
-import { createLogger } from '../../infra/logger.js';
-import { MasterKey } from '../../infra/secrets.js';
 import type { SshdInstance } from '../../infra/sshd.js';
 import { run, type RunResult } from '../../infra/subprocess.js';
 import type { ServiceDeps } from '../../services/deps.js';
+import { stackDeps } from './deps.js';
 import { registerCleanup } from './cleanup.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { projectRoot } from './paths.js';
@@ -104,7 +103,7 @@ export async function launchStack(opts: LaunchOptions = {}): Promise<Stack> {
     storage,
     worker,
     temporal,
-    deps: serviceDeps(db, config, opts.temporal ? temporal : undefined),
+    deps: stackDeps(db, config, opts.temporal ? temporal : undefined),
     serverPublicKey: readFileSync(`${config.ssh.keyPath}.pub`, 'utf8').trim(),
     cli: async (args, o = {}) => {
       const r = await run(process.execPath, [programs(projectRoot).cli, ...args], { env, input: o.input, cwd: o.cwd, timeoutMs: o.timeoutMs ?? 300_000 });
@@ -157,16 +156,4 @@ function stackProcesses(config: Config, env: Record<string, string>, account: Ac
     marker: p.worker,
   });
   return { storage, worker };
-}
-
-function serviceDeps(db: TestDatabase, config: Config, temporal: Client | undefined): ServiceDeps {
-  let masterKey: MasterKey | undefined;
-  return {
-    db: db.handle.db,
-    config,
-    log: createLogger({ name: 'harness', level: 'warn' }),
-    masterKey: () => (masterKey ??= MasterKey.load(config.paths.masterKey)),
-    storageAccount: () => requireAccount(config.accounts.storage),
-    temporal: () => (temporal ? Promise.resolve(temporal) : Promise.reject(new Error('this stack runs without Temporal'))),
-  };
 }
