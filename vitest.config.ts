@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 // Three levels (STYLE.md §13): colocated unit tests run in parallel; integration and end-to-end
 // tests talk to real sshd, borg, PostgreSQL, Redis and Temporal and run one file at a time, because
 // they share the machine's two cores and the one Temporal dev server started by the global setup.
+// Every file's cleanup list (test/harness/cleanup.ts) runs after its tests (vitest-setup.ts).
 export default defineConfig({
   test: {
     projects: [
@@ -10,6 +11,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['{infra,db,proxy,activities,workflows,worker,web,services,cli}/**/*.test.ts'],
+          setupFiles: ['test/harness/vitest-setup.ts'],
           testTimeout: 30_000,
         },
       },
@@ -17,7 +19,8 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          globalSetup: ['test/helpers/global-setup.ts'],
+          globalSetup: ['test/harness/global-setup.ts'],
+          setupFiles: ['test/harness/vitest-setup.ts'],
           fileParallelism: false,
           pool: 'forks',
           testTimeout: 180_000,
@@ -28,7 +31,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          globalSetup: ['test/helpers/global-setup.ts'],
+          globalSetup: ['test/harness/global-setup.ts'],
+          setupFiles: ['test/harness/vitest-setup.ts'],
           fileParallelism: false,
           pool: 'forks',
           testTimeout: 600_000,

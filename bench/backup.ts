@@ -25,15 +25,15 @@ import { addClient } from '../services/clients.js';
 import { getJob, startBackup } from '../services/jobs.js';
 import { addRepository } from '../services/repositories.js';
 import { parseArgs } from './lib/args.js';
-import { runBench } from './lib/cleanup.js';
-import { borgcubeServerClass, directServerClass, setupClientSide } from './lib/client-side.js';
+import { runBench } from './lib/run-bench.js';
+import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide, type ClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { workflowPhases, type Phases } from './lib/history.js';
 import { measure, servicePart, sshdPart, waitForQuiet, type TimedRun } from './lib/measure.js';
-import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
-import { startBenchStack } from './lib/stack.js';
-import { sweepLeftovers } from './lib/tags.js';
-import { warmTree, writeBigTree, writeSmallTree } from './lib/tree.js';
+import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict, type RunInfo } from './lib/report.js';
+import { startBenchStack, type BenchStack } from './lib/stack.js';
+import { sweepLeftovers } from '../test/harness/leftovers.js';
+import { warmTree, writeBigTree, writeSmallTree, type TreeInfo } from './lib/tree.js';
 
 const usage = 'usage: npm run bench:backup [-- --small-runs 5 --big-runs 3 --random-mib 200 --skip-big --quiet-wait 60 --profile DIR]';
 const TARGET = { smallOverheadS: 3, bigRatio: 1.2 };
@@ -57,112 +57,169 @@ interface Sample {
   busyAtStart?: number;
 }
 
-runBench('bench:backup', async () => {
-  if (process.getuid?.() !== 0) throw new Error('bench:backup sets up users, sshd and accounts: run it as root');
-  const opts = parseArgs({ smallRuns: 5, bigRuns: 3, randomMib: 200, skipBig: false, quietWait: 60, profile: undefined as string | undefined }, usage);
-  const info = await runInfo();
-  const swept = await sweepLeftovers(loadConfig().databaseUrl);
-  if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
+type Opts = ReturnType<typeof parseOptions>;
+type Trees = { small: TreeInfo; big?: TreeInfo };
 
-  let profileDir: string | undefined;
-  if (opts.profile) {
-    profileDir = join(opts.profile, 'service');
-    mkdirSync(profileDir, { recursive: true, mode: 0o755 });
-    mkdirSync(join(opts.profile, 'worker'), { recursive: true, mode: 0o755 });
-    const st = requireAccount(loadConfig().accounts.storage);
-    chownSync(profileDir, st.uid, st.gid);
-  }
+function parseOptions() {
+  return parseArgs({ smallRuns: 5, bigRuns: 3, randomMib: 200, skipBig: false, quietWait: 60, profile: undefined as string | undefined }, usage);
+}
 
+/** The repository service's profile folder, writable by the storage account. */
+function profileDir(profile: string | undefined): string | undefined {
+  if (!profile) return undefined;
+  const dir = join(profile, 'service');
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  mkdirSync(join(profile, 'worker'), { recursive: true, mode: 0o755 });
+  const st = requireAccount(loadConfig().accounts.storage);
+  chownSync(dir, st.uid, st.gid);
+  return dir;
+}
+
+/** Before each timed backup: up to --quiet-wait seconds for an idle machine; the busy CPUs when it did not get one. */
+async function quiet(opts: Opts): Promise<number | undefined> {
+  if (!opts.quietWait) return undefined;
+  const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
+  if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${opts.quietWait} s; measuring anyway`);
+  return q.quiet ? undefined : q.busyCores;
+}
+
+/** One whole BorgCube backup, timed from the start request to the workflow's completion. */
+async function borgcube(stack: BenchStack, clientName: string, repository: string): Promise<{ run: TimedRun; phases: Phases; uploadedBytes: number }> {
+  const t0 = process.hrtime.bigint();
+  const job = await startBackup(stack.deps, { client: clientName, repository, triggeredBy: 'bench' });
+  const handle = stack.temporal.workflow.getHandle(job.id);
+  // A failed job is reported below with its own error, not as a bare WorkflowFailedError.
+  await handle.result().catch(() => {});
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const done = await getJob(stack.deps, job.id);
+  if (done.state !== 'succeeded') throw new Error(`job ${job.id} ended ${done.state}: ${done.error}`);
+  return { run: { wallS, clientCpuS: 0, code: 0, stderr: '' }, phases: await workflowPhases(handle), uploadedBytes: Number(done.stats?.uploadedBytes ?? 0) };
+}
+
+async function setUp(opts: Opts, serviceProfile: string | undefined): Promise<{ stack: BenchStack; side: ClientSide; trees: Trees }> {
   note('starting BorgCube (Temporal dev server, database, data dir, sshd, repository service, worker)…');
   const stack = await startBenchStack({
     mode: 'full',
-    storageNodeArgs: profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [],
+    storageNodeArgs: serviceProfile ? ['--cpu-prof', '--cpu-prof-dir', serviceProfile] : [],
     workerNodeArgs: opts.profile ? ['--cpu-prof', '--cpu-prof-dir', join(opts.profile, 'worker')] : [],
   });
   const side = await setupClientSide(stack.serverPublicKey);
-  const { client, direct } = side;
   note('writing the trees…');
-  const small = await writeSmallTree(client);
-  const big = opts.skipBig ? undefined : await writeBigTree(client, opts.randomMib);
+  const small = await writeSmallTree(side.client);
+  const big = opts.skipBig ? undefined : await writeBigTree(side.client, opts.randomMib);
   if (big) note(`big tree: ${mb(big.bytes)} in ${big.files} files`);
-  const trees = { small, big };
+  const trees: Trees = { small, big };
   for (const size of ['small', 'big'] as const) {
     const t = trees[size];
-    if (t) await addClient(stack.deps, { name: size, host: '127.0.0.1', port: side.sshd.port, user: client.name, paths: [t.path] });
+    if (t) await addClient(stack.deps, { name: size, host: '127.0.0.1', port: side.sshd.port, user: side.client.name, paths: [t.path] });
   }
-
-  /** One whole BorgCube backup, timed from the start request to the workflow's completion. */
-  const borgcube = async (clientName: string, repository: string): Promise<{ run: TimedRun; phases: Phases; uploadedBytes: number }> => {
-    const t0 = process.hrtime.bigint();
-    const job = await startBackup(stack.deps, { client: clientName, repository, triggeredBy: 'bench' });
-    const handle = stack.temporal!.workflow.getHandle(job.id);
-    // A failed job is reported below with its own error, not as a bare WorkflowFailedError.
-    await handle.result().catch(() => {});
-    const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
-    const done = await getJob(stack.deps, job.id);
-    if (done.state !== 'succeeded') throw new Error(`job ${job.id} ended ${done.state}: ${done.error}`);
-    return { run: { wallS, clientCpuS: 0, code: 0, stderr: '' }, phases: await workflowPhases(handle), uploadedBytes: Number(done.stats?.uploadedBytes ?? 0) };
-  };
-
   note('warming up…');
   if (big) warmTree(big.path);
-  {
-    const loc = await direct.init('warmup');
-    await direct.create(loc, 'w1', small.path);
-    direct.remove('warmup');
-    await addRepository(stack.deps, { name: 'warmup', path: join(stack.reposDir, 'warmup') });
-    await borgcube('small', 'warmup');
+  const loc = await side.direct.init('warmup');
+  await side.direct.create(loc, 'w1', small.path);
+  side.direct.remove('warmup');
+  await addRepository(stack.deps, { name: 'warmup', path: join(stack.reposDir, 'warmup') });
+  await borgcube(stack, 'small', 'warmup');
+  return { stack, side, trees };
+}
+
+/** Direct borg create into a fresh repository: a first and an unchanged backup. */
+async function directSamples(su: { opts: Opts; side: ClientSide }, tree: TreeInfo, size: Size, run: number): Promise<Sample[]> {
+  const { side } = su;
+  const name = `${size}${run}`;
+  const out: Sample[] = [];
+  const loc = await side.direct.init(name);
+  for (const kind of ['first', 'second'] as const) {
+    const busyAtStart = await quiet(su.opts);
+    const m = await measure([sshdPart(listenerPid(side.sshd), directServerClass)], () => side.direct.create(loc, kind, tree.path));
+    out.push({ size, kind, run, path: 'direct', wallS: m.wallS, machineCpuS: m.machineBusyS, cpu: m.cpu, load1: m.load1, busyAtStart });
+    note(`${size} run ${run} direct   ${kind.padEnd(6)} ${f2(m.wallS)} s`);
   }
+  side.direct.remove(name);
+  return out;
+}
 
-  const quiet = async (): Promise<number | undefined> => {
-    if (!opts.quietWait) return undefined;
-    const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
-    if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${opts.quietWait} s; measuring anyway`);
-    return q.quiet ? undefined : q.busyCores;
-  };
+/** A whole BorgCube job into a fresh repository: a first and an unchanged backup. */
+async function borgcubeSamples(su: { opts: Opts; stack: BenchStack; side: ClientSide }, size: Size, run: number): Promise<Sample[]> {
+  const { stack, side } = su;
+  const name = `${size}${run}`;
+  const out: Sample[] = [];
+  await addRepository(stack.deps, { name, path: join(stack.reposDir, name) });
+  for (const kind of ['first', 'second'] as const) {
+    let extra: { phases: Phases; uploadedBytes: number } | undefined;
+    const busyAtStart = await quiet(su.opts);
+    const parts = [
+      servicePart(stack.worker.pid!, 'worker', 'worker children'),
+      servicePart(stack.storage.pid!, 'service', 'service borg serve'),
+      sshdPart(listenerPid(stack.sshd), borgcubeServerClass),
+      sshdPart(listenerPid(side.sshd), () => undefined, 'client sshd'),
+    ];
+    const m = await measure(parts, async () => {
+      const r = await borgcube(stack, size, name);
+      extra = r;
+      return r.run;
+    });
+    out.push({ size, kind, run, path: 'borgcube', wallS: m.wallS, machineCpuS: m.machineBusyS, cpu: m.cpu, load1: m.load1, phases: extra?.phases, uploadedBytes: extra?.uploadedBytes, busyAtStart });
+    note(`${size} run ${run} borgcube ${kind.padEnd(6)} ${f2(m.wallS)} s`);
+  }
+  return out;
+}
+
+/** Runs of one tree size; paths alternate order per run. */
+async function series(su: { opts: Opts; stack: BenchStack; side: ClientSide }, tree: TreeInfo, size: Size, runs: number): Promise<Sample[]> {
   const samples: Sample[] = [];
-  const series = async (size: Size, runs: number) => {
-    const tree = trees[size]!;
-    for (let run = 1; run <= runs; run++) {
-      const order = run % 2 ? (['direct', 'borgcube'] as const) : (['borgcube', 'direct'] as const);
-      for (const path of order) {
-        const name = `${size}${run}`;
-        if (path === 'direct') {
-          const loc = await direct.init(name);
-          for (const kind of ['first', 'second'] as const) {
-            const busyAtStart = await quiet();
-            const m = await measure([sshdPart(side.sshd.process.pid, directServerClass)], () => direct.create(loc, kind, tree.path));
-            samples.push({ size, kind, run, path, wallS: m.wallS, machineCpuS: m.machineBusyS, cpu: m.cpu, load1: m.load1, busyAtStart });
-            note(`${size} run ${run} direct   ${kind.padEnd(6)} ${f2(m.wallS)} s`);
-          }
-          direct.remove(name);
-        } else {
-          await addRepository(stack.deps, { name, path: join(stack.reposDir, name) });
-          for (const kind of ['first', 'second'] as const) {
-            let extra: { phases: Phases; uploadedBytes: number } | undefined;
-            const busyAtStart = await quiet();
-            const parts = [
-              servicePart(stack.worker!.pid, 'worker', 'worker children'),
-              servicePart(stack.storage.pid, 'service', 'service borg serve'),
-              sshdPart(stack.sshd.process.pid, borgcubeServerClass),
-              sshdPart(side.sshd.process.pid, () => undefined, 'client sshd'),
-            ];
-            const m = await measure(parts, async () => {
-              const r = await borgcube(size, name);
-              extra = r;
-              return r.run;
-            });
-            samples.push({ size, kind, run, path, wallS: m.wallS, machineCpuS: m.machineBusyS, cpu: m.cpu, load1: m.load1, phases: extra?.phases, uploadedBytes: extra?.uploadedBytes, busyAtStart });
-            note(`${size} run ${run} borgcube ${kind.padEnd(6)} ${f2(m.wallS)} s`);
-          }
-        }
-      }
-    }
-  };
-  await series('small', opts.smallRuns);
-  if (big) await series('big', opts.bigRuns);
+  for (let run = 1; run <= runs; run++) {
+    const order = run % 2 ? (['direct', 'borgcube'] as const) : (['borgcube', 'direct'] as const);
+    for (const path of order) samples.push(...(path === 'direct' ? await directSamples(su, tree, size, run) : await borgcubeSamples(su, size, run)));
+  }
+  return samples;
+}
 
-  // ---- report ----------------------------------------------------------------------------------
+runBench('bench:backup', async () => {
+  if (process.getuid?.() !== 0) throw new Error('bench:backup sets up users, sshd and accounts: run it as root');
+  const opts = parseOptions();
+  const info = await runInfo();
+  const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
+  if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
+  const serviceProfile = profileDir(opts.profile);
+  const { stack, side, trees } = await setUp(opts, serviceProfile);
+  const su = { opts, stack, side };
+  const samples = await series(su, trees.small, 'small', opts.smallRuns);
+  if (trees.big) samples.push(...(await series(su, trees.big, 'big', opts.bigRuns)));
+  await report({ info, opts, trees, samples, stack, serviceProfile });
+});
+
+/** Medians and paired figures over the samples. */
+function statsOf(samples: Sample[]) {
+  const pick = (size: Size, kind: Kind, path: Sample['path']) => samples.filter((s) => s.size === size && s.kind === kind && s.path === path);
+  const med = (size: Size, kind: Kind, path: Sample['path']) => median(pick(size, kind, path).map((s) => s.wallS));
+  const overhead = (kind: Kind) => med('small', kind, 'borgcube') - med('small', kind, 'direct');
+  const ratio = (kind: Kind) => med('big', kind, 'borgcube') / med('big', kind, 'direct');
+  /** Per run: BorgCube's sample against the direct one of the same run, then the median. */
+  const paired = (size: Size, kind: Kind, f: (b: number, a: number) => number) =>
+    median(
+      pick(size, kind, 'borgcube').flatMap((b) => {
+        const a = samples.find((s) => s.path === 'direct' && s.size === size && s.kind === kind && s.run === b.run);
+        return a ? [f(b.wallS, a.wallS)] : [];
+      }),
+    );
+  return { pick, med, overhead, ratio, paired };
+}
+
+type Report = { info: RunInfo; opts: Opts; trees: Trees; samples: Sample[]; stack: BenchStack; serviceProfile: string | undefined };
+
+/** The figures: every sample, medians against the targets, phases, profiles, one JSON line. */
+async function report(r: Report): Promise<void> {
+  printTables(r);
+  printPhases(r);
+  if (r.opts.profile) await printProfiles(r);
+  printSummary(r);
+}
+
+function printTables(r: Report): void {
+  const { info, opts, samples } = r;
+  const { small, big } = r.trees;
+  const { pick, med, overhead, ratio, paired } = statsOf(samples);
   printHeader('bench:backup — a whole BorgCube backup job (the workflow end to end) vs borg create directly over SSH', info);
   print(`  small client: ${small.files} files, ${mb(small.bytes)}${big ? `; big client: ${mb(big.bytes)}, ${big.files} files (as bench:proxy)` : ''}; repokey, lz4`);
   print('  BorgCube: start request → workflow completed (reserve, prepare, push, deploy check, run, finalize, pull files cache, cleanup); direct: borg create only');
@@ -176,18 +233,6 @@ runBench('bench:backup', async () => {
     ['client', 'run', 'path', 'backup', 'wall', 'uploaded', ...cpuCols, 'machine CPU', 'busy at start'],
     samples.map((s) => [s.size, String(s.run), s.path, s.kind, f2(s.wallS), s.uploadedBytes === undefined ? '' : mb(s.uploadedBytes), ...cpuCols.map((c) => (s.cpu[c] === undefined || (c === 'client' && s.path === 'borgcube') ? '' : f2(s.cpu[c]))), f2(s.machineCpuS), s.busyAtStart === undefined ? '' : f2(s.busyAtStart)]),
   );
-  const pick = (size: Size, kind: Kind, path: Sample['path']) => samples.filter((s) => s.size === size && s.kind === kind && s.path === path);
-  const med = (size: Size, kind: Kind, path: Sample['path']) => median(pick(size, kind, path).map((s) => s.wallS));
-  const overhead = (kind: Kind) => med('small', kind, 'borgcube') - med('small', kind, 'direct');
-  const ratio = (kind: Kind) => med('big', kind, 'borgcube') / med('big', kind, 'direct');
-  /** Per run: BorgCube's sample against the direct one of the same run, then the median. */
-  const paired = (size: Size, kind: Kind, f: (b: number, a: number) => number) =>
-    median(
-      pick(size, kind, 'borgcube').flatMap((b) => {
-        const a = samples.find((s) => s.path === 'direct' && s.size === size && s.kind === kind && s.run === b.run);
-        return a ? [f(b.wallS, a.wallS)] : [];
-      }),
-    );
   print();
   print('Small client (medians, seconds)');
   table(
@@ -203,7 +248,13 @@ runBench('bench:backup', async () => {
     );
   }
 
-  // Per-phase medians from the Temporal histories.
+}
+
+/** Per-phase medians from the Temporal histories. */
+function printPhases(r: Report): void {
+  const { samples } = r;
+  const { big } = r.trees;
+  const { pick, med } = statsOf(samples);
   const groups: Array<[Size, Kind]> = [['small', 'first'], ['small', 'second'], ...(big ? ([['big', 'first'], ['big', 'second']] as Array<[Size, Kind]>) : [])];
   const names = new Set<string>();
   for (const s of samples) for (const n of Object.keys(s.phases?.activities ?? {})) names.add(n);
@@ -220,9 +271,14 @@ runBench('bench:backup', async () => {
   rows.push(['direct borg create', ...groups.flatMap(([size, kind]) => [f2(med(size, kind, 'direct')), ''])]);
   table(['phase', ...groups.flatMap(([size, kind]) => [`${size} ${kind}`, 'dispatch'])], rows);
 
+}
+
+async function printProfiles(r: Report): Promise<void> {
+  const { opts, stack } = r;
+  const profileDir = r.serviceProfile;
   if (opts.profile) {
     note('stopping the worker and the repository service to collect their profiles…');
-    await stack.worker!.stop();
+    await stack.worker.stop();
     await stack.storage.stop();
     print();
     printProfileSummary('Repository service (storage-main), main thread', profilesIn(profileDir!, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
@@ -232,7 +288,12 @@ runBench('bench:backup', async () => {
     printProfileSummary('Worker (workflows + client activities), all threads', profilesIn(join(opts.profile, 'worker')));
     print(`profiles: ${opts.profile}`);
   }
+}
 
+function printSummary(r: Report): void {
+  const { info, opts, samples } = r;
+  const { big } = r.trees;
+  const { pick, med, overhead, ratio, paired } = statsOf(samples);
   const r2 = (v: number) => Number(v.toFixed(2));
   const walls = (size: Size, kind: Kind, path: Sample['path']) => pick(size, kind, path).map((s) => r2(s.wallS));
   const summary = {
@@ -257,4 +318,4 @@ runBench('bench:backup', async () => {
   };
   print();
   print(JSON.stringify(summary));
-});
+}

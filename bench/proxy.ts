@@ -22,18 +22,19 @@ import { chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireAccount } from '../infra/accounts.js';
 import { loadConfig } from '../infra/config.js';
+import type { Client } from '../db/schema.js';
 import { addClient } from '../services/clients.js';
 import { addRepository } from '../services/repositories.js';
+import { sweepLeftovers } from '../test/harness/leftovers.js';
 import { parseArgs } from './lib/args.js';
-import { runBench } from './lib/cleanup.js';
-import { borgcubeServerClass, directServerClass, setupClientSide } from './lib/client-side.js';
+import { runBench } from './lib/run-bench.js';
+import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide, type ClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { JobDriver } from './lib/driver.js';
 import { measure, servicePart, sshdPart, waitForQuiet, type Measured } from './lib/measure.js';
-import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
-import { startBenchStack } from './lib/stack.js';
-import { sweepLeftovers } from './lib/tags.js';
-import { warmTree, writeBigTree, writeSmallTree } from './lib/tree.js';
+import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict, type RunInfo } from './lib/report.js';
+import { startBenchStack, type BenchStack } from './lib/stack.js';
+import { warmTree, writeBigTree, writeSmallTree, type TreeInfo } from './lib/tree.js';
 
 const usage = 'usage: npm run bench:proxy [-- --runs 3 --seconds 2 --random-mib 200 --quiet-wait 60 --profile DIR]';
 const TARGET = { first: 1.15, second: 1.1 };
@@ -49,75 +50,77 @@ interface Sample extends Measured {
   busyAtStart?: number;
 }
 
-runBench('bench:proxy', async () => {
-  if (process.getuid?.() !== 0) throw new Error('bench:proxy sets up users, sshd and accounts: run it as root');
-  const opts = parseArgs({ runs: 3, seconds: 2, randomMib: 200, quietWait: 60, profile: undefined as string | undefined }, usage);
-  const info = await runInfo();
-  const swept = await sweepLeftovers(loadConfig().databaseUrl);
-  if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
+type Opts = ReturnType<typeof parseOptions>;
+type Profile = { service: string; proxy: string };
 
-  let profile: { service: string; proxy: string } | undefined;
-  if (opts.profile) {
-    profile = { service: join(opts.profile, 'service'), proxy: join(opts.profile, 'proxy') };
-    mkdirSync(profile.service, { recursive: true, mode: 0o755 });
-    mkdirSync(profile.proxy, { recursive: true, mode: 0o755 });
-    const cfg = loadConfig();
-    const st = requireAccount(cfg.accounts.storage);
-    const px = requireAccount(cfg.accounts.proxy);
-    chownSync(profile.service, st.uid, st.gid);
-    chownSync(profile.proxy, px.uid, px.gid);
+function parseOptions() {
+  return parseArgs({ runs: 3, seconds: 2, randomMib: 200, quietWait: 60, profile: undefined as string | undefined }, usage);
+}
+
+/** Profile folders writable by the service and the proxy accounts. */
+function profileDirs(dir: string | undefined): Profile | undefined {
+  if (!dir) return undefined;
+  const profile = { service: join(dir, 'service'), proxy: join(dir, 'proxy') };
+  mkdirSync(profile.service, { recursive: true, mode: 0o755 });
+  mkdirSync(profile.proxy, { recursive: true, mode: 0o755 });
+  const cfg = loadConfig();
+  const st = requireAccount(cfg.accounts.storage);
+  const px = requireAccount(cfg.accounts.proxy);
+  chownSync(profile.service, st.uid, st.gid);
+  chownSync(profile.proxy, px.uid, px.gid);
+  return profile;
+}
+
+/** Before each timed backup: up to --quiet-wait seconds for an idle machine; the busy CPUs when it did not get one. */
+async function quiet(opts: Opts): Promise<number | undefined> {
+  if (!opts.quietWait) return undefined;
+  const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
+  if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${opts.quietWait} s; measuring anyway`);
+  return q.quiet ? undefined : q.busyCores;
+}
+
+interface Setup {
+  opts: Opts;
+  stack: BenchStack;
+  side: ClientSide;
+  driver: JobDriver;
+  tree: TreeInfo;
+  small: TreeInfo;
+  bcClient: Client;
+  warmClient: Client;
+}
+
+/** One BorgCube backup through the job driver; only borg create is measured. */
+async function runProxyJob(su: Setup, clientRow: Client, repositoryId: string, wait = false): Promise<Sample & { uploadedBytes: number }> {
+  const { stack, side, driver } = su;
+  const job = await driver.prepare(clientRow, repositoryId, side.client);
+  let m: Measured;
+  let busyAtStart: number | undefined;
+  try {
+    if (wait) busyAtStart = await quiet(su.opts);
+    m = await measure([sshdPart(listenerPid(stack.sshd), borgcubeServerClass), servicePart(stack.storage.pid!, 'service', 'service borg serve')], () => driver.run(job, side.client));
+  } catch (err) {
+    await driver.finish(job, false).catch(() => {});
+    throw err;
   }
+  const stats = await driver.finish(job, true);
+  return { ...m, run: 0, k: 0, path: 'proxy', kind: 'first', uploadedBytes: Number(stats?.uploadedBytes ?? 0), busyAtStart };
+}
 
-  note('starting BorgCube (database, data dir, sshd, repository service)…');
-  const stack = await startBenchStack({
-    mode: 'service-host',
-    storageNodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profile.service] : [],
-    proxyNodeArgs: profile ? `--cpu-prof --cpu-prof-dir ${profile.proxy}` : undefined,
-  });
-  const side = await setupClientSide(stack.serverPublicKey);
-  const { client, direct } = side;
-  note('writing the tree…');
-  const tree = await writeBigTree(client, opts.randomMib);
-  const small = await writeSmallTree(client);
-  note(`tree: ${mb(tree.bytes)} in ${tree.files} files`);
-  const bcClient = await addClient(stack.deps, { name: 'bench', host: '127.0.0.1', port: side.sshd.port, user: client.name, paths: [tree.path] });
-  const warmClient = await addClient(stack.deps, { name: 'warmup', host: '127.0.0.1', port: side.sshd.port, user: client.name, paths: [small.path] });
-  const driver = new JobDriver(stack);
-
-  const directParts = () => [sshdPart(side.sshd.process.pid, directServerClass)];
-  const proxyParts = () => [sshdPart(stack.sshd.process.pid, borgcubeServerClass), servicePart(stack.storage.pid, 'service', 'service borg serve')];
-  const quiet = async (): Promise<number | undefined> => {
-    if (!opts.quietWait) return undefined;
-    const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
-    if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${opts.quietWait} s; measuring anyway`);
-    return q.quiet ? undefined : q.busyCores;
-  };
-  const runProxyJob = async (clientRow: typeof bcClient, repositoryId: string, wait = false): Promise<Sample & { uploadedBytes: number }> => {
-    const job = await driver.prepare(clientRow, repositoryId, client);
-    let m: Measured;
-    let busyAtStart: number | undefined;
-    try {
-      if (wait) busyAtStart = await quiet();
-      m = await measure(proxyParts(), () => driver.run(job, client));
-    } catch (err) {
-      await driver.finish(job, false).catch(() => {});
-      throw err;
-    }
-    const stats = await driver.finish(job, true);
-    return { ...m, run: 0, k: 0, path: 'proxy', kind: 'first', uploadedBytes: Number(stats?.uploadedBytes ?? 0), busyAtStart };
-  };
-
-  // Warm-up (not counted): borg's and node's code into the page cache, the tree too.
+/** Warm-up (not counted): borg's and node's code into the page cache, the tree too. */
+async function warmUp(su: Setup): Promise<void> {
   note('warming up…');
-  warmTree(tree.path);
-  {
-    const loc = await direct.init('warmup');
-    await direct.create(loc, 'w1', small.path);
-    direct.remove('warmup');
-    const repo = await addRepository(stack.deps, { name: 'warmup', path: join(stack.reposDir, 'warmup') });
-    await runProxyJob(warmClient, repo.id);
-  }
+  warmTree(su.tree.path);
+  const loc = await su.side.direct.init('warmup');
+  await su.side.direct.create(loc, 'w1', su.small.path);
+  su.side.direct.remove('warmup');
+  const repo = await addRepository(su.stack.deps, { name: 'warmup', path: join(su.stack.reposDir, 'warmup') });
+  await runProxyJob(su, su.warmClient, repo.id);
+}
 
+/** Fresh repositories per path and run, a first backup and unchanged ones each; paths alternate order. */
+async function collectSamples(su: Setup): Promise<Sample[]> {
+  const { opts, side, stack } = su;
   const samples: Sample[] = [];
   const show = (s: Sample) => note(`run ${s.run} ${s.path.padEnd(6)} ${s.kind.padEnd(6)} ${f2(s.wallS)} s`);
   for (let run = 1; run <= opts.runs; run++) {
@@ -125,27 +128,61 @@ runBench('bench:proxy', async () => {
     for (const path of order) {
       const name = `r${run}`;
       if (path === 'direct') {
-        const loc = await direct.init(name);
+        const loc = await side.direct.init(name);
         for (let k = 0; k <= opts.seconds; k++) {
-          const busyAtStart = await quiet();
-          const m = await measure(directParts(), () => direct.create(loc, `a${k}`, tree.path));
+          const busyAtStart = await quiet(opts);
+          const m = await measure([sshdPart(listenerPid(side.sshd), directServerClass)], () => side.direct.create(loc, `a${k}`, su.tree.path));
           const s: Sample = { ...m, run, k, path, kind: k === 0 ? 'first' : 'second', busyAtStart };
           samples.push(s);
           show(s);
         }
-        direct.remove(name);
+        side.direct.remove(name);
       } else {
         const repo = await addRepository(stack.deps, { name, path: join(stack.reposDir, name) });
         for (let k = 0; k <= opts.seconds; k++) {
-          const s: Sample = { ...(await runProxyJob(bcClient, repo.id, true)), run, k, kind: k === 0 ? 'first' : 'second' };
+          const s: Sample = { ...(await runProxyJob(su, su.bcClient, repo.id, true)), run, k, kind: k === 0 ? 'first' : 'second' };
           samples.push(s);
           show(s);
         }
       }
     }
   }
+  return samples;
+}
 
-  // ---- report ----------------------------------------------------------------------------------
+async function setUp(opts: Opts, profile: Profile | undefined): Promise<Setup> {
+  note('starting BorgCube (database, data dir, sshd, repository service)…');
+  const stack = await startBenchStack({
+    mode: 'service-host',
+    storageNodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profile.service] : [],
+    proxyNodeArgs: profile ? `--cpu-prof --cpu-prof-dir ${profile.proxy}` : undefined,
+  });
+  const side = await setupClientSide(stack.serverPublicKey);
+  note('writing the tree…');
+  const tree = await writeBigTree(side.client, opts.randomMib);
+  const small = await writeSmallTree(side.client);
+  note(`tree: ${mb(tree.bytes)} in ${tree.files} files`);
+  const bcClient = await addClient(stack.deps, { name: 'bench', host: '127.0.0.1', port: side.sshd.port, user: side.client.name, paths: [tree.path] });
+  const warmClient = await addClient(stack.deps, { name: 'warmup', host: '127.0.0.1', port: side.sshd.port, user: side.client.name, paths: [small.path] });
+  return { opts, stack, side, driver: new JobDriver(stack), tree, small, bcClient, warmClient };
+}
+
+runBench('bench:proxy', async () => {
+  if (process.getuid?.() !== 0) throw new Error('bench:proxy sets up users, sshd and accounts: run it as root');
+  const opts = parseOptions();
+  const info = await runInfo();
+  const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
+  if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
+  const profile = profileDirs(opts.profile);
+  const su = await setUp(opts, profile);
+  await warmUp(su);
+  const samples = await collectSamples(su);
+  await report({ info, opts, profile, tree: su.tree, samples, stack: su.stack });
+});
+
+/** The figures: every sample, medians and ratios against the targets, CPU per GB, profiles, one JSON line. */
+async function report(r: { info: RunInfo; opts: Opts; profile: Profile | undefined; tree: TreeInfo; samples: Sample[]; stack: BenchStack }): Promise<void> {
+  const { info, opts, profile, tree, samples, stack } = r;
   const gb = tree.bytes / 1e9;
   printHeader('bench:proxy — stock borg create, direct to borg serve over SSH (a) vs through the BorgCube proxy (b)', info);
   print(`  tree: ${mb(tree.bytes)}, ${tree.files} files (Python stdlib + dist-packages, node_modules, ${opts.randomMib} MiB pseudo-random); repokey, lz4`);
@@ -196,17 +233,7 @@ runBench('bench:proxy', async () => {
     ]),
   );
 
-  if (profile) {
-    print();
-    printProfileSummary('Proxy processes (node --cpu-prof)', profilesIn(profile.proxy));
-    print();
-    note('stopping the repository service to collect its profiles…');
-    await stack.storage.stop();
-    printProfileSummary('Repository service, main thread', profilesIn(profile.service, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
-    print();
-    printProfileSummary('Repository service, crypto worker threads', profilesIn(profile.service, (n) => !/\.0\.\d+\.cpuprofile$/.test(n)));
-    print(`profiles: ${opts.profile}`);
-  }
+  if (profile) await printProfiles(profile, stack, opts.profile!);
 
   const wall = (path: Sample['path'], kind: Sample['kind']) => pick(path, kind).map((s) => Number(s.wallS.toFixed(2)));
   const summary = {
@@ -229,4 +256,16 @@ runBench('bench:proxy', async () => {
   };
   print();
   print(JSON.stringify(summary));
-});
+}
+
+async function printProfiles(profile: Profile, stack: BenchStack, dir: string): Promise<void> {
+  print();
+  printProfileSummary('Proxy processes (node --cpu-prof)', profilesIn(profile.proxy));
+  print();
+  note('stopping the repository service to collect its profiles…');
+  await stack.storage.stop();
+  printProfileSummary('Repository service, main thread', profilesIn(profile.service, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
+  print();
+  printProfileSummary('Repository service, crypto worker threads', profilesIn(profile.service, (n) => !/\.0\.\d+\.cpuprofile$/.test(n)));
+  print(`profiles: ${dir}`);
+}

@@ -11,6 +11,7 @@ import { registerMiscCommands } from './commands/misc.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAlertCommands } from './commands/alert.js';
+import { registerSetupCommands } from './commands/setup.js';
 import { ServiceError } from '../services/errors.js';
 import { formatZodError } from '../services/validation.js';
 import { ConfigError } from '../infra/config.js';
@@ -30,6 +31,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerPolicyCommands(program, ctx);
   registerAlertCommands(program, ctx);
   registerMiscCommands(program, ctx);
+  registerSetupCommands(program, ctx);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ outputError: () => {} });
   return program;
 }

@@ -2,8 +2,8 @@ import { closeSync, constants, fstatSync, mkdirSync, readFileSync, symlinkSync, 
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCleanups } from '../test/helpers/cleanup.js';
-import { tempDir } from '../test/helpers/temp-dir.js';
+import { runCleanups } from '../test/harness/cleanup.js';
+import { tempDir } from '../test/harness/temp-dir.js';
 import { closeAll, fdPath, openBelow, openEntries, openIn, UnsafePathError } from './no-follow.js';
 
 const { O_RDONLY, O_DIRECTORY, O_WRONLY, O_CREAT, O_EXCL } = constants;

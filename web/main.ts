@@ -12,7 +12,7 @@ import { MasterKey } from '../infra/secrets.js';
 import { connectTemporal, type TemporalHandle } from '../infra/temporal.js';
 import { createRedisLoginLimiter, deleteExpiredSessions } from '../services/auth.js';
 import type { ServiceDeps } from '../services/deps.js';
-import { ensureInitialAdmin } from '../services/users.js';
+import { countUsers } from '../db/queries/users.js';
 import { createApp } from './app.js';
 import { createHealthCheck } from './health.js';
 import { createJobEventHub } from '../infra/job-event-hub.js';
@@ -45,12 +45,8 @@ async function main() {
       ).client,
   };
 
-  // First start: an admin account. The generated password goes to stdout once, never to the log.
-  const initial = await ensureInitialAdmin(services, config.adminPassword);
-  if (initial.created) {
-    if (initial.password) process.stdout.write(`BorgCube: created the first admin account "${initial.username}"; its one-time password is: ${initial.password}\n`);
-    log.info({ user: initial.username, generated: Boolean(initial.password) }, 'first admin account created');
-  }
+  // The first account is made by `borgcube first-admin` (npm start runs it), not here.
+  if ((await countUsers(dbh.db)) === 0) log.warn('no console user yet: nobody can log in; create the first one with `borgcube first-admin`');
 
   const hub = createJobEventHub(subscriber, log);
   const app = createApp({

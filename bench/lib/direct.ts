@@ -6,7 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { shellCommand, shellQuote } from '../../infra/shell-quote.js';
 import { runAsUser, type TimedRun } from './measure.js';
-import type { Sshd } from './sshd.js';
+import type { ClientSshd } from '../../test/harness/sshd.js';
 import type { BenchUser } from './users.js';
 
 export interface DirectBorg {
@@ -23,7 +23,7 @@ export function sessionEnv(user: BenchUser): Record<string, string> {
   return { HOME: user.home, USER: user.name, LOGNAME: user.name, SHELL: '/bin/sh', PATH: '/usr/local/bin:/usr/bin:/bin' };
 }
 
-export function setupDirect(client: BenchUser, repoHost: BenchUser, sshd: Sshd): DirectBorg {
+export function setupDirect(client: BenchUser, repoHost: BenchUser, sshd: ClientSshd): DirectBorg {
   const repos = join(repoHost.home, 'repos');
   repoHost.mkdir(repos);
   repoHost.authorize(client.publicKey, `command="borg serve --restrict-to-path ${repos}",restrict`);

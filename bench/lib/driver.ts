@@ -13,7 +13,7 @@ import { findJob } from '../../db/queries/jobs.js';
 import type { Client, JobStats } from '../../db/schema.js';
 import { createEventPublisher, createRedis } from '../../infra/events.js';
 import { runActivity } from './activity-env.js';
-import { onCleanup } from './cleanup.js';
+import { registerCleanup } from '../../test/harness/cleanup.js';
 import { sessionEnv } from './direct.js';
 import { runAsUser, type TimedRun } from './measure.js';
 import type { BenchStack } from './stack.js';
@@ -32,8 +32,8 @@ export class JobDriver {
   constructor(private readonly stack: BenchStack) {
     const redis = createRedis(stack.config.redisUrl);
     const events = createEventPublisher(redis);
-    onCleanup('Redis connection', () => events.close());
-    const deps = { db: stack.db.db, config: stack.config, events, log: stack.deps.log, storageAccount: () => stack.deps.storageAccount() };
+    registerCleanup('Redis connection', () => events.close());
+    const deps = { db: stack.db.handle.db, config: stack.config, events, log: stack.deps.log, storageAccount: () => stack.deps.storageAccount() };
     this.clientActs = createClientActivities(deps);
     this.jobActs = createJobActivities(deps);
   }
@@ -49,8 +49,8 @@ export class JobDriver {
     await this.act(() => this.jobActs.reserveJob({ jobId, clientId: client.id, repositoryId, workflowRunId: 'bench', triggeredBy: 'bench' }));
     await this.stack.storageCall('prepareBackup', { jobId });
     await this.act(() => this.clientActs.pushJobFolder({ jobId }));
-    const job = (await findJob(this.stack.db.db, jobId))!;
-    const fresh = (await findClientById(this.stack.db.db, client.id))!;
+    const job = (await findJob(this.stack.db.handle.db, jobId))!;
+    const fresh = (await findClientById(this.stack.db.handle.db, client.id))!;
     const dir = posix.join(user.home, clientJobDir(jobId));
     const script = posix.join(dir, 'run.sh');
     user.writeFile(script, runScript({ config: this.stack.config, job, client: fresh, dir, borgCmd: fresh.borgPath }), 0o700);
@@ -73,7 +73,7 @@ export class JobDriver {
       } catch {
         /* no log */
       }
-      const logs = `--- repository service log\n${this.stack.storage.tail(25)}\n--- BorgCube sshd log\n${this.stack.sshd.process.tail(15)}`;
+      const logs = `--- repository service log\n${this.stack.storage.tail(25)}\n--- BorgCube sshd log\n${this.stack.sshd.log.split('\n').slice(-15).join('\n')}`;
       throw new Error(`borg create through BorgCube failed (script ${r.code}, rc ${rc || 'missing'}):\n${tail}\n${r.stderr}\n${logs}`);
     }
     return r;

@@ -1,5 +1,5 @@
-// Where the checkout is: the bench scripts run from dist/bench/, the stack's processes from dist/.
-import { fileURLToPath } from 'node:url';
+// The bench scripts run from dist/bench/; their own compiled helpers live beside them.
+import { projectRoot } from '../../test/harness/paths.js';
 
-export const projectRoot = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../..' : '../..', import.meta.url)).replace(/\/$/, '');
+export { projectRoot };
 export const distPath = (rel: string) => `${projectRoot}/dist/${rel}`;

@@ -154,34 +154,3 @@ export async function waitForNoDescendants(pid: number, pred: (cmd: string) => b
     await sleep(50);
   }
 }
-
-function processesOfUid(uid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const m = /^Uid:\s+(\d+)\s+(\d+)/m.exec(readFileSync(`/proc/${entry}/status`, 'utf8'));
-      if (m && (Number(m[1]) === uid || Number(m[2]) === uid)) pids.push(Number(entry));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  return pids;
-}
-
-/** Ends every process of a bench user, by pid (userdel refuses users that still run something). */
-export async function killUserProcesses(uid: number): Promise<void> {
-  if (uid < 1000) throw new Error(`refusing to kill processes of system uid ${uid}`);
-  for (let i = 0; i < 40; i++) {
-    const pids = processesOfUid(uid);
-    if (!pids.length) return;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    await sleep(50);
-  }
-}

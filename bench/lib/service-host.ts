@@ -6,16 +6,17 @@
 //
 // BENCH_PROXY_NODE_ARGS: extra node options for the proxy processes sshd starts (e.g.
 // `--cpu-prof --cpu-prof-dir /tmp/x`); they go into the forced command the service hands sshd.
-import { fileURLToPath } from 'node:url';
 import { createStorageActivities } from '../../activities/storage.js';
 import { createDb } from '../../db/client.js';
 import { lookupAccount } from '../../infra/accounts.js';
 import { loadConfig } from '../../infra/config.js';
+import { programs } from '../../infra/local-stack/programs.js';
 import { createLogger } from '../../infra/logger.js';
 import { MasterKey } from '../../infra/secrets.js';
 import { RepositoryService } from '../../proxy/storage/service.js';
 import { createStorageApi } from '../../proxy/storage/storage-api.js';
 import { runActivity } from './activity-env.js';
+import { projectRoot } from './paths.js';
 
 export type StorageCallName = 'prepareBackup' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob';
 export interface StorageCall {
@@ -36,7 +37,7 @@ async function main() {
     config,
     log,
     masterKey,
-    proxyCommand: { node: extra ? `${process.execPath} ${extra}` : process.execPath, script: fileURLToPath(new URL('../../proxy/session/main.js', import.meta.url)) },
+    proxyCommand: { node: extra ? `${process.execPath} ${extra}` : process.execPath, script: programs(projectRoot).proxySession },
     proxyGid: lookupAccount(config.accounts.proxy)?.gid,
   });
   await service.listen();

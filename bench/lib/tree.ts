@@ -4,11 +4,12 @@
 //    native binaries of Temporal and koffi, to keep the size near the anchor) — compressible —
 //    plus 200 MB of deterministic pseudo-random data — incompressible;
 //  * small: 100 small text files in 10 folders.
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { chownSync, closeSync, lstatSync, openSync, readdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runChecked } from '../../infra/subprocess.js';
+import { pseudoRandomBytes } from '../../test/harness/client-host.js';
 import { projectRoot } from './paths.js';
 import type { BenchUser } from './users.js';
 
@@ -16,14 +17,6 @@ export interface TreeInfo {
   path: string;
   bytes: number;
   files: number;
-}
-
-/** Deterministic incompressible bytes: the AES-256-CTR keystream keyed by the seed. */
-function pseudoRandom(size: number, seed: string, offset: number): Buffer {
-  const key = createHash('sha256').update(`borgcube-bench:${seed}`).digest();
-  const iv = Buffer.alloc(16);
-  iv.writeBigUInt64BE(BigInt(offset / 16), 8);
-  return createCipheriv('aes-256-ctr', key, iv).update(Buffer.alloc(size));
 }
 
 export function measureTree(path: string): TreeInfo {
@@ -77,7 +70,7 @@ export async function writeBigTree(user: BenchUser, randomMiB = 200): Promise<Tr
   for (let i = 0; i < Math.ceil(randomMiB / fileMiB); i++) {
     const fd = openSync(join(rnd, `blob-${String(i).padStart(2, '0')}.bin`), 'w', 0o644);
     try {
-      for (let off = 0; off < fileMiB * 1024 * 1024; off += 4 * 1024 * 1024) writeSync(fd, pseudoRandom(4 * 1024 * 1024, `blob-${i}`, off));
+      for (let off = 0; off < fileMiB * 1024 * 1024; off += 4 * 1024 * 1024) writeSync(fd, pseudoRandomBytes(4 * 1024 * 1024, `blob-${i}`, off));
     } finally {
       closeSync(fd);
     }

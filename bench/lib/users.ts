@@ -1,12 +1,10 @@
-// Unix users that play the client machines (and, for direct Borg, the repository host): fresh,
-// unprivileged, tagged (tags.ts), with ~/.ssh ready for key logins through a loopback sshd.
+// Unix users that play the client machines (and, for direct Borg, the repository host): the
+// harness's client hosts (test/harness/client-host.ts), plus a key pair of their own for logins
+// from this user to others and helpers to write files they own.
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateEd25519 } from '../../infra/ssh-keygen.js';
-import { lookupAccount } from '../../infra/accounts.js';
-import { runChecked } from '../../infra/subprocess.js';
-import { onCleanup } from './cleanup.js';
-import { newUserName, removeBenchUser, userComment } from './tags.js';
+import { createClientHost } from '../../test/harness/client-host.js';
 
 export interface BenchUser {
   name: string;
@@ -25,34 +23,20 @@ export interface BenchUser {
 }
 
 export async function createBenchUser(): Promise<BenchUser> {
-  const name = newUserName();
-  const home = join('/home', name);
-  onCleanup(`user ${name}`, () => removeBenchUser(name));
-  // Password field '*': sshd with `UsePAM no` refuses key logins to locked ('!') accounts.
-  await runChecked('useradd', ['--no-create-home', '--home-dir', home, '--shell', '/bin/sh', '--comment', userComment(), '--user-group', '--password', '*', name]);
-  const a = lookupAccount(name);
-  if (!a) throw new Error(`useradd ${name} did not create the account`);
-  const own = (p: string) => chownSync(p, a.uid, a.gid);
-  mkdirSync(home, { mode: 0o700 });
-  own(home);
-  const sshDir = join(home, '.ssh');
-  mkdirSync(sshDir, { mode: 0o700 });
-  own(sshDir);
-  const authorizedKeys = join(sshDir, 'authorized_keys');
-  writeFileSync(authorizedKeys, '', { mode: 0o600 });
-  own(authorizedKeys);
-  const pair = generateEd25519(name);
-  const privateKeyPath = join(sshDir, 'id_ed25519');
+  const host = await createClientHost({ shell: '/bin/sh' });
+  const own = (p: string) => chownSync(p, host.uid, host.gid);
+  const pair = generateEd25519(host.username);
+  const privateKeyPath = join(host.home, '.ssh', 'id_ed25519');
   writeFileSync(privateKeyPath, pair.private, { mode: 0o600 });
   own(privateKeyPath);
   return {
-    name,
-    uid: a.uid,
-    gid: a.gid,
-    home,
+    name: host.username,
+    uid: host.uid,
+    gid: host.gid,
+    home: host.home,
     privateKeyPath,
     publicKey: pair.public.trim(),
-    authorize: (publicKey, options) => writeFileSync(authorizedKeys, `${options ? `${options} ` : ''}${publicKey.trim()}\n`, { flag: 'a' }),
+    authorize: (publicKey, options) => host.authorize(publicKey, options),
     writeFile: (path, content, mode = 0o600) => {
       writeFileSync(path, content, { mode });
       own(path);

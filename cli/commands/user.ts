@@ -33,7 +33,7 @@ export function registerUserCommands(program: Command, ctx: CliContext) {
     });
 }
 
-function readLine(stream: NodeJS.ReadableStream): Promise<string> {
+export function readLine(stream: NodeJS.ReadableStream): Promise<string> {
   return new Promise((resolve, reject) => {
     const rl = createInterface({ input: stream });
     let got = false;

@@ -64,7 +64,7 @@ if (!existsSync(installed) || mtime(installed) < mtime(lockFile)) {
 }
 
 // Rebuild only when a compiled source is newer than the last successful build.
-const buildDirs = ['infra', 'db', 'proxy', 'activities', 'workflows', 'worker', 'web', 'services', 'cli', 'bench'];
+const buildDirs = ['infra', 'db', 'proxy', 'activities', 'workflows', 'worker', 'web', 'services', 'cli', 'bench', 'test/harness'];
 const newestSource = () => {
   let newest = Math.max(mtime(join(root, 'tsconfig.json')), mtime(join(root, 'tsconfig.build.json')), mtime(lockFile));
   const walk = (dir) => {

@@ -81,23 +81,9 @@ export async function runTests(config: Config, opts: TestOptions): Promise<numbe
     print(`Provisioned in ${formatMs(prov.ms)}.`);
     if (interrupted) return 130;
 
-    // Tests get their own in-memory server unless TEMPORAL_ADDRESS is set explicitly: a running
-    // `npm start` has a worker polling the same task queues on the default address, which would
-    // steal the tests' workflow tasks.
-    let address = process.env.TEMPORAL_ADDRESS ? config.temporal.address : undefined;
-    let namespace = config.temporal.namespace;
-    if (address && (await temporalAnswers(address))) {
-      const added = await ensureNamespaceAndSearchAttributes(address, namespace);
-      print(`temporal: reusing ${address} (TEMPORAL_ADDRESS)${added.length ? `, registered ${added.join(', ')}` : ''}`);
-    } else {
-      if (address) print(`temporal: nothing answers at TEMPORAL_ADDRESS=${address}; starting a server for the tests`);
-      const t = Date.now();
-      mkdirSync(config.paths.logDir, { recursive: true, mode: 0o700 });
-      address = `127.0.0.1:${await freePort()}`;
-      namespace = 'default';
-      temporal = await launchDevServer(prov.temporalCli!.path, { address, namespace, headless: true, logFile: join(config.paths.logDir, 'temporal-test.log') });
-      print(`temporal: started an in-memory dev server for the tests on ${address} (${formatMs(Date.now() - t)})`);
-    }
+    const t = await temporalForTests(config, prov.temporalCli!.path, print);
+    temporal = t.server;
+    const { address, namespace } = t;
     if (interrupted) return 130;
 
     const env = {
@@ -142,6 +128,27 @@ export async function runTests(config: Config, opts: TestOptions): Promise<numbe
   if (counts.passed + counts.failed + counts.skipped > 0) print(`tests: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
   print(`${code === 0 ? 'All checks passed' : interrupted ? 'Interrupted' : `Failed (exit ${code})`} — total ${formatMs(Date.now() - t0)}.`);
   return interrupted ? 130 : code;
+}
+
+/**
+ * Tests get their own in-memory server unless TEMPORAL_ADDRESS is set explicitly: a running
+ * `npm start` has a worker polling the same task queues on the default address, which would
+ * steal the tests' workflow tasks.
+ */
+async function temporalForTests(config: Config, cliPath: string, print: (line: string) => void): Promise<{ address: string; namespace: string; server?: RunningDevServer }> {
+  const address = process.env.TEMPORAL_ADDRESS ? config.temporal.address : undefined;
+  if (address && (await temporalAnswers(address))) {
+    const added = await ensureNamespaceAndSearchAttributes(address, config.temporal.namespace);
+    print(`temporal: reusing ${address} (TEMPORAL_ADDRESS)${added.length ? `, registered ${added.join(', ')}` : ''}`);
+    return { address, namespace: config.temporal.namespace };
+  }
+  if (address) print(`temporal: nothing answers at TEMPORAL_ADDRESS=${address}; starting a server for the tests`);
+  const t = Date.now();
+  mkdirSync(config.paths.logDir, { recursive: true, mode: 0o700 });
+  const own = `127.0.0.1:${await freePort()}`;
+  const server = await launchDevServer(cliPath, { address: own, namespace: 'default', headless: true, logFile: join(config.paths.logDir, 'temporal-test.log') });
+  print(`temporal: started an in-memory dev server for the tests on ${own} (${formatMs(Date.now() - t)})`);
+  return { address: own, namespace: 'default', server };
 }
 
 const signalNumbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };

@@ -1,16 +1,14 @@
-// `npm start`: provision, then run the whole stack in the foreground under the supervisor until
-// Ctrl-C. Order matters: Temporal before the worker, the repository service before sshd sessions
-// can reach it, the web app last (its /healthz says the stack is up).
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// `npm start`: provision, link the CLI onto PATH, then run the whole stack in the foreground
+// under the supervisor until Ctrl-C (children.ts starts the parts in their order).
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
-import { sshdCommand } from '../sshd.js';
-import { baseEnv } from '../subprocess.js';
-import { connectableHost, httpStatus, isListening, isLoopback, parseHostPort, tcpAnswers, waitFor } from './net.js';
-import { formatMs, provision } from './provision.js';
+import { startProduct, startSshd, startTemporal, type ChildContext } from './children.js';
+import { describeCliLink, ensureCliLink } from './cli-link.js';
+import { connectableHost, tcpAnswers } from './net.js';
+import { programs } from './programs.js';
+import { formatMs, provision, type ProvisionResult } from './provision.js';
 import { Supervisor } from './supervisor.js';
-import { devServerArgs, ensureNamespaceAndSearchAttributes, temporalAnswers, waitForTemporal } from './temporal-server.js';
-import { STORAGE_NODE_ARGS } from '../../worker/storage-node-args.js';
 
 export interface StartOptions {
   projectDir: string;
@@ -65,94 +63,18 @@ export async function startStack(config: Config, opts: StartOptions): Promise<nu
     print(`Provisioning (data dir ${config.dataDir})`);
     const prov = await provision(config, { mode: 'start', projectDir: opts.projectDir, print, signal: shutdown.signal });
     print(`Provisioned in ${formatMs(prov.ms)}.`);
+    const cliLink = ensureCliLink(programs(opts.projectDir).cli);
     shutdown.signal.throwIfAborted();
     writeFileSync(pidFile(config), `${process.pid}\n`, { mode: 0o644 });
     wrotePid = true;
 
-    // Temporal: reuse whatever answers at TEMPORAL_ADDRESS; start the dev server only on this machine.
-    const { address, namespace } = config.temporal;
-    if (await temporalAnswers(address)) {
-      const added = await ensureNamespaceAndSearchAttributes(address, namespace);
-      print(`temporal: reusing the server at ${address}${added.length ? ` (registered ${added.join(', ')})` : ''}`);
-    } else {
-      const { host } = parseHostPort(address);
-      if (!isLoopback(host)) throw new Error(`Temporal does not answer at ${address} (TEMPORAL_ADDRESS); start it, or unset TEMPORAL_ADDRESS to use the embedded dev server`);
-      const ui = new URL(config.temporal.uiUrl);
-      print(`temporal: starting the dev server on ${address} (UI ${config.temporal.uiUrl}, state in ${config.paths.temporalDir})`);
-      await supervisor.start({
-        name: 'temporal',
-        file: prov.temporalCli!.path,
-        args: devServerArgs({ address, namespace, dbFile: join(config.paths.temporalDir, 'temporal.db'), uiPort: Number(ui.port || 80) }),
-        env: { ...process.env, HOME: process.env.HOME ?? '/root' },
-        ready: (signal) => waitForTemporal(address, namespace, { timeoutMs: 120_000, signal }),
-      });
-      // A server whose SQLite file predates an attribute still gets it.
-      await ensureNamespaceAndSearchAttributes(address, namespace);
-      if (isLoopback(ui.hostname)) {
-        const status = await waitFor('Temporal UI', async () => (await httpStatus(config.temporal.uiUrl)) ?? false, { timeoutMs: 30_000, signal: shutdown.signal }).catch(() => undefined);
-        if (status === undefined) print(`temporal: warning: the UI does not answer at ${config.temporal.uiUrl}`);
-      }
-    }
+    const c: ChildContext = { config, supervisor, projectDir: opts.projectDir, print, signal: shutdown.signal };
+    await startTemporal(c, prov.temporalCli!.path);
     shutdown.signal.throwIfAborted();
-
-    // Readiness below looks for a listening socket, so a port taken by someone else must be caught first.
-    if (isListening(config.ssh.port)) throw new Error(`port ${config.ssh.port} is already in use; stop what listens there or set BORGCUBE_SSH_PORT`);
-    const [sshdFile, sshdArgs] = sshdCommand({ dir: config.paths.sshdDir });
-    await supervisor.start({
-      name: 'sshd',
-      file: sshdFile,
-      args: sshdArgs,
-      env: baseEnv(),
-      ready: (signal) => waitFor(`sshd on port ${config.ssh.port}`, () => isListening(config.ssh.port), { timeoutMs: 20_000, signal }).then(() => undefined),
-      readyTimeoutMs: 25_000,
-    });
+    await startSshd(c);
     shutdown.signal.throwIfAborted();
-
-    const nodeEnv = { ...process.env };
-    const { storage } = prov.accounts;
-    const entries = [
-      {
-        name: 'storage',
-        entry: 'dist/worker/storage-main.js',
-        nodeArgs: STORAGE_NODE_ARGS,
-        // Same environment, but the storage account's own HOME: borg keeps its config and cache there.
-        env: { ...nodeEnv, HOME: storage.home, USER: storage.name, LOGNAME: storage.name },
-        uid: storage.uid,
-        gid: storage.gid,
-      },
-      { name: 'worker', entry: 'dist/worker/main.js', env: nodeEnv, nodeArgs: [] },
-      { name: 'web', entry: 'dist/web/main.js', env: nodeEnv, nodeArgs: [] },
-    ];
-    const started = new Set<string>();
-    for (const e of entries) {
-      const file = join(opts.projectDir, e.entry);
-      if (!existsSync(file)) {
-        print(`${e.name}: skipped — ${e.entry} does not exist yet (its source is not written or not built)`);
-        continue;
-      }
-      await supervisor.start({ name: e.name, file: process.execPath, args: ['--enable-source-maps', ...e.nodeArgs, file], env: e.env, cwd: opts.projectDir, uid: e.uid, gid: e.gid });
-      started.add(e.name);
-    }
-
-    const healthUrl = `http://${connectableHost(config.web.host)}:${config.web.port}/healthz`;
-    if (started.has('web')) {
-      await waitFor(`the web console (GET ${healthUrl} → 200)`, async () => (await httpStatus(healthUrl)) === 200, { timeoutMs: 90_000, intervalMs: 500, signal: shutdown.signal }).catch((err: Error) => {
-        if (shutdown.signal.aborted) throw err;
-        throw new Error(`${err.message}; see ${supervisor.logFile('web')}`);
-      });
-    }
-
-    const login = prov.admin?.password
-      ? `log in as admin with the one-time password ${prov.admin.password} (shown once; change it after logging in)`
-      : 'log in as admin with the password you set in BORGCUBE_ADMIN_PASSWORD, or the one printed at the first start';
-    print('');
-    print(`BorgCube is up (${formatMs(Date.now() - t0)}).`);
-    print(`  console      ${started.has('web') ? config.web.publicUrl : `${config.web.publicUrl} (not running: dist/web/main.js is missing)`}`);
-    print(`               ${login}`);
-    print(`  Temporal UI  ${config.temporal.uiUrl}`);
-    print(`  SSH proxy    ${config.accounts.proxy}@${config.ssh.host}:${config.ssh.port}`);
-    print(`  logs         ${config.paths.logDir}/`);
-    print('  Stop with Ctrl-C.');
+    const started = await startProduct(c, prov.accounts.storage);
+    printBanner(config, { print, ms: Date.now() - t0, webRunning: started.has('web'), admin: prov.admin, cli: describeCliLink(cliLink, programs(opts.projectDir).cli) });
 
     await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }));
     await supervisor.stop();
@@ -170,4 +92,20 @@ export async function startStack(config: Config, opts: StartOptions): Promise<nu
     if (wrotePid) rmSync(pidFile(config), { force: true });
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
   }
+}
+
+function printBanner(config: Config, b: { print: (line: string) => void; ms: number; webRunning: boolean; admin: ProvisionResult['admin']; cli: string }): void {
+  const { print } = b;
+  const login = b.admin?.password
+    ? `log in as admin with the one-time password ${b.admin.password} (shown once; change it after logging in)`
+    : 'log in as admin with the password you set in BORGCUBE_ADMIN_PASSWORD, or the one printed at the first start';
+  print('');
+  print(`BorgCube is up (${formatMs(b.ms)}).`);
+  print(`  console      ${b.webRunning ? config.web.publicUrl : `${config.web.publicUrl} (not running: dist/web/main.js is missing)`}`);
+  print(`               ${login}`);
+  print(`  CLI          ${b.cli}`);
+  print(`  Temporal UI  ${config.temporal.uiUrl}`);
+  print(`  SSH proxy    ${config.accounts.proxy}@${config.ssh.host}:${config.ssh.port}`);
+  print(`  logs         ${config.paths.logDir}/`);
+  print('  Stop with Ctrl-C.');
 }

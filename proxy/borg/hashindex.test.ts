@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { BorgFormatError } from './errors.js';
 import { ChunkIndex, HASH_SIZES, MAX_REFCOUNT, type ChunkIndexEntry } from './hashindex.js';
 import { HAVE_BORG, TESTDATA, borgPython } from './test-fixtures.js';
-import { tempDir } from '../../test/helpers/temp-dir.js';
+import { tempDir } from '../../test/harness/temp-dir.js';
 
 const vec = (name: string): Buffer => readFileSync(join(TESTDATA, 'vectors', name));
 const sha = (s: string): Buffer => createHash('sha256').update(s).digest();

@@ -9,7 +9,7 @@ import { asKeyType, createJobKey, isEncrypted, loadKey, type BorgKey } from './k
 import { MANIFEST_ID, blocksUsed, decryptObject, decryptUnchecked, encryptObject, idHash, reencrypt, verifyChunk } from './objects.js';
 import { iterRepository, liveObjects, HAVE_BORG, MODES, VERIFY_PY, borgCheckSchema, borgPython, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
 import { encodeRequest } from './rpc.js';
-import { tempDir } from '../../test/helpers/temp-dir.js';
+import { tempDir } from '../../test/harness/temp-dir.js';
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const keyFor = (mode: Mode): BorgKey => loadKey(keyText(mode) ?? '', 'test', asKeyType(loadExpect(mode).keyType));

@@ -16,7 +16,7 @@ import {
   parseRequest,
 } from './rpc.js';
 import { HAVE_BORG, TESTDATA, repoDir } from './test-fixtures.js';
-import { tempDir } from '../../test/helpers/temp-dir.js';
+import { tempDir } from '../../test/harness/temp-dir.js';
 
 /** Splits a relay.py log into the client->server and server->client byte streams. */
 function relayStreams(file: string): { c2s: Buffer[]; s2c: Buffer[] } {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../infra/logger.js';
 import { MAX_REFCOUNT } from '../borg/hashindex.js';
-import { tempDir } from '../../test/helpers/temp-dir.js';
+import { tempDir } from '../../test/harness/temp-dir.js';
 import { ChunkStore, decodeRefs, encodeIndexRefs, type RefMap } from './chunk-store.js';
 
 const hex = (n: number) => n.toString(16).padStart(64, '0');

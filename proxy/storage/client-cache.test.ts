@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CACHE_README } from '../borg/cache-config.js';
 import { ChunkIndex } from '../borg/hashindex.js';
 import { HAVE_BORG, TESTDATA, expectedCacheIndex, loadExpect, repoDir } from '../borg/test-fixtures.js';
-import { tempDir } from '../../test/helpers/temp-dir.js';
+import { tempDir } from '../../test/harness/temp-dir.js';
 import { writeClientCache } from './client-cache.js';
 
 const cacheFile = (dir: string, name: string): Buffer => readFileSync(join(TESTDATA, 'cache', dir, name));

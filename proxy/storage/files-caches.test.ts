@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../infra/logger.js';
 import { writeFilesCache, type FilesCacheEntry } from '../borg/files-cache.js';
-import { tempDir } from '../../test/helpers/temp-dir.js';
+import { tempDir } from '../../test/harness/temp-dir.js';
 import { FilesCaches } from './files-caches.js';
 
 const tmp = () => tempDir('files-caches');

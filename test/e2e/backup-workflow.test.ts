@@ -12,12 +12,12 @@ import { addClient } from '../../services/clients.js';
 import { cancelJob, getJob, startBackup } from '../../services/jobs.js';
 import { startCheck } from '../../services/policies.js';
 import { runAdminBorg } from '../../services/repositories.js';
-import { backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../helpers/backup.js';
-import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
-import { projectRoot } from '../helpers/paths.js';
+import { backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../harness/backup.js';
+import { registerCleanup, runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
+import { projectRoot } from '../harness/paths.js';
 
 const bigTree = {
   'data/big1.bin': { type: 'file' as const, size: 300 * 1024 * 1024, seed: 'big1' },

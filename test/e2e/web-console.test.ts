@@ -24,13 +24,13 @@ import { addClient } from '../../services/clients.js';
 import { getJob } from '../../services/jobs.js';
 import { getPolicy, policyScheduleId } from '../../services/policies.js';
 import { addUser } from '../../services/users.js';
-import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
-import { freePort, httpStatus, waitFor } from '../helpers/net.js';
-import { cleanUpSchedules } from '../helpers/policies.js';
-import { projectRoot } from '../helpers/paths.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { registerCleanup, runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { freePort, httpStatus, waitFor } from '../harness/net.js';
+import { cleanUpSchedules } from '../harness/policies.js';
+import { projectRoot } from '../harness/paths.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 const adminPassword = 'e2e-admin-password-1234';
 const viewerPassword = 'e2e-viewer-password-1234';
@@ -43,11 +43,13 @@ const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-f
 
 /** The web process of the stack, started like `npm start` starts it. */
 async function startWeb(stack: TestStack): Promise<{ url: string; proc: ChildProcess; log: string }> {
+  const admin = await stack.cli(['first-admin', '--password-stdin'], { input: `${adminPassword}\n` });
+  if (admin.code !== 0) throw new Error(`borgcube first-admin failed: ${admin.err}`);
   const port = await freePort();
   const log = join(stack.dataDir, 'logs', 'web.log');
   mkdirSync(join(stack.dataDir, 'logs'), { recursive: true });
   const proc = spawn(process.execPath, [join(projectRoot, 'dist/web/main.js')], {
-    env: { ...stack.env, BORGCUBE_WEB_HOST: '127.0.0.1', BORGCUBE_WEB_PORT: String(port), BORGCUBE_ADMIN_PASSWORD: adminPassword },
+    env: { ...stack.env, BORGCUBE_WEB_HOST: '127.0.0.1', BORGCUBE_WEB_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   proc.stdout?.on('data', (c: Buffer) => appendFileSync(log, c));

@@ -10,14 +10,14 @@ import { policiesTable, type AlertPayload } from '../../db/schema.js';
 import { addClient, updateClient } from '../../services/clients.js';
 import { listIncidents } from '../../services/alerts.js';
 import { getPolicy } from '../../services/policies.js';
-import { backup } from '../helpers/backup.js';
-import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from '../helpers/alert-sinks.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
-import { waitFor } from '../helpers/net.js';
-import { cleanUpSchedules, expectJobEnds, waitForPolicyIdle, waitForPolicyJob } from '../helpers/policies.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { backup } from '../harness/backup.js';
+import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from '../harness/alert-sinks.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { waitFor } from '../harness/net.js';
+import { cleanUpSchedules, expectJobEnds, waitForPolicyIdle, waitForPolicyJob } from '../harness/policies.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 describe('alerts', () => {
   let stack: TestStack;

@@ -9,14 +9,14 @@ import type { RepositoryCheck } from '../../db/schema.js';
 import { addClient } from '../../services/clients.js';
 import { jobLogTail } from '../../services/jobs.js';
 import { listRepositoryChecks, startCheck } from '../../services/policies.js';
-import { backup } from '../helpers/backup.js';
-import { startWebhookReceiver, type WebhookReceiver } from '../helpers/alert-sinks.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
-import { waitFor } from '../helpers/net.js';
-import { cleanUpSchedules, expectJobEnds, waitForPolicyJob } from '../helpers/policies.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { backup } from '../harness/backup.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../harness/alert-sinks.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { waitFor } from '../harness/net.js';
+import { cleanUpSchedules, expectJobEnds, waitForPolicyJob } from '../harness/policies.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 describe('checks', () => {
   let stack: TestStack;

@@ -7,9 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as jobsQ from '../../db/queries/jobs.js';
 import { createEventPublisher, createRedis, jobChannel, type EventPublisher } from '../../infra/events.js';
 import { getRepository } from '../../services/repositories.js';
-import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
-import { waitFor } from '../helpers/net.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { registerCleanup, runCleanups } from '../harness/cleanup.js';
+import { waitFor } from '../harness/net.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 describe('borgcube job logs --follow', () => {
   let stack: TestStack;

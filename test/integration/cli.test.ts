@@ -8,10 +8,10 @@ import { lookupAccount } from '../../infra/accounts.js';
 import { findClientByName } from '../../db/queries/clients.js';
 import { connectClient, updateClient } from '../../services/clients.js';
 import { listRepositories } from '../../services/repositories.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 describe('borgcube CLI', () => {
   let stack: TestStack;
@@ -32,7 +32,7 @@ describe('borgcube CLI', () => {
 
   async function runWithEnv(args: string[], env: Record<string, string>) {
     const { run } = await import('../../infra/subprocess.js');
-    const { projectRoot } = await import('../helpers/paths.js');
+    const { projectRoot } = await import('../harness/paths.js');
     const r = await run(process.execPath, [`${projectRoot}/bin/borgcube`, ...args], { env: { ...stack.env, ...env }, timeoutMs: 120_000 });
     return { ...r, out: r.stdout.toString(), err: r.stderr.toString() };
   }

@@ -9,7 +9,7 @@ import { createJobKey, type BorgKey } from '../../proxy/borg/keys.js';
 import { decryptObject, encryptObject, idHash } from '../../proxy/borg/objects.js';
 import type * as PoolModule from '../../proxy/storage/crypto-pool.js';
 import type { VerifyResult } from '../../proxy/storage/crypto-pool.js';
-import { projectRoot } from '../helpers/paths.js';
+import { projectRoot } from '../harness/paths.js';
 
 const { CryptoPool } = (await import(pathToFileURL(join(projectRoot, 'dist/proxy/storage/crypto-pool.js')).href)) as typeof PoolModule;
 

@@ -7,11 +7,11 @@ import { requireAccount } from '../../infra/accounts.js';
 import { loadConfig } from '../../infra/config.js';
 import { freePort } from '../../infra/local-stack/net.js';
 import { provision } from '../../infra/local-stack/provision.js';
-import { runChecked } from '../../infra/subprocess.js';
-import { registerCleanup } from '../helpers/cleanup.js';
-import { createTestDatabase } from '../helpers/db.js';
-import { projectRoot } from '../helpers/paths.js';
-import { makeTaggedDir } from '../helpers/tags.js';
+import { run as run_, runChecked } from '../../infra/subprocess.js';
+import { registerCleanup } from '../harness/cleanup.js';
+import { createTestDatabase } from '../harness/db.js';
+import { projectRoot } from '../harness/paths.js';
+import { makeTaggedDir } from '../harness/tags.js';
 
 function ownerAndMode(path: string) {
   const st = statSync(path);
@@ -59,6 +59,11 @@ describe('provisioning', () => {
     expect(second.lines.join('\n')).not.toMatch(/created|fixed|applied/);
     expect(readFileSync(p.masterKey).equals(masterKey)).toBe(true);
     expect(second.result.ms).toBeLessThan(10_000);
+
+    // Run by hand once users exist, `borgcube first-admin` refuses in one clear line.
+    const again = await run_(process.execPath, [join(projectRoot, 'bin/borgcube'), 'first-admin'], { env: { ...process.env, DATABASE_URL: tdb.url, BORGCUBE_DATA_DIR: dataDir }, timeoutMs: 60_000 });
+    expect(again.code).toBe(2);
+    expect(again.stderr.toString()).toMatch(/^borgcube: console users exist already/);
 
     // Drift is repaired, and said so.
     chmodSync(dataDir, 0o755);

@@ -14,12 +14,12 @@ import { addClient, getClient, updateClient } from '../../services/clients.js';
 import { startBackup } from '../../services/jobs.js';
 import { addUser } from '../../services/users.js';
 import { createMetricsApp } from '../../web/metrics.js';
-import { backup, waitForJob } from '../helpers/backup.js';
-import { registerCleanup, runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
-import { cleanUpSchedules } from '../helpers/policies.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { backup, waitForJob } from '../harness/backup.js';
+import { registerCleanup, runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { cleanUpSchedules } from '../harness/policies.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 const token = 'metrics-token-0123456789abcdef';
 

@@ -14,12 +14,12 @@ import { addClient } from '../../services/clients.js';
 import { endOrphanedJobs, getJob, jobLogTail, startBackup } from '../../services/jobs.js';
 import { getRepository } from '../../services/repositories.js';
 import type { OrphanCleanupResult } from '../../workflows/orphan-cleanup.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, gatedBorg, type ClientHost } from '../helpers/client-host.js';
-import { waitFor } from '../helpers/net.js';
-import { expectJobEnds } from '../helpers/policies.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, gatedBorg, type ClientHost } from '../harness/client-host.js';
+import { waitFor } from '../harness/net.js';
+import { expectJobEnds } from '../harness/policies.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 describe('jobs without a running workflow', () => {
   let stack: TestStack;

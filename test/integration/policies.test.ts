@@ -9,12 +9,12 @@ import { addClient } from '../../services/clients.js';
 import { startBackup } from '../../services/jobs.js';
 import { getPolicy, getPolicyDetails, policyScheduleId, type PolicyDetails } from '../../services/policies.js';
 import type { ScheduledRunResult } from '../../workflows/scheduled.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, gatedBorg, type ClientHost } from '../helpers/client-host.js';
-import { cleanUpSchedules, expectJobEnds, policyJobs, waitForIdle, waitForPolicyIdle, waitForPolicyJob } from '../helpers/policies.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
-import { waitFor } from '../helpers/net.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, gatedBorg, type ClientHost } from '../harness/client-host.js';
+import { cleanUpSchedules, expectJobEnds, policyJobs, waitForIdle, waitForPolicyIdle, waitForPolicyJob } from '../harness/policies.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
+import { waitFor } from '../harness/net.js';
 
 describe('policies and their schedules', () => {
   let stack: TestStack;

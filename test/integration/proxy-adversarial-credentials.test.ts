@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listViolations } from '../../db/queries/jobs.js';
 import { encodeFrame } from '../../proxy/protocol/frames.js';
 import { getJob, startBackup } from '../../services/jobs.js';
-import { borgCheck, describeJob, waitForJob } from '../helpers/backup.js';
-import { runCleanups } from '../helpers/cleanup.js';
+import { borgCheck, describeJob, waitForJob } from '../harness/backup.js';
+import { runCleanups } from '../harness/cleanup.js';
 import {
   expectCaught,
   listArchives,

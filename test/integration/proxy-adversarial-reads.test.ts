@@ -14,8 +14,8 @@ import { LIMITS, Unpacker } from '../../proxy/borg/msgpack.js';
 import { decryptObject } from '../../proxy/borg/objects.js';
 import { iterRepository } from '../../proxy/borg/test-fixtures.js';
 import { getRepository, openRepositorySecrets } from '../../services/repositories.js';
-import { borgCheck } from '../helpers/backup.js';
-import { runCleanups } from '../helpers/cleanup.js';
+import { borgCheck } from '../harness/backup.js';
+import { runCleanups } from '../harness/cleanup.js';
 import { expectCaught, filesBelow, runAttack, setUpWorld, type AdversarialWorld } from '../fixtures/adversarial.js';
 
 describe('a hacked client reads nothing through the proxy', () => {

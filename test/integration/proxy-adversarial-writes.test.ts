@@ -6,8 +6,8 @@
 // same archives with the same ids, no object of the attack left behind (`borg check` counts
 // orphans as errors), and `borg check --verify-data` clean at the end.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { borgCheck } from '../helpers/backup.js';
-import { runCleanups } from '../helpers/cleanup.js';
+import { borgCheck } from '../harness/backup.js';
+import { runCleanups } from '../harness/cleanup.js';
 import { expectCaught, runAttack, setUpWorld, type AdversarialWorld } from '../fixtures/adversarial.js';
 
 describe('a hacked client destroys nothing through the proxy', () => {

@@ -3,11 +3,11 @@
 // and a second backup of the same tree sends at most 2% of the first one's bytes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addClient, updateClient } from '../../services/clients.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost, type TreeSpec } from '../helpers/client-host.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
-import { archiveNames, backup, borgCheck, expectSameTree, extract } from '../helpers/backup.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost, type TreeSpec } from '../harness/client-host.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
+import { archiveNames, backup, borgCheck, expectSameTree, extract } from '../harness/backup.js';
 
 const modes = ['repokey', 'repokey-blake2', 'keyfile', 'keyfile-blake2'] as const;
 const compressions = ['none', 'lz4', 'zstd', 'zlib', 'lzma'] as const;

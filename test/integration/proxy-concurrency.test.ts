@@ -8,11 +8,11 @@ import { iterRepository } from '../../proxy/borg/test-fixtures.js';
 import { addClient } from '../../services/clients.js';
 import { getRepository, openRepositorySecrets } from '../../services/repositories.js';
 import { startBackup } from '../../services/jobs.js';
-import { archiveNames, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../helpers/backup.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { archiveNames, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../harness/backup.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 describe('several backups into one repository at once', () => {
   let stack: TestStack;

@@ -12,11 +12,11 @@ import { archivesTable, repositoriesTable } from '../../db/schema.js';
 import { addClient, getClient } from '../../services/clients.js';
 import { jobLogTail } from '../../services/jobs.js';
 import { getRepository } from '../../services/repositories.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createClientHost, type ClientHost } from '../helpers/client-host.js';
-import { cleanUpSchedules, expectJobEnds, waitForPolicyIdle, waitForPolicyJob } from '../helpers/policies.js';
-import { startClientSshd, type ClientSshd } from '../helpers/sshd.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { cleanUpSchedules, expectJobEnds, waitForPolicyIdle, waitForPolicyJob } from '../harness/policies.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 
 /** Archives of `web` with server-stamped times (UTC); the comments give borg's verdict. */
 const webArchives: Array<[string, string, 'keep' | 'prune']> = [

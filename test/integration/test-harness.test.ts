@@ -1,4 +1,4 @@
-// The test harness itself (test/helpers): databases, the client-host sshd and users, BorgCube's
+// The test harness itself (test/harness): databases, the client-host sshd and users, BorgCube's
 // sshd, and the Temporal server of the run. Other suites rely on all of it.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -7,11 +7,11 @@ import { ensureNamespaceAndSearchAttributes, temporalAnswers } from '../../infra
 import { sshBanner } from '../../infra/local-stack/net.js';
 import { SshConnection, SshError } from '../../infra/ssh.js';
 import { searchAttributes } from '../../infra/temporal-search-attributes.js';
-import { createClientHost, describeTree, pseudoRandomBytes } from '../helpers/client-host.js';
-import { createTestDatabase } from '../helpers/db.js';
-import { generateTestKey } from '../helpers/keys.js';
-import { startBorgcubeSshd, startClientSshd } from '../helpers/sshd.js';
-import { createTestWorkflowEnvironment, testTemporal } from '../helpers/temporal.js';
+import { createClientHost, describeTree, pseudoRandomBytes } from '../harness/client-host.js';
+import { createTestDatabase } from '../harness/db.js';
+import { generateTestKey } from '../harness/keys.js';
+import { startBorgcubeSshd, startClientSshd } from '../harness/sshd.js';
+import { createTestWorkflowEnvironment, testTemporal } from '../harness/temporal.js';
 
 describe('createTestDatabase', () => {
   it('gives an empty, migrated database and drops it', async () => {

@@ -20,8 +20,8 @@ import { addUser } from '../../services/users.js';
 import { createApp, type WebApp } from '../../web/app.js';
 import { operationOf } from '../../web/api/openapi.js';
 import { createJobEventHub, type JobEventHub } from '../../infra/job-event-hub.js';
-import { runCleanups } from '../helpers/cleanup.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createTestDatabase, type TestDatabase } from '../harness/db.js';
 import { Browser, password } from './web-browser.js';
 import { insertRepositoryRow } from './web-fixtures.js';
 

@@ -19,11 +19,11 @@ import { addPolicy, getPolicy, getPolicyDetails, policyScheduleId } from '../../
 import { addUser } from '../../services/users.js';
 import { createApp, type WebApp } from '../../web/app.js';
 import { createJobEventHub } from '../../infra/job-event-hub.js';
-import { startWebhookReceiver } from '../helpers/alert-sinks.js';
-import { registerCleanup } from '../helpers/cleanup.js';
-import { waitFor } from '../helpers/net.js';
-import { cleanUpSchedules } from '../helpers/policies.js';
-import { startStack, type TestStack } from '../helpers/stack.js';
+import { startWebhookReceiver } from '../harness/alert-sinks.js';
+import { registerCleanup } from '../harness/cleanup.js';
+import { waitFor } from '../harness/net.js';
+import { cleanUpSchedules } from '../harness/policies.js';
+import { startStack, type TestStack } from '../harness/stack.js';
 import { Browser, password } from './web-browser.js';
 import { insertRepositoryRow } from './web-fixtures.js';
 

@@ -22,7 +22,7 @@ export function testDatabaseServerUrl(): string {
   return loadConfig().databaseUrl;
 }
 
-export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(opts: { migrate?: boolean; max?: number } = {}): Promise<TestDatabase> {
   const serverUrl = testDatabaseServerUrl();
   const name = `${databasePrefix}${process.pid}_${randomBytes(5).toString('hex')}`;
   const admin = new URL(serverUrl);
@@ -36,7 +36,7 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
   }
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
-  const handle = createDb(url.toString(), { max: 4, applicationName: 'borgcube-test' });
+  const handle = createDb(url.toString(), { max: opts.max ?? 4, applicationName: 'borgcube-test' });
   let closed = false;
   const drop = registerCleanup(`database ${name}`, async () => {
     if (!closed) {

@@ -45,7 +45,7 @@ function processesOf(uid: number): number[] {
 /** Ends every process of a test user (by pid); userdel refuses users that still run something. */
 export async function killUserProcesses(uid: number): Promise<void> {
   if (uid < 1000) throw new Error(`refusing to kill processes of system uid ${uid}`);
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < 40; i++) {
     const pids = processesOf(uid);
     if (!pids.length) return;
     for (const pid of pids) {

@@ -5,15 +5,11 @@
 // TEMPORAL_ADDRESS set in the environment (npm test sets it) and answering → that server is used.
 // Otherwise an in-memory dev server is started on a free port for this run and stopped at the
 // end: the default address may be a running `npm start`, whose worker would take the tests' tasks.
-import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { loadConfig } from '../../infra/config.js';
-import { freePort } from '../../infra/local-stack/net.js';
-import { ensureNamespaceAndSearchAttributes, launchDevServer, resolveTemporalCli, temporalAnswers } from '../../infra/local-stack/temporal-server.js';
+import { ensureNamespaceAndSearchAttributes, temporalAnswers } from '../../infra/local-stack/temporal-server.js';
 import { sweepLeftovers } from './leftovers.js';
-import { projectRoot } from './paths.js';
-import { makeTaggedDir, recordProcess } from './tags.js';
-import { rmSync } from 'node:fs';
+import { startOwnTemporal } from './temporal-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -37,17 +33,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await ensureNamespaceAndSearchAttributes(address, namespace);
   } else {
     const started = Date.now();
-    const cli = await resolveTemporalCli({ configured: config.temporal.cliPath, projectDir: projectRoot, build: true, print: log });
-    const dir = makeTaggedDir('temporal');
-    address = `127.0.0.1:${await freePort()}`;
-    namespace = 'default';
-    const server = await launchDevServer(cli.path, { address, namespace, headless: true, logFile: join(dir, 'temporal.log') });
-    recordProcess(dir, server.pid, `--port ${address.split(':')[1]}`);
+    const own = await startOwnTemporal({ build: true, print: log });
+    ({ address, namespace } = own);
     log(`started an in-memory Temporal dev server on ${address} in ${Date.now() - started} ms`);
-    stopServer = async () => {
-      await server.stop();
-      rmSync(dir, { recursive: true, force: true });
-    };
+    stopServer = () => own.stop();
   }
   project.provide('temporalAddress', address);
   project.provide('temporalNamespace', namespace);

@@ -1,5 +1,6 @@
-// Removes what earlier, crashed test runs left behind: tagged users, tagged temp folders with
-// their processes (sshd, Temporal), tagged databases — only those whose owning process is gone.
+// Removes what earlier, crashed test or bench runs left behind: tagged users, tagged temp folders
+// with their processes (sshd, Temporal, a stack), tagged databases — only those whose owning
+// process is gone.
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataPaths } from '../../infra/config.js';
-import { authorizedKeysScriptPath } from '../../infra/local-stack/provision.js';
+import { authorizedKeysScriptPath } from '../../infra/local-stack/programs.js';
 import { freePort, sshBanner, waitFor } from '../../infra/local-stack/net.js';
 import { normalizeKey } from '../../infra/ssh.js';
 import { prepareSshd, sshdCommand, sshdPaths, type SshdInstance } from '../../infra/sshd.js';
@@ -36,6 +36,11 @@ class SshdProcess {
   /** sshd's own log (stderr with -e), for assertions and failure messages. */
   get log(): string {
     return this.output;
+  }
+
+  /** The listener's pid (benchmarks sample the CPU of everything below it). */
+  get pid(): number | undefined {
+    return this.proc?.pid;
   }
 
   async start(): Promise<void> {
@@ -97,6 +102,7 @@ function readHostKey(path: string): string {
 export interface ClientSshd {
   host: string;
   port: number;
+  readonly pid: number | undefined;
   /** The host key it presents now, "ssh-ed25519 AAAA…" (no comment): what a pin should hold. */
   readonly hostPublicKey: string;
   readonly log: string;
@@ -110,6 +116,8 @@ export interface ClientSshdOptions {
   allowUsers?: string[];
   /** Extra sshd_config lines. */
   extraConfig?: string[];
+  /** Default VERBOSE (tests assert on it); benchmarks log less. */
+  logLevel?: SshdInstance['logLevel'];
 }
 
 /** An sshd acting as the client machines: key logins into test users, sftp for pushes. */
@@ -140,7 +148,7 @@ export async function startClientSshd(opts: ClientSshdOptions = {}): Promise<Cli
       'PrintLastLog no',
       'MaxStartups 100:30:200',
       'MaxSessions 32',
-      'LogLevel VERBOSE',
+      `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
       ...(opts.extraConfig ?? []),
       '',
     ].join('\n'),
@@ -169,6 +177,9 @@ export async function startClientSshd(opts: ClientSshdOptions = {}): Promise<Cli
   return {
     host: '127.0.0.1',
     port,
+    get pid() {
+      return sshd.pid;
+    },
     get hostPublicKey() {
       return readHostKey(`${hostKey}.pub`);
     },
@@ -189,6 +200,7 @@ export async function startClientSshd(opts: ClientSshdOptions = {}): Promise<Cli
 export interface BorgcubeSshd {
   host: string;
   port: number;
+  readonly pid: number | undefined;
   hostPublicKey: string;
   /** The folder with sshd_config and the host key. */
   dir: string;
@@ -246,6 +258,9 @@ export async function startBorgcubeSshd(opts: BorgcubeSshdOptions): Promise<Borg
   return {
     host: '127.0.0.1',
     port,
+    get pid() {
+      return s.pid;
+    },
     hostPublicKey: readHostKey(sshdPaths(dir).hostPublicKey),
     dir,
     get log() {

@@ -1,0 +1,34 @@
+// An in-memory Temporal dev server of its own, on a free port, for a test run (global-setup.ts)
+// or a benchmark run: a running `npm start` on the default address has a worker that would take
+// their tasks. Its folder is tagged (tags.ts), so a crashed run's server is ended by the next.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../infra/config.js';
+import { freePort } from '../../infra/local-stack/net.js';
+import { launchDevServer, resolveTemporalCli } from '../../infra/local-stack/temporal-server.js';
+import { projectRoot } from './paths.js';
+import { makeTaggedDir, recordProcess } from './tags.js';
+
+export interface OwnTemporal {
+  address: string;
+  namespace: string;
+  stop(): Promise<void>;
+}
+
+/** `build`: build the Temporal CLI when it is missing (tests) instead of failing (benchmarks). */
+export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void }): Promise<OwnTemporal> {
+  const cli = await resolveTemporalCli({ configured: loadConfig().temporal.cliPath, projectDir: projectRoot, build: o.build, print: o.print });
+  const dir = makeTaggedDir('temporal');
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const server = await launchDevServer(cli.path, { address, namespace: 'default', headless: true, logFile: join(dir, 'temporal.log') });
+  recordProcess(dir, server.pid, `--port ${port}`);
+  return {
+    address,
+    namespace: 'default',
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
