@@ -1,24 +1,9 @@
 import { Option, type Command } from 'commander';
 import type { Job, RetentionRules } from '../../db/schema.js';
 import { getJob, listJobs } from '../../services/jobs.js';
-import {
-  addPolicy,
-  getPolicy,
-  getPolicyDetails,
-  listPolicies,
-  pausePolicy,
-  removePolicy,
-  resumePolicy,
-  retentionText,
-  startCheck,
-  startPrune,
-  syncPolicySchedules,
-  triggerPolicy,
-  updatePolicy,
-  type PolicyDetails,
-  type PolicyView,
-  type UpdatePolicyInput,
-} from '../../services/policies.js';
+import { addPolicy, getPolicy, getPolicyDetails, listPolicies, pausePolicy, removePolicy, resumePolicy, syncPolicySchedules, triggerPolicy, updatePolicy, type PolicyDetails, type PolicyView, type UpdatePolicyInput } from '../../services/policies.js';
+import { retentionText } from '../../services/retention.js';
+import { startCheck, startPrune } from '../../services/policy-jobs.js';
 import { printable, table, UsageError, type CliContext } from '../context.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];

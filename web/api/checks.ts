@@ -2,7 +2,8 @@
 // started now (services/policies.ts). Mounted next to ./repositories.ts under the same prefix.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { listRepositoryChecks, startCheck } from '../../services/policies.js';
+import { listRepositoryChecks } from '../../services/policies.js';
+import { startCheck } from '../../services/policy-jobs.js';
 import { principalOf } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { actor } from './body.js';
