@@ -9,7 +9,6 @@ import * as jobsQ from '../db/queries/jobs.js';
 import * as policiesQ from '../db/queries/policies.js';
 import type { Job } from '../db/schema.js';
 import type { Logger } from '../infra/logger.js';
-import type { BackupInput } from '../workflows/backup.js';
 import { check, type CheckInput } from '../workflows/check.js';
 import { prune, type PruneInput } from '../workflows/prune.js';
 import type { ServiceDeps } from './deps.js';
@@ -82,11 +81,6 @@ export async function reservePolicyJob(deps: { db: Db; log: Logger }, input: Res
     return { skipped };
   }
   return base;
-}
-
-/** The backup workflow's input for a reserved backup job. */
-export function backupInputOf(r: ReservedJob): BackupInput {
-  return { jobId: r.jobId, clientId: r.clientId!, repositoryId: r.repositoryId, storageHost: r.storageHost, policyId: r.policyId, triggeredBy: r.triggeredBy };
 }
 
 /** Starts the job's workflow (workflow id = job id); a start that fails ends the row. */
