@@ -1,5 +1,5 @@
-// What a policy's Temporal Schedules start (services/policies.ts). A schedule can only start a
-// workflow with fixed arguments, but every job needs its row first and its workflow id = job id:
+// What a policy's Temporal Schedules start (services/policy-schedules.ts). A schedule can only
+// start a workflow with fixed arguments, but every job needs its row first and its workflow id = job id:
 // so the schedule starts a small parent here, whose first activity reserves the job (or says why
 // it must not run now), and the job's own workflow (`backup`, `prune`, `check`) runs as a child
 // with workflow id = job id. After a successful backup the parent runs the policy's prune.

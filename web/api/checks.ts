@@ -1,5 +1,5 @@
 // /api/v1/repositories/:name/checks and /check — a repository's `borg check` results and a check
-// started now (services/policies.ts). Mounted next to ./repositories.ts under the same prefix.
+// started now (services/policy-jobs.ts). Mounted next to ./repositories.ts under the same prefix.
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { listRepositoryChecks } from '../../services/policies.js';

@@ -1,6 +1,7 @@
 // Alerts: channels (add a webhook or e-mail, enable, disable, remove, send a test), open and
 // recent incidents, undeliverable notices, and the staleness sweep on demand. Every action is a
-// service call (services/alerts.ts) — the same the CLI's `borgcube alert …` makes.
+// service call (services/alert-channels.ts, incidents.ts, alert-schedule.ts) — the same the
+// CLI's `borgcube alert …` makes.
 //
 // Roles: viewer reads; operator sends tests and runs the sweep (they change nothing);
 // admin adds, enables, disables and removes channels (configuration).
