@@ -85,25 +85,20 @@ export async function addPolicy(deps: ServiceDeps, raw: AddPolicyInput): Promise
   const id = randomUUID();
   try {
     await deps.db.transaction(async (tx) => {
-      const row = (
-        await tx
-          .insert(policiesTable)
-          .values({
-            id,
-            name: input.name,
-            clientId: client.id,
-            repositoryId: repo.id,
-            backupCrons: input.backupCrons,
-            timezone: input.timezone,
-            retention: cleanRetention(input.retention),
-            checkCrons: input.checkCrons,
-            checkVerifyData: input.checkVerifyData,
-            pruneCrons: input.pruneCrons,
-            staleAfterHours: input.staleAfterHours,
-            paused: input.paused,
-          })
-          .returning()
-      )[0]!;
+      const row = await policiesQ.insertPolicy(tx, {
+        id,
+        name: input.name,
+        clientId: client.id,
+        repositoryId: repo.id,
+        backupCrons: input.backupCrons,
+        timezone: input.timezone,
+        retention: cleanRetention(input.retention),
+        checkCrons: input.checkCrons,
+        checkVerifyData: input.checkVerifyData,
+        pruneCrons: input.pruneCrons,
+        staleAfterHours: input.staleAfterHours,
+        paused: input.paused,
+      });
       try {
         await applySchedules(temporal, deps.config, row);
       } catch (err) {
