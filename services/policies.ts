@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { ScheduleOverlapPolicy, type ScheduleDescription } from '@temporalio/client';
 import { z } from 'zod';
 import * as policiesQ from '../db/queries/policies.js';
-import { policiesTable, type Job, type RepositoryCheck } from '../db/schema.js';
+import type { Job, policiesTable, RepositoryCheck } from '../db/schema.js';
 import { getClient } from './clients.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, notFound, uniqueViolation } from './errors.js';
