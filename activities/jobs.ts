@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import * as jobs from '../db/queries/jobs.js';
 import { findClientById } from '../db/queries/clients.js';
 import type { Db } from '../db/client.js';
-import type { JobStats } from '../db/schema.js';
+import type { Job, JobStats } from '../db/schema.js';
 import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import { uniqueViolation } from '../services/errors.js';
@@ -17,9 +17,6 @@ export interface JobActivityDeps {
 export interface ReserveJobInput {
   jobId: string;
   clientId: string;
-  repositoryId: string;
-  policyId?: string | null;
-  triggeredBy?: string;
   workflowRunId: string;
 }
 
@@ -41,24 +38,13 @@ export async function recordPhase(deps: { db: Db; events?: EventPublisher; log: 
 export function createJobActivities(deps: JobActivityDeps) {
   const { db, events, log } = deps;
   return {
-    /** Inserts the job row if the starter did not, and reserves its archive name (idempotent). */
+    /**
+     * Reserves the job's archive name (idempotent). The starter inserted the row (db/queries/jobs.ts
+     * insertJob); a row that is gone or already ended stops the workflow.
+     */
     async reserveJob(input: ReserveJobInput): Promise<{ archiveName: string }> {
-      let job = await jobs.findJob(db, input.jobId);
-      if (!job) {
-        try {
-          job = await jobs.insertJob(db, {
-            id: input.jobId,
-            kind: 'backup',
-            clientId: input.clientId,
-            repositoryId: input.repositoryId,
-            policyId: input.policyId ?? null,
-            triggeredBy: input.triggeredBy ?? null,
-          });
-        } catch (err) {
-          if (!uniqueViolation(err)) throw err;
-          job = (await jobs.findJob(db, input.jobId))!;
-        }
-      }
+      const job = await jobs.findJob(db, input.jobId);
+      if (!job) throw ApplicationFailure.nonRetryable(`job ${input.jobId} does not exist`, 'JobGone');
       if (job.state !== 'running') throw ApplicationFailure.nonRetryable(`job ${input.jobId} already ended (${job.state})`, 'JobGone');
       if (job.archiveName) return { archiveName: job.archiveName };
       const client = await findClientById(db, input.clientId);
@@ -86,7 +72,7 @@ export function createJobActivities(deps: JobActivityDeps) {
       await jobs.appendJobLog(db, input.jobId, input.message, input.level);
     },
 
-    async completeJob(input: { jobId: string; state: 'succeeded' | 'failed' | 'violation' | 'cancelled'; error?: string; stats?: JobStats }): Promise<void> {
+    async completeJob(input: { jobId: string; state: Exclude<Job['state'], 'running'>; error?: string; stats?: JobStats }): Promise<void> {
       let { state, error } = input;
       // The client's borg may exit (and the run fail) before the violation signal reaches the
       // workflow; the recorded violation decides what the job was.

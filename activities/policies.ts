@@ -2,7 +2,7 @@
 // (or decides to skip), so that the job's own workflow can run with workflow id = job id.
 import type { Db } from '../db/client.js';
 import type { Logger } from '../infra/logger.js';
-import { reservePolicyJob, type ReservePolicyJobInput, type ReservePolicyJobResult } from '../services/policies.js';
+import { reservePolicyJob, type ReservePolicyJobInput, type ReservePolicyJobResult } from '../services/policy-jobs.js';
 
 export interface PolicyActivityDeps {
   db: Db;

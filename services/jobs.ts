@@ -1,22 +1,22 @@
 // Jobs: start a backup, list and show jobs, follow their logs, cancel them. The job row is
 // written before the workflow starts (so it shows up at once); the workflow id is the job id.
+// Prune and check jobs of a policy start in services/policy-jobs.ts.
 import { randomUUID } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import * as jobsQ from '../db/queries/jobs.js';
 import { clientNamesByIds, repositoryNamesByIds } from '../db/queries/names.js';
-import { findRepositoryById } from '../db/queries/repositories.js';
 import type { Job } from '../db/schema.js';
 import { temporalWorkflowUrl } from '../infra/temporal.js';
-import type { BackupInput } from '../workflows/backup.js';
-import { orphanCleanupWorkflowId, statusQuery, type BackupProgress, type BackupStatus, type OrphanCleanupInput } from '../workflows/messages.js';
+import { backup, type BackupInput } from '../workflows/backup.js';
+import { statusQuery, type BackupProgress, type BackupStatus } from '../workflows/messages.js';
 import { getClient } from './clients.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, invalid, notFound } from './errors.js';
+import { endOrphanedJob, workflowGone } from './orphaned-jobs.js';
 import { getRepository } from './repositories.js';
 
-export const jobStates = ['running', 'succeeded', 'failed', 'violation', 'cancelled'] as const;
-export const jobKinds = ['backup', 'restore', 'prune', 'check'] as const;
+export const { jobKinds, jobStates } = jobsQ;
 
 export const startBackupInput = z.object({
   client: z.string().min(1),
@@ -30,13 +30,17 @@ export async function startBackup(deps: ServiceDeps, raw: z.input<typeof startBa
   const client = await getClient(deps, input.client);
   const repo = await getRepository(deps, input.repository);
   const id = randomUUID();
-  const r = await jobsQ.insertBackupUnlessRunning(deps.db, { id, clientId: client.id, repositoryId: repo.id, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy ?? null });
-  if ('runningId' in r) throw conflict(`client ${client.name} already has a running backup (job ${r.runningId})`);
-  const { job } = r;
+  let job: Job;
+  try {
+    job = await jobsQ.insertJob(deps.db, { id, kind: 'backup', clientId: client.id, repositoryId: repo.id, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy ?? null });
+  } catch (err) {
+    if (err instanceof jobsQ.ClientBusyError) throw conflict(`client ${client.name} already has a running backup (job ${err.runningId})`);
+    throw err;
+  }
   const wfInput: BackupInput = { jobId: id, clientId: client.id, repositoryId: repo.id, storageHost: repo.storageHost, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy };
   try {
     const temporal = await deps.temporal();
-    await temporal.workflow.start('backup', {
+    await temporal.workflow.start(backup, {
       workflowId: id,
       taskQueue: deps.config.temporal.taskQueue,
       args: [wfInput],
@@ -172,69 +176,6 @@ export async function cancelJob(deps: ServiceDeps, id: string): Promise<'request
   }
   deps.log.info({ job: id }, 'cancel requested');
   return 'requested';
-}
-
-/**
- * Why a job's workflow can no longer end its row ('does not exist', 'ended (TERMINATED)', …), or
- * undefined while it runs. A workflow that starts after its row was ended this way stops at once:
- * its first step refuses a job that is no longer running (reserveJob, JobGone).
- */
-export async function workflowGone(handle: WorkflowHandle): Promise<string | undefined> {
-  try {
-    const d = await handle.describe();
-    return d.status.name === 'RUNNING' ? undefined : `ended (${d.status.name})`;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return 'does not exist';
-    throw err;
-  }
-}
-
-async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, id: string, why: string): Promise<void> {
-  const job = await jobsQ.findJob(deps.db, id);
-  // A backup leaves things behind that its workflow's cleanup would have removed.
-  const repo = job?.kind === 'backup' ? await findRepositoryById(deps.db, job.repositoryId) : undefined;
-  const error = `the job's workflow ${why}; it can no longer record how the job ended, so BorgCube marked it failed${repo ? ` (its cleanup runs as workflow ${orphanCleanupWorkflowId(id)})` : ''}`;
-  await jobsQ.revokeJobCredentials(deps.db, id);
-  if (await jobsQ.completeJob(deps.db, id, 'failed', error, null)) {
-    await jobsQ.appendJobLog(deps.db, id, `job failed: ${error}`, 'ERROR');
-    deps.log.warn({ job: id, why }, 'a running job without a running workflow was ended');
-  }
-  if (repo) await startOrphanCleanup(deps, { jobId: id, storageHost: repo.storageHost });
-}
-
-/**
- * What the gone workflow's cleanup would have done (workflows/orphan-cleanup.ts): its job folder
- * leaves the client, a borg still running there is stopped, the server's job files and the
- * objects no archive references go. Started once per job; a second request finds it started.
- */
-async function startOrphanCleanup(deps: Pick<ServiceDeps, 'log' | 'temporal' | 'config'>, input: OrphanCleanupInput): Promise<void> {
-  try {
-    const temporal = await deps.temporal();
-    await temporal.workflow.start('orphanCleanup', { workflowId: orphanCleanupWorkflowId(input.jobId), taskQueue: deps.config.temporal.taskQueue, args: [input] });
-    deps.log.info({ job: input.jobId }, 'cleanup of the ended job started');
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-  }
-}
-
-/**
- * The periodic sweep's part: rows still `running` after `minAge` whose workflow is gone are
- * ended (see cancelJob). Young rows are left alone: a starter writes the row just before it
- * starts the workflow, and a schedule's run reserves the row before it starts the job's child.
- * Returns the ids it ended.
- */
-export async function endOrphanedJobs(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, minAgeMs = 15 * 60_000): Promise<string[]> {
-  const rows = await jobsQ.runningJobsOlderThan(deps.db, new Date(Date.now() - minAgeMs));
-  if (!rows.length) return [];
-  const temporal = await deps.temporal();
-  const ended: string[] = [];
-  for (const row of rows) {
-    const gone = await workflowGone(temporal.workflow.getHandle(row.id));
-    if (!gone) continue;
-    await endOrphanedJob(deps, row.id, gone);
-    ended.push(row.id);
-  }
-  return ended;
 }
 
 export async function jobLogTail(deps: ServiceDeps, id: string, limit = 200) {

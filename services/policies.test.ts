@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { addPolicyInput, cronSchema, retentionSchema, scheduleOptions, timezoneSchema } from './policies.js';
+import { addPolicyInput } from './policies.js';
+import { cronSchema, scheduleOptions, timezoneSchema } from './policy-schedules.js';
+import { scheduledBackup, scheduledMaintenance } from '../workflows/scheduled.js';
+import { retentionSchema } from './retention.js';
 import type { Policy } from '../db/schema.js';
 
 describe('policy input', () => {
@@ -31,11 +34,11 @@ describe('schedule options', () => {
     expect(b).toMatchObject({
       scheduleId: `policy-${policy.id}`,
       spec: { cronExpressions: ['0 3 * * *'], timezone: 'Europe/Berlin' },
-      action: { type: 'startWorkflow', workflowType: 'scheduledBackup', args: [{ policyId: policy.id }], taskQueue: 'q' },
+      action: { type: 'startWorkflow', workflowType: scheduledBackup, args: [{ policyId: policy.id }], taskQueue: 'q' },
       policies: { overlap: 'SKIP' },
       state: { paused: true },
     });
     const c = scheduleOptions({ temporal: { taskQueue: 'q' } as never }, policy, 'check');
-    expect(c).toMatchObject({ scheduleId: `policy-${policy.id}-check`, action: { workflowType: 'scheduledMaintenance', args: [{ policyId: policy.id, kind: 'check' }] } });
+    expect(c).toMatchObject({ scheduleId: `policy-${policy.id}-check`, action: { workflowType: scheduledMaintenance, args: [{ policyId: policy.id, kind: 'check' }] } });
   });
 });

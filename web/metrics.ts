@@ -11,13 +11,13 @@ import { Hono, type Context } from 'hono';
 import { and, eq, isNull, ne, sql } from 'drizzle-orm';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Db } from '../db/client.js';
+import { jobKinds } from '../db/queries/jobs.js';
 import { clientsTable, incidentsTable, jobsTable, repositoriesTable, repositoryChecksTable, violationsTable } from '../db/schema.js';
 import { authenticateApiToken, sameSecret } from '../services/auth.js';
 import type { ServiceDeps } from '../services/deps.js';
 import { clientIp, viaUnknownProxy } from './auth.js';
 import type { WebEnv } from './env.js';
 
-const jobKinds = ['backup', 'restore', 'prune', 'check'] as const;
 const incidentKinds = ['job-failed', 'violation', 'check-failed', 'stale'] as const;
 
 interface Snapshot {

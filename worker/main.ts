@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { runMain, runUntilSignal } from './lifecycle.js';
+import { createAlertDeliveryActivities } from '../activities/alert-delivery.js';
 import { createAlertActivities } from '../activities/alerts.js';
 import { createClientActivities } from '../activities/client.js';
 import { createJobActivities } from '../activities/jobs.js';
@@ -15,7 +16,7 @@ import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
 import { SshPool } from '../infra/ssh-pool.js';
 import { connectTemporal } from '../infra/temporal.js';
-import { ensureAlertSweepSchedule } from '../services/alerts.js';
+import { ensureAlertSweepSchedule } from '../services/alert-schedule.js';
 
 async function main() {
   const config = loadConfig();
@@ -25,16 +26,23 @@ async function main() {
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const sshPool = new SshPool();
   const deps = { db: dbh.db, config, events, log, sshPool, storageAccount: () => requireAccount(config.accounts.storage) };
-  // Alert activities start delivery workflows and open the sealed channel targets.
+  // Alert activities start delivery workflows; delivery opens the sealed channel targets.
   const temporal = await connectTemporal(config);
   let masterKey: MasterKey | undefined;
   const alertDeps = { ...deps, temporal: () => Promise.resolve(temporal.client), masterKey: () => (masterKey ??= MasterKey.load(config.paths.masterKey)) };
+  const activities = {
+    ...createJobActivities(deps),
+    ...createClientActivities(deps),
+    ...createPolicyActivities(deps),
+    ...createAlertActivities(alertDeps),
+    ...createAlertDeliveryActivities(alertDeps),
+  };
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.temporal.taskQueue,
     workflowsPath: fileURLToPath(new URL('../workflows/index.js', import.meta.url)),
-    activities: { ...createJobActivities(deps), ...createClientActivities(deps), ...createPolicyActivities(deps), ...createAlertActivities(alertDeps) },
+    activities,
     maxConcurrentActivityTaskExecutions: 50,
   });
   // The periodic staleness sweep of this task queue (idempotent; several workers may race here).

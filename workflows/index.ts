@@ -4,4 +4,5 @@ export { orphanCleanup } from './orphan-cleanup.js';
 export { prune } from './prune.js';
 export { check } from './check.js';
 export { scheduledBackup, scheduledMaintenance } from './scheduled.js';
-export { alertsSweep, deliverAlert } from './alerts.js';
+export { alertsSweep } from './alerts-sweep.js';
+export { deliverAlert } from './alert-delivery.js';

@@ -1,9 +1,9 @@
-// What the prune and check workflows share: one long storage activity inside a job (workflow id =
-// job id), then — always, also after a cancellation — the job's final state and its alerts.
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, proxyActivities } from '@temporalio/workflow';
-import type { AlertActivities } from '../activities/alerts.js';
-import type { JobActivities } from '../activities/jobs.js';
+// What the prune and check workflows share: their input, and the storage activities of the
+// repository's host that make up their body (activities/maintenance.ts).
+import { proxyActivities } from '@temporalio/workflow';
 import type { MaintenanceActivities } from '../activities/maintenance.js';
+import { retry } from './failures.js';
+import { jobSteps } from './job-lifecycle.js';
 import type { JobFinalState } from './messages.js';
 import { storageTaskQueue } from './task-queues.js';
 
@@ -19,12 +19,6 @@ export interface MaintenanceJobResult {
   error?: string;
 }
 
-type JobStats = NonNullable<Parameters<JobActivities['completeJob']>[0]['stats']>;
-
-const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 6 } as const;
-const jobActs = proxyActivities<JobActivities>({ startToCloseTimeout: '1m', retry });
-const alertActs = proxyActivities<AlertActivities>({ startToCloseTimeout: '2m', retry });
-
 /**
  * The storage activities of a repository's host. A check with --verify-data of a large repository
  * runs for hours; the activity heartbeats every few seconds (also while it waits for running
@@ -39,44 +33,7 @@ export function storageMaintenanceActivities(storageHost: string) {
   });
 }
 
-export async function runMaintenanceJob(
-  input: MaintenanceJobInput,
-  phase: 'prune' | 'check',
-  body: () => Promise<{ stats?: JobStats; error?: string }>,
-): Promise<MaintenanceJobResult> {
-  let state: JobFinalState = 'failed';
-  let error: string | undefined;
-  let stats: JobStats | undefined;
-  try {
-    await jobActs.setPhase({ jobId: input.jobId, phase });
-    const r = await body();
-    stats = r.stats;
-    error = r.error;
-    state = r.error ? 'failed' : 'succeeded';
-  } catch (err) {
-    if (isCancellation(err)) {
-      state = 'cancelled';
-      error = 'cancelled';
-    } else {
-      state = 'failed';
-      error = describeFailure(err);
-    }
-  }
-  await CancellationScope.nonCancellable(async () => {
-    await jobActs.completeJob({ jobId: input.jobId, state, error, stats });
-    try {
-      await alertActs.jobEnded({ jobId: input.jobId });
-    } catch {
-      /* logged by the activity; the sweep delivers what is pending */
-    }
-  });
-  // Fail the workflow too, so the Temporal UI shows what the console shows.
-  if (state === 'failed') throw ApplicationFailure.nonRetryable(error ?? 'failed', phase === 'check' ? 'CheckFailed' : 'PruneFailed');
-  return { state, error };
-}
-
-export function describeFailure(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
+/** The starter inserted the row in the job's phase; the workflow records it again when it starts. */
+export function reserveMaintenanceJob(jobId: string, phase: 'prune' | 'check'): Promise<void> {
+  return jobSteps.setPhase({ jobId, phase });
 }

@@ -35,10 +35,3 @@ export interface BackupStatus {
   error?: string;
 }
 export const statusQuery = defineQuery<BackupStatus>('status');
-
-/** Input of `orphanCleanup`: the cleanup of a backup job whose own workflow is gone. */
-export interface OrphanCleanupInput {
-  jobId: string;
-  storageHost: string;
-}
-export const orphanCleanupWorkflowId = (jobId: string) => `cleanup-${jobId}`;

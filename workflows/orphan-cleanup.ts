@@ -3,13 +3,20 @@
 // and revoked the credential; this does what that workflow's cleanup would have done. Without it,
 // the job key, cache and credential stayed in the client's home, a borg still running there kept
 // its session open, and what the job stored without an archive stayed in the repository.
-// Workflow id `cleanup-<job id>` (messages.ts), so it runs once per job however often it is asked for.
+// Workflow id `cleanup-<job id>`, so it runs once per job however often it is asked for.
 import { proxyActivities } from '@temporalio/workflow';
 import type { ClientActivities } from '../activities/client.js';
 import type { JobActivities } from '../activities/jobs.js';
 import type { StorageActivities } from '../activities/storage.js';
-import type { OrphanCleanupInput } from './messages.js';
+import { describeFailure, retry as jobRetry } from './failures.js';
 import { storageTaskQueue } from './task-queues.js';
+
+/** Input of `orphanCleanup`: the cleanup of a backup job whose own workflow is gone. */
+export interface OrphanCleanupInput {
+  jobId: string;
+  storageHost: string;
+}
+export const orphanCleanupWorkflowId = (jobId: string) => `cleanup-${jobId}`;
 
 export interface OrphanCleanupResult {
   /** Why the client's job folder could not be removed, if it could not (client unreachable, removed). */
@@ -17,7 +24,7 @@ export interface OrphanCleanupResult {
   removedObjects: number;
 }
 
-const retry = { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 } as const;
+const retry = { ...jobRetry, maximumAttempts: 5 } as const;
 const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry });
 const jobActs = proxyActivities<JobActivities>({ startToCloseTimeout: '1m', retry });
 
@@ -30,7 +37,7 @@ export async function orphanCleanup(input: OrphanCleanupInput): Promise<OrphanCl
     // Stops a borg that still runs there, then removes the folder (key, cache, credential, binary).
     await cleanupActs.cleanupClient({ jobId: input.jobId, keepFilesCache: false });
   } catch (err) {
-    clientError = rootMessage(err);
+    clientError = describeFailure(err);
   }
   // Unreferenced objects go, committed checkpoints are recorded as the client's archives, the
   // server folder and the job key are deleted — as after any failed job.
@@ -42,10 +49,4 @@ export async function orphanCleanup(input: OrphanCleanupInput): Promise<OrphanCl
       : { jobId: input.jobId, level: 'WARNING', message: `cleanup after the job's end: the job folder on the client could not be removed (${clientError}); the server's job files are gone${removed}` },
   );
   return { clientError, removedObjects };
-}
-
-function rootMessage(err: unknown): string {
-  let e: unknown = err;
-  while (e instanceof Error && e.cause) e = e.cause;
-  return e instanceof Error ? e.message : String(e);
 }

@@ -2,14 +2,18 @@
 // then `borg compact`, on the repository's storage host (activities/maintenance.ts).
 // Workflow id = job id; started after each successful scheduled backup, by the policy's prune
 // schedule, or by `borgcube policy prune`.
-import { runMaintenanceJob, storageMaintenanceActivities, type MaintenanceJobInput, type MaintenanceJobResult } from './maintenance.js';
+import { runJob } from './job-lifecycle.js';
+import { reserveMaintenanceJob, storageMaintenanceActivities, type MaintenanceJobInput, type MaintenanceJobResult } from './maintenance.js';
 
 export type PruneInput = MaintenanceJobInput;
 
 export async function prune(input: PruneInput): Promise<MaintenanceJobResult> {
   const acts = storageMaintenanceActivities(input.storageHost);
-  return runMaintenanceJob(input, 'prune', async () => {
-    const r = await acts.pruneArchives({ jobId: input.jobId });
-    return { stats: r.stats };
+  const { state, error } = await runJob({
+    jobId: input.jobId,
+    failureType: 'PruneFailed',
+    reserve: () => reserveMaintenanceJob(input.jobId, 'prune'),
+    body: async () => ({ stats: (await acts.pruneArchives({ jobId: input.jobId })).stats }),
   });
+  return { state, error };
 }

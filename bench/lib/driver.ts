@@ -9,7 +9,7 @@ import { posix } from 'node:path';
 import { createClientActivities, clientJobDir, runScript } from '../../activities/client.js';
 import { createJobActivities } from '../../activities/jobs.js';
 import { findClientById } from '../../db/queries/clients.js';
-import { findJob } from '../../db/queries/jobs.js';
+import { findJob, insertJob } from '../../db/queries/jobs.js';
 import type { Client, JobStats } from '../../db/schema.js';
 import { createEventPublisher, createRedis } from '../../infra/events.js';
 import { runActivity } from './activity-env.js';
@@ -46,7 +46,8 @@ export class JobDriver {
   /** Everything before `borg create`: the job row, its key, cache and credential, on the client. */
   async prepare(client: Client, repositoryId: string, user: BenchUser): Promise<PreparedJob> {
     const jobId = crypto.randomUUID();
-    await this.act(() => this.jobActs.reserveJob({ jobId, clientId: client.id, repositoryId, workflowRunId: 'bench', triggeredBy: 'bench' }));
+    await insertJob(this.stack.db.db, { id: jobId, kind: 'backup', clientId: client.id, repositoryId, triggeredBy: 'bench' });
+    await this.act(() => this.jobActs.reserveJob({ jobId, clientId: client.id, workflowRunId: 'bench' }));
     await this.stack.storageCall('prepareBackup', { jobId });
     await this.act(() => this.clientActs.pushJobFolder({ jobId }));
     const job = (await findJob(this.stack.db.handle.db, jobId))!;

@@ -1,14 +1,7 @@
 import type { Command } from 'commander';
-import {
-  addEmailChannel,
-  addWebhookChannel,
-  listAlertChannels,
-  listIncidents,
-  removeAlertChannel,
-  runAlertSweepNow,
-  setAlertChannelEnabled,
-  testAlertChannels,
-} from '../../services/alerts.js';
+import { addEmailChannel, addWebhookChannel, listAlertChannels, removeAlertChannel, setAlertChannelEnabled, testAlertChannels } from '../../services/alert-channels.js';
+import { listIncidents } from '../../services/incidents.js';
+import { runAlertSweepNow } from '../../services/alert-schedule.js';
 import { printable, table, type CliContext } from '../context.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];

@@ -2,31 +2,12 @@ import type { Command } from 'commander';
 import { createRedis } from '../../infra/events.js';
 import { createJobEventHub } from '../../infra/job-event-hub.js';
 import { JobStream } from '../../services/job-stream.js';
-import { cancelJob, getJob, getJobDetails, jobLogTail, jobStates, listJobs, startBackup, type JobView } from '../../services/jobs.js';
+import { cancelJob, getJob, getJobDetails, jobLogTail, jobStates, listJobs, startBackup } from '../../services/jobs.js';
 import { printable, table, UsageError, type CliContext } from '../context.js';
+import { waitForJob } from '../wait.js';
 
 export function registerJobCommands(program: Command, ctx: CliContext) {
-  program
-    .command('backup')
-    .description('start a backup of a client into a repository now; prints the job id')
-    .argument('<client>', 'client name')
-    .requiredOption('--repo <repo>', 'repository name')
-    .option('--wait', 'wait for the job to end; exit 0 only if it succeeded')
-    .option('--json', 'print JSON')
-    .action(async (client: string, o: { repo: string; wait?: boolean; json?: boolean }) => {
-      const deps = ctx.deps();
-      const job = await startBackup(deps, { client, repository: o.repo, triggeredBy: `cli:${process.env.SUDO_USER ?? process.env.USER ?? 'root'}` });
-      if (!o.wait) {
-        if (o.json) ctx.printJson({ id: job.id });
-        else ctx.print(job.id);
-        return;
-      }
-      if (!o.json) ctx.print(job.id);
-      const final = await waitForJob(ctx, job.id);
-      if (o.json) ctx.printJson(final);
-      else ctx.print(`${final.state}${final.error ? `: ${printable(final.error)}` : ''}`);
-      ctx.exitCode = final.state === 'succeeded' ? 0 : 1;
-    });
+  registerBackupCommand(program, ctx);
 
   program
     .command('jobs')
@@ -103,6 +84,31 @@ export function registerJobCommands(program: Command, ctx: CliContext) {
     });
 }
 
+/** `borgcube backup`: starts a backup now; with --wait, exits when it ended (0 only if it succeeded). */
+function registerBackupCommand(program: Command, ctx: CliContext) {
+  program
+    .command('backup')
+    .description('start a backup of a client into a repository now; prints the job id')
+    .argument('<client>', 'client name')
+    .requiredOption('--repo <repo>', 'repository name')
+    .option('--wait', 'wait for the job to end; exit 0 only if it succeeded')
+    .option('--json', 'print JSON')
+    .action(async (client: string, o: { repo: string; wait?: boolean; json?: boolean }) => {
+      const deps = ctx.deps();
+      const job = await startBackup(deps, { client, repository: o.repo, triggeredBy: `cli:${process.env.SUDO_USER ?? process.env.USER ?? 'root'}` });
+      if (!o.wait) {
+        if (o.json) ctx.printJson({ id: job.id });
+        else ctx.print(job.id);
+        return;
+      }
+      if (!o.json) ctx.print(job.id);
+      const final = await waitForJob(ctx, job.id);
+      if (o.json) ctx.printJson(final);
+      else ctx.print(`${final.state}${final.error ? `: ${printable(final.error)}` : ''}`);
+      ctx.exitCode = final.state === 'succeeded' ? 0 : 1;
+    });
+}
+
 function printLine(ctx: CliContext, time: Date | string, level: string, message: string) {
   const t = typeof time === 'string' ? time : time.toISOString();
   ctx.print(`${t} ${level.padEnd(7)} ${printable(message)}`);
@@ -132,12 +138,4 @@ async function followLogs(ctx: CliContext, id: string, tail: number) {
     });
     void stream.start();
   });
-}
-
-async function waitForJob(ctx: CliContext, id: string): Promise<JobView> {
-  for (;;) {
-    const j = await getJob(ctx.deps(), id);
-    if (j.state !== 'running') return j;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
 }

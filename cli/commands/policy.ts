@@ -1,25 +1,11 @@
 import { Option, type Command } from 'commander';
 import type { Job, RetentionRules } from '../../db/schema.js';
-import { getJob, listJobs } from '../../services/jobs.js';
-import {
-  addPolicy,
-  getPolicy,
-  getPolicyDetails,
-  listPolicies,
-  pausePolicy,
-  removePolicy,
-  resumePolicy,
-  retentionText,
-  startCheck,
-  startPrune,
-  syncPolicySchedules,
-  triggerPolicy,
-  updatePolicy,
-  type PolicyDetails,
-  type PolicyView,
-  type UpdatePolicyInput,
-} from '../../services/policies.js';
+import { listJobs } from '../../services/jobs.js';
+import { addPolicy, getPolicy, getPolicyDetails, listPolicies, pausePolicy, removePolicy, resumePolicy, syncPolicySchedules, triggerPolicy, updatePolicy, type PolicyDetails, type PolicyView, type UpdatePolicyInput } from '../../services/policies.js';
+import { retentionText } from '../../services/retention.js';
+import { startCheck, startPrune } from '../../services/policy-jobs.js';
 import { printable, table, UsageError, type CliContext } from '../context.js';
+import { waitForJob } from '../wait.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -266,14 +252,6 @@ async function newPolicyJob(ctx: CliContext, policyId: string, client: string, s
     await new Promise((r) => setTimeout(r, 500));
   }
   return undefined;
-}
-
-async function waitForJob(ctx: CliContext, id: string): Promise<Job> {
-  for (;;) {
-    const j = await getJob(ctx.deps(), id);
-    if (j.state !== 'running') return j;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
 }
 
 function showPolicy(d: PolicyDetails & PolicyView): string {

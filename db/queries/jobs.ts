@@ -1,25 +1,44 @@
-import { and, desc, eq, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { withAdvisoryLock, type Db } from '../client.js';
-import { jobCredentialsTable, jobLogLinesTable, jobsTable, violationsTable, type Job, type JobStats } from '../schema.js';
+import { jobCredentialsTable, jobKind, jobLogLinesTable, jobState, jobsTable, violationsTable, type Job, type JobStats } from '../schema.js';
 
-export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Promise<Job> {
-  return (await db.insert(jobsTable).values(row).returning())[0]!;
+/** Every kind and state of a job, as the schema's enums define them. */
+export const jobKinds = jobKind.enumValues;
+export const jobStates = jobState.enumValues;
+
+/**
+ * Kinds of which a client runs one at a time: each holds the client's job folder and a proxy
+ * session. Prune and check work on the repository only.
+ */
+const clientExclusiveKinds: ReadonlyArray<Job['kind']> = ['backup'];
+
+/** The client already runs a job of a kind it runs one at a time. */
+export class ClientBusyError extends Error {
+  constructor(
+    readonly clientId: string,
+    readonly runningId: string,
+  ) {
+    super(`the client already has a running backup (job ${runningId})`);
+    this.name = 'ClientBusyError';
+  }
 }
 
 /**
- * Inserts a backup job's row unless the client already has a running backup, whose id is then
- * returned instead. Check and insert hold a per-client advisory lock: two starts at the same
- * moment (a schedule and a manual start, two clicks) never both get a row.
+ * The one place a job row is inserted. A job of an exclusive kind is refused with ClientBusyError
+ * while its client runs one: check and insert hold a per-client advisory lock, so two starts at
+ * the same moment (a schedule and a manual start, two clicks) never both get a row.
  */
-export async function insertBackupUnlessRunning(db: Db, row: Omit<typeof jobsTable.$inferInsert, 'kind'> & { clientId: string }): Promise<{ job: Job } | { runningId: string }> {
-  return withAdvisoryLock(db, `borgcube:backup:${row.clientId}`, async (tx) => {
+export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Promise<Job> {
+  const { clientId } = row;
+  if (!clientId || !clientExclusiveKinds.includes(row.kind)) return (await db.insert(jobsTable).values(row).returning())[0]!;
+  return withAdvisoryLock(db, `borgcube:backup:${clientId}`, async (tx) => {
     const running = await tx
       .select({ id: jobsTable.id })
       .from(jobsTable)
-      .where(and(eq(jobsTable.clientId, row.clientId), eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'running')))
+      .where(and(eq(jobsTable.clientId, clientId), inArray(jobsTable.kind, [...clientExclusiveKinds]), eq(jobsTable.state, 'running')))
       .limit(1);
-    if (running[0]) return { runningId: running[0].id };
-    return { job: (await tx.insert(jobsTable).values({ ...row, kind: 'backup' }).returning())[0]! };
+    if (running[0]) throw new ClientBusyError(clientId, running[0].id);
+    return (await tx.insert(jobsTable).values(row).returning())[0]!;
   });
 }
 

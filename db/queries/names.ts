@@ -15,3 +15,8 @@ export async function repositoryNamesByIds(db: Db, ids: string[]): Promise<Map<s
   const rows = await db.select({ id: repositoriesTable.id, name: repositoriesTable.name }).from(repositoriesTable).where(inArray(repositoriesTable.id, [...new Set(ids)]));
   return new Map(rows.map((r) => [r.id, r.name]));
 }
+
+/** Every client's name by id (the sweep links incidents of any client). */
+export async function allClientNames(db: Db): Promise<Map<string, string>> {
+  return new Map((await db.select({ id: clientsTable.id, name: clientsTable.name }).from(clientsTable)).map((c) => [c.id, c.name]));
+}

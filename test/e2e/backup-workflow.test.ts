@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../infra/subprocess.js';
 import { addClient } from '../../services/clients.js';
 import { cancelJob, getJob, startBackup } from '../../services/jobs.js';
-import { startCheck } from '../../services/policies.js';
+import { startCheck } from '../../services/policy-jobs.js';
 import { runAdminBorg } from '../../services/repositories.js';
 import { backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';

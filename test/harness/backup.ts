@@ -2,7 +2,8 @@
 // result back with the real key (admin `borgcube borg`), compare trees.
 import { expect } from 'vitest';
 import type { Job } from '../../db/schema.js';
-import { getJob, jobLogTail, startBackup, workflowGone } from '../../services/jobs.js';
+import { getJob, jobLogTail, startBackup } from '../../services/jobs.js';
+import { workflowGone } from '../../services/orphaned-jobs.js';
 import { describeTree } from './client-host.js';
 import type { TestStack } from './stack.js';
 import { tempDir } from './temp-dir.js';

@@ -4,8 +4,9 @@
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { and, asc, eq } from 'drizzle-orm';
 import { jobsTable, type Job } from '../../db/schema.js';
-import { alertSweepScheduleId } from '../../services/alerts.js';
-import { getPolicy, policyScheduleId, scheduleKinds } from '../../services/policies.js';
+import { alertSweepScheduleId } from '../../services/alert-schedule.js';
+import { getPolicy } from '../../services/policies.js';
+import { policyScheduleId, scheduleKinds } from '../../services/policy-schedules.js';
 import { describeJob, waitForJob } from './backup.js';
 import { registerCleanup } from './cleanup.js';
 import type { TestStack } from './stack.js';

@@ -8,7 +8,7 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { policiesTable, type AlertPayload } from '../../db/schema.js';
 import { addClient, updateClient } from '../../services/clients.js';
-import { listIncidents } from '../../services/alerts.js';
+import { listIncidents } from '../../services/incidents.js';
 import { getPolicy } from '../../services/policies.js';
 import { backup } from '../harness/backup.js';
 import { startSmtpSink, startWebhookReceiver, type SmtpSink, type WebhookReceiver } from '../harness/alert-sinks.js';

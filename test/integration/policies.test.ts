@@ -7,7 +7,8 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addClient } from '../../services/clients.js';
 import { startBackup } from '../../services/jobs.js';
-import { getPolicy, getPolicyDetails, policyScheduleId, type PolicyDetails } from '../../services/policies.js';
+import { getPolicy, getPolicyDetails, type PolicyDetails } from '../../services/policies.js';
+import { policyScheduleId } from '../../services/policy-schedules.js';
 import type { ScheduledRunResult } from '../../workflows/scheduled.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { createClientHost, gatedBorg, type ClientHost } from '../harness/client-host.js';

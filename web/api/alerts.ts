@@ -3,20 +3,9 @@
 // operator sends tests and runs the sweep; admin adds, enables, disables and removes channels.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import {
-  addEmailChannel,
-  addEmailChannelInput,
-  addWebhookChannel,
-  addWebhookChannelInput,
-  failedNotificationCount,
-  listAlertChannels,
-  listIncidents,
-  listIncidentsInput,
-  removeAlertChannel,
-  runAlertSweepNow,
-  setAlertChannelEnabled,
-  testAlertChannels,
-} from '../../services/alerts.js';
+import { addEmailChannel, addEmailChannelInput, addWebhookChannel, addWebhookChannelInput, listAlertChannels, removeAlertChannel, setAlertChannelEnabled, testAlertChannels } from '../../services/alert-channels.js';
+import { failedNotificationCount, listIncidents, listIncidentsInput } from '../../services/incidents.js';
+import { runAlertSweepNow } from '../../services/alert-schedule.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { jsonBody } from './body.js';
 import { op } from './openapi.js';

@@ -1,8 +1,9 @@
 // /api/v1/repositories/:name/checks and /check — a repository's `borg check` results and a check
-// started now (services/policies.ts). Mounted next to ./repositories.ts under the same prefix.
+// started now (services/policy-jobs.ts). Mounted next to ./repositories.ts under the same prefix.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { listRepositoryChecks, startCheck } from '../../services/policies.js';
+import { listRepositoryChecks } from '../../services/policies.js';
+import { startCheck } from '../../services/policy-jobs.js';
 import { principalOf } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { actor } from './body.js';

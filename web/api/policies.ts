@@ -3,21 +3,8 @@
 // and removes.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import {
-  addPolicy,
-  addPolicyInput,
-  getPolicy,
-  getPolicyDetails,
-  listPolicyOverviews,
-  pausePolicy,
-  removePolicy,
-  resumePolicy,
-  startCheck,
-  startPrune,
-  triggerPolicy,
-  updatePolicy,
-  updatePolicyInput,
-} from '../../services/policies.js';
+import { addPolicy, addPolicyInput, getPolicy, getPolicyDetails, listPolicyOverviews, pausePolicy, removePolicy, resumePolicy, triggerPolicy, updatePolicy, updatePolicyInput } from '../../services/policies.js';
+import { startCheck, startPrune } from '../../services/policy-jobs.js';
 import { principalOf } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { actor, jsonBody } from './body.js';

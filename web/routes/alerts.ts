@@ -1,21 +1,14 @@
 // Alerts: channels (add a webhook or e-mail, enable, disable, remove, send a test), open and
 // recent incidents, undeliverable notices, and the staleness sweep on demand. Every action is a
-// service call (services/alerts.ts) — the same the CLI's `borgcube alert …` makes.
+// service call (services/alert-channels.ts, incidents.ts, alert-schedule.ts) — the same the
+// CLI's `borgcube alert …` makes.
 //
 // Roles: viewer reads; operator sends tests and runs the sweep (they change nothing);
 // admin adds, enables, disables and removes channels (configuration).
 import { Hono } from 'hono';
-import {
-  addEmailChannel,
-  addWebhookChannel,
-  failedNotificationCount,
-  listAlertChannels,
-  listIncidents,
-  removeAlertChannel,
-  runAlertSweepNow,
-  setAlertChannelEnabled,
-  testAlertChannels,
-} from '../../services/alerts.js';
+import { addEmailChannel, addWebhookChannel, listAlertChannels, removeAlertChannel, setAlertChannelEnabled, testAlertChannels } from '../../services/alert-channels.js';
+import { failedNotificationCount, listIncidents } from '../../services/incidents.js';
+import { runAlertSweepNow } from '../../services/alert-schedule.js';
 import type { Principal } from '../../services/auth.js';
 import { principalOf, requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';

@@ -10,20 +10,9 @@ import type { z } from 'zod';
 import { hasRole, type Principal } from '../../services/auth.js';
 import { listClients } from '../../services/clients.js';
 import type { ServiceError } from '../../services/errors.js';
-import {
-  addPolicy,
-  getPolicy,
-  getPolicyDetails,
-  listPolicyOverviews,
-  pausePolicy,
-  removePolicy,
-  resumePolicy,
-  startCheck,
-  startPrune,
-  triggerPolicy,
-  updatePolicy,
-  type retentionSchema,
-} from '../../services/policies.js';
+import { addPolicy, getPolicy, getPolicyDetails, listPolicyOverviews, pausePolicy, removePolicy, resumePolicy, triggerPolicy, updatePolicy } from '../../services/policies.js';
+import { startCheck, startPrune } from '../../services/policy-jobs.js';
+import { type retentionSchema } from '../../services/retention.js';
 import { listRepositories } from '../../services/repositories.js';
 import { actor } from '../api/body.js';
 import { principalOf, requireRole } from '../auth.js';

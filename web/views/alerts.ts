@@ -2,7 +2,8 @@
 // incidents, and undeliverable notices. Incident texts quote job errors (borg output from
 // clients): all of it is text, escaped by `html`.
 import { html } from 'hono/html';
-import type { AlertChannelView, IncidentView } from '../../services/alerts.js';
+import type { AlertChannelView } from '../../services/alert-channels.js';
+import type { IncidentView } from '../../services/incidents.js';
 import { hasRole, type Principal } from '../../services/auth.js';
 import { when } from './format.js';
 import { fieldError, invalidAttr, problemSummary, type FormProblem } from './form-problem.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AlertPayload } from '../db/schema.js';
-import { addEmailChannelInput, addWebhookChannelInput, alertEmail, channelLabel } from './alerts.js';
+import { addEmailChannelInput, addWebhookChannelInput } from './alert-channels.js';
+import { alertEmail, channelLabel } from './alert-transport.js';
 
 const payload: AlertPayload = {
   kind: 'job-failed',
