@@ -46,7 +46,7 @@ export class JobDriver {
   /** Everything before `borg create`: the job row, its key, cache and credential, on the client. */
   async prepare(client: Client, repositoryId: string, user: BenchUser): Promise<PreparedJob> {
     const jobId = crypto.randomUUID();
-    await insertJob(this.stack.db.db, { id: jobId, kind: 'backup', clientId: client.id, repositoryId, triggeredBy: 'bench' });
+    await insertJob(this.stack.db.handle.db, { id: jobId, kind: 'backup', clientId: client.id, repositoryId, triggeredBy: 'bench' });
     await this.act(() => this.jobActs.reserveJob({ jobId, clientId: client.id, workflowRunId: 'bench' }));
     await this.stack.storageCall('prepareBackup', { jobId });
     await this.act(() => this.clientActs.pushJobFolder({ jobId }));
