@@ -7,7 +7,7 @@ import { createCliContext, UsageError, type CliContext } from './context.js';
 import { registerRepoCommands } from './commands/repo.js';
 import { registerClientCommands } from './commands/client.js';
 import { registerUserCommands } from './commands/user.js';
-import { registerMiscCommands } from './commands/misc.js';
+import { registerServerCommands } from './commands/server.js';
 import { registerJobCommands } from './commands/jobs.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAlertCommands } from './commands/alert.js';
@@ -30,7 +30,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerJobCommands(program, ctx);
   registerPolicyCommands(program, ctx);
   registerAlertCommands(program, ctx);
-  registerMiscCommands(program, ctx);
+  registerServerCommands(program, ctx);
   registerSetupCommands(program, ctx);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ outputError: () => {} });
   return program;

@@ -2,9 +2,8 @@
 // Temporal and the workers are reported so `npm start` and operators see what is missing.
 // Every probe is bounded: a dead dependency costs at most `timeoutMs`.
 import type { Client as TemporalClient } from '@temporalio/client';
-import { sql } from 'drizzle-orm';
 import type { Redis } from 'ioredis';
-import type { Db } from '../db/client.js';
+import { pingDb, type Db } from '../db/client.js';
 import { listRepositories } from '../services/repositories.js';
 import { storageTaskQueue } from '../workflows/task-queues.js';
 import type { HealthReport } from './env.js';
@@ -41,7 +40,7 @@ export function createHealthCheck(h: HealthDeps): () => Promise<HealthReport> {
     const report: HealthReport = { ok: false, database: { ok: false }, redis: { ok: false }, temporal: { ok: false }, workers: {} };
     const queues: Array<[string, 1 | 2]> = [[h.taskQueue, workflowQueue]];
     await Promise.all([
-      bounded(h.db.execute(sql`select 1`), ms, 'PostgreSQL')
+      bounded(pingDb(h.db), ms, 'PostgreSQL')
         .then(async () => {
           report.database.ok = true;
           const hosts = new Set([h.storageHost, ...(await listRepositories({ db: h.db })).map((r) => r.storageHost)]);

@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createDb } from '../db/client.js';
 import { requireAccount, type Account } from '../infra/accounts.js';
-import { loadConfig } from '../infra/config.js';
+import { loadConfig, type Config } from '../infra/config.js';
 import { createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
@@ -26,7 +26,7 @@ async function main() {
   redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis'));
   subscriber.on('error', (err: Error) => log.warn({ err: err.message }, 'redis subscriber'));
 
-  let temporal: Promise<TemporalHandle> | undefined;
+  const temporal = lazyTemporal(config);
   let masterKey: MasterKey | undefined;
   let storage: Account | undefined;
   const services: ServiceDeps = {
@@ -35,14 +35,7 @@ async function main() {
     log,
     masterKey: () => (masterKey ??= MasterKey.load(config.paths.masterKey)),
     storageAccount: () => (storage ??= requireAccount(config.accounts.storage)),
-    // A failed connection is retried by the next caller instead of being remembered.
-    temporal: async () =>
-      (
-        await (temporal ??= connectTemporal(config).catch((err: unknown) => {
-          temporal = undefined;
-          throw err;
-        }))
-      ).client,
+    temporal: temporal.client,
   };
 
   // The first account is made by `borgcube first-admin` (npm start runs it), not here.
@@ -83,9 +76,7 @@ async function main() {
       void (async () => {
         await hub.close();
         await redis.quit().catch(() => redis.disconnect());
-        // A connection attempt still pending (Temporal down) is not waited for.
-        const t = temporal && (await Promise.race([temporal.catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000))]));
-        await t?.close();
+        await temporal.close();
         await dbh.close();
         log.info('stopped');
         // Everything is closed; a Temporal connection attempt still in flight must not hold the exit.
@@ -96,6 +87,25 @@ async function main() {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/** Temporal, connected at the first use; a failed connection is retried by the next caller instead of being remembered. */
+function lazyTemporal(config: Config) {
+  let temporal: Promise<TemporalHandle> | undefined;
+  return {
+    client: async () =>
+      (
+        await (temporal ??= connectTemporal(config).catch((err: unknown) => {
+          temporal = undefined;
+          throw err;
+        }))
+      ).client,
+    /** Closes the connection; one still being attempted (Temporal down) is not waited for. */
+    async close() {
+      const t = temporal && (await Promise.race([temporal.catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 1000))]));
+      await t?.close();
+    },
+  };
 }
 
 main().catch((err: unknown) => {

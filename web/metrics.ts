@@ -8,113 +8,31 @@
 // metrics token, callers from a loopback address may scrape without one (a Prometheus on the same
 // host); everyone else gets 401.
 import { Hono, type Context } from 'hono';
-import { and, eq, isNull, ne, sql } from 'drizzle-orm';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Db } from '../db/client.js';
-import { jobKinds } from '../db/queries/jobs.js';
-import { clientsTable, incidentsTable, jobsTable, repositoriesTable, repositoryChecksTable, violationsTable } from '../db/schema.js';
+import { loadMetricsSnapshot, type MetricsSnapshot } from '../db/queries/metrics.js';
+import { incidentKind, jobKind } from '../db/schema.js';
 import { authenticateApiToken, sameSecret } from '../services/auth.js';
 import type { ServiceDeps } from '../services/deps.js';
 import { clientIp, viaUnknownProxy } from './auth.js';
 import type { WebEnv } from './env.js';
 
-const incidentKinds = ['job-failed', 'violation', 'check-failed', 'stale'] as const;
-
-interface Snapshot {
-  lastSuccess: Array<{ client: string; repository: string; at: Date }>;
-  lastBackup: Array<{ client: string; seconds: number; original: number | null; compressed: number | null; deduplicated: number | null; uploaded: number | null }>;
-  jobTotals: Array<{ kind: string; state: string; client: string; n: number; seconds: number }>;
-  backupBytes: Array<{ client: string; original: number; compressed: number; deduplicated: number; uploaded: number }>;
-  running: Array<{ kind: string; n: number }>;
-  violations: Array<{ client: string; n: number }>;
-  repositories: Array<{ name: string; stats: { archives: number; originalSize: number; compressedSize: number; uniqueSize: number; uniqueCompressedSize: number } | null }>;
-  checks: Array<{ repository: string; ok: boolean; at: Date; seconds: number }>;
-  incidents: Array<{ kind: string; n: number }>;
-}
-
-const num = (v: unknown) => (v === null || v === undefined ? 0 : Number(v));
-const numOrNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 const seconds = (d: Date) => d.getTime() / 1000;
 
-async function loadSnapshot(db: Db): Promise<Snapshot> {
-  const stat = (key: string) => sql<string | null>`(${jobsTable.stats} ->> ${key})::numeric`;
-  const duration = sql<string>`extract(epoch from (${jobsTable.finishedAt} - coalesce(${jobsTable.startedAt}, ${jobsTable.createdAt})))`;
-  const clientName = sql<string>`coalesce(${clientsTable.name}, '')`;
-  const [lastSuccess, lastBackup, jobTotals, backupBytes, running, violations, repositories, checks, incidents] = await Promise.all([
-    db
-      .select({ client: clientsTable.name, repository: repositoriesTable.name, at: sql<string>`max(${jobsTable.finishedAt})` })
-      .from(jobsTable)
-      .innerJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
-      .innerJoin(repositoriesTable, eq(repositoriesTable.id, jobsTable.repositoryId))
-      .where(and(eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'succeeded')))
-      .groupBy(clientsTable.name, repositoriesTable.name),
-    db
-      .selectDistinctOn([jobsTable.clientId], {
-        client: clientsTable.name,
-        seconds: duration,
-        original: stat('originalSize'),
-        compressed: stat('compressedSize'),
-        deduplicated: stat('deduplicatedSize'),
-        uploaded: stat('uploadedBytes'),
-      })
-      .from(jobsTable)
-      .innerJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
-      .where(and(eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'succeeded')))
-      .orderBy(jobsTable.clientId, sql`${jobsTable.finishedAt} desc`),
-    db
-      .select({ kind: jobsTable.kind, state: jobsTable.state, client: clientName, n: sql<string>`count(*)`, seconds: sql<string>`coalesce(sum(${duration}), 0)` })
-      .from(jobsTable)
-      .leftJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
-      .where(ne(jobsTable.state, 'running'))
-      .groupBy(jobsTable.kind, jobsTable.state, clientName),
-    db
-      .select({
-        client: clientsTable.name,
-        original: sql<string>`coalesce(sum(${stat('originalSize')}), 0)`,
-        compressed: sql<string>`coalesce(sum(${stat('compressedSize')}), 0)`,
-        deduplicated: sql<string>`coalesce(sum(${stat('deduplicatedSize')}), 0)`,
-        uploaded: sql<string>`coalesce(sum(${stat('uploadedBytes')}), 0)`,
-      })
-      .from(jobsTable)
-      .innerJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
-      .where(and(eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'succeeded')))
-      .groupBy(clientsTable.name),
-    db.select({ kind: jobsTable.kind, n: sql<string>`count(*)` }).from(jobsTable).where(eq(jobsTable.state, 'running')).groupBy(jobsTable.kind),
-    db.select({ client: clientName, n: sql<string>`count(*)` }).from(violationsTable).leftJoin(clientsTable, eq(clientsTable.id, violationsTable.clientId)).groupBy(clientName),
-    db.select({ name: repositoriesTable.name, stats: repositoriesTable.stats }).from(repositoriesTable),
-    db
-      .selectDistinctOn([repositoryChecksTable.repositoryId], { repository: repositoriesTable.name, result: repositoryChecksTable.result, at: repositoryChecksTable.finishedAt, ms: repositoryChecksTable.durationMs })
-      .from(repositoryChecksTable)
-      .innerJoin(repositoriesTable, eq(repositoriesTable.id, repositoryChecksTable.repositoryId))
-      .orderBy(repositoryChecksTable.repositoryId, sql`${repositoryChecksTable.finishedAt} desc`),
-    db.select({ kind: incidentsTable.kind, n: sql<string>`count(*)` }).from(incidentsTable).where(isNull(incidentsTable.resolvedAt)).groupBy(incidentsTable.kind),
-  ]);
-  return {
-    lastSuccess: lastSuccess.map((r) => ({ client: r.client, repository: r.repository, at: new Date(r.at) })),
-    lastBackup: lastBackup.map((r) => ({
-      client: r.client,
-      seconds: num(r.seconds),
-      original: numOrNull(r.original),
-      compressed: numOrNull(r.compressed),
-      deduplicated: numOrNull(r.deduplicated),
-      uploaded: numOrNull(r.uploaded),
-    })),
-    jobTotals: jobTotals.map((r) => ({ kind: r.kind, state: r.state, client: r.client, n: num(r.n), seconds: num(r.seconds) })),
-    backupBytes: backupBytes.map((r) => ({ client: r.client, original: num(r.original), compressed: num(r.compressed), deduplicated: num(r.deduplicated), uploaded: num(r.uploaded) })),
-    running: running.map((r) => ({ kind: r.kind, n: num(r.n) })),
-    violations: violations.map((r) => ({ client: r.client, n: num(r.n) })),
-    repositories: repositories.map((r) => ({ name: r.name, stats: r.stats ?? null })),
-    checks: checks.map((r) => ({ repository: r.repository, ok: r.result === 'ok', at: r.at, seconds: r.ms / 1000 })),
-    incidents: incidents.map((r) => ({ kind: r.kind, n: num(r.n) })),
-  };
-}
+type Snapshot = () => Promise<MetricsSnapshot>;
 
 /** The registry of BorgCube's series; `snapshot()` is called by every collect() of one scrape. */
-export function createMetricsRegistry(snapshot: () => Promise<Snapshot>, opts: { processMetrics?: boolean } = {}): Registry {
+export function createMetricsRegistry(snapshot: Snapshot, opts: { processMetrics?: boolean } = {}): Registry {
   const registry = new Registry();
   const registers = [registry];
   if (opts.processMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'borgcube_web_' });
 
+  for (const series of [backupSeries, jobSeries, repositorySeries]) series(registers, snapshot);
+  return registry;
+}
+
+/** Series about the newest and all successful backups of each client. */
+function backupSeries(registers: Registry[], snapshot: Snapshot): void {
   new Gauge({
     name: 'borgcube_last_success_timestamp_seconds',
     help: 'Unix time the newest successful backup of a client into a repository finished',
@@ -170,6 +88,10 @@ export function createMetricsRegistry(snapshot: () => Promise<Snapshot>, opts: {
       for (const r of (await snapshot()).backupBytes) for (const type of ['original', 'compressed', 'deduplicated', 'uploaded'] as const) this.inc({ client: r.client, type }, r[type]);
     },
   });
+}
+
+/** Series about ended and running jobs and the violations the proxy recorded. */
+function jobSeries(registers: Registry[], snapshot: Snapshot): void {
   new Counter({
     name: 'borgcube_jobs_total',
     help: 'Jobs that ended, by kind, final state and client ("" for repository jobs)',
@@ -220,9 +142,13 @@ export function createMetricsRegistry(snapshot: () => Promise<Snapshot>, opts: {
     async collect() {
       this.reset();
       const s = await snapshot();
-      for (const kind of jobKinds) this.set({ kind }, s.running.find((r) => r.kind === kind)?.n ?? 0);
+      for (const kind of jobKind.enumValues) this.set({ kind }, s.running.find((r) => r.kind === kind)?.n ?? 0);
     },
   });
+}
+
+/** Series about repositories (sizes, checks) and open incidents. */
+function repositorySeries(registers: Registry[], snapshot: Snapshot): void {
   new Gauge({
     name: 'borgcube_repository_size_bytes',
     help: 'Repository sizes as of its last refresh: original and compressed (all archives), unique and unique_compressed (stored once)',
@@ -287,19 +213,18 @@ export function createMetricsRegistry(snapshot: () => Promise<Snapshot>, opts: {
     async collect() {
       this.reset();
       const s = await snapshot();
-      for (const kind of incidentKinds) this.set({ kind }, s.incidents.find((r) => r.kind === kind)?.n ?? 0);
+      for (const kind of incidentKind.enumValues) this.set({ kind }, s.incidents.find((r) => r.kind === kind)?.n ?? 0);
     },
   });
-  return registry;
 }
 
 /** One database snapshot per scrape: the first collect() loads it, the others (and a concurrent scrape) share it. */
-function sharedSnapshot(db: Db, maxAgeMs = 1000): () => Promise<Snapshot> {
-  let current: { at: number; p: Promise<Snapshot> } | undefined;
+function sharedSnapshot(db: Db, maxAgeMs = 1000): Snapshot {
+  let current: { at: number; p: Promise<MetricsSnapshot> } | undefined;
   return () => {
     const now = Date.now();
     if (!current || now - current.at > maxAgeMs) {
-      const p = loadSnapshot(db);
+      const p = loadMetricsSnapshot(db);
       current = { at: now, p };
       p.catch(() => {
         if (current?.p === p) current = undefined;

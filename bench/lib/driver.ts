@@ -1,12 +1,14 @@
 // bench:proxy's way through a BorgCube backup without Temporal: the same activity code the
 // backup workflow runs (workflows/backup.ts), called in the same order — reserve, prepare (in the
 // repository service), push the job folder — then the run script the run activity would start on
-// the client (activities/client.ts runScript()), run here as the client user so that only
+// the client (activities/remote-borg/run-script.ts), run here as the client user so that only
 // `borg create` is timed; then finalize, pull the files cache (the next job's cache), revoke,
 // clean up. Client-side activities run in this (root) process, as in the worker.
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
-import { createClientActivities, clientJobDir, runScript } from '../../activities/client.js';
+import { createClientActivities, clientJobDir } from '../../activities/client.js';
+import { borgCreateArgv } from '../../activities/remote-borg/borg-create.js';
+import { runScript } from '../../activities/remote-borg/run-script.js';
 import { createJobActivities } from '../../activities/jobs.js';
 import { findClientById } from '../../db/queries/clients.js';
 import { findJob, insertJob } from '../../db/queries/jobs.js';
@@ -54,7 +56,7 @@ export class JobDriver {
     const fresh = (await findClientById(this.stack.db.handle.db, client.id))!;
     const dir = posix.join(user.home, clientJobDir(jobId));
     const script = posix.join(dir, 'run.sh');
-    user.writeFile(script, runScript({ config: this.stack.config, job, client: fresh, dir, borgCmd: fresh.borgPath }), 0o700);
+    user.writeFile(script, runScript({ jobId, dir, argv: borgCreateArgv(this.stack.config, job, fresh, fresh.borgPath) }), 0o700);
     return { jobId, dir, script };
   }
 

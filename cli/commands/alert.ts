@@ -11,6 +11,12 @@ export function registerAlertCommands(program: Command, ctx: CliContext) {
     .command('alert')
     .description('alert channels (webhooks: JSON POST; e-mail: SMTP) for job failures, violations, failed checks and stale clients');
 
+  alertChannelCommands(alert, ctx);
+  incidentCommands(alert, ctx);
+}
+
+/** Adding, listing, removing, switching and testing alert channels. */
+function alertChannelCommands(alert: Command, ctx: CliContext) {
   alert
     .command('add-webhook')
     .description('POST a JSON notice to this URL when an incident opens and when it resolves')
@@ -77,7 +83,10 @@ export function registerAlertCommands(program: Command, ctx: CliContext) {
       else for (const r of results) ctx.print(`${r.channel.id} ${r.channel.label}: ${r.ok ? 'ok' : `FAILED: ${printable(r.error ?? '')}`}`);
       if (results.some((r) => !r.ok)) ctx.exitCode = 1;
     });
+}
 
+/** Incidents: listing them and the staleness sweep that opens some. */
+function incidentCommands(alert: Command, ctx: CliContext) {
   alert
     .command('incidents')
     .description('open incidents (with --all, resolved ones too), newest first')
@@ -107,3 +116,4 @@ export function registerAlertCommands(program: Command, ctx: CliContext) {
       ctx.print(`sweep started (schedule ${id})`);
     });
 }
+

@@ -7,6 +7,12 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 export function registerClientCommands(program: Command, ctx: CliContext) {
   const client = program.command('client').description('manage the hosts BorgCube backs up');
 
+  clientConfigCommands(client, ctx);
+  clientConnectionCommands(client, ctx);
+}
+
+/** Adding, listing, showing and removing clients. */
+function clientConfigCommands(client: Command, ctx: CliContext) {
   client
     .command('add')
     .description('add a client (authorize `borgcube server-key` on it first)')
@@ -69,7 +75,10 @@ export function registerClientCommands(program: Command, ctx: CliContext) {
       await removeClient(ctx.deps(), name);
       ctx.print(`client ${name} removed`);
     });
+}
 
+/** Testing the SSH connection to a client and forgetting its pinned host key. */
+function clientConnectionCommands(client: Command, ctx: CliContext) {
   client
     .command('test')
     .description('connect over SSH: pin the host key on first contact (refuse a changed one), report borg')

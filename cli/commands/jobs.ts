@@ -27,6 +27,11 @@ export function registerJobCommands(program: Command, ctx: CliContext) {
       );
     });
 
+  oneJobCommands(program, ctx);
+}
+
+/** `borgcube job …`: one job's details, log and cancellation. */
+function oneJobCommands(program: Command, ctx: CliContext) {
   const job = program.command('job').description('inspect and control one job');
 
   job

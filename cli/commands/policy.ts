@@ -66,6 +66,14 @@ function retentionOf(o: ScheduleOpts, base: RetentionRules = {}): RetentionRules
 export function registerPolicyCommands(program: Command, ctx: CliContext) {
   const policy = program.command('policy').description('backup policies: schedules (Temporal Schedules), retention, checks, staleness alerts');
 
+  policyEditCommands(policy, ctx);
+  policyViewCommands(policy, ctx);
+  policyRunCommands(policy, ctx);
+  policyRemoveCommands(policy, ctx);
+}
+
+/** Adding and editing policies (their Temporal Schedules follow). */
+function policyEditCommands(policy: Command, ctx: CliContext) {
   scheduleOptions(
     policy
       .command('add')
@@ -119,7 +127,10 @@ export function registerPolicyCommands(program: Command, ctx: CliContext) {
       if (o.json) return ctx.printJson(p);
       ctx.print(`policy ${p.name} updated`);
     });
+}
 
+/** Listing and showing policies. */
+function policyViewCommands(policy: Command, ctx: CliContext) {
   policy
     .command('list')
     .description('list policies')
@@ -149,7 +160,10 @@ export function registerPolicyCommands(program: Command, ctx: CliContext) {
       if (o.json) return ctx.printJson(d);
       ctx.print(showPolicy(d));
     });
+}
 
+/** Pausing, resuming and running a policy's backup, prune or check now. */
+function policyRunCommands(policy: Command, ctx: CliContext) {
   policy
     .command('pause')
     .description("pause the policy's schedules (nothing runs until resume; trigger still works)")
@@ -215,7 +229,10 @@ export function registerPolicyCommands(program: Command, ctx: CliContext) {
       const job = await startCheck(deps, { repository: p.repositoryName, verifyData: o.verifyData ?? p.checkVerifyData, triggeredBy: `cli:${process.env.SUDO_USER ?? process.env.USER ?? 'root'}` });
       await printOrWait(ctx, job, o.wait);
     });
+}
 
+/** Removing a policy and re-syncing the Temporal Schedules of all. */
+function policyRemoveCommands(policy: Command, ctx: CliContext) {
   policy
     .command('remove')
     .description('remove a policy and its schedules (running jobs finish; archives stay)')

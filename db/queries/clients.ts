@@ -40,3 +40,11 @@ export async function pinHostKey(db: Db, c: Pick<Client, 'id' | 'host' | 'port' 
 export async function deleteClient(db: Db, id: string): Promise<boolean> {
   return (await db.delete(clientsTable).where(eq(clientsTable.id, id)).returning({ id: clientsTable.id })).length > 0;
 }
+
+/**
+ * A job reached the client over SSH and asked its borg for its version: the same contact
+ * `borgcube client test` records. Not an edit of the client, so updatedAt stays.
+ */
+export async function recordClientContact(db: Db, id: string, borgVersion: string | null): Promise<void> {
+  await db.update(clientsTable).set({ lastSeenAt: new Date(), borgVersion }).where(eq(clientsTable.id, id));
+}

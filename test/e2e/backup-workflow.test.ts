@@ -8,6 +8,7 @@ import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'nod
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../infra/subprocess.js';
+import { findClientByName, updateClient } from '../../db/queries/clients.js';
 import { addClient } from '../../services/clients.js';
 import { cancelJob, getJob, startBackup } from '../../services/jobs.js';
 import { startCheck } from '../../services/policy-jobs.js';
@@ -100,6 +101,18 @@ describe('the backup workflow', () => {
     expect(await describeJob(stack, second.id)).toMatch(/its files cache has [1-9]\d* entries/);
     await expectJobGone(small, second.id);
     await borgCheck(stack, repo);
+  });
+
+  it("counts a backup as contact with the client: its last-seen time and borg version", async () => {
+    const repo = await newRepo();
+    const before = (await findClientByName(stack.deps.db, 'small'))!;
+    await updateClient(stack.deps.db, before.id, { lastSeenAt: null, borgVersion: null });
+    const startedAt = new Date();
+    const done = await backup(stack, 'small', repo);
+    expect(done.state).toBe('succeeded');
+    const after = (await findClientByName(stack.deps.db, 'small'))!;
+    expect(after.lastSeenAt?.getTime()).toBeGreaterThanOrEqual(startedAt.getTime() - 1000);
+    expect(after.borgVersion).toMatch(/^1\.2\./);
   });
 
   it('follows the log live with `borgcube job logs --follow`', async () => {

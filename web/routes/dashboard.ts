@@ -1,19 +1,12 @@
 // The dashboard: the fleet at a glance (services/dashboard.ts).
 import { Hono } from 'hono';
 import { html } from 'hono/html';
-import { getDashboard, type RunningJob } from '../../services/dashboard.js';
+import { getDashboard } from '../../services/dashboard.js';
 import { requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { ago, bytes, duration, ratio, when } from '../views/format.js';
-import { layout, stateBadge, type Html } from '../views/layout.js';
-
-/** A progress element scaled by the previous backup's size (capped until the job ends). */
-export function progressBar(j: Pick<RunningJob, 'estimate' | 'progress' | 'state'>, id?: string): Html {
-  const done = j.progress?.originalSize ?? 0;
-  const max = 1000;
-  const value = j.state !== 'running' ? max : j.estimate ? Math.min(990, Math.round((done / j.estimate) * max)) : Math.round(max * (1 - Math.exp(-done / (256 << 20))) * 0.99);
-  return html`<progress${id ? html` id="${id}"` : ''} max="${max}" value="${value}">${Math.round(value / 10)}%</progress>`;
-}
+import { layout, stateBadge } from '../views/layout.js';
+import { progressBar } from '../views/progress.js';
 
 export function dashboardPages(deps: WebDeps) {
   const app = new Hono<WebEnv>();

@@ -1,17 +1,13 @@
 // Jobs: the filterable list, starting a backup, the live job page, cancelling.
 import { Hono } from 'hono';
-import { html } from 'hono/html';
-import { hasRole } from '../../services/auth.js';
 import { listClients } from '../../services/clients.js';
 import { withLiveProgress } from '../../services/dashboard.js';
-import { cancelJob, getJobDetails, jobKinds, jobLogTail, jobStates, listJobs, listJobsInput, startBackup } from '../../services/jobs.js';
+import { cancelJob, getJobDetails, jobLogTail, listJobs, listJobsInput, startBackup } from '../../services/jobs.js';
 import { listRepositories } from '../../services/repositories.js';
 import { actor } from '../api/body.js';
 import { principalOf, requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
-import { bytes, duration, when } from '../views/format.js';
-import { csrfField, layout, select, stateBadge, type Html } from '../views/layout.js';
-import { progressBar } from './dashboard.js';
+import { jobPage, jobsListPage } from '../views/jobs.js';
 import { formFields } from './form.js';
 
 export function jobsPages(deps: WebDeps) {
@@ -24,29 +20,7 @@ export function jobsPages(deps: WebDeps) {
     // Empty filter fields of the GET form mean "any".
     const q = listJobsInput.parse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== '')));
     const [page, clients, repos] = await Promise.all([listJobs(s, q), listClients(s), listRepositories(s)]);
-    const clientNames = clients.map((x) => x.name);
-    const repoNames = repos.map((x) => x.name);
-    const nextParams = new URLSearchParams(Object.entries({ client: q.client, repository: q.repository, state: q.state, kind: q.kind, limit: String(q.limit), cursor: page.nextCursor ?? undefined }).filter((e): e is [string, string] => Boolean(e[1])));
-    const body = html`<h1>Jobs</h1>
-${hasRole(p.user.role, 'operator') ? startForm(p, clientNames, repoNames) : ''}
-<form method="get" action="/jobs" class="filters">
-  <label>Client ${select('client', clientNames, q.client, { empty: 'any', id: 'filter-client' })}</label>
-  <label>Repository ${select('repository', repoNames, q.repository, { empty: 'any', id: 'filter-repository' })}</label>
-  <label>State ${select('state', jobStates, q.state, { empty: 'any', id: 'filter-state' })}</label>
-  <label>Kind ${select('kind', jobKinds, q.kind, { empty: 'any', id: 'filter-kind' })}</label>
-  <button type="submit">Filter</button>
-</form>
-${page.jobs.length
-  ? html`<table class="grid" id="jobs">
-<thead><tr><th>Job</th><th>Kind</th><th>Client</th><th>Repository</th><th>State</th><th>Phase</th><th>Created</th><th>Duration</th><th>Archive</th></tr></thead>
-<tbody>${page.jobs.map(
-      (j) => html`<tr><td><a href="/jobs/${j.id}">${j.id.slice(0, 8)}</a></td><td>${j.kind}</td><td>${j.clientName ?? '—'}</td><td>${j.repositoryName ?? '—'}</td>
-<td>${stateBadge(j.state)}</td><td>${j.phase}</td><td>${when(j.createdAt)}</td>
-<td>${j.finishedAt ? duration((j.finishedAt.getTime() - (j.startedAt ?? j.createdAt).getTime()) / 1000) : '—'}</td><td>${j.archiveName ?? '—'}</td></tr>`,
-    )}</tbody></table>`
-  : html`<p class="muted">No jobs match.</p>`}
-<nav class="pager">${q.cursor ? html`<a href="/jobs">First page</a>` : ''} ${page.nextCursor ? html`<a rel="next" id="next-page" href="/jobs?${nextParams.toString()}">Older jobs →</a>` : ''}</nav>`;
-    return c.html(layout({ title: 'Jobs', principal: p, active: 'jobs', body }));
+    return c.html(jobsListPage(p, q, page, clients.map((x) => x.name), repos.map((x) => x.name)));
   });
 
   app.post('/', requireRole('operator'), async (c) => {
@@ -60,53 +34,7 @@ ${page.jobs.length
     const d = await getJobDetails(s, c.req.param('id'));
     const live = await withLiveProgress(s, d);
     const lines = await jobLogTail(s, d.id, 500);
-    const lastSeq = lines.at(-1)?.seq ?? 0;
-    const pr = d.live?.progress;
-    const running = d.state === 'running';
-    const body = html`<section id="job" data-job-id="${d.id}" data-last-seq="${lastSeq}" data-state="${d.state}" data-estimate="${live.estimate ?? ''}" data-started="${(d.startedAt ?? d.createdAt).toISOString()}">
-<h1>${d.kind} of ${d.clientId ? (d.clientName ?? '(removed client)') : (d.repositoryName ?? '(removed repository)')} <span id="job-state">${stateBadge(d.state)}</span></h1>
-<div class="job-head">
-<dl class="facts">
-  <dt>Job</dt><dd><code>${d.id}</code></dd>
-  <dt>Client</dt><dd>${d.clientName ? html`<a href="/clients/${encodeURIComponent(d.clientName)}">${d.clientName}</a>` : '—'}</dd>
-  <dt>Repository</dt><dd>${d.repositoryName ? html`<a href="/repositories/${encodeURIComponent(d.repositoryName)}">${d.repositoryName}</a>` : '—'}</dd>
-  <dt>Archive</dt><dd id="job-archive">${d.archiveName ?? '—'}</dd>
-  <dt>Phase</dt><dd id="job-phase">${d.live?.status?.phase ?? d.phase}</dd>
-  <dt>Created</dt><dd>${when(d.createdAt)}</dd>
-  <dt>Finished</dt><dd id="job-finished">${when(d.finishedAt)}</dd>
-  <dt>Started by</dt><dd>${d.triggeredBy ?? 'schedule'}</dd>
-  <dt>Workflow</dt><dd><a href="${d.temporalUrl}" target="_blank" rel="noopener noreferrer">open in the Temporal UI</a></dd>
-</dl>
-${running && hasRole(p.user.role, 'operator')
-  ? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="Cancel this job? The backup stops; its cleanup still runs.">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
-  : ''}
-</div>
-<p class="error" id="job-error" role="alert"${d.error ? '' : html` hidden`}>${d.error ?? ''}</p>
-
-<h2>Progress</h2>
-<div class="progress">
-  ${progressBar({ ...live, state: d.state }, 'job-progress')}
-  <dl class="facts wide">
-    <dt>Read</dt><dd id="p-original">${bytes(pr?.originalSize ?? (d.stats?.originalSize))}</dd>
-    <dt>Compressed</dt><dd id="p-compressed">${bytes(pr?.compressedSize ?? (d.stats?.compressedSize))}</dd>
-    <dt>New (deduplicated)</dt><dd id="p-dedup">${bytes(pr?.deduplicatedSize ?? (d.stats?.deduplicatedSize))}</dd>
-    <dt>Files</dt><dd id="p-files">${pr?.nfiles ?? d.stats?.nfiles ?? '—'}</dd>
-    <dt>Throughput</dt><dd id="p-rate">—</dd>
-    <dt>Current path</dt><dd id="p-path" class="path">${pr?.path ?? ''}</dd>
-  </dl>
-  <p class="muted small" id="live-status">${running ? 'connecting…' : ''}</p>
-</div>
-
-${d.violations.length
-  ? html`<h2>Violations</h2><table class="grid" id="violations"><thead><tr><th>When</th><th>Kind</th><th>What the client attempted</th></tr></thead>
-<tbody>${d.violations.map((v) => html`<tr><td>${when(v.createdAt)}</td><td><code>${v.kind}</code></td><td class="path">${v.detail}</td></tr>`)}</tbody></table>`
-  : ''}
-${d.stats && !running ? statsTable(d.stats) : ''}
-
-<h2>Log</h2>
-<ol id="log" class="log">${lines.map((l) => logLine(l.seq, l.time, l.level, l.message))}</ol>
-</section>`;
-    return c.html(layout({ title: `Job ${d.id.slice(0, 8)}`, principal: p, active: 'jobs', body, scripts: ['job.js'] }));
+    return c.html(jobPage(p, d, live, lines));
   });
 
   app.post('/:id/cancel', requireRole('operator'), async (c) => {
@@ -114,26 +42,4 @@ ${d.stats && !running ? statsTable(d.stats) : ''}
     return c.redirect(`/jobs/${c.req.param('id')}`, 303);
   });
   return app;
-}
-
-function startForm(p: Parameters<typeof csrfField>[0], clients: string[], repos: string[]): Html {
-  if (!clients.length || !repos.length) return html`<p class="muted">Add a client and a repository to start backups.</p>`;
-  return html`<form method="post" action="/jobs" class="card inline-form" id="start-backup">
-  ${csrfField(p)}
-  <strong>Back up now:</strong>
-  <label>Client ${select('client', clients, undefined, { id: 'start-client' })}</label>
-  <label>into ${select('repository', repos, undefined, { id: 'start-repository' })}</label>
-  <button type="submit" class="primary">Start backup</button>
-</form>`;
-}
-
-function logLine(seq: number, time: Date, level: string, message: string): Html {
-  return html`<li data-seq="${seq}" class="lvl-${/^[A-Z]+$/.test(level) ? level.toLowerCase() : 'info'}"><time>${time.toISOString().slice(11, 19)}</time> <span class="lvl">${level}</span> <span class="msg">${message}</span></li>`;
-}
-
-function statsTable(stats: Record<string, number | string | undefined>): Html {
-  const entries = Object.entries(stats).filter(([, v]) => v !== undefined);
-  if (!entries.length) return html``;
-  const fmt = (k: string, v: number | string | undefined) => (typeof v === 'number' && /size|bytes/i.test(k) ? bytes(v) : typeof v === 'number' && /seconds/i.test(k) ? duration(v) : String(v));
-  return html`<h2>Result</h2><dl class="facts wide" id="job-stats">${entries.map(([k, v]) => html`<dt>${k}</dt><dd>${fmt(k, v)}</dd>`)}</dl>`;
 }

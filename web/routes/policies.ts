@@ -5,7 +5,6 @@
 // Roles: viewer reads; operator triggers, pauses, resumes, prunes and checks (running what is
 // configured, like starting a backup); admin adds, edits and removes (configuration).
 import { Hono } from 'hono';
-import { html } from 'hono/html';
 import type { z } from 'zod';
 import { hasRole, type Principal } from '../../services/auth.js';
 import { listClients } from '../../services/clients.js';
@@ -17,9 +16,11 @@ import { listRepositories } from '../../services/repositories.js';
 import { actor } from '../api/body.js';
 import { principalOf, requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
+
+type Services = WebDeps['services'];
 import { formProblem, type FieldOfMessage, type FieldOfPath, type FormProblem } from '../views/form-problem.js';
-import { layout, type Html } from '../views/layout.js';
-import { doneNote, formValuesFrom, formValuesOf, pausedBadge, policyDetails, policyForm, policyTable, retentionFields, type PolicyFormValues } from '../views/policies.js';
+import type { Html } from '../views/layout.js';
+import { formValuesFrom, newPolicyPage, type PolicyChoices, policiesListPage, policyPage, retentionFields, type PolicyFormValues } from '../views/policies.js';
 import { formFields, lines } from './form.js';
 
 const seg = encodeURIComponent;
@@ -63,40 +64,41 @@ const fieldOfMessage: FieldOfMessage = (err: ServiceError) => {
   return undefined;
 };
 
+/** The clients and repositories a policy form offers. */
+async function choices(s: Services): Promise<PolicyChoices> {
+  const [clients, repos] = await Promise.all([listClients(s), listRepositories(s)]);
+  return { clients: clients.map((c) => c.name), repositories: repos.map((r) => r.name) };
+}
+
+/** The add form, with the values and problem of a refused attempt. */
+async function newPage(s: Services, p: Principal, values: PolicyFormValues, problem?: FormProblem): Promise<Html> {
+  const ch = await choices(s);
+  return newPolicyPage(p, ch, values, problem);
+}
+
+/** One policy; admins also get the edit form, with the values and problem of a refused edit. */
+async function showPage(s: Services, p: Principal, name: string, o: { done?: string; values?: PolicyFormValues; problem?: FormProblem } = {}): Promise<Html> {
+  const d = await getPolicyDetails(s, name);
+  const admin = hasRole(p.user.role, 'admin');
+  const ch = admin ? await choices(s) : undefined;
+  return policyPage(p, d, ch, o);
+}
+
 export function policiesPages(deps: WebDeps) {
   const s = deps.services;
   const app = new Hono<WebEnv>();
-
-  const choices = async () => {
-    const [clients, repos] = await Promise.all([listClients(s), listRepositories(s)]);
-    return { clients: clients.map((c) => c.name), repositories: repos.map((r) => r.name) };
-  };
 
   app.get('/', requireRole('viewer'), async (c) => {
     const p = principalOf(c);
     const filter = { client: c.req.query('client') || undefined, repository: c.req.query('repository') || undefined };
     const { policies, temporalError } = await listPolicyOverviews(s, filter);
-    const body = html`<h1>Policies</h1>
-${hasRole(p.user.role, 'admin') ? html`<p><a class="button primary" href="/policies/new" id="add-policy">Add a policy</a></p>` : ''}
-${filter.client || filter.repository ? html`<p class="muted">Only ${filter.client ? html`client <strong>${filter.client}</strong>` : ''} ${filter.repository ? html`repository <strong>${filter.repository}</strong>` : ''}. <a href="/policies">All policies</a></p>` : ''}
-${temporalError ? html`<div class="card warn" role="status" id="temporal-error">Temporal did not answer, so next runs are not shown: ${temporalError}</div>` : ''}
-${policies.length ? policyTable(policies) : html`<p class="muted">No policies yet. A policy backs a client up into a repository on a schedule, prunes by its retention rules and checks the repository.</p>`}`;
-    return c.html(layout({ title: 'Policies', principal: p, active: 'policies', body }));
+    return c.html(policiesListPage(p, filter, policies, temporalError));
   });
-
-  const newPage = async (p: Principal, values: PolicyFormValues, problem?: FormProblem): Promise<Html> => {
-    const ch = await choices();
-    const body = html`<h1>Add a policy</h1>
-${ch.clients.length && ch.repositories.length
-  ? policyForm(p, { action: '/policies', isNew: true, values, problem, ...ch })
-  : html`<p class="muted">Add a <a href="/clients/new">client</a> and a <a href="/repositories">repository</a> first.</p>`}`;
-    return layout({ title: 'Add a policy', principal: p, active: 'policies', body });
-  };
 
   app.get('/new', requireRole('admin'), async (c) => {
     // Preselects ?client= and ?repository= (links from other pages); the rest are the defaults.
     const values = formValuesFrom({ client: c.req.query('client') ?? '', repository: c.req.query('repository') ?? '', timezone: 'UTC', staleAfterHours: '36' });
-    return c.html(await newPage(principalOf(c), values));
+    return c.html(await newPage(s, principalOf(c), values));
   });
 
   app.post('/', requireRole('admin'), async (c) => {
@@ -107,22 +109,11 @@ ${ch.clients.length && ch.repositories.length
       return c.redirect(`/policies/${seg(row.name)}?done=added`, 303);
     } catch (err) {
       const problem = formProblem(err, fieldOfPath, fieldOfMessage);
-      return c.html(await newPage(principalOf(c), values, problem), problem.status);
+      return c.html(await newPage(s, principalOf(c), values, problem), problem.status);
     }
   });
 
-  const showPage = async (p: Principal, name: string, o: { done?: string; values?: PolicyFormValues; problem?: FormProblem } = {}): Promise<Html> => {
-    const d = await getPolicyDetails(s, name);
-    const admin = hasRole(p.user.role, 'admin');
-    const ch = admin ? await choices() : undefined;
-    const body = html`<h1>Policy ${d.name} ${pausedBadge(d.paused)}</h1>
-${doneNote(o.done)}
-${policyDetails(p, d)}
-${ch ? html`<h2 id="edit">Edit</h2>${policyForm(p, { action: `/policies/${seg(d.name)}`, isNew: false, values: o.values ?? formValuesOf(d), problem: o.problem, ...ch })}` : ''}`;
-    return layout({ title: `Policy ${d.name}`, principal: p, active: 'policies', body });
-  };
-
-  app.get('/:name', requireRole('viewer'), async (c) => c.html(await showPage(principalOf(c), c.req.param('name'), { done: c.req.query('done') })));
+  app.get('/:name', requireRole('viewer'), async (c) => c.html(await showPage(s, principalOf(c), c.req.param('name'), { done: c.req.query('done') })));
 
   app.post('/:name', requireRole('admin'), async (c) => {
     const name = c.req.param('name');
@@ -134,7 +125,7 @@ ${ch ? html`<h2 id="edit">Edit</h2>${policyForm(p, { action: `/policies/${seg(d.
       return c.redirect(`/policies/${seg(name)}?done=saved`, 303);
     } catch (err) {
       const problem = formProblem(err, fieldOfPath, fieldOfMessage);
-      return c.html(await showPage(principalOf(c), name, { values, problem }), problem.status);
+      return c.html(await showPage(s, principalOf(c), name, { values, problem }), problem.status);
     }
   });
 

@@ -1,4 +1,4 @@
-// WebSockets: /ws/jobs/:id?after=<seq> streams one job live (web/job-stream.ts). The upgrade
+// WebSockets: /ws/jobs/:id?after=<seq> streams one job live (services/job-stream.ts). The upgrade
 // request passes the same authentication as every page (session cookie or bearer token), a
 // same-origin check for cookie sessions, and the job must exist; otherwise the upgrade is
 // refused with the HTTP status (401, 403, 404) and no socket is opened.

@@ -8,7 +8,7 @@ import { hasRetention, retentionText } from '../../services/retention.js';
 import { type PolicyDetails, type PolicyOverview, type PolicyView, type ScheduleState } from '../../services/policies.js';
 import { duration, when } from './format.js';
 import { fieldError, invalidAttr, problemSummary, type FormProblem } from './form-problem.js';
-import { csrfField, select, stateBadge, type Html } from './layout.js';
+import { csrfField, layout, select, stateBadge, type Html } from './layout.js';
 
 const seg = encodeURIComponent;
 
@@ -250,4 +250,35 @@ let zones: string[] | undefined;
 function timezoneList(): Html {
   zones ??= ['UTC', ...Intl.supportedValuesOf('timeZone').filter((z) => z !== 'UTC')];
   return html`<datalist id="timezones">${zones.map((z) => html`<option value="${z}"></option>`)}</datalist>`;
+}
+
+/** The names a policy form offers. */
+export interface PolicyChoices {
+  clients: string[];
+  repositories: string[];
+}
+
+export function policiesListPage(p: Principal, filter: { client?: string; repository?: string }, policies: PolicyOverview[], temporalError: string | undefined | null): Html {
+  const body = html`<h1>Policies</h1>
+${hasRole(p.user.role, 'admin') ? html`<p><a class="button primary" href="/policies/new" id="add-policy">Add a policy</a></p>` : ''}
+${filter.client || filter.repository ? html`<p class="muted">Only ${filter.client ? html`client <strong>${filter.client}</strong>` : ''} ${filter.repository ? html`repository <strong>${filter.repository}</strong>` : ''}. <a href="/policies">All policies</a></p>` : ''}
+${temporalError ? html`<div class="card warn" role="status" id="temporal-error">Temporal did not answer, so next runs are not shown: ${temporalError}</div>` : ''}
+${policies.length ? policyTable(policies) : html`<p class="muted">No policies yet. A policy backs a client up into a repository on a schedule, prunes by its retention rules and checks the repository.</p>`}`;
+  return layout({ title: 'Policies', principal: p, active: 'policies', body });
+}
+
+export function newPolicyPage(p: Principal, ch: PolicyChoices, values: PolicyFormValues, problem?: FormProblem): Html {
+  const body = html`<h1>Add a policy</h1>
+${ch.clients.length && ch.repositories.length
+? policyForm(p, { action: '/policies', isNew: true, values, problem, ...ch })
+: html`<p class="muted">Add a <a href="/clients/new">client</a> and a <a href="/repositories">repository</a> first.</p>`}`;
+  return layout({ title: 'Add a policy', principal: p, active: 'policies', body });
+}
+
+export function policyPage(p: Principal, d: PolicyDetails, ch: PolicyChoices | undefined, o: { done?: string; values?: PolicyFormValues; problem?: FormProblem }): Html {
+  const body = html`<h1>Policy ${d.name} ${pausedBadge(d.paused)}</h1>
+${doneNote(o.done)}
+${policyDetails(p, d)}
+${ch ? html`<h2 id="edit">Edit</h2>${policyForm(p, { action: `/policies/${seg(d.name)}`, isNew: false, values: o.values ?? formValuesOf(d), problem: o.problem, ...ch })}` : ''}`;
+  return layout({ title: `Policy ${d.name}`, principal: p, active: 'policies', body });
 }

@@ -1,9 +1,11 @@
+// Commands about the server itself: the SSH key clients authorize, and borg with a repository's
+// real key for what BorgCube's own commands do not cover.
 import type { Command } from 'commander';
 import { readServerPublicKey } from '../../infra/server-key.js';
 import { runAdminBorg } from '../../services/repositories.js';
 import { UsageError, type CliContext } from '../context.js';
 
-export function registerMiscCommands(program: Command, ctx: CliContext) {
+export function registerServerCommands(program: Command, ctx: CliContext) {
   program
     .command('server-key')
     .description("print the public key a client must authorize (append it to the client account's ~/.ssh/authorized_keys)")

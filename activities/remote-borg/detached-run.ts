@@ -1,0 +1,169 @@
+// Runs a borg subcommand detached on the client and follows it to its end: start it (or re-attach
+// to the one an earlier attempt started, after a worker restart), follow its JSON log, heartbeat
+// the latest progress, stop it when the activity is cancelled, and turn its exit code into the
+// activity's result. What differs between subcommands is a DetachedBorg.
+import { posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
+import type { SFTPWrapper } from 'ssh2';
+import { lastLogSeq } from '../../db/queries/jobs.js';
+import { sftpExists, sftpReadFrom, sftpReadSmall } from '../../infra/sftp.js';
+import type { SshConnection } from '../../infra/ssh.js';
+import { LineSplitter, type BorgLine } from '../borg-output.js';
+import { JobLog, type JobLogDeps } from './job-log.js';
+import { borgRunning, clearRunExit, runScript, startRunScript, stopRun, waitForRunEnd } from './run-script.js';
+
+/** A borg subcommand as runDetached runs it. */
+export interface DetachedBorg {
+  /** How the job's log names it, e.g. "borg create". */
+  name: string;
+  /** What cancelling it stops, e.g. "backup". */
+  jobName: string;
+  /** borg's argv, the borg command first. */
+  argv: string[];
+  /** Where borg runs; the job folder when not given. */
+  cwd?: string;
+  /** One line of borg's stderr (its --log-json output), or null for nothing to keep. */
+  parseLine(line: string, truncated: boolean): BorgLine | null;
+  /** The log line for an exit code that ends the run well; undefined when it failed. */
+  succeeded(rc: number): string | undefined;
+}
+
+export interface DetachedRunDeps extends JobLogDeps {
+  /** Poll interval of the log follower (tests shorten it). */
+  pollMs?: number;
+}
+
+/** Where a run stood at the last heartbeat, so that a retry continues from there. */
+interface RunHeartbeat {
+  offset: number;
+  started: boolean;
+  /** Latest progress line: what `borgcube job show` and the console show while borg runs. */
+  progress?: BorgLine & { kind: 'progress' };
+}
+
+interface Run {
+  deps: DetachedRunDeps;
+  borg: DetachedBorg;
+  conn: SshConnection;
+  sftp: SFTPWrapper;
+  dir: string;
+  log: JobLog;
+  offset: number;
+  beat(started: boolean): void;
+}
+
+/** Runs `borg` in the job folder `dir` of job `jobId` on the client, to its end; returns its exit code when it succeeded. */
+export async function runDetached(deps: DetachedRunDeps, on: { conn: SshConnection; jobId: string; dir: string }, borg: DetachedBorg): Promise<{ rc: number }> {
+  const ctx = Context.current();
+  const prev = (ctx.info.heartbeatDetails as RunHeartbeat | undefined) ?? { offset: 0, started: false };
+  const { conn, jobId, dir } = on;
+  const sftp = await conn.sftp();
+  if (!(await sftpExists(sftp, posix.join(dir, 'key')))) {
+    throw ApplicationFailure.nonRetryable(`the job folder ${dir} is gone from the client`, 'JobFolderMissing');
+  }
+  const log = new JobLog(deps, jobId, await lastLogSeq(deps.db, jobId));
+  const run: Run = { deps, borg, conn, sftp, dir, log, offset: prev.offset, beat: () => {} };
+  run.beat = (started) => heartbeat({ offset: run.offset, started, progress: log.progress } satisfies RunHeartbeat);
+  await startOrReattach(run, jobId, ctx.info.attempt > 1, prev.started);
+  run.beat(true);
+  return follow(run, ctx.cancellationSignal);
+}
+
+async function startOrReattach(run: Run, jobId: string, retry: boolean, startedBefore: boolean): Promise<void> {
+  const { conn, sftp, dir, borg, log } = run;
+  // A first attempt runs in the folder pushJobFolder has just made, where nothing has run yet:
+  // only a retry has to look for a borg (or its exit code) left by an earlier attempt.
+  if (retry && (await borgRunning(conn, dir))) {
+    if (startedBefore) await log.own(`worker restarted: following the ${borg.name} that is still running on the client`);
+    return;
+  }
+  // Finished while nobody watched (worker restart): follow() reads the rest.
+  if (retry && (await sftpExists(sftp, posix.join(dir, 'rc')))) return;
+  await startRunScript(conn, sftp, dir, runScript({ jobId, dir, argv: borg.argv, cwd: borg.cwd }));
+  await log.own(startedBefore ? `${borg.name} restarted on the client` : `${borg.name} started on the client`);
+}
+
+/** Follows the log until borg's exit code appears; returns it or throws the failure it means. */
+async function follow(run: Run, cancel: AbortSignal): Promise<{ rc: number }> {
+  const { deps, borg, conn, sftp, dir, log } = run;
+  // One exec channel that returns when run.sh ends tells the loop at once that borg is done, so
+  // the log itself can be polled gently instead of every 50 ms for the whole run (to notice the
+  // end early), which on a small server takes CPU from borg and the service.
+  const waiter = new AbortController();
+  const state = { waiter: 'waiting' as 'waiting' | 'ended' | 'failed' };
+  const runEnded = waitForRunEnd(conn, dir, waiter.signal).then(
+    () => void (state.waiter = 'ended'),
+    () => void (state.waiter = 'failed'),
+  );
+  const splitter = new LineSplitter();
+  let lastBeat = 0;
+  // Each poll is one SFTP open/read/close (~1 ms for the client). With the waiter, the poll
+  // rate only sets how live the log is; without it (it failed), also how late the end is seen.
+  const minPoll = Math.min(deps.pollMs ?? 50, 50);
+  let pollMs = minPoll;
+  let polledAfterEnd = 0;
+  // One read buffer for the whole run: a fresh MiB per poll kept the worker's GC busy.
+  const scratch = Buffer.allocUnsafe(1024 * 1024);
+  try {
+    for (;;) {
+      if (cancel.aborted) {
+        await stopRun(conn, dir);
+        await log.own(`cancelled: ${borg.name} stopped on the client`);
+        await log.flush();
+        throw new CancelledFailure(`${borg.jobName} cancelled`);
+      }
+      const chunk = await sftpReadFrom(sftp, posix.join(dir, 'borg.log'), run.offset, scratch);
+      if (chunk.length) {
+        run.offset += chunk.length;
+        for (const l of splitter.push(chunk)) await log.line(borg.parseLine(l.line, l.truncated));
+      }
+      const rcText = chunk.length === 0 ? await sftpReadSmall(sftp, posix.join(dir, 'rc')) : undefined;
+      if (rcText !== undefined) {
+        for (const l of splitter.flush()) await log.line(borg.parseLine(l.line, l.truncated));
+        return await finish(run, rcText);
+      }
+      const now = Date.now();
+      if (now - lastBeat > 2000 || chunk.length) {
+        run.beat(true);
+        lastBeat = now;
+      }
+      await log.maybeFlush();
+      // The wait before the next read:
+      //  * run.sh is gone (the waiter returned): only the rest of the log and the rc file are
+      //    left, read quickly; should rc never appear (run.sh killed), poll as without it;
+      //  * the waiter runs: borg prints progress five times a second, read in batches and
+      //    slower when nothing comes; the waiter cuts the wait short when run.sh ends;
+      //  * no waiter (it failed): quick to notice the end of a short run, easy on the client
+      //    during a long one.
+      if (state.waiter === 'ended') {
+        if (++polledAfterEnd > 40) state.waiter = 'failed';
+        pollMs = minPoll;
+      } else if (state.waiter === 'waiting') pollMs = chunk.length ? 4 * minPoll : Math.min(pollMs * 1.5, deps.pollMs ?? 1000);
+      else pollMs = chunk.length ? minPoll : Math.min(pollMs * 1.5, deps.pollMs ?? 200);
+      if (chunk.length && state.waiter !== 'waiting') continue;
+      // A sleep that loses the race to the waiter just runs out later, unawaited.
+      await Promise.race([sleep(pollMs, undefined, { signal: cancel }).catch(() => {}), ...(state.waiter === 'waiting' ? [runEnded] : [])]);
+    }
+  } finally {
+    waiter.abort();
+  }
+}
+
+/** Borg's exit code, read from `rc`: the result, or the failure (retryable when it may pass). */
+async function finish(run: Run, rcText: string): Promise<{ rc: number }> {
+  const { borg, conn, dir, log } = run;
+  await log.flush();
+  const rc = Number(rcText.trim());
+  run.beat(false);
+  const done = borg.succeeded(rc);
+  if (done !== undefined) {
+    await log.own(done);
+    return { rc };
+  }
+  // The next attempt starts borg again; its log continues after this one.
+  await clearRunExit(conn, dir);
+  const msg = log.lastError ?? `${borg.name} exited with ${Number.isNaN(rc) ? rcText.trim().slice(0, 20) : rc}`;
+  if (log.lastErrorTransient || Number.isNaN(rc) || rc > 128) throw new Error(msg);
+  throw ApplicationFailure.nonRetryable(msg, 'BorgFailed');
+}

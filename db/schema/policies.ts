@@ -1,0 +1,38 @@
+// Backup policies: which client goes to which repository, when, and what is kept.
+import { boolean, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, updatedAt } from './columns.js';
+import { clientsTable } from './clients.js';
+import { repositoriesTable } from './repositories.js';
+
+export interface RetentionRules {
+  keepWithin?: string;
+  hourly?: number;
+  daily?: number;
+  weekly?: number;
+  monthly?: number;
+  yearly?: number;
+}
+
+export const policiesTable = pgTable(
+  'policies',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull().unique(),
+    clientId: uuid('client_id').notNull().references(() => clientsTable.id, { onDelete: 'cascade' }),
+    repositoryId: uuid('repository_id').notNull().references(() => repositoriesTable.id, { onDelete: 'cascade' }),
+    backupCrons: jsonb('backup_crons').$type<string[]>().notNull(),
+    timezone: text('timezone').notNull().default('UTC'),
+    retention: jsonb('retention').$type<RetentionRules>().notNull().default({}),
+    checkCrons: jsonb('check_crons').$type<string[]>().notNull().default([]),
+    checkVerifyData: boolean('check_verify_data').notNull().default(false),
+    /** Extra prune runs (a prune also follows every successful scheduled backup). */
+    pruneCrons: jsonb('prune_crons').$type<string[]>().notNull().default([]),
+    /** A client with no successful backup for this long is stale (dashboard, alerts). */
+    staleAfterHours: integer('stale_after_hours').notNull().default(36),
+    paused: boolean('paused').notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index('policies_client_idx').on(t.clientId), index('policies_repository_idx').on(t.repositoryId)],
+);
+export type Policy = typeof policiesTable.$inferSelect;
