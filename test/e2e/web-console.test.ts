@@ -9,9 +9,8 @@
 // <script>alert(1)</script> shows as text; a policy is added through its form (a bad cron comes
 // back with the reason and the input kept), paused and resumed from its page (the Temporal
 // Schedule follows) and removed. Screenshots go to docs/screenshots/.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -27,11 +26,11 @@ import { policyScheduleId } from '../../services/policy-schedules.js';
 import { addUser } from '../../services/users.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
 import { createClientHost, type ClientHost } from '../harness/client-host.js';
-import { freePort, httpStatus, waitFor } from '../harness/net.js';
 import { cleanUpSchedules } from '../harness/policies.js';
 import { projectRoot } from '../harness/paths.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
 import { startStack, type TestStack } from '../harness/stack.js';
+import { startWeb } from '../harness/web.js';
 
 const adminPassword = 'e2e-admin-password-1234';
 const viewerPassword = 'e2e-viewer-password-1234';
@@ -41,34 +40,6 @@ const xss = '<script>alert(1)</script>';
 const updateScreenshots = process.env.BORGCUBE_UPDATE_SCREENSHOTS === '1';
 let screenshots = join(projectRoot, 'docs', 'screenshots');
 const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-/** The web process of the stack, started like `npm start` starts it. */
-async function startWeb(stack: TestStack): Promise<{ url: string; proc: ChildProcess; log: string }> {
-  const admin = await stack.cli(['first-admin', '--password-stdin'], { input: `${adminPassword}\n` });
-  if (admin.code !== 0) throw new Error(`borgcube first-admin failed: ${admin.err}`);
-  const port = await freePort();
-  const log = join(stack.dataDir, 'logs', 'web.log');
-  mkdirSync(join(stack.dataDir, 'logs'), { recursive: true });
-  const proc = spawn(process.execPath, [join(projectRoot, 'dist/web/main.js')], {
-    env: { ...stack.env, BORGCUBE_WEB_HOST: '127.0.0.1', BORGCUBE_WEB_PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout?.on('data', (c: Buffer) => appendFileSync(log, c));
-  proc.stderr?.on('data', (c: Buffer) => appendFileSync(log, c));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  registerCleanup('web process', async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    }
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor('the web console', async () => (await httpStatus(`${url}/healthz`)) === 200, { timeoutMs: 60_000, intervalMs: 300 }).catch((err: Error) => {
-    throw new Error(`${err.message}\n${existsSync(log) ? readFileSync(log, 'utf8').slice(-3000) : ''}`);
-  });
-  return { url, proc, log };
-}
 
 async function login(page: Page, url: string, user: string, password: string) {
   await page.goto(`${url}/`);
@@ -129,7 +100,7 @@ describe('web console in Chromium', () => {
     });
     const repo = await stack.cli(['repo', 'add', 'main', '--path', `${stack.dataDir}-repos/main`]);
     expect(repo.code, repo.err).toBe(0);
-    web = await startWeb(stack);
+    web = await startWeb(stack, adminPassword);
     await addUser(stack.deps, { username: 'viewer', role: 'viewer', password: viewerPassword });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
     registerCleanup('chromium', () => browser.close());
