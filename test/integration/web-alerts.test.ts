@@ -7,7 +7,7 @@ import { alertNotificationsTable, incidentsTable } from '../../db/schema.js';
 import type { WebApp } from '../../web/app.js';
 import { startWebhookReceiver } from '../harness/alert-sinks.js';
 import type { TestStack } from '../harness/stack.js';
-import { Browser } from './web-browser.js';
+import type { Browser } from './web-browser.js';
 import { useWebStackApp } from './web-stack-app.js';
 
 describe('alerts in the console and the API', () => {
