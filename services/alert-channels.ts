@@ -12,31 +12,23 @@ import { invalid, notFound } from './errors.js';
 
 const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
 
-const httpUrl = z
-  .string()
-  .trim()
-  .max(2000)
-  .refine((s) => {
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && noControl(s);
-    } catch {
-      return false;
-    }
-  }, 'must be an http:// or https:// URL');
+/** A URL of one of `protocols` with a host (a control character would reach a log or a header). */
+const urlOf = (protocols: string[], message: string) =>
+  z
+    .string()
+    .trim()
+    .max(2000)
+    .refine((s) => {
+      try {
+        const u = new URL(s);
+        return protocols.includes(u.protocol) && u.hostname !== '' && noControl(s);
+      } catch {
+        return false;
+      }
+    }, message);
 
-const smtpUrl = z
-  .string()
-  .trim()
-  .max(2000)
-  .refine((s) => {
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'smtp:' || u.protocol === 'smtps:') && u.hostname !== '' && noControl(s);
-    } catch {
-      return false;
-    }
-  }, 'must be an smtp:// or smtps:// URL, e.g. smtp://mail.example.com:587 or smtps://user:password@mail.example.com');
+const httpUrl = urlOf(['http:', 'https:'], 'must be an http:// or https:// URL');
+const smtpUrl = urlOf(['smtp:', 'smtps:'], 'must be an smtp:// or smtps:// URL, e.g. smtp://mail.example.com:587 or smtps://user:password@mail.example.com');
 
 const emailAddress = z.email('must be an e-mail address').max(320);
 

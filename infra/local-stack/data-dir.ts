@@ -1,6 +1,6 @@
 // The service accounts and the data dir: created when missing, owners and modes repaired when
 // they drifted; every function returns what it changed so that provisioning can say it.
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { allowKeyOnlyLogin, ensureShell, ensureSystemAccount, lookupAccount, requireAccount, type Account } from '../accounts.js';
 import type { Config } from '../config.js';
@@ -35,21 +35,16 @@ function ensureDir(path: string, mode: number, uid: number, gid: number): string
   }
   const st = lstatSync(path);
   if (!st.isDirectory()) throw new Error(`${path} exists and is not a directory`);
-  const changes: string[] = [];
-  if (st.uid !== uid || st.gid !== gid) {
-    chownSync(path, uid, gid);
-    changes.push('owner');
-  }
-  if ((st.mode & 0o7777) !== mode) {
-    chmodSync(path, mode);
-    changes.push(`mode ${mode.toString(8)}`);
-  }
-  if (created) return `created ${path}`;
-  return changes.length ? `fixed ${changes.join('+')} of ${path}` : undefined;
+  const fixed = fixOwnerAndMode(path, st, mode, uid, gid);
+  return created ? `created ${path}` : fixed;
 }
 
 function ensureFile(path: string, mode: number, uid: number, gid: number): string | undefined {
-  const st = statSync(path);
+  return fixOwnerAndMode(path, statSync(path), mode, uid, gid);
+}
+
+/** Sets owner and mode where they differ; says what it fixed. */
+function fixOwnerAndMode(path: string, st: Stats, mode: number, uid: number, gid: number): string | undefined {
   const changes: string[] = [];
   if (st.uid !== uid || st.gid !== gid) {
     chownSync(path, uid, gid);
