@@ -12,9 +12,8 @@ import { authenticatedFor } from './credentials.js';
 import type { JobNonces } from './job-nonces.js';
 import type { RepositoryHandle } from './repository.js';
 import type { SessionEntry, SessionRegistry } from './session-registry.js';
-import { NO_DATA } from './sessions/backup.js';
 import { PolicyViolation, replyErrorOf, SessionError } from './sessions/errors.js';
-import type { JobSession, SessionOperation, SessionPolicy } from './sessions/policy.js';
+import { NO_DATA, type JobSession, type SessionOperation, type SessionPolicy } from './sessions/policy.js';
 import type { Violations } from './violations.js';
 
 /** What a connection needs of the service. */

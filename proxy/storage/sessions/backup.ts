@@ -23,7 +23,7 @@ import { acceptArchive, type SessionArchive } from './backup-archive.js';
 import { isCheckpointName, loadBackupContext, type JobContext } from './backup-context.js';
 import { diffManifest, mergeIntoReal, openClientManifest } from './backup-manifest.js';
 import { PolicyViolation, SessionError } from './errors.js';
-import type { JobSession, SessionHooks, SessionOperation, SessionPolicy } from './policy.js';
+import { NO_DATA, type JobSession, type SessionHooks, type SessionOperation, type SessionPolicy } from './policy.js';
 
 interface HeldCommit {
   release: () => void;
@@ -37,8 +37,6 @@ interface HeldCommit {
   clientManifest: Buffer;
 }
 
-/** What a put's data reference is replaced with once the data is handed on. */
-export const NO_DATA = Buffer.alloc(0);
 
 const backupOperations: ReadonlySet<SessionOperation> = new Set(['getManifest', 'nonce', 'put', 'putManifest', 'delete', 'get', 'commit', 'rollback']);
 

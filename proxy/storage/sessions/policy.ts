@@ -11,6 +11,9 @@ import type { JobStateFile } from '../job-state.js';
 import type { LiveSession, RepositoryHandle } from '../repository.js';
 import type { Upstream } from '../upstream.js';
 
+/** What a put's data reference is replaced with once the data is handed on (connection and sessions alike). */
+export const NO_DATA = Buffer.alloc(0);
+
 /** An operation of an attached session (attach and violation reports are the connection's own). */
 export type SessionOperation = Exclude<ProxyRequest['t'], 'attach' | 'violation'>;
 
