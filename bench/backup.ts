@@ -29,7 +29,7 @@ import { runBench } from './lib/run-bench.js';
 import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide, type ClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { workflowPhases, type Phases } from './lib/history.js';
-import { measure, servicePart, sshdPart, waitForQuiet, type TimedRun } from './lib/measure.js';
+import { measure, servicePart, sshdPart, quietBeforeSample, type TimedRun } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict, type RunInfo } from './lib/report.js';
 import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { sweepLeftovers } from '../test/harness/leftovers.js';
@@ -73,14 +73,6 @@ function profileDir(profile: string | undefined): string | undefined {
   const st = requireAccount(loadConfig().accounts.storage);
   chownSync(dir, st.uid, st.gid);
   return dir;
-}
-
-/** Before each timed backup: up to --quiet-wait seconds for an idle machine; the busy CPUs when it did not get one. */
-async function quiet(opts: Opts): Promise<number | undefined> {
-  if (!opts.quietWait) return undefined;
-  const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
-  if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${opts.quietWait} s; measuring anyway`);
-  return q.quiet ? undefined : q.busyCores;
 }
 
 /** One whole BorgCube backup, timed from the start request to the workflow's completion. */
@@ -130,7 +122,7 @@ async function directSamples(su: { opts: Opts; side: ClientSide }, tree: TreeInf
   const out: Sample[] = [];
   const loc = await side.direct.init(name);
   for (const kind of ['first', 'second'] as const) {
-    const busyAtStart = await quiet(su.opts);
+    const busyAtStart = await quietBeforeSample(su.opts.quietWait);
     const m = await measure([sshdPart(listenerPid(side.sshd), directServerClass)], () => side.direct.create(loc, kind, tree.path));
     out.push({ size, kind, run, path: 'direct', wallS: m.wallS, machineCpuS: m.machineBusyS, cpu: m.cpu, load1: m.load1, busyAtStart });
     note(`${size} run ${run} direct   ${kind.padEnd(6)} ${f2(m.wallS)} s`);
@@ -147,7 +139,7 @@ async function borgcubeSamples(su: { opts: Opts; stack: BenchStack; side: Client
   await addRepository(stack.deps, { name, path: join(stack.reposDir, name) });
   for (const kind of ['first', 'second'] as const) {
     let extra: { phases: Phases; uploadedBytes: number } | undefined;
-    const busyAtStart = await quiet(su.opts);
+    const busyAtStart = await quietBeforeSample(su.opts.quietWait);
     const parts = [
       servicePart(stack.worker.pid!, 'worker', 'worker children'),
       servicePart(stack.storage.pid!, 'service', 'service borg serve'),

@@ -31,7 +31,7 @@ import { runBench } from './lib/run-bench.js';
 import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide, type ClientSide } from './lib/client-side.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
 import { JobDriver } from './lib/driver.js';
-import { measure, servicePart, sshdPart, waitForQuiet, type Measured } from './lib/measure.js';
+import { measure, servicePart, sshdPart, quietBeforeSample, type Measured } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict, type RunInfo } from './lib/report.js';
 import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { warmTree, writeBigTree, writeSmallTree, type TreeInfo } from './lib/tree.js';
@@ -71,14 +71,6 @@ function profileDirs(dir: string | undefined): Profile | undefined {
   return profile;
 }
 
-/** Before each timed backup: up to --quiet-wait seconds for an idle machine; the busy CPUs when it did not get one. */
-async function quiet(opts: Opts): Promise<number | undefined> {
-  if (!opts.quietWait) return undefined;
-  const q = await waitForQuiet({ maxWaitMs: opts.quietWait * 1000 });
-  if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${opts.quietWait} s; measuring anyway`);
-  return q.quiet ? undefined : q.busyCores;
-}
-
 interface Setup {
   opts: Opts;
   stack: BenchStack;
@@ -97,7 +89,7 @@ async function runProxyJob(su: Setup, clientRow: Client, repositoryId: string, w
   let m: Measured;
   let busyAtStart: number | undefined;
   try {
-    if (wait) busyAtStart = await quiet(su.opts);
+    if (wait) busyAtStart = await quietBeforeSample(su.opts.quietWait);
     m = await measure([sshdPart(listenerPid(stack.sshd), borgcubeServerClass), servicePart(stack.storage.pid!, 'service', 'service borg serve')], () => driver.run(job, side.client));
   } catch (err) {
     await driver.finish(job, false).catch(() => {});
@@ -130,7 +122,7 @@ async function collectSamples(su: Setup): Promise<Sample[]> {
       if (path === 'direct') {
         const loc = await side.direct.init(name);
         for (let k = 0; k <= opts.seconds; k++) {
-          const busyAtStart = await quiet(opts);
+          const busyAtStart = await quietBeforeSample(opts.quietWait);
           const m = await measure([sshdPart(listenerPid(side.sshd), directServerClass)], () => side.direct.create(loc, `a${k}`, su.tree.path));
           const s: Sample = { ...m, run, k, path, kind: k === 0 ? 'first' : 'second', busyAtStart };
           samples.push(s);

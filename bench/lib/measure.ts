@@ -5,6 +5,7 @@
 // used by unrelated processes during the run shows up as "other".
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { f2, note } from './report.js';
 import { DescendantSampler, loadAverage, machineCpu, procTimes, treeCpu, waitForNoDescendants } from './procfs.js';
 
 export interface TimedRun {
@@ -115,4 +116,12 @@ export async function waitForQuiet(o: { maxWaitMs: number; cores?: number; windo
     if (busyCores < (o.cores ?? 0.3)) return { quiet: true, waitedMs, busyCores };
     if (waitedMs >= o.maxWaitMs) return { quiet: false, waitedMs, busyCores };
   }
+}
+
+/** Before each timed sample: up to `quietWaitS` seconds for an idle machine; the busy CPUs when it did not get one. */
+export async function quietBeforeSample(quietWaitS: number): Promise<number | undefined> {
+  if (!quietWaitS) return undefined;
+  const q = await waitForQuiet({ maxWaitMs: quietWaitS * 1000 });
+  if (!q.quiet) note(`the machine stayed busy (${f2(q.busyCores)} CPUs) for ${quietWaitS} s; measuring anyway`);
+  return q.quiet ? undefined : q.busyCores;
 }

@@ -4,14 +4,13 @@ import { afterAll, beforeAll } from 'vitest';
 import { loadConfig } from '../../infra/config.js';
 import { createRedis, createEventPublisher, type EventPublisher } from '../../infra/events.js';
 import { createJobEventHub, type JobEventHub } from '../../infra/job-event-hub.js';
-import { createLogger } from '../../infra/logger.js';
 import { createRedisLoginLimiter } from '../../services/auth.js';
 import type { ServiceDeps } from '../../services/deps.js';
-import { unavailable } from '../../services/errors.js';
 import { addUser } from '../../services/users.js';
 import { createApp, type WebApp } from '../../web/app.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { createTestDatabase, type TestDatabase } from '../harness/db.js';
+import { databaseOnlyDeps } from '../harness/deps.js';
 import { password } from './web-browser.js';
 
 export interface WebTestApp {
@@ -35,20 +34,8 @@ export function useWebTestApp(): WebTestApp {
 
   beforeAll(async () => {
     w.tdb = await createTestDatabase();
-    const config = loadConfig({ ...process.env, DATABASE_URL: w.tdb.url });
-    w.deps = {
-      db: w.tdb.handle.db,
-      config,
-      log: createLogger({ name: 'test', level: 'silent' }),
-      masterKey: () => {
-        throw new Error('no master key in this test');
-      },
-      storageAccount: () => {
-        throw new Error('no storage account in this test');
-      },
-      temporal: () => Promise.reject(unavailable('no Temporal in this test')),
-    };
-    w.hub = createJobEventHub(createRedis(config.redisUrl), w.deps.log);
+    w.deps = databaseOnlyDeps(w.tdb);
+    w.hub = createJobEventHub(createRedis(w.deps.config.redisUrl), w.deps.log);
     w.app = createApp({
       services: w.deps,
       limiter: createRedisLoginLimiter(w.redis, { prefix: w.prefix }),
