@@ -13,3 +13,4 @@ export * from './schema/jobs.js';
 export * from './schema/archives.js';
 export * from './schema/checks.js';
 export * from './schema/alerts.js';
+export * from './schema/audit.js';

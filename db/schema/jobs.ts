@@ -21,6 +21,25 @@ export interface JobStats {
   [k: string]: number | string | undefined;
 }
 
+/**
+ * What a restore job restores (kind `restore`): one archive, all of it or some paths, onto the
+ * job's client (`jobs.client_id`, the target) into `target`. Set once when the job is created.
+ */
+export interface RestoreSpec {
+  /** archives.id and Borg's archive object id (hex) of the archive restored. */
+  archiveId: string;
+  archiveBorgId: string;
+  archiveName: string;
+  /** The client whose archive it is (may differ from the target client). */
+  sourceClientId: string | null;
+  /** Archive paths (no leading slash) to restore; empty means the whole archive. */
+  paths: string[];
+  /** Absolute directory on the target client that borg extract runs in ("/" for in place). */
+  target: string;
+  inPlace: boolean;
+  stripComponents: number;
+}
+
 export const jobsTable = pgTable(
   'jobs',
   {
@@ -41,6 +60,8 @@ export const jobsTable = pgTable(
     finishedAt: timestamp('finished_at', { withTimezone: true }),
     stats: jsonb('stats').$type<JobStats>(),
     error: text('error'),
+    /** Restore jobs only: what is restored where. */
+    restore: jsonb('restore').$type<RestoreSpec>(),
   },
   (t) => [
     uniqueIndex('jobs_repository_archive_idx').on(t.repositoryId, t.archiveName),

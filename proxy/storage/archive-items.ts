@@ -1,0 +1,33 @@
+// An archive's items, read with the real key (BORG_PROTOCOL.md §5.3): the metadata object, then
+// its items chunks in order, decoded item by item. Shared by the catalog (browse, download) and
+// restore preparation. `read` fetches and decrypts one object; callers decide how long they hold
+// the repository for it.
+import { parseArchive, type ArchiveMeta } from '../borg/archive.js';
+import type { BorgKey } from '../borg/keys.js';
+import { decodeItem, type ArchiveItem } from '../borg/item.js';
+import { LIMITS, Unpacker } from '../borg/msgpack.js';
+import type { ReadObject } from './archive-refs.js';
+
+export interface ArchiveReader {
+  meta: ArchiveMeta;
+  /** The items in stream order (the order borg create visited them: a directory before its contents). */
+  items(): AsyncGenerator<ArchiveItem, void, void>;
+}
+
+export async function openArchive(read: ReadObject, key: BorgKey, archiveId: Buffer): Promise<ArchiveReader> {
+  const { plaintext } = await read(archiveId);
+  // Archives written before BorgCube re-signed them may carry a TAM of another key: read them anyway.
+  const meta = parseArchive(key, plaintext, { required: false });
+  return {
+    meta,
+    async *items() {
+      const unpacker = new Unpacker(LIMITS.items);
+      for (const id of meta.items) {
+        const chunk = await read(id);
+        unpacker.feed(chunk.plaintext);
+        for (const v of unpacker) yield decodeItem(v);
+      }
+      if (unpacker.bufferedBytes) throw new Error(`archive ${archiveId.toString('hex')}: its item stream ends inside an item`);
+    },
+  };
+}
