@@ -5,8 +5,39 @@
 import { z } from 'zod';
 import * as archivesQ from '../db/queries/archives.js';
 import type { ServiceDeps } from './deps.js';
-import { failed, unavailable } from './errors.js';
+import { failed, invalid, notFound, unavailable } from './errors.js';
+import { getClient } from './clients.js';
 import { getRepository, runAdminBorg } from './repositories.js';
+
+export type { ArchiveDetail } from '../db/queries/archives.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The live archive an operator names: its id, or its name (unique per repository; `repository`
+ * picks one when several repositories hold an archive of that name).
+ */
+export async function resolveArchive(deps: Pick<ServiceDeps, 'db'>, ref: string, repository?: string): Promise<archivesQ.ArchiveDetail> {
+  if (UUID.test(ref)) {
+    const a = await archivesQ.findLiveArchiveById(deps.db, ref.toLowerCase());
+    if (a && (!repository || a.repositoryName === repository)) return a;
+  }
+  let found = await archivesQ.findLiveArchivesByName(deps.db, ref);
+  if (repository) {
+    await getRepository(deps, repository);
+    found = found.filter((a) => a.repositoryName === repository);
+  }
+  if (found.length > 1) throw invalid(`archive ${JSON.stringify(ref)} exists in several repositories (${found.map((a) => a.repositoryName).join(', ')}); name one with --repo`);
+  if (!found[0]) throw notFound('archive', ref);
+  return found[0];
+}
+
+/** A client's live archives, newest first (optionally of one repository). */
+export async function listClientArchives(deps: Pick<ServiceDeps, 'db'>, client: string, repository?: string, limit = 1000): Promise<archivesQ.ArchiveDetail[]> {
+  const c = await getClient(deps, client);
+  const repo = repository ? await getRepository(deps, repository) : undefined;
+  return archivesQ.listClientArchives(deps.db, c.id, repo?.id, limit);
+}
 
 export async function listArchives(deps: Pick<ServiceDeps, 'db'>, repository: string, limit = 1000) {
   const repo = await getRepository(deps, repository);

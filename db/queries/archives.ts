@@ -1,7 +1,7 @@
 // Archives as the server recorded them (finalize, prune). Rows of deleted archives stay for history.
 import { and, desc, eq, inArray, isNull, sql } from 'drizzle-orm';
 import type { Db } from '../client.js';
-import { archivesTable, clientsTable, type Archive } from '../schema.js';
+import { archivesTable, clientsTable, jobsTable, policiesTable, repositoriesTable, type Archive } from '../schema.js';
 
 export type ArchiveRow = Archive & { clientName: string | null };
 
@@ -52,4 +52,44 @@ export async function markArchivesDeletedByBorgId(db: Db, repositoryId: string, 
 
 export async function markArchivesDeleted(db: Db, ids: string[], at: Date): Promise<void> {
   await db.update(archivesTable).set({ deletedAt: at }).where(inArray(archivesTable.id, ids));
+}
+
+/** A live archive with what the console shows beside it: client, repository and the policy of the job that made it. */
+export type ArchiveDetail = Archive & { clientName: string | null; repositoryName: string; policyId: string | null; policyName: string | null };
+
+function detailQuery(db: Db) {
+  return db
+    .select({ archive: archivesTable, clientName: clientsTable.name, repositoryName: repositoriesTable.name, policyId: jobsTable.policyId, policyName: policiesTable.name })
+    .from(archivesTable)
+    .innerJoin(repositoriesTable, eq(repositoriesTable.id, archivesTable.repositoryId))
+    .leftJoin(clientsTable, eq(clientsTable.id, archivesTable.clientId))
+    .leftJoin(jobsTable, eq(jobsTable.id, archivesTable.jobId))
+    .leftJoin(policiesTable, eq(policiesTable.id, jobsTable.policyId));
+}
+
+const toDetail = (r: { archive: Archive; clientName: string | null; repositoryName: string; policyId: string | null; policyName: string | null }): ArchiveDetail => ({
+  ...r.archive,
+  clientName: r.clientName,
+  repositoryName: r.repositoryName,
+  policyId: r.policyId,
+  policyName: r.policyName,
+});
+
+/** Live archives named `name` (unique per repository, so at most one per repository). */
+export async function findLiveArchivesByName(db: Db, name: string): Promise<ArchiveDetail[]> {
+  const rows = await detailQuery(db).where(and(eq(archivesTable.name, name), isNull(archivesTable.deletedAt)));
+  return rows.map(toDetail);
+}
+
+export async function findLiveArchiveById(db: Db, id: string): Promise<ArchiveDetail | undefined> {
+  const rows = await detailQuery(db).where(and(eq(archivesTable.id, id), isNull(archivesTable.deletedAt)));
+  return rows.map(toDetail)[0];
+}
+
+/** A client's live archives, newest first, optionally in one repository. */
+export async function listClientArchives(db: Db, clientId: string, repositoryId?: string, limit = 1000): Promise<ArchiveDetail[]> {
+  const cond = [eq(archivesTable.clientId, clientId), isNull(archivesTable.deletedAt)];
+  if (repositoryId) cond.push(eq(archivesTable.repositoryId, repositoryId));
+  const rows = await detailQuery(db).where(and(...cond)).orderBy(desc(archivesTable.time)).limit(limit);
+  return rows.map(toDetail);
 }
