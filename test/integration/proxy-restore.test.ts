@@ -11,7 +11,7 @@ import type { ArchiveDetail } from '../../db/queries/archives.js';
 import { borgCheck } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { describeTree } from '../harness/client-host.js';
-import { addParty, allowedIds, backupOf, finishRestore, prepareRestoreJob, realKey, refsOf, runRestore, setUpRestoreWorld, type RestoreParty, type RestoreWorld } from '../fixtures/restore.js';
+import { addParty, adminArchive, allowedIds, backupOf, finishRestore, prepareRestoreJob, realKey, refsOf, runRestore, setUpRestoreWorld, type RestoreParty, type RestoreWorld } from '../fixtures/restore.js';
 
 describe('restore through the proxy with stock borg', () => {
   let w: RestoreWorld;
@@ -61,6 +61,11 @@ describe('restore through the proxy with stock borg', () => {
 
   it('one folder and one file: exactly those, the hard link written from its master outside the folder', async () => {
     const paths = [`${a.dataInArchive}/sub`, `${a.dataInArchive}/top.txt`];
+    // The case this test is about: in the archive, sub's name of the hard link is the slave.
+    const items = [];
+    for await (const i of (await adminArchive(w, await realKey(w), aArchives[0]!.borgId)).items()) items.push(i);
+    const slave = items.find((i) => i.path.toString() === `${a.dataInArchive}/sub/linked-too.bin`);
+    expect(slave?.source?.toString()).toBe(`${a.dataInArchive}/linked.bin`);
     const job = await prepareRestoreJob(w, a, aArchives[0]!, { paths });
     expect(job.prepared).toMatchObject({ items: 8, files: 5, bytes: 4000 + 4000 + 1_500_000 + 0 + 300_000 });
     // The unselected folder's data is not even servable.
