@@ -195,23 +195,72 @@ describe('the restore workflow', () => {
     expect(existsSync(other.path('.borgcube', 'jobs')) ? readdirSync(other.path('.borgcube', 'jobs')) : []).toEqual([]);
   });
 
-  it('runs one restore per target of a client at a time, and a cancelled restore cleans up', async () => {
+  /** A client `gated` (the src account) whose `borg extract` waits while ~/hold exists. */
+  let gated: { hold(): void; release(): void } | undefined;
+  async function gatedClient() {
+    if (gated) return gated;
     const holdFile = src.path('hold');
-    src.writeTree({ 'gated-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', `if [ "$1" = "extract" ]; then while [ -e ${holdFile} ]; do sleep 0.1; done; fi`, 'exec borg "$@"', ''].join('\n') }, hold: '' });
+    src.writeTree({ 'gated-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', `if [ "$1" = "extract" ]; then while [ -e ${holdFile} ]; do sleep 0.1; done; fi`, 'exec borg "$@"', ''].join('\n') } });
     await addClient(stack.deps, { name: 'gated', host: sshd.host, port: sshd.port, user: src.username, paths: [src.path('data')], borgPath: src.path('gated-borg') });
+    gated = { hold: () => src.writeTree({ hold: '' }), release: () => rmSync(holdFile, { force: true }) };
+    return gated;
+  }
+
+  async function untilPhaseRun(id: string) {
+    for (let i = 0; (await getJob(stack.deps, id)).phase !== 'run'; i++) {
+      if (i > 600) throw new Error(`the restore never ran\n${await describeJob(stack, id)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('survives a worker killed with SIGKILL mid-restore; job logs --follow and job show show it', async () => {
+    const gate = await gatedClient();
+    gate.hold();
+    // Restored by the src account: a folder of its own.
+    const job = await startRestore(stack.deps, admin, { archive, client: 'gated', target: src.path('after-sigkill') });
+    const follow = stack.cli(['job', 'logs', job.id, '--follow'], { timeoutMs: 300_000 });
+    await untilPhaseRun(job.id);
+    await new Promise((r) => setTimeout(r, 1000));
+    await stack.worker.kill();
+    await new Promise((r) => setTimeout(r, 1000));
+    await stack.worker.start();
+    // The retry (after the heartbeat timeout) finds the held borg extract still running.
+    for (let i = 0; !(await describeJob(stack, job.id)).includes('worker restarted: following the borg extract that is still running on the client'); i++) {
+      if (i > 900) throw new Error(`the restarted worker never re-attached\n${await describeJob(stack, job.id)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    gate.release();
+    const done = await waitForJob(stack, job.id, 300_000);
+    expect(done.state, await describeJob(stack, job.id)).toBe('succeeded');
+    expect(await describeJob(stack, job.id)).not.toMatch(/borg extract restarted/);
+    expect(withoutOwners(await describeRichTree(src.path('after-sigkill', dataRel)))).toEqual(withoutOwners(original));
+    await expectJobGone(src, job.id);
+    const followed = await follow;
+    expect(followed.code, followed.err).toBe(0);
+    expect(followed.out).toMatch(/borg extract started on the client/);
+    expect(followed.out).toMatch(new RegExp(`${dataRel}/plain\\.txt`));
+    expect(followed.out).toMatch(/job succeeded/);
+    const show = await stack.cli(['job', 'show', job.id]);
+    expect(show.out).toMatch(new RegExp(`archive +${archive}`));
+    expect(show.out).toMatch(/restore target +.*after-sigkill/);
+    expect(show.out).toMatch(/restoredBytes +\d+/);
+  });
+
+  it('runs one restore per target of a client at a time, and a cancelled restore cleans up', async () => {
+    const gate = await gatedClient();
+    gate.hold();
+    const holdFile = src.path('hold');
     const target = src.path('gated-target');
     const first = await startRestore(stack.deps, admin, { archive, client: 'gated', target });
     const cred = stealCredential(src, first.id);
     await expect(startRestore(stack.deps, admin, { archive, client: 'gated', target: `${target}/` })).rejects.toThrow(/a restore into .*gated-target on client gated is already running/);
-    for (let i = 0; (await getJob(stack.deps, first.id)).phase !== 'run'; i++) {
-      if (i > 600) throw new Error(`the restore never ran\n${await describeJob(stack, first.id)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilPhaseRun(first.id);
     await cancelJob(stack.deps, first.id);
     const done = await waitForJob(stack, first.id);
     cred.stop();
     expect(done.state).toBe('cancelled');
     await expectJobGone(src, first.id, cred.path);
-    rmSync(holdFile, { force: true });
+    gate.release();
+    expect(existsSync(holdFile)).toBe(false);
   });
 });
