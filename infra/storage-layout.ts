@@ -33,3 +33,9 @@ export function jobRepositoryUrl(c: { accounts: { proxy: string }; ssh: { host: 
   const host = c.ssh.host.includes(':') ? `[${c.ssh.host}]` : c.ssh.host;
   return `ssh://${c.accounts.proxy}@${host}:${c.ssh.port}/${jobId}`;
 }
+
+/** The catalog (browse index) of one archive; built on first use, dropped with the archive. */
+export const catalogDir = (c: StorageLayoutConfig) => join(c.paths.storageDir, 'catalog');
+export const catalogIndexPath = (c: StorageLayoutConfig, repositoryId: string, archiveIdHex: string) => join(catalogDir(c), repositoryId, `${archiveIdHex}.idx`);
+/** What the catalog indexes of a storage host may take on disk together; the least recently used go first. */
+export const CATALOG_BUDGET_BYTES = 8 * 1024 ** 3;

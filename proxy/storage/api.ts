@@ -1,10 +1,11 @@
 // The repository service's public API (DESIGN.md §6): the only file of proxy/storage/ that
-// activities/ and services/ may import (lint enforces it). Types and the lease client only, so
-// that importing it pulls nothing of the service into the web or CLI process; the worker wires
-// the implementation (storage-api.ts).
+// activities/ and services/ may import (lint enforces it). Types and the control-socket clients
+// (leases, catalog) only, so that importing it pulls nothing of the service into the web or CLI
+// process; the worker wires the implementation (storage-api.ts).
 import type { JobStats } from '../../db/schema.js';
 
 export { acquireRepositoryLease, type Lease } from './lease-client.js';
+export { catalogFind, catalogList, catalogStat, catalogTar, CatalogRequestError, MAX_FIND, MAX_PAGE, MAX_TAR_PATHS, type CatalogArchiveRef, type CatalogEntryType, type CatalogItem } from './catalog-client.js';
 
 /**
  * A job the storage side cannot work on (gone, not of the kind asked for, its archive missing, a

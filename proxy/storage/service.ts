@@ -14,13 +14,14 @@ import type { MasterKey } from '../../infra/secrets.js';
 import { repoStateDir } from '../../infra/storage-layout.js';
 import { asKeyType, loadKey } from '../borg/keys.js';
 import { attachSession } from './attach.js';
+import { Catalog } from './catalog/catalog.js';
+import { serveControl } from './control.js';
 import { authorizedKeys } from './authorized-keys.js';
 import { ProxyConnection } from './connection.js';
 import { CryptoPool } from './crypto-pool.js';
 import { ItemsCache } from './items-cache.js';
 import { JobNonces } from './job-nonces.js';
 import { readJobState, writeJobState } from './job-state.js';
-import { serveLeases } from './leases.js';
 import { listen } from './listener.js';
 import { ITEMS_CACHE_BYTES, RepositoryHandle } from './repository.js';
 import { SessionRegistry } from './session-registry.js';
@@ -52,10 +53,13 @@ export class RepositoryService {
   private readonly violations: Violations;
   private readonly nonces: JobNonces;
   private servers: Server[] = [];
+  /** Browse and download (DESIGN.md §3), over the control socket. */
+  readonly catalog: Catalog;
 
   constructor(readonly deps: RepositoryServiceDeps) {
     this.violations = new Violations(deps, this.sessions);
     this.nonces = new JobNonces(deps.db);
+    this.catalog = new Catalog({ config: deps.config, log: deps.log.child({ part: 'catalog' }), repository: (id) => this.repository(id) });
   }
 
   /** The repository, opened (key, manifest, chunk indexes) by its first user. */
@@ -101,7 +105,7 @@ export class RepositoryService {
       proxyGid: this.deps.proxyGid,
       authorizedKeys: (user, keyType, key) => authorizedKeys(this.deps, this.violations, user, keyType, key),
       connection: (sock) => new ProxyConnection(sock, { ...connection, attach: (req, entry) => attachSession(attachDeps, req, entry) }),
-      control: (sock) => serveLeases(sock, (id) => this.repository(id)),
+      control: (sock) => serveControl(sock, { log, repository: (id) => this.repository(id), catalog: this.catalog }),
     });
   }
 

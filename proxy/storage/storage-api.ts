@@ -31,6 +31,7 @@ export function createStorageApi(service: RepositoryService): StorageApi {
       return handle.use(async () => {
         const liveArchiveIds = new Set([...handle.manifest.parsed.archives.values()].map((a) => a.id.toString('hex')));
         await refreshRepositoryStats(service.deps.db, handle);
+        service.catalog.dropGone(repositoryId, liveArchiveIds);
         return { liveArchiveIds };
       });
     },

@@ -1,0 +1,146 @@
+// Reading an archive's catalog index (layout in index-build.ts): a directory page is a binary
+// search in the dir table, then one read of the page's offsets and one of its records.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { decodeEntry, joinPath, splitPath, type CatalogEntry } from './entry.js';
+import { HEADER_BYTES, MAGIC } from './index-build.js';
+
+export class CorruptIndexError extends Error {
+  override name = 'CorruptIndexError';
+}
+
+export interface DirPage {
+  entries: CatalogEntry[];
+  /** Entries of the directory in all. */
+  total: number;
+}
+
+export class CatalogIndex {
+  readonly entryCount: number;
+  readonly dirCount: number;
+  private readonly entryOffsetsOff: number;
+  private readonly dirsOff: number;
+  private readonly dirOffsetsOff: number;
+
+  private constructor(private readonly fd: number) {
+    const h = this.read(0, HEADER_BYTES);
+    if (!h.subarray(0, 8).equals(MAGIC)) throw new CorruptIndexError('not a catalog index');
+    const [entries, , entryOffsetsOff, dirs, dirsOff, dirOffsetsOff, length] = Array.from({ length: 7 }, (_, i) => h.readDoubleLE(8 + 8 * i)) as [number, number, number, number, number, number, number];
+    if (length !== fstatSync(fd).size) throw new CorruptIndexError('catalog index has the wrong length');
+    if (!(entryOffsetsOff + (entries + 1) * 8 === dirsOff && dirOffsetsOff + dirs * 8 === length)) throw new CorruptIndexError('catalog index sections do not add up');
+    this.entryCount = entries;
+    this.dirCount = dirs;
+    this.entryOffsetsOff = entryOffsetsOff;
+    this.dirsOff = dirsOff;
+    this.dirOffsetsOff = dirOffsetsOff;
+  }
+
+  /** Opens and checks an index; throws CorruptIndexError (rebuild it) or the fs error (ENOENT: build it). */
+  static open(path: string): CatalogIndex {
+    const fd = openSync(path, 'r');
+    try {
+      return new CatalogIndex(fd);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  close() {
+    closeSync(this.fd);
+  }
+
+  private read(pos: number, n: number): Buffer {
+    const b = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const k = readSync(this.fd, b, got, n - got, pos + got);
+      if (k === 0) throw new CorruptIndexError('catalog index truncated');
+      got += k;
+    }
+    return b;
+  }
+
+  private f64s(pos: number, count: number): number[] {
+    const b = this.read(pos, count * 8);
+    return Array.from({ length: count }, (_, i) => b.readDoubleLE(i * 8));
+  }
+
+  private dirAt(i: number): { path: Buffer; first: number; count: number } {
+    const off = this.f64s(this.dirOffsetsOff + i * 8, 1)[0]!;
+    const len = this.read(this.dirsOff + off, 4).readUInt32LE(0);
+    const b = this.read(this.dirsOff + off + 4, len + 16);
+    return { path: b.subarray(0, len), first: b.readDoubleLE(len), count: b.readDoubleLE(len + 8) };
+  }
+
+  /** The entries range of the directory `path` ('' is the top level); undefined if it has no entries. */
+  private dir(path: Buffer): { first: number; count: number } | undefined {
+    let lo = 0;
+    let hi = this.dirCount - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const d = this.dirAt(mid);
+      const c = Buffer.compare(d.path, path);
+      if (c === 0) return d;
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  /** Entries [from, to) of the whole sorted entries section. */
+  private entries(from: number, to: number): CatalogEntry[] {
+    if (to <= from) return [];
+    const offs = this.f64s(this.entryOffsetsOff + from * 8, to - from + 1);
+    const b = this.read(offs[0]!, offs[offs.length - 1]! - offs[0]!);
+    return offs.slice(0, -1).map((o) => decodeEntry(b, o - offs[0]!).entry);
+  }
+
+  /** One page of a directory, sorted by name bytes. */
+  list(path: Buffer, offset: number, limit: number): DirPage {
+    const d = this.dir(path);
+    if (!d) return { entries: [], total: 0 };
+    const from = d.first + Math.min(offset, d.count);
+    return { entries: this.entries(from, Math.min(d.first + d.count, from + limit)), total: d.count };
+  }
+
+  /** The entry at `path`; the top level ('') is a directory without an entry of its own. */
+  stat(path: Buffer): CatalogEntry | undefined {
+    const { parent, name } = splitPath(path);
+    const d = this.dir(parent);
+    if (!d) return undefined;
+    let lo = d.first;
+    let hi = d.first + d.count - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const e = this.entries(mid, mid + 1)[0]!;
+      const c = Buffer.compare(e.name, name);
+      if (c === 0) return e;
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
+  /**
+   * Every entry in index order, read in slices; yields to the event loop between slices so a
+   * search of a million entries does not stall the service.
+   */
+  async *scan(slice = 4096): AsyncGenerator<CatalogEntry> {
+    for (let i = 0; i < this.entryCount; i += slice) {
+      yield* this.entries(i, Math.min(this.entryCount, i + slice));
+      await yieldToLoop();
+    }
+  }
+
+  /** Entries whose full path `match` accepts, at most `limit` (and whether more matched). */
+  async find(match: (path: Buffer, e: CatalogEntry) => boolean, limit: number): Promise<{ entries: CatalogEntry[]; truncated: boolean }> {
+    const out: CatalogEntry[] = [];
+    for await (const e of this.scan()) {
+      if (!match(joinPath(e.parent, e.name), e)) continue;
+      if (out.length === limit) return { entries: out, truncated: true };
+      out.push(e);
+    }
+    return { entries: out, truncated: false };
+  }
+}

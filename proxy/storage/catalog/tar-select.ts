@@ -1,0 +1,48 @@
+// Which items a download holds, and as which tar type.
+import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type ArchiveItem } from '../../borg/item.js';
+import type { TarType } from './tar.js';
+
+/** The tar type of an item; undefined for what tar cannot hold (sockets, unknown types). */
+export function itemTarType(item: ArchiveItem): TarType | undefined {
+  switch (item.mode & S_IFMT) {
+    case S_IFREG:
+      return 'file';
+    case S_IFDIR:
+      return 'dir';
+    case S_IFLNK:
+      return 'symlink';
+    case S_IFIFO:
+      return 'fifo';
+    case S_IFCHR:
+      return 'chardev';
+    case S_IFBLK:
+      return 'blockdev';
+    default:
+      return undefined;
+  }
+}
+
+/** Normalizes a requested path: no leading or trailing slashes, no empty, '.' or '..' components. */
+export function normalizePath(p: Buffer): Buffer {
+  const parts = p
+    .toString('latin1')
+    .split('/')
+    .filter((c) => c !== '' && c !== '.');
+  if (parts.includes('..')) throw new RangeError('a path may not contain ".."');
+  return Buffer.from(parts.join('/'), 'latin1');
+}
+
+/**
+ * Whether an item path is in the selection: one of `paths` itself or below it. No paths (or the
+ * top level '') select everything.
+ */
+export function selectionOf(paths: Buffer[]): (path: Buffer) => boolean {
+  if (!paths.length || paths.some((p) => p.length === 0)) return () => true;
+  const exact = new Set(paths.map((p) => p.toString('latin1')));
+  return (path) => {
+    const s = path.toString('latin1');
+    if (exact.has(s)) return true;
+    for (let i = s.indexOf('/'); i >= 0; i = s.indexOf('/', i + 1)) if (exact.has(s.slice(0, i))) return true;
+    return false;
+  };
+}
