@@ -12,6 +12,7 @@ import { registerJobCommands } from './commands/jobs.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAlertCommands } from './commands/alert.js';
 import { registerSetupCommands } from './commands/setup.js';
+import { registerArchiveCommands } from './commands/archives.js';
 import { ServiceError } from '../services/errors.js';
 import { formatZodError } from '../services/validation.js';
 import { ConfigError } from '../infra/config.js';
@@ -28,6 +29,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerClientCommands(program, ctx);
   registerUserCommands(program, ctx);
   registerJobCommands(program, ctx);
+  registerArchiveCommands(program, ctx);
   registerPolicyCommands(program, ctx);
   registerAlertCommands(program, ctx);
   registerServerCommands(program, ctx);
