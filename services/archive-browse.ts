@@ -34,6 +34,15 @@ export function displayPath(b: Buffer): string {
   });
 }
 
+const TYPE_CHAR: Record<CatalogItem['type'], string> = { file: '-', hardlink: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's', other: '?' };
+
+/** `ls -l`'s mode column: type, then rwx triplets with setuid/setgid/sticky. */
+export function modeString(type: CatalogItem['type'], mode: number): string {
+  const bit = (b: number, c: string) => (mode & b ? c : '-');
+  const x = (exec: number, special: number, on: string, off: string) => (mode & special ? (mode & exec ? on : off) : bit(exec, 'x'));
+  return `${TYPE_CHAR[type]}${bit(0o400, 'r')}${bit(0o200, 'w')}${x(0o100, 0o4000, 's', 'S')}${bit(0o40, 'r')}${bit(0o20, 'w')}${x(0o10, 0o2000, 's', 'S')}${bit(0o4, 'r')}${bit(0o2, 'w')}${x(0o1, 0o1000, 't', 'T')}`;
+}
+
 /** A path argument: UTF-8 text, or base64 of the raw bytes. Leading and trailing slashes do not matter. */
 export function pathArg(arg: { path?: string; pathB64?: string }): Buffer {
   if (arg.path !== undefined && arg.pathB64 !== undefined) throw invalid('give a path as text or as base64, not both');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { CatalogItem } from '../../services/archive-browse.js';
-import { lsLines, modeString } from './archives.js';
+import { modeString, type CatalogItem } from '../../services/archive-browse.js';
+import { lsLines } from './archives.js';
 
 const e = (over: Partial<CatalogItem>): CatalogItem => ({ path: Buffer.from('d/x'), name: Buffer.from('x'), type: 'file', mode: 0o100644, uid: 0, gid: 0, user: Buffer.from('root'), group: Buffer.from('wheel'), mtime: 1_700_000_000_000_000_000n, size: 12, target: null, rdev: null, implicit: false, ...over });
 

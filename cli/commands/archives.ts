@@ -1,18 +1,9 @@
 // `borgcube archives CLIENT` and `borgcube ls ARCHIVE [PATH]`: a client's archives, and an
 // archive's contents read on the server with the real key (no client involved).
 import type { Command } from 'commander';
-import { browseArchive, displayPath, entryJson, findInArchive, pathArg, statArchivePath, type CatalogItem } from '../../services/archive-browse.js';
+import { browseArchive, displayPath, entryJson, findInArchive, modeString, pathArg, statArchivePath, type CatalogItem } from '../../services/archive-browse.js';
 import { listClientArchives, type ArchiveDetail } from '../../services/archives.js';
 import { table, UsageError, type CliContext } from '../context.js';
-
-const TYPE_CHAR: Record<CatalogItem['type'], string> = { file: '-', hardlink: '-', dir: 'd', symlink: 'l', fifo: 'p', chardev: 'c', blockdev: 'b', socket: 's', other: '?' };
-
-/** `ls -l`'s mode column: type, then rwx triplets with setuid/setgid/sticky. */
-export function modeString(type: CatalogItem['type'], mode: number): string {
-  const bit = (b: number, c: string) => (mode & b ? c : '-');
-  const x = (exec: number, special: number, on: string, off: string) => (mode & special ? (mode & exec ? on : off) : bit(exec, 'x'));
-  return `${TYPE_CHAR[type]}${bit(0o400, 'r')}${bit(0o200, 'w')}${x(0o100, 0o4000, 's', 'S')}${bit(0o40, 'r')}${bit(0o20, 'w')}${x(0o10, 0o2000, 's', 'S')}${bit(0o4, 'r')}${bit(0o2, 'w')}${x(0o1, 0o1000, 't', 'T')}`;
-}
 
 const mtimeText = (ns: bigint) => new Date(Number(ns / 1_000_000n)).toISOString().replace('T', ' ').slice(0, 19);
 
