@@ -2,6 +2,8 @@
 // repository service's process, which holds the real keys and the upstream borg sessions, and
 // call it through its public API (proxy/storage/api.ts).
 //  * prepareBackup: everything the client gets (BORG_PROTOCOL.md §6.6), in the job's server folder;
+//  * prepareRestore: the same for a restore — job key, a manifest of only its archive, the objects
+//    its read-only session may serve, the credential;
 //  * finalizeBackup: the archive is in the real manifest → record it; drop the job's checkpoints;
 //  * cleanupJob: remove what a job left that no archive references; forget the job's secrets;
 //  * revokeCredential: the credential stops opening the proxy, live sessions end.
@@ -10,7 +12,7 @@ import type { Db } from '../db/client.js';
 import type { JobStats } from '../db/schema.js';
 import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
-import { StorageJobError, type StorageApi } from '../proxy/storage/api.js';
+import { StorageJobError, type PreparedRestore, type StorageApi } from '../proxy/storage/api.js';
 import { recordPhase } from './jobs.js';
 
 export interface StorageActivityDeps {
@@ -36,6 +38,11 @@ export function createStorageActivities(deps: StorageActivityDeps) {
   return {
     async prepareBackup({ jobId }: { jobId: string }): Promise<{ archiveName: string; handedObjects: number }> {
       return nonRetryableIfGone(storage.prepareJob(jobId));
+    },
+
+    /** The restore's job key, fake manifest, allowed objects and credential (StorageApi.prepareRestore). */
+    async prepareRestore({ jobId }: { jobId: string }): Promise<PreparedRestore> {
+      return nonRetryableIfGone(storage.prepareRestore(jobId));
     },
 
     /** The archive must be in the real manifest under its reserved name; record it. */

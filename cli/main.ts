@@ -9,6 +9,7 @@ import { registerClientCommands } from './commands/client.js';
 import { registerUserCommands } from './commands/user.js';
 import { registerServerCommands } from './commands/server.js';
 import { registerJobCommands } from './commands/jobs.js';
+import { registerRestoreCommand } from './commands/restore.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAlertCommands } from './commands/alert.js';
 import { registerSetupCommands } from './commands/setup.js';
@@ -30,6 +31,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerUserCommands(program, ctx);
   registerJobCommands(program, ctx);
   registerArchiveCommands(program, ctx);
+  registerRestoreCommand(program, ctx);
   registerPolicyCommands(program, ctx);
   registerAlertCommands(program, ctx);
   registerServerCommands(program, ctx);

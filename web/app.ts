@@ -15,6 +15,7 @@ import { repositoryChecksApi } from './api/checks.js';
 import { clientsApi } from './api/clients.js';
 import { dashboardApi } from './api/dashboard.js';
 import { jobsApi } from './api/jobs.js';
+import { restoresApi } from './api/restores.js';
 import { openApiDocument } from './api/openapi.js';
 import { policiesApi } from './api/policies.js';
 import { repositoriesApi } from './api/repositories.js';
@@ -93,6 +94,7 @@ export function createApp(deps: WebDeps) {
   app.route(`${apiPrefix}/repositories`, repositoriesApi(deps));
   app.route(`${apiPrefix}/repositories`, repositoryChecksApi(deps));
   app.route(`${apiPrefix}/jobs`, jobsApi(deps));
+  app.route(`${apiPrefix}/restores`, restoresApi(deps));
   app.route(`${apiPrefix}/policies`, policiesApi(deps));
   app.route(`${apiPrefix}/alerts`, alertsApi(deps));
   app.route(`${apiPrefix}/users`, usersApi(deps));

@@ -18,7 +18,7 @@ import { createStorageApi } from '../../proxy/storage/storage-api.js';
 import { runActivity } from './activity-env.js';
 import { projectRoot } from './paths.js';
 
-export type StorageCallName = 'prepareBackup' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob';
+export type StorageCallName = 'prepareBackup' | 'prepareRestore' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob';
 export interface StorageCall {
   id: number;
   name: StorageCallName;

@@ -7,11 +7,14 @@ import type { JobStats } from '../../db/schema.js';
 export { acquireRepositoryLease, type Lease } from './lease-client.js';
 export { catalogFind, catalogList, catalogStat, catalogTar, CatalogRequestError, MAX_FIND, MAX_PAGE, MAX_TAR_PATHS, type CatalogArchiveRef, type CatalogEntryType, type CatalogItem } from './catalog-client.js';
 
-/** A job the storage side cannot work on any more (gone, or its archive is missing): not retryable. */
+/**
+ * A job the storage side cannot work on (gone, not of the kind asked for, its archive missing, a
+ * restore path not in its archive): not retryable.
+ */
 export class StorageJobError extends Error {
   override name = 'StorageJobError';
   constructor(
-    readonly type: 'JobGone' | 'ArchiveMissing',
+    readonly type: 'JobGone' | 'ArchiveMissing' | 'PathNotInArchive',
     message: string,
   ) {
     super(message);
@@ -24,12 +27,27 @@ export interface PreparedJob {
   handedObjects: number;
 }
 
+export interface PreparedRestore {
+  /** The archive name the client's borg names after `::` (the archive being restored). */
+  archiveName: string;
+  /** What borg extract will restore: items selected, regular files among them (hard links included), bytes of file contents. */
+  items: number;
+  files: number;
+  bytes: number;
+}
+
 export interface StorageApi {
   /**
    * Everything a backup's client gets, written to the job's server folder: the job key, the
    * manifest it is served, its Borg cache (BORG_PROTOCOL.md §6.6) and a fresh SSH credential.
    */
   prepareJob(jobId: string): Promise<PreparedJob>;
+  /**
+   * Everything a restore's client gets and its read-only session may serve, in the job's server
+   * folder: the job key, a manifest listing only the archive restored, the ids of the objects
+   * `borg extract` reads for the selected paths, and a fresh SSH credential. No Borg cache.
+   */
+  prepareRestore(jobId: string): Promise<PreparedRestore>;
   /** The archive is in the real manifest under its reserved name: record it, drop checkpoints. */
   finalizeJob(jobId: string): Promise<{ stats: JobStats }>;
   /** The job's credential stops opening sessions, and its live sessions end. */

@@ -72,6 +72,8 @@ export async function attachSession(deps: AttachDeps, req: Extract<ProxyRequest,
     repo.release();
     throw err;
   }
+  // A read-only session takes the upstream per read (the connection does not release it at close).
+  if (policy.readOnly) repo.release();
   sessions.add(job.id, entry);
   repo.sessions.add(session);
   log.info({ job: job.id, repository: repo.info.name }, 'proxy session attached');

@@ -1,6 +1,6 @@
 // One connection from a forced command (proxy/session/main.ts): requests in arrival order, except
-// puts, which run concurrently inside the session. Before `attach` only a violation report is
-// accepted; after it, the operations the job's session policy allows.
+// puts and a read-only session's gets, which run concurrently inside the session. Before `attach`
+// only a violation report is accepted; after it, the operations the job's session policy allows.
 import type { Socket } from 'node:net';
 import type { Db } from '../../db/client.js';
 import type { Logger } from '../../infra/logger.js';
@@ -68,7 +68,7 @@ export class ProxyConnection implements SessionEntry {
       try {
         await this.session.close();
       } finally {
-        this.session.repo.release();
+        if (!this.policy?.readOnly) this.session.repo.release();
       }
     }
   }
@@ -111,7 +111,7 @@ export class ProxyConnection implements SessionEntry {
           return;
         }
         const req = parsed.data;
-        if (req.t === 'put') void this.handle(req, payload, owned).catch(this.crash);
+        if (req.t === 'put' || (req.t === 'get' && this.policy?.readOnly)) void this.handle(req, payload, owned).catch(this.crash);
         else await this.handle(req, payload, owned);
         if (this.attaching) await this.attaching.catch(() => {});
       }

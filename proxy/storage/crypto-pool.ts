@@ -11,6 +11,13 @@ import type { BorgKey } from '../borg/keys.js';
 import { decryptObject, encryptObject, idHash } from '../borg/objects.js';
 
 export interface VerifyTask {
+  /**
+   * `verify` (default): a client's put, checked as described at runVerifyTask. `reseal`: an object
+   * of the repository served to a client — decrypted with `keyRef`, its compressed payload
+   * encrypted unchanged with `jobKeyRef` at `iv` (a restore's gets; no id check: the client's
+   * borg checks every id itself, and the payload is not even decompressed here).
+   */
+  op?: 'verify' | 'reseal';
   /** The real key (ids, and the encryption of what is stored). */
   keyRef: string;
   /** The job key the client encrypted with. */
@@ -42,6 +49,7 @@ export type VerifyResult =
  * between decompression and id check (the worker thread runs its tasks one after the other).
  */
 export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask, scratch?: Buffer): Promise<VerifyResult> {
+  if (t.op === 'reseal') return runResealTask(key, jobKey, t);
   let payload: Buffer;
   try {
     payload = decryptObject(jobKey, t.object).payload;
@@ -56,6 +64,17 @@ export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask
   }
   if (!constantTimeEqual(idHash(key, data), t.id)) return { ok: false, reason: 'id-mismatch', detail: `payload does not hash to ${t.id.toString('hex')}` };
   return { ok: true, plaintextLength: data.length, object: t.iv === undefined ? undefined : encryptObject(key, payload, t.iv) };
+}
+
+function runResealTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask): VerifyResult {
+  let payload: Buffer;
+  try {
+    payload = decryptObject(key, t.object).payload;
+  } catch (err) {
+    return { ok: false, reason: 'bad-mac', detail: (err as Error).message };
+  }
+  if (t.iv === undefined) throw new Error('a reseal task needs an iv');
+  return { ok: true, plaintextLength: payload.length, object: encryptObject(jobKey, payload, t.iv) };
 }
 
 /**
@@ -84,6 +103,7 @@ interface Pending {
 /** One task as it crosses to a worker thread (keys travel once per thread, by name). */
 export interface TaskMessage {
   seq: number;
+  op?: VerifyTask['op'];
   keyRef: string;
   jobKeyRef: string;
   id: Uint8Array;
@@ -204,7 +224,7 @@ export class CryptoPool {
     // An owned buffer moves as it is; others are copied into the batch's one buffer when it is
     // sent (the socket's buffer may hold other frames too).
     const object = t.transfer ? new Uint8Array(t.object.buffer, t.object.byteOffset, t.object.byteLength) : t.object;
-    const task: TaskMessage = { seq, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv };
+    const task: TaskMessage = { seq, op: t.op, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv };
     const b = this.batch;
     b.tasks.push(task);
     b.bytes += object.byteLength;
@@ -214,6 +234,11 @@ export class CryptoPool {
     if (b.bytes >= BATCH_BYTES) this.flush();
     else this.flushTimer ??= setTimeout(() => this.flush(), BATCH_WAIT_MS);
     return result;
+  }
+
+  /** An object of the repository, re-encrypted for a client (VerifyTask `reseal`). */
+  async reseal(t: Omit<VerifyTask, 'op' | 'maxPlaintext'> & { iv: bigint }): Promise<VerifyResult> {
+    return this.verify({ ...t, op: 'reseal', maxPlaintext: 0 });
   }
 
   /** Sends the waiting batch to the least busy worker thread, with the keys it has not seen. */

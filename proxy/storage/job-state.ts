@@ -1,6 +1,8 @@
 // A job's server folder (infra/storage-layout.ts jobServerDir): state.json (what the client was
 // served, kept across sessions and rounds), handed.idx (the objects it may reference without
 // uploading them) and puts.log (every id it stored, so a failed job's leftovers can be found).
+// A restore's folder has, instead of the last two, allowed.ids (the objects its session may
+// serve, id-set.ts) and archive.served (the archive object re-signed with the job key).
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../infra/config.js';
@@ -17,6 +19,8 @@ export interface JobStateFile {
 
 export const handedPath = (config: Config, jobId: string) => join(jobServerDir(config, jobId), 'handed.idx');
 export const putLogPath = (config: Config, jobId: string) => join(jobServerDir(config, jobId), 'puts.log');
+export const allowedIdsPath = (config: Config, jobId: string) => join(jobServerDir(config, jobId), 'allowed.ids');
+export const servedArchivePath = (config: Config, jobId: string) => join(jobServerDir(config, jobId), 'archive.served');
 
 export function readJobState(config: Config, jobId: string): JobStateFile | undefined {
   const p = join(jobServerDir(config, jobId), 'state.json');

@@ -9,12 +9,14 @@ import { FilesCaches } from './files-caches.js';
 import { dropEntries, ownEntries, recordCheckpoints, refreshRepositoryStats } from './job-archives.js';
 import { putLogPath, readJobState } from './job-state.js';
 import { prepareJob } from './prepare-job.js';
+import { prepareRestore } from './prepare-restore.js';
 import type { RepositoryService } from './service.js';
 
 export function createStorageApi(service: RepositoryService): StorageApi {
   const filesCaches = new FilesCaches(service.deps.log);
   return {
     prepareJob: (jobId) => prepareJob(service, filesCaches, jobId),
+    prepareRestore: (jobId) => prepareRestore(service, jobId),
     finalizeJob: (jobId) => finalizeJob(service, jobId),
     async revokeJob(jobId) {
       await jobsQ.revokeJobCredentials(service.deps.db, jobId);
@@ -50,7 +52,8 @@ async function cleanupJob(service: RepositoryService, filesCaches: FilesCaches, 
   service.sessions.abortJob(jobId, 'the job ended');
   for (let i = 0; i < 60 && service.sessions.has(jobId); i++) await new Promise((r) => setTimeout(r, 500));
   let removed = 0;
-  if (existsSync(dir)) {
+  // A restore stored nothing (its session allows no write): there is nothing in the repository to clean up.
+  if (existsSync(dir) && job.kind === 'backup') {
     const repo = await service.repository(job.repositoryId);
     const violation = job.state === 'violation' || (await jobsQ.listViolations(db, jobId)).length > 0;
     removed = await repo.use(async (up) => {
@@ -64,7 +67,7 @@ async function cleanupJob(service: RepositoryService, filesCaches: FilesCaches, 
     });
     progress?.();
   }
-  if (succeeded && job.clientId) filesCaches.adopt(jobPulledFilesCachePath(config, jobId), filesCachePath(config, job.clientId, job.repositoryId));
+  if (succeeded && job.clientId && job.kind === 'backup') filesCaches.adopt(jobPulledFilesCachePath(config, jobId), filesCachePath(config, job.clientId, job.repositoryId));
   rmSync(dir, { recursive: true, force: true });
   await deleteJobKey(db, jobId);
   service.forgetJobStats(jobId);

@@ -13,7 +13,20 @@ describe('session policies', () => {
     expect(p?.refuses(job({ clientId: null }))).toBe('no such running job');
   });
 
+  it('restores may only read, and need a restore spec', () => {
+    const p = sessionPolicyFor('restore');
+    expect([...(p?.allows ?? [])].sort()).toEqual(['get', 'getManifest', 'rollback']);
+    expect(p?.readOnly).toBe(true);
+    const spec = { archiveId: 'a', archiveBorgId: 'b'.repeat(64), archiveName: 'web-1', sourceClientId: 'c', paths: [], target: '/var/tmp/x', inPlace: false, stripComponents: 0 };
+    expect(p?.refuses(job({ kind: 'restore', archiveName: null, restore: spec }))).toBeUndefined();
+    expect(p?.refuses(job({ kind: 'restore', archiveName: null, restore: null }))).toBe('no such running job');
+    expect(p?.refuses(job({ kind: 'restore', clientId: null, restore: spec }))).toBe('no such running job');
+    // A backup job never gets the restore policy's reads, nor a restore job the backup's writes.
+    expect(p?.refuses(job({ kind: 'backup', restore: spec }))).toBe('no such running job');
+    expect(sessionPolicyFor('backup')?.readOnly).toBeFalsy();
+  });
+
   it('other job kinds open no repository session', () => {
-    for (const kind of ['restore', 'prune', 'check'] as const) expect(sessionPolicyFor(kind)).toBeUndefined();
+    for (const kind of ['prune', 'check'] as const) expect(sessionPolicyFor(kind)).toBeUndefined();
   });
 });

@@ -60,6 +60,12 @@ export interface SessionOpening {
 export interface SessionPolicy {
   /** Operations a session of this kind may use; any other is a violation. */
   readonly allows: ReadonlySet<SessionOperation>;
+  /**
+   * The session only reads: its gets run concurrently (there are no puts to order them after),
+   * and it keeps no share of the repository's upstream between requests — it takes the upstream
+   * for each read, never while it waits for its client (DESIGN.md §4.10).
+   */
+  readonly readOnly?: boolean;
   /** Why this job cannot have a session at all (checked before authentication), or undefined. */
   refuses(job: Job): string | undefined;
   /** Synchronous, so that attach's last check that no other session runs still holds. */

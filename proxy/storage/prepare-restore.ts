@@ -1,0 +1,100 @@
+// Preparing a restore job (DESIGN.md §3, issue 20 point 4): what its client gets — the job key, a
+// fresh SSH credential — and what its read-only session may serve, all in the job's server folder:
+//  * the fake manifest, listing only the archive being restored, under the id of that archive
+//    object re-signed (TAM) with the job key, so that borg ≥ 1.2.5 verifies it too;
+//  * allowed.ids: the archive's items chunks and the data chunks `borg extract` reads for the
+//    selected paths (restore-selection.ts), sorted (id-set.ts). Every other object keeps its id:
+//    the job key has the repository's id key and chunk seed.
+// No Borg cache: extract needs none. The repository is held for one object read at a time.
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { findClientById } from '../../db/queries/clients.js';
+import { appendJobLog, findJob } from '../../db/queries/jobs.js';
+import type { RestoreSpec } from '../../db/schema.js';
+import { jobClientFilesDir, jobServerDir } from '../../infra/storage-layout.js';
+import { archiveNameText, packManifest } from '../borg/manifest.js';
+import { idHash } from '../borg/objects.js';
+import { packWithTam } from '../borg/tam.js';
+import { nowBorgTime } from '../borg/timestamps.js';
+import { StorageJobError, type PreparedRestore } from './api.js';
+import { openArchive } from './archive-items.js';
+import { issueJobCredential } from './credentials.js';
+import { IdCollector } from './id-set.js';
+import { ensureJobKey } from './job-key.js';
+import { allowedIdsPath, servedArchivePath, writeJobState } from './job-state.js';
+import type { RepositoryHandle } from './repository.js';
+import { RestoreSelector } from './restore-selection.js';
+import type { RepositoryService } from './service.js';
+
+/** A restore job with its target client and spec, or StorageJobError. */
+async function loadRestoreJob(service: RepositoryService, jobId: string) {
+  const { db } = service.deps;
+  const job = await findJob(db, jobId);
+  if (!job) throw new StorageJobError('JobGone', `job ${jobId} does not exist`);
+  if (job.kind !== 'restore') throw new StorageJobError('JobGone', `job ${jobId} is a ${job.kind} job, not a restore`);
+  if (!job.restore) throw new StorageJobError('JobGone', `restore job ${jobId} has no restore spec`);
+  const client = job.clientId ? await findClientById(db, job.clientId) : undefined;
+  if (!client) throw new StorageJobError('JobGone', 'the target client of this restore was removed');
+  return { job, client, spec: job.restore };
+}
+
+/** The archive's entry in the committed manifest (by its id: a rename gives a new id), or StorageJobError. */
+async function liveEntry(repo: RepositoryHandle, spec: RestoreSpec): Promise<{ name: string; time: string; id: Buffer; itemKeys: readonly string[] }> {
+  return repo.use(() => {
+    const { archives, itemKeys } = repo.manifest.parsed;
+    for (const [name, a] of archives) {
+      if (a.id.toString('hex') === spec.archiveBorgId) return Promise.resolve({ name, time: a.time, id: a.id, itemKeys });
+    }
+    return Promise.reject(new StorageJobError('ArchiveMissing', `archive ${spec.archiveName} is no longer in repository ${repo.info.name}`));
+  });
+}
+
+export async function prepareRestore(service: RepositoryService, jobId: string): Promise<PreparedRestore> {
+  const { db, config, log, masterKey } = service.deps;
+  const { job, client, spec } = await loadRestoreJob(service, jobId);
+  const repo = await service.repository(job.repositoryId);
+  const entry = await liveEntry(repo, spec);
+  const dir = jobServerDir(config, jobId);
+  const clientDir = jobClientFilesDir(config, jobId);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  // Rebuilt from scratch each round: what the client gets is derived, never patched.
+  rmSync(clientDir, { recursive: true, force: true });
+  mkdirSync(clientDir, { mode: 0o700 });
+
+  const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key);
+  // One object per hold of the repository: a big archive's item stream takes a while to read.
+  const read = (id: Buffer) => repo.use((up) => repo.readObject(up, id));
+  const archive = await openArchive(read, repo.key, entry.id);
+  const ids = new IdCollector();
+  for (const id of archive.meta.items) ids.add(id);
+  const selector = new RestoreSelector(spec.paths, spec.stripComponents, ids);
+  for await (const item of archive.items()) selector.add(item);
+  if (selector.missingMasters.size) for await (const item of archive.items()) selector.addMissingMaster(item);
+  const unmatched = selector.unmatchedPaths();
+  if (unmatched.length) throw new StorageJobError('PathNotInArchive', `path ${unmatched[0]} is not in archive ${spec.archiveName}`);
+  const allowed = ids.writeSorted(allowedIdsPath(config, jobId));
+
+  // Archives written before BorgCube re-signed them may carry no TAM (openArchive reads them
+  // anyway); the client gets every archive signed with its job key.
+  const served = packWithTam(jobKey.key, archive.meta.value, 'archive');
+  const servedId = idHash(jobKey.key, served);
+  writeFileSync(servedArchivePath(config, jobId), served, { mode: 0o600 });
+  const manifest = packManifest(jobKey.key, {
+    archives: new Map([[entry.name, { id: servedId, time: entry.time }]]),
+    // Now, not the real manifest's time, which would tell the client when anyone last wrote.
+    timestamp: nowBorgTime(),
+    itemKeys: entry.itemKeys.length ? entry.itemKeys : undefined,
+  });
+  writeJobState(config, jobId, { fakeRepoId: jobKey.row.fakeRepoId, servedManifest: manifest.toString('base64'), idMap: { [servedId.toString('hex')]: entry.id.toString('hex') } });
+
+  writeFileSync(join(clientDir, 'key'), jobKey.keyText, { mode: 0o600 });
+  writeFileSync(join(clientDir, 'passphrase'), `${jobKey.passphrase}\n`, { mode: 0o600 });
+  writeFileSync(join(clientDir, 'id'), await issueJobCredential(db, jobId, client.id), { mode: 0o600 });
+
+  const { items, files, bytes } = selector.counts;
+  log.info({ job: jobId, archive: spec.archiveName, items, files, bytes, allowed }, 'restore prepared');
+  const what = spec.paths.length ? `${spec.paths.length} path(s) of archive ${spec.archiveName}` : `archive ${spec.archiveName}`;
+  await appendJobLog(db, jobId, `prepared: restoring ${what}: ${items} items, ${files} files, ${bytes} bytes; the client may read ${allowed + 1} objects`);
+  return { archiveName: archiveNameText(entry.name), items, files, bytes };
+}

@@ -1,0 +1,153 @@
+// A restore job's session (DESIGN.md §3, §4.2; issue 20 point 4): read-only. The client may read
+// its fake manifest, the archive being restored (re-signed with the job key at prepare time,
+// served under that object's id) and the objects listed in the job's allowed.ids — the archive's
+// items chunks and the data chunks of the selected paths (prepare-restore.ts). Each is read from
+// the repository, decrypted with the real key and its compressed payload encrypted unchanged with
+// the job key (crypto pool, `reseal`). Any other get, and every write, is a violation.
+//
+// Of the operations the forced command forwards, `borg extract` uses only get (the manifest is a
+// get of id 0). `rollback` is allowed as a no-op: borg's RemoteRepository calls it whenever the
+// command ends on an exception (a full disk, a cancelled job, a refused get), and such an ending
+// is no attack; there is nothing to roll back. `nonce` is refused: extract encrypts nothing.
+import { readFileSync } from 'node:fs';
+import type { Logger } from '../../../infra/logger.js';
+import { compressNone } from '../../borg/compression.js';
+import { asBytes } from '../../borg/msgpack.js';
+import { AES_OVERHEAD, blocksUsed, encryptObject } from '../../borg/objects.js';
+import type { CryptoPool } from '../crypto-pool.js';
+import { IdFile } from '../id-set.js';
+import type { OpenedJobKey } from '../job-key.js';
+import { allowedIdsPath, servedArchivePath } from '../job-state.js';
+import { Mutex } from '../mutex.js';
+import type { RepositoryHandle } from '../repository.js';
+import { PolicyViolation } from './errors.js';
+import type { JobSession, SessionHooks, SessionOpening, SessionOperation, SessionPolicy } from './policy.js';
+
+const restoreOperations: ReadonlySet<SessionOperation> = new Set(['getManifest', 'get', 'rollback']);
+
+/** Job-key counter blocks reserved at a time (one database write per 256 MiB served, not one per get). */
+const NONCE_RESERVATION = 1n << 24n;
+/** Objects read from the repository at once for one session (borg preloads up to 100 gets). */
+const READS_IN_FLIGHT = 8;
+
+export const restorePolicy: SessionPolicy = {
+  allows: restoreOperations,
+  readOnly: true,
+  refuses: (job) => (job.kind !== 'restore' || !job.restore || !job.clientId ? 'no such running job' : undefined),
+  open: (o) => new RestoreSession(o),
+};
+
+export class RestoreSession implements JobSession {
+  readonly repo: RepositoryHandle;
+  readonly jobId: string;
+  /** A restore stores nothing: nothing to claim, log or sweep. */
+  readonly claims: ReadonlySet<string> = new Set();
+  readonly puts: ReadonlyMap<string, unknown> = new Map();
+  private readonly jobKey: OpenedJobKey;
+  private readonly pool: CryptoPool;
+  private readonly hooks: SessionHooks;
+  private readonly log: Logger;
+  private readonly manifest: Buffer;
+  private readonly archiveIdHex: string;
+  private readonly archive: Buffer;
+  private readonly allowed: IdFile;
+  private readonly slots: Mutex[] = Array.from({ length: READS_IN_FLIGHT }, () => new Mutex());
+  private nextSlot = 0;
+  private nonceNext = 0n;
+  private nonceEnd = 0n;
+  private refill: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(o: SessionOpening) {
+    this.repo = o.repo;
+    this.jobId = o.job.id;
+    this.jobKey = o.jobKey;
+    this.pool = o.pool;
+    this.hooks = o.hooks;
+    this.log = o.log.child({ job: o.job.id });
+    this.manifest = Buffer.from(o.state.servedManifest, 'base64');
+    const served = Object.keys(o.state.idMap);
+    if (served.length !== 1) throw new Error('the restore job state names no archive');
+    this.archiveIdHex = served[0]!;
+    this.archive = readFileSync(servedArchivePath(o.config, o.job.id));
+    this.allowed = new IdFile(allowedIdsPath(o.config, o.job.id));
+    o.pool.registerKey(this.jobKeyRef, o.jobKey.key);
+  }
+
+  get jobKeyRef() {
+    return `job:${this.jobId}`;
+  }
+
+  async manifestObject(): Promise<Buffer> {
+    return this.jobEncrypt(this.manifest);
+  }
+
+  async get(id: Buffer): Promise<Buffer> {
+    if (this.closed) throw new Error('the session has ended');
+    const hex = id.toString('hex');
+    if (hex === this.archiveIdHex) return this.jobEncrypt(this.archive);
+    if (!this.allowed.has(id)) throw new PolicyViolation('forbidden-get', `get of object ${hex}, which the archive being restored does not hold for the selected paths`);
+    const slot = this.slots[this.nextSlot++ % READS_IN_FLIGHT]!;
+    // The upstream only for the read itself: a tenant's commit waits for no restore's client.
+    const object = await slot.run(() => this.repo.use(async (up) => asBytes(await up.call('get', { id }), 'object')));
+    if (object.length < AES_OVERHEAD) throw new Error(`object ${hex} is too short to be encrypted`);
+    const iv = await this.jobNonce(BigInt(blocksUsed(object.length - AES_OVERHEAD)));
+    const r = await this.pool.reseal({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, iv });
+    if (!r.ok || !r.object) throw new Error(`object ${hex} of the repository does not open with its key: ${r.ok ? 'no result' : r.detail}`);
+    return r.object;
+  }
+
+  private async jobEncrypt(plaintext: Buffer): Promise<Buffer> {
+    const payload = compressNone(plaintext);
+    return encryptObject(this.jobKey.key, payload, await this.jobNonce(BigInt(blocksUsed(payload.length))));
+  }
+
+  /** Job-key counters from a reservation of the session's own, refilled from the job's row. */
+  private async jobNonce(blocks: bigint): Promise<bigint> {
+    while (this.nonceNext + blocks > this.nonceEnd) {
+      this.refill ??= (async () => {
+        const want = blocks > NONCE_RESERVATION ? blocks : NONCE_RESERVATION;
+        const start = await this.hooks.allocateJobNonce(want);
+        this.nonceNext = start;
+        this.nonceEnd = start + want;
+      })().finally(() => (this.refill = undefined));
+      await this.refill;
+    }
+    const n = this.nonceNext;
+    this.nonceNext += blocks;
+    return n;
+  }
+
+  put(id: Buffer): Promise<void> {
+    return Promise.reject(new PolicyViolation('forbidden-put', `put of object ${id.toString('hex')} in a restore`));
+  }
+
+  async barrier(): Promise<void> {}
+
+  delete(id: Buffer): void {
+    throw new PolicyViolation('forbidden-delete', `delete of object ${id.toString('hex')} in a restore`);
+  }
+
+  putManifest(): Promise<void> {
+    return Promise.reject(new PolicyViolation('manifest-write', 'a manifest write in a restore'));
+  }
+
+  commit(): Promise<void> {
+    return Promise.reject(new PolicyViolation('forbidden-method', 'commit in a restore'));
+  }
+
+  /** Nothing was written: nothing to undo. */
+  async rollback(): Promise<void> {}
+
+  logPuts(): void {}
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.closed = true;
+    this.allowed.close();
+    this.pool.forgetKey(this.jobKeyRef);
+    this.repo.sessions.delete(this);
+    this.log.debug('restore session closed');
+    return Promise.resolve();
+  }
+}
