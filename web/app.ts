@@ -36,6 +36,7 @@ import { securityHeaders } from './security.js';
 import { staticFiles } from './static.js';
 import { createMetricsApp } from './metrics.js';
 import { archivesApi } from './api/archives.js';
+import { archivesPages } from './routes/archives.js';
 import { layout } from './views/layout.js';
 
 export const apiPrefix = '/api/v1';
@@ -76,6 +77,7 @@ export function createApp(deps: WebDeps) {
   // Pages
   app.route('/', authPages(deps));
   app.route('/', dashboardPages(deps));
+  app.route('/', archivesPages(deps));
   app.route('/clients', clientsPages(deps));
   app.route('/repositories', repositoriesPages(deps));
   app.route('/jobs', jobsPages(deps));
