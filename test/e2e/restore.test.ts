@@ -187,9 +187,14 @@ describe('the restore workflow', () => {
     const res = await op.api('POST', '/api/v1/restores', body);
     expect(res.status).toBe(201);
     const started = (await res.json()) as Job;
+    // Live progress, as the console and `job logs --follow` get it: bytes of borg extract's total.
+    const progress: Array<{ originalSize: number; totalSize?: number }> = [];
+    const unsubscribe = await hub.subscribe(started.id, (e) => void (e.type === 'progress' && progress.push(e)));
     expect(started).toMatchObject({ kind: 'restore', archiveName: null, restore: { archiveName: archive, target: other.path('via-api'), paths: [`${dataRel}/plain.txt`], inPlace: false } });
     const done = await waitForJob(stack, started.id);
     expect(done.state, await describeJob(stack, done.id)).toBe('succeeded');
+    unsubscribe();
+    expect(progress.at(-1)).toMatchObject({ totalSize: original['plain.txt']!.size, originalSize: original['plain.txt']!.size });
     expect(subtree(await describeRichTree(other.path('via-api', dataRel)), 'plain.txt')).toEqual(subtree(original, 'plain.txt'));
     const page = await (await op.get(`/jobs/${started.id}`)).text();
     expect(page).toContain(other.path('via-api'));
