@@ -11,7 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findClientByName, updateClient } from '../../db/queries/clients.js';
 import type { Job } from '../../db/schema.js';
 import { run } from '../../infra/subprocess.js';
+import { listAuditEvents } from '../../db/queries/audit.js';
+import { createJobEventHub } from '../../infra/job-event-hub.js';
+import { createRedis } from '../../infra/events.js';
+import { createRedisLoginLimiter } from '../../services/auth.js';
 import { addClient } from '../../services/clients.js';
+import { addUser } from '../../services/users.js';
+import { createApp } from '../../web/app.js';
+import { Browser, password } from '../integration/web-browser.js';
 import { cancelJob, getJob, listJobs } from '../../services/jobs.js';
 import { startRestore, type StartRestoreInput } from '../../services/restores.js';
 import { backup, describeJob, waitForJob } from '../harness/backup.js';
@@ -151,6 +158,52 @@ describe('the restore workflow', () => {
     // links/two is a name of the archived file again (its content, mode and times).
     expect({ ...now['links/two'], linkGroup: undefined, uid: 0 }).toEqual({ ...original['links/two'], linkGroup: undefined, uid: 0 });
     for (const k of ['exec.sh', 'new-file', 'empty', 'odd', 'links/one', 'hl-other']) expect(now[k], k).toEqual(outside[k]);
+  });
+
+  it('starts a restore through POST /api/v1/restores (operator or admin), documented, and shows it on the job page', async () => {
+    const redis = createRedis(stack.config.redisUrl);
+    const hub = createJobEventHub(createRedis(stack.config.redisUrl), stack.deps.log);
+    registerCleanup('web app of the restore test', async () => {
+      await hub.close();
+      await redis.quit();
+    });
+    const app = createApp({
+      services: stack.deps,
+      limiter: createRedisLoginLimiter(redis, { prefix: `borgcube-test:${process.pid}:${Date.now()}` }),
+      hub,
+      health: () => Promise.resolve({ ok: true, database: { ok: true }, redis: { ok: true }, temporal: { ok: true }, workers: {} }),
+    });
+    await addUser(stack.deps, { username: 'op', role: 'operator', password });
+    await addUser(stack.deps, { username: 'viewer', role: 'viewer', password });
+    const op = new Browser(app);
+    const viewer = new Browser(app);
+    expect((await op.login('op')).status).toBe(303);
+    expect((await viewer.login('viewer')).status).toBe(303);
+    const body = { archive, client: 'other', target: other.path('via-api'), paths: [`${dataRel}/plain.txt`] };
+    expect((await viewer.api('POST', '/api/v1/restores', body)).status).toBe(403);
+    const bad = await op.api('POST', '/api/v1/restores', { ...body, target: 'relative' });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(await bad.json())).toMatch(/absolute path/);
+    const res = await op.api('POST', '/api/v1/restores', body);
+    expect(res.status).toBe(201);
+    const started = (await res.json()) as Job;
+    // Live progress, as the console and `job logs --follow` get it: bytes of borg extract's total.
+    const progress: Array<{ originalSize: number; totalSize?: number }> = [];
+    const unsubscribe = await hub.subscribe(started.id, (e) => void (e.type === 'progress' && progress.push(e)));
+    expect(started).toMatchObject({ kind: 'restore', archiveName: null, restore: { archiveName: archive, target: other.path('via-api'), paths: [`${dataRel}/plain.txt`], inPlace: false } });
+    const done = await waitForJob(stack, started.id);
+    expect(done.state, await describeJob(stack, done.id)).toBe('succeeded');
+    unsubscribe();
+    expect(progress.at(-1)).toMatchObject({ totalSize: original['plain.txt']!.size, originalSize: original['plain.txt']!.size });
+    expect(subtree(await describeRichTree(other.path('via-api', dataRel)), 'plain.txt')).toEqual(subtree(original, 'plain.txt'));
+    const page = await (await op.get(`/jobs/${started.id}`)).text();
+    expect(page).toContain(other.path('via-api'));
+    expect(page).toMatch(/<dt>Restored<\/dt>/);
+    expect(page).toContain(archive);
+    const doc = (await (await app.request('/api/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { 'x-required-role'?: string }>> };
+    expect(doc.paths['/restores']?.post?.['x-required-role']).toBe('operator');
+    const audit = await listAuditEvents(stack.deps.db);
+    expect(audit.find((e) => e.action === 'restore.start' && e.detail?.job === started.id)).toMatchObject({ actor: 'web:op', target: archive, detail: { client: 'other', target: other.path('via-api') } });
   });
 
   it('refuses bad input with one line and starts no job', async () => {
