@@ -24,6 +24,7 @@ import { addRepository } from '../services/repositories.js';
 import { sweepLeftovers } from '../test/harness/leftovers.js';
 import { parseArgs } from './lib/args.js';
 import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
+import { workflowPhases, type Phases } from './lib/history.js';
 import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide, type ClientSide } from './lib/client-side.js';
 import { measure, quietBeforeSample, servicePart, sshdPart, type TimedRun } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
@@ -42,6 +43,8 @@ interface Sample {
   serverCpuS: number;
   cpu: Record<string, number>;
   busyAtStart?: number;
+  /** BorgCube: the workflow's activities and the time between them. */
+  phases?: Phases;
 }
 
 interface Setup {
@@ -94,14 +97,15 @@ async function setUp(randomMiB: number, profile: ReturnType<typeof profileDirs>)
 }
 
 /** One whole BorgCube restore, timed from the start request to the workflow's completion. */
-async function borgcubeRestore(s: Setup, target: string): Promise<TimedRun> {
+async function borgcubeRestore(s: Setup, target: string): Promise<TimedRun & { phases: Phases }> {
   const t0 = process.hrtime.bigint();
   const job = await startRestore(s.stack.deps, { actor: 'bench', userId: null, role: 'admin' }, { archive: s.archive, client: 'big', target });
-  await s.stack.temporal.workflow.getHandle(job.id).result().catch(() => {});
+  const handle = s.stack.temporal.workflow.getHandle(job.id);
+  await handle.result().catch(() => {});
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   const done = await getJob(s.stack.deps, job.id);
   if (done.state !== 'succeeded') throw new Error(`restore job ${job.id} ended ${done.state}: ${done.error}`);
-  return { wallS, clientCpuS: 0, code: 0, stderr: '' };
+  return { wallS, clientCpuS: 0, code: 0, stderr: '', phases: await workflowPhases(handle) };
 }
 
 async function sample(s: Setup, path: Sample['path'], run: number, quietWait: number): Promise<Sample> {
@@ -115,11 +119,18 @@ async function sample(s: Setup, path: Sample['path'], run: number, quietWait: nu
           servicePart(s.stack.storage.pid!, 'service', 'service borg serve'),
           sshdPart(listenerPid(s.stack.sshd), borgcubeServerClass),
         ];
-  const m = await measure(parts, () => (path === 'direct' ? s.side.direct.extract(s.directLocation, 'a1', target) : borgcubeRestore(s, target)));
+  let phases: Phases | undefined;
+  const m = await measure(parts, async () => {
+    if (path === 'direct') return s.side.direct.extract(s.directLocation, 'a1', target);
+    const r = await borgcubeRestore(s, target);
+    phases = r.phases;
+    return r;
+  });
   rmSync(target, { recursive: true, force: true });
   const serverCpuS = SERVER_PARTS[path].reduce((n, k) => n + (m.cpu[k] ?? 0), 0);
-  note(`run ${run} ${path.padEnd(8)} ${f2(m.wallS)} s`);
-  return { run, path, wallS: m.wallS, serverCpuS, cpu: m.cpu, busyAtStart };
+  const steps = phases ? `: ${Object.entries(phases.activities).map(([name, a]) => `${name} ${f2(a.ms / 1000)}`).join(', ')}, between ${f2(phases.betweenMs / 1000)}` : '';
+  note(`run ${run} ${path.padEnd(8)} ${f2(m.wallS)} s${steps}`);
+  return { run, path, wallS: m.wallS, serverCpuS, cpu: m.cpu, busyAtStart, phases };
 }
 
 runBench('bench:restore', async () => {
