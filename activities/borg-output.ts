@@ -93,8 +93,11 @@ const fileStatus = z.object({ type: z.literal('file_status'), status: z.string()
 const question = z.object({ type: z.string().regex(/^question_/), msgid: z.string().max(200).optional(), message: text.optional() });
 
 export type BorgLine =
-  | { kind: 'progress'; originalSize: number; compressedSize: number; deduplicatedSize: number; nfiles: number; path: string; time: number }
+  /** `totalSize`: what `borg extract` will write in all (a restore's bytes are its originalSize). */
+  | { kind: 'progress'; originalSize: number; compressedSize: number; deduplicatedSize: number; nfiles: number; path: string; time: number; totalSize?: number }
   | { kind: 'progress-finished'; time: number }
+  /** One path `borg extract --list` restored: counted, not every one stored. */
+  | { kind: 'listed'; path: string }
   | { kind: 'log'; level: string; type: string; msgid: string | null; message: string; time: number | null };
 
 /**

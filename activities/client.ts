@@ -1,8 +1,9 @@
 // Activities that act on a client over SSH (main task queue): push the job folder, deploy borg,
 // run `borg create` detached and follow it, pull the files cache back, clean up. The machinery
 // lives in remote-borg/; these are the thin activities the workflows call.
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Db } from '../db/client.js';
+import type { RestoreSpec } from '../db/schema.js';
 import { recordClientContact } from '../db/queries/clients.js';
 import type { Account } from '../infra/accounts.js';
 import type { Config } from '../infra/config.js';
@@ -11,10 +12,12 @@ import type { Logger } from '../infra/logger.js';
 import { SshPool } from '../infra/ssh-pool.js';
 import { recordPhase } from './jobs.js';
 import { borgCreate } from './remote-borg/borg-create.js';
+import { borgExtract } from './remote-borg/borg-extract.js';
 import { createClientBorg, type BorgOnClient } from './remote-borg/client-borg.js';
 import { createClientConnections } from './remote-borg/client-connection.js';
 import { runDetached } from './remote-borg/detached-run.js';
 import { createJobFolders } from './remote-borg/job-folder.js';
+import { checkRestored, checkRestoreTarget, ensureRestoreTarget, type RestoreExpectation, type RestoreOutcome } from './remote-borg/restore-target.js';
 
 export { clientJobDir } from './remote-borg/job-folder.js';
 
@@ -44,6 +47,51 @@ export interface RunBorgInput extends JobRef {
   borgCmd: string;
 }
 
+export interface RunBorgExtractInput extends RunBorgInput {
+  /** What the storage side prepared (prepareRestore): the archive's name in the job's manifest and the selection's counts. */
+  prepared: RestoreExpectation & { archiveName: string };
+}
+
+/** A restore job's row, or the failure that it is none. */
+function restoreSpecOf(job: { id: string; restore: RestoreSpec | null }): RestoreSpec {
+  if (!job.restore) throw ApplicationFailure.nonRetryable(`job ${job.id} is not a restore`, 'JobGone');
+  return job.restore;
+}
+
+/** The restore's own client steps (the rest is shared with backups). */
+function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<typeof createClientConnections>['withClient'], borg: ReturnType<typeof createClientBorg>) {
+  const { config } = deps;
+  return {
+    /**
+     * probeClient for a restore, and the target checked (is a directory or can be created, and
+     * the client's account can write it) before anything of the job reaches the client.
+     */
+    async probeRestoreClient({ jobId }: JobRef): Promise<ClientProbe> {
+      return withClient(jobId, async ({ conn, client, job }) => {
+        const signal = Context.current().cancellationSignal;
+        await checkRestoreTarget(conn, client, restoreSpecOf(job), signal);
+        return { version: await borg.version(conn, client, signal) };
+      });
+    },
+
+    /**
+     * Starts `borg extract` detached in the restore's target (created when missing) or re-attaches
+     * to it, follows it like runBorgCreate, and checks what it restored against what the storage
+     * side prepared.
+     */
+    async runBorgExtract(input: RunBorgExtractInput): Promise<RestoreOutcome & { durationSeconds: number }> {
+      await recordPhase(deps, input.jobId, 'run');
+      return withClient(input.jobId, async ({ conn, job, dir }) => {
+        const spec = restoreSpecOf(job);
+        await ensureRestoreTarget(conn, spec);
+        const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(config, job, input.prepared.archiveName, input.borgCmd));
+        const outcome = checkRestored(r, input.prepared);
+        return { ...outcome, durationSeconds: Math.round((Date.now() - (job.startedAt ?? job.createdAt).getTime()) / 1000) };
+      });
+    },
+  };
+}
+
 export function createClientActivities(deps: ClientActivityDeps) {
   const { db, config, log } = deps;
   const { withClient } = createClientConnections(deps, deps.sshPool ?? new SshPool());
@@ -51,6 +99,8 @@ export function createClientActivities(deps: ClientActivityDeps) {
   const folders = createJobFolders(deps);
 
   return {
+    ...restoreActivities(deps, withClient, borg),
+
     /**
      * Runs while the server prepares the job: connects (the connection then waits in the pool for
      * pushJobFolder) and asks the client's borg for its version, which costs Python's start-up
@@ -86,9 +136,10 @@ export function createClientActivities(deps: ClientActivityDeps) {
      */
     async runBorgCreate(input: RunBorgInput): Promise<{ rc: number }> {
       await recordPhase(deps, input.jobId, 'run');
-      return withClient(input.jobId, async ({ conn, job, client, dir }) =>
-        runDetached(deps, { conn, jobId: input.jobId, dir }, borgCreate(config, job, client, input.borgCmd)),
-      );
+      return withClient(input.jobId, async ({ conn, job, client, dir }) => {
+        const { rc } = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgCreate(config, job, client, input.borgCmd));
+        return { rc };
+      });
     },
 
     /**

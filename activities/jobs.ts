@@ -39,13 +39,20 @@ export function createJobActivities(deps: JobActivityDeps) {
   const { db, events, log } = deps;
   return {
     /**
-     * Reserves the job's archive name (idempotent). The starter inserted the row (db/queries/jobs.ts
-     * insertJob); a row that is gone or already ended stops the workflow.
+     * Reserves a backup's archive name (idempotent); a restore reserves none, its archive is in its
+     * restore spec. The starter inserted the row (db/queries/jobs.ts insertJob); a row that is gone
+     * or already ended stops the workflow.
      */
     async reserveJob(input: ReserveJobInput): Promise<{ archiveName: string }> {
       const job = await jobs.findJob(db, input.jobId);
       if (!job) throw ApplicationFailure.nonRetryable(`job ${input.jobId} does not exist`, 'JobGone');
       if (job.state !== 'running') throw ApplicationFailure.nonRetryable(`job ${input.jobId} already ended (${job.state})`, 'JobGone');
+      if (job.kind === 'restore') {
+        if (!job.restore) throw ApplicationFailure.nonRetryable(`restore job ${input.jobId} has no restore spec`, 'JobGone');
+        if (!job.startedAt) await jobs.updateJob(db, input.jobId, { startedAt: new Date(), phase: 'prepare' });
+        await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: 'running', phase: 'prepare' }).catch(() => {});
+        return { archiveName: job.restore.archiveName };
+      }
       if (job.archiveName) return { archiveName: job.archiveName };
       const client = await findClientById(db, input.clientId);
       if (!client) throw ApplicationFailure.nonRetryable('the client of this job was removed', 'JobGone');

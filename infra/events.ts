@@ -25,6 +25,8 @@ export const progressEvent = z.object({
   nfiles: z.number(),
   path: z.string(),
   time: z.number(),
+  /** A restore's bytes to write in all (its originalSize counts those written). */
+  totalSize: z.number().optional(),
   /** Monotonic per job, so viewers can detect gaps. */
   n: z.number().int(),
 });

@@ -109,10 +109,11 @@ export function fleetClient(s: dash.ClientBackupSummary, now: Date): FleetClient
 
 /** Adds the newest heartbeated progress (bounded: a slow Temporal costs at most 2 s). */
 export async function withLiveProgress(deps: ServiceDeps, job: JobView): Promise<RunningJob> {
-  const estimate = job.clientId ? await dash.previousBackupSize(deps.db, job.clientId) : null;
+  // A restore knows its size (borg extract reports its total); a backup's is the previous one's.
+  const estimate = job.kind !== 'restore' && job.clientId ? await dash.previousBackupSize(deps.db, job.clientId) : null;
   if (job.state !== 'running') return { ...job, estimate };
   const live = await Promise.race([liveStatus(deps, job.id).catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
-  return { ...job, estimate, progress: live?.progress, livePhase: live?.status?.phase };
+  return { ...job, estimate: live?.progress?.totalSize ?? estimate, progress: live?.progress, livePhase: live?.status?.phase };
 }
 
 /** The yardstick for a job's progress bar: the client's previous successful backup size. */

@@ -2,6 +2,7 @@
 export { backup } from './backup.js';
 export { orphanCleanup } from './orphan-cleanup.js';
 export { prune } from './prune.js';
+export { restore } from './restore.js';
 export { check } from './check.js';
 export { scheduledBackup, scheduledMaintenance } from './scheduled.js';
 export { alertsSweep } from './alerts-sweep.js';

@@ -23,6 +23,8 @@ export interface BackupProgress {
   path: string;
   /** Unix seconds of the line. */
   time: number;
+  /** Restores: the bytes `borg extract` writes in all; originalSize is what it has written. */
+  totalSize?: number;
 }
 
 export interface BackupStatus {

@@ -40,6 +40,16 @@ interface RunHeartbeat {
   started: boolean;
   /** Latest progress line: what `borgcube job show` and the console show while borg runs. */
   progress?: BorgLine & { kind: 'progress' };
+  /** Paths listed (`--list`) up to `offset` by the borg now running. */
+  listed?: number;
+}
+
+/** How a run ended well: borg's exit code, and what it listed and last reported. */
+export interface DetachedResult {
+  rc: number;
+  /** Paths borg listed (`--list`); 0 without it. */
+  listed: number;
+  progress?: BorgLine & { kind: 'progress' };
 }
 
 interface Run {
@@ -54,7 +64,7 @@ interface Run {
 }
 
 /** Runs `borg` in the job folder `dir` of job `jobId` on the client, to its end; returns its exit code when it succeeded. */
-export async function runDetached(deps: DetachedRunDeps, on: { conn: SshConnection; jobId: string; dir: string }, borg: DetachedBorg): Promise<{ rc: number }> {
+export async function runDetached(deps: DetachedRunDeps, on: { conn: SshConnection; jobId: string; dir: string }, borg: DetachedBorg): Promise<DetachedResult> {
   const ctx = Context.current();
   const prev = (ctx.info.heartbeatDetails as RunHeartbeat | undefined) ?? { offset: 0, started: false };
   const { conn, jobId, dir } = on;
@@ -63,8 +73,10 @@ export async function runDetached(deps: DetachedRunDeps, on: { conn: SshConnecti
     throw ApplicationFailure.nonRetryable(`the job folder ${dir} is gone from the client`, 'JobFolderMissing');
   }
   const log = new JobLog(deps, jobId, await lastLogSeq(deps.db, jobId));
+  log.listed = prev.listed ?? 0;
+  log.progress = prev.progress;
   const run: Run = { deps, borg, conn, sftp, dir, log, offset: prev.offset, beat: () => {} };
-  run.beat = (started) => heartbeat({ offset: run.offset, started, progress: log.progress } satisfies RunHeartbeat);
+  run.beat = (started) => heartbeat({ offset: run.offset, started, progress: log.progress, listed: log.listed } satisfies RunHeartbeat);
   await startOrReattach(run, jobId, ctx.info.attempt > 1, prev.started);
   run.beat(true);
   return follow(run, ctx.cancellationSignal);
@@ -80,12 +92,15 @@ async function startOrReattach(run: Run, jobId: string, retry: boolean, startedB
   }
   // Finished while nobody watched (worker restart): follow() reads the rest.
   if (retry && (await sftpExists(sftp, posix.join(dir, 'rc')))) return;
+  // A borg started anew lists and reports from its beginning.
+  log.listed = 0;
+  log.progress = undefined;
   await startRunScript(conn, sftp, dir, runScript({ jobId, dir, argv: borg.argv, cwd: borg.cwd }));
   await log.own(startedBefore ? `${borg.name} restarted on the client` : `${borg.name} started on the client`);
 }
 
 /** Follows the log until borg's exit code appears; returns it or throws the failure it means. */
-async function follow(run: Run, cancel: AbortSignal): Promise<{ rc: number }> {
+async function follow(run: Run, cancel: AbortSignal): Promise<DetachedResult> {
   const { deps, borg, conn, sftp, dir, log } = run;
   // One exec channel that returns when run.sh ends tells the loop at once that borg is done, so
   // the log itself can be polled gently instead of every 50 ms for the whole run (to notice the
@@ -151,7 +166,7 @@ async function follow(run: Run, cancel: AbortSignal): Promise<{ rc: number }> {
 }
 
 /** Borg's exit code, read from `rc`: the result, or the failure (retryable when it may pass). */
-async function finish(run: Run, rcText: string): Promise<{ rc: number }> {
+async function finish(run: Run, rcText: string): Promise<DetachedResult> {
   const { borg, conn, dir, log } = run;
   await log.flush();
   const rc = Number(rcText.trim());
@@ -159,11 +174,11 @@ async function finish(run: Run, rcText: string): Promise<{ rc: number }> {
   const done = borg.succeeded(rc);
   if (done !== undefined) {
     await log.own(done);
-    return { rc };
+    return { rc, listed: log.listed, progress: log.progress };
   }
   // The next attempt starts borg again; its log continues after this one.
   await clearRunExit(conn, dir);
-  const msg = log.lastError ?? `${borg.name} exited with ${Number.isNaN(rc) ? rcText.trim().slice(0, 20) : rc}`;
+  const msg = log.lastError ?? (rc === 1 && log.lastWarning ? `${borg.name} finished with warnings: ${log.lastWarning}` : `${borg.name} exited with ${Number.isNaN(rc) ? rcText.trim().slice(0, 20) : rc}`);
   if (log.lastErrorTransient || Number.isNaN(rc) || rc > 128) throw new Error(msg);
   throw ApplicationFailure.nonRetryable(msg, 'BorgFailed');
 }

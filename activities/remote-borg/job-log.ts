@@ -7,6 +7,8 @@ import type { BorgLine } from '../borg-output.js';
 
 /** Stored log lines per job; beyond it only warnings and errors are kept. */
 const MAX_STORED_LINES = 20_000;
+/** Paths `borg extract --list` restored that are stored as log lines; the rest are only counted. */
+export const MAX_LISTED_LINES = 500;
 
 /** Messages of borg errors caused by the connection, not by the job itself: worth a retry. */
 const transientError = /Connection closed|connection closed|ConnectionClosed|Broken pipe|timed out|LockTimeout|Connection reset|Remote: Borg [\d.]+: Got connection close|RemoteRepository|UnexpectedRPCDataFormatFromServer|Failed to create\/acquire the lock/;
@@ -24,8 +26,11 @@ export class JobLog {
   private progressN = 0;
   private lastProgressPublish = 0;
   lastError: string | undefined;
+  lastWarning: string | undefined;
   lastErrorTransient = false;
   progress: (BorgLine & { kind: 'progress' }) | undefined;
+  /** Paths borg listed (`--list`): a restore's count of restored items. */
+  listed = 0;
 
   constructor(
     private readonly deps: JobLogDeps,
@@ -43,7 +48,16 @@ export class JobLog {
 
   async line(l: BorgLine | null, storeFirst = false) {
     if (!l) return;
+    if (l.kind === 'listed') {
+      if (++this.listed > MAX_LISTED_LINES) {
+        if (this.listed === MAX_LISTED_LINES + 1) await this.own(`more paths are restored than the log keeps (${MAX_LISTED_LINES}): they are counted, not listed`);
+        return;
+      }
+      l = { kind: 'log', level: 'INFO', type: 'listed', msgid: null, message: l.path, time: null };
+    }
     if (l.kind === 'progress') {
+      // A restore's progress counts the paths listed so far as its files.
+      if (l.totalSize !== undefined) l = { ...l, nfiles: this.listed };
       const now = Date.now();
       // Borg prints at most 5 lines a second; publish them all, but never faster than 10/s.
       if (now - this.lastProgressPublish >= 100) {
@@ -54,6 +68,7 @@ export class JobLog {
       return;
     }
     if (l.kind === 'progress-finished') return;
+    if (l.level === 'WARNING') this.lastWarning = l.message;
     if (l.level === 'ERROR' || l.level === 'CRITICAL') {
       this.lastError = l.message;
       this.lastErrorTransient = transientError.test(l.message) || (l.msgid !== null && transientError.test(l.msgid));

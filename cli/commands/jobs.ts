@@ -3,6 +3,7 @@ import { createRedis } from '../../infra/events.js';
 import { createJobEventHub } from '../../infra/job-event-hub.js';
 import { JobStream } from '../../services/job-stream.js';
 import { cancelJob, getJob, getJobDetails, jobLogTail, jobStates, listJobs, startBackup } from '../../services/jobs.js';
+import type { Job } from '../../db/schema.js';
 import { printable, table, UsageError, type CliContext } from '../context.js';
 import { waitForJob } from '../wait.js';
 
@@ -22,7 +23,7 @@ export function registerJobCommands(program: Command, ctx: CliContext) {
       if (o.json) return ctx.printJson(jobs);
       ctx.print(
         jobs.length
-          ? table(['JOB', 'KIND', 'CLIENT', 'REPOSITORY', 'STATE', 'STARTED', 'ARCHIVE'], jobs.map((j) => [j.id, j.kind, j.clientName, j.repositoryName, j.state, j.createdAt.toISOString(), j.archiveName]))
+          ? table(['JOB', 'KIND', 'CLIENT', 'REPOSITORY', 'STATE', 'STARTED', 'ARCHIVE'], jobs.map((j) => [j.id, j.kind, j.clientName, j.repositoryName, j.state, j.createdAt.toISOString(), j.archiveName ?? j.restore?.archiveName]))
           : 'no jobs',
       );
     });
@@ -47,13 +48,16 @@ function oneJobCommands(program: Command, ctx: CliContext) {
         ['kind', d.kind],
         ['client', d.clientName ?? '-'],
         ['repository', d.repositoryName ?? '-'],
-        ['archive', d.archiveName ?? '-'],
+        ['archive', d.archiveName ?? d.restore?.archiveName ?? '-'],
+        ...restoreRows(d),
         ['state', d.state],
         ['phase', d.live?.status?.phase ?? d.phase],
         ['created', d.createdAt.toISOString()],
         ['finished', d.finishedAt?.toISOString() ?? '-'],
       ];
-      if (d.live?.progress) rows.push(['progress', `${d.live.progress.nfiles} files, ${d.live.progress.originalSize} bytes read, ${d.live.progress.deduplicatedSize} new; at ${d.live.progress.path}`]);
+      const pr = d.live?.progress;
+      if (pr && pr.totalSize !== undefined) rows.push(['progress', `${pr.nfiles} items, ${pr.originalSize} of ${pr.totalSize} bytes restored; at ${pr.path}`]);
+      else if (pr) rows.push(['progress', `${pr.nfiles} files, ${pr.originalSize} bytes read, ${pr.deduplicatedSize} new; at ${pr.path}`]);
       for (const [k, v] of Object.entries(d.stats ?? {})) if (v !== undefined) rows.push([k, String(v)]);
       if (d.error) rows.push(['error', d.error]);
       for (const v of d.violations) rows.push(['violation', `${v.createdAt.toISOString()} ${v.kind}: ${v.detail}`]);
@@ -87,6 +91,17 @@ function oneJobCommands(program: Command, ctx: CliContext) {
       const outcome = await cancelJob(ctx.deps(), id);
       ctx.print(outcome === 'requested' ? `cancel requested for ${id}` : `job ${id} had no running workflow any more; it is marked failed`);
     });
+}
+
+/** What a restore job restores where (`job show`). */
+function restoreRows(d: { restore: Job['restore'] }): Array<[string, string]> {
+  const r = d.restore;
+  if (!r) return [];
+  return [
+    ['restore target', r.inPlace ? '/ (in place)' : r.target],
+    ['restore paths', r.paths.length ? r.paths.join(' ') : '(all)'],
+    ...(r.stripComponents ? [['strip components', String(r.stripComponents)] as [string, string]] : []),
+  ];
 }
 
 /** `borgcube backup`: starts a backup now; with --wait, exits when it ended (0 only if it succeeded). */

@@ -23,13 +23,26 @@ export class ClientBusyError extends Error {
   }
 }
 
+/** A restore into a directory of a client that another running restore is writing into. */
+export class TargetBusyError extends Error {
+  constructor(
+    readonly target: string,
+    readonly runningId: string,
+  ) {
+    super(`a restore into ${target} is already running on this client (job ${runningId})`);
+    this.name = 'TargetBusyError';
+  }
+}
+
 /**
  * The one place a job row is inserted. A job of an exclusive kind is refused with ClientBusyError
- * while its client runs one: check and insert hold a per-client advisory lock, so two starts at
- * the same moment (a schedule and a manual start, two clicks) never both get a row.
+ * while its client runs one, a restore with TargetBusyError while another restore writes into the
+ * same directory of the same client: check and insert hold a per-client advisory lock, so two
+ * starts at the same moment (a schedule and a manual start, two clicks) never both get a row.
  */
 export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Promise<Job> {
   const { clientId } = row;
+  if (clientId && row.kind === 'restore' && row.restore) return insertRestoreJob(db, clientId, row.restore.target, row);
   if (!clientId || !clientExclusiveKinds.includes(row.kind)) return (await db.insert(jobsTable).values(row).returning())[0]!;
   return withAdvisoryLock(db, `borgcube:backup:${clientId}`, async (tx) => {
     const running = await tx
@@ -38,6 +51,18 @@ export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Pro
       .where(and(eq(jobsTable.clientId, clientId), inArray(jobsTable.kind, [...clientExclusiveKinds]), eq(jobsTable.state, 'running')))
       .limit(1);
     if (running[0]) throw new ClientBusyError(clientId, running[0].id);
+    return (await tx.insert(jobsTable).values(row).returning())[0]!;
+  });
+}
+
+async function insertRestoreJob(db: Db, clientId: string, target: string, row: typeof jobsTable.$inferInsert): Promise<Job> {
+  return withAdvisoryLock(db, `borgcube:restore:${clientId}`, async (tx) => {
+    const running = await tx
+      .select({ id: jobsTable.id })
+      .from(jobsTable)
+      .where(and(eq(jobsTable.clientId, clientId), eq(jobsTable.kind, 'restore'), eq(jobsTable.state, 'running'), sql`${jobsTable.restore}->>'target' = ${target}`))
+      .limit(1);
+    if (running[0]) throw new TargetBusyError(target, running[0].id);
     return (await tx.insert(jobsTable).values(row).returning())[0]!;
   });
 }

@@ -1,6 +1,7 @@
 // Records the histories that workflows/replay.test.ts replays (issue 19 point 6): one real run of
 // each workflow on the harness — backup (succeeded, failed, cancelled), prune, check, a scheduled
-// backup, the alert sweep and delivery, the cleanup of an orphaned job — written as JSON fixtures
+// backup, the alert sweep and delivery, the cleanup of an orphaned job, restore (succeeded, failed,
+// cancelled) — written as JSON fixtures
 // into workflows/histories/. Runs only with BORGCUBE_RECORD_HISTORIES=1: record again after a
 // deliberate change of a workflow's commands (and say so in the commit).
 import { writeFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { runAlertSweepNow } from '../../services/alert-schedule.js';
 import { addClient } from '../../services/clients.js';
 import { cancelJob, startBackup } from '../../services/jobs.js';
 import { addPolicy, triggerPolicy } from '../../services/policies.js';
+import { startRestore } from '../../services/restores.js';
 import { startCheck, startPrune } from '../../services/policy-jobs.js';
 import { startWebhookReceiver } from '../harness/alert-sinks.js';
 import { backup, waitForJob } from '../harness/backup.js';
@@ -95,6 +97,21 @@ describe.skipIf(process.env.BORGCUBE_RECORD_HISTORIES !== '1')('recording workfl
     await record('check', checked.id);
     await triggerPolicy(stack.deps, 'p1');
     await record('scheduled-backup', await newestClosed('scheduledBackup'));
+  });
+
+  it('records the restore workflow: succeeded, failed, cancelled', async () => {
+    const archive = (await backup(stack, 'c1', 'r1')).archiveName!;
+    const admin = { actor: 'test', userId: null, role: 'admin' as const };
+    const ok = await startRestore(stack.deps, admin, { archive, target: host.path('restored') });
+    expect((await waitForJob(stack, ok.id)).state).toBe('succeeded');
+    await record('restore-succeeded', ok.id);
+    const bad = await startRestore(stack.deps, admin, { archive, target: host.path('restored-2'), paths: ['no/such/path'] });
+    expect((await waitForJob(stack, bad.id)).state).toBe('failed');
+    await record('restore-failed', bad.id);
+    const cancelled = await startRestore(stack.deps, admin, { archive, target: host.path('restored-3') });
+    await cancelJob(stack.deps, cancelled.id);
+    expect((await waitForJob(stack, cancelled.id)).state).toBe('cancelled');
+    await record('restore-cancelled', cancelled.id);
   });
 
   it('records the alert sweep', async () => {

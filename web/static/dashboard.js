@@ -25,7 +25,9 @@ for (const row of document.querySelectorAll('tr[data-job-id]')) {
         cell('read').textContent = bytes(m.originalSize);
         cell('files').textContent = String(m.nfiles);
         if (bar) {
-          const v = estimate > 0 ? Math.min(0.99, m.originalSize / estimate) : 0.99 * (1 - Math.exp(-m.originalSize / (256 * 1024 * 1024)));
+          // A restore reports its total; a backup is measured against the previous one.
+          const of = m.totalSize > 0 ? m.totalSize : estimate;
+          const v = of > 0 ? Math.min(0.99, m.originalSize / of) : 0.99 * (1 - Math.exp(-m.originalSize / (256 * 1024 * 1024)));
           bar.value = Math.max(Number(bar.value) || 0, Math.round(v * (Number(bar.max) || 1000)));
         }
         row.dataset.progressEvents = String(Number(row.dataset.progressEvents || 0) + 1);

@@ -73,6 +73,7 @@ if (root) {
 
   function progress(m) {
     setText($('p-original'), bytes(m.originalSize));
+    if (typeof m.totalSize === 'number') setText($('p-total'), bytes(m.totalSize));
     setText($('p-compressed'), bytes(m.compressedSize));
     setText($('p-dedup'), bytes(m.deduplicatedSize));
     setText($('p-files'), String(m.nfiles));
@@ -86,7 +87,9 @@ if (root) {
     prev = { bytes: m.originalSize, t: now };
     if (bar && state === 'running') {
       const max = Number(bar.max) || 1000;
-      const v = estimate > 0 ? Math.min(0.99, m.originalSize / estimate) : 0.99 * (1 - Math.exp(-m.originalSize / (256 * 1024 * 1024)));
+      // A restore reports its total; a backup is measured against the previous one.
+      const of = m.totalSize > 0 ? m.totalSize : estimate;
+      const v = of > 0 ? Math.min(0.99, m.originalSize / of) : 0.99 * (1 - Math.exp(-m.originalSize / (256 * 1024 * 1024)));
       bar.value = Math.max(Number(bar.value) || 0, Math.round(v * max));
       root.dataset.progressEvents = String(Number(root.dataset.progressEvents || 0) + 1);
     }

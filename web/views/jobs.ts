@@ -31,7 +31,7 @@ ${page.jobs.length
 <tbody>${page.jobs.map(
     (j) => html`<tr><td><a href="/jobs/${j.id}">${j.id.slice(0, 8)}</a></td><td>${j.kind}</td><td>${j.clientName ?? '—'}</td><td>${j.repositoryName ?? '—'}</td>
 <td>${stateBadge(j.state)}</td><td>${j.phase}</td><td>${when(j.createdAt)}</td>
-<td>${j.finishedAt ? duration((j.finishedAt.getTime() - (j.startedAt ?? j.createdAt).getTime()) / 1000) : '—'}</td><td>${j.archiveName ?? '—'}</td></tr>`,
+<td>${j.finishedAt ? duration((j.finishedAt.getTime() - (j.startedAt ?? j.createdAt).getTime()) / 1000) : '—'}</td><td>${j.archiveName ?? j.restore?.archiveName ?? '—'}</td></tr>`,
   )}</tbody></table>`
 : html`<p class="muted">No jobs match.</p>`}
 <nav class="pager">${q.cursor ? html`<a href="/jobs">First page</a>` : ''} ${page.nextCursor ? html`<a rel="next" id="next-page" href="/jobs?${nextParams.toString()}">Older jobs →</a>` : ''}</nav>`;
@@ -49,7 +49,8 @@ export function jobPage(p: Principal, d: JobDetails, live: LiveProgress, lines: 
 <dt>Job</dt><dd><code>${d.id}</code></dd>
 <dt>Client</dt><dd>${d.clientName ? html`<a href="/clients/${encodeURIComponent(d.clientName)}">${d.clientName}</a>` : '—'}</dd>
 <dt>Repository</dt><dd>${d.repositoryName ? html`<a href="/repositories/${encodeURIComponent(d.repositoryName)}">${d.repositoryName}</a>` : '—'}</dd>
-<dt>Archive</dt><dd id="job-archive">${d.archiveName ?? '—'}</dd>
+<dt>Archive</dt><dd id="job-archive">${d.archiveName ?? d.restore?.archiveName ?? '—'}</dd>
+${d.restore ? restoreFacts(d.restore) : ''}
 <dt>Phase</dt><dd id="job-phase">${d.live?.status?.phase ?? d.phase}</dd>
 <dt>Created</dt><dd>${when(d.createdAt)}</dd>
 <dt>Finished</dt><dd id="job-finished">${when(d.finishedAt)}</dd>
@@ -57,22 +58,15 @@ export function jobPage(p: Principal, d: JobDetails, live: LiveProgress, lines: 
 <dt>Workflow</dt><dd><a href="${d.temporalUrl}" target="_blank" rel="noopener noreferrer">open in the Temporal UI</a></dd>
 </dl>
 ${running && hasRole(p.user.role, 'operator')
-? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="Cancel this job? The backup stops; its cleanup still runs.">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
+? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="Cancel this job? The ${d.kind} stops; its cleanup still runs.">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
 : ''}
 </div>
 <p class="error" id="job-error" role="alert"${d.error ? '' : html` hidden`}>${d.error ?? ''}</p>
 
 <h2>Progress</h2>
 <div class="progress">
-${progressBar({ ...live, state: d.state }, 'job-progress')}
-<dl class="facts wide">
-  <dt>Read</dt><dd id="p-original">${bytes(pr?.originalSize ?? (d.stats?.originalSize))}</dd>
-  <dt>Compressed</dt><dd id="p-compressed">${bytes(pr?.compressedSize ?? (d.stats?.compressedSize))}</dd>
-  <dt>New (deduplicated)</dt><dd id="p-dedup">${bytes(pr?.deduplicatedSize ?? (d.stats?.deduplicatedSize))}</dd>
-  <dt>Files</dt><dd id="p-files">${pr?.nfiles ?? d.stats?.nfiles ?? '—'}</dd>
-  <dt>Throughput</dt><dd id="p-rate">—</dd>
-  <dt>Current path</dt><dd id="p-path" class="path">${pr?.path ?? ''}</dd>
-</dl>
+${progressBar({ ...live, estimate: d.kind === 'restore' ? (pr?.totalSize ?? null) : live.estimate, state: d.state }, 'job-progress')}
+${d.kind === 'restore' ? restoreProgress(pr, d.stats) : backupProgress(pr, d.stats)}
 <p class="muted small" id="live-status">${running ? 'connecting…' : ''}</p>
 </div>
 
@@ -86,6 +80,38 @@ ${d.stats && !running ? statsTable(d.stats) : ''}
 <ol id="log" class="log">${lines.map((l) => logLine(l.seq, l.time, l.level, l.message))}</ol>
 </section>`;
   return layout({ title: `Job ${d.id.slice(0, 8)}`, principal: p, active: 'jobs', body, scripts: ['job.js'] });
+}
+
+type Progress = NonNullable<JobDetails['live']>['progress'];
+
+function backupProgress(pr: Progress, stats: JobDetails['stats']): Html {
+  return html`<dl class="facts wide">
+  <dt>Read</dt><dd id="p-original">${bytes(pr?.originalSize ?? stats?.originalSize)}</dd>
+  <dt>Compressed</dt><dd id="p-compressed">${bytes(pr?.compressedSize ?? stats?.compressedSize)}</dd>
+  <dt>New (deduplicated)</dt><dd id="p-dedup">${bytes(pr?.deduplicatedSize ?? stats?.deduplicatedSize)}</dd>
+  <dt>Files</dt><dd id="p-files">${pr?.nfiles ?? stats?.nfiles ?? '—'}</dd>
+  <dt>Throughput</dt><dd id="p-rate">—</dd>
+  <dt>Current path</dt><dd id="p-path" class="path">${pr?.path ?? ''}</dd>
+</dl>`;
+}
+
+/** A restore's progress: bytes written of borg extract's total, items restored (its --list). */
+function restoreProgress(pr: Progress, stats: JobDetails['stats']): Html {
+  const restored = pr?.originalSize ?? (typeof stats?.restoredBytes === 'number' ? stats.restoredBytes : undefined);
+  const total = pr?.totalSize ?? (typeof stats?.restoredBytes === 'number' ? stats.restoredBytes : undefined);
+  return html`<dl class="facts wide">
+  <dt>Restored</dt><dd id="p-original">${bytes(restored)}</dd>
+  <dt>Of</dt><dd id="p-total">${bytes(total)}</dd>
+  <dt>Items</dt><dd id="p-files">${pr?.nfiles ?? stats?.items ?? '—'}</dd>
+  <dt>Throughput</dt><dd id="p-rate">—</dd>
+  <dt>Current path</dt><dd id="p-path" class="path">${pr?.path ?? ''}</dd>
+</dl>`;
+}
+
+function restoreFacts(r: NonNullable<JobDetails['restore']>): Html {
+  return html`<dt>Restore into</dt><dd id="job-target" class="path">${r.inPlace ? '/ (in place)' : r.target}</dd>
+<dt>Paths</dt><dd id="job-paths" class="path">${r.paths.length ? r.paths.join(' ') : 'all'}</dd>
+${r.stripComponents ? html`<dt>Strip components</dt><dd>${r.stripComponents}</dd>` : ''}`;
 }
 
 function startForm(p: Parameters<typeof csrfField>[0], clients: string[], repos: string[]): Html {

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import type { RestoreSpec } from '../../db/schema.js';
+import { checkRestored } from './restore-target.js';
+import { borgExtractArgv, parseExtractLine } from './borg-extract.js';
+
+const config = { accounts: { proxy: 'borgcube' }, ssh: { host: 'backup.example.org', port: 2222 } };
+const spec: RestoreSpec = { archiveId: 'x', archiveBorgId: 'f'.repeat(64), archiveName: 'web-1-2026-12-06T10-00-00', sourceClientId: null, paths: [], target: '/var/tmp/r', inPlace: false, stripComponents: 0 };
+
+describe('borg extract', () => {
+  it('passes every path as a literal path prefix, never as an option or another pattern style', () => {
+    expect(borgExtractArgv(config, 'job-1', { ...spec, paths: ['re:.*', '-rf', 'etc/hosts'], stripComponents: 2 }, spec.archiveName, 'borg')).toEqual([
+      'borg', 'extract', '--log-json', '--progress', '--list', '--sparse', '--strip-components', '2',
+      'ssh://borgcube@backup.example.org:2222/job-1::web-1-2026-12-06T10-00-00', 'pp:re:.*', 'pp:-rf', 'pp:etc/hosts',
+    ]);
+    expect(borgExtractArgv(config, 'job-1', spec, 'a', '/home/u/.borgcube/jobs/job-1/borg').slice(-1)).toEqual(['ssh://borgcube@backup.example.org:2222/job-1::a']);
+  });
+
+  it('reads borg 1.2 JSON lines: listed paths, byte progress with its total, the rest as log lines', () => {
+    expect(parseExtractLine('{"type": "log_message", "time": 1.0, "message": "srv/<b>x</b>", "levelname": "INFO", "name": "borg.output.list"}')).toEqual({ kind: 'listed', path: 'srv/<b>x</b>' });
+    expect(parseExtractLine('{"message": " 12.5% Extracting: srv/a", "current": 1250, "total": 10000, "info": ["srv/a"], "operation": 1, "msgid": "extract", "type": "progress_percent", "finished": false, "time": 2.5}')).toEqual({
+      kind: 'progress', originalSize: 1250, compressedSize: 0, deduplicatedSize: 0, nfiles: 0, path: 'srv/a', time: 2.5, totalSize: 10000,
+    });
+    expect(parseExtractLine('{"operation": 1, "msgid": "extract", "type": "progress_percent", "finished": true, "time": 3}')).toEqual({ kind: 'progress-finished', time: 3 });
+    expect(parseExtractLine('{"message": "Calculating total archive size for the progress indicator (might take long for large archives)", "current": 0, "total": 0, "info": null, "operation": 1, "msgid": "extract", "type": "progress_percent", "finished": false, "time": 1}')).toMatchObject({ kind: 'log', level: 'INFO', message: 'Calculating total archive size for the progress indicator (might take long for large archives)' });
+    expect(parseExtractLine('{"message": "Setting directory permissions 50%", "current": 1, "total": 2, "operation": 2, "msgid": "extract.permissions", "type": "progress_percent", "finished": false, "time": 3}')).toBeNull();
+    // A listed-looking line from another logger is an ordinary log line.
+    expect(parseExtractLine('{"type": "log_message", "time": 1.0, "message": "x", "levelname": "WARNING", "name": "borg.archiver"}')).toMatchObject({ kind: 'log', level: 'WARNING', message: 'x' });
+    // Malformed progress is not progress.
+    expect(parseExtractLine('{"type": "progress_percent", "msgid": "extract", "current": -1, "total": 5, "time": 1}')).toBeNull();
+  });
+
+  it('accepts a restore only when borg listed exactly the selected items and wrote no more than they hold', () => {
+    const progress = { kind: 'progress' as const, originalSize: 90, compressedSize: 0, deduplicatedSize: 0, nfiles: 5, path: '', time: 1, totalSize: 90 };
+    expect(checkRestored({ rc: 0, listed: 5, progress }, { items: 5, files: 3, bytes: 100 })).toEqual({ items: 5, nfiles: 3, restoredBytes: 100, writtenBytes: 90 });
+    expect(checkRestored({ rc: 0, listed: 2 }, { items: 2, files: 0, bytes: 0 })).toMatchObject({ writtenBytes: 0 });
+    expect(() => checkRestored({ rc: 0, listed: 4, progress }, { items: 5, files: 3, bytes: 100 })).toThrow(/borg restored 4 items .*selection holds 5 items/);
+    expect(() => checkRestored({ rc: 0, listed: 5, progress }, { items: 5, files: 3, bytes: 80 })).toThrow(/does not match the archive/);
+  });
+});

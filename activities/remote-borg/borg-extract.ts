@@ -1,0 +1,79 @@
+// `borg extract` as runDetached runs it: a restore of the job's archive (all of it or some paths)
+// through BorgCube's proxy, in the target directory on the client (DESIGN.md §3, restore).
+import { z } from 'zod';
+import type { Job, RestoreSpec } from '../../db/schema.js';
+import type { Config } from '../../infra/config.js';
+import { jobRepositoryUrl } from '../../infra/storage-layout.js';
+import { MAX_MESSAGE, parseBorgLine, type BorgLine } from '../borg-output.js';
+import type { DetachedBorg } from './detached-run.js';
+
+/**
+ * borg extract's argv for the job, `borgCmd` being the borg on the client and `archiveName` the
+ * archive as the job's manifest lists it. Every path goes as a `pp:` pattern: borg reads its path
+ * arguments as patterns whose style a prefix such as `re:` or `sh:` could change (borg
+ * helpers/patterns.py parse_pattern), and `pp:` keeps each one a literal path prefix — the
+ * selection the storage side serves chunks for. Nor can a path then pass for an option.
+ */
+export function borgExtractArgv(config: Parameters<typeof jobRepositoryUrl>[0], jobId: string, spec: RestoreSpec, archiveName: string, borgCmd: string): string[] {
+  const location = `${jobRepositoryUrl(config, jobId)}::${archiveName}`;
+  const strip = spec.stripComponents > 0 ? ['--strip-components', String(spec.stripComponents)] : [];
+  // --sparse: an all-zero chunk becomes a hole again, as the file most likely was (borg create
+  // stores holes as zeros); the content is the same either way.
+  return [borgCmd, 'extract', '--log-json', '--progress', '--list', '--sparse', ...strip, location, ...spec.paths.map((p) => `pp:${p}`)];
+}
+
+const finite = z.number().finite().nonnegative();
+/** borg's ProgressIndicatorPercent in JSON (borg helpers/progress.py output_json). */
+const extractProgress = z.object({
+  type: z.literal('progress_percent'),
+  msgid: z.string().max(200).nullable().optional(),
+  finished: z.boolean().optional(),
+  current: finite.optional(),
+  total: finite.optional(),
+  info: z.array(z.string()).max(4).nullable().optional(),
+  time: z.number().finite(),
+});
+/** `--list` prints each path through the logger `borg.output.list` (archiver.py do_extract). */
+const listedPath = z.object({ type: z.literal('log_message'), name: z.literal('borg.output.list'), message: z.string() });
+
+/** One stderr line of `borg extract --log-json --progress --list` → a typed event; never throws. */
+export function parseExtractLine(raw: string, truncated = false): BorgLine | null {
+  if (!truncated && raw.startsWith('{')) {
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      json = undefined;
+    }
+    const listed = listedPath.safeParse(json);
+    if (listed.success) return { kind: 'listed', path: cut(listed.data.message) };
+    const p = extractProgress.safeParse(json);
+    if (p.success) {
+      const v = p.data;
+      // Setting the directories' permissions at the end: nothing worth showing.
+      if (v.msgid !== 'extract') return null;
+      // Before the total is known borg says what it does ("Calculating total archive size…"): a log line.
+      if (!v.finished && v.total === 0 && v.current === 0) return parseBorgLine(raw, truncated);
+      if (v.finished || v.current === undefined || v.total === undefined) return { kind: 'progress-finished', time: v.time };
+      return { kind: 'progress', originalSize: v.current, compressedSize: 0, deduplicatedSize: 0, nfiles: 0, path: cut(v.info?.[0] ?? ''), time: v.time, totalSize: v.total };
+    }
+  }
+  return parseBorgLine(raw, truncated);
+}
+
+const cut = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE)}…` : s);
+
+export function borgExtract(config: Config, job: Job, archiveName: string, borgCmd: string): DetachedBorg {
+  const spec = job.restore;
+  if (!spec) throw new Error(`job ${job.id} is not a restore`);
+  return {
+    name: 'borg extract',
+    jobName: 'restore',
+    argv: borgExtractArgv(config, job.id, spec, archiveName, borgCmd),
+    cwd: spec.target,
+    parseLine: parseExtractLine,
+    // 1 is "finished with warnings": a file that could not be written or an attribute that could
+    // not be set. A restore that is not what the archive holds has failed.
+    succeeded: (rc) => (rc === 0 ? 'borg extract finished' : undefined),
+  };
+}

@@ -1,0 +1,108 @@
+// The `restore` workflow (DESIGN.md §3, restore paragraph; issue 20 point 3): the job lifecycle
+// (job-lifecycle.ts) with the backup's steps and `borg extract` on the target client. Only
+// orchestration here; every side effect is an activity.
+import { CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { ClientActivities } from '../activities/client.js';
+import type { StorageActivities } from '../activities/storage.js';
+import { failureType, retry } from './failures.js';
+import { jobSteps, runJob, settle, type JobStats } from './job-lifecycle.js';
+import { statusQuery, violationSignal, type BackupStatus, type JobFinalState, type ViolationSignal } from './messages.js';
+import { storageTaskQueue } from './task-queues.js';
+
+/** Input of `restore`: ids only; activities load the rows (the job's restore spec says what goes where). */
+export interface RestoreInput {
+  jobId: string;
+  /** The target client. */
+  clientId: string;
+  repositoryId: string;
+  storageHost: string;
+  triggeredBy?: string;
+}
+
+export interface RestoreResult {
+  state: JobFinalState;
+  archiveName?: string;
+  error?: string;
+}
+
+// As in backup.ts: the run heartbeats every 2 s; a retry after a worker's death re-attaches to the
+// borg extract still running on the client.
+const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry });
+const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 5 } });
+
+function storageActivities(storageHost: string) {
+  return proxyActivities<StorageActivities>({ taskQueue: storageTaskQueue(storageHost), startToCloseTimeout: '2h', retry });
+}
+
+class RestoreJob {
+  readonly status: BackupStatus;
+  readonly storage: ReturnType<typeof storageActivities>;
+  violation: ViolationSignal | undefined;
+
+  constructor(readonly input: RestoreInput) {
+    this.status = { jobId: input.jobId, phase: 'reserve', attempt: 0 };
+    this.storage = storageActivities(input.storageHost);
+  }
+
+  async reserve(): Promise<void> {
+    const reserved = await jobSteps.reserveJob({ jobId: this.input.jobId, clientId: this.input.clientId, workflowRunId: workflowInfo().runId });
+    this.status.archiveName = reserved.archiveName;
+  }
+
+  /** Prepare ∥ probe (with the target's checks), push, extract; the result is the job's stats. */
+  async run(): Promise<JobStats> {
+    const jobId = this.input.jobId;
+    for (let round = 1; ; round++) {
+      this.status.attempt = round;
+      this.status.phase = 'prepare';
+      if (round > 1) await jobSteps.setPhase({ jobId, phase: 'prepare' });
+      // Both are awaited before going on, so a failure of one never leaves the other running.
+      const [prep, probe] = await Promise.allSettled([this.storage.prepareRestore({ jobId }), clientActs.probeRestoreClient({ jobId })]);
+      if (probe.status === 'rejected') throw probe.reason;
+      if (prep.status === 'rejected') throw prep.reason;
+      this.status.phase = 'push';
+      const { borgCmd } = await clientActs.pushJobFolder({ jobId, probed: probe.value });
+      this.status.phase = 'run';
+      try {
+        const restored = await clientActs.runBorgExtract({ jobId, borgCmd, prepared: prep.value });
+        return { nfiles: restored.nfiles, items: restored.items, restoredBytes: restored.restoredBytes, writtenBytes: restored.writtenBytes, durationSeconds: restored.durationSeconds };
+      } catch (err) {
+        if (round < 3 && failureType(err) === 'JobFolderMissing') continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Always, also after a cancellation or a violation: credential, client folder, server-side job files. */
+  async cleanup(succeeded: boolean): Promise<void> {
+    const jobId = this.input.jobId;
+    this.status.phase = 'cleanup';
+    await jobSteps.setPhase({ jobId, phase: 'cleanup' });
+    await Promise.all([settle(this.storage.revokeCredential({ jobId })), settle(cleanupActs.cleanupClient({ jobId }))]);
+    await settle(this.storage.cleanupJob({ jobId, succeeded }));
+  }
+}
+
+export async function restore(input: RestoreInput): Promise<RestoreResult> {
+  const job = new RestoreJob(input);
+  const runScope = new CancellationScope();
+  setHandler(statusQuery, () => job.status);
+  setHandler(violationSignal, (v) => {
+    if (job.violation) return;
+    job.violation = v;
+    job.status.violation = v;
+    // Stop at once: the run activity is cancelled (it kills the remote borg); cleanup still runs.
+    runScope.cancel();
+  });
+  const outcome = await runJob({
+    jobId: input.jobId,
+    failureType: 'RestoreFailed',
+    bodyRetry: retry,
+    reserve: () => job.reserve(),
+    body: () => runScope.run(async () => ({ stats: await job.run() })),
+    cleanup: (o) => job.cleanup(o.state === 'succeeded'),
+    violation: () => job.violation,
+    ended: (o) => Object.assign(job.status, { phase: 'done', state: o.state, error: o.error }),
+  });
+  return { state: outcome.state, archiveName: job.status.archiveName, error: outcome.error };
+}
