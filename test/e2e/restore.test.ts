@@ -316,4 +316,23 @@ describe('the restore workflow', () => {
     gate.release();
     expect(existsSync(holdFile)).toBe(false);
   });
+
+  it('ends a restore whose workflow was terminated and cleans up after it', async () => {
+    const gate = await gatedClient();
+    gate.hold();
+    try {
+      const job = await startRestore(stack.deps, admin, { archive, client: 'gated', target: src.path('orphaned') });
+      await untilPhaseRun(job.id);
+      await stack.temporal.workflow.getHandle(job.id).terminate('an admin gave up on it');
+      expect(await cancelJob(stack.deps, job.id)).toBe('ended');
+      const r = (await stack.temporal.workflow.getHandle(`cleanup-${job.id}`).result()) as { clientError?: string };
+      expect(r.clientError).toBeUndefined();
+      expect((await getJob(stack.deps, job.id)).state).toBe('failed');
+      await expectJobGone(src, job.id);
+      const ps = await run('pgrep', ['-u', String(src.uid), '-f', 'borg extract'], { timeoutMs: 10_000 });
+      expect(ps.stdout.toString().trim()).toBe('');
+    } finally {
+      gate.release();
+    }
+  });
 });
