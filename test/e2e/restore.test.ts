@@ -140,6 +140,18 @@ describe('the restore workflow', () => {
     expect(subtree(restored, 'links', 'plain.txt')).toEqual(subtree(original, 'links', 'plain.txt'));
     expect(Object.keys(restored).filter((k) => !k.startsWith('links') && k !== 'plain.txt')).toEqual([]);
 
+    // The CLI: --wait prints the job id, the target and how it ended.
+    const cli = await stack.cli(['restore', archive, '--client', 'other', '--target', other.path('via-cli'), '--path', `${dataRel}/exec.sh`, '--wait']);
+    expect(cli.code, cli.err).toBe(0);
+    const [id, into, outcome] = cli.out.trim().split('\n');
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(into).toBe(`restoring into ${other.path('via-cli')}`);
+    expect(outcome).toBe('succeeded');
+    expect(subtree(await describeRichTree(other.path('via-cli', dataRel)), 'exec.sh')).toEqual(subtree(original, 'exec.sh'));
+    const usage = await stack.cli(['restore', archive, '--target', '/tmp/x', '--in-place']);
+    expect(usage.code).not.toBe(0);
+    expect(usage.err.trim()).toMatch(/^[^\n]*either --target or --in-place/);
+
     const depth = dataRel.split('/').length;
     await restore(other, { client: 'other', target: other.path('stripped'), paths: [`${dataRel}/odd`], stripComponents: depth });
     expect(subtree(await describeRichTree(other.path('stripped')), 'odd')).toEqual(subtree(original, 'odd'));
