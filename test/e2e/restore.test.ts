@@ -254,9 +254,11 @@ describe('the restore workflow', () => {
     const denied = await restore(other, { client: 'other', target: '/root/borgcube-restore-test' }, 'failed');
     expect(denied.error).toMatch(/cannot (create|write into) the restore target/);
     expect(existsSync('/root/borgcube-restore-test')).toBe(false);
+    const ours = await restore(other, { client: 'other', target: other.path('.borgcube', 'here') }, 'failed');
+    expect(ours.error).toMatch(/is inside BorgCube's job folders$/);
     const missing = await restore(other, { client: 'other', target: other.path('missing'), paths: [`${dataRel}/no/such/path`] }, 'failed');
     expect(missing.error).toMatch(/is not in archive/);
-    for (const j of [file, denied, missing]) expect(j.error!.includes('\n'), j.error!).toBe(false);
+    for (const j of [file, denied, ours, missing]) expect(j.error!.includes('\n'), j.error!).toBe(false);
     expect(existsSync(other.path('.borgcube', 'jobs')) ? readdirSync(other.path('.borgcube', 'jobs')) : []).toEqual([]);
   });
 

@@ -121,7 +121,7 @@ describe('the restore workflow (mocked activities)', () => {
   it('a target the client refuses ends the job before anything reaches the client', async () => {
     const { jobId, handle } = start({ probe: () => Promise.reject(ApplicationFailure.nonRetryable('the restore target "/x" on client c exists and is not a directory', 'RestoreTargetInvalid')) });
     const err = await (await handle).result().then(() => undefined, (e: Error) => e);
-    expect(err?.cause?.message).toMatch(/^the restore target "\/x" on client c exists and is not a directory$/);
+    expect((err?.cause as Error | undefined)?.message).toMatch(/^the restore target "\/x" on client c exists and is not a directory$/);
     const c = calls.get(jobId)!;
     expect(c).not.toContain('push');
     expect(c).not.toContain('run');
