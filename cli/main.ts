@@ -13,6 +13,7 @@ import { registerRestoreCommand } from './commands/restore.js';
 import { registerPolicyCommands } from './commands/policy.js';
 import { registerAlertCommands } from './commands/alert.js';
 import { registerSetupCommands } from './commands/setup.js';
+import { registerArchiveCommands } from './commands/archives.js';
 import { ServiceError } from '../services/errors.js';
 import { formatZodError } from '../services/validation.js';
 import { ConfigError } from '../infra/config.js';
@@ -29,6 +30,7 @@ export function buildProgram(ctx: CliContext): Command {
   registerClientCommands(program, ctx);
   registerUserCommands(program, ctx);
   registerJobCommands(program, ctx);
+  registerArchiveCommands(program, ctx);
   registerRestoreCommand(program, ctx);
   registerPolicyCommands(program, ctx);
   registerAlertCommands(program, ctx);

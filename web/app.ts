@@ -35,6 +35,8 @@ import { accountPages, usersPages } from './routes/users.js';
 import { securityHeaders } from './security.js';
 import { staticFiles } from './static.js';
 import { createMetricsApp } from './metrics.js';
+import { archivesApi } from './api/archives.js';
+import { archivesPages } from './routes/archives.js';
 import { layout } from './views/layout.js';
 
 export const apiPrefix = '/api/v1';
@@ -75,6 +77,7 @@ export function createApp(deps: WebDeps) {
   // Pages
   app.route('/', authPages(deps));
   app.route('/', dashboardPages(deps));
+  app.route('/', archivesPages(deps));
   app.route('/clients', clientsPages(deps));
   app.route('/repositories', repositoriesPages(deps));
   app.route('/jobs', jobsPages(deps));
@@ -87,6 +90,7 @@ export function createApp(deps: WebDeps) {
   app.route(`${apiPrefix}/session`, sessionApi());
   app.route(`${apiPrefix}/dashboard`, dashboardApi(deps));
   app.route(`${apiPrefix}/clients`, clientsApi(deps));
+  app.route(apiPrefix, archivesApi(deps));
   app.route(`${apiPrefix}/repositories`, repositoriesApi(deps));
   app.route(`${apiPrefix}/repositories`, repositoryChecksApi(deps));
   app.route(`${apiPrefix}/jobs`, jobsApi(deps));

@@ -65,4 +65,31 @@ describe('CryptoPool with worker threads', () => {
     expect(await r).toMatchObject({ ok: true, plaintextLength: 5000 });
     await expect(pool.verify({ keyRef: 'real', jobKeyRef: 'job:2', id: o.id, object: o.object, maxPlaintext: 64 << 20, iv: 8n })).rejects.toThrow(/no key registered/);
   });
+
+  it('reseals stored objects for a restore: the same compressed payload under the job key, mixed with verifies', async () => {
+    const job = createJobKey(real).key;
+    pool.registerKey('job:3', job);
+    const sizes = [0, 17, 5000, 600_000, 2_000_000];
+    const stored = Array.from({ length: 40 }, (_, n) => {
+      const plain = n % 2 ? randomBytes(sizes[n % sizes.length]!) : Buffer.from('x'.repeat(sizes[n % sizes.length]!));
+      const payload = n % 2 ? compressNone(plain) : compressLz4(plain);
+      return { payload, object: encryptObject(real, payload, BigInt(n) * 1_000_000n) };
+    });
+    const put = clientObject(job, 3000, 4);
+    const verified = pool.verify({ keyRef: 'real', jobKeyRef: 'job:3', id: put.id, object: put.object, maxPlaintext: 64 << 20, iv: 99n });
+    const results = stored.map((s, n) => pool.reseal({ keyRef: 'real', jobKeyRef: 'job:3', id: Buffer.alloc(32), object: s.object, iv: BigInt(n) * 500_000n }));
+    const corrupt = Buffer.from(stored[3]!.object);
+    corrupt[50]! ^= 1;
+    const bad = pool.reseal({ keyRef: 'real', jobKeyRef: 'job:3', id: Buffer.alloc(32), object: corrupt, iv: 1n });
+    for (const [n, r] of (await Promise.all(results)).entries()) {
+      if (!r.ok) throw new Error(`object ${n}: ${r.reason} ${r.detail}`);
+      const served = decryptObject(job, r.object!);
+      expect(served.iv).toBe(BigInt(n) * 500_000n);
+      expect(served.payload.equals(stored[n]!.payload)).toBe(true);
+      expect(() => decryptObject(real, r.object!)).toThrow(/MAC/);
+    }
+    expect(await bad).toMatchObject({ ok: false, reason: 'bad-mac' });
+    expect(await verified).toMatchObject({ ok: true, plaintextLength: 3000 });
+    pool.forgetKey('job:3');
+  });
 });

@@ -43,6 +43,7 @@ ${hasRole(p.user.role, 'admin')
 <dt>Host key</dt><dd><code>${cl.hostKeyFingerprint ?? 'not pinned yet (pinned at first contact)'}</code></dd>
 <dt>Last seen</dt><dd>${when(cl.lastSeenAt)}</dd><dt>Added</dt><dd>${when(cl.createdAt)}</dd>
 </dl>
+<p><a href="/clients/${encodeURIComponent(cl.name)}/archives" id="client-archives">Archives of ${cl.name}</a> (browse, download)</p>
 <h2>Recent jobs</h2>
 ${jobs.length
 ? html`<table class="grid"><thead><tr><th>Job</th><th>Repository</th><th>State</th><th>Created</th></tr></thead><tbody>${jobs.map(

@@ -2,7 +2,8 @@
 // gathered in runs of at most `runBytes`, each run sorted by (parent, name) and spilled to a
 // temporary file, then the runs are merged into the index (a classic external sort). Besides the
 // runs, memory holds the set of directory paths seen (to add the ancestors borg stores no item
-// for), so it grows with the number of directories, not of files.
+// for) and the sizes of hard-link masters, so it grows with the number of directories and
+// hard-linked files, not of files.
 //
 // File layout (little endian), written to a temporary name and renamed into place:
 //   header (64 bytes): magic, entry count, offsets of the sections, dir count, file length
@@ -94,6 +95,8 @@ function spill(dir: string, n: number, records: Buffer[]): string {
 async function makeRuns(items: AsyncIterable<ArchiveItem>, tmp: string, runBytes: number): Promise<string[]> {
   const runs: string[] = [];
   const knownDirs = new Set<string>();
+  // Borg 1.2 stores a hard link's size only on its master (which comes first): links show it too.
+  const masterSizes = new Map<string, number>();
   let records: Buffer[] = [];
   let bytes = 0;
   const add = (rec: Buffer) => {
@@ -114,6 +117,8 @@ async function makeRuns(items: AsyncIterable<ArchiveItem>, tmp: string, runBytes
       add(encodeEntry(implicitDir(p)));
     }
     const entry = entryOfItem(item);
+    if (item.hardlinkMaster) masterSizes.set(item.path.toString('latin1'), entry.size);
+    if (entry.type === 'hardlink' && item.size === undefined) entry.size = masterSizes.get(item.source!.toString('latin1')) ?? 0;
     if (entry.type === 'dir') knownDirs.add(item.path.toString('latin1'));
     add(encodeEntry(entry));
   }

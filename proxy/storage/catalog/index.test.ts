@@ -30,7 +30,7 @@ const odd = Buffer.concat([Buffer.from('home/alice/'), Buffer.from([0xe9, 0x0a])
 const items: ArchiveItem[] = [
   item('home/alice', S_IFDIR | 0o750),
   item('home/alice/b.txt', S_IFREG | 0o644, { size: 5 }),
-  item('home/alice/a.txt', S_IFREG | 0o600, { size: 3 }),
+  item('home/alice/a.txt', S_IFREG | 0o600, { size: 3, hardlinkMaster: true }),
   item('home/alice/docs', S_IFDIR | 0o755),
   item('home/alice/docs/report.pdf', S_IFREG | 0o644, { size: 1000 }),
   item('home/alice/link', S_IFLNK | 0o777, { source: Buffer.from('docs/report.pdf') }),
@@ -53,7 +53,7 @@ describe('the catalog index', () => {
     expect(page.entries.map((e) => e.name.toString('latin1'))).toEqual(['a.txt', 'b.txt', 'docs', 'hard', 'link', '\xe9\n']);
     const a = page.entries[0]!;
     expect([a.type, a.size, a.mode & 0o7777, a.user?.toString(), a.group?.toString(), a.mtime]).toEqual(['file', 3, 0o600, 'alice', 'users', 1_700_000_000_000_000_000n]);
-    expect(page.entries[3]!.type).toBe('hardlink');
+    expect([page.entries[3]!.type, page.entries[3]!.size]).toEqual(['hardlink', 3]);
     expect(page.entries[4]!.target?.toString()).toBe('docs/report.pdf');
     expect(idx.list(Buffer.from('home/alice'), 2, 2).entries.map((e) => e.name.toString())).toEqual(['docs', 'hard']);
     expect(idx.stat(Buffer.from('home/alice'))?.implicit).toBe(false);
