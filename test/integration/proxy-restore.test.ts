@@ -6,7 +6,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findJobKey } from '../../db/queries/job-keys.js';
 import { findJob, listViolations } from '../../db/queries/jobs.js';
+import { jobServerDir } from '../../infra/storage-layout.js';
 import type { ArchiveDetail } from '../../db/queries/archives.js';
 import { borgCheck } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
@@ -57,6 +59,9 @@ describe('restore through the proxy with stock borg', () => {
     expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
     expect((await findJob(w.stack.db.handle.db, job.jobId))?.state).toBe('succeeded');
     expect(existsSync(a.host.path('.borgcube', 'jobs', job.jobId))).toBe(false);
+    // cleanupJob of a restore: its server folder and job key are gone, nothing was swept.
+    expect(existsSync(jobServerDir(w.stack.config, job.jobId))).toBe(false);
+    expect(await findJobKey(w.stack.db.handle.db, job.jobId)).toBeUndefined();
   });
 
   it('one folder and one file: exactly those, the hard link written from its master outside the folder', async () => {
