@@ -19,7 +19,7 @@ import { addClient } from '../../services/clients.js';
 import { addUser } from '../../services/users.js';
 import { createApp } from '../../web/app.js';
 import { Browser, password } from '../integration/web-browser.js';
-import { cancelJob, getJob, listJobs } from '../../services/jobs.js';
+import { cancelJob, getJob, getJobDetails, listJobs } from '../../services/jobs.js';
 import { startRestore, type StartRestoreInput } from '../../services/restores.js';
 import { backup, describeJob, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
@@ -348,5 +348,21 @@ describe('the restore workflow', () => {
     } finally {
       gate.release();
     }
+  });
+
+  it('ends a restore whose client writes in violation, records it, and still cleans up', async () => {
+    // A "borg" that, asked to extract, tries to create an archive through the restore's session.
+    src.writeTree({
+      'writing-borg': {
+        type: 'file',
+        mode: 0o755,
+        content: ['#!/bin/sh', 'if [ "$1" = "extract" ]; then', '  for a in "$@"; do case "$a" in ssh://*) loc="$a" ;; esac; done', '  exec borg create --log-json "${loc%%::*}::evil" /etc/hostname', 'fi', 'exec borg "$@"', ''].join('\n'),
+      },
+    });
+    await addClient(stack.deps, { name: 'writing', host: sshd.host, port: sshd.port, user: src.username, paths: [src.path('data')], borgPath: src.path('writing-borg') });
+    const job = await restore(src, { client: 'writing', target: src.path('violated') }, 'violation');
+    expect(job.error).toMatch(/^violation: /);
+    expect((await getJobDetails(stack.deps, job.id)).violations.length).toBeGreaterThan(0);
+    expect(existsSync(src.path('.borgcube'))).toBe(false);
   });
 });
