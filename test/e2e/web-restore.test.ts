@@ -7,8 +7,11 @@
 // `succeeded`; the second client's disk holds the folder with the same bytes. The form refuses bad
 // input with one message and keeps what was typed (a relative target, a second restore into a
 // target a restore is running into, an operator restoring a repository-scope archive); a viewer
-// sees no restore form and a POST from a viewer is refused.
+// sees no restore form and a POST from a viewer is refused. The same form's download buttons
+// hand the picked entries to the API's tar route.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findClientByName, updateClient } from '../../db/queries/clients.js';
@@ -165,6 +168,24 @@ describe('restoring from the web console in Chromium', () => {
     expect(restored).toEqual(contentOf(src.path('data', 'docs')));
     expect(restored['big.bin']?.size).toBe(48 << 20);
     expect(restored['<b>markup</b>.txt']?.type).toBe('file');
+    await ctx.close();
+  });
+
+  it('downloads the picked entries from the same form (a POST, then the API tar route)', async () => {
+    const ctx = await browser.newContext({ acceptDownloads: true });
+    const page = await ctx.newPage();
+    await login(page, web.url, 'admin', adminPassword);
+    await openDataFolder(page);
+    await page.check(`input[name=path][value="${dataRel}/other"]`);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-picked')]);
+    const file = join(stack.dataDir, 'picked.tar');
+    await download.saveAs(file);
+    const list = spawnSync('tar', ['-tf', file], { encoding: 'utf8' });
+    expect(list.status, list.stderr).toBe(0);
+    expect(list.stdout.split('\n').filter(Boolean).sort()).toEqual([`${dataRel}/other/`, `${dataRel}/other/not-picked.txt`]);
+    // The CSRF token went in the POST body, never into the download's URL.
+    expect(download.url()).not.toContain('_csrf');
+    expect(download.url()).toContain(`path=${encodeURIComponent(`${dataRel}/other`)}`);
     await ctx.close();
   });
 
