@@ -18,7 +18,6 @@ import type { CryptoPool } from '../crypto-pool.js';
 import { IdFile } from '../id-set.js';
 import type { OpenedJobKey } from '../job-key.js';
 import { allowedIdsPath, servedArchivePath } from '../job-state.js';
-import { Mutex } from '../mutex.js';
 import type { RepositoryHandle } from '../repository.js';
 import { PolicyViolation } from './errors.js';
 import type { JobSession, SessionHooks, SessionOpening, SessionOperation, SessionPolicy } from './policy.js';
@@ -27,8 +26,11 @@ const restoreOperations: ReadonlySet<SessionOperation> = new Set(['getManifest',
 
 /** Job-key counter blocks reserved at a time (one database write per 256 MiB served, not one per get). */
 const NONCE_RESERVATION = 1n << 24n;
-/** Objects read from the repository at once for one session (borg preloads up to 100 gets). */
-const READS_IN_FLIGHT = 8;
+/**
+ * Objects read from the repository at once for one session (borg preloads up to 100 gets): enough
+ * that borg serve always has the next read queued while replies travel, on a loaded machine too.
+ */
+const READS_IN_FLIGHT = 16;
 
 export const restorePolicy: SessionPolicy = {
   allows: restoreOperations,
@@ -51,8 +53,9 @@ export class RestoreSession implements JobSession {
   private readonly archiveIdHex: string;
   private readonly archive: Buffer;
   private readonly allowed: IdFile;
-  private readonly slots: Mutex[] = Array.from({ length: READS_IN_FLIGHT }, () => new Mutex());
-  private nextSlot = 0;
+  private reading = 0;
+  /** Gets waiting for one of the READS_IN_FLIGHT reads to end, in arrival order. */
+  private readonly readWaiters: Array<() => void> = [];
   private nonceNext = 0n;
   private nonceEnd = 0n;
   private refill: Promise<void> | undefined;
@@ -87,14 +90,28 @@ export class RestoreSession implements JobSession {
     const hex = id.toString('hex');
     if (hex === this.archiveIdHex) return this.jobEncrypt(this.archive);
     if (!this.allowed.has(id)) throw new PolicyViolation('forbidden-get', `get of object ${hex}, which the archive being restored does not hold for the selected paths`);
-    const slot = this.slots[this.nextSlot++ % READS_IN_FLIGHT]!;
-    // The upstream only for the read itself: a tenant's commit waits for no restore's client.
-    const object = await slot.run(() => this.repo.use(async (up) => asBytes(await up.call('get', { id }), 'object')));
+    const object = await this.read(id);
     if (object.length < AES_OVERHEAD) throw new Error(`object ${hex} is too short to be encrypted`);
     const iv = await this.jobNonce(BigInt(blocksUsed(object.length - AES_OVERHEAD)));
     const r = await this.pool.reseal({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, iv });
     if (!r.ok || !r.object) throw new Error(`object ${hex} of the repository does not open with its key: ${r.ok ? 'no result' : r.detail}`);
     return r.object;
+  }
+
+  /**
+   * One object from the repository, at most READS_IN_FLIGHT at once (the next waiting get starts
+   * as soon as any read ends, not behind a particular one). The upstream only for the read
+   * itself: a tenant's commit waits for no restore's client.
+   */
+  private async read(id: Buffer): Promise<Buffer> {
+    while (this.reading >= READS_IN_FLIGHT) await new Promise<void>((resolve) => this.readWaiters.push(resolve));
+    this.reading++;
+    try {
+      return await this.repo.use(async (up) => asBytes(await up.call('get', { id }), 'object'));
+    } finally {
+      this.reading--;
+      this.readWaiters.shift()?.();
+    }
   }
 
   private async jobEncrypt(plaintext: Buffer): Promise<Buffer> {
