@@ -21,6 +21,7 @@ describe('borg extract', () => {
       kind: 'progress', originalSize: 1250, compressedSize: 0, deduplicatedSize: 0, nfiles: 0, path: 'srv/a', time: 2.5, totalSize: 10000,
     });
     expect(parseExtractLine('{"operation": 1, "msgid": "extract", "type": "progress_percent", "finished": true, "time": 3}')).toEqual({ kind: 'progress-finished', time: 3 });
+    expect(parseExtractLine('{"message": "Calculating total archive size for the progress indicator (might take long for large archives)", "current": 0, "total": 0, "info": null, "operation": 1, "msgid": "extract", "type": "progress_percent", "finished": false, "time": 1}')).toMatchObject({ kind: 'log', level: 'INFO', message: 'Calculating total archive size for the progress indicator (might take long for large archives)' });
     expect(parseExtractLine('{"message": "Setting directory permissions 50%", "current": 1, "total": 2, "operation": 2, "msgid": "extract.permissions", "type": "progress_percent", "finished": false, "time": 3}')).toBeNull();
     // A listed-looking line from another logger is an ordinary log line.
     expect(parseExtractLine('{"type": "log_message", "time": 1.0, "message": "x", "levelname": "WARNING", "name": "borg.archiver"}')).toMatchObject({ kind: 'log', level: 'WARNING', message: 'x' });

@@ -30,7 +30,7 @@ const extractProgress = z.object({
   finished: z.boolean().optional(),
   current: finite.optional(),
   total: finite.optional(),
-  info: z.array(z.string()).max(4).optional(),
+  info: z.array(z.string()).max(4).nullable().optional(),
   time: z.number().finite(),
 });
 /** `--list` prints each path through the logger `borg.output.list` (archiver.py do_extract). */
@@ -52,6 +52,8 @@ export function parseExtractLine(raw: string, truncated = false): BorgLine | nul
       const v = p.data;
       // Setting the directories' permissions at the end: nothing worth showing.
       if (v.msgid !== 'extract') return null;
+      // Before the total is known borg says what it does ("Calculating total archive size…"): a log line.
+      if (!v.finished && v.total === 0 && v.current === 0) return parseBorgLine(raw, truncated);
       if (v.finished || v.current === undefined || v.total === undefined) return { kind: 'progress-finished', time: v.time };
       return { kind: 'progress', originalSize: v.current, compressedSize: 0, deduplicatedSize: 0, nfiles: 0, path: cut(v.info?.[0] ?? ''), time: v.time, totalSize: v.total };
     }

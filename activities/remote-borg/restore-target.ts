@@ -79,9 +79,10 @@ export async function ensureRestoreTarget(conn: SshConnection, spec: RestoreSpec
 /**
  * borg extract exited 0: every item it set out to restore was written. The paths it listed must be
  * the items the storage side selected (both drop what --strip-components leaves empty). Its byte
- * total counts what it writes: a hard link's content once (borg archive.py Item.get_size without
- * hardlink_masters), while the selection counts every regular file's size; so the total may only
- * fall short of the selection's bytes, never exceed them.
+ * total is borg's Item.get_size(hardlink_masters) summed: file contents and symlink targets'
+ * lengths, a hard-link slave's content only where borg holds its master's chunks; the selection
+ * counts the same but every hard link in full, so the total may only fall short of the
+ * selection's bytes, never exceed them.
  */
 export function checkRestored(r: DetachedResult, expected: RestoreExpectation): RestoreOutcome {
   const written = r.progress?.totalSize ?? 0;

@@ -14,6 +14,8 @@ export interface DirectBorg {
   init(name: string): Promise<string>;
   /** Times `borg create` of `path` into `location` as the client user. */
   create(location: string, archive: string, path: string): Promise<TimedRun>;
+  /** Times `borg extract` of `location::archive` as the client user, into `dir` (created, must not exist). */
+  extract(location: string, archive: string, dir: string): Promise<TimedRun>;
   /** Removes the repository and the client's borg cache and security data of it. */
   remove(name: string): void;
 }
@@ -72,6 +74,19 @@ export function setupDirect(client: BenchUser, repoHost: BenchUser, sshd: Client
       }
       rmSync(join(runDir, 'borg.log'), { force: true });
       rmSync(join(runDir, 'borg.out'), { force: true });
+      return r;
+    },
+    async extract(location, archive, dir) {
+      client.mkdir(dir);
+      // As BorgCube's restore runs it: JSON log and progress into a file, in the target folder.
+      const log = join(runDir, 'extract.log');
+      const args = ['borg', 'extract', '--log-json', '--progress', `${location}::${archive}`];
+      const r = await runAsUser(client, sh(`cd ${shellQuote(dir)} && ${shellCommand(args)} 2>> ${shellQuote(log)} < /dev/null`), env, client.home);
+      if (r.code !== 0) {
+        const tail = readFileSync(log, 'utf8').split('\n').filter((l) => !l.includes('"progress')).slice(-5).join('\n');
+        throw new Error(`direct borg extract exited with ${r.code}:\n${tail}`);
+      }
+      rmSync(log, { force: true });
       return r;
     },
     remove(name) {

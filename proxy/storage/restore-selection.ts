@@ -10,7 +10,7 @@
 //    (hardlinkable mode, `source`, no chunks) whose master was not selected is written from the
 //    master's chunks, which borg remembered while filtering (peek_and_store_hardlink_masters).
 import type { ArchiveItem, ChunkRef } from '../borg/item.js';
-import { itemSize, S_IFBLK, S_IFCHR, S_IFIFO, S_IFMT, S_IFREG } from '../borg/item.js';
+import { itemSize, S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../borg/item.js';
 import type { IdCollector } from './id-set.js';
 
 const SLASH = 0x2f;
@@ -54,7 +54,10 @@ export interface SelectionCounts {
   items: number;
   /** Regular files among them (hard links included). */
   files: number;
-  /** Bytes of file contents. */
+  /**
+   * Bytes as borg extract's progress total counts them (Item.get_size): file contents, and the
+   * length of each symlink's target.
+   */
   bytes: number;
 }
 
@@ -115,6 +118,7 @@ export class RestoreSelector {
       if (item.hardlinkMaster) this.mastersRead.add(key);
       return;
     }
+    if ((item.mode & S_IFMT) === S_IFLNK) this.counts.bytes += item.source?.length ?? 0;
     if (!linkable || item.source === undefined) return;
     // A hard-link slave: its content is its master's.
     const source = keyOf(item.source);

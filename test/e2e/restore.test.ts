@@ -11,8 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findClientByName, updateClient } from '../../db/queries/clients.js';
 import type { Job } from '../../db/schema.js';
 import { run } from '../../infra/subprocess.js';
+import { listAuditEvents } from '../../db/queries/audit.js';
+import { createJobEventHub } from '../../infra/job-event-hub.js';
+import { createRedis } from '../../infra/events.js';
+import { createRedisLoginLimiter } from '../../services/auth.js';
 import { addClient } from '../../services/clients.js';
-import { cancelJob, getJob, listJobs } from '../../services/jobs.js';
+import { addUser } from '../../services/users.js';
+import { createApp } from '../../web/app.js';
+import { Browser, password } from '../integration/web-browser.js';
+import { cancelJob, getJob, getJobDetails, listJobs } from '../../services/jobs.js';
 import { startRestore, type StartRestoreInput } from '../../services/restores.js';
 import { backup, describeJob, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
@@ -133,6 +140,18 @@ describe('the restore workflow', () => {
     expect(subtree(restored, 'links', 'plain.txt')).toEqual(subtree(original, 'links', 'plain.txt'));
     expect(Object.keys(restored).filter((k) => !k.startsWith('links') && k !== 'plain.txt')).toEqual([]);
 
+    // The CLI: --wait prints the job id, the target and how it ended.
+    const cli = await stack.cli(['restore', archive, '--client', 'other', '--target', other.path('via-cli'), '--path', `${dataRel}/exec.sh`, '--wait']);
+    expect(cli.code, cli.err).toBe(0);
+    const [id, into, outcome] = cli.out.trim().split('\n');
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(into).toBe(`restoring into ${other.path('via-cli')}`);
+    expect(outcome).toBe('succeeded');
+    expect(subtree(await describeRichTree(other.path('via-cli', dataRel)), 'exec.sh')).toEqual(subtree(original, 'exec.sh'));
+    const usage = await stack.cli(['restore', archive, '--target', '/tmp/x', '--in-place']);
+    expect(usage.code).not.toBe(0);
+    expect(usage.err.trim()).toMatch(/^[^\n]*either --target or --in-place/);
+
     const depth = dataRel.split('/').length;
     await restore(other, { client: 'other', target: other.path('stripped'), paths: [`${dataRel}/odd`], stripComponents: depth });
     expect(subtree(await describeRichTree(other.path('stripped')), 'odd')).toEqual(subtree(original, 'odd'));
@@ -151,6 +170,52 @@ describe('the restore workflow', () => {
     // links/two is a name of the archived file again (its content, mode and times).
     expect({ ...now['links/two'], linkGroup: undefined, uid: 0 }).toEqual({ ...original['links/two'], linkGroup: undefined, uid: 0 });
     for (const k of ['exec.sh', 'new-file', 'empty', 'odd', 'links/one', 'hl-other']) expect(now[k], k).toEqual(outside[k]);
+  });
+
+  it('starts a restore through POST /api/v1/restores (operator or admin), documented, and shows it on the job page', async () => {
+    const redis = createRedis(stack.config.redisUrl);
+    const hub = createJobEventHub(createRedis(stack.config.redisUrl), stack.deps.log);
+    registerCleanup('web app of the restore test', async () => {
+      await hub.close();
+      await redis.quit();
+    });
+    const app = createApp({
+      services: stack.deps,
+      limiter: createRedisLoginLimiter(redis, { prefix: `borgcube-test:${process.pid}:${Date.now()}` }),
+      hub,
+      health: () => Promise.resolve({ ok: true, database: { ok: true }, redis: { ok: true }, temporal: { ok: true }, workers: {} }),
+    });
+    await addUser(stack.deps, { username: 'op', role: 'operator', password });
+    await addUser(stack.deps, { username: 'viewer', role: 'viewer', password });
+    const op = new Browser(app);
+    const viewer = new Browser(app);
+    expect((await op.login('op')).status).toBe(303);
+    expect((await viewer.login('viewer')).status).toBe(303);
+    const body = { archive, client: 'other', target: other.path('via-api'), paths: [`${dataRel}/plain.txt`] };
+    expect((await viewer.api('POST', '/api/v1/restores', body)).status).toBe(403);
+    const bad = await op.api('POST', '/api/v1/restores', { ...body, target: 'relative' });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(await bad.json())).toMatch(/absolute path/);
+    const res = await op.api('POST', '/api/v1/restores', body);
+    expect(res.status).toBe(201);
+    const started = (await res.json()) as Job;
+    // Live progress, as the console and `job logs --follow` get it: bytes of borg extract's total.
+    const progress: Array<{ originalSize: number; totalSize?: number }> = [];
+    const unsubscribe = await hub.subscribe(started.id, (e) => void (e.type === 'progress' && progress.push(e)));
+    expect(started).toMatchObject({ kind: 'restore', archiveName: null, restore: { archiveName: archive, target: other.path('via-api'), paths: [`${dataRel}/plain.txt`], inPlace: false } });
+    const done = await waitForJob(stack, started.id);
+    expect(done.state, await describeJob(stack, done.id)).toBe('succeeded');
+    unsubscribe();
+    expect(progress.at(-1)).toMatchObject({ totalSize: original['plain.txt']!.size, originalSize: original['plain.txt']!.size });
+    expect(subtree(await describeRichTree(other.path('via-api', dataRel)), 'plain.txt')).toEqual(subtree(original, 'plain.txt'));
+    const page = await (await op.get(`/jobs/${started.id}`)).text();
+    expect(page).toContain(other.path('via-api'));
+    expect(page).toMatch(/<dt>Restored<\/dt>/);
+    expect(page).toContain(archive);
+    const doc = (await (await app.request('/api/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { 'x-required-role'?: string }>> };
+    expect(doc.paths['/restores']?.post?.['x-required-role']).toBe('operator');
+    const audit = await listAuditEvents(stack.deps.db);
+    expect(audit.find((e) => e.action === 'restore.start' && e.detail?.job === started.id)).toMatchObject({ actor: 'web:op', target: archive, detail: { client: 'other', target: other.path('via-api') } });
   });
 
   it('refuses bad input with one line and starts no job', async () => {
@@ -189,9 +254,11 @@ describe('the restore workflow', () => {
     const denied = await restore(other, { client: 'other', target: '/root/borgcube-restore-test' }, 'failed');
     expect(denied.error).toMatch(/cannot (create|write into) the restore target/);
     expect(existsSync('/root/borgcube-restore-test')).toBe(false);
+    const ours = await restore(other, { client: 'other', target: other.path('.borgcube', 'here') }, 'failed');
+    expect(ours.error).toMatch(/is inside BorgCube's job folders$/);
     const missing = await restore(other, { client: 'other', target: other.path('missing'), paths: [`${dataRel}/no/such/path`] }, 'failed');
     expect(missing.error).toMatch(/is not in archive/);
-    for (const j of [file, denied, missing]) expect(j.error!.includes('\n'), j.error!).toBe(false);
+    for (const j of [file, denied, ours, missing]) expect(j.error!.includes('\n'), j.error!).toBe(false);
     expect(existsSync(other.path('.borgcube', 'jobs')) ? readdirSync(other.path('.borgcube', 'jobs')) : []).toEqual([]);
   });
 
@@ -262,5 +329,40 @@ describe('the restore workflow', () => {
     await expectJobGone(src, first.id, cred.path);
     gate.release();
     expect(existsSync(holdFile)).toBe(false);
+  });
+
+  it('ends a restore whose workflow was terminated and cleans up after it', async () => {
+    const gate = await gatedClient();
+    gate.hold();
+    try {
+      const job = await startRestore(stack.deps, admin, { archive, client: 'gated', target: src.path('orphaned') });
+      await untilPhaseRun(job.id);
+      await stack.temporal.workflow.getHandle(job.id).terminate('an admin gave up on it');
+      expect(await cancelJob(stack.deps, job.id)).toBe('ended');
+      const r = (await stack.temporal.workflow.getHandle(`cleanup-${job.id}`).result()) as { clientError?: string };
+      expect(r.clientError).toBeUndefined();
+      expect((await getJob(stack.deps, job.id)).state).toBe('failed');
+      await expectJobGone(src, job.id);
+      const ps = await run('pgrep', ['-u', String(src.uid), '-f', 'borg extract'], { timeoutMs: 10_000 });
+      expect(ps.stdout.toString().trim()).toBe('');
+    } finally {
+      gate.release();
+    }
+  });
+
+  it('ends a restore whose client writes in violation, records it, and still cleans up', async () => {
+    // A "borg" that, asked to extract, tries to create an archive through the restore's session.
+    src.writeTree({
+      'writing-borg': {
+        type: 'file',
+        mode: 0o755,
+        content: ['#!/bin/sh', 'if [ "$1" = "extract" ]; then', '  for a in "$@"; do case "$a" in ssh://*) loc="$a" ;; esac; done', '  exec borg create --log-json "${loc%%::*}::evil" /etc/hostname', 'fi', 'exec borg "$@"', ''].join('\n'),
+      },
+    });
+    await addClient(stack.deps, { name: 'writing', host: sshd.host, port: sshd.port, user: src.username, paths: [src.path('data')], borgPath: src.path('writing-borg') });
+    const job = await restore(src, { client: 'writing', target: src.path('violated') }, 'violation');
+    expect(job.error).toMatch(/^violation: /);
+    expect((await getJobDetails(stack.deps, job.id)).violations.length).toBeGreaterThan(0);
+    expect(existsSync(src.path('.borgcube'))).toBe(false);
   });
 });

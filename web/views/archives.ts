@@ -6,7 +6,8 @@ import { hasRole, type Principal } from '../../services/auth.js';
 import { displayPath, modeString, type CatalogItem, type DirectoryPage } from '../../services/archive-browse.js';
 import type { ArchiveDetail } from '../../services/archives.js';
 import { bytes, when } from './format.js';
-import { layout, type Html } from './layout.js';
+import { csrfField, layout, type Html } from './layout.js';
+import { pickKey, restoreFieldset, type RestoreFormState } from './restore-form.js';
 
 const isUtf8 = (b: Buffer) => Buffer.from(b.toString('utf8'), 'utf8').equals(b);
 
@@ -42,10 +43,11 @@ function breadcrumbs(a: ArchiveDetail, path: Buffer): Html {
   return html`<nav class="breadcrumbs" id="breadcrumbs"><a href="${archiveUrl(a)}">${a.name}</a>${parts.map((c) => html` / <a href="${archiveUrl(a, pathQuery(c.path))}">${c.label}</a>`)}</nav>`;
 }
 
-function entryRow(a: ArchiveDetail, e: CatalogItem, canDownload: boolean): Html {
+function entryRow(a: ArchiveDetail, e: CatalogItem, canDownload: boolean, picked: ReadonlySet<string>): Html {
   const name = displayPath(e.name);
-  const utf8 = isUtf8(e.path);
-  const pick = html`<input type="checkbox" form="restore-paths" name="${utf8 ? 'path' : 'pathB64'}" value="${utf8 ? e.path.toString('utf8') : e.path.toString('base64')}" aria-label="pick ${name}">`;
+  const field = isUtf8(e.path) ? 'path' : 'pathB64';
+  const value = field === 'path' ? e.path.toString('utf8') : e.path.toString('base64');
+  const pick = html`<input type="checkbox" form="restore-paths" name="${field}" value="${value}" aria-label="pick ${name}"${picked.has(pickKey(field, value)) ? html` checked` : ''}>`;
   const link = e.type === 'symlink' && e.target ? html` <span class="muted">→ ${displayPath(e.target)}</span>` : e.type === 'hardlink' && e.target ? html` <span class="muted">(hard link to ${displayPath(e.target)})</span>` : '';
   const label = e.type === 'dir' ? html`<a href="${archiveUrl(a, pathQuery(e.path))}" class="dir">${name}/</a>` : html`<span>${name}</span>`;
   const owner = e.implicit ? '—' : `${e.user ? displayPath(e.user) : e.uid}:${e.group ? displayPath(e.group) : e.gid}`;
@@ -59,6 +61,15 @@ export interface ArchivePageData {
   page?: DirectoryPage;
   search?: { pattern: string; entries: CatalogItem[]; truncated: boolean };
   limit: number;
+  /** The restore form (operators and admins): choices, what was typed, why it was refused. */
+  restore?: RestoreFormState;
+}
+
+/** The page's own query (directory, offset or search), so a refused form re-renders this page. */
+export function pageView(d: Pick<ArchivePageData, 'page' | 'search'>): string {
+  if (d.search) return `find=${encodeURIComponent(d.search.pattern)}`;
+  const q = d.page ? pathQuery(d.page.path) : '';
+  return [q, d.page?.offset ? `offset=${d.page.offset}` : ''].filter(Boolean).join('&');
 }
 
 export function archivePage(p: Principal, d: ArchivePageData): Html {
@@ -68,6 +79,7 @@ export function archivePage(p: Principal, d: ArchivePageData): Html {
   const entries = d.search?.entries ?? d.page?.entries ?? [];
   const page = d.page;
   const more = page && page.total > page.offset + page.entries.length;
+  const picked = d.restore?.values.picked ?? new Set<string>();
   const body = html`<h1>Archive ${a.name}</h1>
 <dl class="facts">
 <dt>Client</dt><dd>${a.clientName ? html`<a href="/clients/${encodeURIComponent(a.clientName)}/archives">${a.clientName}</a>` : '—'}</dd>
@@ -79,12 +91,13 @@ export function archivePage(p: Principal, d: ArchivePageData): Html {
 ${d.search
 ? html`<h2>Matches for <code>${d.search.pattern}</code></h2>${d.search.truncated ? html`<p class="muted">Only the first ${entries.length} matches are shown; narrow the pattern.</p>` : ''}<p><a href="${archiveUrl(a)}">Back to the tree</a></p>`
 : breadcrumbs(a, path)}
-<form method="get" action="/api/v1/archives/${a.id}/download" id="restore-paths">
+<form method="post" action="/archives/${a.id}/download" id="restore-paths">${canDownload ? html`${csrfField(p)}<input type="hidden" name="view" value="${pageView(d)}">` : ''}
 ${entries.length
 ? html`<table class="grid" id="archive-tree"><thead><tr><th></th><th>Name</th><th>Mode</th><th>Owner</th><th>Size</th><th>Modified</th><th>Download</th></tr></thead>
-<tbody>${entries.map((e) => (d.search ? entryRow(a, { ...e, name: e.path }, canDownload) : entryRow(a, e, canDownload)))}</tbody></table>`
+<tbody>${entries.map((e) => entryRow(a, d.search ? { ...e, name: e.path } : e, canDownload, picked))}</tbody></table>`
 : html`<p class="muted">${d.search ? 'No matches.' : 'This directory is empty.'}</p>`}
 ${canDownload && entries.length ? html`<p class="actions"><button type="submit" name="gzip" value="0" id="download-picked">Download picked (tar)</button> <button type="submit" name="gzip" value="1" id="download-picked-gz">Download picked (tar.gz)</button></p>` : ''}
+${canDownload && d.restore ? restoreFieldset(a.id, d.restore) : ''}
 </form>
 ${page && (page.offset > 0 || more)
 ? html`<p class="pager">${page.offset > 0 ? html`<a href="${archiveUrl(a, [pathQuery(path), `offset=${Math.max(0, page.offset - d.limit)}`].filter(Boolean).join('&'))}" rel="prev">Previous</a>` : ''}

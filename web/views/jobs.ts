@@ -58,7 +58,7 @@ ${d.restore ? restoreFacts(d.restore) : ''}
 <dt>Workflow</dt><dd><a href="${d.temporalUrl}" target="_blank" rel="noopener noreferrer">open in the Temporal UI</a></dd>
 </dl>
 ${running && hasRole(p.user.role, 'operator')
-? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="Cancel this job? The backup stops; its cleanup still runs.">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
+? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="Cancel this job? The ${d.kind} stops; its cleanup still runs.">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
 : ''}
 </div>
 <p class="error" id="job-error" role="alert"${d.error ? '' : html` hidden`}>${d.error ?? ''}</p>

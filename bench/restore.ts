@@ -1,0 +1,143 @@
+// `npm run bench:restore` (issue 20): what a whole BorgCube restore job costs compared with running
+// `borg extract` directly. BorgCube's figure is the restore workflow end to end — reserve, prepare
+// (job key, the archive read and the selection made with the real key), push, deploy check,
+// extract through the proxy in its read-only mode, the check of what was restored, cleanup — from
+// the start request until the workflow has completed. The direct figure is `borg extract` of the
+// same tree from `borg serve` over SSH, as the same client user, into a fresh folder.
+//
+// Both restore the ≥ 500 MB tree of bench:backup's big client from an archive made before the
+// clock starts. Paths alternate order per run; the per-run paired ratio is printed beside the
+// medians, and the server side's CPU seconds per GB restored (direct: sshd + borg serve;
+// BorgCube: sshd with the proxy, the repository service with its borg serve, the worker).
+//
+// Options: --runs N (default 3), --random-mib N (default 200), --quiet-wait S (default 60).
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../infra/config.js';
+import { addClient } from '../services/clients.js';
+import { getJob, startBackup } from '../services/jobs.js';
+import { startRestore } from '../services/restores.js';
+import { addRepository } from '../services/repositories.js';
+import { sweepLeftovers } from '../test/harness/leftovers.js';
+import { parseArgs } from './lib/args.js';
+import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide, type ClientSide } from './lib/client-side.js';
+import { measure, quietBeforeSample, servicePart, sshdPart, type TimedRun } from './lib/measure.js';
+import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
+import { runBench } from './lib/run-bench.js';
+import { startBenchStack, type BenchStack } from './lib/stack.js';
+import { warmTree, writeBigTree, type TreeInfo } from './lib/tree.js';
+
+const usage = 'usage: npm run bench:restore [-- --runs 3 --random-mib 200 --quiet-wait 60]';
+const TARGET = { ratio: 1.15, stretch: 1.05 };
+
+interface Sample {
+  run: number;
+  path: 'direct' | 'borgcube';
+  wallS: number;
+  /** CPU seconds of the server side (see the header). */
+  serverCpuS: number;
+  cpu: Record<string, number>;
+  busyAtStart?: number;
+}
+
+interface Setup {
+  stack: BenchStack;
+  side: ClientSide;
+  tree: TreeInfo;
+  directLocation: string;
+  /** The BorgCube archive of the tree. */
+  archive: string;
+}
+
+const SERVER_PARTS: Record<Sample['path'], string[]> = {
+  direct: ['sshd', 'borg serve'],
+  borgcube: ['sshd', 'proxy', 'authorized-keys', 'service', 'service borg serve', 'worker', 'worker children'],
+};
+
+async function setUp(randomMiB: number): Promise<Setup> {
+  note('starting BorgCube (Temporal dev server, database, data dir, sshd, repository service, worker)…');
+  const stack = await startBenchStack({ mode: 'full' });
+  const side = await setupClientSide(stack.serverPublicKey);
+  note('writing the tree…');
+  const tree = await writeBigTree(side.client, randomMiB);
+  note(`tree: ${mb(tree.bytes)} in ${tree.files} files`);
+  await addClient(stack.deps, { name: 'big', host: '127.0.0.1', port: side.sshd.port, user: side.client.name, paths: [tree.path] });
+  await addRepository(stack.deps, { name: 'restore', path: join(stack.reposDir, 'restore') });
+  warmTree(tree.path);
+  note('backing the tree up, directly and through BorgCube (not timed)…');
+  const directLocation = await side.direct.init('restore');
+  await side.direct.create(directLocation, 'a1', tree.path);
+  const backup = await startBackup(stack.deps, { client: 'big', repository: 'restore', triggeredBy: 'bench' });
+  await stack.temporal.workflow.getHandle(backup.id).result();
+  const done = await getJob(stack.deps, backup.id);
+  if (done.state !== 'succeeded' || !done.archiveName) throw new Error(`the backup ended ${done.state}: ${done.error}`);
+  return { stack, side, tree, directLocation, archive: done.archiveName };
+}
+
+/** One whole BorgCube restore, timed from the start request to the workflow's completion. */
+async function borgcubeRestore(s: Setup, target: string): Promise<TimedRun> {
+  const t0 = process.hrtime.bigint();
+  const job = await startRestore(s.stack.deps, { actor: 'bench', userId: null, role: 'admin' }, { archive: s.archive, client: 'big', target });
+  await s.stack.temporal.workflow.getHandle(job.id).result().catch(() => {});
+  const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+  const done = await getJob(s.stack.deps, job.id);
+  if (done.state !== 'succeeded') throw new Error(`restore job ${job.id} ended ${done.state}: ${done.error}`);
+  return { wallS, clientCpuS: 0, code: 0, stderr: '' };
+}
+
+async function sample(s: Setup, path: Sample['path'], run: number, quietWait: number): Promise<Sample> {
+  const target = join(s.side.client.home, `restored-${path}-${run}`);
+  const busyAtStart = await quietBeforeSample(quietWait);
+  const parts =
+    path === 'direct'
+      ? [sshdPart(listenerPid(s.side.sshd), directServerClass)]
+      : [
+          servicePart(s.stack.worker.pid!, 'worker', 'worker children'),
+          servicePart(s.stack.storage.pid!, 'service', 'service borg serve'),
+          sshdPart(listenerPid(s.stack.sshd), borgcubeServerClass),
+        ];
+  const m = await measure(parts, () => (path === 'direct' ? s.side.direct.extract(s.directLocation, 'a1', target) : borgcubeRestore(s, target)));
+  rmSync(target, { recursive: true, force: true });
+  const serverCpuS = SERVER_PARTS[path].reduce((n, k) => n + (m.cpu[k] ?? 0), 0);
+  note(`run ${run} ${path.padEnd(8)} ${f2(m.wallS)} s`);
+  return { run, path, wallS: m.wallS, serverCpuS, cpu: m.cpu, busyAtStart };
+}
+
+runBench('bench:restore', async () => {
+  if (process.getuid?.() !== 0) throw new Error('bench:restore sets up users, sshd and accounts: run it as root');
+  const opts = parseArgs({ runs: 3, randomMib: 200, quietWait: 60 }, usage);
+  const info = await runInfo();
+  const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
+  if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
+  const s = await setUp(opts.randomMib);
+  const samples: Sample[] = [];
+  for (let run = 1; run <= opts.runs; run++) {
+    const order = run % 2 ? (['direct', 'borgcube'] as const) : (['borgcube', 'direct'] as const);
+    for (const path of order) samples.push(await sample(s, path, run, opts.quietWait));
+  }
+  report(samples, s.tree, info, opts.quietWait);
+});
+
+function report(samples: Sample[], tree: TreeInfo, info: Awaited<ReturnType<typeof runInfo>>, quietWait: number): void {
+  const gb = tree.bytes / 1e9;
+  const of = (path: Sample['path']) => samples.filter((x) => x.path === path);
+  const med = (path: Sample['path'], f: (x: Sample) => number) => median(of(path).map(f));
+  const ratio = med('borgcube', (x) => x.wallS) / med('direct', (x) => x.wallS);
+  const paired = median(of('borgcube').flatMap((b) => samples.filter((a) => a.path === 'direct' && a.run === b.run).map((a) => b.wallS / a.wallS)));
+  printHeader('bench:restore — a whole BorgCube restore job (the workflow end to end) vs borg extract directly over SSH', info);
+  print(`  tree: ${mb(tree.bytes)} in ${tree.files} files; repokey, lz4; each sample waited up to ${quietWait} s for an idle machine`);
+  print('  BorgCube: start request → workflow completed; direct: borg extract only. Server CPU: direct sshd + borg serve; BorgCube sshd + proxy + repository service (+ its borg serve) + worker');
+  print();
+  const cols = ['client', 'sshd', 'borg serve', 'proxy', 'authorized-keys', 'service', 'service borg serve', 'worker', 'worker children'];
+  table(
+    ['run', 'path', 'wall', 'server CPU-s', 'server CPU-s/GB', ...cols, 'busy at start'],
+    samples.map((x) => [String(x.run), x.path, f2(x.wallS), f2(x.serverCpuS), f2(x.serverCpuS / gb), ...cols.map((c) => (x.cpu[c] === undefined ? '' : f2(x.cpu[c]))), x.busyAtStart === undefined ? '' : f2(x.busyAtStart)]),
+  );
+  print();
+  table(
+    ['n', 'direct (a)', 'BorgCube (b)', 'b/a', 'paired b/a', 'target', 'result', 'stretch', 'server CPU-s/GB a', 'server CPU-s/GB b'],
+    [[String(of('borgcube').length), f2(med('direct', (x) => x.wallS)), f2(med('borgcube', (x) => x.wallS)), f3(ratio), f3(paired), `≤ ${TARGET.ratio}`, verdict(ratio, TARGET.ratio), verdict(ratio, TARGET.stretch), f2(med('direct', (x) => x.serverCpuS) / gb), f2(med('borgcube', (x) => x.serverCpuS) / gb)]],
+  );
+  print();
+  print(JSON.stringify({ bench: 'restore', at: info.startedAt, commit: info.commit, dirty: info.dirty, tree: { bytes: tree.bytes, files: tree.files }, directS: med('direct', (x) => x.wallS), borgcubeS: med('borgcube', (x) => x.wallS), ratio, pairedRatio: paired, target: TARGET, pass: ratio <= TARGET.ratio }));
+}
