@@ -189,6 +189,28 @@ describe('restoring from the web console in Chromium', () => {
     await ctx.close();
   });
 
+  it('refuses a name that is not UTF-8, a strip count that is not a number, and in place with a target, each with one message', async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await login(page, web.url, 'admin', adminPassword);
+    await openDataFolder(page);
+    const post = async (fields: Record<string, string>) =>
+      JSON.parse(
+        await page.evaluate<string>(
+          `(async () => { const b = new URLSearchParams(${JSON.stringify({ ...fields, client: 'other' })}); b.set('_csrf', document.querySelector('main').dataset.csrf); const r = await fetch(location.pathname + '/restore', { method: 'POST', body: b }); const d = new DOMParser().parseFromString(await r.text(), 'text/html'); return JSON.stringify({ status: r.status, problem: d.querySelector('.form-problem .error')?.textContent ?? null, jobs: (await (await fetch('/api/v1/jobs?kind=restore')).json()).jobs.length }); })()`,
+        ),
+      ) as { status: number; problem: string | null; jobs: number };
+    const before = await post({ stripComponents: 'x' });
+    expect(before).toMatchObject({ status: 400, problem: 'stripComponents: give a whole number from 0 to 255' });
+    const nonUtf8 = await post({ pathB64: Buffer.concat([Buffer.from(`${dataRel}/odd-`), Buffer.from([0xff])]).toString('base64') });
+    expect(nonUtf8.status).toBe(400);
+    expect(nonUtf8.problem).toContain('is not UTF-8 text; pick its folder to restore it');
+    const both = await post({ inPlace: '1', target: other.path('x') });
+    expect(both).toMatchObject({ status: 400, problem: 'target: give either a target directory or in place, not both' });
+    expect(both.jobs).toBe(before.jobs);
+    await ctx.close();
+  });
+
   it("refuses an operator a repository-scope archive with the reason, on the form", async () => {
     const c = (await findClientByName(stack.deps.db, 'src'))!;
     await updateClient(stack.deps.db, c.id, { dedupScope: 'repository' });
