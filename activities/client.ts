@@ -1,6 +1,7 @@
 // Activities that act on a client over SSH (main task queue): push the job folder, deploy borg,
 // run `borg create` detached and follow it, pull the files cache back, clean up. The machinery
 // lives in remote-borg/; these are the thin activities the workflows call.
+import { posix } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Db } from '../db/client.js';
 import type { RestoreSpec } from '../db/schema.js';
@@ -67,9 +68,15 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
      * the client's account can write it) before anything of the job reaches the client.
      */
     async probeRestoreClient({ jobId }: JobRef): Promise<ClientProbe> {
-      return withClient(jobId, async ({ conn, client, job }) => {
+      return withClient(jobId, async ({ conn, client, job, home }) => {
         const signal = Context.current().cancellationSignal;
-        await checkRestoreTarget(conn, client, restoreSpecOf(job), signal);
+        const spec = restoreSpecOf(job);
+        // BorgCube's own folder on the client is removed after every job, with what was restored into it.
+        const own = posix.join(home, '.borgcube');
+        if (!spec.inPlace && (spec.target === own || spec.target.startsWith(`${own}/`))) {
+          throw ApplicationFailure.nonRetryable(`the restore target ${JSON.stringify(spec.target)} on client ${client.name} is inside BorgCube's job folders`, 'RestoreTargetInvalid');
+        }
+        await checkRestoreTarget(conn, client, spec, signal);
         return { version: await borg.version(conn, client, signal) };
       });
     },

@@ -25,8 +25,9 @@ export async function workflowGone(handle: WorkflowHandle): Promise<string | und
 
 export async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, id: string, why: string): Promise<void> {
   const job = await jobsQ.findJob(deps.db, id);
-  // A backup leaves things behind that its workflow's cleanup would have removed.
-  const repo = job?.kind === 'backup' ? await findRepositoryById(deps.db, job.repositoryId) : undefined;
+  // A backup or a restore leaves things behind that its workflow's cleanup would have removed
+  // (the job folder on the client, a borg still running there, the server's job files).
+  const repo = job?.kind === 'backup' || job?.kind === 'restore' ? await findRepositoryById(deps.db, job.repositoryId) : undefined;
   const error = `the job's workflow ${why}; it can no longer record how the job ended, so BorgCube marked it failed${repo ? ` (its cleanup runs as workflow ${orphanCleanupWorkflowId(id)})` : ''}`;
   await jobsQ.revokeJobCredentials(deps.db, id);
   if (await jobsQ.completeJob(deps.db, id, 'failed', error, null)) {

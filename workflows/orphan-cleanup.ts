@@ -1,4 +1,4 @@
-// The cleanup of a backup job whose own `backup` workflow is gone (terminated in Temporal's UI,
+// The cleanup of a backup or restore job whose own workflow is gone (terminated in Temporal's UI,
 // or never started because its starter died): services/jobs.ts has already marked the row failed
 // and revoked the credential; this does what that workflow's cleanup would have done. Without it,
 // the job key, cache and credential stayed in the client's home, a borg still running there kept
@@ -11,7 +11,7 @@ import type { StorageActivities } from '../activities/storage.js';
 import { describeFailure, retry as jobRetry } from './failures.js';
 import { storageTaskQueue } from './task-queues.js';
 
-/** Input of `orphanCleanup`: the cleanup of a backup job whose own workflow is gone. */
+/** Input of `orphanCleanup`: the cleanup of a backup or restore job whose own workflow is gone. */
 export interface OrphanCleanupInput {
   jobId: string;
   storageHost: string;

@@ -12,6 +12,11 @@ import type { StorageLink } from './storage-link.js';
 
 /** Stop reading the client while this much payload waits for the repository service. */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
+/**
+ * …or this many requests: a restore's gets carry no payload, and a client that pipelines
+ * millions of them must not pile them up in the service (borg itself keeps at most 100 in flight).
+ */
+const MAX_PENDING_CALLS = 1024;
 
 export interface ClientSessionOptions {
   jobId: string;
@@ -156,7 +161,7 @@ export class ClientSession {
     this.waiting.set(rid, { msgid, method, bytes });
     this.pendingBytes += bytes;
     this.o.service.send({ ...header, rid }, payload);
-    if (this.pendingBytes > MAX_PENDING_BYTES && !this.paused) {
+    if ((this.pendingBytes > MAX_PENDING_BYTES || this.waiting.size > MAX_PENDING_CALLS) && !this.paused) {
       this.paused = true;
       this.o.input.pause();
     }
@@ -174,7 +179,7 @@ export class ClientSession {
     if (!w) return this.end(2);
     this.waiting.delete(m.rid);
     this.pendingBytes -= w.bytes;
-    if (this.paused && this.pendingBytes < MAX_PENDING_BYTES / 2) {
+    if (this.paused && this.pendingBytes < MAX_PENDING_BYTES / 2 && this.waiting.size < MAX_PENDING_CALLS / 2) {
       this.paused = false;
       this.o.input.resume();
     }

@@ -30,7 +30,10 @@ export interface PreparedJob {
 export interface PreparedRestore {
   /** The archive name the client's borg names after `::` (the archive being restored). */
   archiveName: string;
-  /** What borg extract will restore: items selected, regular files among them (hard links included), bytes of file contents. */
+  /**
+   * What borg extract will restore: items selected, regular files among them (hard links
+   * included), and bytes as its progress total counts them (file contents, symlink targets).
+   */
   items: number;
   files: number;
   bytes: number;

@@ -19,7 +19,7 @@ import { addClient } from '../../services/clients.js';
 import { addUser } from '../../services/users.js';
 import { createApp } from '../../web/app.js';
 import { Browser, password } from '../integration/web-browser.js';
-import { cancelJob, getJob, listJobs } from '../../services/jobs.js';
+import { cancelJob, getJob, getJobDetails, listJobs } from '../../services/jobs.js';
 import { startRestore, type StartRestoreInput } from '../../services/restores.js';
 import { backup, describeJob, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
@@ -140,6 +140,18 @@ describe('the restore workflow', () => {
     expect(subtree(restored, 'links', 'plain.txt')).toEqual(subtree(original, 'links', 'plain.txt'));
     expect(Object.keys(restored).filter((k) => !k.startsWith('links') && k !== 'plain.txt')).toEqual([]);
 
+    // The CLI: --wait prints the job id, the target and how it ended.
+    const cli = await stack.cli(['restore', archive, '--client', 'other', '--target', other.path('via-cli'), '--path', `${dataRel}/exec.sh`, '--wait']);
+    expect(cli.code, cli.err).toBe(0);
+    const [id, into, outcome] = cli.out.trim().split('\n');
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(into).toBe(`restoring into ${other.path('via-cli')}`);
+    expect(outcome).toBe('succeeded');
+    expect(subtree(await describeRichTree(other.path('via-cli', dataRel)), 'exec.sh')).toEqual(subtree(original, 'exec.sh'));
+    const usage = await stack.cli(['restore', archive, '--target', '/tmp/x', '--in-place']);
+    expect(usage.code).not.toBe(0);
+    expect(usage.err.trim()).toMatch(/^[^\n]*either --target or --in-place/);
+
     const depth = dataRel.split('/').length;
     await restore(other, { client: 'other', target: other.path('stripped'), paths: [`${dataRel}/odd`], stripComponents: depth });
     expect(subtree(await describeRichTree(other.path('stripped')), 'odd')).toEqual(subtree(original, 'odd'));
@@ -242,9 +254,11 @@ describe('the restore workflow', () => {
     const denied = await restore(other, { client: 'other', target: '/root/borgcube-restore-test' }, 'failed');
     expect(denied.error).toMatch(/cannot (create|write into) the restore target/);
     expect(existsSync('/root/borgcube-restore-test')).toBe(false);
+    const ours = await restore(other, { client: 'other', target: other.path('.borgcube', 'here') }, 'failed');
+    expect(ours.error).toMatch(/is inside BorgCube's job folders$/);
     const missing = await restore(other, { client: 'other', target: other.path('missing'), paths: [`${dataRel}/no/such/path`] }, 'failed');
     expect(missing.error).toMatch(/is not in archive/);
-    for (const j of [file, denied, missing]) expect(j.error!.includes('\n'), j.error!).toBe(false);
+    for (const j of [file, denied, ours, missing]) expect(j.error!.includes('\n'), j.error!).toBe(false);
     expect(existsSync(other.path('.borgcube', 'jobs')) ? readdirSync(other.path('.borgcube', 'jobs')) : []).toEqual([]);
   });
 
@@ -315,5 +329,40 @@ describe('the restore workflow', () => {
     await expectJobGone(src, first.id, cred.path);
     gate.release();
     expect(existsSync(holdFile)).toBe(false);
+  });
+
+  it('ends a restore whose workflow was terminated and cleans up after it', async () => {
+    const gate = await gatedClient();
+    gate.hold();
+    try {
+      const job = await startRestore(stack.deps, admin, { archive, client: 'gated', target: src.path('orphaned') });
+      await untilPhaseRun(job.id);
+      await stack.temporal.workflow.getHandle(job.id).terminate('an admin gave up on it');
+      expect(await cancelJob(stack.deps, job.id)).toBe('ended');
+      const r = (await stack.temporal.workflow.getHandle(`cleanup-${job.id}`).result()) as { clientError?: string };
+      expect(r.clientError).toBeUndefined();
+      expect((await getJob(stack.deps, job.id)).state).toBe('failed');
+      await expectJobGone(src, job.id);
+      const ps = await run('pgrep', ['-u', String(src.uid), '-f', 'borg extract'], { timeoutMs: 10_000 });
+      expect(ps.stdout.toString().trim()).toBe('');
+    } finally {
+      gate.release();
+    }
+  });
+
+  it('ends a restore whose client writes in violation, records it, and still cleans up', async () => {
+    // A "borg" that, asked to extract, tries to create an archive through the restore's session.
+    src.writeTree({
+      'writing-borg': {
+        type: 'file',
+        mode: 0o755,
+        content: ['#!/bin/sh', 'if [ "$1" = "extract" ]; then', '  for a in "$@"; do case "$a" in ssh://*) loc="$a" ;; esac; done', '  exec borg create --log-json "${loc%%::*}::evil" /etc/hostname', 'fi', 'exec borg "$@"', ''].join('\n'),
+      },
+    });
+    await addClient(stack.deps, { name: 'writing', host: sshd.host, port: sshd.port, user: src.username, paths: [src.path('data')], borgPath: src.path('writing-borg') });
+    const job = await restore(src, { client: 'writing', target: src.path('violated') }, 'violation');
+    expect(job.error).toMatch(/^violation: /);
+    expect((await getJobDetails(stack.deps, job.id)).violations.length).toBeGreaterThan(0);
+    expect(existsSync(src.path('.borgcube'))).toBe(false);
   });
 });

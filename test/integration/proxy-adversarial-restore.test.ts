@@ -6,7 +6,7 @@
 // in `violation`), the repository left as it was, and nothing the client received may open
 // anything outside the objects the restore may serve.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript } from '../../activities/remote-borg/run-script.js';
@@ -169,6 +169,30 @@ describe('a hacked client in a restore reads only its selection and writes nothi
     const r = await runRestore(w, a, restore, { borg: a.evilPath, paths: [`${a.dataInArchive}/sub`] });
     expect(attackResult(a, restore.jobId)?.outcome, r.log).toBe('completed');
     await finishRestore(w, restore.jobId, true);
+  });
+
+  it('a restore session waiting for its client holds nothing: a server-side borg check runs meanwhile', async () => {
+    for (const f of ['connected', 'release']) rmSync(a.host.path(f), { force: true });
+    setAttack(a, 'slow-read');
+    const job = await prepareSub();
+    const running = runRestore(w, a, job, { borg: a.evilPath, paths: [`${a.dataInArchive}/sub`] });
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(a.host.path('connected'))) {
+      if (Date.now() > deadline) throw new Error(`the restore never connected\n${w.stack.storage.tail(20)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // `borg check` needs the repository to itself (RepositoryHandle.exclusive): a session holding
+    // a share of the upstream would keep it waiting until the restore ended.
+    const t0 = Date.now();
+    await borgCheck(w.stack, w.repo.name);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+    expect(attackResult(a, job.jobId)).toBeUndefined();
+    a.user.writeFile(a.host.path('release'), '');
+    await running;
+    const result = attackResult(a, job.jobId);
+    expect(result?.outcome, JSON.stringify(result)).toBe('completed');
+    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
+    await finishRestore(w, job.jobId, true);
   });
 
   it('nothing any client received opens anything but the objects its restore may serve; the repository checks clean', async () => {

@@ -6,7 +6,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findJobKey } from '../../db/queries/job-keys.js';
 import { findJob, listViolations } from '../../db/queries/jobs.js';
+import { jobServerDir } from '../../infra/storage-layout.js';
 import type { ArchiveDetail } from '../../db/queries/archives.js';
 import { borgCheck } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
@@ -47,7 +49,8 @@ describe('restore through the proxy with stock borg', () => {
     // 8 regular files, the linked one under two names.
     expect(job.prepared.archiveName).toBe(aArchives[1]!.name);
     expect(job.prepared.files).toBe(8);
-    expect(job.prepared.bytes).toBe(300_000 * 2 + 4000 + 4000 + 1_500_000 + 0 + 200_000 + 'written after the first backup\n'.length);
+    // As borg's progress total counts them: file contents, and sub/link's target.
+    expect(job.prepared.bytes).toBe(300_000 * 2 + 4000 + 4000 + 1_500_000 + 0 + 200_000 + 'written after the first backup\n'.length + '../top.txt'.length);
     const r = await runRestore(w, a, job);
     expect(r.rc, r.log).toBe('0');
     expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
@@ -57,6 +60,9 @@ describe('restore through the proxy with stock borg', () => {
     expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
     expect((await findJob(w.stack.db.handle.db, job.jobId))?.state).toBe('succeeded');
     expect(existsSync(a.host.path('.borgcube', 'jobs', job.jobId))).toBe(false);
+    // cleanupJob of a restore: its server folder and job key are gone, nothing was swept.
+    expect(existsSync(jobServerDir(w.stack.config, job.jobId))).toBe(false);
+    expect(await findJobKey(w.stack.db.handle.db, job.jobId)).toBeUndefined();
   });
 
   it('one folder and one file: exactly those, the hard link written from its master outside the folder', async () => {
@@ -67,7 +73,7 @@ describe('restore through the proxy with stock borg', () => {
     const slave = items.find((i) => i.path.toString() === `${a.dataInArchive}/sub/linked-too.bin`);
     expect(slave?.source?.toString()).toBe(`${a.dataInArchive}/linked.bin`);
     const job = await prepareRestoreJob(w, a, aArchives[0]!, { paths });
-    expect(job.prepared).toMatchObject({ items: 8, files: 5, bytes: 4000 + 4000 + 1_500_000 + 0 + 300_000 });
+    expect(job.prepared).toMatchObject({ items: 8, files: 5, bytes: 4000 + 4000 + 1_500_000 + 0 + 300_000 + '../top.txt'.length });
     // The unselected folder's data is not even servable.
     const refs = await refsOf(w, await realKey(w), [aArchives[0]!.borgId]);
     const allowed = allowedIds(w, job.jobId);

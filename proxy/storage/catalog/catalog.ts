@@ -33,7 +33,13 @@ export interface CatalogDeps {
 export class Catalog {
   private readonly building = new Map<string, Promise<void>>();
 
-  constructor(private readonly deps: CatalogDeps) {}
+  constructor(private readonly deps: CatalogDeps) {
+    // Builds that a stopped service left half done (none runs before the service is up).
+    const root = catalogDir(deps.config);
+    for (const repo of existsSync(root) ? readdirSync(root) : []) {
+      for (const f of readdirSync(join(root, repo))) if (f.includes('.idx.build-')) rmSync(join(root, repo, f), { recursive: true, force: true });
+    }
+  }
 
   repositoryHandle(id: string): Promise<RepositoryHandle> {
     return this.deps.repository(id);

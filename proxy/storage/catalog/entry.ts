@@ -138,4 +138,19 @@ export function compareRecords(a: Buffer, b: Buffer): number {
   return Buffer.compare(ka.parent, kb.parent) || Buffer.compare(ka.name, kb.name);
 }
 
+/** Bytes of the record at `off`, or undefined when `b` does not hold its fixed part. */
+export function recordLength(b: Buffer, off: number): number | undefined {
+  if (off + FIXED > b.length) return undefined;
+  const opt = (l: number, none: number) => (l === none ? 0 : l);
+  return FIXED + b.readUInt32LE(off + 40) + b.readUInt32LE(off + 44) + opt(b.readUInt16LE(off + 48), 0xffff) + opt(b.readUInt16LE(off + 50), 0xffff) + opt(b.readUInt32LE(off + 52), NONE);
+}
+
+/** The full path of the record at `off` as a latin1 string of its bytes (searching). */
+export function recordPathLatin1(b: Buffer, off: number): string {
+  const pl = b.readUInt32LE(off + 40);
+  const nl = b.readUInt32LE(off + 44);
+  const name = b.toString('latin1', off + FIXED + pl, off + FIXED + pl + nl);
+  return pl ? `${b.toString('latin1', off + FIXED, off + FIXED + pl)}/${name}` : name;
+}
+
 export const recordImplicit = (b: Buffer) => b.readUInt8(1) === 1;

@@ -5,18 +5,18 @@
 
 const MAX_PATTERN = 1024;
 
-export function pathMatcher(pattern: string): (path: Buffer) => boolean {
+/** A test of a path given as the latin1 string of its bytes. */
+export function pathMatcher(pattern: string): (pathLatin1: string) => boolean {
   if (!pattern || pattern.length > MAX_PATTERN) throw new RangeError(`a search pattern has 1 to ${MAX_PATTERN} characters`);
   const p = Buffer.from(pattern, 'utf8').toString('latin1');
   if (!/[*?]/.test(p)) {
     const needle = p.toLowerCase();
-    return (path) => path.toString('latin1').toLowerCase().includes(needle);
+    return (s) => s.toLowerCase().includes(needle);
   }
   const re = globRegExp(p.replace(/^\/+/, ''));
   // Without a '/', the pattern names an entry anywhere (as `find -name` does).
   const basenameOnly = !p.includes('/');
-  return (path) => {
-    const s = path.toString('latin1');
+  return (s) => {
     return re.test(basenameOnly ? s.slice(s.lastIndexOf('/') + 1) : s);
   };
 }

@@ -13,13 +13,19 @@
 //   dir offsets:    f64 per dir
 import { closeSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ArchiveItem } from '../../borg/item.js';
 import { compareRecords, encodeEntry, entryOfItem, implicitDir, recordImplicit, recordKey, splitPath } from './entry.js';
 
 export const MAGIC = Buffer.from('BCCATv1\n', 'latin1');
 export const HEADER_BYTES = 64;
-/** Encoded records held in memory before a run is sorted and spilled. */
-export const RUN_BYTES = 32 * 1024 * 1024;
+/**
+ * Encoded records held in memory before a run is sorted and spilled. The repository service's
+ * event loop also carries every backup session: a run's sort (synchronous) stays around 0.1 s.
+ */
+export const RUN_BYTES = 8 * 1024 * 1024;
+/** Merged records between two yields to the event loop. */
+const MERGE_SLICE = 4096;
 
 export interface IndexStats {
   entries: number;
@@ -127,7 +133,7 @@ async function makeRuns(items: AsyncIterable<ArchiveItem>, tmp: string, runBytes
 }
 
 /** Merges the runs into the entries section; writes offsets and the dir table to side files. */
-function merge(runs: string[], out: Out, side: { offsets: Out; dirs: Out; dirOffsets: Out }): IndexStats {
+async function merge(runs: string[], out: Out, side: { offsets: Out; dirs: Out; dirOffsets: Out }): Promise<IndexStats> {
   const fds = runs.map((r) => openSync(r, 'r'));
   const readers = fds.map((fd) => new RunReader(fd));
   const heads = readers.map((r) => r.next());
@@ -158,12 +164,14 @@ function merge(runs: string[], out: Out, side: { offsets: Out; dirs: Out; dirOff
     out.write(rec);
     entries++;
   };
-  for (;;) {
-    let min = -1;
-    for (let i = 0; i < heads.length; i++) if (heads[i] && (min < 0 || compareRecords(heads[i]!, heads[min]!) < 0)) min = i;
+  const heap = new RunHeap(heads);
+  for (let n = 1; ; n++) {
+    if (n % MERGE_SLICE === 0) await yieldToLoop();
+    const min = heap.top();
     if (min < 0) break;
     const rec = heads[min]!;
     heads[min] = readers[min]!.next();
+    heap.replaceTop();
     // The same path twice (an implied ancestor and its real item, or a path given twice to borg
     // create): the real item wins, otherwise the first one.
     if (pending && compareRecords(pending, rec) === 0) {
@@ -178,6 +186,42 @@ function merge(runs: string[], out: Out, side: { offsets: Out; dirs: Out; dirOff
   side.offsets.f64(out.written);
   for (const fd of fds) closeSync(fd);
   return { entries, dirs, bytes: 0 };
+}
+
+/** A binary min-heap of run numbers by their current head record (exhausted runs drop out). */
+class RunHeap {
+  private readonly h: number[];
+  constructor(private readonly heads: Array<Buffer | undefined>) {
+    this.h = heads.map((_, i) => i).filter((i) => heads[i]);
+    for (let i = (this.h.length >> 1) - 1; i >= 0; i--) this.down(i);
+  }
+  top(): number {
+    return this.h.length ? this.h[0]! : -1;
+  }
+  /** After the top run's head changed (or ran out). */
+  replaceTop() {
+    if (!this.heads[this.h[0]!]) {
+      const last = this.h.pop()!;
+      if (!this.h.length) return;
+      this.h[0] = last;
+    }
+    this.down(0);
+  }
+  private less(a: number, b: number) {
+    return compareRecords(this.heads[this.h[a]!]!, this.heads[this.h[b]!]!) < 0;
+  }
+  private down(i: number) {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < this.h.length && this.less(l, m)) m = l;
+      if (r < this.h.length && this.less(r, m)) m = r;
+      if (m === i) return;
+      [this.h[i], this.h[m]] = [this.h[m]!, this.h[i]!];
+      i = m;
+    }
+  }
 }
 
 function append(out: Out, path: string) {
@@ -198,7 +242,7 @@ export async function buildIndex(items: AsyncIterable<ArchiveItem>, outPath: str
     const out = new Out(openSync(file, 'w', 0o600));
     const side = { offsets: new Out(openSync(join(tmp, 'offsets'), 'w', 0o600)), dirs: new Out(openSync(join(tmp, 'dirs'), 'w', 0o600)), dirOffsets: new Out(openSync(join(tmp, 'dir-offsets'), 'w', 0o600)) };
     out.write(Buffer.alloc(HEADER_BYTES));
-    const stats = merge(runs, out, side);
+    const stats = await merge(runs, out, side);
     for (const s of Object.values(side)) {
       s.flush();
       closeSync(s.fd);
