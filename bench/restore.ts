@@ -10,9 +10,12 @@
 // medians, and the server side's CPU seconds per GB restored (direct: sshd + borg serve;
 // BorgCube: sshd with the proxy, the repository service with its borg serve, the worker).
 //
-// Options: --runs N (default 3), --random-mib N (default 200), --quiet-wait S (default 60).
-import { rmSync } from 'node:fs';
+// Options: --runs N (default 3), --random-mib N (default 200), --quiet-wait S (default 60),
+// --profile DIR (node --cpu-prof for the repository service and the worker; profiles and a
+// summary in DIR — timings are then not comparable).
+import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { requireAccount } from '../infra/accounts.js';
 import { loadConfig } from '../infra/config.js';
 import { addClient } from '../services/clients.js';
 import { getJob, startBackup } from '../services/jobs.js';
@@ -20,6 +23,8 @@ import { startRestore } from '../services/restores.js';
 import { addRepository } from '../services/repositories.js';
 import { sweepLeftovers } from '../test/harness/leftovers.js';
 import { parseArgs } from './lib/args.js';
+import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
+import { workflowPhases, type Phases } from './lib/history.js';
 import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide, type ClientSide } from './lib/client-side.js';
 import { measure, quietBeforeSample, servicePart, sshdPart, type TimedRun } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict } from './lib/report.js';
@@ -27,7 +32,7 @@ import { runBench } from './lib/run-bench.js';
 import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { warmTree, writeBigTree, type TreeInfo } from './lib/tree.js';
 
-const usage = 'usage: npm run bench:restore [-- --runs 3 --random-mib 200 --quiet-wait 60]';
+const usage = 'usage: npm run bench:restore [-- --runs 3 --random-mib 200 --quiet-wait 60 --profile DIR]';
 const TARGET = { ratio: 1.15, stretch: 1.05 };
 
 interface Sample {
@@ -38,6 +43,8 @@ interface Sample {
   serverCpuS: number;
   cpu: Record<string, number>;
   busyAtStart?: number;
+  /** BorgCube: the workflow's activities and the time between them. */
+  phases?: Phases;
 }
 
 interface Setup {
@@ -54,9 +61,24 @@ const SERVER_PARTS: Record<Sample['path'], string[]> = {
   borgcube: ['sshd', 'proxy', 'authorized-keys', 'service', 'service borg serve', 'worker', 'worker children'],
 };
 
-async function setUp(randomMiB: number): Promise<Setup> {
+/** The repository service's profile folder (writable by the storage account) and the worker's. */
+function profileDirs(profile: string | undefined): { service: string; worker: string } | undefined {
+  if (!profile) return undefined;
+  const dirs = { service: join(profile, 'service'), worker: join(profile, 'worker') };
+  mkdirSync(dirs.service, { recursive: true, mode: 0o755 });
+  mkdirSync(dirs.worker, { recursive: true, mode: 0o755 });
+  const st = requireAccount(loadConfig().accounts.storage);
+  chownSync(dirs.service, st.uid, st.gid);
+  return dirs;
+}
+
+async function setUp(randomMiB: number, profile: ReturnType<typeof profileDirs>): Promise<Setup> {
   note('starting BorgCube (Temporal dev server, database, data dir, sshd, repository service, worker)…');
-  const stack = await startBenchStack({ mode: 'full' });
+  const stack = await startBenchStack({
+    mode: 'full',
+    storageNodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profile.service] : [],
+    workerNodeArgs: profile ? ['--cpu-prof', '--cpu-prof-dir', profile.worker] : [],
+  });
   const side = await setupClientSide(stack.serverPublicKey);
   note('writing the tree…');
   const tree = await writeBigTree(side.client, randomMiB);
@@ -75,14 +97,15 @@ async function setUp(randomMiB: number): Promise<Setup> {
 }
 
 /** One whole BorgCube restore, timed from the start request to the workflow's completion. */
-async function borgcubeRestore(s: Setup, target: string): Promise<TimedRun> {
+async function borgcubeRestore(s: Setup, target: string): Promise<TimedRun & { phases: Phases }> {
   const t0 = process.hrtime.bigint();
   const job = await startRestore(s.stack.deps, { actor: 'bench', userId: null, role: 'admin' }, { archive: s.archive, client: 'big', target });
-  await s.stack.temporal.workflow.getHandle(job.id).result().catch(() => {});
+  const handle = s.stack.temporal.workflow.getHandle(job.id);
+  await handle.result().catch(() => {});
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
   const done = await getJob(s.stack.deps, job.id);
   if (done.state !== 'succeeded') throw new Error(`restore job ${job.id} ended ${done.state}: ${done.error}`);
-  return { wallS, clientCpuS: 0, code: 0, stderr: '' };
+  return { wallS, clientCpuS: 0, code: 0, stderr: '', phases: await workflowPhases(handle) };
 }
 
 async function sample(s: Setup, path: Sample['path'], run: number, quietWait: number): Promise<Sample> {
@@ -96,27 +119,50 @@ async function sample(s: Setup, path: Sample['path'], run: number, quietWait: nu
           servicePart(s.stack.storage.pid!, 'service', 'service borg serve'),
           sshdPart(listenerPid(s.stack.sshd), borgcubeServerClass),
         ];
-  const m = await measure(parts, () => (path === 'direct' ? s.side.direct.extract(s.directLocation, 'a1', target) : borgcubeRestore(s, target)));
+  let phases: Phases | undefined;
+  const m = await measure(parts, async () => {
+    if (path === 'direct') return s.side.direct.extract(s.directLocation, 'a1', target);
+    const r = await borgcubeRestore(s, target);
+    phases = r.phases;
+    return r;
+  });
   rmSync(target, { recursive: true, force: true });
   const serverCpuS = SERVER_PARTS[path].reduce((n, k) => n + (m.cpu[k] ?? 0), 0);
-  note(`run ${run} ${path.padEnd(8)} ${f2(m.wallS)} s`);
-  return { run, path, wallS: m.wallS, serverCpuS, cpu: m.cpu, busyAtStart };
+  const steps = phases ? `: ${Object.entries(phases.activities).map(([name, a]) => `${name} ${f2(a.ms / 1000)}`).join(', ')}, between ${f2(phases.betweenMs / 1000)}` : '';
+  note(`run ${run} ${path.padEnd(8)} ${f2(m.wallS)} s${steps}`);
+  return { run, path, wallS: m.wallS, serverCpuS, cpu: m.cpu, busyAtStart, phases };
 }
 
 runBench('bench:restore', async () => {
   if (process.getuid?.() !== 0) throw new Error('bench:restore sets up users, sshd and accounts: run it as root');
-  const opts = parseArgs({ runs: 3, randomMib: 200, quietWait: 60 }, usage);
+  const opts = parseArgs({ runs: 3, randomMib: 200, quietWait: 60, profile: undefined as string | undefined }, usage);
   const info = await runInfo();
   const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
   if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
-  const s = await setUp(opts.randomMib);
+  const profile = profileDirs(opts.profile);
+  const s = await setUp(opts.randomMib, profile);
   const samples: Sample[] = [];
   for (let run = 1; run <= opts.runs; run++) {
     const order = run % 2 ? (['direct', 'borgcube'] as const) : (['borgcube', 'direct'] as const);
     for (const path of order) samples.push(await sample(s, path, run, opts.quietWait));
   }
   report(samples, s.tree, info, opts.quietWait);
+  if (profile) await printProfiles(s.stack, profile);
 });
+
+/** Stops the worker and the repository service (they write their profiles on exit) and summarises. */
+async function printProfiles(stack: BenchStack, dirs: { service: string; worker: string }): Promise<void> {
+  note('stopping the worker and the repository service to collect their profiles…');
+  await stack.worker.stop();
+  await stack.storage.stop();
+  print();
+  printProfileSummary('Repository service (storage-main), main thread', profilesIn(dirs.service, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
+  print();
+  printProfileSummary('Repository service, crypto worker threads', profilesIn(dirs.service, (n) => !/\.0\.\d+\.cpuprofile$/.test(n)));
+  print();
+  printProfileSummary('Worker (workflows + client activities), all threads', profilesIn(dirs.worker));
+  print(`profiles: ${dirs.service}/..`);
+}
 
 function report(samples: Sample[], tree: TreeInfo, info: Awaited<ReturnType<typeof runInfo>>, quietWait: number): void {
   const gb = tree.bytes / 1e9;

@@ -55,4 +55,26 @@ describe('sorted id files', () => {
     expect(() => new IdFile(bad)).toThrow();
     expect(() => new IdCollector().add(Buffer.alloc(31))).toThrow(/32 bytes/);
   });
+
+  it('finds every id and no neighbour at the edges of its index blocks (256 ids each)', () => {
+    for (const n of [1, 255, 256, 257, 513]) {
+      const c = new IdCollector();
+      for (let i = 0; i < n; i++) c.add(randomBytes(32));
+      const path = join(dir, `edge-${n}.ids`);
+      c.writeSorted(path);
+      const sorted = c.sorted();
+      const f = new IdFile(path);
+      try {
+        for (let i = 0; i < n; i++) {
+          const id = sorted.subarray(i * 32, i * 32 + 32);
+          expect(f.has(id)).toBe(true);
+          const below = Buffer.from(id);
+          below[31] = below[31]! - 1;
+          if (id[31]! > 0 && !(i > 0 && sorted.subarray(i * 32 - 32, i * 32).equals(below))) expect(f.has(below)).toBe(false);
+        }
+      } finally {
+        f.close();
+      }
+    }
+  });
 });

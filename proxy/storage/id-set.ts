@@ -1,7 +1,7 @@
 // A set of 32-byte object ids as a sorted file of raw ids, looked up by binary search with
 // positioned reads: a restore of a million-file archive allows millions of ids, which as a JS Set
 // of hex strings would cost the service ~100 bytes each for the whole session; here they cost
-// 32 bytes on disk and a few reads per lookup.
+// 32 bytes on disk and one read per lookup (IdFile).
 import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
 
 const ID = 32;
@@ -73,10 +73,21 @@ function search(count: number, read: (i: number, into: Buffer) => void, id: Buff
   return false;
 }
 
-/** A sorted id file opened for lookups; `close()` when done. */
+/** Ids per block of an IdFile: one positioned read of 8 KiB per lookup. */
+const BLOCK = 256;
+
+/**
+ * A sorted id file opened for lookups; `close()` when done. The first id of every block of
+ * BLOCK ids is kept in memory (1/256 of the file), so a lookup is a binary search there, one
+ * positioned read of its block and a search in that: a restore's get cost ~17 reads (one per
+ * step of a binary search over the file) before, each a syscall of its own.
+ */
 export class IdFile {
   private readonly fd: number;
   private readonly count: number;
+  /** The first id of each block, concatenated. */
+  private readonly index: Buffer;
+  private readonly block = Buffer.allocUnsafe(BLOCK * ID);
 
   constructor(path: string) {
     this.fd = openSync(path, 'r');
@@ -86,12 +97,30 @@ export class IdFile {
       throw new Error(`${path} is not a file of ${ID}-byte ids`);
     }
     this.count = size / ID;
+    const blocks = Math.ceil(this.count / BLOCK);
+    this.index = Buffer.allocUnsafe(blocks * ID);
+    for (let b = 0; b < blocks; b++) this.readFully(this.index.subarray(b * ID, b * ID + ID), b * BLOCK * ID);
   }
 
   has(id: Buffer): boolean {
-    return search(this.count, (i, into) => {
-      if (readSync(this.fd, into, 0, ID, i * ID) !== ID) throw new Error('the id file is shorter than it was');
-    }, id);
+    if (id.length !== ID || this.count === 0) return false;
+    // The last block whose first id is ≤ id.
+    let lo = 0;
+    let hi = this.index.length / ID - 1;
+    if (this.index.compare(id, 0, ID, 0, ID) > 0) return false;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (this.index.compare(id, 0, ID, mid * ID, mid * ID + ID) <= 0) lo = mid;
+      else hi = mid - 1;
+    }
+    const n = Math.min(BLOCK, this.count - lo * BLOCK);
+    const block = this.block.subarray(0, n * ID);
+    this.readFully(block, lo * BLOCK * ID);
+    return sortedHas(block, id);
+  }
+
+  private readFully(into: Buffer, position: number): void {
+    if (readSync(this.fd, into, 0, into.length, position) !== into.length) throw new Error('the id file is shorter than it was');
   }
 
   close(): void {

@@ -81,6 +81,11 @@ describe('CryptoPool with worker threads', () => {
     const corrupt = Buffer.from(stored[3]!.object);
     corrupt[50]! ^= 1;
     const bad = pool.reseal({ keyRef: 'real', jobKeyRef: 'job:3', id: Buffer.alloc(32), object: corrupt, iv: 1n });
+    // A small object is resealed on the calling thread: its MAC is checked there just the same.
+    const smallCorrupt = Buffer.from(stored[1]!.object);
+    smallCorrupt[smallCorrupt.length - 1]! ^= 1;
+    expect(smallCorrupt.length).toBeLessThan(32 * 1024);
+    expect(await pool.reseal({ keyRef: 'real', jobKeyRef: 'job:3', id: Buffer.alloc(32), object: smallCorrupt, iv: 2n })).toMatchObject({ ok: false, reason: 'bad-mac' });
     for (const [n, r] of (await Promise.all(results)).entries()) {
       if (!r.ok) throw new Error(`object ${n}: ${r.reason} ${r.detail}`);
       const served = decryptObject(job, r.object!);
