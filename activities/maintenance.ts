@@ -148,6 +148,11 @@ async function pruneArchives(deps: MaintenanceActivityDeps, jobId: string): Prom
       cancelledOr(listed, 'borg list');
       if (listed.code !== 0) throw new Error(`borg list failed with exit code ${listed.code}`);
       refuseForeignArchives(client.name, listed.stdout.toString('utf8').split('\n').filter(Boolean));
+      const busy = await restoredArchivesPruneWouldTake(deps, inv, repo, [...rules, '--glob-archives', glob], jobLog);
+      if (busy) {
+        await jobLog.own(`nothing pruned this time: ${busy}; the next prune applies the rules`);
+        return { pruned: [], kept: 0 };
+      }
       const pruned: PruneResult['pruned'] = [];
       let kept = 0;
       const r = await runLoggedBorg(inv, ['prune', '--list', '--log-json', '--glob-archives', glob, ...rules, repo.path], jobLog, (l) => {
@@ -171,6 +176,24 @@ async function pruneArchives(deps: MaintenanceActivityDeps, jobId: string): Prom
   await jobLog.flush();
   log.info({ job: jobId, repository: repo.name, client: client.name, ...stats }, 'prune finished');
   return { ...outcome, stats };
+}
+
+/**
+ * A restore reads its archive while holding nothing of the repository (DESIGN §4.10), so a prune
+ * must not take an archive a running restore reads: it would fail that restore halfway. Asks
+ * `borg prune --dry-run` what it would take; returns why to skip, or undefined.
+ */
+async function restoredArchivesPruneWouldTake(deps: MaintenanceActivityDeps, inv: Awaited<ReturnType<typeof borgInvocation>>, repo: { id: string; path: string }, args: string[], jobLog: JobLog): Promise<string | undefined> {
+  const restores = await jobsQ.runningRestoresOf(deps.db, repo.id);
+  if (!restores.size) return undefined;
+  const taken: string[] = [];
+  const r = await runLoggedBorg(inv, ['prune', '--dry-run', '--list', '--log-json', ...args, repo.path], jobLog, (l) => {
+    const p = l.kind === 'log' ? parsePruneListLine(l.message) : undefined;
+    if (p?.action === 'prune' && restores.has(p.id)) taken.push(`archive ${p.name} is being restored by job ${restores.get(p.id)}`);
+  });
+  cancelledOr(r, 'borg prune --dry-run');
+  if (r.code !== 0 && r.code !== 1) throw ApplicationFailure.nonRetryable(`borg prune --dry-run failed with exit code ${r.code}`, 'BorgFailed');
+  return taken.length ? taken.join('; ') : undefined;
 }
 
 /** Every name the glob selected must have the exact shape of this client's archives. */

@@ -166,3 +166,12 @@ export async function appendJobLog(db: Db, jobId: string, message: string, level
   const seq = (await lastLogSeq(db, jobId)) + 1;
   await insertLogLines(db, [{ jobId, seq, time: new Date(), level, type: 'borgcube', msgid: null, message }]);
 }
+
+/** Running restores of a repository: the Borg ids of the archives they read, with the job ids. */
+export async function runningRestoresOf(db: Db, repositoryId: string): Promise<Map<string, string>> {
+  const rows = await db
+    .select({ id: jobsTable.id, restore: jobsTable.restore })
+    .from(jobsTable)
+    .where(and(eq(jobsTable.repositoryId, repositoryId), eq(jobsTable.kind, 'restore'), eq(jobsTable.state, 'running')));
+  return new Map(rows.flatMap((r) => (r.restore ? [[r.restore.archiveBorgId, r.id] as [string, string]] : [])));
+}

@@ -24,7 +24,7 @@ import { startRestore, type StartRestoreInput } from '../../services/restores.js
 import { backup, describeJob, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
 import { createClientHost, type ClientHost } from '../harness/client-host.js';
-import { describeRichTree, nonUtf8Name, withoutOwners, writeRichTree, type RichNode } from '../harness/rich-tree.js';
+import { describeRichTree, nonUtf8Name, withoutOwners, writeRichTree, type OwnerlessNode, type RichNode } from '../harness/rich-tree.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
 import { startStack, type TestStack } from '../harness/stack.js';
 
@@ -32,7 +32,7 @@ const admin = { actor: 'test:admin', userId: null, role: 'admin' as const };
 const operator = { actor: 'test:operator', userId: null, role: 'operator' as const };
 
 /** The entries under `prefix/` (re-keyed below it), hard-link groups renamed to their first member there. */
-function subtree(tree: Record<string, RichNode>, ...prefixes: string[]): Record<string, Omit<RichNode, 'uid'>> {
+function subtree(tree: Record<string, RichNode>, ...prefixes: string[]): Record<string, OwnerlessNode> {
   const picked = Object.entries(withoutOwners(tree)).filter(([k]) => prefixes.some((p) => k === p || k.startsWith(`${p}/`)));
   const first = new Map<string, string>();
   return Object.fromEntries(
@@ -168,7 +168,7 @@ describe('the restore workflow', () => {
     const now = await describeRichTree(src.path('data'));
     expect(subtree(now, 'plain.txt', 'deep')).toEqual(subtree(original, 'plain.txt', 'deep'));
     // links/two is a name of the archived file again (its content, mode and times).
-    expect({ ...now['links/two'], linkGroup: undefined, uid: 0 }).toEqual({ ...original['links/two'], linkGroup: undefined, uid: 0 });
+    expect({ ...now['links/two'], linkGroup: undefined, uid: 0, gid: 0 }).toEqual({ ...original['links/two'], linkGroup: undefined, uid: 0, gid: 0 });
     for (const k of ['exec.sh', 'new-file', 'empty', 'odd', 'links/one', 'hl-other']) expect(now[k], k).toEqual(outside[k]);
   });
 

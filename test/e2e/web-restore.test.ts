@@ -10,7 +10,7 @@
 // sees no restore form and a POST from a viewer is refused. The same form's download buttons
 // hand the picked entries to the API's tar route.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,11 +23,14 @@ import { registerCleanup, runCleanups } from '../harness/cleanup.js';
 import { createClientHost, describeTree, type ClientHost, type TreeNode } from '../harness/client-host.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
 import { startStack, type TestStack } from '../harness/stack.js';
+import { projectRoot } from '../harness/paths.js';
 import { startWeb } from '../harness/web.js';
 
 const adminPassword = 'e2e-admin-password-1234';
 const operatorPassword = 'e2e-operator-password-1234';
 const viewerPassword = 'e2e-viewer-password-1234';
+// Screenshots go to docs/screenshots/ only when asked for (BORGCUBE_UPDATE_SCREENSHOTS=1), as in web-console.test.ts.
+const updateScreenshots = process.env.BORGCUBE_UPDATE_SCREENSHOTS === '1';
 const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 async function login(page: Page, url: string, user: string, password: string) {
@@ -60,6 +63,7 @@ describe('restoring from the web console in Chromium', () => {
   let archiveName: string;
   /** The backed-up folder as the archive holds it (no leading slash). */
   let dataRel: string;
+  let screenshots: string;
 
   /** The archive page of `src`'s folder `data`, reached by clicking: client → archives → archive → folders. */
   async function openDataFolder(page: Page) {
@@ -85,7 +89,7 @@ describe('restoring from the web console in Chromium', () => {
         'data/docs/big.bin': { type: 'file', size: 48 << 20, seed: 'web-restore' },
         'data/docs/sub/tool.sh': { type: 'file', content: '#!/bin/sh\necho hi\n', mode: 0o750, mtime: new Date('2023-03-03T03:03:03Z') },
         'data/docs/sub/link': { type: 'symlink', target: '../report.txt' },
-        'data/docs/<b>markup</b>.txt': 'a name with markup\n',
+        'data/docs/<i>markup<i> & "quotes".txt': 'a name with markup\n',
         'data/other/not-picked.txt': 'stays in the archive\n',
       },
     });
@@ -101,6 +105,8 @@ describe('restoring from the web console in Chromium', () => {
     await addUser(stack.deps, { username: 'viewer', role: 'viewer', password: viewerPassword });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
     registerCleanup('chromium', () => browser.close());
+    screenshots = updateScreenshots ? join(projectRoot, 'docs', 'screenshots') : join(stack.dataDir, 'screenshots');
+    mkdirSync(screenshots, { recursive: true });
   }, 600_000);
   afterAll(runCleanups);
 
@@ -136,6 +142,7 @@ describe('restoring from the web console in Chromium', () => {
     await second.check(`input[name=path][value="${dataRel}/docs"]`);
     await second.selectOption('#restore-client', 'other');
     await second.fill('#restore-target', target);
+    await second.screenshot({ path: join(screenshots, 'archive-restore.png'), fullPage: true });
 
     await Promise.all([page.waitForURL(/\/jobs\/[0-9a-f-]{36}$/), page.click('#start-restore')]);
     const jobId = page.url().split('/').pop()!;
@@ -154,6 +161,7 @@ describe('restoring from the web console in Chromium', () => {
     await waitForTrue(page, "document.getElementById('job').dataset.state !== 'running' || Number(document.getElementById('job').dataset.progressEvents || 0) >= 1", 180_000);
     await waitForTrue(page, "document.getElementById('job').dataset.state !== 'running'", 300_000);
     const job = await waitForJob(stack, jobId);
+    await page.screenshot({ path: join(screenshots, 'job-restore.png'), fullPage: true });
     expect(await page.locator('#job').getAttribute('data-state'), `${job.state}: ${job.error}\n${await describeJob(stack, jobId)}`).toBe('succeeded');
     expect(Number(await page.getAttribute('#job', 'data-progress-events'))).toBeGreaterThanOrEqual(1);
     expect(Number(await page.evaluate("document.getElementById('job-progress').value"))).toBe(1000);
@@ -167,7 +175,7 @@ describe('restoring from the web console in Chromium', () => {
     const restored = contentOf(other.path('restored', dataRel, 'docs'));
     expect(restored).toEqual(contentOf(src.path('data', 'docs')));
     expect(restored['big.bin']?.size).toBe(48 << 20);
-    expect(restored['<b>markup</b>.txt']?.type).toBe('file');
+    expect(restored['<i>markup<i> & "quotes".txt']?.type).toBe('file');
     await ctx.close();
   });
 
@@ -186,6 +194,28 @@ describe('restoring from the web console in Chromium', () => {
     // The CSRF token went in the POST body, never into the download's URL.
     expect(download.url()).not.toContain('_csrf');
     expect(download.url()).toContain(`path=${encodeURIComponent(`${dataRel}/other`)}`);
+    await ctx.close();
+  });
+
+  it('refuses a name that is not UTF-8, a strip count that is not a number, and in place with a target, each with one message', async () => {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await login(page, web.url, 'admin', adminPassword);
+    await openDataFolder(page);
+    const post = async (fields: Record<string, string>) =>
+      JSON.parse(
+        await page.evaluate<string>(
+          `(async () => { const b = new URLSearchParams(${JSON.stringify({ ...fields, client: 'other' })}); b.set('_csrf', document.querySelector('main').dataset.csrf); const r = await fetch(location.pathname + '/restore', { method: 'POST', body: b }); const d = new DOMParser().parseFromString(await r.text(), 'text/html'); return JSON.stringify({ status: r.status, problem: d.querySelector('.form-problem .error')?.textContent ?? null, jobs: (await (await fetch('/api/v1/jobs?kind=restore')).json()).jobs.length }); })()`,
+        ),
+      ) as { status: number; problem: string | null; jobs: number };
+    const before = await post({ stripComponents: 'x' });
+    expect(before).toMatchObject({ status: 400, problem: 'stripComponents: give a whole number from 0 to 255' });
+    const nonUtf8 = await post({ pathB64: Buffer.concat([Buffer.from(`${dataRel}/odd-`), Buffer.from([0xff])]).toString('base64') });
+    expect(nonUtf8.status).toBe(400);
+    expect(nonUtf8.problem).toContain('is not UTF-8 text; pick its folder to restore it');
+    const both = await post({ inPlace: '1', target: other.path('x') });
+    expect(both).toMatchObject({ status: 400, problem: 'target: give either a target directory or in place, not both' });
+    expect(both.jobs).toBe(before.jobs);
     await ctx.close();
   });
 

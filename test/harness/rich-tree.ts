@@ -86,7 +86,11 @@ export interface RichNode {
   /** Files with several names: the first name of the group (in walk order). */
   linkGroup?: string;
   uid: number;
+  gid: number;
 }
+
+/** A node without its owner and group (what a restore by a client that is not root keeps). */
+export type OwnerlessNode = Omit<RichNode, 'uid' | 'gid'>;
 
 const nameKey = (b: Buffer) => {
   const s = b.toString('utf8');
@@ -103,7 +107,7 @@ async function userXattrs(path: string): Promise<Record<string, string>> {
   return out;
 }
 
-/** path (relative, UTF-8 or hex:) → everything a restore must keep. Owners are reported, not compared by `sameRichTree`. */
+/** path (relative, UTF-8 or hex:) → everything a restore must keep. Owners (numeric uid/gid) are reported; withoutOwners drops them. */
 export async function describeRichTree(root: string): Promise<Record<string, RichNode>> {
   const out: Record<string, RichNode> = {};
   const inodes = new Map<bigint, string>();
@@ -118,6 +122,7 @@ export async function describeRichTree(root: string): Promise<Record<string, Ric
         mode: Number(st.mode & 0o7777n),
         mtime: st.mtimeNs.toString(),
         uid: Number(st.uid),
+        gid: Number(st.gid),
       };
       if (st.isFile()) {
         node.size = Number(st.size);
@@ -138,6 +143,6 @@ export async function describeRichTree(root: string): Promise<Record<string, Ric
 }
 
 /** The picture without owners (a client that is not root restores everything as its own). */
-export function withoutOwners(tree: Record<string, RichNode>): Record<string, Omit<RichNode, 'uid'>> {
-  return Object.fromEntries(Object.entries(tree).map(([k, { uid: _uid, ...rest }]) => [k, rest]));
+export function withoutOwners(tree: Record<string, RichNode>): Record<string, OwnerlessNode> {
+  return Object.fromEntries(Object.entries(tree).map(([k, { uid: _uid, gid: _gid, ...rest }]) => [k, rest]));
 }

@@ -6,6 +6,7 @@
 // Each runs from a tagged temp folder (tags.ts) so a crashed run's sshd is found and ended.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataPaths } from '../../infra/config.js';
 import { authorizedKeysScriptPath } from '../../infra/local-stack/programs.js';
@@ -118,6 +119,23 @@ export interface ClientSshdOptions {
   extraConfig?: string[];
   /** Default VERBOSE (tests assert on it); benchmarks log less. */
   logLevel?: SshdInstance['logLevel'];
+  /**
+   * Public keys root may log in with (a client whose SSH user is root). Without it root is
+   * refused (`PermitRootLogin no`). See rootLoginConfig for how /root/.ssh stays untouched.
+   */
+  rootKeys?: string[];
+}
+
+/**
+ * sshd_config lines letting root in with the keys in `keysFile` only. StrictModes checks every
+ * folder above an AuthorizedKeysFile up to / for a root login (root's home, /root, is not above
+ * it) and refuses one below /tmp (mode 1777), where the test's folders live; so root's keys come
+ * through AuthorizedKeysCommand (root-owned /usr/bin/cat, run as root), which reads the file in the
+ * test's own 0700 folder — and AuthorizedKeysFile none keeps /root/.ssh out of it.
+ */
+function rootLoginConfig(keysFile: string): string[] {
+  if (/[\s%"']/.test(keysFile)) throw new Error(`unusable path for root's keys: ${keysFile}`);
+  return ['PermitRootLogin prohibit-password', 'Match User root', '  AuthorizedKeysFile none', `  AuthorizedKeysCommand /usr/bin/cat ${keysFile}`, '  AuthorizedKeysCommandUser root'];
 }
 
 /** An sshd acting as the client machines: key logins into test users, sftp for pushes. */
@@ -125,6 +143,9 @@ export async function startClientSshd(opts: ClientSshdOptions = {}): Promise<Cli
   const dir = makeTaggedDir('client-sshd');
   const port = await freePort();
   const { hostKey, config: configPath, pidFile } = sshdPaths(dir);
+  const rootKeysFile = join(dir, 'root_authorized_keys');
+  if (opts.rootKeys) writeFileSync(rootKeysFile, opts.rootKeys.map((k) => `${normalizeKey(k)}\n`).join(''), { mode: 0o600 });
+  const allowUsers = [...(opts.allowUsers ?? [`${userPrefix}*`]), ...(opts.rootKeys ? ['root'] : [])];
   writeFileSync(
     configPath,
     [
@@ -132,8 +153,8 @@ export async function startClientSshd(opts: ClientSshdOptions = {}): Promise<Cli
       'ListenAddress 127.0.0.1',
       `HostKey ${hostKey}`,
       `PidFile ${pidFile}`,
-      `AllowUsers ${(opts.allowUsers ?? [`${userPrefix}*`]).join(' ')}`,
-      'PermitRootLogin no',
+      `AllowUsers ${allowUsers.join(' ')}`,
+      ...(opts.rootKeys ? [] : ['PermitRootLogin no']),
       'AuthenticationMethods publickey',
       'PubkeyAuthentication yes',
       'AuthorizedKeysFile .ssh/authorized_keys',
@@ -150,6 +171,8 @@ export async function startClientSshd(opts: ClientSshdOptions = {}): Promise<Cli
       'MaxSessions 32',
       `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
       ...(opts.extraConfig ?? []),
+      // Match blocks last: they run to the end of the file.
+      ...(opts.rootKeys ? rootLoginConfig(rootKeysFile) : []),
       '',
     ].join('\n'),
     { mode: 0o600 },

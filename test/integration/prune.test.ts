@@ -4,10 +4,12 @@
 // backup is followed by a prune that keeps exactly what the rules say — hand-computed below from
 // borg 1.2's prune_split — and touches no archive of the other client; the archives table and the
 // repository's figures follow. A name the client's pattern cannot tell apart stops the prune.
+import { randomUUID } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { and, eq, isNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completeJob, insertJob } from '../../db/queries/jobs.js';
 import { archivesTable, repositoriesTable } from '../../db/schema.js';
 import { addClient, getClient } from '../../services/clients.js';
 import { jobLogTail } from '../../services/jobs.js';
@@ -119,9 +121,36 @@ describe('prune', () => {
     await cli(['borg', 'r1', '--', 'check']);
   });
 
+  it('prunes nothing while a running restore reads an archive the rules would take', async () => {
+    await cli(['policy', 'add', 'web2-keep', '--client', 'web-2', '--repo', 'r1', '--keep-monthly', '2']);
+    const before = (await archiveNames(stack, 'r1')).sort();
+    const listed = JSON.parse((await cli(['borg', 'r1', '--', 'list', '--json'])).out) as { archives: Array<{ name: string; id: string }> };
+    const restored = listed.archives.find((a) => a.name === 'web-2-2024-03-08T12-00-00')!;
+    const repo = await getRepository(stack.deps, 'r1');
+    const web2 = await getClient(stack.deps, 'web-2');
+    // A restore job in its run phase, as the restore workflow leaves the row while borg extract reads.
+    const restoreJob = await insertJob(stack.db.handle.db, {
+      id: randomUUID(),
+      kind: 'restore',
+      clientId: web2.id,
+      repositoryId: repo.id,
+      phase: 'run',
+      restore: { archiveId: randomUUID(), archiveBorgId: restored.id, archiveName: restored.name, sourceClientId: web2.id, paths: [], target: '/var/tmp/x', inPlace: false, stripComponents: 0 },
+    });
+    try {
+      const r = await cli(['policy', 'prune', 'web2-keep', '--wait']);
+      expect(r.out).toMatch(/succeeded/);
+      expect((await archiveNames(stack, 'r1')).sort()).toEqual(before);
+      const prune = (await waitForPolicyJob(stack, 'web2-keep', 'prune', 0, 10_000)).id;
+      const log = (await jobLogTail(stack.deps, prune, 200)).map((l) => l.message);
+      expect(log).toContain(`nothing pruned this time: archive web-2-2024-03-08T12-00-00 is being restored by job ${restoreJob.id}; the next prune applies the rules`);
+    } finally {
+      await completeJob(stack.db.handle.db, restoreJob.id, 'succeeded', null, null);
+    }
+  });
+
   it('web-2’s own prune keeps what its rules say and touches no archive of web', async () => {
     const webBefore = (await archiveNames(stack, 'r1')).filter((n) => !n.startsWith('web-2-')).sort();
-    await cli(['policy', 'add', 'web2-keep', '--client', 'web-2', '--repo', 'r1', '--keep-monthly', '2']);
     const r = await cli(['policy', 'prune', 'web2-keep', '--wait']);
     expect(r.out).toMatch(/succeeded/);
     const inRepo = await archiveNames(stack, 'r1');

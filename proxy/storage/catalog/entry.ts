@@ -21,10 +21,15 @@ export interface CatalogEntry {
   rdev: number | null;
   /** A directory the archive holds no item for (an ancestor of what was backed up). */
   implicit: boolean;
+  /**
+   * Bytes the item takes in a tar of the whole archive (tar-select.ts tarEntryOfItem; hard links
+   * as links to their master); 0 for what a tar leaves out (implicit directories, sockets).
+   */
+  tarBytes: number;
 }
 
 const TYPES: ItemType[] = ['file', 'dir', 'symlink', 'hardlink', 'fifo', 'chardev', 'blockdev', 'socket', 'other'];
-const FIXED = 56;
+const FIXED = 64;
 const NONE = 0xffffffff;
 
 export function splitPath(path: Buffer): { parent: Buffer; name: Buffer } {
@@ -51,12 +56,13 @@ export function entryOfItem(item: ArchiveItem): CatalogEntry {
     target: item.source ?? null,
     rdev: item.rdev ?? null,
     implicit: false,
+    tarBytes: 0,
   };
 }
 
 export function implicitDir(path: Buffer): CatalogEntry {
   const { parent, name } = splitPath(path);
-  return { parent, name, type: 'dir', mode: 0o040755, uid: 0, gid: 0, user: null, group: null, mtime: 0n, size: 0, target: null, rdev: null, implicit: true };
+  return { parent, name, type: 'dir', mode: 0o040755, uid: 0, gid: 0, user: null, group: null, mtime: 0n, size: 0, target: null, rdev: null, implicit: true, tarBytes: 0 };
 }
 
 const len = (b: Buffer | null) => (b ? b.length : NONE);
@@ -80,6 +86,7 @@ export function encodeEntry(e: CatalogEntry): Buffer {
   b.writeUInt16LE(e.user ? e.user.length : 0xffff, 48);
   b.writeUInt16LE(e.group ? e.group.length : 0xffff, 50);
   b.writeUInt32LE(len(e.target), 52);
+  b.writeDoubleLE(e.tarBytes, 56);
   let o = FIXED;
   for (const p of parts) if (p) o += p.copy(b, o);
   return b;
@@ -115,6 +122,7 @@ export function decodeEntry(b: Buffer, off: number): { entry: CatalogEntry; next
       mtime: b.readBigInt64LE(off + 16),
       size: b.readDoubleLE(off + 24),
       rdev: rdev < 0 ? null : rdev,
+      tarBytes: b.readDoubleLE(off + 56),
     },
     next: o,
   };
@@ -151,6 +159,14 @@ export function recordPathLatin1(b: Buffer, off: number): string {
   const nl = b.readUInt32LE(off + 44);
   const name = b.toString('latin1', off + FIXED + pl, off + FIXED + pl + nl);
   return pl ? `${b.toString('latin1', off + FIXED, off + FIXED + pl)}/${name}` : name;
+}
+
+/** What a tar-size sum needs of the record at `off`. */
+export function recordTar(b: Buffer, off: number): { implicit: boolean; hardlinkTo: Buffer | null; tarBytes: number } {
+  const type = TYPES[b.readUInt8(off)];
+  const tl = b.readUInt32LE(off + 52);
+  const end = off + (recordLength(b, off) ?? FIXED);
+  return { implicit: b.readUInt8(off + 1) === 1, hardlinkTo: type === 'hardlink' && tl !== NONE ? b.subarray(end - tl, end) : null, tarBytes: b.readDoubleLE(off + 56) };
 }
 
 export const recordImplicit = (b: Buffer) => b.readUInt8(1) === 1;

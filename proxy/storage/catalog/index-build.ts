@@ -6,7 +6,8 @@
 // hard-linked files, not of files.
 //
 // File layout (little endian), written to a temporary name and renamed into place:
-//   header (64 bytes): magic, entry count, offsets of the sections, dir count, file length
+//   header (72 bytes): magic, entry count, offsets of the sections, dir count, file length,
+//                     items dropped as duplicates of a path (the tar size then cannot come from here)
 //   entries:        encoded records (entry.ts), sorted by (parent, name), duplicates dropped
 //   entry offsets:  f64 per entry (+ one for the end of the entries)
 //   dirs:           per distinct parent: u32 path length, path, f64 first entry, f64 count
@@ -16,9 +17,10 @@ import { dirname, join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { ArchiveItem } from '../../borg/item.js';
 import { compareRecords, encodeEntry, entryOfItem, implicitDir, recordImplicit, recordKey, splitPath } from './entry.js';
+import { itemTarBytes } from './tar-select.js';
 
-export const MAGIC = Buffer.from('BCCATv1\n', 'latin1');
-export const HEADER_BYTES = 64;
+export const MAGIC = Buffer.from('BCCATv2\n', 'latin1');
+export const HEADER_BYTES = 72;
 /**
  * Encoded records held in memory before a run is sorted and spilled. The repository service's
  * event loop also carries every backup session: a run's sort (synchronous) stays around 0.1 s.
@@ -31,6 +33,8 @@ export interface IndexStats {
   entries: number;
   dirs: number;
   bytes: number;
+  /** Real items dropped because an earlier item had the same path. */
+  duplicates: number;
 }
 
 /** Buffered sequential writer over a file descriptor. */
@@ -123,6 +127,7 @@ async function makeRuns(items: AsyncIterable<ArchiveItem>, tmp: string, runBytes
       add(encodeEntry(implicitDir(p)));
     }
     const entry = entryOfItem(item);
+    entry.tarBytes = itemTarBytes(item);
     if (item.hardlinkMaster) masterSizes.set(item.path.toString('latin1'), entry.size);
     if (entry.type === 'hardlink' && item.size === undefined) entry.size = masterSizes.get(item.source!.toString('latin1')) ?? 0;
     if (entry.type === 'dir') knownDirs.add(item.path.toString('latin1'));
@@ -139,6 +144,7 @@ async function merge(runs: string[], out: Out, side: { offsets: Out; dirs: Out; 
   const heads = readers.map((r) => r.next());
   let entries = 0;
   let dirs = 0;
+  let duplicates = 0;
   let dirStart = 0;
   let curParent: Buffer | undefined;
   let pending: Buffer | undefined;
@@ -176,6 +182,7 @@ async function merge(runs: string[], out: Out, side: { offsets: Out; dirs: Out; 
     // create): the real item wins, otherwise the first one.
     if (pending && compareRecords(pending, rec) === 0) {
       if (recordImplicit(pending) && !recordImplicit(rec)) pending = rec;
+      else if (!recordImplicit(rec)) duplicates++;
       continue;
     }
     if (pending) emit(pending);
@@ -185,7 +192,7 @@ async function merge(runs: string[], out: Out, side: { offsets: Out; dirs: Out; 
   endDir();
   side.offsets.f64(out.written);
   for (const fd of fds) closeSync(fd);
-  return { entries, dirs, bytes: 0 };
+  return { entries, dirs, bytes: 0, duplicates };
 }
 
 /** A binary min-heap of run numbers by their current head record (exhausted runs drop out). */
@@ -256,7 +263,7 @@ export async function buildIndex(items: AsyncIterable<ArchiveItem>, outPath: str
     out.flush();
     const h = Buffer.alloc(HEADER_BYTES);
     MAGIC.copy(h, 0);
-    [stats.entries, HEADER_BYTES, entryOffsetsOff, stats.dirs, dirsOff, dirOffsetsOff, out.written].forEach((v, i) => h.writeDoubleLE(v, 8 + 8 * i));
+    [stats.entries, HEADER_BYTES, entryOffsetsOff, stats.dirs, dirsOff, dirOffsetsOff, out.written, stats.duplicates].forEach((v, i) => h.writeDoubleLE(v, 8 + 8 * i));
     writeSync(out.fd, h, 0, HEADER_BYTES, 0);
     closeSync(out.fd);
     renameSync(file, outPath);

@@ -2,7 +2,7 @@
 // search in the dir table, then one read of the page's offsets and one of its records.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { decodeEntry, recordLength, recordPathLatin1, splitPath, type CatalogEntry } from './entry.js';
+import { decodeEntry, recordLength, recordPathLatin1, recordTar, splitPath, type CatalogEntry } from './entry.js';
 import { HEADER_BYTES, MAGIC } from './index-build.js';
 
 export class CorruptIndexError extends Error {
@@ -21,11 +21,12 @@ export class CatalogIndex {
   private readonly entryOffsetsOff: number;
   private readonly dirsOff: number;
   private readonly dirOffsetsOff: number;
+  private readonly duplicates: number;
 
   private constructor(private readonly fd: number) {
     const h = this.read(0, HEADER_BYTES);
     if (!h.subarray(0, 8).equals(MAGIC)) throw new CorruptIndexError('not a catalog index');
-    const [entries, , entryOffsetsOff, dirs, dirsOff, dirOffsetsOff, length] = Array.from({ length: 7 }, (_, i) => h.readDoubleLE(8 + 8 * i)) as [number, number, number, number, number, number, number];
+    const [entries, , entryOffsetsOff, dirs, dirsOff, dirOffsetsOff, length, duplicates] = Array.from({ length: 8 }, (_, i) => h.readDoubleLE(8 + 8 * i)) as [number, number, number, number, number, number, number, number];
     if (length !== fstatSync(fd).size) throw new CorruptIndexError('catalog index has the wrong length');
     if (!(entryOffsetsOff + (entries + 1) * 8 === dirsOff && dirOffsetsOff + dirs * 8 === length)) throw new CorruptIndexError('catalog index sections do not add up');
     this.entryCount = entries;
@@ -33,6 +34,7 @@ export class CatalogIndex {
     this.entryOffsetsOff = entryOffsetsOff;
     this.dirsOff = dirsOff;
     this.dirOffsetsOff = dirOffsetsOff;
+    this.duplicates = duplicates;
   }
 
   /** Opens and checks an index; throws CorruptIndexError (rebuild it) or the fs error (ENOENT: build it). */
@@ -120,6 +122,90 @@ export class CatalogIndex {
       else hi = mid - 1;
     }
     return undefined;
+  }
+
+  /** The first dir whose path is ≥ `key` (bytewise). */
+  private dirLowerBound(key: Buffer): number {
+    let lo = 0;
+    let hi = this.dirCount;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (Buffer.compare(this.dirAt(mid).path, key) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /**
+   * The entries below directory `path` at any depth: those of `path` itself, and those of the
+   * dirs with the prefix `path/` (contiguous in the sorted dir table, so their entries are one
+   * range). Two ranges: a sibling such as `path!x` sorts between them.
+   */
+  private subtree(path: Buffer): Array<[number, number]> {
+    const ranges: Array<[number, number]> = [];
+    const d = this.dir(path);
+    if (d) ranges.push([d.first, d.first + d.count]);
+    const prefix = Buffer.concat([path, Buffer.from('/')]);
+    const lo = this.dirLowerBound(prefix);
+    let a = lo;
+    let b = this.dirCount;
+    while (a < b) {
+      const mid = (a + b) >> 1;
+      const p = this.dirAt(mid).path;
+      if (p.length >= prefix.length && p.subarray(0, prefix.length).equals(prefix)) a = mid + 1;
+      else b = mid;
+    }
+    if (a > lo) {
+      const last = this.dirAt(a - 1);
+      ranges.push([this.dirAt(lo).first, last.first + last.count]);
+    }
+    return ranges;
+  }
+
+  /**
+   * The exact length of the tar a download of `paths` writes (tar-stream.ts), from the index:
+   * the sum of the selected entries' tar bytes. Null when the index cannot tell — a hard link
+   * whose master is not selected (its first link then carries the data), or an archive holding
+   * a path twice — and the caller measures with a pass over the items instead.
+   */
+  async tarSize(paths: Buffer[], selected: (path: Buffer) => boolean): Promise<number | null> {
+    if (this.duplicates) return null;
+    const all = !paths.length || paths.some((p) => p.length === 0);
+    // Only the outermost of nested paths: the selection is their union.
+    const roots = all ? [] : [...new Set(paths.map((p) => p.toString('latin1')))].map((p) => Buffer.from(p, 'latin1')).filter((p) => !paths.some((q) => q.length < p.length && p[q.length] === 0x2f && p.subarray(0, q.length).equals(q)));
+    let total = 1024;
+    const ranges: Array<[number, number]> = [];
+    if (all) ranges.push([0, this.entryCount]);
+    for (const r of roots) {
+      const e = this.stat(r);
+      if (!e) return null;
+      if (e.type === 'hardlink' && e.target && !selected(e.target)) return null;
+      total += e.tarBytes;
+      if (e.type === 'dir') ranges.push(...this.subtree(r));
+    }
+    for (const [from, to] of ranges) {
+      const n = await this.sumRange(from, to, selected);
+      if (n === null) return null;
+      total += n;
+    }
+    return total;
+  }
+
+  private async sumRange(from: number, to: number, selected: (path: Buffer) => boolean): Promise<number | null> {
+    let total = 0;
+    for (let i = from; i < to; i += 8192) {
+      const n = Math.min(to, i + 8192) - i;
+      const offs = this.f64s(this.entryOffsetsOff + i * 8, n + 1);
+      const b = this.read(offs[0]!, offs[n]! - offs[0]!);
+      for (let k = 0; k < n; k++) {
+        const r = recordTar(b, offs[k]! - offs[0]!);
+        if (r.implicit) continue;
+        if (r.hardlinkTo && !selected(r.hardlinkTo)) return null;
+        total += r.tarBytes;
+      }
+      await yieldToLoop();
+    }
+    return total;
   }
 
   /**

@@ -61,29 +61,35 @@ export async function serveCatalog(sock: Socket, req: CatalogRequest, catalog: C
 
 async function serveTar(sock: Socket, req: Extract<CatalogRequest, { t: 'catalog.tar' }>, catalog: Catalog, log: Logger): Promise<void> {
   const paths = req.paths.map(pathArg);
-  // Every requested path must be in the archive: an answer that silently leaves one out looks
-  // like a complete download.
-  if (paths.some((p) => p.length)) {
-    const idx = await catalog.index(req.repositoryId, req.archiveId);
-    try {
-      for (const p of paths) if (p.length && !idx.stat(p)) throw new CatalogError('not-found', `${p.toString('latin1')}: no such path in the archive`);
-    } finally {
-      idx.close();
-    }
-  }
   const selected = selectionOf(paths);
-  const size = req.size ? await tarSize(await catalog.archive(req.repositoryId, req.archiveId), selected) : null;
+  // Every requested path must be in the archive: an answer that silently leaves one out looks
+  // like a complete download. The exact size comes from the index when it can tell, else from a
+  // metadata-only pass over the items.
+  const idx = await catalog.index(req.repositoryId, req.archiveId);
+  let size: number | null = null;
+  try {
+    for (const p of paths) if (p.length && !idx.stat(p)) throw new CatalogError('not-found', `${p.toString('latin1')}: no such path in the archive`);
+    if (req.size) size = await idx.tarSize(paths, selected);
+  } finally {
+    idx.close();
+  }
+  if (req.size && size === null) size = await tarSize(await catalog.archive(req.repositoryId, req.archiveId), selected);
   const archive = await catalog.archive(req.repositoryId, req.archiveId);
   const repo = await catalog.repositoryHandle(req.repositoryId);
   let started = false;
+  let sent = 0;
   const write = async (b: Buffer) => {
     if (sock.destroyed) throw new CatalogError('failed', 'the requester went away');
+    sent += b.length;
+    // Never more bytes than announced: the requester would take them for another response.
+    if (size !== null && sent > size) throw new CatalogError('failed', `the download grew past its announced ${size} bytes`);
     if (!writeFrame(sock, { t: 'data' }, b)) await drained(sock);
   };
   try {
     writeFrame(sock, { t: 'tar', size });
     started = true;
     await writeTar(archive, selected, (id) => repo.use((up) => repo.readObject(up, id)), write);
+    if (size !== null && sent !== size) throw new CatalogError('failed', `the download ended after ${sent} of its announced ${size} bytes`);
     sock.end(frameBytes({ t: 'end' }));
   } catch (err) {
     if (!started) throw err;

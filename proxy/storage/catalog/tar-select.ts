@@ -1,6 +1,6 @@
 // Which items a download holds, and as which tar type.
-import { S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type ArchiveItem } from '../../borg/item.js';
-import type { TarType } from './tar.js';
+import { itemSize, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type ArchiveItem } from '../../borg/item.js';
+import { entryBytes, type TarEntry, type TarType } from './tar.js';
 
 /** The tar type of an item; undefined for what tar cannot hold (sockets, unknown types). */
 export function itemTarType(item: ArchiveItem): TarType | undefined {
@@ -20,6 +20,26 @@ export function itemTarType(item: ArchiveItem): TarType | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The tar entry of an item as a download of the whole archive writes it: a hard link (borg 1.2:
+ * `source` on a non-symlink) as a link to its master. Undefined for what tar cannot hold.
+ */
+export function tarEntryOfItem(item: ArchiveItem): TarEntry | undefined {
+  const type = itemTarType(item);
+  if (!type) return undefined;
+  const entry: TarEntry = { path: item.path, type, mode: item.mode & 0o7777, uid: item.uid, gid: item.gid, uname: item.user, gname: item.group, mtime: item.mtime, size: 0, rdev: item.rdev, xattrs: item.xattrs };
+  if (type === 'symlink') return { ...entry, linkname: item.source };
+  if (item.source !== undefined) return { ...entry, type: 'hardlink', linkname: item.source };
+  if (type === 'file') return { ...entry, size: itemSize(item) };
+  return entry;
+}
+
+/** Bytes of the item in a tar of the whole archive (0: left out). */
+export function itemTarBytes(item: ArchiveItem): number {
+  const e = tarEntryOfItem(item);
+  return e ? entryBytes(e) : 0;
 }
 
 /** Normalizes a requested path: no leading or trailing slashes, no empty, '.' or '..' components. */

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, type ArchiveItem, type ChunkRef } from '../../borg/item.js';
 import type { ArchiveReader } from '../archive-items.js';
+import { buildIndex } from './index-build.js';
+import { CatalogIndex } from './index-file.js';
 import { selectionOf } from './tar-select.js';
 import { tarSize, writeTar } from './tar-stream.js';
 
@@ -36,6 +38,10 @@ const items: ArchiveItem[] = [
   item('srv/sub/fifo', S_IFIFO | 0o600),
   item('srv/sub/sock', S_IFSOCK | 0o600),
   item('srv/sub/empty', S_IFREG | 0o600, { size: 0, chunks: [] }),
+  item('srv/sub/deeper', S_IFDIR | 0o755),
+  item('srv/sub/deeper/c.txt', S_IFREG | 0o644, { size: 2, chunks: chunks('c\n'), xattrs: new Map([['user.k', Buffer.from('v')]]) }),
+  // Sorts between "srv/sub" and "srv/sub/…" in the index: not part of srv/sub's subtree.
+  item('srv/sub!x', S_IFREG | 0o644, { size: 1, chunks: chunks('!') }),
 ];
 const archive: ArchiveReader = {
   meta: {} as ArchiveReader['meta'],
@@ -94,6 +100,20 @@ describe('a download of archive items as tar', () => {
     const t = await tarOf(['srv/sub/b.txt', 'srv/sub/sym']);
     const r = spawnSync('tar', ['-tf', t.file], { encoding: 'utf8' });
     expect(r.stdout.trim().split('\n')).toEqual(['srv/sub/b.txt', 'srv/sub/sym']);
+  });
+
+  it('the index predicts the exact tar length, or says it cannot (a link whose master is left out)', async () => {
+    const idxPath = join(dir, 'archive.idx');
+    await buildIndex(archive.items(), idxPath);
+    const idx = CatalogIndex.open(idxPath);
+    for (const sel of [[], ['srv'], ['srv/sub/deeper'], ['srv', 'srv/sub'], ['srv/sub/b.txt', 'srv/sub/sym'], ['srv/sub!x'], ['srv/a.txt', 'srv/sub/a-link'], ['srv/a.txt', 'srv/sub']]) {
+      const t = await tarOf(sel);
+      const predicted = await idx.tarSize(sel.map((p) => Buffer.from(p)), selectionOf(sel.map((p) => Buffer.from(p))));
+      expect([sel, predicted]).toEqual([sel, t.size]);
+    }
+    expect(await idx.tarSize([Buffer.from('srv/sub')], selectionOf([Buffer.from('srv/sub')]))).toBeNull();
+    expect(await idx.tarSize([Buffer.from('srv/sub/a-link')], selectionOf([Buffer.from('srv/sub/a-link')]))).toBeNull();
+    idx.close();
   });
 
   it('a file whose chunks do not add up to its size stops the download', async () => {

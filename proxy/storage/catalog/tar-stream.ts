@@ -8,7 +8,7 @@ import { itemSize, S_IFMT, S_IFREG } from '../../borg/item.js';
 import type { ArchiveReader } from '../archive-items.js';
 import type { ReadObject } from '../archive-refs.js';
 import { CatalogError } from './catalog.js';
-import { itemTarType, selectionOf } from './tar-select.js';
+import { itemTarType, selectionOf, tarEntryOfItem } from './tar-select.js';
 import { END_OF_ARCHIVE, entryBytes, entryHeader, padding, type TarEntry } from './tar.js';
 
 export { selectionOf };
@@ -43,22 +43,20 @@ export async function* plan(archive: ArchiveReader, selected: (path: Buffer) => 
 }
 
 function toPlanned(item: ArchiveItem, masters: Map<string, Master>): Planned | undefined {
-  const type = itemTarType(item);
-  if (!type) return undefined;
-  const entry: TarEntry = { path: item.path, type, mode: item.mode & 0o7777, uid: item.uid, gid: item.gid, uname: item.user, gname: item.group, mtime: item.mtime, size: 0, rdev: item.rdev, xattrs: item.xattrs };
-  if (type === 'symlink') return { entry: { ...entry, linkname: item.source }, chunks: [] };
-  if (item.source !== undefined) {
+  const entry = tarEntryOfItem(item);
+  if (!entry) return undefined;
+  if (entry.type === 'hardlink' && item.source !== undefined) {
     // A hard link (borg 1.2: `source` names the master item, which came first in the stream).
     const m = masters.get(item.source.toString('latin1'));
     if (!m) throw new CatalogError('failed', `hard link ${item.path.toString('latin1')} names a master the archive does not hold`);
-    if (m.writtenAs) return { entry: { ...entry, type: 'hardlink', linkname: m.writtenAs }, chunks: [] };
+    if (m.writtenAs) return { entry: { ...entry, linkname: m.writtenAs }, chunks: [] };
     // Its master is not in this download: this link carries the data, later ones link to it.
     m.writtenAs = item.path;
-    if ((item.mode & S_IFMT) !== S_IFREG) return { entry, chunks: [] };
-    return { entry: { ...entry, type: 'file', size: m.size }, chunks: m.chunks };
+    const own = itemTarType(item)!;
+    if ((item.mode & S_IFMT) !== S_IFREG) return { entry: { ...entry, type: own, linkname: undefined }, chunks: [] };
+    return { entry: { ...entry, type: 'file', linkname: undefined, size: m.size }, chunks: m.chunks };
   }
-  if (type === 'file') return { entry: { ...entry, size: itemSize(item) }, chunks: item.chunks ?? [] };
-  return { entry, chunks: [] };
+  return { entry, chunks: entry.type === 'file' ? (item.chunks ?? []) : [] };
 }
 
 /** The exact byte count of the tar `plan` would produce (metadata only: no data is read). */

@@ -7,6 +7,7 @@
 // not fit the ustar one exactly: names that are long or not plain ASCII, link targets likewise,
 // sizes ≥ 8 GiB, ids ≥ 2^21, long or non-ASCII owner names, mtimes with a fraction or outside
 // the octal range, and extended attributes.
+import { isUtf8 } from 'node:buffer';
 
 export const BLOCK = 512;
 
@@ -36,21 +37,17 @@ const TYPEFLAG: Record<TarType, string> = { file: '0', hardlink: '1', symlink: '
 
 const isPlainAscii = (b: Buffer) => b.every((c) => c >= 0x20 && c < 0x7f);
 
-function isUtf8(b: Buffer): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(b);
-    return true;
-  } catch {
-    return false;
-  }
+/** Length of a pax record whose " key=value\n" part is `body` bytes: the decimal length counts itself. */
+function paxRecordLength(body: number): number {
+  let len = body + 1;
+  while (String(len).length + body !== len) len = String(len).length + body;
+  return len;
 }
 
 /** One pax record: "<len> <key>=<value>\n", where len counts the whole record including itself. */
 function paxRecord(key: string, value: Buffer): Buffer {
   const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')]);
-  let len = body.length + 1;
-  while (String(len).length + body.length !== len) len = String(len).length + body.length;
-  return Buffer.concat([Buffer.from(String(len)), body]);
+  return Buffer.concat([Buffer.from(String(paxRecordLength(body.length))), body]);
 }
 
 function octal(value: number | bigint, width: number): Buffer {
@@ -91,7 +88,7 @@ function ustarSplit(path: Buffer): { name: Buffer; prefix: Buffer } | undefined 
   return undefined;
 }
 
-function paxRecords(e: TarEntry, path: Buffer): Buffer[] {
+function paxFields(e: TarEntry, path: Buffer): Array<[string, Buffer]> {
   const recs: Array<[string, Buffer]> = [];
   const binary = [path, e.linkname, e.uname, e.gname].some((b) => b && !isUtf8(b));
   if (binary) recs.push(['hdrcharset', Buffer.from('BINARY')]);
@@ -104,7 +101,7 @@ function paxRecords(e: TarEntry, path: Buffer): Buffer[] {
   if (e.gname && (e.gname.length > 31 || !isPlainAscii(e.gname))) recs.push(['gname', e.gname]);
   if (e.mtime % 1_000_000_000n !== 0n || !fitsOctal(e.mtime / 1_000_000_000n, 12)) recs.push(['mtime', Buffer.from(paxTime(e.mtime))]);
   for (const [k, v] of e.xattrs ?? []) recs.push([`SCHILY.xattr.${k}`, v]);
-  return recs.map(([k, v]) => paxRecord(k, v));
+  return recs;
 }
 
 function ustarHeader(fields: { name: Buffer; prefix: Buffer; mode: number; uid: number; gid: number; size: number; mtime: bigint; typeflag: string; linkname: Buffer; uname: Buffer; gname: Buffer; dev: [number, number] }): Buffer {
@@ -149,7 +146,7 @@ export function entryHeader(e: TarEntry): Buffer {
   const path = e.type === 'dir' ? Buffer.concat([e.path, Buffer.from('/')]) : e.path;
   const size = e.type === 'file' ? e.size : 0;
   const entry = { ...e, size };
-  const recs = paxRecords(entry, path);
+  const recs = paxFields(entry, path).map(([k, v]) => paxRecord(k, v));
   const split = ustarSplit(path) ?? { name: ascii(path.subarray(0, 100), 100), prefix: Buffer.alloc(0) };
   const dev = e.rdev !== undefined ? devMajorMinor(e.rdev) : ([0, 0] as [number, number]);
   const main = ustarHeader({ ...split, mode: e.mode, uid: e.uid, gid: e.gid, size, mtime: e.mtime, typeflag: TYPEFLAG[e.type], linkname: ascii(e.linkname, 100), uname: ascii(e.uname, 31), gname: ascii(e.gname, 31), dev });
@@ -166,8 +163,14 @@ export const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
 /** The end-of-archive marker: two zero blocks. */
 export const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 
-/** Bytes an entry takes in the archive: headers, data, padding. */
+/**
+ * Bytes an entry takes in the archive: headers, data, padding — what entryHeader writes, counted
+ * without building it (the catalog computes it for every item of an archive).
+ */
 export function entryBytes(e: TarEntry): number {
   const size = e.type === 'file' ? e.size : 0;
-  return entryHeader(e).length + size + padding(size);
+  const path = e.type === 'dir' ? Buffer.concat([e.path, Buffer.from('/')]) : e.path;
+  let pax = 0;
+  for (const [k, v] of paxFields({ ...e, size }, path)) pax += paxRecordLength(Buffer.byteLength(k) + v.length + 3);
+  return (pax ? BLOCK + pax + padding(pax) : 0) + BLOCK + size + padding(size);
 }
