@@ -29,6 +29,7 @@ if (root) {
   const status = (text) => setText(statusLine, text);
 
   function setState(s, phase, error) {
+    if (s === 'running') root.dataset.wasRunning = '1';
     state = s;
     const badge = $('job-state');
     if (badge) {
@@ -43,8 +44,16 @@ if (root) {
     const err = $('job-error');
     if (err && error) { err.textContent = error; err.hidden = false; }
     if (s !== 'running') {
+      const wasRunning = !done && root.dataset.wasRunning === '1';
       done = true;
       if (bar) bar.value = bar.max;
+      // Ended while watched: the page's figures were the last progress event's. A succeeded
+      // restore wrote everything it set out to; the end time is now (the next load shows the record).
+      if (wasRunning) {
+        if (s === 'succeeded' && $('p-total')?.textContent) setText($('p-original'), $('p-total').textContent);
+        const finished = $('job-finished');
+        if (finished && finished.textContent === '—') finished.textContent = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+      }
       $('cancel-form')?.remove();
       status(`job ${s}`);
     }
