@@ -143,6 +143,7 @@ describe('a restore onto a client logged in as root', () => {
     const input: StartRestoreInput = { archive, client: 'rootsrc', target };
     await rootJob(() => startRestore(stack.deps, admin, input));
     expect(await describeRichTree(join(target, dataRel))).toEqual(original);
+    expect(sshd.log, 'BorgCube logged in as root').toMatch(/Accepted publickey for root from 127\.0\.0\.1/);
   });
 
   it('restores onto an unprivileged client: the same tree, everything owned by the restoring account', async () => {

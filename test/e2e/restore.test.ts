@@ -3,8 +3,8 @@
 // restored into a new directory on the same client and on a second client (identical), a partial
 // restore, an in-place restore that touches nothing outside its paths, one restore per target,
 // bad input refused with one line and no job, and after every job nothing left on the client and
-// a credential that opens nothing. The harness's clients are unprivileged users (its sshd has
-// PermitRootLogin no): owners are checked as "the restoring account's", not as the originals.
+// a credential that opens nothing. These clients are unprivileged users: owners are checked as
+// "the restoring account's"; restore-root.test.ts restores as root and checks the originals.
 import { copyFileSync, existsSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
