@@ -14,7 +14,7 @@ export { catalogFind, catalogList, catalogStat, catalogTar, CatalogRequestError,
 export class StorageJobError extends Error {
   override name = 'StorageJobError';
   constructor(
-    readonly type: 'JobGone' | 'ArchiveMissing' | 'PathNotInArchive',
+    readonly type: 'JobGone' | 'ArchiveMissing' | 'PathNotInArchive' | 'UnsafeArchive',
     message: string,
   ) {
     super(message);

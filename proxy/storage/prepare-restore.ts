@@ -23,6 +23,7 @@ import { IdCollector } from './id-set.js';
 import { ensureJobKey } from './job-key.js';
 import { allowedIdsPath, servedArchivePath, writeJobState } from './job-state.js';
 import type { RepositoryHandle } from './repository.js';
+import { RestorePathGuard, UnsafeArchivePath } from './restore-safety.js';
 import { RestoreSelector } from './restore-selection.js';
 import type { RepositoryService } from './service.js';
 
@@ -69,7 +70,16 @@ export async function prepareRestore(service: RepositoryService, jobId: string):
   const ids = new IdCollector();
   for (const id of archive.meta.items) ids.add(id);
   const selector = new RestoreSelector(spec.paths, spec.stripComponents, ids);
-  for await (const item of archive.items()) selector.add(item);
+  const guard = new RestorePathGuard();
+  try {
+    for await (const item of archive.items()) {
+      guard.check(item);
+      selector.add(item);
+    }
+  } catch (err) {
+    if (err instanceof UnsafeArchivePath) throw new StorageJobError('UnsafeArchive', `archive ${spec.archiveName} is not restored: ${err.message}; it was crafted, not made by borg create`);
+    throw err;
+  }
   if (selector.missingMasters.size) for await (const item of archive.items()) selector.addMissingMaster(item);
   const unmatched = selector.unmatchedPaths();
   if (unmatched.length) throw new StorageJobError('PathNotInArchive', `path ${unmatched[0]} is not in archive ${spec.archiveName}`);
