@@ -1,25 +1,13 @@
 // Which items a download holds, and as which tar type.
-import { itemSize, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, type ArchiveItem } from '../../borg/item.js';
+import { itemSize, itemType, type ArchiveItem, type ItemType } from '../../borg/item.js';
 import { entryBytes, type TarEntry, type TarType } from './tar.js';
+
+/** Tar types of item types; a hard link's item is a regular file here (linked up by the caller). */
+const TAR_TYPES: Partial<Record<ItemType, TarType>> = { file: 'file', hardlink: 'file', dir: 'dir', symlink: 'symlink', fifo: 'fifo', chardev: 'chardev', blockdev: 'blockdev' };
 
 /** The tar type of an item; undefined for what tar cannot hold (sockets, unknown types). */
 export function itemTarType(item: ArchiveItem): TarType | undefined {
-  switch (item.mode & S_IFMT) {
-    case S_IFREG:
-      return 'file';
-    case S_IFDIR:
-      return 'dir';
-    case S_IFLNK:
-      return 'symlink';
-    case S_IFIFO:
-      return 'fifo';
-    case S_IFCHR:
-      return 'chardev';
-    case S_IFBLK:
-      return 'blockdev';
-    default:
-      return undefined;
-  }
+  return TAR_TYPES[itemType(item)];
 }
 
 /**
