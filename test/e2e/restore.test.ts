@@ -12,12 +12,9 @@ import { findClientByName, updateClient } from '../../db/queries/clients.js';
 import type { Job } from '../../db/schema.js';
 import { run } from '../../infra/subprocess.js';
 import { listAuditEvents } from '../../db/queries/audit.js';
-import { createJobEventHub } from '../../infra/job-event-hub.js';
-import { createRedis } from '../../infra/events.js';
-import { createRedisLoginLimiter } from '../../services/auth.js';
 import { addClient } from '../../services/clients.js';
 import { addUser } from '../../services/users.js';
-import { createApp } from '../../web/app.js';
+import { createStackWebApp } from '../harness/web.js';
 import { Browser, password } from '../integration/web-browser.js';
 import { cancelJob, getJob, getJobDetails, listJobs } from '../../services/jobs.js';
 import { startRestore, type StartRestoreInput } from '../../services/restores.js';
@@ -173,18 +170,7 @@ describe('the restore workflow', () => {
   });
 
   it('starts a restore through POST /api/v1/restores (operator or admin), documented, and shows it on the job page', async () => {
-    const redis = createRedis(stack.config.redisUrl);
-    const hub = createJobEventHub(createRedis(stack.config.redisUrl), stack.deps.log);
-    registerCleanup('web app of the restore test', async () => {
-      await hub.close();
-      await redis.quit();
-    });
-    const app = createApp({
-      services: stack.deps,
-      limiter: createRedisLoginLimiter(redis, { prefix: `borgcube-test:${process.pid}:${Date.now()}` }),
-      hub,
-      health: () => Promise.resolve({ ok: true, database: { ok: true }, redis: { ok: true }, temporal: { ok: true }, workers: {} }),
-    });
+    const { app, hub } = createStackWebApp(stack);
     await addUser(stack.deps, { username: 'op', role: 'operator', password });
     await addUser(stack.deps, { username: 'viewer', role: 'viewer', password });
     const op = new Browser(app);

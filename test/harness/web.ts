@@ -2,6 +2,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRedis } from '../../infra/events.js';
+import { createJobEventHub, type JobEventHub } from '../../infra/job-event-hub.js';
+import { createRedisLoginLimiter } from '../../services/auth.js';
+import { createApp, type WebApp } from '../../web/app.js';
 import { registerCleanup } from './cleanup.js';
 import { freePort, httpStatus, waitFor } from './net.js';
 import { projectRoot } from './paths.js';
@@ -33,4 +37,24 @@ export async function startWeb(stack: TestStack, adminPassword: string): Promise
     throw new Error(`${err.message}\n${existsSync(log) ? readFileSync(log, 'utf8').slice(-3000) : ''}`);
   });
   return { url, proc, log };
+}
+
+/**
+ * The web app in this process over the stack's services (Redis login limiter, job event hub),
+ * as the tests that drive it with `Browser` need it; closed by the file's cleanup list.
+ */
+export function createStackWebApp(stack: TestStack): { app: WebApp; hub: JobEventHub } {
+  const redis = createRedis(stack.config.redisUrl);
+  const hub = createJobEventHub(createRedis(stack.config.redisUrl), stack.deps.log);
+  registerCleanup('web app: redis and job event hub', async () => {
+    await hub.close();
+    await redis.quit();
+  });
+  const app = createApp({
+    services: stack.deps,
+    limiter: createRedisLoginLimiter(redis, { prefix: `borgcube-test:${process.pid}:${Date.now()}` }),
+    hub,
+    health: () => Promise.resolve({ ok: true, database: { ok: true }, redis: { ok: true }, temporal: { ok: true }, workers: {} }),
+  });
+  return { app, hub };
 }

@@ -3,15 +3,13 @@
 // terminated at the end. Users admin, op and viewer are logged in; client "web" and repository
 // "r1" exist.
 import { beforeAll, expect } from 'vitest';
-import { createRedis } from '../../infra/events.js';
-import { createJobEventHub } from '../../infra/job-event-hub.js';
-import { createRedisLoginLimiter } from '../../services/auth.js';
 import { addClient } from '../../services/clients.js';
 import { addUser } from '../../services/users.js';
-import { createApp, type WebApp } from '../../web/app.js';
+import type { WebApp } from '../../web/app.js';
 import { registerCleanup } from '../harness/cleanup.js';
 import { cleanUpSchedules } from '../harness/policies.js';
 import { startStack, type TestStack } from '../harness/stack.js';
+import { createStackWebApp } from '../harness/web.js';
 import { Browser, password } from './web-browser.js';
 import { insertRepositoryRow } from './web-fixtures.js';
 
@@ -34,19 +32,7 @@ export function useWebStackApp(): WebStackApp {
       const q = `TaskQueue="${stack.config.temporal.taskQueue}" AND ExecutionStatus="Running"`;
       for await (const w of stack.temporal.workflow.list({ query: q })) await stack.temporal.workflow.getHandle(w.workflowId, w.runId).terminate('test over').catch(() => {});
     });
-    const redis = createRedis(stack.config.redisUrl);
-    const sub = createRedis(stack.config.redisUrl);
-    const hub = createJobEventHub(sub, stack.deps.log);
-    registerCleanup('redis and hub', async () => {
-      await hub.close();
-      await redis.quit();
-    });
-    const app = createApp({
-      services: stack.deps,
-      limiter: createRedisLoginLimiter(redis, { prefix: `borgcube-test:${process.pid}:${Date.now()}` }),
-      hub,
-      health: () => Promise.resolve({ ok: true, database: { ok: true }, redis: { ok: true }, temporal: { ok: true }, workers: {} }),
-    });
+    const { app } = createStackWebApp(stack);
     await addUser(stack.deps, { username: 'admin', role: 'admin', password });
     await addUser(stack.deps, { username: 'op', role: 'operator', password });
     await addUser(stack.deps, { username: 'viewer', role: 'viewer', password });
