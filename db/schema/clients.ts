@@ -3,6 +3,15 @@ import { integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-c
 import { createdAt, updatedAt } from './columns.js';
 import { dedupScope } from './repositories.js';
 
+/** Per-client overrides of a job's cost bounds (DESIGN §4 inv. 11); absent keys use the defaults. */
+export type ClientLimits = Partial<Record<string, number>>;
+
+/** Commands run on the client around a job (typed and validated in services/). */
+export type HookSet = Record<string, unknown>;
+
+/** Database dumps streamed into the client's archives (typed and validated in services/). */
+export type DumpSpec = Record<string, unknown>;
+
 export const clientsTable = pgTable('clients', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull().unique(),
@@ -20,6 +29,9 @@ export const clientsTable = pgTable('clients', {
   dedupScope: dedupScope('dedup_scope').notNull().default('client'),
   /** Last version reported by `client test` or a backup; null = not seen / absent. */
   borgVersion: text('borg_version'),
+  limits: jsonb('limits').$type<ClientLimits>().notNull().default({}),
+  hooks: jsonb('hooks').$type<HookSet>().notNull().default({}),
+  dumps: jsonb('dumps').$type<DumpSpec[]>().notNull().default([]),
   lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
   createdAt: createdAt(),
   updatedAt: updatedAt(),

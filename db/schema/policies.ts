@@ -1,7 +1,7 @@
 // Backup policies: which client goes to which repository, when, and what is kept.
 import { boolean, index, integer, jsonb, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, updatedAt } from './columns.js';
-import { clientsTable } from './clients.js';
+import { clientsTable, type HookSet } from './clients.js';
 import { repositoriesTable } from './repositories.js';
 
 export interface RetentionRules {
@@ -29,6 +29,8 @@ export const policiesTable = pgTable(
     pruneCrons: jsonb('prune_crons').$type<string[]>().notNull().default([]),
     /** A client with no successful backup for this long is stale (dashboard, alerts). */
     staleAfterHours: integer('stale_after_hours').notNull().default(36),
+    /** Hooks of this policy's backups, run in addition to the client's. */
+    hooks: jsonb('hooks').$type<HookSet>().notNull().default({}),
     paused: boolean('paused').notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
