@@ -75,7 +75,7 @@ export class JobLog {
     }
     if (this.stored >= MAX_STORED_LINES && !['WARNING', 'ERROR', 'CRITICAL'].includes(l.level)) return;
     this.stored++;
-    const row = {
+    const row = jobs.storableLogLine({
       jobId: this.jobId,
       seq: ++this.seq,
       time: l.time ? new Date(l.time * 1000) : new Date(),
@@ -83,7 +83,7 @@ export class JobLog {
       type: l.type,
       msgid: l.msgid,
       message: l.message,
-    };
+    });
     this.batch.push(row);
     if (storeFirst) await this.flush();
     await this.deps.events
