@@ -22,6 +22,7 @@ import { CryptoPool } from './crypto-pool.js';
 import { ItemsCache } from './items-cache.js';
 import { JobNonces } from './job-nonces.js';
 import { readJobState, writeJobState } from './job-state.js';
+import { JobQuota, readJobLimits } from './job-quota.js';
 import { listen } from './listener.js';
 import { ITEMS_CACHE_BYTES, RepositoryHandle } from './repository.js';
 import { SessionRegistry } from './session-registry.js';
@@ -50,6 +51,7 @@ export class RepositoryService {
   private readonly itemsCache = new ItemsCache(ITEMS_CACHE_BYTES);
   private readonly repos = new Map<string, Promise<RepositoryHandle>>();
   private readonly stats = new Map<string, JobStats>();
+  private readonly quotas = new Map<string, JobQuota>();
   private readonly violations: Violations;
   private readonly nonces: JobNonces;
   private servers: Server[] = [];
@@ -128,6 +130,17 @@ export class RepositoryService {
 
   forgetJobStats(jobId: string): void {
     this.stats.delete(jobId);
+    this.quotas.delete(jobId);
+  }
+
+  /** A job's cost bounds and what its sessions used of them, kept across its sessions until cleanup. */
+  private jobQuota(jobId: string): JobQuota {
+    let q = this.quotas.get(jobId);
+    if (!q) {
+      q = new JobQuota(readJobLimits(this.deps.config, jobId));
+      this.quotas.set(jobId, q);
+    }
+    return q;
   }
 
   private sessionHooks(jobId: string): SessionHooks {
@@ -138,6 +151,7 @@ export class RepositoryService {
         if (st) writeJobState(config, jobId, { ...st, ...update });
       },
       stats: this.jobStats(jobId),
+      quota: this.jobQuota(jobId),
       allocateJobNonce: (blocks) => this.nonces.allocate(jobId, blocks),
     };
   }

@@ -54,8 +54,9 @@ function shellWord(s: string): string {
   return /^[A-Za-z0-9._-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Admins download the repository's recovery kit after typing their password again. */
-export function recoveryKitForm(p: Principal, repository: string): Html {
+/** Admins download the repository's recovery kit after typing their password again; others see nothing. */
+export function recoveryKitForm(p: Principal, repository: string): Html | string {
+  if (!hasRole(p.user.role, 'admin')) return '';
   return html`<h2 id="recovery-kit-heading">Recovery kit</h2>
 <p class="muted">What plain borg needs to open this repository without BorgCube — its key, passphrase, path and borg version. Store it offline; it opens every backup in the repository. Each download is recorded in the audit log.</p>
 <form method="post" action="/repositories/${encodeURIComponent(repository)}/recovery-kit" class="inline-form" id="recovery-kit">${csrfField(p)}
