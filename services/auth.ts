@@ -132,11 +132,13 @@ end
 return 0
 `;
 
-/** KEYS: pair, address; ARGV: the address's free budget. */
+/** KEYS: pair, address; ARGV: the address's free budget, the forget time (ms). */
 const succeededScript = `
 redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[2], 'n', -1)
 if n < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[2], 'until') end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return n
 `;
 
@@ -172,7 +174,7 @@ export function createRedisLoginLimiter(
     },
     async succeeded(ip, username) {
       await memory.succeeded(ip, username);
-      await bounded(redis.eval(succeededScript, 2, pairKey(prefix, ip, username), addressKey(prefix, ip), limits.address.free)).catch((err: unknown) => opts.onFallback?.(err));
+      await bounded(redis.eval(succeededScript, 2, pairKey(prefix, ip, username), addressKey(prefix, ip), limits.address.free, limits.forgetSeconds * 1000)).catch((err: unknown) => opts.onFallback?.(err));
     },
   };
 }
