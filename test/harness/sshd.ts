@@ -246,6 +246,8 @@ export interface BorgcubeSshdOptions {
    * pins for clients (a whole test stack); default: a temp folder of its own.
    */
   inDataDir?: boolean;
+  /** A fixed port (a restarted sshd where clients expect the old one); default a free one. */
+  port?: number;
 }
 
 /** BorgCube's own sshd config (infra/sshd.ts) on a free loopback port. */
@@ -254,7 +256,7 @@ export async function startBorgcubeSshd(opts: BorgcubeSshdOptions): Promise<Borg
   if (!storageSocket) throw new Error('startBorgcubeSshd needs dataDir or storageSocket');
   if (opts.inDataDir && !opts.dataDir) throw new Error('inDataDir needs dataDir');
   const dir = opts.inDataDir ? dataPaths(opts.dataDir!).sshdDir : makeTaggedDir('borgcube-sshd');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   let sshd: SshdProcess | undefined;
   const stop = registerCleanup(`BorgCube sshd on port ${port}`, async () => {
     await sshd?.stop();
