@@ -50,6 +50,20 @@ export class Violations {
     return true;
   }
 
+  /**
+   * A credential kept past its round or its job was used — signed, sshd verified it (see
+   * authorized-keys.ts). A running job ends as for any violation; an ended one keeps the record as
+   * the evidence (its workflow can take no signal any more).
+   */
+  async reused(jobId: string, detail: string): Promise<void> {
+    const job = await findJob(this.deps.db, jobId);
+    if (!job) return;
+    if (job.state === 'running') return this.record(jobId, 'credential-reuse', detail);
+    if (!this.firstOfKind(jobId, 'credential-reuse')) return;
+    this.deps.log.warn({ job: jobId, client: job.clientId, kind: 'credential-reuse', detail }, 'violation');
+    await insertViolation(this.deps.db, { jobId, clientId: job.clientId, repositoryId: job.repositoryId, kind: 'credential-reuse', detail });
+  }
+
   async signal(jobId: string, kind: string, detail: string): Promise<void> {
     try {
       await this.deps.temporal?.workflow.getHandle(jobId).signal(violationSignal, { kind, detail, at: new Date().toISOString() });
