@@ -118,7 +118,7 @@ export class JobLog {
     if (this.stored >= MAX_STORED_LINES && !['WARNING', 'ERROR', 'CRITICAL'].includes(l.level)) return;
     if (!storeFirst && !(await this.withinBound(l.message))) return;
     this.stored++;
-    const row = {
+    const row = jobs.storableLogLine({
       jobId: this.jobId,
       seq: ++this.seq,
       time: l.time ? new Date(l.time * 1000) : new Date(),
@@ -126,7 +126,7 @@ export class JobLog {
       type: l.type,
       msgid: l.msgid,
       message: l.message,
-    };
+    });
     this.batch.push(row);
     if (storeFirst) await this.flush();
     if (storeFirst || this.mayPublish()) {

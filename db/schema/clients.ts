@@ -19,8 +19,6 @@ export interface JobLimits {
   plaintextBytesPerJob: number;
   /** Commits (borg: one per checkpoint and one at the end) a job may make within any minute. */
   commitsPerMinute: number;
-  /** Connections of one job to the repository service at a time (open or waiting to attach). */
-  connectionsPerJob: number;
   /** Log lines stored per job; then one line saying the rest was dropped. */
   logLinesPerJob: number;
   /** Bytes of log messages stored per job. */
@@ -39,7 +37,6 @@ export const JOB_LIMIT_DEFAULTS: Readonly<JobLimits> = {
   plaintextBytesPerObject: 20_971_479,
   plaintextBytesPerJob: 64 * 2 ** 40,
   commitsPerMinute: 30,
-  connectionsPerJob: 4,
   logLinesPerJob: 200_000,
   logBytesPerJob: 64 * 2 ** 20,
   eventsPerSecond: 50,

@@ -1,5 +1,5 @@
 // A job's cost bounds inside the repository service (DESIGN.md §4 invariant 11): what one job may
-// cost the shared service in puts, bytes, decompressed bytes, commits and connections. The
+// cost the shared service in puts, bytes, decompressed bytes and commits. The
 // session policies count here; crossing a bound is a violation with a clear reason, refused
 // before the work it would cost is done (a put over the quota is never verified or stored).
 // The limits come from the client's row (clients.limits over JOB_LIMIT_DEFAULTS), written into

@@ -65,7 +65,7 @@ export const ITEMS_CACHE_BYTES = 64 * 1024 * 1024;
 export interface LiveSession {
   readonly jobId: string;
   /** Ids being verified right now (claimed before any await). */
-  readonly claims: ReadonlySet<string>;
+  readonly claims: { has(idHex: string): boolean };
   /** Ids stored by the session. */
   readonly puts: { has(idHex: string): boolean; keys(): Iterable<string> };
   /** Appends stored ids to the job's put log, durably. */

@@ -16,7 +16,7 @@ import { asKeyType, loadKey } from '../borg/keys.js';
 import { attachSession } from './attach.js';
 import { Catalog } from './catalog/catalog.js';
 import { serveControl } from './control.js';
-import { authorizedKeys } from './authorized-keys.js';
+import { authorizedKeys, type AuthorizedKeysDeps } from './authorized-keys.js';
 import { ProxyConnection } from './connection.js';
 import { CryptoPool } from './crypto-pool.js';
 import { ItemsCache } from './items-cache.js';
@@ -36,8 +36,8 @@ export interface RepositoryServiceDeps {
   masterKey: MasterKey;
   /** Violations are signalled to the job's workflow through this client (absent in some tests). */
   temporal?: TemporalClient;
-  /** How sshd runs the forced command: node + the compiled proxy/session/main.js. */
-  proxyCommand: { node: string; script: string };
+  /** How sshd runs the forced command (authorized-keys.ts): bin/borgcube-sandbox, node, proxy/session/main.js. */
+  proxyCommand: AuthorizedKeysDeps['proxyCommand'];
   /** Group that may connect to the storage socket (the proxy account's group). */
   proxyGid?: number;
   idleCloseMs?: number;
@@ -105,7 +105,7 @@ export class RepositoryService {
       config,
       log,
       proxyGid: this.deps.proxyGid,
-      authorizedKeys: (user, keyType, key) => authorizedKeys(this.deps, this.violations, user, keyType, key),
+      authorizedKeys: (user, fingerprint) => authorizedKeys(this.deps, user, fingerprint),
       connection: (sock) => new ProxyConnection(sock, { ...connection, attach: (req, entry) => attachSession(attachDeps, req, entry) }),
       control: (sock) => serveControl(sock, { log, repository: (id) => this.repository(id), catalog: this.catalog }),
     });

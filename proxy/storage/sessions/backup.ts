@@ -55,8 +55,11 @@ const PUT_LOG_BATCH = 4096;
 export class BackupSession implements JobSession {
   /** Objects uploaded in this session: verified plaintext size and the size the client uploaded. */
   readonly puts = new PutIndex();
-  /** Ids being verified right now (claimed before any await), so a concurrent cleanup never removes them. */
-  readonly claims = new Set<string>();
+  /**
+   * Ids being verified right now (claimed before any await), so a concurrent cleanup never
+   * removes them; counted, as the same id may be in flight twice. Empty between puts.
+   */
+  readonly claims = new Map<string, number>();
   private readonly unloggedPuts: Buffer[] = [];
   private readonly archives = new Map<string, SessionArchive>();
   private inflight = new Set<Promise<unknown>>();
@@ -109,11 +112,13 @@ export class BackupSession implements JobSession {
     const sent = object.length;
     // Known already (an archive references it, or a live session stored it): verify, don't rewrite.
     const known = this.repo.chunks.has(hex) || this.repo.storedByLiveSession(hex);
-    this.claims.add(hex);
+    this.claims.set(hex, (this.claims.get(hex) ?? 0) + 1);
     try {
       await this.verifyAndStore(id, hex, object, owned, known, sent);
     } finally {
-      this.claims.delete(hex);
+      const n = this.claims.get(hex)! - 1;
+      if (n) this.claims.set(hex, n);
+      else this.claims.delete(hex);
     }
   }
 
