@@ -223,6 +223,10 @@ export class RepositoryHandle {
           this.upstream = undefined;
           this.nonces.detach();
           this.manifestState = undefined;
+          // Its uncommitted puts died with it, and which of recentPuts were committed is not
+          // known: forget them all, or a retried job would skip re-writing lost chunks as
+          // "known" and commit an archive that references them (borg check: missing chunks).
+          if (!this.closingOnPurpose) this.recentPuts.clear();
           if (!this.closingOnPurpose) this.onUpstreamLost?.(new Error(`borg serve for ${this.info.name} ended`));
         }
       });
