@@ -7,7 +7,7 @@ import { requireAccount } from '../../infra/accounts.js';
 import { run, runChecked } from '../../infra/subprocess.js';
 import { registerCleanup } from './cleanup.js';
 import { clientBorgs, type Fault, type FaultRig } from './faults.js';
-import { descendants, isBorg, killPids, processTable } from './proc-table.js';
+import { descendants, isBorg, isProxySession, killPids, processTable } from './proc-table.js';
 import { killUserProcesses } from './users.js';
 
 /** Kills every TCP connection to `port` on loopback (the connecting side), as a dropped link would. */
@@ -19,7 +19,7 @@ function proxySessions(rig: FaultRig): number[] {
   const sshd = rig.stack.sshd.pid;
   if (!sshd) return [];
   return descendants(processTable(), sshd)
-    .filter((p) => p.argv.some((a) => a.endsWith('session/main.js')))
+    .filter((p) => isProxySession(p))
     .map((p) => p.pid);
 }
 

@@ -16,7 +16,7 @@ import { getJob, jobLogTail, startBackup } from '../../services/jobs.js';
 import { addUser } from '../../services/users.js';
 import { archiveNames, backup, describeJob, waitForJob } from './backup.js';
 import { createClientHost, type ClientHost } from './client-host.js';
-import { descendants, isBorg, processTable, type ProcInfo } from './proc-table.js';
+import { descendants, isBorg, isProxySession, processTable, type ProcInfo } from './proc-table.js';
 import type { Restartable } from './private-services.js';
 import { startClientSshd, type ClientSshd } from './sshd.js';
 import { launchStack, type Stack } from './stack-launcher.js';
@@ -158,7 +158,7 @@ function sampleProcesses(rig: FaultRig, jobId: string): { stop(): { maxBorg: num
     const borgs = clientBorgs(rig, jobId, table);
     // Only one job of this stack runs at a time: every proxy session below this stack's sshd is its.
     const sshd = rig.stack.sshd.pid;
-    const proxies = sshd ? descendants(table, sshd).filter((p) => p.uid === proxyAccount && p.argv.some((a) => a.endsWith('session/main.js'))) : [];
+    const proxies = sshd ? descendants(table, sshd).filter((p) => p.uid === proxyAccount && isProxySession(p)) : [];
     maxBorg = Math.max(maxBorg, borgs.length);
     maxProxy = Math.max(maxProxy, proxies.length);
   };

@@ -56,6 +56,11 @@ export function isBorg(p: ProcInfo, subcommand: string): boolean {
   return head.includes('borg') && p.argv.includes(subcommand);
 }
 
+/** The proxy's per-connection node process (not the sandbox's sh and unshare around it). */
+export function isProxySession(p: ProcInfo): boolean {
+  return (p.argv[0]?.split('/').pop() ?? '').startsWith('node') && (p.argv[1]?.endsWith('session/main.js') ?? false);
+}
+
 export function killPids(pids: number[], signal: NodeJS.Signals = 'SIGKILL'): void {
   for (const pid of pids) {
     try {
