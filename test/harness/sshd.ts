@@ -15,6 +15,7 @@ import { normalizeKey } from '../../infra/ssh.js';
 import { prepareSshd, sshdCommand, sshdPaths, type SshdInstance } from '../../infra/sshd.js';
 import { runChecked } from '../../infra/subprocess.js';
 import { registerCleanup } from './cleanup.js';
+import { descendants, killPids, processTable } from './proc-table.js';
 import { makeTaggedDir, recordProcess, userPrefix } from './tags.js';
 import { projectRoot } from './paths.js';
 
@@ -228,6 +229,11 @@ export interface BorgcubeSshd {
   /** The folder with sshd_config and the host key. */
   dir: string;
   readonly log: string;
+  /**
+   * Kills the listener and every connection it serves (SIGKILL, as a crash would), then starts
+   * it again on the same port and config, after `downMs` (fault tests).
+   */
+  crashAndRestart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -279,17 +285,24 @@ export async function startBorgcubeSshd(opts: BorgcubeSshdOptions): Promise<Borg
     await stop();
     throw err;
   }
-  const s = sshd;
   return {
     host: '127.0.0.1',
     port,
     get pid() {
-      return s.pid;
+      return sshd?.pid;
     },
     hostPublicKey: readHostKey(sshdPaths(dir).hostPublicKey),
     dir,
     get log() {
-      return s.log;
+      return sshd?.log ?? '';
+    },
+    crashAndRestart: async (downMs = 0) => {
+      const listener = sshd?.pid;
+      if (listener) killPids([listener, ...descendants(processTable(), listener).map((p) => p.pid)]);
+      await sshd?.stop();
+      await sleep(downMs);
+      sshd = new SshdProcess(dir, port);
+      await sshd.start();
     },
     stop,
   };
