@@ -329,6 +329,23 @@ export async function changeOwnPassword(
   };
 }
 
+/**
+ * Asks the signed-in user for their password again before something that hands out secrets (the
+ * recovery kit): a session left open on someone's desk is not enough. Counted like a login, so
+ * the form cannot be used to guess the password.
+ */
+export async function confirmOwnPassword(deps: Pick<ServiceDeps, 'db' | 'log'>, limiter: LoginLimiter, principal: Principal, password: string, ip: string): Promise<void> {
+  if (principal.via !== 'session') throw forbidden('this needs a console session (log in and re-enter your password), not an API token');
+  const wait = await limiter.attempt(ip, principal.user.username);
+  if (wait > 0) throw rateLimited(`too many wrong passwords; try again in ${Math.ceil(wait / 60)} minute(s)`);
+  const creds = await usersQ.findUserCredentials(deps.db, principal.user.username);
+  if (!creds || creds.disabled || !(await verifyPassword(password, creds.passwordHash))) {
+    deps.log.warn({ user: principal.user.username, ip }, 'password confirmation failed');
+    throw invalid('password: wrong password');
+  }
+  await limiter.succeeded(ip, principal.user.username);
+}
+
 // ---------------------------------------------------------------------------------------------
 // API tokens
 
