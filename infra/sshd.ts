@@ -78,8 +78,10 @@ export function renderSshdConfig(i: SshdInstance): string {
     'MaxStartups 64:30:256',
     // Unauthenticated attempts per source address: at most this many connections at once, each
     // trying one key at a time, and a refused key is answered only after 2 s
-    // (proxy/storage/authorized-keys.ts): at most 4 refused keys per second per address.
-    'PerSourceMaxStartups 8',
+    // (proxy/storage/authorized-keys.ts): at most 12 refused keys per second per address. Not
+    // lower: many clients behind one NAT log in at the same scheduled minute, and an honest login
+    // holds its slot for the seconds the AuthorizedKeysCommand takes on a loaded server.
+    'PerSourceMaxStartups 24',
     'PerSourceNetBlockSize 32:128',
     'ClientAliveInterval 30',
     'ClientAliveCountMax 4',

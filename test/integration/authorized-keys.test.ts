@@ -1,6 +1,6 @@
 // Issue 21 point 8: BorgCube's sshd asks the repository service about offered keys through its
 // AuthorizedKeysCommand. The key never shows on a command line (`ps` shows every account's argv),
-// and unauthenticated attempts are rate-limited per source address: at most 8 unauthenticated
+// and unauthenticated attempts are rate-limited per source address: at most 24 unauthenticated
 // connections per address at once (sshd's PerSourceMaxStartups), each refused key answered after
 // 2 s — at most 4 refused keys per second per address. (A mere offer of a job's key not counting
 // against the job is in proxy-adversarial-credentials.test.ts, which has running jobs.)
@@ -68,7 +68,7 @@ describe("BorgCube sshd's AuthorizedKeysCommand", () => {
   });
 
   it('rate-limits unauthenticated attempts per source address, and another address is not held back', async () => {
-    const keys = await Promise.all(Array.from({ length: 16 }, (_, i) => newKey(`flood-${i}`)));
+    const keys = await Promise.all(Array.from({ length: 40 }, (_, i) => newKey(`flood-${i}`)));
     const other = await newKey('other-address');
     const port = stack.sshd.port;
     const flood = keys.map((k) => attempt(port, k.path, '127.0.0.2'));
@@ -79,11 +79,11 @@ describe("BorgCube sshd's AuthorizedKeysCommand", () => {
     const reachedAuth = results.filter((r) => /Permission denied \(publickey\)/.test(r.stderr));
     const cutOff = results.filter((r) => !/Permission denied/.test(r.stderr));
     process.stdout.write(
-      `\n16 simultaneous unknown keys from 127.0.0.2: ${reachedAuth.length} reached the AuthorizedKeysCommand (refused after ${reachedAuth.map((r) => r.ms).join(', ')} ms), ${cutOff.length} cut off by sshd; 127.0.0.1 meanwhile: refused after ${elsewhere.ms} ms\n`,
+      `\n40 simultaneous unknown keys from 127.0.0.2: ${reachedAuth.length} reached the AuthorizedKeysCommand (refused after ${reachedAuth.map((r) => r.ms).join(', ')} ms), ${cutOff.length} cut off by sshd; 127.0.0.1 meanwhile: refused after ${elsewhere.ms} ms\n`,
     );
     expect(reachedAuth.length).toBeGreaterThan(0);
-    expect(reachedAuth.length).toBeLessThanOrEqual(8);
-    expect(cutOff.length).toBeGreaterThanOrEqual(8);
+    expect(reachedAuth.length).toBeLessThanOrEqual(24);
+    expect(cutOff.length).toBeGreaterThanOrEqual(16);
     // A refused key is answered after 2 s, never at once.
     for (const r of reachedAuth) expect(r.ms).toBeGreaterThanOrEqual(1900);
     expect(elsewhere.stderr).toMatch(/Permission denied \(publickey\)/);
