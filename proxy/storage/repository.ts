@@ -17,6 +17,7 @@ import { nextTimestamp } from '../borg/timestamps.js';
 import { deleteIfPresent, Upstream, UpstreamError } from './upstream.js';
 import { ChunkStore } from './chunk-store.js';
 import { ItemsCache } from './items-cache.js';
+import { RecentPuts } from './recent-puts.js';
 import type { CryptoPool } from './crypto-pool.js';
 
 export interface RepositoryInfo {
@@ -78,8 +79,8 @@ export class RepositoryHandle {
   readonly nonces: RealNonces;
   readonly commitLock = new Mutex();
   readonly chunks: ChunkStore;
-  /** Ids written in this service's lifetime (committed or not) that no archive may reference yet. */
-  readonly recentPuts = new Map<string, { size: number; csize: number }>();
+  /** Ids written in this service's lifetime that no archive references yet (recent-puts.ts). */
+  readonly recentPuts = new RecentPuts();
   /** Live proxy sessions on this repository. */
   readonly sessions = new Set<LiveSession>();
   /** What each items chunk held when an archive was last checked (sessions/backup-archive.ts). */
@@ -97,6 +98,7 @@ export class RepositoryHandle {
   private exclusiveTail: Promise<void> = Promise.resolve();
   private exclusiveActive = false;
   private drainWaiters: Array<() => void> = [];
+  onDrainWait: (() => void) | undefined; // while an exclusive operation waits for users to leave
   /** Fired when the upstream dies unexpectedly: sessions of this repository must end. */
   onUpstreamLost: ((err: Error) => void) | undefined;
 
@@ -121,9 +123,10 @@ export class RepositoryHandle {
     return this.manifestState;
   }
 
-  /** Takes a share of the upstream (opening it if needed); waits while an exclusive operation runs. */
-  async acquire(): Promise<Upstream> {
-    while (this.exclusiveActive || this.exclusiveWaiters.length > 0) await this.exclusiveTail;
+  /** Takes a share of the upstream (opening it if needed); waits while an exclusive operation runs or waits. */
+  async acquire(signal?: AbortSignal): Promise<Upstream> {
+    while (this.exclusiveActive || this.exclusiveWaiters.length > 0) await untilAborted(this.exclusiveTail, signal);
+    if (signal?.aborted) throw new Error('the request was given up');
     this.users++;
     if (this.idleTimer) {
       clearTimeout(this.idleTimer);
@@ -172,7 +175,10 @@ export class RepositoryHandle {
     // once, or new jobs wait for the running ones to end for nothing.
     try {
       await untilAborted(prev, signal);
-      while (this.users > 0) await untilAborted(new Promise<void>((r) => this.drainWaiters.push(r)), signal);
+      while (this.users > 0) {
+        this.onDrainWait?.();
+        await untilAborted(new Promise<void>((r) => (this.drainWaiters.push(r), setTimeout(r, 1000).unref())), signal);
+      }
     } catch (err) {
       this.exclusiveWaiters.splice(this.exclusiveWaiters.indexOf(done), 1);
       done();
@@ -219,6 +225,7 @@ export class RepositoryHandle {
       await this.chunks.sync(parsed.archives, (archiveId) => this.readArchiveRefs(up, archiveId));
       this.upstream = up;
       void up.exited.then(() => {
+        this.recentPuts.rolledBack();
         if (this.upstream === up) {
           this.upstream = undefined;
           this.nonces.detach();
@@ -333,7 +340,7 @@ export class RepositoryHandle {
    */
   async commit(up: Upstream): Promise<void> {
     for (const s of this.sessions) s.logPuts();
-    await up.call('commit', COMMIT_ARGS);
+    await this.recentPuts.commit(() => up.call('commit', COMMIT_ARGS));
   }
 
   /** Ids that live sessions of other jobs stored or are verifying: a cleanup must leave them. */
