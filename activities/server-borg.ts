@@ -35,7 +35,7 @@ export class JobLog {
 
   async line(l: BorgLine | null) {
     if (!l || l.kind !== 'log') return;
-    const row = { jobId: this.jobId, seq: ++this.seq, time: l.time ? new Date(l.time * 1000) : new Date(), level: l.level, type: l.type, msgid: l.msgid, message: l.message };
+    const row = jobsQ.storableLogLine({ jobId: this.jobId, seq: ++this.seq, time: l.time ? new Date(l.time * 1000) : new Date(), level: l.level, type: l.type, msgid: l.msgid, message: l.message });
     this.batch.push(row);
     await this.deps.events
       ?.publish(this.jobId, { type: 'log', seq: row.seq, time: row.time.toISOString(), level: row.level, kind: row.type, msgid: row.msgid, message: row.message })

@@ -18,7 +18,7 @@ export interface SshdInstance {
   authorizedKeysScript: string;
   /** The repository service's proxy socket, passed to the AuthorizedKeysCommand. */
   storageSocket: string;
-  logLevel?: 'QUIET' | 'FATAL' | 'ERROR' | 'INFO' | 'VERBOSE' | 'DEBUG';
+  logLevel?: 'QUIET' | 'FATAL' | 'ERROR' | 'INFO' | 'VERBOSE' | 'DEBUG' | 'DEBUG3';
 }
 
 export function sshdPaths(dir: string) {
@@ -30,7 +30,11 @@ export function sshdPaths(dir: string) {
   };
 }
 
-/** sshd tokens: %u user, %t key type, %k base64 key. Arguments are fixed words (no client data). */
+/**
+ * sshd tokens: %u user, %f the key's SHA256 fingerprint — not %k: the AuthorizedKeysCommand's
+ * argv is visible to every local account in `ps`, and the key itself is what a session's auth
+ * info is checked against. Arguments are fixed words (no client data).
+ */
 export function renderSshdConfig(i: SshdInstance): string {
   const p = sshdPaths(i.dir);
   for (const v of [i.nodePath, i.authorizedKeysScript, i.storageSocket, i.dir]) {
@@ -51,7 +55,7 @@ export function renderSshdConfig(i: SshdInstance): string {
     'HostbasedAuthentication no',
     'UsePAM no',
     'AuthorizedKeysFile none',
-    `AuthorizedKeysCommand ${i.nodePath} ${i.authorizedKeysScript} --socket ${i.storageSocket} %u %t %k`,
+    `AuthorizedKeysCommand ${i.nodePath} ${i.authorizedKeysScript} --socket ${i.storageSocket} %u %f`,
     `AuthorizedKeysCommandUser ${i.proxyUser}`,
     // The proxy reads which key authenticated the session from $SSH_USER_AUTH and has the
     // repository service check it against the job again (the forced command alone is not trusted).
@@ -72,6 +76,11 @@ export function renderSshdConfig(i: SshdInstance): string {
     'MaxAuthTries 3',
     'LoginGraceTime 30',
     'MaxStartups 64:30:256',
+    // Unauthenticated attempts per source address: at most this many connections at once, each
+    // trying one key at a time, and a refused key is answered only after 2 s
+    // (proxy/storage/authorized-keys.ts): at most 4 refused keys per second per address.
+    'PerSourceMaxStartups 8',
+    'PerSourceNetBlockSize 32:128',
     'ClientAliveInterval 30',
     'ClientAliveCountMax 4',
     'StrictModes yes',

@@ -52,7 +52,9 @@ export function sameSecret(a: string, b: string): boolean {
 // Login rate limiting
 
 /**
- * Counts login attempts per IP and per user name; refuses both once either reaches the limit.
+ * Failed logins slow down the address they come from, and that address's attempts on that user
+ * name, with exponential backoff; nothing counts per user name alone, so a stranger hammering
+ * `admin` locks out only themself, never the admin logging in from elsewhere.
  * An attempt is counted before its password is checked (scrypt takes ~0.1 s): counting only
  * after a failure let every request already in flight through — 12 parallel wrong passwords
  * all got checked against a limit of 5.
@@ -60,54 +62,157 @@ export function sameSecret(a: string, b: string): boolean {
 export interface LoginLimiter {
   /** Counts an attempt: 0 when it may go ahead, else the seconds until the caller may try again. */
   attempt(ip: string, username: string): Promise<number>;
-  /** The attempt was right: it no longer counts against the IP, and its user's count restarts. */
+  /** The attempt was right: the (user, address) pair starts over, and the address gets this attempt back. */
   succeeded(ip: string, username: string): Promise<void>;
 }
 
+/** How fast failures slow down one key: `free` failures cost nothing, the next waits `baseSeconds`, doubling up to `maxSeconds`. */
+export interface BackoffRule {
+  free: number;
+  baseSeconds: number;
+  maxSeconds: number;
+}
+
+export interface LoginLimits {
+  /** Failures of one user name from one address. */
+  pair: BackoffRule;
+  /** Failures from one address (an IPv6 /64 counts as one), whatever the user names: an office behind one NAT must not be locked out by one person's typos. */
+  address: BackoffRule;
+  /** A key is forgotten this long after its last attempt. */
+  forgetSeconds: number;
+}
+
+export const defaultLoginLimits: LoginLimits = {
+  pair: { free: 5, baseSeconds: 30, maxSeconds: 900 },
+  address: { free: 30, baseSeconds: 60, maxSeconds: 3600 },
+  forgetSeconds: 86_400,
+};
+
+/** The wait after the n-th failure of a key (n counts this one), in ms; 0 while within the free budget. */
+export function backoffMs(rule: BackoffRule, n: number): number {
+  if (n < rule.free) return 0;
+  return Math.min(rule.baseSeconds * 2 ** Math.min(n - rule.free, 30), rule.maxSeconds) * 1000;
+}
+
+/** The address a limit counts: IPv4 as is, IPv6 by its /64 (one host usually holds a whole /64). */
+export function limitAddress(ip: string): string {
+  if (!ip.includes(':') || ip.startsWith('::ffff:')) return ip.replace(/^::ffff:/, '');
+  const [head = '', tail = ''] = ip.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...h, ...Array<string>(Math.max(8 - h.length - t.length, 0)).fill('0'), ...t] : h;
+  return `${groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
+}
+
+const pairKey = (prefix: string, ip: string, username: string) => `${prefix}:pair:${sha256(`${limitAddress(ip)}\n${username.toLowerCase()}`)}`;
+const addressKey = (prefix: string, ip: string) => `${prefix}:ip:${limitAddress(ip)}`;
+
 /**
- * Check and count in one step (a script runs atomically in Redis): KEYS ip and user counters,
- * ARGV their limits and the window. A refused attempt does not count, so hammering a blocked
- * user name does not also use up the budget of everyone behind the same address.
- * Returns {1, 0} when the attempt may go ahead, {0, seconds to wait} when not.
+ * Check and count in one step (a script runs atomically in Redis). KEYS: the pair's and the
+ * address's hashes {n: failures, until: ms}; ARGV: now (ms), then free/base ms/max ms for the
+ * pair and for the address, then the forget time (ms). A refused attempt does not count, so
+ * hammering a blocked pair does not also use up the address's budget. Returns the wait in ms.
  */
 const attemptScript = `
-local n1 = tonumber(redis.call('GET', KEYS[1]) or '0')
-local n2 = tonumber(redis.call('GET', KEYS[2]) or '0')
-if n1 >= tonumber(ARGV[1]) or n2 >= tonumber(ARGV[2]) then
-  local wait = 0
-  if n1 >= tonumber(ARGV[1]) then wait = math.max(wait, redis.call('TTL', KEYS[1])) end
-  if n2 >= tonumber(ARGV[2]) then wait = math.max(wait, redis.call('TTL', KEYS[2])) end
-  return {0, wait}
-end
+local now = tonumber(ARGV[1])
+local wait = 0
 for i = 1, 2 do
-  redis.call('INCR', KEYS[i])
-  if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[3]) end
+  local u = tonumber(redis.call('HGET', KEYS[i], 'until') or '0')
+  if u > now then wait = math.max(wait, u - now) end
 end
-return {1, 0}
+if wait > 0 then return wait end
+for i = 1, 2 do
+  local free, base, max = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
+  local n = redis.call('HINCRBY', KEYS[i], 'n', 1)
+  if n >= free then
+    redis.call('HSET', KEYS[i], 'until', string.format('%d', now + math.min(base * 2 ^ math.min(n - free, 30), max)))
+  end
+  redis.call('PEXPIRE', KEYS[i], ARGV[8])
+end
+return 0
+`;
+
+/** KEYS: pair, address; ARGV: the address's free budget. */
+const succeededScript = `
+redis.call('DEL', KEYS[1])
+local n = redis.call('HINCRBY', KEYS[2], 'n', -1)
+if n < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[2], 'until') end
+return n
 `;
 
 /**
- * Fixed-window counters in Redis, shared by every web process. Defaults: 5 attempts per user
- * name and 20 per IP address in 15 minutes (an office behind one address must not be locked out
- * by one person's typos); right passwords give their attempt back. The user name key is hashed:
- * names typed by strangers never become Redis keys verbatim.
+ * The limiter in Redis, shared by every web process (so more processes do not mean more guesses,
+ * and a restart forgets nothing). Redis down or slow (over `timeoutMs`) must neither open the
+ * door nor break the login: each call then falls back to an in-memory limiter with the same
+ * rules, per process, until Redis answers again.
  */
-export function createRedisLoginLimiter(redis: Redis, opts: { maxFailures?: number; maxFailuresPerIp?: number; windowSeconds?: number; prefix?: string } = {}): LoginLimiter {
-  const maxUser = opts.maxFailures ?? 5;
-  const maxIp = opts.maxFailuresPerIp ?? maxUser * 4;
-  const window = opts.windowSeconds ?? 900;
-  const prefix = opts.prefix ?? 'borgcube:login-failures';
-  const ipKey = (ip: string) => `${prefix}:ip:${ip}`;
-  const userKey = (username: string) => `${prefix}:user:${sha256(username.toLowerCase())}`;
+export function createRedisLoginLimiter(
+  redis: Redis,
+  opts: { limits?: LoginLimits; prefix?: string; timeoutMs?: number; onFallback?: (err: unknown) => void } = {},
+): LoginLimiter {
+  const limits = opts.limits ?? defaultLoginLimits;
+  const prefix = opts.prefix ?? 'borgcube:login';
+  const timeoutMs = opts.timeoutMs ?? 500;
+  const memory = createMemoryLoginLimiter(limits);
+  const bounded = <T>(p: Promise<T>) => {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`Redis did not answer within ${timeoutMs} ms`)), timeoutMs)))]).finally(() => clearTimeout(timer));
+  };
+  const rule = (r: BackoffRule) => [r.free, r.baseSeconds * 1000, r.maxSeconds * 1000];
   return {
     async attempt(ip, username) {
-      const r = (await redis.eval(attemptScript, 2, ipKey(ip), userKey(username), maxIp, maxUser, window)) as [number, number];
-      return r[0] ? 0 : Math.max(Number(r[1]), 1);
+      try {
+        const args = [Date.now(), ...rule(limits.pair), ...rule(limits.address), limits.forgetSeconds * 1000];
+        const waitMs = Number(await bounded(redis.eval(attemptScript, 2, pairKey(prefix, ip, username), addressKey(prefix, ip), ...args)));
+        return waitMs > 0 ? Math.max(Math.ceil(waitMs / 1000), 1) : 0;
+      } catch (err) {
+        opts.onFallback?.(err);
+        return memory.attempt(ip, username);
+      }
     },
     async succeeded(ip, username) {
-      // The user's counter restarts; the IP's only gets this attempt back: one right password
-      // must not reset the budget of someone guessing other accounts from the same address.
-      await redis.multi().del(userKey(username)).decr(ipKey(ip)).exec();
+      await memory.succeeded(ip, username);
+      await bounded(redis.eval(succeededScript, 2, pairKey(prefix, ip, username), addressKey(prefix, ip), limits.address.free)).catch((err: unknown) => opts.onFallback?.(err));
+    },
+  };
+}
+
+/**
+ * The same rules in this process's memory: the fallback while Redis is away. At most `maxKeys`
+ * keys; beyond that the oldest are dropped (an attacker filling it with fresh addresses gains
+ * nothing the fresh addresses did not already give them).
+ */
+export function createMemoryLoginLimiter(limits: LoginLimits = defaultLoginLimits, maxKeys = 100_000): LoginLimiter {
+  const keys = new Map<string, { n: number; until: number; forgetAt: number }>();
+  const get = (k: string, now: number) => {
+    const e = keys.get(k);
+    if (e && e.forgetAt <= now) keys.delete(k);
+    return e && e.forgetAt > now ? e : undefined;
+  };
+  return {
+    attempt(ip, username) {
+      const now = Date.now();
+      const pk = pairKey('m', ip, username);
+      const ak = addressKey('m', ip);
+      const wait = Math.max(get(pk, now)?.until ?? 0, get(ak, now)?.until ?? 0) - now;
+      if (wait > 0) return Promise.resolve(Math.max(Math.ceil(wait / 1000), 1));
+      for (const [k, r] of [[pk, limits.pair], [ak, limits.address]] as const) {
+        const e = get(k, now) ?? { n: 0, until: 0, forgetAt: 0 };
+        e.n++;
+        const d = backoffMs(r, e.n);
+        if (d > 0) e.until = now + d;
+        e.forgetAt = now + limits.forgetSeconds * 1000;
+        keys.delete(k);
+        keys.set(k, e); // most recent last: the oldest go first when full
+        while (keys.size > maxKeys) keys.delete(keys.keys().next().value!);
+      }
+      return Promise.resolve(0);
+    },
+    succeeded(ip, username) {
+      keys.delete(pairKey('m', ip, username));
+      const e = keys.get(addressKey('m', ip));
+      if (e && --e.n < limits.address.free) e.until = 0;
+      return Promise.resolve();
     },
   };
 }
@@ -128,6 +233,11 @@ export interface LoginResult {
   user: UserRow;
 }
 
+/** A new session's cookie value and CSRF token (only the cookie's hash is stored). */
+function newSessionSecrets(now = new Date()) {
+  return { token: randomBytes(32).toString('base64url'), csrfToken: randomBytes(32).toString('base64url'), expiresAt: new Date(now.getTime() + sessionIdleMs) };
+}
+
 let dummyHash: Promise<string> | undefined;
 
 /**
@@ -142,7 +252,7 @@ export async function login(
 ): Promise<LoginResult> {
   const input = loginInput.parse(raw);
   const wait = await limiter.attempt(meta.ip, input.username);
-  if (wait > 0) throw rateLimited(`too many failed logins; try again in ${Math.ceil(wait / 60)} minute(s)`);
+  if (wait > 0) throw rateLimited(`too many failed logins from your address; try again in ${wait < 120 ? `${wait} second(s)` : `${Math.ceil(wait / 60)} minute(s)`}`);
   const creds = await usersQ.findUserCredentials(deps.db, input.username);
   dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
   const ok = await verifyPassword(input.password, creds?.passwordHash ?? (await dummyHash));
@@ -151,10 +261,8 @@ export async function login(
     throw unauthorized('wrong user name or password');
   }
   await limiter.succeeded(meta.ip, input.username);
-  const token = randomBytes(32).toString('base64url');
-  const csrfToken = randomBytes(32).toString('base64url');
   const now = new Date();
-  const expiresAt = new Date(now.getTime() + sessionIdleMs);
+  const { token, csrfToken, expiresAt } = newSessionSecrets(now);
   await authQ.insertSession(deps.db, { idHash: sha256(token), userId: creds.id, csrfToken, expiresAt, ip: meta.ip, userAgent: meta.userAgent?.slice(0, 400) ?? null });
   await usersQ.updateUser(deps.db, creds.id, { lastLoginAt: now });
   deps.log.info({ user: creds.username, ip: meta.ip }, 'logged in');
@@ -191,19 +299,32 @@ export const changePasswordInput = z
   .object({ current: z.string().min(1, 'enter your current password').max(1024), password: passwordSchema, repeat: z.string().optional() })
   .refine((v) => v.repeat === undefined || v.repeat === v.password, { message: 'the new passwords do not match', path: ['repeat'] });
 
-/** Changes one's own password; every other session of the user ends. */
-export async function changeOwnPassword(deps: Pick<ServiceDeps, 'db' | 'log'>, principal: Principal, raw: z.input<typeof changePasswordInput>): Promise<void> {
+/**
+ * Changes one's own password. Every session and API token of the user ends in the same
+ * transaction; a caller on a session gets a fresh one (new cookie and CSRF token) in its place,
+ * so the browser that made the change stays logged in and nothing issued before it survives.
+ */
+export async function changeOwnPassword(
+  deps: Pick<ServiceDeps, 'db' | 'log'>,
+  principal: Principal,
+  raw: z.input<typeof changePasswordInput>,
+  meta: { ip: string; userAgent?: string },
+): Promise<{ session?: Omit<LoginResult, 'user'>; principal: Principal }> {
   const input = changePasswordInput.parse(raw);
   const creds = await usersQ.findUserCredentials(deps.db, principal.user.username);
   if (!creds || !(await verifyPassword(input.current, creds.passwordHash))) throw invalid('current: the current password is wrong');
-  await usersQ.updateUser(deps.db, creds.id, { passwordHash: await hashPassword(input.password) });
-  await authQ.deleteUserSessions(deps.db, creds.id, principal.session?.idHash);
-  deps.log.info({ user: creds.username }, 'password changed');
-}
-
-/** Ends every session of a user (after an admin disables the account or resets its password). */
-export async function endUserSessions(deps: Pick<ServiceDeps, 'db'>, userId: string): Promise<void> {
-  await authQ.deleteUserSessions(deps.db, userId);
+  const passwordHash = await hashPassword(input.password);
+  const fresh = principal.via === 'session' ? newSessionSecrets() : undefined;
+  await deps.db.transaction(async (tx) => {
+    await usersQ.updateUser(tx, creds.id, { passwordHash });
+    await authQ.revokeUserAccess(tx, creds.id, new Date());
+    if (fresh) await authQ.insertSession(tx, { idHash: sha256(fresh.token), userId: creds.id, csrfToken: fresh.csrfToken, expiresAt: fresh.expiresAt, ip: meta.ip, userAgent: meta.userAgent?.slice(0, 400) ?? null });
+  });
+  deps.log.info({ user: creds.username }, 'password changed; sessions and API tokens revoked');
+  return {
+    session: fresh,
+    principal: fresh ? { user: principal.user, via: 'session', session: { idHash: sha256(fresh.token), csrfToken: fresh.csrfToken, expiresAt: fresh.expiresAt } } : principal,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addClientInput, compressionSchema } from './clients.js';
+import { addClientInput, clientLimitsSchema, compressionSchema, parseLimitPairs } from './clients.js';
 
 describe('client input', () => {
   it('accepts borg compression specs and refuses anything else', () => {
@@ -15,5 +15,15 @@ describe('client input', () => {
     expect(addClientInput.safeParse({ name: '-x', host: 'h', paths: ['/a'] }).success).toBe(false);
     expect(addClientInput.safeParse({ name: 'x', host: 'h', paths: ['/a/../b'] }).success).toBe(false);
     expect(addClientInput.safeParse({ name: 'x', host: 'h', port: 70000, paths: ['/a'] }).success).toBe(false);
+  });
+});
+
+describe('client limits', () => {
+  it('validates keys and values, and parses key=value pairs with unit suffixes', () => {
+    expect(parseLimitPairs(['putsPerJob=1000', 'uploadBytesPerJob=2T'])).toEqual({ putsPerJob: 1000, uploadBytesPerJob: 2 * 2 ** 40 });
+    expect(() => parseLimitPairs(['nosuch=1'])).toThrow();
+    expect(() => parseLimitPairs(['putsPerJob=-1'])).toThrow();
+    expect(clientLimitsSchema.safeParse({ plaintextBytesPerObject: 128 * 2 ** 20 }).success).toBe(false);
+    expect(clientLimitsSchema.safeParse({ commitsPerMinute: 0 }).success).toBe(false);
   });
 });

@@ -1,7 +1,7 @@
 // Clients: the hosts BorgCube pulls backups from.
 import { z } from 'zod';
 import * as clients from '../db/queries/clients.js';
-import type { Client } from '../db/schema.js';
+import { JOB_LIMIT_DEFAULTS, type Client, type ClientLimits, type JobLimits } from '../db/schema.js';
 import { readServerPrivateKey } from '../infra/server-key.js';
 import { SshConnection, SshError, type SshTarget } from '../infra/ssh.js';
 import type { ServiceDeps } from './deps.js';
@@ -23,6 +23,26 @@ export const compressionSchema = z
 /** A borg executable on the client: an absolute path, or a bare command name looked up on PATH. */
 const borgPathSchema = z.union([absolutePathSchema, z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, 'must be an absolute path or a command name')]);
 
+const limitValue = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** Overrides of a job's cost bounds (db/schema/clients.ts JobLimits); absent keys keep the defaults. */
+export const clientLimitsSchema = z
+  .object(Object.fromEntries(Object.keys(JOB_LIMIT_DEFAULTS).map((k) => [k, limitValue])) as Record<keyof JobLimits, typeof limitValue>)
+  .partial()
+  .strict()
+  // The service's decoders refuse more than 64 MiB of plaintext per object whatever is configured.
+  .refine((l) => (l.plaintextBytesPerObject ?? 0) <= 64 * 2 ** 20, { message: 'plaintextBytesPerObject is at most 64 MiB', path: ['plaintextBytesPerObject'] }) satisfies z.ZodType<ClientLimits>;
+
+/** `key=value` pairs (CLI flags, form fields) as limits; values accept K/M/G/T suffixes (powers of 1024). */
+export function parseLimitPairs(pairs: readonly string[]): ClientLimits {
+  const out: Record<string, number> = {};
+  for (const p of pairs) {
+    const m = /^([A-Za-z]+)=(\d+)([KMGT]?)$/.exec(p.trim());
+    if (!m) throw new z.ZodError([{ code: 'custom', path: ['limits'], message: `${JSON.stringify(p)} is not key=number (e.g. putsPerJob=1000000, uploadBytesPerJob=2T)`, input: p }]);
+    out[m[1]!] = Number(m[2]) * 1024 ** ' KMGT'.indexOf(m[3] || ' ');
+  }
+  return clientLimitsSchema.parse(out);
+}
+
 export const clientFields = {
   host: hostSchema,
   port: portSchema.default(22),
@@ -32,6 +52,7 @@ export const clientFields = {
   borgPath: borgPathSchema.default('borg'),
   dedupScope: z.enum(['client', 'repository']).default('client'),
   compression: compressionSchema.default('lz4'),
+  limits: clientLimitsSchema.default({}),
 };
 
 export const addClientInput = z.object({ name: nameSchema, ...clientFields });
@@ -47,6 +68,7 @@ export const updateClientInput = z
     borgPath: borgPathSchema,
     dedupScope: z.enum(['client', 'repository']),
     compression: compressionSchema,
+    limits: clientLimitsSchema,
   })
   .partial();
 export type UpdateClientInput = z.input<typeof updateClientInput>;
@@ -67,6 +89,7 @@ export async function addClient(deps: Pick<ServiceDeps, 'db' | 'log'>, raw: AddC
       borgPath: input.borgPath,
       dedupScope: input.dedupScope,
       compression: input.compression,
+      limits: input.limits,
     });
     deps.log.info({ client: row.name, host: row.host }, 'client added');
     return row;
@@ -88,6 +111,7 @@ export async function updateClient(deps: Pick<ServiceDeps, 'db' | 'log'>, name: 
   if (input.borgPath !== undefined) patch.borgPath = input.borgPath;
   if (input.dedupScope !== undefined) patch.dedupScope = input.dedupScope;
   if (input.compression !== undefined) patch.compression = input.compression;
+  if (input.limits !== undefined) patch.limits = input.limits;
   // A different address is a different machine as far as host-key pinning is concerned.
   if ((patch.host && patch.host !== existing.host) || (patch.port && patch.port !== existing.port)) {
     patch.hostKey = null;

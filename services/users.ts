@@ -1,6 +1,7 @@
 // Console users. Passwords are hashed with scrypt; the hash never leaves db/queries/users.ts
 // except for verification at login.
 import { z } from 'zod';
+import * as authQ from '../db/queries/auth.js';
 import * as users from '../db/queries/users.js';
 import { generatePassword, hashPassword } from '../infra/passwords.js';
 import type { ServiceDeps } from './deps.js';
@@ -57,8 +58,15 @@ export async function updateUser(deps: Pick<ServiceDeps, 'db' | 'log'>, username
   if (input.role) patch.role = input.role;
   if (input.disabled !== undefined) patch.disabled = input.disabled;
   if (input.password) patch.passwordHash = await hashPassword(input.password);
-  const row = (await users.updateUser(deps.db, u.id, patch))!;
-  deps.log.info({ user: username, role: row.role, disabled: row.disabled, passwordChanged: Boolean(input.password) }, 'user updated');
+  // A new password or a disabled account ends every session and API token of the user, in the
+  // same transaction: a stolen cookie or token must not outlive the reset that answers its theft.
+  const revoke = Boolean(input.password) || input.disabled === true;
+  const row = await deps.db.transaction(async (tx) => {
+    const r = (await users.updateUser(tx, u.id, patch))!;
+    if (revoke) await authQ.revokeUserAccess(tx, u.id, new Date());
+    return r;
+  });
+  deps.log.info({ user: username, role: row.role, disabled: row.disabled, passwordChanged: Boolean(input.password), accessRevoked: revoke }, 'user updated');
   return row;
 }
 

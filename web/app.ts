@@ -2,9 +2,9 @@
 // `app.request()` on it; web/main.ts serves it and calls `app.injectWebSocket(server)`.
 //
 // Order of the middleware: security headers on everything; health and static files answer
-// without touching the session; then authentication (finds the principal), CSRF (refuses
-// cookie-authenticated writes without the token); then one sub-app per resource, each route
-// checking its role (pages: requireRole, API: op()).
+// without touching the session; then authentication (finds the principal), the body limit (small
+// until logged in), CSRF (refuses cookie-authenticated writes without the token); then one sub-app
+// per resource, each route checking its role (pages: requireRole, API: op()).
 import { createNodeWebSocket } from '@hono/node-ws';
 import { Hono } from 'hono';
 import { html } from 'hono/html';
@@ -21,6 +21,7 @@ import { policiesApi } from './api/policies.js';
 import { repositoriesApi } from './api/repositories.js';
 import { sessionApi, tokensApi, usersApi } from './api/users.js';
 import { authenticate, csrfProtection } from './auth.js';
+import { requestBodyLimit } from './body-limit.js';
 import type { WebDeps, WebEnv } from './env.js';
 import { createErrorHandler, wantsJson } from './errors.js';
 import { alertsPages } from './routes/alerts.js';
@@ -35,6 +36,8 @@ import { accountPages, usersPages } from './routes/users.js';
 import { securityHeaders } from './security.js';
 import { staticFiles } from './static.js';
 import { createMetricsApp } from './metrics.js';
+import { healthApi } from './api/health.js';
+import { healthSummary } from './health.js';
 import { archivesApi } from './api/archives.js';
 import { archivesPages } from './routes/archives.js';
 import { layout } from './views/layout.js';
@@ -56,9 +59,11 @@ export function createApp(deps: WebDeps) {
   );
   app.use('*', securityHeaders({ https: s.config.web.publicUrl.startsWith('https:') }));
 
+  // Anyone may ask; the answer says only ok or degraded per component (the error texts, task
+  // queue and storage host names are at /api/v1/health, for logged-in users).
   app.get('/healthz', async (c) => {
     const report = await deps.health();
-    return c.json(report, report.ok ? 200 : 503);
+    return c.json(healthSummary(report), report.ok ? 200 : 503);
   });
   app.route('/static', staticFiles());
   app.route('/metrics', createMetricsApp(s)); // Prometheus; bearer token or loopback (web/metrics.ts)
@@ -72,6 +77,7 @@ export function createApp(deps: WebDeps) {
     if (c.req.method === 'GET') s.log.debug(line, 'request');
     else s.log.info(line, 'request');
   });
+  app.use('*', requestBodyLimit()); // before anything reads a body (CSRF parses forms)
   app.use('*', csrfProtection());
 
   // Pages
@@ -99,6 +105,7 @@ export function createApp(deps: WebDeps) {
   app.route(`${apiPrefix}/alerts`, alertsApi(deps));
   app.route(`${apiPrefix}/users`, usersApi(deps));
   app.route(`${apiPrefix}/tokens`, tokensApi(deps));
+  app.route(`${apiPrefix}/health`, healthApi(deps));
   let openapi: ReturnType<typeof openApiDocument> | undefined;
   app.get(`${apiPrefix}/openapi.json`, (c) => {
     openapi ??= openApiDocument(app, apiPrefix, { title: 'BorgCube', version: '1', serverUrl: `${s.config.web.publicUrl}${apiPrefix}` });

@@ -14,6 +14,15 @@ export interface HealthReport {
   workers: Record<string, boolean>;
 }
 
+/** The anonymous /healthz: `down` without the database (503), `degraded` when anything else is. */
+export interface HealthSummary {
+  status: 'ok' | 'degraded' | 'down';
+  database: 'ok' | 'degraded';
+  redis: 'ok' | 'degraded';
+  temporal: 'ok' | 'degraded';
+  workers: 'ok' | 'degraded';
+}
+
 /** The web app's dependencies (STYLE.md §16: built in the composition root, passed down). */
 export interface WebDeps {
   services: ServiceDeps;

@@ -17,6 +17,7 @@ export const statusOfKind: Record<ServiceErrorKind, ContentfulStatusCode> = {
   'not-found': 404,
   conflict: 409,
   'rate-limited': 429,
+  'too-large': 413,
   failed: 502,
   unavailable: 503,
 };

@@ -1,12 +1,13 @@
-// GET /healthz: is the stack usable? The database decides the status (503 without it); Redis,
-// Temporal and the workers are reported so `npm start` and operators see what is missing.
+// Is the stack usable? The database decides the status (503 without it); Redis, Temporal and the
+// workers are reported so `npm start` and operators see what is missing: in full with the errors
+// at /api/v1/health (logged in), as ok/degraded per component at the anonymous /healthz.
 // Every probe is bounded: a dead dependency costs at most `timeoutMs`.
 import type { Client as TemporalClient } from '@temporalio/client';
 import type { Redis } from 'ioredis';
 import { pingDb, type Db } from '../db/client.js';
 import { listRepositories } from '../services/repositories.js';
 import { storageTaskQueue } from '../workflows/task-queues.js';
-import type { HealthReport } from './env.js';
+import type { HealthReport, HealthSummary } from './env.js';
 
 export interface HealthDeps {
   db: Db;
@@ -70,4 +71,12 @@ export function createHealthCheck(h: HealthDeps): () => Promise<HealthReport> {
     report.ok = report.database.ok;
     return report;
   };
+}
+
+/** What /healthz tells anyone: no error text, no queue or host names. */
+export function healthSummary(r: HealthReport): HealthSummary {
+  const state = (ok: boolean) => (ok ? 'ok' : 'degraded');
+  const workers = Object.values(r.workers);
+  const components = { database: state(r.database.ok), redis: state(r.redis.ok), temporal: state(r.temporal.ok), workers: state(workers.length > 0 && workers.every(Boolean)) } as const;
+  return { status: !r.ok ? 'down' : Object.values(components).every((v) => v === 'ok') ? 'ok' : 'degraded', ...components };
 }

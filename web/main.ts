@@ -44,7 +44,8 @@ async function main() {
   const hub = createJobEventHub(subscriber, log);
   const app = createApp({
     services,
-    limiter: createRedisLoginLimiter(redis),
+    // Redis keeps the login limits for every web process; while it is away each process limits on its own.
+    limiter: createRedisLoginLimiter(redis, { onFallback: (err) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'login limits: Redis unavailable, limiting in this process') }),
     hub,
     health: createHealthCheck({ db: dbh.db, redis, temporal: () => services.temporal(), namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, storageHost: config.storageHost }),
   });

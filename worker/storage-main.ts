@@ -29,7 +29,11 @@ async function main() {
     log,
     masterKey,
     temporal: temporal.client,
-    proxyCommand: { node: process.execPath, script: fileURLToPath(new URL('../proxy/session/main.js', import.meta.url)) },
+    proxyCommand: {
+      sandbox: fileURLToPath(new URL('../../bin/borgcube-sandbox', import.meta.url)),
+      node: process.execPath,
+      script: fileURLToPath(new URL('../proxy/session/main.js', import.meta.url)),
+    },
     proxyGid: lookupAccount(config.accounts.proxy)?.gid,
   });
   await service.listen();

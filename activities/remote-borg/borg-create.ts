@@ -1,6 +1,6 @@
 // `borg create` as runDetached runs it: the backup of a client's paths into the job's archive,
 // through BorgCube's proxy (DESIGN.md §3 step 5).
-import type { Client, Job } from '../../db/schema.js';
+import { jobLimitsOf, type Client, type Job } from '../../db/schema.js';
 import type { Config } from '../../infra/config.js';
 import { jobRepositoryUrl } from '../../infra/storage-layout.js';
 import { parseBorgLine } from '../borg-output.js';
@@ -18,6 +18,7 @@ export function borgCreate(config: Config, job: Job, client: Client, borgCmd: st
     jobName: 'backup',
     argv: borgCreateArgv(config, job, client, borgCmd),
     parseLine: parseBorgLine,
+    logLimits: jobLimitsOf(client.limits),
     // 1 is borg's "finished with warnings" (a file vanished while read, say): the archive is there.
     succeeded: (rc) => (rc === 0 ? 'borg create finished' : rc === 1 ? 'borg create finished with warnings (see above)' : undefined),
   };

@@ -10,7 +10,7 @@ import { lastLogSeq } from '../../db/queries/jobs.js';
 import { sftpExists, sftpReadFrom, sftpReadSmall } from '../../infra/sftp.js';
 import type { SshConnection } from '../../infra/ssh.js';
 import { LineSplitter, type BorgLine } from '../borg-output.js';
-import { JobLog, type JobLogDeps } from './job-log.js';
+import { JobLog, type JobLogDeps, type LogLimits } from './job-log.js';
 import { borgRunning, clearRunExit, runScript, startRunScript, stopRun, waitForRunEnd } from './run-script.js';
 
 /** A borg subcommand as runDetached runs it. */
@@ -27,6 +27,8 @@ export interface DetachedBorg {
   parseLine(line: string, truncated: boolean): BorgLine | null;
   /** The log line for an exit code that ends the run well; undefined when it failed. */
   succeeded(rc: number): string | undefined;
+  /** The job's log bounds (the client's limits); the defaults when not given. */
+  logLimits?: LogLimits;
 }
 
 export interface DetachedRunDeps extends JobLogDeps {
@@ -72,7 +74,7 @@ export async function runDetached(deps: DetachedRunDeps, on: { conn: SshConnecti
   if (!(await sftpExists(sftp, posix.join(dir, 'key')))) {
     throw ApplicationFailure.nonRetryable(`the job folder ${dir} is gone from the client`, 'JobFolderMissing');
   }
-  const log = new JobLog(deps, jobId, await lastLogSeq(deps.db, jobId));
+  const log = new JobLog(deps, jobId, await lastLogSeq(deps.db, jobId), borg.logLimits);
   log.listed = prev.listed ?? 0;
   log.progress = prev.progress;
   const run: Run = { deps, borg, conn, sftp, dir, log, offset: prev.offset, beat: () => {} };

@@ -2,6 +2,7 @@
 // for viewers, and the latest progress for the activity's heartbeat.
 import type { Db } from '../../db/client.js';
 import * as jobs from '../../db/queries/jobs.js';
+import { JOB_LIMIT_DEFAULTS, type JobLimits } from '../../db/schema.js';
 import type { EventPublisher } from '../../infra/events.js';
 import type { BorgLine } from '../borg-output.js';
 
@@ -18,11 +19,21 @@ export interface JobLogDeps {
   events: EventPublisher;
 }
 
+/** The bounds a job's log keeps to (the client's limits, db/schema/clients.ts). */
+export type LogLimits = Pick<JobLimits, 'logLinesPerJob' | 'logBytesPerJob' | 'eventsPerSecond'>;
+
 /** Turns parsed borg lines into PostgreSQL rows (batched), Redis events and heartbeats. */
 export class JobLog {
   private batch: Array<Parameters<typeof jobs.insertLogLines>[1][number]> = [];
   private lastFlush = Date.now();
   private stored = 0;
+  /** Bytes of messages stored by this follower (lines are counted per job through `seq`). */
+  private storedBytes = 0;
+  /** Set once the job's log reached its bound and said so. */
+  private truncated = false;
+  /** Live events left in the current second (a flood of lines is stored, not all relayed live). */
+  private eventBudget = 0;
+  private eventSecond = 0;
   private progressN = 0;
   private lastProgressPublish = 0;
   lastError: string | undefined;
@@ -36,6 +47,7 @@ export class JobLog {
     private readonly deps: JobLogDeps,
     private readonly jobId: string,
     private seq: number,
+    private readonly limits: LogLimits = JOB_LIMIT_DEFAULTS,
   ) {}
 
   /**
@@ -44,6 +56,36 @@ export class JobLog {
    */
   async own(message: string, level = 'INFO') {
     await this.line({ kind: 'log', level, type: 'borgcube', msgid: null, message, time: null }, true);
+  }
+
+  /** Whether one more live event fits this second's budget. */
+  private mayPublish(): boolean {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.eventSecond) {
+      this.eventSecond = second;
+      this.eventBudget = this.limits.eventsPerSecond;
+    }
+    if (this.eventBudget <= 0) return false;
+    this.eventBudget--;
+    return true;
+  }
+
+  /**
+   * Whether a client's line may still be stored. Past the job's bound the log says once that it
+   * was cut and keeps nothing more of the client's (BorgCube's own lines, few, still go in): a
+   * flood of lines costs the database and the viewers a bounded amount, and the job goes on
+   * (its outcome comes from borg's exit code and last error, tracked whether stored or not).
+   */
+  private async withinBound(message: string): Promise<boolean> {
+    if (this.truncated) return false;
+    const bytes = Buffer.byteLength(message);
+    if (this.seq < this.limits.logLinesPerJob && this.storedBytes + bytes <= this.limits.logBytesPerJob) {
+      this.storedBytes += bytes;
+      return true;
+    }
+    this.truncated = true;
+    await this.own(`the log of this job reached its bound (${this.limits.logLinesPerJob} lines or ${this.limits.logBytesPerJob} bytes): further lines from the client are dropped`, 'WARNING');
+    return false;
   }
 
   async line(l: BorgLine | null, storeFirst = false) {
@@ -60,7 +102,7 @@ export class JobLog {
       if (l.totalSize !== undefined) l = { ...l, nfiles: this.listed };
       const now = Date.now();
       // Borg prints at most 5 lines a second; publish them all, but never faster than 10/s.
-      if (now - this.lastProgressPublish >= 100) {
+      if (now - this.lastProgressPublish >= 100 && this.mayPublish()) {
         this.lastProgressPublish = now;
         await this.deps.events.publish(this.jobId, { type: 'progress', ...l, n: ++this.progressN }).catch(() => {});
       }
@@ -74,8 +116,9 @@ export class JobLog {
       this.lastErrorTransient = transientError.test(l.message) || (l.msgid !== null && transientError.test(l.msgid));
     }
     if (this.stored >= MAX_STORED_LINES && !['WARNING', 'ERROR', 'CRITICAL'].includes(l.level)) return;
+    if (!storeFirst && !(await this.withinBound(l.message))) return;
     this.stored++;
-    const row = {
+    const row = jobs.storableLogLine({
       jobId: this.jobId,
       seq: ++this.seq,
       time: l.time ? new Date(l.time * 1000) : new Date(),
@@ -83,12 +126,14 @@ export class JobLog {
       type: l.type,
       msgid: l.msgid,
       message: l.message,
-    };
+    });
     this.batch.push(row);
     if (storeFirst) await this.flush();
-    await this.deps.events
-      .publish(this.jobId, { type: 'log', seq: row.seq, time: row.time.toISOString(), level: row.level, kind: row.type, msgid: row.msgid, message: row.message })
-      .catch(() => {});
+    if (storeFirst || this.mayPublish()) {
+      await this.deps.events
+        .publish(this.jobId, { type: 'log', seq: row.seq, time: row.time.toISOString(), level: row.level, kind: row.type, msgid: row.msgid, message: row.message })
+        .catch(() => {});
+    }
     if (this.batch.length >= 200) await this.flush();
   }
 

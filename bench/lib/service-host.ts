@@ -5,7 +5,9 @@
 // entry point.
 //
 // BENCH_PROXY_NODE_ARGS: extra node options for the proxy processes sshd starts (e.g.
-// `--cpu-prof --cpu-prof-dir /tmp/x`); they go into the forced command the service hands sshd.
+// `--cpu-prof --cpu-prof-dir /var/tmp/x`); they go into the forced command the service hands sshd.
+// The proxy runs in bin/borgcube-sandbox, which hides /tmp, /var/tmp, /run and /dev/shm: a profile
+// folder there stays empty.
 import { createStorageActivities } from '../../activities/storage.js';
 import { createDb } from '../../db/client.js';
 import { lookupAccount } from '../../infra/accounts.js';
@@ -37,7 +39,7 @@ async function main() {
     config,
     log,
     masterKey,
-    proxyCommand: { node: extra ? `${process.execPath} ${extra}` : process.execPath, script: programs(projectRoot).proxySession },
+    proxyCommand: { sandbox: programs(projectRoot).sandbox, node: extra ? `${process.execPath} ${extra}` : process.execPath, script: programs(projectRoot).proxySession },
     proxyGid: lookupAccount(config.accounts.proxy)?.gid,
   });
   await service.listen();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { addClient, forgetClientHostKey, getClient, listClients, removeClient, testClient, type ClientView } from '../../services/clients.js';
+import { jobLimitsOf, JOB_LIMIT_DEFAULTS } from '../../db/schema.js';
+import { addClient, forgetClientHostKey, getClient, listClients, parseLimitPairs, removeClient, testClient, updateClient, type ClientView } from '../../services/clients.js';
 import { printable, table, type CliContext } from '../context.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -9,6 +10,37 @@ export function registerClientCommands(program: Command, ctx: CliContext) {
 
   clientConfigCommands(client, ctx);
   clientConnectionCommands(client, ctx);
+  clientLimitsCommand(client, ctx);
+}
+
+const limitHelp = `a job's cost bound KEY=N (repeatable; N may end in K, M, G or T): ${Object.keys(JOB_LIMIT_DEFAULTS).join(', ')}`;
+
+/** A client's per-job bounds (DESIGN.md §4 invariant 11): shown, changed, or back to the defaults. */
+function clientLimitsCommand(client: Command, ctx: CliContext) {
+  client
+    .command('limits')
+    .description("show or change a client's per-job bounds (unset keys use the defaults)")
+    .argument('<name>')
+    .option('--set <key=value>', limitHelp, collect, [])
+    .option('--unset <key>', 'back to the default for this key (repeatable)', collect, [])
+    .option('--reset', 'every key back to its default')
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { set: string[]; unset: string[]; reset?: boolean; json?: boolean }) => {
+      let c = await getClient(ctx.deps(), name);
+      if (o.set.length || o.unset.length || o.reset) {
+        const next: Record<string, number | undefined> = o.reset ? {} : { ...c.limits, ...parseLimitPairs(o.set) };
+        for (const k of o.unset) delete next[k];
+        c = await updateClient(ctx.deps(), name, { limits: next });
+      }
+      const effective = jobLimitsOf(c.limits);
+      if (o.json) return ctx.printJson({ client: c.name, limits: c.limits, effective });
+      ctx.print(
+        table(
+          ['LIMIT', 'VALUE', ''],
+          (Object.keys(effective) as Array<keyof typeof effective>).map((k) => [k, String(effective[k]), c.limits[k] === undefined ? 'default' : 'set']),
+        ),
+      );
+    });
 }
 
 /** Adding, listing, showing and removing clients. */
@@ -25,8 +57,9 @@ function clientConfigCommands(client: Command, ctx: CliContext) {
     .option('--borg-path <path>', 'borg on the client (absolute path or command); deployed when absent', 'borg')
     .option('--dedup-scope <scope>', 'client: dedup against its own archives only; repository: against all chunks (lets the client learn every chunk id)', 'client')
     .option('--compression <spec>', 'borg compression for its backups (lz4, zstd,3, zlib,6, lzma,6, auto,zstd, none)', 'lz4')
+    .option('--limit <key=value>', limitHelp, collect, [])
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { host: string; port: string; user: string; path: string[]; exclude: string[]; borgPath: string; dedupScope: string; compression: string; json?: boolean }) => {
+    .action(async (name: string, o: { host: string; port: string; user: string; path: string[]; exclude: string[]; borgPath: string; dedupScope: string; compression: string; limit: string[]; json?: boolean }) => {
       const row = await addClient(ctx.deps(), {
         name,
         host: o.host,
@@ -37,6 +70,7 @@ function clientConfigCommands(client: Command, ctx: CliContext) {
         borgPath: o.borgPath,
         dedupScope: o.dedupScope as 'client' | 'repository',
         compression: o.compression,
+        limits: parseLimitPairs(o.limit),
       });
       if (o.json) return ctx.printJson(row);
       ctx.print(`client ${row.name} added (${row.sshUser}@${row.host}:${row.port}); check it with: borgcube client test ${row.name}`);
@@ -116,6 +150,7 @@ function showClient(c: ClientView): string {
     ['borg version', c.borgVersion ?? 'unknown'],
     ['dedup scope', c.dedupScope],
     ['compression', c.compression],
+    ['limits', Object.entries(c.limits).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults (borgcube client limits NAME)'],
     ['host key', c.hostKeyFingerprint ?? 'not pinned yet'],
     ['last seen', c.lastSeenAt?.toISOString() ?? 'never'],
   ];

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline';
-import { addUser, listUsers, roles } from '../../services/users.js';
+import { generatePassword } from '../../infra/passwords.js';
+import { addUser, listUsers, roles, updateUser } from '../../services/users.js';
 import { table, type CliContext, UsageError } from '../context.js';
 
 export function registerUserCommands(program: Command, ctx: CliContext) {
@@ -21,6 +22,33 @@ export function registerUserCommands(program: Command, ctx: CliContext) {
       if (o.json) return ctx.printJson({ ...u, password: generatedPassword });
       ctx.print(`user ${u.username} (${u.role}) added${generatedPassword ? `; password: ${generatedPassword}` : ''}`);
     });
+
+  // The way back in for an admin who lost their password, and the way to shut an account from the
+  // server itself; like the console, both end the user's sessions and revoke their API tokens.
+  user
+    .command('set-password')
+    .description("give a user a new password (asked on a terminal, --password-stdin, or generated and printed); ends the user's sessions and revokes their API tokens")
+    .argument('<name>', 'user name')
+    .option('--password-stdin', 'read the password from the first line of stdin')
+    .action(async (name: string, o: { passwordStdin?: boolean }) => {
+      let password: string | undefined;
+      if (o.passwordStdin) password = await readLine(process.stdin);
+      else if (process.stdin.isTTY) password = await askPassword(ctx);
+      const generated = password ? undefined : generatePassword();
+      const u = await updateUser(ctx.deps(), name, { password: password ?? generated });
+      ctx.print(`user ${u.username} has a new password${generated ? `: ${generated}` : ''}; their sessions ended and their API tokens are revoked`);
+    });
+
+  for (const [verb, disabled] of [['disable', true], ['enable', false]] as const) {
+    user
+      .command(verb)
+      .description(disabled ? "disable a user: they can no longer log in; ends their sessions and revokes their API tokens" : 'enable a disabled user again (revoked sessions and tokens stay revoked)')
+      .argument('<name>', 'user name')
+      .action(async (name: string) => {
+        const u = await updateUser(ctx.deps(), name, { disabled });
+        ctx.print(`user ${u.username} ${disabled ? 'disabled; their sessions ended and their API tokens are revoked' : 'enabled'}`);
+      });
+  }
 
   user
     .command('list')

@@ -1,6 +1,6 @@
 // Sessions and API tokens. Only hashes of the secrets are stored and looked up here; the cookie
 // value and the token text never reach the database.
-import { and, desc, eq, getTableColumns, gt, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, gt, isNull, lt, or } from 'drizzle-orm';
 import type { Db } from '../client.js';
 import { apiTokensTable, sessionsTable, usersTable, type ApiToken, type Session } from '../schema.js';
 import type { UserRow } from './users.js';
@@ -31,9 +31,14 @@ export async function deleteSession(db: Db, idHash: string): Promise<void> {
   await db.delete(sessionsTable).where(eq(sessionsTable.idHash, idHash));
 }
 
-/** Every session of a user, except `keep` (the one changing the password stays logged in). */
-export async function deleteUserSessions(db: Db, userId: string, keep?: string): Promise<void> {
-  await db.delete(sessionsTable).where(and(eq(sessionsTable.userId, userId), keep ? sql`${sessionsTable.idHash} <> ${keep}` : undefined));
+/**
+ * Everything that lets a user in without their password: every session is deleted and every API
+ * token revoked (kept, listed as revoked). Run it in the transaction that changes the password or
+ * disables the user, so that no request sees the new state with the old credentials still valid.
+ */
+export async function revokeUserAccess(db: Db, userId: string, at: Date): Promise<void> {
+  await db.delete(sessionsTable).where(eq(sessionsTable.userId, userId));
+  await db.update(apiTokensTable).set({ revokedAt: at }).where(and(eq(apiTokensTable.userId, userId), isNull(apiTokensTable.revokedAt)));
 }
 
 export async function deleteExpiredSessions(db: Db, now: Date): Promise<number> {

@@ -1,6 +1,7 @@
 import { and, desc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { withAdvisoryLock, type Db } from '../client.js';
 import { jobCredentialsTable, jobKind, jobLogLinesTable, jobState, jobsTable, violationsTable, type Job, type JobStats } from '../schema.js';
+import { escapeControlChars, escapeNul } from '../../infra/control-chars.js';
 
 /** Every kind and state of a job, as the schema's enums define them. */
 export const jobKinds = jobKind.enumValues;
@@ -80,7 +81,7 @@ export async function completeJob(db: Db, id: string, state: Job['state'], error
   return (
     await db
       .update(jobsTable)
-      .set({ state, error, phase: 'done', finishedAt: new Date(), ...(stats ? { stats: sql`coalesce(${jobsTable.stats}, '{}'::jsonb) || ${JSON.stringify(stats)}::jsonb` } : {}) })
+      .set({ state, error: error === null ? null : escapeNul(error), phase: 'done', finishedAt: new Date(), ...(stats ? { stats: sql`coalesce(${jobsTable.stats}, '{}'::jsonb) || ${JSON.stringify(stats)}::jsonb` } : {}) })
       .where(and(eq(jobsTable.id, id), eq(jobsTable.state, 'running')))
       .returning()
   )[0];
@@ -126,8 +127,20 @@ export async function jobCreatedMicros(db: Db, id: string): Promise<bigint | und
   return r[0] ? BigInt(r[0].us) : undefined;
 }
 
-export async function insertLogLines(db: Db, rows: Array<typeof jobLogLinesTable.$inferInsert>): Promise<void> {
-  if (rows.length) await db.insert(jobLogLinesTable).values(rows).onConflictDoNothing();
+type LogLineInsert = typeof jobLogLinesTable.$inferInsert;
+
+/**
+ * A log line as it is stored and published: what a client's borg printed may hold NUL (which
+ * PostgreSQL's text refuses, failing the whole batch) or terminal escapes; both become `\xNN`
+ * (infra/control-chars.ts). Callers that publish a line live use this too, so viewers see the
+ * same text before and after a reload.
+ */
+export function storableLogLine<T extends Pick<LogLineInsert, 'level' | 'type' | 'msgid' | 'message'>>(row: T): T {
+  return { ...row, level: escapeControlChars(row.level), type: escapeControlChars(row.type), msgid: row.msgid == null ? row.msgid : escapeControlChars(row.msgid), message: escapeControlChars(row.message) };
+}
+
+export async function insertLogLines(db: Db, rows: LogLineInsert[]): Promise<void> {
+  if (rows.length) await db.insert(jobLogLinesTable).values(rows.map(storableLogLine)).onConflictDoNothing();
 }
 
 export async function lastLogSeq(db: Db, jobId: string): Promise<number> {
@@ -150,7 +163,7 @@ export async function lastLogLines(db: Db, jobId: string, limit: number) {
 }
 
 export async function insertViolation(db: Db, row: typeof violationsTable.$inferInsert) {
-  return (await db.insert(violationsTable).values(row).returning())[0]!;
+  return (await db.insert(violationsTable).values({ ...row, detail: escapeNul(row.detail) }).returning())[0]!;
 }
 
 export async function listViolations(db: Db, jobId: string) {

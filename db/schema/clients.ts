@@ -3,8 +3,54 @@ import { integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-c
 import { createdAt, updatedAt } from './columns.js';
 import { dedupScope } from './repositories.js';
 
-/** Per-client overrides of a job's cost bounds (DESIGN §4 inv. 11); absent keys use the defaults. */
-export type ClientLimits = Partial<Record<string, number>>;
+/**
+ * A job's cost bounds (DESIGN §4 inv. 11). Crossing one of the proxy's is a violation; the log's
+ * and events' are caps (what is past them is dropped, the job goes on). The defaults are far
+ * above what an honest backup of a large host needs (README "Per-job bounds").
+ */
+export interface JobLimits {
+  /** Objects a job may put (each costs the repository service ~60 bytes of memory until the session ends). */
+  putsPerJob: number;
+  /** Bytes of objects a job may upload, as sent. */
+  uploadBytesPerJob: number;
+  /** Largest plaintext one object may decompress to (borg: fixed chunker blocks ≤ MAX_DATA_SIZE). */
+  plaintextBytesPerObject: number;
+  /** Bytes all of a job's objects may decompress to together. */
+  plaintextBytesPerJob: number;
+  /** Commits (borg: one per checkpoint and one at the end) a job may make within any minute. */
+  commitsPerMinute: number;
+  /** Log lines stored per job; then one line saying the rest was dropped. */
+  logLinesPerJob: number;
+  /** Bytes of log messages stored per job. */
+  logBytesPerJob: number;
+  /** Live events (log lines, progress) published per second per job; the rest are only stored. */
+  eventsPerSecond: number;
+}
+
+/** Per-client overrides of a job's cost bounds; absent keys use JOB_LIMIT_DEFAULTS. */
+export type ClientLimits = Partial<JobLimits>;
+
+export const JOB_LIMIT_DEFAULTS: Readonly<JobLimits> = {
+  putsPerJob: 20_000_000,
+  uploadBytesPerJob: 16 * 2 ** 40,
+  // borg's MAX_DATA_SIZE (constants.py): no chunk of buzhash (≤ 8 MiB) or the fixed chunker (≤ this) is larger.
+  plaintextBytesPerObject: 20_971_479,
+  plaintextBytesPerJob: 64 * 2 ** 40,
+  commitsPerMinute: 30,
+  logLinesPerJob: 200_000,
+  logBytesPerJob: 64 * 2 ** 20,
+  eventsPerSecond: 50,
+};
+
+/** A client's limits with the defaults filled in (unknown keys of an old row are ignored). */
+export function jobLimitsOf(limits: ClientLimits | null | undefined): JobLimits {
+  const out = { ...JOB_LIMIT_DEFAULTS };
+  for (const k of Object.keys(out) as Array<keyof JobLimits>) {
+    const v = limits?.[k];
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) out[k] = v;
+  }
+  return out;
+}
 
 /** Commands run on the client around a job (typed and validated in services/). */
 export type HookSet = Record<string, unknown>;

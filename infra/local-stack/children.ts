@@ -18,6 +18,8 @@ export interface ChildContext {
   projectDir: string;
   print: (line: string) => void;
   signal: AbortSignal;
+  /** DATABASE_URL of the product's processes: BorgCube's own role (database-role.ts), not the administrator's. */
+  databaseUrl: string;
 }
 
 /** Reuses whatever answers at TEMPORAL_ADDRESS; starts the dev server only on this machine. */
@@ -66,7 +68,7 @@ export async function startSshd(c: ChildContext): Promise<void> {
 /** The repository service (as the storage account), the worker and the web console; returns the names started. */
 export async function startProduct(c: ChildContext, storage: Account): Promise<Set<string>> {
   const p = programs(c.projectDir);
-  const nodeEnv = { ...process.env };
+  const nodeEnv = { ...process.env, DATABASE_URL: c.databaseUrl };
   const entries = [
     {
       name: 'storage',

@@ -15,6 +15,8 @@ export interface Programs {
   web: string;
   /** The forced command sshd runs for each proxy connection. */
   proxySession: string;
+  /** What the forced command runs inside: no network, no other process, only the storage socket (a shell script). */
+  sandbox: string;
   /** sshd's AuthorizedKeysCommand. */
   authorizedKeys: string;
 }
@@ -28,6 +30,7 @@ export function programs(projectDir: string): Programs {
     worker: dist('worker/main.js'),
     web: dist('web/main.js'),
     proxySession: dist('proxy/session/main.js'),
+    sandbox: join(projectDir, 'bin', 'borgcube-sandbox'),
     authorizedKeys: dist('proxy/session/authorized-keys.js'),
   };
 }

@@ -5,9 +5,11 @@ import { existsSync } from 'node:fs';
 import { requireAccount, type Account } from '../accounts.js';
 import type { Config } from '../config.js';
 import { prepareSshd } from '../sshd.js';
+import { ensureAppRole } from './database-role.js';
 import { ensureAccounts, ensureDataDir, unreachableFor } from './data-dir.js';
 import { basePackages, ensurePackages, testPackages } from './packages.js';
-import { authorizedKeysScriptPath, runBorgcubeJson } from './programs.js';
+import { authorizedKeysScriptPath, programs, runBorgcubeJson } from './programs.js';
+import { run } from '../subprocess.js';
 import { ensurePostgres, ensureRedis } from './services.js';
 import { resolveTemporalCli, type TemporalCli } from './temporal-server.js';
 
@@ -32,6 +34,8 @@ export interface ProvisionResult {
   /** Set when this run created the first admin: the one-time password to show. */
   admin?: { username: string; password?: string; created: boolean };
   sshdConfig?: string;
+  /** DATABASE_URL for the product's processes: BorgCube's own non-superuser role (database-role.ts). */
+  databaseUrl?: string;
   ms: number;
 }
 
@@ -75,11 +79,15 @@ export async function provision(config: Config, opts: ProvisionOptions): Promise
     if (reach) print(`  ${''.padEnd(12)} warning: ${reach}`);
     return `${config.dataDir}: ${changes.length ? changes.join(', ') : 'owners and modes ok'}`;
   });
-  // The schema and the first user through the CLI, as a deployment sets them up.
+  // The schema and the first user through the CLI, as a deployment sets them up, as BorgCube's own
+  // role: DATABASE_URL (the administrator) only makes that role and hands it the database.
   const cliEnv = { ...process.env, DATABASE_URL: config.databaseUrl, BORGCUBE_DATA_DIR: config.dataDir, BORGCUBE_ADMIN_PASSWORD: config.adminPassword ?? '' };
   await step('database', async () => {
+    const app = await ensureAppRole(config.databaseUrl, config.dataDir);
+    result.databaseUrl = cliEnv.DATABASE_URL = app.url;
     const r = await runBorgcubeJson<{ database: string; created: boolean; applied: number }>(opts.projectDir, ['db', 'migrate'], cliEnv);
-    return `${r.created ? 'created' : 'found'} database ${r.database}, ${r.applied ? `applied ${r.applied} migration(s)` : 'schema up to date'}`;
+    const role = app.changes.length ? app.changes.join('; ') : `role ${app.role} ok`;
+    return `${role}; database ${r.database}, ${r.applied ? `applied ${r.applied} migration(s)` : 'schema up to date'}`;
   });
   await step('admin', async () => {
     const admin = (result.admin = await runBorgcubeJson<NonNullable<ProvisionResult['admin']>>(opts.projectDir, ['first-admin', '--exists-ok'], cliEnv));
@@ -98,7 +106,13 @@ export async function provision(config: Config, opts: ProvisionOptions): Promise
       storageSocket: config.paths.storageSocket,
     });
     const note = existsSync(script) ? '' : ` (note: ${script} is not built yet; logins fail until it is)`;
-    return `${result.sshdConfig} passes sshd -t (port ${config.ssh.port})${note}`;
+    // Every proxy runs in this sandbox; a kernel that refuses it would refuse every backup.
+    const sandbox = programs(opts.projectDir).sandbox;
+    const probe = await run('setpriv', [`--reuid=${accounts.proxy.uid}`, `--regid=${accounts.proxy.gid}`, '--init-groups', sandbox, '/', '/bin/true'], { timeoutMs: 30_000 });
+    if (probe.code !== 0) {
+      throw new Error(`${sandbox} fails as ${accounts.proxy.name} (${probe.stderr.toString().trim()}): the proxy needs unprivileged user namespaces (sysctl user.max_user_namespaces > 0)`);
+    }
+    return `${result.sshdConfig} passes sshd -t (port ${config.ssh.port}); the proxy sandbox works${note}`;
   });
   return { ...result, accounts, ms: Date.now() - started };
 }

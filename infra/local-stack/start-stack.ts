@@ -68,7 +68,7 @@ export async function startStack(config: Config, opts: StartOptions): Promise<nu
     writeFileSync(pidFile(config), `${process.pid}\n`, { mode: 0o644 });
     wrotePid = true;
 
-    const c: ChildContext = { config, supervisor, projectDir: opts.projectDir, print, signal: shutdown.signal };
+    const c: ChildContext = { config, supervisor, projectDir: opts.projectDir, print, signal: shutdown.signal, databaseUrl: prov.databaseUrl ?? config.databaseUrl };
     await startTemporal(c, prov.temporalCli!.path);
     shutdown.signal.throwIfAborted();
     await startSshd(c);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, readFileSync } from 'node:fs';
+import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BorgFormatError } from './errors.js';
@@ -15,22 +15,8 @@ import {
   parseReply,
   parseRequest,
 } from './rpc.js';
-import { HAVE_BORG, TESTDATA, repoDir } from './test-fixtures.js';
+import { HAVE_BORG, TESTDATA, relayStreams, repoDir } from './test-fixtures.js';
 import { tempDir } from '../../test/harness/temp-dir.js';
-
-/** Splits a relay.py log into the client->server and server->client byte streams. */
-function relayStreams(file: string): { c2s: Buffer[]; s2c: Buffer[] } {
-  const log = readFileSync(file);
-  const c2s: Buffer[] = [];
-  const s2c: Buffer[] = [];
-  for (let pos = 0; pos < log.length; ) {
-    const tag = String.fromCharCode(log[pos] ?? 0);
-    const len = log.readUInt32LE(pos + 9);
-    (tag === 'C' ? c2s : s2c).push(log.subarray(pos + 13, pos + 13 + len));
-    pos += 13 + len;
-  }
-  return { c2s, s2c };
-}
 
 function decodeStream(chunks: Buffer[], limits: UnpackLimits): { values: Value[]; raw: Buffer[] } {
   const u = new Unpacker(limits);

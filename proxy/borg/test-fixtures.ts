@@ -164,3 +164,17 @@ export function* iterRepository(repoDir: string): Generator<SegmentEntry> {
 export function liveObjects(repoDir: string): Map<string, Buffer> {
   return replayCommitted(iterRepository(repoDir));
 }
+
+/** Splits a relay.py log into the client->server and server->client byte streams. */
+export function relayStreams(file: string): { c2s: Buffer[]; s2c: Buffer[] } {
+  const log = readFileSync(file);
+  const c2s: Buffer[] = [];
+  const s2c: Buffer[] = [];
+  for (let pos = 0; pos < log.length; ) {
+    const tag = String.fromCharCode(log[pos] ?? 0);
+    const len = log.readUInt32LE(pos + 9);
+    (tag === 'C' ? c2s : s2c).push(log.subarray(pos + 13, pos + 13 + len));
+    pos += 13 + len;
+  }
+  return { c2s, s2c };
+}

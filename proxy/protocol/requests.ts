@@ -51,6 +51,6 @@ export type { AttachResult, ReplyError, ServiceMessage } from './replies.js';
 export const authorizedKeysRequest = z.object({
   t: z.literal('authorizedKeys'),
   user: z.string().max(64),
-  keyType: z.string().max(64),
-  key: z.string().max(16384),
+  /** sshd's %f ("SHA256:…"): the key itself never goes on a command line, where `ps` shows it. */
+  fingerprint: z.string().max(128),
 });

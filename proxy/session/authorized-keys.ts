@@ -1,5 +1,5 @@
 // sshd's AuthorizedKeysCommand for BorgCube's sshd: asks the repository service whether the
-// offered key is a live job credential. Prints the authorized_keys line the service returns
+// offered key (by its fingerprint, sshd's %f: the key never appears in `ps`) is a job credential. Prints the authorized_keys line the service returns
 // (restrict + the forced proxy command) or nothing. Runs as the proxy account; any failure
 // prints nothing, which makes sshd refuse the key.
 import { connect } from 'node:net';
@@ -7,11 +7,11 @@ import { connect } from 'node:net';
 // module loaded here is start-up time of each backup's connection.
 import { FrameDecoder, writeFrame } from '../protocol/frames.js';
 
-function parseArgs(argv: string[]): { socket: string; user: string; keyType: string; key: string } | undefined {
+function parseArgs(argv: string[]): { socket: string; user: string; fingerprint: string } | undefined {
   const i = argv.indexOf('--socket');
-  if (i === -1 || argv.length !== i + 5) return undefined;
-  const [socket, user, keyType, key] = argv.slice(i + 1) as [string, string, string, string];
-  return { socket, user, keyType, key };
+  if (i === -1 || argv.length !== i + 4) return undefined;
+  const [socket, user, fingerprint] = argv.slice(i + 1) as [string, string, string];
+  return { socket, user, fingerprint };
 }
 
 async function main(): Promise<number> {
@@ -27,7 +27,7 @@ async function main(): Promise<number> {
       resolve(l);
     };
     const timer = setTimeout(() => done([]), 10_000);
-    sock.on('connect', () => writeFrame(sock, { t: 'authorizedKeys', user: args.user, keyType: args.keyType, key: args.key }));
+    sock.on('connect', () => writeFrame(sock, { t: 'authorizedKeys', user: args.user, fingerprint: args.fingerprint }));
     sock.on('data', (c: Buffer) => {
       try {
         for (const f of decoder.push(c)) {

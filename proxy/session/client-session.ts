@@ -8,6 +8,7 @@ import { writeCoalesced } from '../protocol/frames.js';
 import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from '../borg/msgpack.js';
 import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from '../borg/rpc.js';
 import type { AttachResult, ServiceMessage } from '../protocol/replies.js';
+import { BadArguments, checkCallArgs, checkNegotiateArgs, hasSignature } from './call-args.js';
 import type { StorageLink } from './storage-link.js';
 
 /** Stop reading the client while this much payload waits for the repository service. */
@@ -87,6 +88,7 @@ export class ClientSession {
     if (!this.negotiated) {
       // The legacy 4-element negotiate comes first (§1.3/§1.4); a dict negotiate is accepted too.
       if (req.method !== 'negotiate') throw new Refusal('malformed-input', 'the first message was not negotiate');
+      checked(() => checkNegotiateArgs(req.args));
       this.negotiated = true;
       // borg serve reports its real version; the client checks each method's `since` against it.
       if (req.format === 'legacy') this.o.output.write(encodeLegacyReply(req.msgid, negotiateResult()));
@@ -98,6 +100,9 @@ export class ClientSession {
   }
 
   private dispatch(msgid: number, method: string, a: ValueMap) {
+    // Every argument as stock borg sends it (call-args.ts); methods without a signature there are
+    // refused below as forbidden, which is the more telling kind.
+    if (hasSignature(method)) checked(() => checkCallArgs(method, a));
     switch (method) {
       case 'open': {
         if (this.attaching || this.attached) throw new Refusal('protocol', 'open called twice');
@@ -215,7 +220,8 @@ export class ClientSession {
   }
 
   private refuseAndEnd(r: Refusal) {
-    this.o.tell('ERROR', `BorgCube refused this: ${r.detail}`);
+    // The kind only: the detail (the service records it in the job's log) may quote internals.
+    this.o.tell('ERROR', `BorgCube refused this (${r.kind}); the details are in the job's log on the server`);
     // Before `open` has bound the connection to its job, the service knows no job to charge: name
     // the one our credential was issued for, with the proof sshd gave us (the service checks it).
     const who = this.attached ? {} : { jobId: this.o.jobId, authInfo: this.o.authInfo };
@@ -229,6 +235,16 @@ export class ClientSession {
     this.o.input.pause();
     this.o.service.close();
     this.o.onEnd(code);
+  }
+}
+
+/** Runs an argument check; a refusal becomes a `bad-arguments` violation. */
+function checked(fn: () => void) {
+  try {
+    fn();
+  } catch (err) {
+    if (!(err instanceof BadArguments)) throw err;
+    throw new Refusal('bad-arguments', err.message);
   }
 }
 

@@ -3,7 +3,8 @@
 // authenticated (from the AuthorizedKeysCommand answer); the repository service checks that again
 // against the key in $SSH_USER_AUTH before anything else happens. stdout carries only Borg's RPC.
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { writeFrame } from '../protocol/frames.js';
 import { ClientSession } from './client-session.js';
 import { storageSocketLink } from './storage-link.js';
 
@@ -15,6 +16,23 @@ function arg(name: string): string | undefined {
 /** A line for the client's log: borg shows stderr JSON records of borg serve as "Remote: …" (§8.4). */
 function tell(level: 'WARNING' | 'ERROR', message: string) {
   process.stderr.write(`${JSON.stringify({ type: 'log_message', time: Date.now() / 1000, levelname: level, name: 'borgcube.proxy', message })}\n`);
+}
+
+/**
+ * sshd let a credential kept past its job (or its round) in only so that its use, now proven by a
+ * signature, is reported (proxy/storage/authorized-keys.ts); nothing the client sends is read.
+ */
+function reportReuse(sock: Socket, jobId: string, authInfo: string) {
+  const done = () => {
+    tell('ERROR', 'BorgCube: this credential is no longer valid; the attempt is recorded');
+    process.exit(2);
+  };
+  sock.once('error', done);
+  sock.once('close', done);
+  sock.once('connect', () => {
+    writeFrame(sock, { t: 'violation', kind: 'credential-reuse', detail: 'credential used after its job', jobId, authInfo });
+  });
+  setTimeout(done, 10_000).unref();
 }
 
 function main() {
@@ -36,6 +54,7 @@ function main() {
     /* the service refuses the session without it */
   }
   const sock = connect(socketPath);
+  if (process.argv.includes('--reused')) return reportReuse(sock, jobId, authInfo);
   let finished = false;
   const finish = (code: number) => {
     if (finished) return;

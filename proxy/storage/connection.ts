@@ -8,7 +8,7 @@ import { writeFrame } from '../protocol/frames.js';
 import type { ReplyResult, ServiceMessage } from '../protocol/replies.js';
 import { proxyRequest, type ProxyRequest } from '../protocol/requests.js';
 import type { Attached } from './attach.js';
-import { authenticatedFor } from './credentials.js';
+import { authenticatedFor, reusedCredentialOf } from './credentials.js';
 import type { JobNonces } from './job-nonces.js';
 import type { RepositoryHandle } from './repository.js';
 import type { SessionEntry, SessionRegistry } from './session-registry.js';
@@ -173,6 +173,14 @@ export class ProxyConnection implements SessionEntry {
   /** Something the forced command refused on its own. */
   private async reported(req: Extract<ProxyRequest, { t: 'violation' }>): Promise<void> {
     if (this.jobId) return this.c.violations.record(this.jobId, req.kind, req.detail);
+    // A `--reused` forced command: sshd let a kept credential in only to have its use reported.
+    if (req.kind === 'credential-reuse') {
+      if (req.jobId && req.authInfo !== undefined && (await reusedCredentialOf(this.c.db, req.jobId, req.authInfo))) {
+        await this.c.violations.reused(req.jobId, `the SSH credential of job ${req.jobId} was used after its round or job ended; session refused`);
+      }
+      this.sock.destroy();
+      return;
+    }
     // Refused before `open` bound the connection (e.g. garbage as the first bytes): it still
     // counts against the job if sshd's auth info shows that job's live credential — the same
     // proof attach requires, not the job id alone.

@@ -28,6 +28,18 @@ export async function authenticatedFor(db: Db, jobId: string, authInfo: string):
   return creds.some((c) => offered.includes(c.fingerprint) && !c.revokedAt && c.expiresAt >= new Date());
 }
 
+/**
+ * Whether sshd's auth info shows a credential of this job that is no longer live (revoked,
+ * expired, or its job ended): what a `--reused` forced command reports.
+ */
+export async function reusedCredentialOf(db: Db, jobId: string, authInfo: string): Promise<boolean> {
+  const job = await findJob(db, jobId);
+  if (!job) return false;
+  const offered = authInfoFingerprints(authInfo);
+  const creds = (await listJobCredentials(db, job.id)).filter((c) => offered.includes(c.fingerprint));
+  return creds.length > 0 && creds.every((c) => c.revokedAt || c.expiresAt < new Date() || job.state !== 'running');
+}
+
 /** A fresh key pair for this round of the job; earlier ones stop working. Returns the private key. */
 export async function issueJobCredential(db: Db, jobId: string, clientId: string): Promise<string> {
   const pair = generateEd25519(`borgcube-job-${jobId}`);

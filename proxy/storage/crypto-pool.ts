@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { constantTimeEqual } from '../borg/crypto.js';
 import { decompress } from '../borg/compression.js';
+import { DecompressionError } from '../borg/errors.js';
 import type { BorgKey } from '../borg/keys.js';
 import { decryptObject, encryptObject, idHash } from '../borg/objects.js';
 
@@ -37,7 +38,7 @@ export interface VerifyTask {
 
 export type VerifyResult =
   | { ok: true; plaintextLength: number; object?: Buffer }
-  | { ok: false; reason: 'bad-mac' | 'id-mismatch' | 'undecodable'; detail: string };
+  | { ok: false; reason: 'bad-mac' | 'id-mismatch' | 'undecodable' | 'too-large'; detail: string };
 
 /**
  * The work itself; runs in a worker thread (or inline when there are none, e.g. under vitest):
@@ -60,7 +61,9 @@ export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask
   try {
     data = (await decompress(payload, { maxOutput: t.maxPlaintext, into: scratch })).data;
   } catch (err) {
-    return { ok: false, reason: 'undecodable', detail: (err as Error).message };
+    // Over maxPlaintext (a job's bound, not a broken object): refused from the headers, before decoding.
+    const tooLarge = err instanceof DecompressionError && err.code === 'too-large';
+    return { ok: false, reason: tooLarge ? 'too-large' : 'undecodable', detail: (err as Error).message };
   }
   if (!constantTimeEqual(idHash(key, data), t.id)) return { ok: false, reason: 'id-mismatch', detail: `payload does not hash to ${t.id.toString('hex')}` };
   return { ok: true, plaintextLength: data.length, object: t.iv === undefined ? undefined : encryptObject(key, payload, t.iv) };

@@ -13,7 +13,7 @@ export interface ListenerHandlers {
   log: Logger;
   /** Group that may connect to the storage socket (the proxy account's group). */
   proxyGid?: number;
-  authorizedKeys(user: string, keyType: string, key: string): Promise<string[]>;
+  authorizedKeys(user: string, fingerprint: string): Promise<string[]>;
   /** A forced command's connection, from its first frame on. */
   connection(sock: Socket): { readonly opened: boolean; onFrame(header: unknown, payload: Buffer, owned: boolean): void; onClose(): Promise<void> };
   control(sock: Socket): void;
@@ -78,7 +78,7 @@ function onStorageConnection(h: ListenerHandlers, sock: Socket): void {
         const ak = authorizedKeysRequest.safeParse(f.header);
         if (ak.success) {
           clearTimeout(openTimer);
-          void h.authorizedKeys(ak.data.user, ak.data.keyType, ak.data.key).then(
+          void h.authorizedKeys(ak.data.user, ak.data.fingerprint).then(
             (lines) => sock.end(frameBytes({ lines })),
             () => sock.end(frameBytes({ lines: [] })),
           );

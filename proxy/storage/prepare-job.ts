@@ -15,6 +15,7 @@ import { issueJobCredential } from './credentials.js';
 import type { FilesCaches } from './files-caches.js';
 import { clientArchiveIds, loadBackupJob, ownEntries } from './job-archives.js';
 import { ensureJobKey, type OpenedJobKey } from './job-key.js';
+import { writeJobLimits } from './job-quota.js';
 import { handedPath, putLogPath, readJobState, writeJobState, type JobStateFile } from './job-state.js';
 import type { RepositoryHandle } from './repository.js';
 import type { RepositoryService } from './service.js';
@@ -41,6 +42,8 @@ export async function prepareJob(service: RepositoryService, filesCaches: FilesC
     const handed = await handedTo(service, repo, client, job.repositoryId, name);
     writeFileSync(handedPath(config, jobId), handed.refsFile, { mode: 0o600 });
     if (!existsSync(putLogPath(config, jobId))) writeFileSync(putLogPath(config, jobId), '', { mode: 0o600 });
+    // The client's cost bounds as they are now, for the job's sessions (job-quota.ts).
+    writeJobLimits(config, jobId, client.limits);
 
     // 4. The client's cache folder, so that stock borg does no cache sync (§6.6).
     const filesCache = await filesCaches.read(filesCachePath(config, client.id, job.repositoryId));

@@ -17,7 +17,6 @@ import { nextTimestamp } from '../borg/timestamps.js';
 import { deleteIfPresent, Upstream, UpstreamError } from './upstream.js';
 import { ChunkStore } from './chunk-store.js';
 import { ItemsCache } from './items-cache.js';
-import { RecentPuts } from './recent-puts.js';
 import type { CryptoPool } from './crypto-pool.js';
 
 export interface RepositoryInfo {
@@ -66,9 +65,10 @@ export const ITEMS_CACHE_BYTES = 64 * 1024 * 1024;
 export interface LiveSession {
   readonly jobId: string;
   /** Ids being verified right now (claimed before any await). */
-  readonly claims: ReadonlySet<string>;
+  readonly claims: { has(idHex: string): boolean };
   /** Ids stored by the session. */
-  readonly puts: ReadonlyMap<string, unknown>;
+  readonly puts: { has(idHex: string): boolean; keys(): Iterable<string> };
+  readonly upstreamLost?: boolean; // its borg serve ended: what it stored uncommitted went with it
   /** Appends stored ids to the job's put log, durably. */
   logPuts(): void;
 }
@@ -79,8 +79,6 @@ export class RepositoryHandle {
   readonly nonces: RealNonces;
   readonly commitLock = new Mutex();
   readonly chunks: ChunkStore;
-  /** Ids written in this service's lifetime that no archive references yet (recent-puts.ts). */
-  readonly recentPuts = new RecentPuts();
   /** Live proxy sessions on this repository. */
   readonly sessions = new Set<LiveSession>();
   /** What each items chunk held when an archive was last checked (sessions/backup-archive.ts). */
@@ -225,7 +223,6 @@ export class RepositoryHandle {
       await this.chunks.sync(parsed.archives, (archiveId) => this.readArchiveRefs(up, archiveId));
       this.upstream = up;
       void up.exited.then(() => {
-        this.recentPuts.rolledBack();
         if (this.upstream === up) {
           this.upstream = undefined;
           this.nonces.detach();
@@ -340,18 +337,23 @@ export class RepositoryHandle {
    */
   async commit(up: Upstream): Promise<void> {
     for (const s of this.sessions) s.logPuts();
-    await this.recentPuts.commit(() => up.call('commit', COMMIT_ARGS));
+    await up.call('commit', COMMIT_ARGS);
   }
 
-  /** Ids that live sessions of other jobs stored or are verifying: a cleanup must leave them. */
-  claimedIds(exceptJobId: string): Set<string> {
-    const out = new Set<string>();
-    for (const s of this.sessions) {
-      if (s.jobId === exceptJobId) continue;
-      for (const h of s.claims) out.add(h);
-      for (const h of s.puts.keys()) out.add(h);
-    }
-    return out;
+  /**
+   * Whether a live session stored the object (committed or not): a put of it need not be written
+   * again. Asked of the sessions themselves rather than kept in a repository-wide set, which grew
+   * with every put of every session and outlived sessions whose objects were rolled back.
+   */
+  storedByLiveSession(idHex: string): boolean {
+    for (const s of this.sessions) if (s.puts.has(idHex) && !s.upstreamLost) return true;
+    return false;
+  }
+
+  /** Whether a live session of another job stored or is verifying the object: a cleanup must leave it. */
+  claimedByOthers(idHex: string, exceptJobId: string): boolean {
+    for (const s of this.sessions) if (s.jobId !== exceptJobId && (s.claims.has(idHex) || s.puts.has(idHex))) return true;
+    return false;
   }
 
   /**
@@ -365,15 +367,13 @@ export class RepositoryHandle {
     const ids = new Set<string>();
     for (let o = 0; o + 32 <= raw.length; o += 32) ids.add(raw.toString('hex', o, o + 32));
     return this.commitLock.run(async () => {
-      const claimed = this.claimedIds(jobId);
-      const victims = [...ids].filter((h) => !this.chunks.has(h) && !claimed.has(h));
+      const victims = [...ids].filter((h) => !this.chunks.has(h) && !this.claimedByOthers(h, jobId));
       // Some are gone already (the client-id copy of an accepted archive is deleted with the
       // commit that publishes it): only real removals are counted and need a commit, which
       // rewrites the repository index and holds up every other writer meanwhile.
       let removed = 0;
       for (const h of victims) {
         if (await deleteIfPresent(up, Buffer.from(h, 'hex'))) removed++;
-        this.recentPuts.delete(h);
       }
       if (removed) await this.commit(up);
       return removed;

@@ -16,12 +16,13 @@ import { asKeyType, loadKey } from '../borg/keys.js';
 import { attachSession } from './attach.js';
 import { Catalog } from './catalog/catalog.js';
 import { serveControl } from './control.js';
-import { authorizedKeys } from './authorized-keys.js';
+import { authorizedKeys, type AuthorizedKeysDeps } from './authorized-keys.js';
 import { ProxyConnection } from './connection.js';
 import { CryptoPool } from './crypto-pool.js';
 import { ItemsCache } from './items-cache.js';
 import { JobNonces } from './job-nonces.js';
 import { readJobState, writeJobState } from './job-state.js';
+import { JobQuota, readJobLimits } from './job-quota.js';
 import { listen } from './listener.js';
 import { ITEMS_CACHE_BYTES, RepositoryHandle } from './repository.js';
 import { SessionRegistry } from './session-registry.js';
@@ -35,8 +36,8 @@ export interface RepositoryServiceDeps {
   masterKey: MasterKey;
   /** Violations are signalled to the job's workflow through this client (absent in some tests). */
   temporal?: TemporalClient;
-  /** How sshd runs the forced command: node + the compiled proxy/session/main.js. */
-  proxyCommand: { node: string; script: string };
+  /** How sshd runs the forced command (authorized-keys.ts): bin/borgcube-sandbox, node, proxy/session/main.js. */
+  proxyCommand: AuthorizedKeysDeps['proxyCommand'];
   /** Group that may connect to the storage socket (the proxy account's group). */
   proxyGid?: number;
   idleCloseMs?: number;
@@ -50,6 +51,7 @@ export class RepositoryService {
   private readonly itemsCache = new ItemsCache(ITEMS_CACHE_BYTES);
   private readonly repos = new Map<string, Promise<RepositoryHandle>>();
   private readonly stats = new Map<string, JobStats>();
+  private readonly quotas = new Map<string, JobQuota>();
   private readonly violations: Violations;
   private readonly nonces: JobNonces;
   private servers: Server[] = [];
@@ -108,7 +110,7 @@ export class RepositoryService {
       config,
       log,
       proxyGid: this.deps.proxyGid,
-      authorizedKeys: (user, keyType, key) => authorizedKeys(this.deps, this.violations, user, keyType, key),
+      authorizedKeys: (user, fingerprint) => authorizedKeys(this.deps, user, fingerprint),
       connection: (sock) => new ProxyConnection(sock, { ...connection, attach: (req, entry) => attachSession(attachDeps, req, entry) }),
       control: (sock) => serveControl(sock, { log, repository: (id) => this.repository(id), catalog: this.catalog }),
     });
@@ -133,6 +135,17 @@ export class RepositoryService {
 
   forgetJobStats(jobId: string): void {
     this.stats.delete(jobId);
+    this.quotas.delete(jobId);
+  }
+
+  /** A job's cost bounds and what its sessions used of them, kept across its sessions until cleanup. */
+  private jobQuota(jobId: string): JobQuota {
+    let q = this.quotas.get(jobId);
+    if (!q) {
+      q = new JobQuota(readJobLimits(this.deps.config, jobId));
+      this.quotas.set(jobId, q);
+    }
+    return q;
   }
 
   private sessionHooks(jobId: string): SessionHooks {
@@ -143,6 +156,7 @@ export class RepositoryService {
         if (st) writeJobState(config, jobId, { ...st, ...update });
       },
       stats: this.jobStats(jobId),
+      quota: this.jobQuota(jobId),
       allocateJobNonce: (blocks) => this.nonces.allocate(jobId, blocks),
     };
   }

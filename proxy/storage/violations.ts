@@ -7,7 +7,13 @@ import type { Logger } from '../../infra/logger.js';
 import { violationSignal } from '../../workflows/messages.js';
 import type { SessionRegistry } from './session-registry.js';
 
+/** Jobs whose violations are remembered, so that a job's later refusals are not recorded again. */
+const REMEMBERED_JOBS = 10_000;
+
 export class Violations {
+  /** Kinds already recorded per job (least recently recorded job first). */
+  private readonly recorded = new Map<string, Set<string>>();
+
   constructor(
     private readonly deps: { db: Db; log: Logger; temporal?: TemporalClient },
     private readonly sessions: SessionRegistry,
@@ -15,6 +21,13 @@ export class Violations {
 
   /** Records what a client attempted, signals its workflow, and ends every session of the job. */
   async record(jobId: string, kind: string, detail: string): Promise<void> {
+    // The first violation ends the job; what its client still had in flight (a thousand puts over
+    // the quota) is refused too, but each kind is recorded and signalled once: otherwise a flood
+    // becomes a flood of rows, signals and log lines (DESIGN.md §4 invariant 11).
+    if (!this.firstOfKind(jobId, kind)) {
+      this.sessions.abortJob(jobId, `violation: ${kind}`);
+      return;
+    }
     const { db, log } = this.deps;
     const job = await findJob(db, jobId);
     log.warn({ job: jobId, client: job?.clientId, kind, detail }, 'violation');
@@ -23,6 +36,32 @@ export class Violations {
     await revokeJobCredentials(db, jobId);
     await this.signal(jobId, kind, detail);
     this.sessions.abortJob(jobId, `violation: ${kind}`);
+  }
+
+  private firstOfKind(jobId: string, kind: string): boolean {
+    let kinds = this.recorded.get(jobId);
+    if (kinds?.has(kind)) return false;
+    if (!kinds) {
+      kinds = new Set();
+      this.recorded.set(jobId, kinds);
+      if (this.recorded.size > REMEMBERED_JOBS) this.recorded.delete(this.recorded.keys().next().value!);
+    }
+    kinds.add(kind);
+    return true;
+  }
+
+  /**
+   * A credential kept past its round or its job was used — signed, sshd verified it (see
+   * authorized-keys.ts). A running job ends as for any violation; an ended one keeps the record as
+   * the evidence (its workflow can take no signal any more).
+   */
+  async reused(jobId: string, detail: string): Promise<void> {
+    const job = await findJob(this.deps.db, jobId);
+    if (!job) return;
+    if (job.state === 'running') return this.record(jobId, 'credential-reuse', detail);
+    if (!this.firstOfKind(jobId, 'credential-reuse')) return;
+    this.deps.log.warn({ job: jobId, client: job.clientId, kind: 'credential-reuse', detail }, 'violation');
+    await insertViolation(this.deps.db, { jobId, clientId: job.clientId, repositoryId: job.repositoryId, kind: 'credential-reuse', detail });
   }
 
   async signal(jobId: string, kind: string, detail: string): Promise<void> {

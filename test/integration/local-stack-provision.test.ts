@@ -1,17 +1,63 @@
 // `npm start` provisioning against a temporary data dir and database: the layout's owners and
-// modes, the keys, the sshd config, and that a second run changes nothing (and repairs drift).
+// modes, the keys, the sshd config, BorgCube's own PostgreSQL role, and that a second run changes
+// nothing (and repairs drift).
 import { chmodSync, chownSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { requireAccount } from '../../infra/accounts.js';
 import { loadConfig } from '../../infra/config.js';
+import { appRoleName, passwordFile } from '../../infra/local-stack/database-role.js';
 import { freePort } from '../../infra/local-stack/net.js';
 import { provision } from '../../infra/local-stack/provision.js';
 import { run as run_, runChecked } from '../../infra/subprocess.js';
 import { registerCleanup } from '../harness/cleanup.js';
-import { createTestDatabase } from '../harness/db.js';
+import { createTestDatabase, type TestDatabase } from '../harness/db.js';
 import { projectRoot } from '../harness/paths.js';
 import { makeTaggedDir } from '../harness/tags.js';
+
+/** The role's database and role go when the test ends (the database first: the role owns it). */
+function dropRoleAfter(tdb: TestDatabase) {
+  registerCleanup(`role of ${tdb.name}`, async () => {
+    await tdb.drop();
+    const admin = new URL(tdb.url);
+    admin.pathname = '/postgres';
+    const c = new pg.Client({ connectionString: admin.toString() });
+    await c.connect();
+    try {
+      await c.query(`drop role if exists "${appRoleName(tdb.name)}"`);
+    } finally {
+      await c.end();
+    }
+  });
+}
+
+async function query<T extends pg.QueryResultRow>(url: string, sql: string): Promise<T[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<T>(sql)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+/** What BorgCube's own role may and may not do, connected with the URL provisioning hands the processes. */
+async function expectAppRole(url: string, database: string) {
+  expect(new URL(url).username).toBe(appRoleName(database));
+  const [me] = await query<{ rolsuper: boolean; rolcreatedb: boolean; rolcreaterole: boolean }>(url, 'select rolsuper, rolcreatedb, rolcreaterole from pg_roles where rolname = current_user');
+  expect(me).toEqual({ rolsuper: false, rolcreatedb: false, rolcreaterole: false });
+  // Its own tables: all of them, and it can write them.
+  const foreign = await query<{ n: string }>(url, "select count(*) as n from pg_tables where schemaname in ('public', 'drizzle') and tableowner <> current_user");
+  expect(Number(foreign[0]!.n)).toBe(0);
+  // Privileges are checked even when no row matches.
+  await query(url, 'update users set username = username where false');
+  await query(url, 'delete from audit_events where false');
+  // What a superuser could, it cannot.
+  await expect(query(url, "copy (select 1) to program 'true'")).rejects.toThrow(/permission denied|must be superuser|pg_execute_server_program/);
+  await expect(query(url, 'create database borgcube_role_probe')).rejects.toThrow(/permission denied/);
+  await expect(query(url, 'create role borgcube_role_probe')).rejects.toThrow(/permission denied/);
+}
 
 function ownerAndMode(path: string) {
   const st = statSync(path);
@@ -24,6 +70,7 @@ describe('provisioning', () => {
     registerCleanup('provision temp dir', () => rmSync(tmp, { recursive: true, force: true }));
     const dataDir = join(tmp, 'data');
     const tdb = await createTestDatabase({ migrate: false });
+    dropRoleAfter(tdb);
     const config = loadConfig({ ...process.env, BORGCUBE_DATA_DIR: dataDir, DATABASE_URL: tdb.url, BORGCUBE_SSH_PORT: String(await freePort()), BORGCUBE_ADMIN_PASSWORD: '' });
     const run = async () => {
       const lines: string[] = [];
@@ -50,6 +97,8 @@ describe('provisioning', () => {
     expect(ownerAndMode(p.storageDir)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o700 });
     expect(proxy.shell).toBe('/bin/sh');
     expect(readFileSync('/etc/shadow', 'utf8')).toMatch(new RegExp(`^${proxy.name}:\\*:`, 'm'));
+    expect(ownerAndMode(passwordFile(dataDir))).toEqual({ uid: 0, gid: 0, mode: 0o600 });
+    await expectAppRole(first.result.databaseUrl!, tdb.name);
     await runChecked('/usr/sbin/sshd', ['-t', '-f', first.result.sshdConfig!]);
     expect(readFileSync(first.result.sshdConfig!, 'utf8')).toContain(`Port ${config.ssh.port}`);
 
@@ -74,5 +123,20 @@ describe('provisioning', () => {
     expect(ownerAndMode(dataDir).mode).toBe(0o711);
     expect(ownerAndMode(p.masterKey)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o600 });
     expect(ownerAndMode(p.runDir).mode).toBe(0o2750);
+  });
+
+  it('hands a database that exists already (tables of the superuser) to BorgCube\'s own role', async () => {
+    const tmp = makeTaggedDir('provision');
+    registerCleanup('provision temp dir', () => rmSync(tmp, { recursive: true, force: true }));
+    const dataDir = join(tmp, 'data');
+    // Migrated as the administrator, as `npm start` did before it had a role of its own.
+    const tdb = await createTestDatabase({ migrate: true });
+    dropRoleAfter(tdb);
+    const config = loadConfig({ ...process.env, BORGCUBE_DATA_DIR: dataDir, DATABASE_URL: tdb.url, BORGCUBE_SSH_PORT: String(await freePort()), BORGCUBE_ADMIN_PASSWORD: '' });
+    const lines: string[] = [];
+    const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
+    expect(lines.join('\n')).toMatch(/handed \d+ existing/);
+    expect(lines.join('\n')).toMatch(/schema up to date/);
+    await expectAppRole(result.databaseUrl!, tdb.name);
   });
 });

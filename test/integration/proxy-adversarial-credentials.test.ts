@@ -1,9 +1,12 @@
 // Issue 3 acceptance, adversarial part 3: a job's credential is good for that job only, and only
 // while it runs (DESIGN.md §4.7). The client's "borg" is test/fixtures/evil-borg.py, which keeps a
 // copy of its job folder — SSH credential included — in ~/loot/<job id>.
-//  * After the job ended, logging in to BorgCube's sshd with the kept credential is refused and
-//    recorded as `credential-reuse` against that job. Its workflow has closed by then, so there is
-//    no workflow left to signal: the record is the evidence.
+//  * After the job ended, logging in to BorgCube's sshd with the kept credential gets no session and
+//    is recorded as `credential-reuse` against that job. Its workflow has closed by then, so there
+//    is no workflow left to signal: the record is the evidence.
+//  * Merely offering a job's public key (no signature: anyone who learned it can) counts against
+//    nothing — neither for an ended job nor for a running one whose credential was replaced
+//    (issue 21 point 8). Only a signed login, which proves the private key, is recorded.
 //  * Client A's credential opening client B's running job is a `wrong-job` violation of A's job;
 //    B's job goes on untouched (and a forged report naming B's job does not stick to it) and
 //    succeeds once we let it finish.
@@ -12,7 +15,9 @@ import { chownSync, existsSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listJobCredentials } from '../../db/queries/job-credentials.js';
 import { listViolations } from '../../db/queries/jobs.js';
+import { issueJobCredential } from '../../proxy/storage/credentials.js';
 import { encodeFrame } from '../../proxy/protocol/frames.js';
 import { getJob, startBackup } from '../../services/jobs.js';
 import { borgCheck, describeJob, waitForJob } from '../harness/backup.js';
@@ -59,6 +64,26 @@ describe('job credentials: one job, only while it runs', () => {
     return { code: r.status, stderr: r.stderr.toString('utf8') };
   }
 
+  /** Offers a public key to BorgCube's sshd without being able to sign with it (ssh's publickey query). */
+  function offerPublicKeyOnly(p: Party, publicKey: string) {
+    const file = p.host.path(`offered-${Date.now()}.pub`);
+    writeFileSync(file, `${publicKey}\n`);
+    chownSync(file, p.host.uid, p.host.gid);
+    const r = spawnSync(
+      'setpriv',
+      [
+        `--reuid=${p.host.uid}`, `--regid=${p.host.gid}`, '--clear-groups',
+        'ssh', '-v', '-F', '/dev/null', '-i', file,
+        '-o', 'IdentitiesOnly=yes', '-o', 'IdentityAgent=none',
+        '-o', 'UserKnownHostsFile=/dev/null', '-o', 'GlobalKnownHostsFile=/dev/null',
+        '-o', 'StrictHostKeyChecking=no', '-o', 'BatchMode=yes',
+        '-p', String(w.stack.config.ssh.port), `${w.stack.config.accounts.proxy}@${w.stack.config.ssh.host}`, 'borg', 'serve',
+      ],
+      { input: '', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: p.host.home }, timeout: 30_000 },
+    );
+    return { code: r.status, stderr: r.stderr.toString('utf8') };
+  }
+
   it('a credential kept from an ended job is refused at login, and the attempt is recorded', async () => {
     // The evil borg behaves this time (a valid archive of its own) but keeps its credential.
     const run = await runAttack(w, w.a, 'legit');
@@ -68,10 +93,19 @@ describe('job credentials: one job, only while it runs', () => {
     const after = await listArchives(w.stack, w.repo);
     expect(after.map((x) => x.name)).toEqual([...w.earlier.map((x) => x.name), run.job.archiveName!].sort((p, q) => p.localeCompare(q)));
 
+    // Offered without a signature: sshd answers that it would take the key, the client cannot
+    // sign, and nothing is recorded against the job.
+    const publicKey = spawnSync('ssh-keygen', ['-y', '-f', w.a.host.path('loot', run.job.id, 'id')]).stdout.toString('utf8').trim();
+    const offer = offerPublicKeyOnly(w.a, publicKey);
+    expect(offer.code, offer.stderr).toBe(255);
+    expect(offer.stderr).toMatch(/Offering public key/);
+    expect(await listViolations(w.stack.deps.db, run.job.id)).toEqual([]);
+
     const t0 = Date.now();
     const login = sshWithLoot(w.a, run.job.id);
-    expect(login.code, login.stderr).toBe(255);
-    expect(login.stderr).toMatch(/Permission denied \(publickey\)/);
+    // Signed: sshd verified it, and the forced command only reports the reuse.
+    expect(login.code, login.stderr).not.toBe(0);
+    expect(login.stderr).toMatch(/no longer valid/);
     const violations = await listViolations(w.stack.deps.db, run.job.id);
     w.timings.push({ attack: 'reuse-login', ms: Date.now() - t0, state: (await getJob(w.stack.deps, run.job.id)).state, kinds: violations.map((v) => v.kind) });
     expect(violations.map((v) => v.kind)).toContain('credential-reuse');
@@ -85,7 +119,8 @@ describe('job credentials: one job, only while it runs', () => {
     const caught = await runAttack(w, w.a, 'list');
     await expectCaught(w, w.a, caught, ['forbidden-method'], { before: after });
     const again = sshWithLoot(w.a, caught.job.id);
-    expect(again.code, again.stderr).toBe(255);
+    expect(again.code, again.stderr).not.toBe(0);
+    expect(again.stderr).toMatch(/no longer valid/);
     expect((await listViolations(w.stack.deps.db, caught.job.id)).map((v) => v.kind)).toContain('credential-reuse');
 
     w.earlier = after;
@@ -127,6 +162,15 @@ describe('job credentials: one job, only while it runs', () => {
         resolve();
       }, 5000).unref();
     });
+
+    // B's credential replaced while B runs (its session is attached already): offering the old,
+    // revoked key without a signature — what anyone who learned that public key can do — neither
+    // counts against B nor ends it.
+    const [oldCred] = await listJobCredentials(w.stack.deps.db, bJob.id);
+    await issueJobCredential(w.stack.deps.db, bJob.id, oldCred!.clientId);
+    const offer = offerPublicKeyOnly(w.a, oldCred!.publicKey);
+    expect(offer.stderr).toMatch(/Offering public key/);
+    expect(offer.stderr).toMatch(/Server accepts key/);
 
     expect((await getJob(w.stack.deps, bJob.id)).state).toBe('running');
     expect(await listViolations(w.stack.deps.db, bJob.id)).toEqual([]);

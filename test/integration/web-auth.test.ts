@@ -101,7 +101,7 @@ describe('web app: access and API input', () => {
     expect(res.status).toBe(403);
   });
 
-  it('rate-limits failed logins per user name (429), also for the right password', async () => {
+  it('rate-limits failed logins of a user name from one address (429), also for the right password', async () => {
     await addUser(deps, { username: 'target', role: 'viewer', password });
     const b = new Browser(app);
     for (let i = 0; i < 5; i++) expect((await b.login('target', `wrong password ${i}`)).status).toBe(401);
@@ -112,7 +112,7 @@ describe('web app: access and API input', () => {
 
   it('counts parallel login attempts before checking them: no more than the limit get a password check', async () => {
     await addUser(deps, { username: 'target2', role: 'viewer', password });
-    const tries = await Promise.all(Array.from({ length: 12 }, (_, i) => new Browser(app).login('target2', `wrong password ${i}`)));
+    const tries = await Promise.all(Array.from({ length: 12 }, (_, i) => new Browser(app, '198.51.100.12').login('target2', `wrong password ${i}`)));
     const statuses = tries.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 401)).toHaveLength(5);
     expect(statuses.filter((s) => s === 429)).toHaveLength(7);

@@ -12,8 +12,11 @@ export class Browser {
   private static n = 0;
   /** Each browser comes from its own address, so login rate limits per IP do not mix. */
   private readonly env: { incoming: { socket: { remoteAddress: string } } };
-  constructor(private readonly app: WebApp) {
-    this.env = { incoming: { socket: { remoteAddress: `192.0.2.${++Browser.n}` } } };
+  constructor(
+    private readonly app: WebApp,
+    address = `192.0.2.${++Browser.n}`,
+  ) {
+    this.env = { incoming: { socket: { remoteAddress: address } } };
   }
   request(path: string, init: RequestInit) {
     return this.app.request(path, init, this.env);

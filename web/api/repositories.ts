@@ -22,9 +22,11 @@ export function repositoriesApi(deps: WebDeps) {
   app.get('/:name/archives', op({ tag, summary: 'Archives BorgCube recorded in the repository', role: 'viewer', params: nameParam }), async (c) =>
     c.json({ archives: await listArchives(s, c.req.param('name')) }),
   );
-  app.get(
+  // A POST: it takes the repository's lease (running borg with the real key), so it must not be
+  // something a cross-site GET can start (POST needs the CSRF token with a session cookie).
+  app.post(
     '/:name/archives/live',
-    op({ tag, summary: 'Archives as the repository lists them now (borg list with the real key; waits for running backups to release the repository)', role: 'operator', params: nameParam }),
+    op({ tag, summary: 'Read the archives as the repository lists them now (borg list with the real key; waits for running backups to release the repository, which waits meanwhile)', role: 'operator', params: nameParam }),
     async (c) => c.json({ archives: await listArchivesLive(s, c.req.param('name'), { signal: c.req.raw.signal }) }),
   );
   return app;

@@ -1,7 +1,7 @@
 // /api/v1/users (admin) and /api/v1/tokens (one's own API tokens) and /api/v1/session.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { createApiToken, createApiTokenInput, endUserSessions, listApiTokens, revokeApiToken } from '../../services/auth.js';
+import { createApiToken, createApiTokenInput, listApiTokens, revokeApiToken } from '../../services/auth.js';
 import { addUser, addUserInput, listUsers, removeUser, updateUser, updateUserInput } from '../../services/users.js';
 import { principalOf } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
@@ -19,11 +19,9 @@ export function usersApi(deps: WebDeps) {
     const { user, generatedPassword } = await addUser(s, addUserInput.parse(await jsonBody(c)));
     return c.json({ ...user, ...(generatedPassword ? { generatedPassword } : {}) }, 201);
   });
-  app.patch('/:name', op({ tag, summary: "Change a user's role, password or disabled flag (ends the user's sessions when the password changes or the account is disabled)", role: 'admin', params: nameParam, body: updateUserInput }), async (c) => {
+  app.patch('/:name', op({ tag, summary: "Change a user's role, password or disabled flag (a new password or disabling ends every session and revokes every API token of the user)", role: 'admin', params: nameParam, body: updateUserInput }), async (c) => {
     const input = updateUserInput.parse(await jsonBody(c));
-    const row = await updateUser(s, c.req.param('name'), input, principalOf(c).user.id);
-    if (input.password || input.disabled) await endUserSessions(s, row.id);
-    return c.json(row);
+    return c.json(await updateUser(s, c.req.param('name'), input, principalOf(c).user.id));
   });
   app.delete('/:name', op({ tag, summary: 'Remove a user', role: 'admin', params: nameParam, status: 204 }), async (c) => {
     await removeUser(s, c.req.param('name'), principalOf(c).user.id);

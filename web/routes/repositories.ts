@@ -1,9 +1,9 @@
 // Repositories: list, add (borg init on this storage host), show with archives — as recorded,
 // or read live from the repository with the real key.
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { html } from 'hono/html';
 import { listArchives, listArchivesLive } from '../../services/archives.js';
-import { hasRole, requireRoleOf } from '../../services/auth.js';
+import { hasRole } from '../../services/auth.js';
 import { listRepositoryChecks } from '../../services/policies.js';
 import { startCheck } from '../../services/policy-jobs.js';
 import { addRepository, encryptionModes, getRepository, listRepositories } from '../../services/repositories.js';
@@ -48,11 +48,12 @@ ${rows.length
     return c.redirect(`/repositories/${encodeURIComponent(row.name)}`, 303);
   });
 
-  app.get('/:name', requireRole('viewer'), async (c) => {
+  // Reading the repository live runs borg with the real key under the repository's lease (backups
+  // of that repository wait meanwhile): a POST with the CSRF token, never a GET that a link,
+  // a prefetch or another site's <img> could trigger.
+  const showPage = async (c: Context<WebEnv>, live: boolean) => {
     const p = principalOf(c);
-    const repo = await getRepository(s, c.req.param('name'));
-    const live = c.req.query('live') === '1';
-    if (live) requireRoleOf(p, 'operator');
+    const repo = await getRepository(s, c.req.param('name') ?? '');
     const st = repo.stats;
     const checks = await listRepositoryChecks(s, repo.name);
     let archivesHtml;
@@ -63,7 +64,8 @@ ${rows.length
 <tbody>${archives.map((a) => html`<tr><td class="path">${a.name}</td><td>${a.start}</td><td>${bytes(a.originalSize)}</td><td>${bytes(a.deduplicatedSize)}</td><td>${a.nfiles ?? '—'}</td><td><code class="small">${a.id.slice(0, 16)}</code>${a.known ? '' : html` <span class="badge state-stale">not recorded</span>`}</td></tr>`)}</tbody></table>`;
     } else {
       const archives = await listArchives(s, repo.name);
-      archivesHtml = html`<p class="muted">As BorgCube recorded them. ${hasRole(p.user.role, 'operator') ? html`<a href="/repositories/${encodeURIComponent(repo.name)}?live=1" id="read-live">Read the repository now</a>` : ''}</p>
+      archivesHtml = html`<p class="muted">As BorgCube recorded them.</p>
+${hasRole(p.user.role, 'operator') ? html`<form method="post" action="/repositories/${encodeURIComponent(repo.name)}/live" class="inline-form" id="read-live">${csrfField(p)}<button type="submit">Read the repository now</button></form>` : ''}
 ${archives.length
   ? html`<table class="grid" id="archives"><thead><tr><th>Archive</th><th>Time (server)</th><th>Client</th><th>Original</th><th>Compressed</th><th>New data</th><th>Files</th><th>Job</th></tr></thead>
 <tbody>${archives.map((a) => html`<tr><td class="path">${a.name}</td><td>${when(a.time)}</td><td>${a.clientName ?? '—'}</td><td>${bytes(a.originalSize)}</td><td>${bytes(a.compressedSize)}</td><td>${bytes(a.deduplicatedSize)}</td><td>${a.nfiles ?? '—'}</td><td>${a.jobId ? html`<a href="/jobs/${a.jobId}">${a.jobId.slice(0, 8)}</a>` : '—'}</td></tr>`)}</tbody></table>`
@@ -81,7 +83,9 @@ ${archivesHtml}
 ${checksSection(p, repo.name, checks)}
 <p><a href="/jobs?repository=${encodeURIComponent(repo.name)}">Jobs of this repository</a> · <a href="/policies?repository=${encodeURIComponent(repo.name)}">Policies of this repository</a></p>`;
     return c.html(layout({ title: `Repository ${repo.name}`, principal: p, active: 'repositories', body }));
-  });
+  };
+  app.get('/:name', requireRole('viewer'), (c) => showPage(c, false));
+  app.post('/:name/live', requireRole('operator'), (c) => showPage(c, true));
 
   app.post('/:name/check', requireRole('operator'), async (c) => {
     const f = await formFields(c);

@@ -1,10 +1,10 @@
 // Users (admin only) and one's own account: password and API tokens.
 import { Hono } from 'hono';
 import { html } from 'hono/html';
-import { changeOwnPassword, createApiToken, endUserSessions, listApiTokens, revokeApiToken, type Principal } from '../../services/auth.js';
+import { changeOwnPassword, createApiToken, listApiTokens, revokeApiToken, type Principal } from '../../services/auth.js';
 import { generatePassword } from '../../infra/passwords.js';
 import { addUser, listUsers, removeUser, roles, updateUser } from '../../services/users.js';
-import { principalOf, requireRole } from '../auth.js';
+import { clientIp, principalOf, requireRole, setSessionCookie } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { when } from '../views/format.js';
 import { csrfField, layout, select, type Html } from '../views/layout.js';
@@ -34,7 +34,7 @@ ${created ? html`<div class="card ok" role="status" id="new-password">User <stro
 <td>${u.id === p.user.id
   ? html`<span class="muted">you</span>`
   : html`<form method="post" action="/users/${encodeURIComponent(u.username)}" class="inline-form">${csrfField(p)}<input type="hidden" name="disabled" value="${u.disabled ? 'false' : 'true'}"><button type="submit">${u.disabled ? 'Enable' : 'Disable'}</button></form>
-<form method="post" action="/users/${encodeURIComponent(u.username)}/password" class="inline-form" data-confirm="Give this user a new generated password? Their sessions end.">${csrfField(p)}<button type="submit">Reset password</button></form>
+<form method="post" action="/users/${encodeURIComponent(u.username)}/password" class="inline-form" data-confirm="Give this user a new generated password? Their sessions end and their API tokens are revoked.">${csrfField(p)}<button type="submit">Reset password</button></form>
 <form method="post" action="/users/${encodeURIComponent(u.username)}/delete" class="inline-form" data-confirm="Remove this user?">${csrfField(p)}<button type="submit" class="danger">Remove</button></form>`}</td></tr>`,
     )}</tbody></table>`;
     return layout({ title: 'Users', principal: p, active: 'users', body });
@@ -53,15 +53,13 @@ ${created ? html`<div class="card ok" role="status" id="new-password">User <stro
     const patch: { role?: (typeof roles)[number]; disabled?: boolean } = {};
     if (f.role) patch.role = (roles as readonly string[]).includes(f.role) ? (f.role as (typeof roles)[number]) : 'viewer';
     if (f.disabled === 'true' || f.disabled === 'false') patch.disabled = f.disabled === 'true';
-    const row = await updateUser(s, c.req.param('name'), patch, principalOf(c).user.id);
-    if (row.disabled) await endUserSessions(s, row.id);
+    await updateUser(s, c.req.param('name'), patch, principalOf(c).user.id);
     return c.redirect('/users', 303);
   });
 
   app.post('/:name/password', async (c) => {
     const password = generatePassword();
     const row = await updateUser(s, c.req.param('name'), { password }, principalOf(c).user.id);
-    await endUserSessions(s, row.id);
     return c.html(await listPage(principalOf(c), { username: row.username, password, reset: true }));
   });
 
@@ -109,8 +107,10 @@ ${tokens.length
   app.get('/', async (c) => c.html(await page(principalOf(c))));
   app.post('/password', async (c) => {
     const f = await formFields(c);
-    await changeOwnPassword(s, principalOf(c), { current: f.current ?? '', password: f.password ?? '', repeat: f.repeat ?? '' });
-    return c.html(await page(principalOf(c), html`<div class="card ok" role="status">Password changed; your other sessions were logged out.</div>`));
+    const r = await changeOwnPassword(s, principalOf(c), { current: f.current ?? '', password: f.password ?? '', repeat: f.repeat ?? '' }, { ip: clientIp(c, s.config.web.trustedProxies), userAgent: c.req.header('user-agent') });
+    // This browser continues on a new session; the old cookie died with every other one.
+    if (r.session) setSessionCookie(c, r.session.token, r.session.expiresAt, s.config.web.publicUrl);
+    return c.html(await page(r.principal, html`<div class="card ok" role="status">Password changed; your other sessions were logged out and your API tokens revoked.</div>`));
   });
   app.post('/tokens', async (c) => {
     const f = await formFields(c);

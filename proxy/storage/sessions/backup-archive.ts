@@ -6,6 +6,7 @@ import { ItemStreamParser } from '../../borg/items.js';
 import { idHash } from '../../borg/objects.js';
 import type { RefEntry } from '../archive-refs.js';
 import type { RefMap } from '../chunk-store.js';
+import type { PutSizes } from '../put-index.js';
 import type { RepositoryHandle } from '../repository.js';
 import type { Upstream } from '../upstream.js';
 import { show, type JobContext } from './backup-context.js';
@@ -29,7 +30,7 @@ export interface ArchiveScope {
   readonly repo: RepositoryHandle;
   readonly up: Upstream;
   /** Objects uploaded in this session: verified plaintext size and stored size. */
-  readonly puts: Map<string, { size: number; csize: number }>;
+  readonly puts: { has(idHex: string): boolean; get(idHex: string): PutSizes | undefined; set(idHex: string, s: PutSizes): void };
   /** An object stored for the session (goes to the job's put log). */
   stored(id: Buffer): void;
 }
@@ -73,12 +74,17 @@ function count(refs: RefMap, idHex: string, size: number, csize: number): void {
   else refs.set(idHex, { refcount: 1, size, csize });
 }
 
-/** Sizes of an object this job may reference: uploaded in this session, or handed and still there. */
+/**
+ * Sizes of an object this job may reference: uploaded in this session, or handed and still there.
+ * Always the sizes this client's own uploads gave it, never those of the repository's copy,
+ * which may be another tenant's (its next cache would show them, §4.12).
+ */
 function known(s: ArchiveScope, idHex: string): Sizes | undefined {
   const p = s.puts.get(idHex);
   if (p) return p;
   // A handed object must still exist: prune/compact may have removed it since the job was prepared.
-  if (s.ctx.handed.has(idHex)) return s.repo.chunks.get(idHex);
+  const handed = s.ctx.handed.get(idHex);
+  if (handed && s.repo.chunks.has(idHex)) return handed;
   return undefined;
 }
 

@@ -18,6 +18,8 @@ import { parseManifest, type Manifest } from '../../borg/manifest.js';
 import { MAX_DATA_SIZE } from '../../borg/msgpack.js';
 import { AES_OVERHEAD, encryptObject } from '../../borg/objects.js';
 import type { CryptoPool } from '../crypto-pool.js';
+import { oversizedObject } from '../job-quota.js';
+import { PutIndex } from '../put-index.js';
 import { MAX_PLAINTEXT, type RepositoryHandle } from '../repository.js';
 import { deleteIfPresent, type Upstream } from '../upstream.js';
 import { acceptArchive, type SessionArchive } from './backup-archive.js';
@@ -30,7 +32,7 @@ import { NO_DATA, type JobSession, type SessionHooks, type SessionOperation, typ
  * A manifest write the client has sent and not yet committed. Only what was checked is kept: the
  * merge into the real manifest, its write and the commit happen together in commit(), once the
  * client's commit request has fully arrived, so no client holds the repository's commit lock
- * while the service waits for its next bytes (DESIGN.md §4.10).
+ * while the service waits for it (DESIGN.md §4.10).
  */
 interface PendingManifest {
   removed: string[];
@@ -48,11 +50,17 @@ export const backupPolicy: SessionPolicy = {
   open: (o) => new BackupSession(loadBackupContext(o), o.repo, o.up, o.pool, o.hooks, o.log.child({ job: o.job.id })),
 };
 
+/** Put ids appended to the job's put log in batches of this many, not only at commits: the ids waiting cost memory. */
+const PUT_LOG_BATCH = 4096;
+
 export class BackupSession implements JobSession {
-  /** Objects uploaded in this session: verified plaintext size and stored size. */
-  readonly puts = new Map<string, { size: number; csize: number }>();
-  /** Ids claimed synchronously before verification, so a concurrent cleanup never removes them. */
-  readonly claims = new Set<string>();
+  /** Objects uploaded in this session: verified plaintext size and the size the client uploaded. */
+  readonly puts = new PutIndex();
+  /**
+   * Ids being verified right now (claimed before any await), so a concurrent cleanup never
+   * removes them; counted, as the same id may be in flight twice. Empty between puts.
+   */
+  readonly claims = new Map<string, number>();
   private readonly unloggedPuts: Buffer[] = [];
   private readonly archives = new Map<string, SessionArchive>();
   private inflight = new Set<Promise<unknown>>();
@@ -96,11 +104,26 @@ export class BackupSession implements JobSession {
     if (object.length > MAX_DATA_SIZE) throw new SessionError('IntegrityError', `More than allowed put data [${object.length} > ${MAX_DATA_SIZE}]`);
     if (object.length < AES_OVERHEAD) throw new PolicyViolation('bad-mac', `put ${id.toString('hex')}: object too short to be encrypted`);
     const hex = id.toString('hex');
+    // Counted (and refused over the job's quota) before any work is done for it.
+    this.hooks.quota.put(object.length);
     this.hooks.stats.uploadedBytes += object.length;
     this.hooks.stats.uploadedObjects++;
-    // Known already (an archive references it, or some session stored it): verify, don't rewrite.
-    const known = this.repo.chunks.get(hex) ?? this.repo.recentPuts.get(hex);
-    this.claims.add(hex);
+    // What this client's cache will show for the object: the length it sent, whether or not the
+    // repository has the object already (another tenant's copy must not show through, §4.12).
+    const sent = object.length;
+    // Known already (an archive references it, or a live session stored it): verify, don't rewrite.
+    const known = this.repo.chunks.has(hex) || this.repo.storedByLiveSession(hex);
+    this.claims.set(hex, (this.claims.get(hex) ?? 0) + 1);
+    try {
+      await this.verifyAndStore(id, hex, object, owned, known, sent);
+    } finally {
+      const n = this.claims.get(hex)! - 1;
+      if (n) this.claims.set(hex, n);
+      else this.claims.delete(hex);
+    }
+  }
+
+  private async verifyAndStore(id: Buffer, hex: string, object: Buffer, owned: boolean, known: boolean, sent: number): Promise<void> {
     // Job keys are AES types, so the payload is the object minus its 41-byte envelope.
     const iv = known ? undefined : await this.repo.nonces.allocate(object.length - AES_OVERHEAD);
     // `object` is not touched after this call: an owned frame moves to the worker thread, any
@@ -109,27 +132,29 @@ export class BackupSession implements JobSession {
     // is written): data that outlives two young-generation collections is freed only by a full
     // one, and with many puts in flight during a big backup that made the service's main
     // thread spend more than a second in full GCs.
-    const verifying = this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext: MAX_PLAINTEXT, iv, transfer: owned });
+    // The decoders learn the plaintext's size from the headers and refuse past the bound before
+    // they allocate: a small object that would inflate to gigabytes costs nothing.
+    const maxPlaintext = Math.min(this.hooks.quota.limits.plaintextBytesPerObject, MAX_PLAINTEXT);
+    const verifying = this.pool.verify({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, maxPlaintext, iv, transfer: owned });
     object = NO_DATA;
     const r = await verifying;
     if (!r.ok) {
-      this.claims.delete(hex);
+      if (r.reason === 'too-large') throw oversizedObject(hex, maxPlaintext, r.detail);
       throw new PolicyViolation(r.reason === 'undecodable' ? 'undecodable-object' : r.reason, `put ${hex}: ${r.detail}`);
     }
     const size = r.plaintextLength;
-    let csize: number;
-    if (known) csize = known.csize;
-    else {
-      csize = r.object!.length;
+    this.hooks.quota.plaintext(size);
+    if (!known) {
+      const csize = r.object!.length;
       const stored = this.up.call('put', { id, data: r.object! });
       r.object = undefined;
       await stored;
-      this.repo.recentPuts.stored(hex, { size, csize });
       this.hooks.stats.newObjects++;
       this.hooks.stats.newBytes += csize;
     }
-    this.puts.set(hex, { size, csize });
+    this.puts.set(hex, { size, csize: sent });
     this.unloggedPuts.push(id);
+    if (this.unloggedPuts.length >= PUT_LOG_BATCH) this.logPuts();
   }
 
   /** Waits until every put sent so far is done (ordering point for the other calls). */
@@ -191,6 +216,7 @@ export class BackupSession implements JobSession {
   }
 
   async commit(): Promise<void> {
+    this.hooks.quota.commit();
     const pending = this.pending;
     this.pending = undefined;
     if (!pending) {
@@ -222,10 +248,7 @@ export class BackupSession implements JobSession {
         throw err;
       }
       for (const hex of merged.removedArchives) this.repo.chunks.removeArchive(hex);
-      for (const a of added) {
-        this.repo.chunks.addArchive(a.realIdHex, a.refs);
-        for (const id of a.refs.keys()) this.repo.recentPuts.delete(id);
-      }
+      for (const a of added) this.repo.chunks.addArchive(a.realIdHex, a.refs);
     });
     this.ctx.servedManifest = pending.clientManifest;
     this.hooks.saveJobState({ servedManifest: this.ctx.servedManifest.toString('base64'), idMap: Object.fromEntries(this.ctx.idMap) });
@@ -241,6 +264,11 @@ export class BackupSession implements JobSession {
       this.base = parseManifest(this.ctx.jobKey, this.ctx.servedManifest);
     }
     return Promise.resolve();
+  }
+
+  /** Whether what this session stored is gone with its borg serve's transaction (it died or closed). */
+  get upstreamLost(): boolean {
+    return this.up.isClosed;
   }
 
   /** Appends the ids stored so far to the job's put log (durable before any commit). */

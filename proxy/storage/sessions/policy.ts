@@ -6,6 +6,7 @@ import type { Config } from '../../../infra/config.js';
 import type { Logger } from '../../../infra/logger.js';
 import type { ProxyRequest } from '../../protocol/requests.js';
 import type { CryptoPool } from '../crypto-pool.js';
+import type { JobQuota } from '../job-quota.js';
 import type { OpenedJobKey } from '../job-key.js';
 import type { JobStateFile } from '../job-state.js';
 import type { LiveSession, RepositoryHandle } from '../repository.js';
@@ -23,6 +24,8 @@ export interface SessionHooks {
   saveJobState(update: Pick<JobStateFile, 'servedManifest' | 'idMap'>): void;
   /** Counters of the job (bytes through the proxy, new objects). */
   stats: { uploadedBytes: number; uploadedObjects: number; newObjects: number; newBytes: number };
+  /** The job's cost bounds and what it has used of them (job-quota.ts). */
+  quota: JobQuota;
   /** Job-key counters for objects the service encrypts for the client. */
   allocateJobNonce(blocks: bigint): Promise<bigint>;
 }

@@ -1,0 +1,217 @@
+// `npm run bench:attacks` (issue 21 points 4 and 5): the slow floods, with figures. A hostile
+// client (test/fixtures/evil-borg.py as its borg, a job prepared like any other) attacks a
+// repository while an honest client backs a tree up into the same repository; printed per attack:
+// what the attacker achieved, how it was refused, the repository service's RSS (sampled every
+// 100 ms: before, peak, and per put for the flood) and the honest backup's time against alone.
+// Then the existence-oracle timing: round trips of puts of new ids and of ids the repository
+// already has, medians over N.
+//
+// Runs the repository service without Temporal (bench/lib/service-host.ts), like bench:proxy.
+// Options: --puts N (tiny puts of the flood, default 10,000,000; the quota may stop it first),
+// --put-quota N (the attacker's putsPerJob; default: the default limit), --bombs N (64 MiB
+// decompression bombs per job, default 20), --bomb-jobs N (default 3), --random-mib N (the
+// honest tree's incompressible part, default 50), --timing N (put pairs, default 2000),
+// --runs N (honest backups alone, default 2).
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { JOB_LIMIT_DEFAULTS, type Client } from '../db/schema.js';
+import { loadConfig } from '../infra/config.js';
+import { addClient } from '../services/clients.js';
+import { addRepository } from '../services/repositories.js';
+import { listViolations } from '../db/queries/jobs.js';
+import { sweepLeftovers } from '../test/harness/leftovers.js';
+import { projectRoot } from '../test/harness/paths.js';
+import { parseArgs } from './lib/args.js';
+import { setupClientSide, type ClientSide } from './lib/client-side.js';
+import { sessionEnv } from './lib/direct.js';
+import { JobDriver } from './lib/driver.js';
+import { runAsUser } from './lib/measure.js';
+import { f1, f2, mb, median, note, print, table } from './lib/report.js';
+import { runBench } from './lib/run-bench.js';
+import { startBenchStack, type BenchStack } from './lib/stack.js';
+import { writeBigTree, type TreeInfo } from './lib/tree.js';
+import { createBenchUser, type BenchUser } from './lib/users.js';
+
+const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2]';
+
+interface Setup {
+  stack: BenchStack;
+  side: ClientSide;
+  attacker: BenchUser;
+  driver: JobDriver;
+  tree: TreeInfo;
+  honest: Client;
+  evil: Client;
+  repos: number;
+}
+
+/** Samples a process's RSS every 100 ms until stopped. */
+function rssSampler(pid: number) {
+  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  const before = rss();
+  let peak = before;
+  const timer = setInterval(() => (peak = Math.max(peak, rss())), 100);
+  return {
+    before,
+    stop: () => {
+      clearInterval(timer);
+      return { before, peak: Math.max(peak, rss()) };
+    },
+  };
+}
+
+async function freshRepository(su: Setup): Promise<string> {
+  const name = `attacks-${++su.repos}`;
+  return (await addRepository(su.stack.deps, { name, path: join(su.stack.reposDir, name) })).id;
+}
+
+/** One honest first backup of the tree into `repositoryId`: borg create's wall time. */
+async function honestBackup(su: Setup, repositoryId: string): Promise<number> {
+  const job = await su.driver.prepare(su.honest, repositoryId, su.side.client);
+  try {
+    const r = await su.driver.run(job, su.side.client);
+    await su.driver.finish(job, true);
+    return r.wallS;
+  } catch (err) {
+    await su.driver.finish(job, false).catch(() => {});
+    throw err;
+  }
+}
+
+interface AttackOutcome {
+  wallS: number;
+  result: { outcome?: string; error?: string; steps?: Array<{ what: string; [k: string]: unknown }>; timing?: { new_us: number[]; dup_us: number[] } } | undefined;
+  violations: string[];
+}
+
+/** One job of the attacker running `attack`; ends like a failed job (revoked, cleaned up). */
+async function attackJob(su: Setup, repositoryId: string, attack: string, targets: Record<string, number | string> = {}): Promise<AttackOutcome> {
+  su.attacker.writeFile(join(su.attacker.home, 'attack.json'), JSON.stringify({ attack, targets }));
+  const job = await su.driver.prepare(su.evil, repositoryId, su.attacker);
+  const r = await runAsUser(su.attacker, ['sh', job.script], sessionEnv(su.attacker), su.attacker.home);
+  // The violation is recorded asynchronously to the client's exit.
+  await new Promise((res) => setTimeout(res, 500));
+  const violations = (await listViolations(su.stack.db.handle.db, job.jobId)).map((v) => `${v.kind}: ${v.detail.slice(0, 120)}`);
+  await su.driver.finish(job, false).catch(() => {});
+  const f = join(su.attacker.home, 'results', `${job.jobId}.json`);
+  const result = existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as AttackOutcome['result']) : undefined;
+  return { wallS: r.wallS, result, violations };
+}
+
+/**
+ * The attack and an honest backup into the same repository (the tenants share it), the backup
+ * starting `delayMs` after the attack; the service's RSS sampled throughout.
+ */
+async function during(su: Setup, attack: (repositoryId: string) => Promise<AttackOutcome>, delayMs: number) {
+  const repoId = await freshRepository(su);
+  const rss = rssSampler(su.stack.storage.pid!);
+  const failed = (err: Error): AttackOutcome => ({ wallS: NaN, result: { error: err.message }, violations: [] });
+  const attacking = attack(repoId).catch(failed);
+  await new Promise((r) => setTimeout(r, delayMs));
+  const honestS = await honestBackup(su, repoId);
+  const outcome = await attacking;
+  return { outcome, honestS, rss: rss.stop() };
+}
+
+const stepOf = (o: AttackOutcome, what: string) => o.result?.steps?.find((s) => s.what === what);
+
+type Opts = ReturnType<typeof parseOptions>;
+
+function parseOptions() {
+  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2 }, usage);
+}
+
+/** The stack, the honest client with its tree, and the attacker with evil-borg.py as its borg. */
+async function setUp(o: Opts): Promise<Setup> {
+  const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
+  if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
+  note('starting BorgCube (database, data dir, sshd, repository service)…');
+  const stack = await startBenchStack({ mode: 'service-host' });
+  const side = await setupClientSide(stack.serverPublicKey);
+  const attacker = await createBenchUser();
+  attacker.authorize(stack.serverPublicKey);
+  attacker.mkdir(join(attacker.home, 'bin'), 0o755);
+  const evilPath = join(attacker.home, 'bin', 'borg');
+  attacker.writeFile(evilPath, readFileSync(join(projectRoot, 'test/fixtures/evil-borg.py')), 0o755);
+  chmodSync(evilPath, 0o755);
+  note('writing the honest tree…');
+  const tree = await writeBigTree(side.client, o.randomMib);
+  note(`tree: ${mb(tree.bytes)} in ${tree.files} files`);
+  const honest = await addClient(stack.deps, { name: 'honest', host: '127.0.0.1', port: side.sshd.port, user: side.client.name, paths: [tree.path] });
+  const evil = await addClient(stack.deps, {
+    name: 'evil',
+    host: '127.0.0.1',
+    port: side.sshd.port,
+    user: attacker.name,
+    paths: [attacker.home],
+    borgPath: evilPath,
+    limits: o.putQuota ? { putsPerJob: o.putQuota } : {},
+  });
+  return { stack, side, attacker, driver: new JobDriver(stack), tree, honest, evil, repos: 0 };
+}
+
+runBench('bench:attacks', async () => {
+  if (process.getuid?.() !== 0) throw new Error('bench:attacks sets up users, sshd and accounts: run it as root');
+  const o = parseOptions();
+  const su = await setUp(o);
+  const { tree } = su;
+  note('honest backups alone…');
+  const alone: number[] = [];
+  for (let i = 0; i < o.runs; i++) alone.push(await honestBackup(su, await freshRepository(su)));
+  const aloneS = median(alone);
+  note(`alone: ${alone.map(f2).join(' / ')} s`);
+
+  const rows: string[][] = [];
+  const summary: Record<string, unknown> = { aloneS, alone };
+  const row = (name: string, r: Awaited<ReturnType<typeof during>>, achieved: string, extra: Record<string, unknown> = {}) => {
+    const refused = r.outcome.violations[0]?.split(':')[0] ?? (r.outcome.result?.outcome === 'refused' ? `refused (${r.outcome.result.error?.slice(0, 60)})` : 'not refused');
+    rows.push([name, achieved, refused, `${mb(r.rss.before)} → ${mb(r.rss.peak)}`, f2(r.honestS), f2(r.honestS / aloneS)]);
+    summary[name] = { achieved, violations: r.outcome.violations, rssBefore: r.rss.before, rssPeak: r.rss.peak, honestS: r.honestS, attackS: r.outcome.wallS, ...extra };
+    note(`${name}: ${achieved}; ${refused}; RSS ${mb(r.rss.before)} → ${mb(r.rss.peak)}; honest ${f2(r.honestS)} s`);
+  };
+
+  // 1. Tiny puts, as fast as the attacker's borg sends them, until the quota or the count.
+  const quota = o.putQuota || JOB_LIMIT_DEFAULTS.putsPerJob;
+  note(`flood: ${o.puts.toLocaleString('en')} tiny puts (quota ${quota.toLocaleString('en')})…`);
+  const flood = await during(su, (repo) => attackJob(su, repo, 'put-flood', { count: o.puts }), 5000);
+  const sent = Math.min(o.puts, quota);
+  const perPut = (flood.rss.peak - flood.rss.before) / sent;
+  row('tiny-put flood', flood, `${sent.toLocaleString('en')} puts in ${f1(flood.outcome.wallS)} s`, { puts: sent, rssPerPutBytes: perPut });
+  note(`flood: ${f1(perPut)} bytes of service RSS per put at the peak`);
+
+  // 2. Decompression bombs: a ~2 KB object that decompresses to 64 MiB, many times, several jobs.
+  note(`bombs: ${o.bombJobs} jobs of ${o.bombs} 64 MiB bombs…`);
+  const bombs = await during(
+    su,
+    async (repo) => {
+      let last: AttackOutcome | undefined;
+      for (let i = 0; i < o.bombJobs; i++) last = await attackJob(su, repo, 'bomb', { count: o.bombs });
+      return last!;
+    },
+    2000,
+  );
+  const bomb = stepOf(bombs.outcome, 'sending decompression bombs');
+  row('decompression bombs', bombs, `${o.bombJobs}×${o.bombs} objects of ${typeof bomb?.csize === 'number' ? bomb.csize : '?'} B → 64 MiB`);
+
+  // 3. Commit spam (the default bound: commitsPerMinute).
+  note('commit spam…');
+  const commits = await during(su, (repo) => attackJob(su, repo, 'commit-spam', { count: 1000 }), 2000);
+  row('commit spam', commits, `up to 1000 put+commit pairs, ${f1(commits.outcome.wallS)} s`);
+
+  // 4. The existence oracle: put round trips of new ids and of ids the repository has.
+  note(`put timing: ${o.timing} pairs…`);
+  const timingRepo = await freshRepository(su);
+  const t = (await attackJob(su, timingRepo, 'put-timing', { count: o.timing })).result?.timing;
+  if (t) {
+    const newUs = median(t.new_us);
+    const dupUs = median(t.dup_us);
+    summary.putTiming = { pairs: t.new_us.length, newMedianUs: newUs, existingMedianUs: dupUs };
+    note(`put round trip, median of ${t.new_us.length}: new id ${f1(newUs)} µs, existing id ${f1(dupUs)} µs (difference ${f1(newUs - dupUs)} µs)`);
+  }
+
+  print();
+  print(`honest backup alone (${mb(tree.bytes)}, ${tree.files} files): ${alone.map(f2).join(' / ')} s, median ${f2(aloneS)} s`);
+  table(['attack', 'attacker', 'refused as', 'service RSS before → peak', 'honest s', 'vs alone'], rows);
+  if (t) print(`put round trip (median of ${t.new_us.length}): new id ${f1(median(t.new_us))} µs, an id the repository has ${f1(median(t.dup_us))} µs`);
+  print(JSON.stringify(summary));
+});
