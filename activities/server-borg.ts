@@ -46,7 +46,7 @@ export class JobLog {
   async flush() {
     const rows = this.batch;
     this.batch = [];
-    await jobsQ.insertLogLines(this.deps.db, rows);
+    this.seq = Math.max(this.seq, await jobsQ.insertLogLines(this.deps.db, rows));
   }
 }
 

@@ -145,6 +145,7 @@ export class JobLog {
     const rows = this.batch;
     this.batch = [];
     this.lastFlush = Date.now();
-    await jobs.insertLogLines(this.deps.db, rows);
+    // The repository service may have put lines of its own in between (insertLogLines).
+    this.seq = Math.max(this.seq, await jobs.insertLogLines(this.deps.db, rows));
   }
 }

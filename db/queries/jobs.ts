@@ -139,8 +139,43 @@ export function storableLogLine<T extends Pick<LogLineInsert, 'level' | 'type' |
   return { ...row, level: escapeControlChars(row.level), type: escapeControlChars(row.type), msgid: row.msgid == null ? row.msgid : escapeControlChars(row.msgid), message: escapeControlChars(row.message) };
 }
 
-export async function insertLogLines(db: Db, rows: LogLineInsert[]): Promise<void> {
-  if (rows.length) await db.insert(jobLogLinesTable).values(rows.map(storableLogLine)).onConflictDoNothing();
+/**
+ * Stores log lines at their sequence numbers. Two writers number one job's lines — the worker
+ * following borg, and the repository service with its own lines (appendJobLog) — so a number may
+ * be taken already: such a line goes after the job's last line instead of being lost. Returns the
+ * highest number used, for the caller's counter.
+ */
+export async function insertLogLines(db: Db, given: LogLineInsert[]): Promise<number> {
+  if (!given.length) return 0;
+  const rows = given.map(storableLogLine);
+  const stored = await db.insert(jobLogLinesTable).values(rows).onConflictDoNothing().returning({ jobId: jobLogLinesTable.jobId, seq: jobLogLinesTable.seq });
+  const taken = new Set(stored.map((r) => `${r.jobId} ${r.seq}`));
+  let last = Math.max(0, ...stored.map((r) => r.seq));
+  for (const row of rows) {
+    if (taken.has(`${row.jobId} ${row.seq}`)) continue;
+    // A line retried after a lost answer is stored already: the same line at the same number.
+    const [same] = await db
+      .select({ id: jobLogLinesTable.id })
+      .from(jobLogLinesTable)
+      .where(and(eq(jobLogLinesTable.jobId, row.jobId), eq(jobLogLinesTable.seq, row.seq), eq(jobLogLinesTable.message, row.message), eq(jobLogLinesTable.type, row.type)));
+    if (same) continue;
+    last = Math.max(last, await appendLogLine(db, row));
+  }
+  return last;
+}
+
+/** One line after the job's last one (the number is taken inside the insert; retried on a race). */
+async function appendLogLine(db: Db, row: Omit<LogLineInsert, 'seq'>): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await db.execute<{ seq: number }>(sql`
+      insert into ${jobLogLinesTable} (job_id, seq, time, level, type, msgid, message)
+      select ${row.jobId}, coalesce(max(seq), 0) + 1, ${row.time}, ${row.level}, ${row.type}, ${row.msgid ?? null}, ${row.message}
+      from ${jobLogLinesTable} where job_id = ${row.jobId}
+      on conflict do nothing returning seq`);
+    const seq = r.rows[0]?.seq;
+    if (seq !== undefined) return Number(seq);
+    if (attempt >= 20) throw new Error(`could not append a log line to job ${row.jobId}`);
+  }
 }
 
 export async function lastLogSeq(db: Db, jobId: string): Promise<number> {
@@ -176,8 +211,7 @@ export async function runningJobsOlderThan(db: Db, t: Date) {
 
 /** One line of BorgCube's own in a job's log (the next sequence number). */
 export async function appendJobLog(db: Db, jobId: string, message: string, level = 'INFO'): Promise<void> {
-  const seq = (await lastLogSeq(db, jobId)) + 1;
-  await insertLogLines(db, [{ jobId, seq, time: new Date(), level, type: 'borgcube', msgid: null, message }]);
+  await appendLogLine(db, { jobId, time: new Date(), level, type: 'borgcube', msgid: null, message });
 }
 
 /** Running restores of a repository: the Borg ids of the archives they read, with the job ids. */

@@ -37,8 +37,10 @@ function reportReuse(sock: Socket, jobId: string, authInfo: string) {
 
 function main() {
   // Whatever goes wrong here, the client gets one line, not a stack trace of the server.
-  process.on('uncaughtException', (err) => {
-    tell('ERROR', `BorgCube proxy failed: ${err.message}`);
+  // Nor the error's text, which may name server paths (DESIGN.md §4.12); the service's side of
+  // the session logs what it saw.
+  process.on('uncaughtException', () => {
+    tell('ERROR', 'BorgCube proxy failed');
     process.exit(2);
   });
   const socketPath = arg('--socket');
@@ -62,8 +64,9 @@ function main() {
     process.stdout.end(() => process.exit(code));
     setTimeout(() => process.exit(code), 2000).unref();
   };
-  sock.once('error', (err) => {
-    tell('ERROR', `BorgCube repository service unavailable (${err.message}); try again later`);
+  // err.message names the socket's path on the server: not for the client.
+  sock.once('error', () => {
+    tell('ERROR', 'BorgCube repository service unavailable; try again later');
     finish(2);
   });
   sock.once('connect', () => {

@@ -1,8 +1,10 @@
 // One connection from a forced command (proxy/session/main.ts): requests in arrival order, except
 // puts and a read-only session's gets, which run concurrently inside the session. Before `attach`
 // only a violation report is accepted; after it, the operations the job's session policy allows.
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Db } from '../../db/client.js';
+import { appendJobLog } from '../../db/queries/jobs.js';
 import type { Logger } from '../../infra/logger.js';
 import { writeFrame } from '../protocol/frames.js';
 import type { ReplyResult, ServiceMessage } from '../protocol/replies.js';
@@ -12,7 +14,7 @@ import { authenticatedFor, reusedCredentialOf } from './credentials.js';
 import type { JobNonces } from './job-nonces.js';
 import type { RepositoryHandle } from './repository.js';
 import type { SessionEntry, SessionRegistry } from './session-registry.js';
-import { PolicyViolation, replyErrorOf, SessionError } from './sessions/errors.js';
+import { isInternalError, PolicyViolation, replyErrorOf, SessionError } from './sessions/errors.js';
 import { NO_DATA, type JobSession, type SessionOperation, type SessionPolicy } from './sessions/policy.js';
 import type { Violations } from './violations.js';
 
@@ -120,13 +122,25 @@ export class ProxyConnection implements SessionEntry {
   }
 
   private async fail(rid: number, err: unknown): Promise<void> {
-    const e = replyErrorOf(err);
+    const ref = randomBytes(4).toString('hex');
+    const e = replyErrorOf(err, ref);
     this.send({ t: 'reply', rid, ok: false, error: e });
-    if (err instanceof PolicyViolation && this.jobId) await this.c.violations.record(this.jobId, err.kind, err.detail);
-    else if (e.fatal) {
-      this.c.log.warn({ job: this.jobId, err: (err as Error).message }, 'session ended on an error');
-      this.sock.end();
-    }
+    if (err instanceof PolicyViolation && this.jobId) return this.c.violations.record(this.jobId, err.kind, err.detail);
+    if (isInternalError(err)) await this.logInternal(ref, err);
+    if (e.fatal) this.sock.end();
+  }
+
+  /**
+   * The real text of an error the client was only given `ref` for: the service's log, and the
+   * job's log once the connection is bound to its job (before that, nothing proves which job).
+   */
+  private async logInternal(ref: string, err: unknown): Promise<void> {
+    const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    this.c.log.warn({ job: this.jobId, ref, err: text, stack: (err as Error | undefined)?.stack }, 'session ended on an error');
+    if (!this.jobId) return;
+    await appendJobLog(this.c.db, this.jobId, `repository service error (ref ${ref}): ${text.slice(0, 2000)}`, 'ERROR').catch((e: Error) =>
+      this.c.log.warn({ job: this.jobId, err: e.message }, 'could not write to the job log'),
+    );
   }
 
   /** Puts run concurrently inside the session; everything else keeps arrival order. */

@@ -2,7 +2,7 @@
 // workflow (which ends the job), and the job's credential and sessions end at once.
 import type { Client as TemporalClient } from '@temporalio/client';
 import type { Db } from '../../db/client.js';
-import { findJob, insertViolation, revokeJobCredentials } from '../../db/queries/jobs.js';
+import { appendJobLog, findJob, insertViolation, revokeJobCredentials } from '../../db/queries/jobs.js';
 import type { Logger } from '../../infra/logger.js';
 import { violationSignal } from '../../workflows/messages.js';
 import type { SessionRegistry } from './session-registry.js';
@@ -32,6 +32,8 @@ export class Violations {
     const job = await findJob(db, jobId);
     log.warn({ job: jobId, client: job?.clientId, kind, detail }, 'violation');
     await insertViolation(db, { jobId, clientId: job?.clientId ?? null, repositoryId: job?.repositoryId ?? null, kind, detail });
+    // The client was told only the kind (sessions/errors.ts); the job's log has what it attempted.
+    if (job) await appendJobLog(db, jobId, `violation (${kind}): ${detail}`, 'ERROR').catch((err: Error) => log.warn({ job: jobId, err: err.message }, 'could not write to the job log'));
     // The credential stops working at once, whatever the workflow does next.
     await revokeJobCredentials(db, jobId);
     await this.signal(jobId, kind, detail);

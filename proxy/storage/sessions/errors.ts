@@ -1,7 +1,8 @@
 // How a session refuses: a violation ends the job; a session error is a Borg exception the client
-// sees, and the job goes on. replyErrorOf turns either (or anything else) into the reply frame.
+// sees, and the job goes on. replyErrorOf turns either (or anything else) into the reply frame,
+// with nothing in it the client may not read.
 import type { ReplyError } from '../../protocol/replies.js';
-import { UpstreamError } from '../upstream.js';
+import { UpstreamClosedError, UpstreamError } from '../upstream.js';
 
 /** Raised for anything the client was not allowed to do; the service records it and ends the job. */
 export class PolicyViolation extends Error {
@@ -25,15 +26,28 @@ export class SessionError extends Error {
   }
 }
 
-export function replyErrorOf(err: unknown): ReplyError {
-  const e = replyErrorOfUncapped(err);
-  // The proxy refuses longer messages (proxy/protocol/replies.ts); borg's own errors can be long.
-  return { ...e, message: e.message.slice(0, 4000) };
+/**
+ * What the client is told (DESIGN.md §4.12): a violation by its kind, a SessionError as written
+ * for the client, anything else — borg serve's errors, ENOSPC or EIO on the repository, a bug —
+ * as a short generic text with `ref`, the correlation id under which the real text is in the
+ * job's log. Never a server path, another job's name or an internal message.
+ */
+export function replyErrorOf(err: unknown, ref: string): ReplyError {
+  if (err instanceof PolicyViolation) return { cls: 'ProxyPolicyError', message: `BorgCube refused this (${err.kind}); the details are in the job's log on the server`, fatal: true };
+  // Written for the client; capped because the proxy refuses longer messages (replies.ts).
+  if (err instanceof SessionError) return { cls: err.cls, message: err.message.slice(0, 4000) };
+  if (isStorageFailure(err)) return { cls: 'ProxyError', message: `BorgCube: the repository is unavailable; try again later (ref ${ref})`, fatal: true };
+  return { cls: 'ProxyError', message: `BorgCube: internal error (ref ${ref})`, fatal: true };
 }
 
-function replyErrorOfUncapped(err: unknown): ReplyError {
-  if (err instanceof PolicyViolation) return { cls: 'ProxyPolicyError', message: `BorgCube refused this: ${err.message}`, fatal: true };
-  if (err instanceof SessionError) return { cls: err.cls, message: err.message };
-  if (err instanceof UpstreamError) return { cls: err.cls, message: err.message, fatal: true };
-  return { cls: 'ProxyError', message: `BorgCube repository service: ${(err as Error).message}`, fatal: true };
+/** True when the client's message is generic and the real text belongs in the job's log. */
+export function isInternalError(err: unknown): boolean {
+  return !(err instanceof PolicyViolation) && !(err instanceof SessionError);
+}
+
+/** borg serve failed or went away, or the file system under the service's files did (errno). */
+function isStorageFailure(err: unknown): boolean {
+  if (err instanceof UpstreamError || err instanceof UpstreamClosedError) return true;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
 }
