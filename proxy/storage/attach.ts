@@ -1,7 +1,9 @@
 // Binding a connection to its job (DESIGN.md §5): the job must be running and of a kind that has
 // sessions, the key that authenticated (sshd's ExposeAuthInfo) must be the job's live credential,
 // and the repository path the client asked for must be this job's. Then the job's policy opens
-// the session on the repository, at most one per job.
+// the session on the repository, at most one per job. Every wait (database, repository) is
+// followed by a fresh look at the connection and the job: a session whose connection closed or
+// whose job ended meanwhile never attaches, and gives back what it took.
 import type { Db } from '../../db/client.js';
 import { findJobKey } from '../../db/queries/job-keys.js';
 import { findJob } from '../../db/queries/jobs.js';
@@ -14,10 +16,12 @@ import { authenticatedFor } from './credentials.js';
 import type { CryptoPool } from './crypto-pool.js';
 import { openJobKey } from './job-key.js';
 import { readJobState } from './job-state.js';
+import { untilAborted } from './mutex.js';
 import type { RepositoryHandle } from './repository.js';
 import type { SessionEntry, SessionRegistry } from './session-registry.js';
 import { PolicyViolation, SessionError } from './sessions/errors.js';
 import { sessionPolicyFor } from './sessions/policies.js';
+import type { Upstream } from './upstream.js';
 import type { JobSession, SessionHooks, SessionPolicy } from './sessions/policy.js';
 
 export interface AttachDeps {
@@ -37,6 +41,9 @@ export interface Attached {
   result: AttachResult;
 }
 
+/** How long an attach waits for the previous session of its job to finish cleaning up (server work only). */
+const PREVIOUS_SESSION_WAIT_MS = 60_000;
+
 export async function attachSession(deps: AttachDeps, req: Extract<ProxyRequest, { t: 'attach' }>, entry: SessionEntry): Promise<Attached> {
   const { db, config, masterKey, log, sessions } = deps;
   const job = await findJob(db, req.jobId);
@@ -51,31 +58,65 @@ export async function attachSession(deps: AttachDeps, req: Extract<ProxyRequest,
     const other = /^\/([0-9a-f-]{36})$/.exec(wanted)?.[1];
     throw new PolicyViolation(other ? 'wrong-job' : 'wrong-path', other ? `the credential of job ${job.id} was used to open job ${other}` : `open of ${JSON.stringify(req.path.slice(0, 200))}`);
   }
-  const state = readJobState(config, job.id);
-  if (!state) throw new SessionError('PathNotAllowed', 'the job is not prepared');
-  const keyRow = await findJobKey(db, job.id);
-  if (!keyRow) throw new SessionError('PathNotAllowed', 'the job has no key');
-  const jobKey = openJobKey(masterKey, keyRow);
+  ensureOpen(entry);
 
-  // At most one session per job: a second one waits for the first to end (a restarted borg).
-  for (let i = 0; i < 120 && sessions.has(job.id); i++) await new Promise((r) => setTimeout(r, 500));
-  if (sessions.has(job.id)) throw new SessionError('LockTimeout', 'another session of this job is still open');
-
-  const repo = await deps.repository(job.repositoryId);
-  const up = await repo.acquire();
-  let session: JobSession;
+  // Exactly one live session per job (DESIGN.md §4.10). Registered before anything else is
+  // awaited, so that a second connection racing this one sees it, and the end of the job or a
+  // violation reaches this connection while it still waits.
+  sessions.add(job.id, entry);
+  let up: Upstream | undefined;
+  let repo: RepositoryHandle | undefined;
   try {
-    // Re-checked after the last await, so two racing attaches cannot both pass.
-    if (sessions.has(job.id)) throw new SessionError('LockTimeout', 'another session of this job is still open');
-    session = policy.open({ job, jobKey, state, config, repo, up, pool: deps.pool, hooks: deps.hooks(job.id), log });
+    if (sessions.hasLiveOther(job.id, entry)) throw new PolicyViolation('second-session', 'a second connection with the credential of a job that already has a live session');
+    // A restarted borg: its previous session's connection is gone, and its cleanup (undoing what
+    // was not committed) only waits for the repository, never for a client.
+    const deadline = Date.now() + PREVIOUS_SESSION_WAIT_MS;
+    while (sessions.hasOther(job.id, entry)) {
+      if (Date.now() > deadline) throw new SessionError('LockTimeout', 'the previous session of this job is still closing');
+      await untilAborted(Promise.race([sessions.nextRemoval(job.id), sleep(1000)]), entry.closedSignal).catch(closedError);
+      if (sessions.hasLiveOther(job.id, entry)) throw new PolicyViolation('second-session', 'a second connection with the credential of a job that already has a live session');
+    }
+    const state = readJobState(config, job.id);
+    if (!state) throw new SessionError('PathNotAllowed', 'the job is not prepared');
+    const keyRow = await findJobKey(db, job.id);
+    if (!keyRow) throw new SessionError('PathNotAllowed', 'the job has no key');
+    const jobKey = openJobKey(masterKey, keyRow);
+
+    repo = await deps.repository(job.repositoryId);
+    ensureOpen(entry);
+    // Behind a prune or check this may wait long: a connection that closes meanwhile leaves the
+    // queue at once, and takes nothing.
+    up = await repo.acquire(entry.closedSignal).catch((err: Error) => {
+      if (entry.closed) closedError();
+      throw err;
+    });
+    // The job may have ended, or its credential been revoked, while this waited.
+    ensureOpen(entry);
+    if (!(await authenticatedFor(db, job.id, req.authInfo))) throw new SessionError('PathNotAllowed', 'the job ended or its credential was revoked while the session was opening');
+    ensureOpen(entry);
+    if (sessions.hasOther(job.id, entry)) throw new PolicyViolation('second-session', 'a second connection with the credential of a job that already has a live session');
+    // Synchronous from the last check on: nothing can end the job or the connection in between.
+    const session = policy.open({ job, jobKey, state, config, repo, up, pool: deps.pool, hooks: deps.hooks(job.id), log });
+    // A read-only session takes the upstream per read (the connection does not release it at close).
+    if (policy.readOnly) repo.release();
+    repo.sessions.add(session);
+    log.info({ job: job.id, repository: repo.info.name }, 'proxy session attached');
+    return { session, policy, result: { keyText: jobKey.keyText, repoId: state.fakeRepoId } };
   } catch (err) {
-    repo.release();
+    if (up) repo!.release();
+    sessions.remove(job.id, entry);
     throw err;
   }
-  // A read-only session takes the upstream per read (the connection does not release it at close).
-  if (policy.readOnly) repo.release();
-  sessions.add(job.id, entry);
-  repo.sessions.add(session);
-  log.info({ job: job.id, repository: repo.info.name }, 'proxy session attached');
-  return { session, policy, result: { keyText: jobKey.keyText, repoId: state.fakeRepoId } };
+}
+
+function ensureOpen(entry: SessionEntry): void {
+  if (entry.closed) closedError();
+}
+
+function closedError(): never {
+  throw new SessionError('ConnectionClosed', 'the connection closed while the session was opening');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -49,6 +49,12 @@ export class ProxyConnection implements SessionEntry {
   private jobId: string | undefined;
   private attaching: Promise<void> | undefined;
   private ended = false;
+  private readonly gone = new AbortController();
+  /** The forced command asked to attach (a connection that never does is closed after a while). */
+  opened = false;
+  private lastFrameAt = Date.now();
+  /** Requests received and not yet answered. */
+  private busy = 0;
   private readonly queue: Queued[] = [];
   private draining = false;
   private pending = 0;
@@ -64,6 +70,19 @@ export class ProxyConnection implements SessionEntry {
     return this.session?.repo;
   }
 
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  get closedSignal(): AbortSignal {
+    return this.gone.signal;
+  }
+
+  idleFor(): number {
+    // A read-only session holds no share of the upstream between requests: it keeps nobody waiting.
+    return this.busy > 0 || this.policy?.readOnly ? 0 : Date.now() - this.lastFrameAt;
+  }
+
   abort(reason: string): void {
     if (this.ended) return;
     this.send({ t: 'abort', reason });
@@ -71,6 +90,8 @@ export class ProxyConnection implements SessionEntry {
   }
 
   onFrame(header: unknown, payload: Buffer, owned: boolean): void {
+    this.lastFrameAt = Date.now();
+    this.busy++;
     this.queue.push({ header, payload, owned });
     this.pending++;
     this.pendingBytes += payload.length;
@@ -92,14 +113,25 @@ export class ProxyConnection implements SessionEntry {
   }
 
   async onClose(): Promise<void> {
+    if (this.ended) return;
     this.ended = true;
-    if (this.jobId) this.c.sessions.remove(this.jobId, this);
-    if (this.session) {
-      try {
-        await this.session.close();
-      } finally {
-        if (!this.policy?.readOnly) this.session.repo.release();
-      }
+    this.gone.abort();
+    await this.closeSession();
+  }
+
+  /**
+   * Ends the attached session; its job's entry in the registry stays until the cleanup is done, so
+   * that a restarted borg's new session waits for it and cleanup after the job sees it.
+   */
+  private async closeSession(): Promise<void> {
+    const session = this.session;
+    if (!session) return;
+    this.session = undefined;
+    try {
+      await session.close();
+    } finally {
+      if (!this.policy?.readOnly) session.repo.release();
+      if (this.jobId) this.c.sessions.remove(this.jobId, this);
     }
   }
 
@@ -154,7 +186,11 @@ export class ProxyConnection implements SessionEntry {
         }
         const req = parsed.data;
         const bytes = payload.length;
-        const handled = this.handle(req, payload, owned).finally(() => this.settled(bytes));
+        const handled = this.handle(req, payload, owned).finally(() => {
+          this.busy--;
+          this.lastFrameAt = Date.now();
+          this.settled(bytes);
+        });
         if (req.t === 'put' || (req.t === 'get' && this.policy?.readOnly)) void handled.catch(this.crash);
         else await handled;
         if (this.attaching) await this.attaching.catch(() => {});
@@ -198,11 +234,15 @@ export class ProxyConnection implements SessionEntry {
 
   private async attach(req: Extract<ProxyRequest, { t: 'attach' }>): Promise<void> {
     if (this.attaching) return this.fail(req.rid, new SessionError('ProtocolError', 'already attached'));
+    this.opened = true;
     this.attaching = (async () => {
       const r = await this.c.attach(req, this);
       this.session = r.session;
       this.policy = r.policy;
       this.jobId = req.jobId;
+      // attach checks the connection after its last wait; should it have closed since, the
+      // session goes at once rather than live on unseen.
+      if (this.ended) return this.closeSession();
       this.reply(req.rid, r.result);
     })();
     try {

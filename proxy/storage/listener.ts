@@ -15,7 +15,7 @@ export interface ListenerHandlers {
   proxyGid?: number;
   authorizedKeys(user: string, fingerprint: string): Promise<string[]>;
   /** A forced command's connection, from its first frame on. */
-  connection(sock: Socket): { onFrame(header: unknown, payload: Buffer, owned: boolean): void; onClose(): Promise<void> };
+  connection(sock: Socket): { readonly opened: boolean; onFrame(header: unknown, payload: Buffer, owned: boolean): void; onClose(): Promise<void> };
   control(sock: Socket): void;
 }
 
@@ -54,6 +54,15 @@ function onStorageConnection(h: ListenerHandlers, sock: Socket): void {
   const decoder = new FrameDecoder();
   let conn: ReturnType<ListenerHandlers['connection']> | undefined;
   let first = true;
+  // A connection that never opens its job holds nothing, but it is not kept either: closed after
+  // the timeout, it cannot outlive its job (the forced command then ends, and with it the SSH
+  // session).
+  const openTimer = setTimeout(() => {
+    if (conn?.opened) return;
+    h.log.info('a proxy connection did not open a job in time: closed');
+    sock.destroy();
+  }, h.config.proxy.openTimeoutMs);
+  openTimer.unref();
   const onData = (chunk: Buffer) => {
     let frames;
     try {
@@ -68,6 +77,7 @@ function onStorageConnection(h: ListenerHandlers, sock: Socket): void {
         first = false;
         const ak = authorizedKeysRequest.safeParse(f.header);
         if (ak.success) {
+          clearTimeout(openTimer);
           void h.authorizedKeys(ak.data.user, ak.data.fingerprint).then(
             (lines) => sock.end(frameBytes({ lines })),
             () => sock.end(frameBytes({ lines: [] })),
@@ -89,5 +99,6 @@ function onStorageConnection(h: ListenerHandlers, sock: Socket): void {
       sock.destroy();
     }
   });
+  sock.on('close', () => clearTimeout(openTimer));
   sock.on('close', () => void conn?.onClose().catch((err: Error) => h.log.error({ err: err.message }, 'closing a session failed')));
 }

@@ -68,6 +68,7 @@ export interface LiveSession {
   readonly claims: { has(idHex: string): boolean };
   /** Ids stored by the session. */
   readonly puts: { has(idHex: string): boolean; keys(): Iterable<string> };
+  readonly upstreamLost?: boolean; // its borg serve ended: what it stored uncommitted went with it
   /** Appends stored ids to the job's put log, durably. */
   logPuts(): void;
 }
@@ -95,6 +96,7 @@ export class RepositoryHandle {
   private exclusiveTail: Promise<void> = Promise.resolve();
   private exclusiveActive = false;
   private drainWaiters: Array<() => void> = [];
+  onDrainWait: (() => void) | undefined; // while an exclusive operation waits for users to leave
   /** Fired when the upstream dies unexpectedly: sessions of this repository must end. */
   onUpstreamLost: ((err: Error) => void) | undefined;
 
@@ -119,9 +121,10 @@ export class RepositoryHandle {
     return this.manifestState;
   }
 
-  /** Takes a share of the upstream (opening it if needed); waits while an exclusive operation runs. */
-  async acquire(): Promise<Upstream> {
-    while (this.exclusiveActive || this.exclusiveWaiters.length > 0) await this.exclusiveTail;
+  /** Takes a share of the upstream (opening it if needed); waits while an exclusive operation runs or waits. */
+  async acquire(signal?: AbortSignal): Promise<Upstream> {
+    while (this.exclusiveActive || this.exclusiveWaiters.length > 0) await untilAborted(this.exclusiveTail, signal);
+    if (signal?.aborted) throw new Error('the request was given up');
     this.users++;
     if (this.idleTimer) {
       clearTimeout(this.idleTimer);
@@ -170,7 +173,10 @@ export class RepositoryHandle {
     // once, or new jobs wait for the running ones to end for nothing.
     try {
       await untilAborted(prev, signal);
-      while (this.users > 0) await untilAborted(new Promise<void>((r) => this.drainWaiters.push(r)), signal);
+      while (this.users > 0) {
+        this.onDrainWait?.();
+        await untilAborted(new Promise<void>((r) => (this.drainWaiters.push(r), setTimeout(r, 1000).unref())), signal);
+      }
     } catch (err) {
       this.exclusiveWaiters.splice(this.exclusiveWaiters.indexOf(done), 1);
       done();
@@ -340,7 +346,7 @@ export class RepositoryHandle {
    * with every put of every session and outlived sessions whose objects were rolled back.
    */
   storedByLiveSession(idHex: string): boolean {
-    for (const s of this.sessions) if (s.puts.has(idHex)) return true;
+    for (const s of this.sessions) if (s.puts.has(idHex) && !s.upstreamLost) return true;
     return false;
   }
 

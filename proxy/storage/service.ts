@@ -94,6 +94,11 @@ export class RepositoryService {
       idleCloseMs: this.deps.idleCloseMs,
     });
     handle.onUpstreamLost = (err) => this.sessions.abortRepository(handle, err.message);
+    // A prune, check or admin command waits for running sessions, and new ones wait behind it: a
+    // session whose client has been silent for this long is ended rather than keep them all
+    // waiting (DESIGN.md §4.10).
+    const idleMs = config.proxy.idlePreemptMs;
+    handle.onDrainWait = () => this.sessions.endIdle(handle, idleMs, `ended so that a prune or check can run: the client sent nothing for ${idleMs / 1000} s`);
     return handle;
   }
 

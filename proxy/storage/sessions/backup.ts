@@ -7,19 +7,20 @@
 //    references must have been uploaded and verified in this job or handed to this client, and it
 //    is re-signed (TAM) with the real key before it enters the real manifest, with server time;
 //  * deletes only of this job's own checkpoint archives; gets only of this session's archives;
-//  * manifest write + commit are one critical section per repository, and a commit never
-//    publishes another job's archive (those enter the manifest only through their own merge).
+//  * merge, manifest write and commit are one critical section per repository, entered only once
+//    the client's commit has arrived (nothing repository-wide waits for a client, §4.10), and a
+//    commit never publishes another job's archive (those enter the manifest only through their
+//    own merge).
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import type { Logger } from '../../../infra/logger.js';
 import { compressNone } from '../../borg/compression.js';
 import { parseManifest, type Manifest } from '../../borg/manifest.js';
 import { MAX_DATA_SIZE } from '../../borg/msgpack.js';
 import { AES_OVERHEAD, encryptObject } from '../../borg/objects.js';
-import type { RefMap } from '../chunk-store.js';
 import type { CryptoPool } from '../crypto-pool.js';
 import { oversizedObject } from '../job-quota.js';
 import { PutIndex } from '../put-index.js';
-import { MAX_PLAINTEXT, type CommittedManifest, type RepositoryHandle } from '../repository.js';
+import { MAX_PLAINTEXT, type RepositoryHandle } from '../repository.js';
 import { deleteIfPresent, type Upstream } from '../upstream.js';
 import { acceptArchive, type SessionArchive } from './backup-archive.js';
 import { isCheckpointName, loadBackupContext, type JobContext } from './backup-context.js';
@@ -27,18 +28,18 @@ import { diffManifest, mergeIntoReal, openClientManifest } from './backup-manife
 import { PolicyViolation, SessionError } from './errors.js';
 import { NO_DATA, type JobSession, type SessionHooks, type SessionOperation, type SessionPolicy } from './policy.js';
 
-interface HeldCommit {
-  release: () => void;
-  previous: CommittedManifest;
-  next: CommittedManifest;
-  /** Real archive objects to delete right before the commit (replaced checkpoints). */
-  deletes: Buffer[];
-  /** New archives and their reference indexes, for the chunk store after the commit. */
-  added: Array<{ realIdHex: string; refs: RefMap }>;
-  removedArchives: string[];
+/**
+ * A manifest write the client has sent and not yet committed. Only what was checked is kept: the
+ * merge into the real manifest, its write and the commit happen together in commit(), once the
+ * client's commit request has fully arrived, so no client holds the repository's commit lock
+ * while the service waits for it (DESIGN.md §4.10).
+ */
+interface PendingManifest {
+  removed: string[];
+  newArchives: Array<{ name: string; entry: SessionArchive }>;
+  /** The manifest as the client wrote it: what it is served once this commits. */
   clientManifest: Buffer;
 }
-
 
 const backupOperations: ReadonlySet<SessionOperation> = new Set(['getManifest', 'nonce', 'put', 'putManifest', 'delete', 'get', 'commit', 'rollback']);
 
@@ -63,7 +64,7 @@ export class BackupSession implements JobSession {
   private readonly unloggedPuts: Buffer[] = [];
   private readonly archives = new Map<string, SessionArchive>();
   private inflight = new Set<Promise<unknown>>();
-  private held: HeldCommit | undefined;
+  private pending: PendingManifest | undefined;
   private base: Manifest;
   private closed = false;
 
@@ -194,33 +195,15 @@ export class BackupSession implements JobSession {
   // ---- manifest merge and commit ----------------------------------------------------------------
 
   async putManifest(object: Buffer): Promise<void> {
-    if (this.held) throw new PolicyViolation('manifest-twice', 'a second manifest write before commit');
+    if (this.pending) throw new PolicyViolation('manifest-twice', 'a second manifest write before commit');
     const { plaintext, parsed: next } = await openClientManifest(this.ctx.jobKey, object);
     const { added, removed } = diffManifest(this.ctx, this.base, next);
-    // Validate and re-sign new archives before taking the repository's commit lock.
+    // Validated and re-signed now, outside any repository-wide lock.
     const newArchives: Array<{ name: string; entry: SessionArchive }> = [];
     for (const [name, a] of added) newArchives.push({ name, entry: await this.acceptArchive(name, a.id) });
-
-    const release = await this.repo.commitLock.acquire();
-    try {
-      const previous = this.repo.manifest;
-      const merged = mergeIntoReal(this.ctx, previous.parsed, removed, newArchives);
-      const written = await this.repo.writeManifest(this.up, merged.real);
-      this.held = {
-        release,
-        previous,
-        next: written,
-        deletes: merged.deletes,
-        added: newArchives.map(({ entry }) => ({ realIdHex: entry.realId.toString('hex'), refs: entry.refs })),
-        removedArchives: merged.removedArchives,
-        clientManifest: plaintext,
-      };
-      this.base = next;
-      for (const { entry } of newArchives) this.ctx.idMap.set(entry.clientIdHex, entry.realId.toString('hex'));
-    } catch (err) {
-      release();
-      throw err;
-    }
+    this.pending = { removed, newArchives, clientManifest: plaintext };
+    this.base = next;
+    for (const { entry } of newArchives) this.ctx.idMap.set(entry.clientIdHex, entry.realId.toString('hex'));
   }
 
   /** A new archive of this job, checked and re-signed once per session (backup-archive.ts). */
@@ -234,49 +217,58 @@ export class BackupSession implements JobSession {
 
   async commit(): Promise<void> {
     this.hooks.quota.commit();
-    if (!this.held) {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (!pending) {
       // A commit without a manifest write changes nothing visible; still serialized with merges.
       await this.repo.commitLock.run(() => this.repo.commit(this.up));
       return;
     }
-    const h = this.held;
-    try {
-      for (const id of h.deletes) await deleteIfPresent(this.up, id);
-      // The client-id copies of new archives were only needed for validation.
-      for (const [clientHex, a] of this.archives) {
-        if (h.added.some((x) => x.realIdHex === a.realId.toString('hex'))) await deleteIfPresent(this.up, Buffer.from(clientHex, 'hex'));
+    // Merge, manifest write and commit are one critical section that waits only for borg serve.
+    await this.repo.commitLock.run(async () => {
+      const previous = this.repo.manifest;
+      const added = pending.newArchives.map(({ entry }) => ({ realIdHex: entry.realId.toString('hex'), refs: entry.refs }));
+      let written = false;
+      let merged;
+      try {
+        merged = mergeIntoReal(this.ctx, previous.parsed, pending.removed, pending.newArchives);
+        const next = await this.repo.writeManifest(this.up, merged.real);
+        written = true;
+        for (const id of merged.deletes) await deleteIfPresent(this.up, id);
+        // The client-id copies of new archives were only needed for validation.
+        for (const [clientHex, a] of this.archives) {
+          if (added.some((x) => x.realIdHex === a.realId.toString('hex'))) await deleteIfPresent(this.up, Buffer.from(clientHex, 'hex'));
+        }
+        await this.repo.commit(this.up);
+        this.repo.setCommittedManifest(next);
+      } catch (err) {
+        this.base = parseManifest(this.ctx.jobKey, this.ctx.servedManifest);
+        // Undo the uncommitted manifest write: the previous manifest object is written back.
+        if (written) await this.up.call('put', { id: Buffer.alloc(32), data: previous.object }).catch((e: Error) => this.log.error({ err: e.message }, 'reverting the manifest failed'));
+        throw err;
       }
-      await this.repo.commit(this.up);
-      this.repo.setCommittedManifest(h.next);
-      for (const hex of h.removedArchives) this.repo.chunks.removeArchive(hex);
-      for (const a of h.added) this.repo.chunks.addArchive(a.realIdHex, a.refs);
-      this.ctx.servedManifest = h.clientManifest;
-      this.hooks.saveJobState({ servedManifest: this.ctx.servedManifest.toString('base64'), idMap: Object.fromEntries(this.ctx.idMap) });
-      this.held = undefined;
-    } catch (err) {
-      await this.revert().catch((e: Error) => this.log.error({ err: e.message }, 'reverting the manifest failed'));
-      throw err;
-    } finally {
-      h.release();
-    }
+      for (const hex of merged.removedArchives) this.repo.chunks.removeArchive(hex);
+      for (const a of added) this.repo.chunks.addArchive(a.realIdHex, a.refs);
+    });
+    this.ctx.servedManifest = pending.clientManifest;
+    this.hooks.saveJobState({ servedManifest: this.ctx.servedManifest.toString('base64'), idMap: Object.fromEntries(this.ctx.idMap) });
   }
 
-  /** Undoes an uncommitted manifest write: the previous manifest object is written back. */
-  private async revert(): Promise<void> {
-    const h = this.held;
-    if (!h) return;
-    this.held = undefined;
-    try {
-      await this.up.call('put', { id: Buffer.alloc(32), data: h.previous.object });
+  /**
+   * `rollback`: borg serve's transaction is shared by all sessions, so only our part is undone —
+   * a manifest write not yet committed, which never reached the repository.
+   */
+  rollback(): Promise<void> {
+    if (this.pending) {
+      this.pending = undefined;
       this.base = parseManifest(this.ctx.jobKey, this.ctx.servedManifest);
-    } finally {
-      h.release();
     }
+    return Promise.resolve();
   }
 
-  /** `rollback`: borg serve's transaction is shared by all sessions, so only our part is undone. */
-  async rollback(): Promise<void> {
-    await this.revert();
+  /** Whether what this session stored is gone with its borg serve's transaction (it died or closed). */
+  get upstreamLost(): boolean {
+    return this.up.isClosed;
   }
 
   /** Appends the ids stored so far to the job's put log (durable before any commit). */
@@ -300,7 +292,7 @@ export class BackupSession implements JobSession {
     if (this.closed) return;
     this.closed = true;
     await this.barrier();
-    await this.revert().catch((e: Error) => this.log.error({ err: e.message, job: this.ctx.jobId }, 'reverting the manifest failed'));
+    await this.rollback();
     this.logPuts();
     this.pool.forgetKey(this.jobKeyRef);
     this.repo.sessions.delete(this);
