@@ -6,6 +6,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Db } from '../db/client.js';
 import type { RestoreSpec } from '../db/schema.js';
 import { recordClientContact } from '../db/queries/clients.js';
+import { appendJobLog } from '../db/queries/jobs.js';
 import type { Account } from '../infra/accounts.js';
 import type { Config } from '../infra/config.js';
 import type { EventPublisher } from '../infra/events.js';
@@ -158,8 +159,10 @@ export function createClientActivities(deps: ClientActivityDeps) {
     async cleanupClient({ jobId, keepFilesCache }: JobRef & { keepFilesCache?: boolean }): Promise<void> {
       await withClient(jobId, async ({ conn, job, dir }) => {
         if (keepFilesCache) {
+          // Whatever goes wrong here, the backup's outcome stands: its next run reads every file again.
           try {
-            await folders.pullFilesCache(conn, job, dir);
+            const pulled = await folders.pullFilesCache(conn, job, dir);
+            if (pulled && 'refused' in pulled) await appendJobLog(db, jobId, `the client's files cache was not kept: ${pulled.refused}`, 'WARNING');
           } catch (err) {
             log.warn({ job: jobId, err: (err as Error).message }, 'the files cache could not be kept');
           }

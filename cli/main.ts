@@ -14,6 +14,7 @@ import { registerPolicyCommands } from './commands/policy.js';
 import { registerAlertCommands } from './commands/alert.js';
 import { registerSetupCommands } from './commands/setup.js';
 import { registerArchiveCommands } from './commands/archives.js';
+import { registerRecoveryCommands, registerServerBackupCommands } from './commands/recovery.js';
 import { ServiceError } from '../services/errors.js';
 import { formatZodError } from '../services/validation.js';
 import { ConfigError } from '../infra/config.js';
@@ -35,6 +36,8 @@ export function buildProgram(ctx: CliContext): Command {
   registerPolicyCommands(program, ctx);
   registerAlertCommands(program, ctx);
   registerServerCommands(program, ctx);
+  registerRecoveryCommands(program, ctx);
+  registerServerBackupCommands(program, ctx);
   registerSetupCommands(program, ctx);
   for (const cmd of allCommands(program)) cmd.exitOverride().configureOutput({ outputError: () => {} });
   return program;

@@ -63,3 +63,52 @@ export async function ensureDatabase(url: string): Promise<boolean> {
 export async function pingDb(db: Db): Promise<void> {
   await db.execute(sql`select 1`);
 }
+
+/** A connection to the server's `postgres` database, for work on whole databases (server restore). */
+async function withServer<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const u = new URL(url);
+  u.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: u.toString(), application_name: 'borgcube-setup' });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function plainName(name: string): string {
+  if (!/^[A-Za-z0-9_-]{1,63}$/.test(name)) throw new Error(`database name ${JSON.stringify(name)} is not a plain identifier`);
+  return `"${name}"`;
+}
+
+export function databaseNameOf(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.replace(/^\//, ''));
+}
+
+/** Whether the URL's database is missing, holds no tables at all, or holds some (and how many BorgCube rows of note). */
+export async function inspectDatabase(url: string): Promise<{ exists: boolean; tables: number }> {
+  const name = databaseNameOf(url);
+  const exists = await withServer(url, async (c) => Boolean((await c.query('select 1 from pg_database where datname = $1', [name])).rowCount));
+  if (!exists) return { exists, tables: 0 };
+  const client = new pg.Client({ connectionString: url, application_name: 'borgcube-setup' });
+  await client.connect();
+  try {
+    const r = await client.query<{ n: string }>("select count(*) as n from pg_tables where schemaname not in ('pg_catalog', 'information_schema')");
+    return { exists, tables: Number(r.rows[0]?.n ?? 0) };
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createDatabase(url: string, name: string): Promise<void> {
+  await withServer(url, (c) => c.query(`create database ${plainName(name)}`));
+}
+
+export async function renameDatabase(url: string, from: string, to: string): Promise<void> {
+  await withServer(url, (c) => c.query(`alter database ${plainName(from)} rename to ${plainName(to)}`));
+}
+
+export async function dropDatabase(url: string, name: string): Promise<void> {
+  await withServer(url, (c) => c.query(`drop database if exists ${plainName(name)}`));
+}

@@ -132,11 +132,13 @@ end
 return 0
 `;
 
-/** KEYS: pair, address; ARGV: the address's free budget. */
+/** KEYS: pair, address; ARGV: the address's free budget, the forget time (ms). */
 const succeededScript = `
 redis.call('DEL', KEYS[1])
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[2], 'n', -1)
 if n < tonumber(ARGV[1]) then redis.call('HDEL', KEYS[2], 'until') end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return n
 `;
 
@@ -172,7 +174,7 @@ export function createRedisLoginLimiter(
     },
     async succeeded(ip, username) {
       await memory.succeeded(ip, username);
-      await bounded(redis.eval(succeededScript, 2, pairKey(prefix, ip, username), addressKey(prefix, ip), limits.address.free)).catch((err: unknown) => opts.onFallback?.(err));
+      await bounded(redis.eval(succeededScript, 2, pairKey(prefix, ip, username), addressKey(prefix, ip), limits.address.free, limits.forgetSeconds * 1000)).catch((err: unknown) => opts.onFallback?.(err));
     },
   };
 }
@@ -325,6 +327,23 @@ export async function changeOwnPassword(
     session: fresh,
     principal: fresh ? { user: principal.user, via: 'session', session: { idHash: sha256(fresh.token), csrfToken: fresh.csrfToken, expiresAt: fresh.expiresAt } } : principal,
   };
+}
+
+/**
+ * Asks the signed-in user for their password again before something that hands out secrets (the
+ * recovery kit): a session left open on someone's desk is not enough. Counted like a login, so
+ * the form cannot be used to guess the password.
+ */
+export async function confirmOwnPassword(deps: Pick<ServiceDeps, 'db' | 'log'>, limiter: LoginLimiter, principal: Principal, password: string, ip: string): Promise<void> {
+  if (principal.via !== 'session') throw forbidden('this needs a console session (log in and re-enter your password), not an API token');
+  const wait = await limiter.attempt(ip, principal.user.username);
+  if (wait > 0) throw rateLimited(`too many wrong passwords; try again in ${Math.ceil(wait / 60)} minute(s)`);
+  const creds = await usersQ.findUserCredentials(deps.db, principal.user.username);
+  if (!creds || creds.disabled || !(await verifyPassword(password, creds.passwordHash))) {
+    deps.log.warn({ user: principal.user.username, ip }, 'password confirmation failed');
+    throw invalid('password: wrong password');
+  }
+  await limiter.succeeded(ip, principal.user.username);
 }
 
 // ---------------------------------------------------------------------------------------------

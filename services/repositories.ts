@@ -6,6 +6,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, ch
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { withAdvisoryLock } from '../db/client.js';
+import { insertAuditEvent } from '../db/queries/audit.js';
 import * as repos from '../db/queries/repositories.js';
 import { repositorySecretContext } from '../db/queries/repositories.js';
 import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
@@ -123,7 +124,7 @@ export async function runAdminBorg(
   deps: ServiceDeps,
   name: string,
   args: string[],
-  io: { onStdout: (c: Buffer) => void; onStderr: (c: Buffer) => void; cwd?: string; signal?: AbortSignal },
+  io: { onStdout: (c: Buffer) => void; onStderr: (c: Buffer) => void; cwd?: string; signal?: AbortSignal; confirmRepair?: boolean },
 ): Promise<number> {
   const repo = await getRepository(deps, name);
   const secrets = await openRepositorySecrets(deps, repo);
@@ -136,7 +137,7 @@ export async function runAdminBorg(
   };
   // No terminal reaches borg here, so its confirmation prompts (check --repair, delete of a whole
   // repository) are answered "no" rather than left to read an empty stdin.
-  const env = { BORG_REPO: repoLocation(inv, repo.path), BORG_CHECK_I_KNOW_WHAT_I_AM_DOING: 'NO', BORG_DELETE_I_KNOW_WHAT_I_AM_DOING: 'NO' };
+  const env = { BORG_REPO: repoLocation(inv, repo.path), BORG_CHECK_I_KNOW_WHAT_I_AM_DOING: io.confirmRepair ? 'YES' : 'NO', BORG_DELETE_I_KNOW_WHAT_I_AM_DOING: 'NO' };
   // The repository service holds the repository's lock while backups run; wait for its turn.
   const lease = await acquireRepositoryLease(deps.config.paths.controlSocket, repo.id, {
     signal: io.signal,
@@ -154,6 +155,23 @@ export async function runAdminBorg(
   } finally {
     lease.release();
   }
+}
+
+/**
+ * `borgcube repo repair`: `borg check --repair` with the real key, the one way BorgCube repairs a
+ * repository — started by an admin who typed its name, never by a schedule or a failed check
+ * (a repair can drop archives it cannot fix). Recorded in the audit log.
+ */
+export async function repairRepository(
+  deps: ServiceDeps,
+  name: string,
+  opts: { verifyData: boolean; actor: string },
+  io: { onStdout: (c: Buffer) => void; onStderr: (c: Buffer) => void; signal?: AbortSignal },
+): Promise<number> {
+  const repo = await getRepository(deps, name);
+  await insertAuditEvent(deps.db, { userId: null, actor: opts.actor, action: 'repository.repair', target: repo.name, detail: { path: repo.path, verifyData: opts.verifyData } });
+  deps.log.warn({ repository: repo.name, actor: opts.actor }, 'repository repair started');
+  return runAdminBorg(deps, repo.name, ['check', '--repair', ...(opts.verifyData ? ['--verify-data'] : []), '--progress'], { ...io, confirmRepair: true });
 }
 
 function isInside(path: string, dir: string) {

@@ -32,6 +32,23 @@ export function wantsJson(c: Context): boolean {
   return path.startsWith('/api/') || path.startsWith('/ws/') || path === '/healthz' || (c.req.header('accept') ?? '').startsWith('application/json');
 }
 
+// node-postgres while PostgreSQL is down or restarting: the socket's errno, the pool's own
+// messages, and the server's SQLSTATE classes 08 (connection exception) and 57P (shutdown,
+// starting up). Drizzle wraps them (`cause`), hence the walk down the chain.
+const downCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03']);
+const downMessages = /Connection terminated|connection timeout|Client has encountered a connection error|the database system is (starting up|shutting down)/i;
+
+/** True when `err` (or an error it wraps) says PostgreSQL cannot be reached right now. */
+export function databaseDown(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (downCodes.has(code) || code.startsWith('08'))) return true;
+    if (downMessages.test(e.message)) return true;
+    if (e instanceof AggregateError && e.errors.some(databaseDown)) return true;
+  }
+  return false;
+}
+
 export function createErrorHandler(log: Logger) {
   return (err: Error, c: Context<WebEnv>): Response | Promise<Response> => {
     let status: ContentfulStatusCode;
@@ -46,6 +63,11 @@ export function createErrorHandler(log: Logger) {
     } else if (err instanceof HTTPException) {
       status = err.status;
       body = { error: { kind: 'http', message: err.message || 'bad request' } };
+    } else if (databaseDown(err)) {
+      // An outage, not a bug: say what is down (503) rather than a bare 500, once per request.
+      log.warn({ err: err.message, method: c.req.method, path: c.req.path }, 'request failed: the database is not reachable');
+      status = 503;
+      body = { error: { kind: 'unavailable', message: 'the database is not reachable; try again shortly' } };
     } else {
       log.error({ err, method: c.req.method, path: c.req.path }, 'request failed');
       status = 500;

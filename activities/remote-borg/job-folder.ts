@@ -12,7 +12,7 @@ import type { Account } from '../../infra/accounts.js';
 import type { Config } from '../../infra/config.js';
 import type { Logger } from '../../infra/logger.js';
 import { closeAll, fdPath, openBelow, openEntries, openIn, UnsafePathError } from '../../infra/no-follow.js';
-import { NotAFolderError, sftpExists, sftpGetFile, sftpMkdirPrivate, sftpPutFile, sftpStat, sftpWriteFile } from '../../infra/sftp.js';
+import { NotAFolderError, RefusedRemoteFileError, sftpExists, sftpGetCapped, sftpMkdirPrivate, sftpPutFile, sftpWriteFile } from '../../infra/sftp.js';
 import { shellCommand } from '../../infra/shell-quote.js';
 import type { SshConnection } from '../../infra/ssh.js';
 import { normalizeKey } from '../../infra/ssh.js';
@@ -78,30 +78,35 @@ export function createJobFolders(deps: JobFolderDeps) {
   /**
    * Copies the client's files cache into the job's server folder, where cleanupJob adopts it for
    * the client's next job if this one succeeded (the client cleanup may run before that is known).
+   * The job folder is the client's: whatever it put there (a link, a FIFO, a device, a file of
+   * 50 GB, a server that lies about sizes or stops answering) costs at most MAX_FILES_CACHE bytes
+   * and a bounded wait, and is then simply not kept — the backup's outcome does not change.
+   * Returns what happened, for the job's log.
    */
-  async function pullFilesCache(conn: SshConnection, job: Job, dir: string): Promise<number> {
+  async function pullFilesCache(conn: SshConnection, job: Job, dir: string): Promise<{ bytes: number } | { refused: string } | undefined> {
     // This runs as root, in a folder the storage account owns: nothing in it is opened by a path
     // that could lead elsewhere through a link it planted (infra/no-follow.ts).
     let serverDir: number;
     try {
       serverDir = openBelow(storageAnchor, jobServerDir(config, job.id), O_RDONLY | O_DIRECTORY);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
     try {
       const state = readJobState(serverDir);
-      if (!state) return 0;
+      if (!state) return undefined;
       const sftp = await conn.sftp();
       const remote = posix.join(dir, 'cache', state.fakeRepoId, 'files');
-      const st = await sftpStat(sftp, remote);
-      if (!st) return 0;
-      if (st.size > MAX_FILES_CACHE) {
-        log.warn({ job: job.id, size: st.size }, 'files cache from the client is too large; not kept');
-        return 0;
+      if (!(await sftpExists(sftp, remote))) return undefined;
+      try {
+        const bytes = await adoptPulled(config, deps.storageAccount(), serverDir, job.id, (fd) => sftpGetCapped(sftp, remote, fd, { max: MAX_FILES_CACHE, onProgress: () => heartbeat() }));
+        return { bytes };
+      } catch (err) {
+        if (!(err instanceof RefusedRemoteFileError)) throw err;
+        log.warn({ job: job.id, reason: err.message }, 'files cache from the client refused; not kept');
+        return { refused: err.message };
       }
-      await adoptPulled(config, deps.storageAccount(), serverDir, job.id, (local) => sftpGetFile(sftp, remote, local, () => heartbeat()));
-      return st.size;
     } finally {
       closeSync(serverDir);
     }
@@ -123,19 +128,23 @@ export function createJobFolders(deps: JobFolderDeps) {
 }
 
 /** Writes the pulled files cache into the open server folder for the storage account, which adopts it. */
-async function adoptPulled(config: Config, acct: Account, serverDir: number, jobId: string, download: (local: string) => Promise<void>): Promise<void> {
+async function adoptPulled(config: Config, acct: Account, serverDir: number, jobId: string, download: (localFd: number) => Promise<number>): Promise<number> {
   const name = basename(jobPulledFilesCachePath(config, jobId));
   const tmp = `${fdPath(serverDir)}/${name}.tmp`;
   rmSync(tmp, { force: true }); // a link there is removed, not followed
   const fd = openIn(serverDir, `${name}.tmp`, O_WRONLY | O_CREAT | O_EXCL, 0o600);
+  let bytes: number;
   try {
-    await download(fdPath(fd));
-    if (fstatSync(fd).size > MAX_FILES_CACHE) throw new Error('files cache grew while being copied');
+    bytes = await download(fd);
     fchownSync(fd, acct.uid, acct.gid);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
   } finally {
     closeSync(fd);
   }
   renameSync(tmp, `${fdPath(serverDir)}/${name}`);
+  return bytes;
 }
 
 /** The job's state.json in its open server folder (no links followed), or undefined when there is none. */

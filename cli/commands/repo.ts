@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import type { RepositoryCheck } from '../../db/schema.js';
 import { listRepositoryChecks } from '../../services/policies.js';
-import { addRepository, encryptionModes, getRepository, listRepositories, type RepositoryView } from '../../services/repositories.js';
-import { table, type CliContext } from '../context.js';
+import { addRepository, encryptionModes, getRepository, listRepositories, repairRepository, type RepositoryView } from '../../services/repositories.js';
+import { table, UsageError, type CliContext } from '../context.js';
+import { cliActor, requireRoot } from './recovery.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext) {
   const repo = program.command('repo').description('manage Borg repositories on this storage host');
@@ -40,6 +41,23 @@ export function registerRepoCommands(program: Command, ctx: CliContext) {
       const lastCheck = (await listRepositoryChecks(ctx.deps(), name, 1))[0] ?? null;
       if (opts.json) return ctx.printJson({ ...r, lastCheck });
       ctx.print(showRepository(r, lastCheck));
+    });
+
+  repo
+    .command('repair')
+    .description('run `borg check --repair` on a damaged repository (take a copy of its folder first: a repair can drop what it cannot fix); then check it again')
+    .argument('<name>', 'repository name')
+    .requiredOption('--confirm <name>', 'the repository name again: a repair is never started by accident')
+    .option('--verify-data', 'also read and verify every chunk (slow)')
+    .action(async (name: string, opts: { confirm: string; verifyData?: boolean }) => {
+      if (opts.confirm !== name) throw new UsageError(`--confirm must repeat the repository name (${name})`);
+      requireRoot('repo repair');
+      const code = await repairRepository(ctx.deps(), name, { verifyData: Boolean(opts.verifyData), actor: cliActor() }, {
+        onStdout: (c) => ctx.io.stdout.write(c),
+        onStderr: (c) => ctx.io.stderr.write(c),
+      });
+      if (code === 0) ctx.print(`repair of ${name} finished; run a check now (console: Check now, or \`borgcube policy check POLICY\`) to confirm it and resolve the alert`);
+      ctx.exitCode = code;
     });
 }
 

@@ -211,7 +211,8 @@ export async function runningJobsOlderThan(db: Db, t: Date) {
 
 /** One line of BorgCube's own in a job's log (the next sequence number). */
 export async function appendJobLog(db: Db, jobId: string, message: string, level = 'INFO'): Promise<void> {
-  await appendLogLine(db, { jobId, time: new Date(), level, type: 'borgcube', msgid: null, message });
+  // Escaped like every stored line: a violation's detail or a service error may quote client bytes.
+  await appendLogLine(db, storableLogLine({ jobId, time: new Date(), level, type: 'borgcube', msgid: null, message }));
 }
 
 /** Running restores of a repository: the Borg ids of the archives they read, with the job ids. */

@@ -9,7 +9,7 @@ import { dedupScope } from './repositories.js';
  * above what an honest backup of a large host needs (README "Per-job bounds").
  */
 export interface JobLimits {
-  /** Objects a job may put (each costs the repository service ~60 bytes of memory until the session ends). */
+  /** Objects a job may put (each costs the repository service 60–85 bytes of memory until the session ends). */
   putsPerJob: number;
   /** Bytes of objects a job may upload, as sent. */
   uploadBytesPerJob: number;

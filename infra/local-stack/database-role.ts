@@ -35,6 +35,9 @@ export async function ensureAppRole(adminUrl: string, dataDir: string): Promise<
   const database = decodeURIComponent(new URL(adminUrl).pathname.replace(/^\//, ''));
   if (!database) throw new Error('DATABASE_URL names no database');
   const role = appRoleName(database);
+  // A DATABASE_URL that is no superuser (a deployment that brings its own role) is used as is.
+  const self = await currentRole(adminUrl);
+  if (!self.superuser) return { role: self.user, url: adminUrl, changes: [] };
   const file = passwordFile(dataDir);
   if (!existsSync(file)) {
     writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
@@ -82,6 +85,19 @@ export async function ensureAppRole(adminUrl: string, dataDir: string): Promise<
   url.username = role;
   url.password = password;
   return { role, url: url.toString(), changes };
+}
+
+async function currentRole(adminUrl: string): Promise<{ user: string; superuser: boolean }> {
+  const onServer = new URL(adminUrl);
+  onServer.pathname = '/postgres';
+  const c = new pg.Client({ connectionString: onServer.toString() });
+  await c.connect();
+  try {
+    const r = await c.query<{ user: string; rolsuper: boolean }>('select current_user as user, rolsuper from pg_roles where rolname = current_user');
+    return { user: r.rows[0]!.user, superuser: r.rows[0]!.rolsuper };
+  } finally {
+    await c.end();
+  }
 }
 
 /** BorgCube's schemas (public, drizzle) and what is in them, owned by the role. */

@@ -12,8 +12,8 @@ export interface ClientCacheInput extends CacheConfig {
    * reference; or that index already serialized (ChunkIndex.serialize).
    */
   readonly chunks: ChunkIndex | Buffer;
-  /** A files cache file (see files-cache.ts); empty if omitted. */
-  readonly files?: Buffer;
+  /** A files cache file (see files-cache.ts), or a file holding one to move in; empty if omitted. */
+  readonly files?: Buffer | { readonly path: string };
   /** Per-archive indexes written as chunks.archive.d/<archive id hex>.compact (seeded sync, §6.5). */
   readonly archiveIndexes?: ReadonlyMap<string, ChunkIndex>;
 }
@@ -33,7 +33,8 @@ export async function writeClientCache(cacheBase: string, c: ClientCacheInput): 
   };
   await put('README', CACHE_README);
   await put('chunks', Buffer.isBuffer(c.chunks) ? c.chunks : c.chunks.serialize());
-  await put('files', c.files ?? Buffer.alloc(0));
+  if (c.files && !Buffer.isBuffer(c.files)) await rename(c.files.path, join(dir, 'files'));
+  else await put('files', c.files ?? Buffer.alloc(0));
   await put('pre12-meta', '{}'); // json.dump({}, fd, indent=4)
   for (const [archiveIdHex, idx] of c.archiveIndexes ?? []) {
     if (!/^[0-9a-f]{64}$/.test(archiveIdHex)) throw new RangeError('archive index names are 64 lowercase hex digits');

@@ -28,6 +28,15 @@ export interface ConnectionContext {
   attach(req: Extract<ProxyRequest, { t: 'attach' }>, entry: SessionEntry): Promise<Attached>;
 }
 
+/**
+ * Requests (and their bytes) of one connection received but not yet answered. Past either bound
+ * the socket is paused until half have been answered: a client that sends puts faster than they
+ * are verified and stored waits, instead of the service holding an ever longer backlog of them
+ * (DESIGN.md §4 invariant 11). Far above what keeps the crypto pool busy.
+ */
+const MAX_PENDING = 1024;
+const MAX_PENDING_BYTES = 128 * 1024 * 1024;
+
 interface Queued {
   header: unknown;
   payload: Buffer;
@@ -44,10 +53,11 @@ export class ProxyConnection implements SessionEntry {
   /** The forced command asked to attach (a connection that never does is closed after a while). */
   opened = false;
   private lastFrameAt = Date.now();
-  /** Requests received and not yet answered. */
-  private busy = 0;
   private readonly queue: Queued[] = [];
   private draining = false;
+  private pending = 0;
+  private pendingBytes = 0;
+  private paused = false;
 
   constructor(
     private readonly sock: Socket,
@@ -68,7 +78,7 @@ export class ProxyConnection implements SessionEntry {
 
   idleFor(): number {
     // A read-only session holds no share of the upstream between requests: it keeps nobody waiting.
-    return this.busy > 0 || this.policy?.readOnly ? 0 : Date.now() - this.lastFrameAt;
+    return this.pending > 0 || this.policy?.readOnly ? 0 : Date.now() - this.lastFrameAt;
   }
 
   abort(reason: string): void {
@@ -79,9 +89,25 @@ export class ProxyConnection implements SessionEntry {
 
   onFrame(header: unknown, payload: Buffer, owned: boolean): void {
     this.lastFrameAt = Date.now();
-    this.busy++;
     this.queue.push({ header, payload, owned });
+    this.pending++;
+    this.pendingBytes += payload.length;
+    if (!this.paused && (this.pending >= MAX_PENDING || this.pendingBytes >= MAX_PENDING_BYTES)) {
+      this.paused = true;
+      this.sock.pause();
+    }
     void this.pump().catch(this.crash);
+  }
+
+  /** A request was answered (or refused): its share of the backlog is free again. */
+  private settled(bytes: number): void {
+    this.lastFrameAt = Date.now();
+    this.pending--;
+    this.pendingBytes -= bytes;
+    if (this.paused && this.pending <= MAX_PENDING / 2 && this.pendingBytes <= MAX_PENDING_BYTES / 2) {
+      this.paused = false;
+      this.sock.resume();
+    }
   }
 
   async onClose(): Promise<void> {
@@ -157,10 +183,8 @@ export class ProxyConnection implements SessionEntry {
           return;
         }
         const req = parsed.data;
-        const handled = this.handle(req, payload, owned).finally(() => {
-          this.busy--;
-          this.lastFrameAt = Date.now();
-        });
+        const bytes = payload.length;
+        const handled = this.handle(req, payload, owned).finally(() => this.settled(bytes));
         if (req.t === 'put' || (req.t === 'get' && this.policy?.readOnly)) void handled.catch(this.crash);
         else await handled;
         if (this.attaching) await this.attaching.catch(() => {});

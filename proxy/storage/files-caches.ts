@@ -1,6 +1,7 @@
 // The clients' files caches on the server, between a job that pulled one back and the client's
-// next job, which is handed it (DESIGN.md §3: clients keep no borg cache between jobs).
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync } from 'node:fs';
+// next job, which is handed it (DESIGN.md §3: clients keep no borg cache between jobs). Read in
+// chunks, never whole: up to MAX_FILES_CACHE each, in the service every job shares.
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../../infra/logger.js';
 import { MAX_FILES_CACHE } from '../../infra/storage-layout.js';
@@ -41,7 +42,7 @@ export class FilesCaches {
     // After the activity has answered; a job of the same client waits for it in read().
     const check = () => {
       try {
-        return this.open(dest, (fd, st) => this.check(dest, fd, st).checked);
+        return this.open(dest, (fd, st) => this.check(dest, fd, st));
       } catch (err) {
         this.log.warn({ err: (err as Error).message, dest }, 'cannot check the files cache of the job');
         return undefined;
@@ -51,18 +52,18 @@ export class FilesCaches {
   }
 
   /**
-   * The client's files cache from its last job, if it is well-formed, with its number of entries.
-   * A file that exists but cannot be read is worth a warning: without it every backup reads and
-   * chunks the whole tree again.
+   * Copies the client's files cache from its last job to `dest` if it is well-formed, and says
+   * how many entries it has (0: nothing was copied). Streamed: a files cache may be up to
+   * MAX_FILES_CACHE, and this service is shared by every job. A file that exists but cannot be
+   * read is worth a warning: without it every backup reads and chunks the whole tree again.
    */
-  async read(path: string): Promise<{ data?: Buffer; entries: number }> {
+  async copy(path: string, dest: string): Promise<{ entries: number }> {
     const known = await this.checked.get(path);
     const r = this.open(path, (fd, st) => {
-      if (known && known.ino === st.ino && known.size === st.size && known.mtimeMs === st.mtimeMs) {
-        return known.entries === undefined ? { entries: 0 } : { data: readFileSync(fd), entries: known.entries };
-      }
-      const { checked, data } = this.check(path, fd, st);
-      return checked.entries === undefined ? { entries: 0 } : { data, entries: checked.entries };
+      const checked = known && known.ino === st.ino && known.size === st.size && known.mtimeMs === st.mtimeMs ? known : this.check(path, fd, st);
+      if (checked.entries === undefined) return { entries: 0 };
+      copyFd(fd, dest);
+      return { entries: checked.entries };
     });
     return r ?? { entries: 0 };
   }
@@ -84,21 +85,49 @@ export class FilesCaches {
     }
   }
 
-  /** Reads and checks the file open at `fd`. */
-  private check(path: string, fd: number, st: { ino: number; size: number; mtimeMs: number }): { checked: CheckedFilesCache; data?: Buffer } {
+  /** Reads and checks the file open at `fd`, a chunk at a time. */
+  private check(path: string, fd: number, st: { ino: number; size: number; mtimeMs: number }): CheckedFilesCache {
     const checked: CheckedFilesCache = { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, entries: undefined };
     if (st.size > MAX_FILES_CACHE) {
       this.log.warn({ path, size: st.size }, 'ignoring a files cache that is too large');
-      return { checked };
+      return checked;
     }
-    const data = readFileSync(fd);
     try {
       let entries = 0;
-      for (const _ of readFilesCache([data])) entries++;
+      for (const _ of readFilesCache(chunksOf(fd))) entries++;
       checked.entries = entries;
     } catch (err) {
       this.log.warn({ path, err: (err as Error).message }, 'ignoring a malformed files cache');
     }
-    return { checked, data };
+    return checked;
+  }
+}
+
+const CHUNK = 1024 * 1024;
+
+/** The file open at `fd` from its start, a fresh buffer per chunk (the unpacker may keep parts). */
+function* chunksOf(fd: number): Generator<Buffer> {
+  for (let pos = 0; ; ) {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    const n = readSync(fd, buf, 0, CHUNK, pos);
+    if (n === 0) return;
+    pos += n;
+    yield buf.subarray(0, n);
+  }
+}
+
+/** Copies the file open at `fd` into a new file `dest` (0600), a chunk at a time. */
+function copyFd(fd: number, dest: string): void {
+  const out = openSync(dest, 'wx', 0o600);
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (let pos = 0; ; ) {
+      const n = readSync(fd, buf, 0, CHUNK, pos);
+      if (n === 0) return;
+      writeSync(out, buf, 0, n);
+      pos += n;
+    }
+  } finally {
+    closeSync(out);
   }
 }

@@ -46,7 +46,8 @@ export async function prepareJob(service: RepositoryService, filesCaches: FilesC
     writeJobLimits(config, jobId, client.limits);
 
     // 4. The client's cache folder, so that stock borg does no cache sync (§6.6).
-    const filesCache = await filesCaches.read(filesCachePath(config, client.id, job.repositoryId));
+    const filesCopy = join(clientDir, 'files-cache.tmp');
+    const filesCache = await filesCaches.copy(filesCachePath(config, client.id, job.repositoryId), filesCopy);
     await writeClientCache(join(clientDir, 'cache'), {
       repositoryId: Buffer.from(state.fakeRepoId, 'hex'),
       manifestId: manifestId(jobKey.key, served),
@@ -54,7 +55,7 @@ export async function prepareJob(service: RepositoryService, filesCaches: FilesC
       keyType: jobKey.row.keyType,
       previousLocation: jobRepositoryUrl(config, jobId),
       chunks: handed.chunksFile,
-      files: filesCache.data,
+      files: filesCache.entries ? { path: filesCopy } : undefined,
     });
     writeFileSync(join(clientDir, 'key'), jobKey.keyText, { mode: 0o600 });
     writeFileSync(join(clientDir, 'passphrase'), `${jobKey.passphrase}\n`, { mode: 0o600 });

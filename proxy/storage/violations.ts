@@ -29,15 +29,27 @@ export class Violations {
       return;
     }
     const { db, log } = this.deps;
-    const job = await findJob(db, jobId);
-    log.warn({ job: jobId, client: job?.clientId, kind, detail }, 'violation');
-    await insertViolation(db, { jobId, clientId: job?.clientId ?? null, repositoryId: job?.repositoryId ?? null, kind, detail });
-    // The client was told only the kind (sessions/errors.ts); the job's log has what it attempted.
-    if (job) await appendJobLog(db, jobId, `violation (${kind}): ${detail}`, 'ERROR').catch((err: Error) => log.warn({ job: jobId, err: err.message }, 'could not write to the job log'));
-    // The credential stops working at once, whatever the workflow does next.
-    await revokeJobCredentials(db, jobId);
+    try {
+      const job = await findJob(db, jobId);
+      log.warn({ job: jobId, client: job?.clientId, kind, detail }, 'violation');
+      await insertViolation(db, { jobId, clientId: job?.clientId ?? null, repositoryId: job?.repositoryId ?? null, kind, detail });
+      // The client was told only the kind (sessions/errors.ts); the job's log has what it attempted.
+      if (job) await appendJobLog(db, jobId, `violation (${kind}): ${detail}`, 'ERROR').catch((err: Error) => log.warn({ job: jobId, err: err.message }, 'could not write to the job log'));
+      // The credential stops working at once, whatever the workflow does next.
+      await revokeJobCredentials(db, jobId);
+    } catch (err) {
+      // Not recorded (the database failed): the next refusal of this kind must try again, or the
+      // job would keep its credential and its workflow never learn of it. Its sessions end anyway.
+      this.forget(jobId, kind);
+      this.sessions.abortJob(jobId, `violation: ${kind}`);
+      throw err;
+    }
     await this.signal(jobId, kind, detail);
     this.sessions.abortJob(jobId, `violation: ${kind}`);
+  }
+
+  private forget(jobId: string, kind: string): void {
+    this.recorded.get(jobId)?.delete(kind);
   }
 
   private firstOfKind(jobId: string, kind: string): boolean {
@@ -63,7 +75,10 @@ export class Violations {
     if (job.state === 'running') return this.record(jobId, 'credential-reuse', detail);
     if (!this.firstOfKind(jobId, 'credential-reuse')) return;
     this.deps.log.warn({ job: jobId, client: job.clientId, kind: 'credential-reuse', detail }, 'violation');
-    await insertViolation(this.deps.db, { jobId, clientId: job.clientId, repositoryId: job.repositoryId, kind: 'credential-reuse', detail });
+    await insertViolation(this.deps.db, { jobId, clientId: job.clientId, repositoryId: job.repositoryId, kind: 'credential-reuse', detail }).catch((err: unknown) => {
+      this.forget(jobId, 'credential-reuse');
+      throw err;
+    });
   }
 
   async signal(jobId: string, kind: string, detail: string): Promise<void> {

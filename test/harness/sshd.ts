@@ -15,6 +15,7 @@ import { normalizeKey } from '../../infra/ssh.js';
 import { prepareSshd, sshdCommand, sshdPaths, type SshdInstance } from '../../infra/sshd.js';
 import { runChecked } from '../../infra/subprocess.js';
 import { registerCleanup } from './cleanup.js';
+import { descendants, killPids, processTable } from './proc-table.js';
 import { makeTaggedDir, recordProcess, userPrefix } from './tags.js';
 import { projectRoot } from './paths.js';
 
@@ -228,6 +229,11 @@ export interface BorgcubeSshd {
   /** The folder with sshd_config and the host key. */
   dir: string;
   readonly log: string;
+  /**
+   * Kills the listener and every connection it serves (SIGKILL, as a crash would), then starts
+   * it again on the same port and config, after `downMs` (fault tests).
+   */
+  crashAndRestart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -246,6 +252,8 @@ export interface BorgcubeSshdOptions {
    * pins for clients (a whole test stack); default: a temp folder of its own.
    */
   inDataDir?: boolean;
+  /** A fixed port (a restarted sshd where clients expect the old one); default a free one. */
+  port?: number;
 }
 
 /** BorgCube's own sshd config (infra/sshd.ts) on a free loopback port. */
@@ -254,7 +262,7 @@ export async function startBorgcubeSshd(opts: BorgcubeSshdOptions): Promise<Borg
   if (!storageSocket) throw new Error('startBorgcubeSshd needs dataDir or storageSocket');
   if (opts.inDataDir && !opts.dataDir) throw new Error('inDataDir needs dataDir');
   const dir = opts.inDataDir ? dataPaths(opts.dataDir!).sshdDir : makeTaggedDir('borgcube-sshd');
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   let sshd: SshdProcess | undefined;
   const stop = registerCleanup(`BorgCube sshd on port ${port}`, async () => {
     await sshd?.stop();
@@ -277,17 +285,24 @@ export async function startBorgcubeSshd(opts: BorgcubeSshdOptions): Promise<Borg
     await stop();
     throw err;
   }
-  const s = sshd;
   return {
     host: '127.0.0.1',
     port,
     get pid() {
-      return s.pid;
+      return sshd?.pid;
     },
     hostPublicKey: readHostKey(sshdPaths(dir).hostPublicKey),
     dir,
     get log() {
-      return s.log;
+      return sshd?.log ?? '';
+    },
+    crashAndRestart: async (downMs = 0) => {
+      const listener = sshd?.pid;
+      if (listener) killPids([listener, ...descendants(processTable(), listener).map((p) => p.pid)]);
+      await sshd?.stop();
+      await sleep(downMs);
+      sshd = new SshdProcess(dir, port);
+      await sshd.start();
     },
     stop,
   };

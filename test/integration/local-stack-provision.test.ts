@@ -1,7 +1,7 @@
 // `npm start` provisioning against a temporary data dir and database: the layout's owners and
 // modes, the keys, the sshd config, BorgCube's own PostgreSQL role, and that a second run changes
 // nothing (and repairs drift).
-import { chmodSync, chownSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -138,5 +138,29 @@ describe('provisioning', () => {
     expect(lines.join('\n')).toMatch(/handed \d+ existing/);
     expect(lines.join('\n')).toMatch(/schema up to date/);
     await expectAppRole(result.databaseUrl!, tdb.name);
+  });
+
+  it('uses a DATABASE_URL that is no superuser as it is (a deployment that brings its own role)', async () => {
+    const tmp = makeTaggedDir('provision');
+    registerCleanup('provision temp dir', () => rmSync(tmp, { recursive: true, force: true }));
+    const dataDir = join(tmp, 'data');
+    const tdb = await createTestDatabase({ migrate: false });
+    const own = `${tdb.name}_own`;
+    const admin = new URL(tdb.url);
+    await query(admin.toString(), `create role "${own}" login password 'own-pw' nosuperuser; alter database "${tdb.name}" owner to "${own}"`);
+    registerCleanup(`role ${own}`, async () => {
+      await tdb.drop();
+      admin.pathname = '/postgres';
+      await query(admin.toString(), `drop role if exists "${own}"`);
+    });
+    const url = new URL(tdb.url);
+    url.username = own;
+    url.password = 'own-pw';
+    const config = loadConfig({ ...process.env, BORGCUBE_DATA_DIR: dataDir, DATABASE_URL: url.toString(), BORGCUBE_SSH_PORT: String(await freePort()), BORGCUBE_ADMIN_PASSWORD: '' });
+    const lines: string[] = [];
+    const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
+    expect(result.databaseUrl).toBe(url.toString());
+    expect(lines.join('\n')).toMatch(new RegExp(`role ${own} ok; database ${tdb.name}, applied \\d+ migration`));
+    expect(existsSync(passwordFile(dataDir))).toBe(false);
   });
 });

@@ -51,10 +51,11 @@ describe('the proxy account in its sandbox', () => {
     return [a.slice(0, i), a.slice(i + 1)];
   };
 
-  const probes: Array<{ name: string; argv: () => string[]; ok: RegExp }> = [
-    { name: 'psql over TCP as postgres', argv: () => ['psql', '-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-Atc', 'select 4242'], ok: /4242/ },
-    { name: "psql over PostgreSQL's Unix socket as postgres", argv: () => ['psql', '-U', 'postgres', '-d', 'postgres', '-Atc', 'select 4242'], ok: /4242/ },
-    { name: 'redis-cli ping', argv: () => ['redis-cli', '-u', stack.env.REDIS_URL!, 'ping'], ok: /PONG/ },
+  // `refused`: how the probe itself says it could not connect (so it ran, and failed for that reason).
+  const probes: Array<{ name: string; argv: () => string[]; ok: RegExp; refused: RegExp }> = [
+    { name: 'psql over TCP as postgres', argv: () => ['psql', '-h', '127.0.0.1', '-U', 'postgres', '-d', 'postgres', '-Atc', 'select 4242'], ok: /4242/, refused: /Network is unreachable/ },
+    { name: "psql over PostgreSQL's Unix socket as postgres", argv: () => ['psql', '-U', 'postgres', '-d', 'postgres', '-Atc', 'select 4242'], ok: /4242/, refused: /connection to server on socket .* failed: No such file or directory/ },
+    { name: 'redis-cli ping', argv: () => ['redis-cli', '-u', stack.env.REDIS_URL!, 'ping'], ok: /PONG/, refused: /Network is unreachable/ },
     {
       name: "a TCP connection to Temporal's frontend",
       argv: () => {
@@ -62,8 +63,9 @@ describe('the proxy account in its sandbox', () => {
         return ['bash', '-c', `exec 3<>/dev/tcp/${h}/${p} && echo connected`];
       },
       ok: /connected/,
+      refused: /Network is unreachable/,
     },
-    { name: 'curl /metrics (token-less for loopback callers)', argv: () => ['curl', '-sS', '--max-time', '10', `${webUrl}/metrics`], ok: /borgcube_/ },
+    { name: 'curl /metrics (token-less for loopback callers)', argv: () => ['curl', '-sS', '--max-time', '10', `${webUrl}/metrics`], ok: /borgcube_/, refused: /Couldn't connect|Failed to connect|Network is unreachable/ },
   ];
 
   for (const p of probes) {
@@ -73,6 +75,7 @@ describe('the proxy account in its sandbox', () => {
       const inside = asProxy(p.argv(), true);
       expect(inside.code, inside.out).not.toBe(0);
       expect(inside.out).not.toMatch(p.ok);
+      expect(inside.err).toMatch(p.refused);
     });
   }
 

@@ -3,14 +3,15 @@
 import { Hono, type Context } from 'hono';
 import { html } from 'hono/html';
 import { listArchives, listArchivesLive } from '../../services/archives.js';
-import { hasRole } from '../../services/auth.js';
+import { confirmOwnPassword, hasRole } from '../../services/auth.js';
 import { listRepositoryChecks } from '../../services/policies.js';
 import { startCheck } from '../../services/policy-jobs.js';
 import { addRepository, encryptionModes, getRepository, listRepositories } from '../../services/repositories.js';
+import { buildRecoveryKit, recoveryKitText } from '../../services/recovery-kit.js';
 import { actor } from '../api/body.js';
-import { principalOf, requireRole } from '../auth.js';
+import { clientIp, principalOf, requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
-import { checksSection } from '../views/checks.js';
+import { checksSection, damageNotice, recoveryKitForm } from '../views/checks.js';
 import { bytes, ratio, when } from '../views/format.js';
 import { csrfField, layout, select } from '../views/layout.js';
 import { formFields } from './form.js';
@@ -77,15 +78,16 @@ ${archives.length
   <dt>Borg id</dt><dd><code class="small">${repo.borgId}</code></dd><dt>Created</dt><dd>${when(repo.createdAt)}</dd>
   <dt>Original size</dt><dd>${bytes(st?.originalSize)}</dd><dt>Deduplicated</dt><dd>${bytes(st?.uniqueSize)}</dd><dt>Stored</dt><dd>${bytes(st?.uniqueCompressedSize)}</dd>
   <dt>Dedup ratio</dt><dd>${ratio(st && st.uniqueSize > 0 ? st.originalSize / st.uniqueSize : null)}</dd><dt>Figures of</dt><dd>${st?.updatedAt ?? '—'}</dd>
-</dl>
+</dl>${damageNotice(repo, checks)}
 <h2>Archives</h2>
 ${archivesHtml}
-${checksSection(p, repo.name, checks)}
+${checksSection(p, repo.name, checks)}${recoveryKitForm(p, repo.name)}
 <p><a href="/jobs?repository=${encodeURIComponent(repo.name)}">Jobs of this repository</a> · <a href="/policies?repository=${encodeURIComponent(repo.name)}">Policies of this repository</a></p>`;
     return c.html(layout({ title: `Repository ${repo.name}`, principal: p, active: 'repositories', body }));
   };
   app.get('/:name', requireRole('viewer'), (c) => showPage(c, false));
   app.post('/:name/live', requireRole('operator'), (c) => showPage(c, true));
+  app.post('/:name/recovery-kit', requireRole('admin'), (c) => downloadRecoveryKit(deps, c));
 
   app.post('/:name/check', requireRole('operator'), async (c) => {
     const f = await formFields(c);
@@ -93,4 +95,22 @@ ${checksSection(p, repo.name, checks)}
     return c.redirect(`/jobs/${job.id}`, 303);
   });
   return app;
+}
+
+/**
+ * The recovery kit of one repository (services/recovery-kit.ts): admins only, after their
+ * password again; never cached, and an audit event like every export.
+ */
+async function downloadRecoveryKit(deps: WebDeps, c: Context<WebEnv, '/:name/recovery-kit'>): Promise<Response> {
+  const s = deps.services;
+  const p = principalOf(c);
+  const f = await formFields(c);
+  const repo = await getRepository(s, c.req.param('name'));
+  await confirmOwnPassword(s, deps.limiter, p, f.password ?? '', clientIp(c, s.config.web.trustedProxies));
+  const kit = await buildRecoveryKit(s, { repository: repo.name, actor: { name: actor(p), userId: p.user.id } });
+  const text = f.format === 'text';
+  c.header('content-disposition', `attachment; filename="borgcube-recovery-kit-${repo.name}-${kit.createdAt.slice(0, 10)}.${text ? 'txt' : 'json'}"`);
+  c.header('cache-control', 'no-store');
+  c.header('content-type', text ? 'text/plain; charset=utf-8' : 'application/json');
+  return c.body(text ? recoveryKitText(kit) : `${JSON.stringify(kit, null, 2)}\n`);
 }

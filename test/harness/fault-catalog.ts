@@ -1,0 +1,157 @@
+// The faults of the suite (issue 22): what each does to a FaultRig while its backup runs, and how
+// the job must end. Each brings back what it stopped before returning; faults.ts observes.
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { requireAccount } from '../../infra/accounts.js';
+import { run, runChecked } from '../../infra/subprocess.js';
+import { registerCleanup } from './cleanup.js';
+import { clientBorgs, type Fault, type FaultRig } from './faults.js';
+import { descendants, isBorg, isProxySession, killPids, processTable } from './proc-table.js';
+import { killUserProcesses } from './users.js';
+
+/** Kills every TCP connection to `port` on loopback (the connecting side), as a dropped link would. */
+async function dropConnections(port: number): Promise<void> {
+  await runChecked('ss', ['-K', '-t', 'dst', '127.0.0.1', 'dport', '=', `:${port}`]);
+}
+
+function proxySessions(rig: FaultRig): number[] {
+  const sshd = rig.stack.sshd.pid;
+  if (!sshd) return [];
+  return descendants(processTable(), sshd)
+    .filter((p) => isProxySession(p))
+    .map((p) => p.pid);
+}
+
+function borgServes(rig: FaultRig): number[] {
+  const storage = rig.stack.storage.pid;
+  if (!storage) return [];
+  return descendants(processTable(), storage)
+    .filter((p) => isBorg(p, 'serve'))
+    .map((p) => p.pid);
+}
+
+function mustFind(what: string, pids: number[]): number[] {
+  if (!pids.length) throw new Error(`no ${what} to kill`);
+  return pids;
+}
+
+const minute = 60_000;
+
+export const faults = {
+  clientBorg: {
+    name: "client's borg SIGKILL",
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    inject: (rig, job) => Promise.resolve(killPids(mustFind('borg create', clientBorgs(rig, job.id).map((p) => p.pid)))),
+  },
+  clientSsh: {
+    name: "worker↔client SSH dropped",
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    inject: (rig) => dropConnections(rig.clientSshd.port),
+  },
+  borgSsh: {
+    name: "client borg↔BorgCube SSH dropped",
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    inject: (rig) => dropConnections(rig.stack.sshd.port),
+  },
+  clientReboot: {
+    name: 'client reboots (processes killed, job folder gone)',
+    expect: 'succeeded',
+    budgetMs: 4 * minute,
+    inject: async (rig, job) => {
+      await killUserProcesses(rig.host.uid);
+      rmSync(rig.host.path('.borgcube', 'jobs', job.id), { recursive: true, force: true });
+    },
+  },
+  proxy: {
+    name: 'proxy process SIGKILL',
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    inject: (rig) => Promise.resolve(killPids(mustFind('proxy session', proxySessions(rig)))),
+  },
+  borgcubeSshd: {
+    name: "BorgCube's sshd killed, restarted 5 s later",
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    inject: (rig) => rig.stack.sshd.crashAndRestart(5000),
+  },
+  storage: {
+    name: 'repository service SIGKILL, restarted 2 s later',
+    expect: 'succeeded',
+    budgetMs: 4 * minute,
+    inject: async (rig) => {
+      await rig.stack.storage.kill();
+      await sleep(2000);
+      await rig.stack.storage.start();
+    },
+  },
+  borgServe: {
+    name: 'its borg serve SIGKILL',
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    inject: (rig) => Promise.resolve(killPids(mustFind('borg serve', borgServes(rig)))),
+  },
+  worker: {
+    name: 'worker SIGKILL, restarted 2 s later',
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    inject: async (rig) => {
+      await rig.stack.worker.kill();
+      await sleep(2000);
+      await rig.stack.worker.start();
+    },
+  },
+  temporal: {
+    name: 'Temporal dev server stopped 10 s, started on the same state',
+    expect: 'succeeded',
+    budgetMs: 4 * minute,
+    needs: ['temporal'],
+    inject: async (rig) => {
+      await rig.temporal!.stop();
+      await sleep(10_000);
+      await rig.temporal!.start();
+    },
+  },
+  postgres: {
+    name: 'PostgreSQL stopped 10 s, started again',
+    expect: 'succeeded',
+    budgetMs: 4 * minute,
+    needs: ['postgres', 'web'],
+    inject: async (rig) => {
+      await rig.postgres!.stop();
+      await sleep(10_000);
+      await rig.postgres!.start();
+    },
+  },
+  redis: {
+    name: 'Redis stopped 10 s, started again',
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    needs: ['redis', 'web'],
+    inject: async (rig) => {
+      await rig.redis!.stop({ crash: true });
+      await sleep(10_000);
+      await rig.redis!.start();
+    },
+  },
+  diskFull: {
+    name: 'storage disk full (24 MiB filesystem)',
+    expect: 'failed',
+    error: /space/i,
+    budgetMs: 4 * minute,
+    repository: async (rig, name) => {
+      const mount = `${rig.stack.dataDir}-repos/${name}-fs`;
+      mkdirSync(mount, { recursive: true });
+      const storage = requireAccount(rig.stack.config.accounts.storage);
+      await runChecked('mount', ['-t', 'tmpfs', '-o', `size=24m,mode=0700,uid=${storage.uid},gid=${storage.gid}`, 'tmpfs', mount]);
+      registerCleanup(`tmpfs ${mount}`, async () => void (await run('umount', ['-l', mount])));
+      // The admin grows the filesystem once the job failed; the next backup must then run.
+      return { path: join(mount, 'repo'), afterwards: async () => void (await runChecked('mount', ['-o', 'remount,size=256m', mount])) };
+    },
+    // The disk fills on its own as the backup uploads.
+    inject: () => Promise.resolve(),
+  },
+} satisfies Record<string, Fault>;

@@ -1,0 +1,311 @@
+// The fault suite's machinery (issue 22), shared by test/integration/faults-*.test.ts and
+// `npm run chaos` (bench/chaos.ts): a stack with a client whose backup runs long enough to be
+// hit mid-stream, the faults themselves, and the observations after each — how the job ended
+// and how long it took, how many borg processes and proxy sessions ran for it at any moment,
+// whether the repository holds every archive and passes `borg check` with the real key after a
+// compact (no orphaned objects), whether a lock was left behind, and whether the next backup runs.
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Job } from '../../db/schema.js';
+import { requireAccount } from '../../infra/accounts.js';
+import { waitFor } from '../../infra/local-stack/net.js';
+import { createApiToken } from '../../services/auth.js';
+import { addClient } from '../../services/clients.js';
+import { getJob, jobLogTail, startBackup } from '../../services/jobs.js';
+import { addUser } from '../../services/users.js';
+import { archiveNames, backup, describeJob, waitForJob } from './backup.js';
+import { createClientHost, type ClientHost } from './client-host.js';
+import { descendants, isBorg, isProxySession, processTable, type ProcInfo } from './proc-table.js';
+import type { Restartable } from './private-services.js';
+import { startClientSshd, type ClientSshd } from './sshd.js';
+import { launchStack, type Stack } from './stack-launcher.js';
+import { startWeb } from './web.js';
+
+/** Upload rate of the slow client's borg (KiB/s): its backup of 48 MiB lasts ~16 s. */
+const uploadKiBs = 3072;
+// Many files: borg reports progress per file, which tells when the upload is well under way.
+const slowFiles = 96;
+const slowFileBytes = 512 * 1024;
+
+export interface FaultRig {
+  stack: Stack;
+  clientSshd: ClientSshd;
+  host: ClientHost;
+  /** Private servers the stack runs on, when the rig was asked for them (stop/start faults). */
+  postgres?: Restartable;
+  redis?: Restartable;
+  temporal?: Restartable;
+  /** The web process, with an API token, when asked for (PostgreSQL and Redis blips). */
+  web?: { url: string; token: string; alive(): boolean };
+  repoCount: number;
+  /** Seeds the slow client's files anew before each fault, so that each backup uploads data. */
+  round: number;
+}
+
+export interface RigOptions {
+  temporal: { address: string; namespace: string };
+  temporalServer?: Restartable;
+  postgres?: Restartable & { url: string };
+  redis?: Restartable & { url: string };
+  web?: boolean;
+}
+
+/**
+ * A stack with one client host and two clients on it: `fast` (a small tree, for the archive
+ * every repository holds before a fault) and `slow` (48 MiB of fresh random data per fault,
+ * uploaded at a bounded rate by a borg wrapper, so that a fault lands mid-stream).
+ */
+export async function startFaultRig(o: RigOptions): Promise<FaultRig> {
+  // createTestDatabase makes the stack's database on the server of DATABASE_URL.
+  if (o.postgres) process.env.DATABASE_URL = o.postgres.url;
+  const stack = await launchStack({ temporal: o.temporal, env: o.redis ? { REDIS_URL: o.redis.url } : {}, sshdLogLevel: 'INFO' });
+  const clientSshd = await startClientSshd({ logLevel: 'INFO' });
+  const host = await createClientHost({
+    authorizedKeys: [stack.serverPublicKey],
+    tree: {
+      'fast/a.txt': 'alpha\n',
+      'fast/b.bin': { type: 'file', size: 256 * 1024, seed: 'fast' },
+      // Everything but `borg --version` at a bounded upload rate; exec keeps the pid run.sh records.
+      'slow-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', 'case "$1" in', `  create) exec borg --upload-ratelimit ${uploadKiBs} "$@" ;;`, 'esac', 'exec borg "$@"', ''].join('\n') },
+    },
+  });
+  await addClient(stack.deps, { name: 'fast', host: clientSshd.host, port: clientSshd.port, user: host.username, paths: [host.path('fast')] });
+  await addClient(stack.deps, { name: 'slow', host: clientSshd.host, port: clientSshd.port, user: host.username, paths: [host.path('slow')], borgPath: host.path('slow-borg'), compression: 'none' });
+  mkdirSync(`${stack.dataDir}-repos`, { recursive: true, mode: 0o711 });
+  const rig: FaultRig = { stack, clientSshd, host, postgres: o.postgres, redis: o.redis, temporal: o.temporalServer, repoCount: 0, round: 0 };
+  if (o.web) {
+    const password = 'fault suite admin password 1';
+    const web = await startWeb(stack, password);
+    const { user } = await addUser(stack.deps, { username: 'faults', role: 'viewer', password });
+    const api = await createApiToken(stack.deps, { user, via: 'token' }, { name: 'faults' });
+    rig.web = { url: web.url, token: api.token, alive: () => web.proc.exitCode === null && web.proc.signalCode === null };
+  }
+  return rig;
+}
+
+/** What a fault does to the rig while `job` runs; it brings back what it stopped before returning. */
+export interface Fault {
+  name: string;
+  /** How the job must end: after a retry or re-attach, or failed with an error matching `error`. */
+  expect: 'succeeded' | 'failed';
+  error?: RegExp;
+  /** The job must have ended this long after the fault. */
+  budgetMs: number;
+  /** The rig must have been started with these. */
+  needs?: Array<'postgres' | 'redis' | 'temporal' | 'web'>;
+  /** The repository on a filesystem of its own (disk-full): returns its path and how to grow it back. */
+  repository?: (rig: FaultRig, name: string) => Promise<{ path: string; afterwards: () => Promise<void> }>;
+  inject(rig: FaultRig, job: Job): Promise<void>;
+}
+
+export interface FaultOutcome {
+  fault: string;
+  state: Job['state'] | 'still running';
+  error?: string | null;
+  /** From the fault to the job's end (ms). */
+  recoverMs: number;
+  /** How the job got over it, from its log (e.g. "borg create restarted on the client"). */
+  recovery: string;
+  maxBorg: number;
+  maxProxy: number;
+  checks: {
+    /** The job ended as expected within its budget. */
+    outcome: boolean;
+    single: boolean;
+    archivesKept: boolean;
+    borgCheck: boolean;
+    noStaleLock: boolean;
+    clientClean: boolean;
+    nextBackup: boolean;
+    /** Web and API answered (any HTTP status) throughout; true where not observed. */
+    webAnswered: boolean;
+  };
+  /** Why a check failed, one line each. */
+  notes: string[];
+}
+
+export const passed = (o: FaultOutcome) => Object.values(o.checks).every(Boolean);
+
+async function newRepository(rig: FaultRig, fault: Fault): Promise<{ name: string; path: string; afterwards: () => Promise<void> }> {
+  const name = `r${++rig.repoCount}`;
+  const placed = fault.repository ? await fault.repository(rig, name) : { path: `${rig.stack.dataDir}-repos/${name}`, afterwards: () => Promise.resolve() };
+  const r = await rig.stack.cli(['repo', 'add', name, '--path', placed.path]);
+  if (r.code !== 0) throw new Error(`repo add failed: ${r.err}`);
+  return { name, path: placed.path, afterwards: placed.afterwards };
+}
+
+function freshSlowData(rig: FaultRig): void {
+  rig.round++;
+  rmSync(rig.host.path('slow'), { recursive: true, force: true });
+  const tree: Record<string, { type: 'file'; size: number; seed: string }> = {};
+  for (let i = 0; i < slowFiles; i++) tree[`slow/f${i}.bin`] = { type: 'file', size: slowFileBytes, seed: `r${rig.round}-f${i}-${process.pid}` };
+  rig.host.writeTree(tree);
+}
+
+/** The client's `borg create` processes of the job. */
+export function clientBorgs(rig: FaultRig, jobId: string, table = processTable()): ProcInfo[] {
+  return table.filter((p) => p.uid === rig.host.uid && isBorg(p, 'create') && p.argv.some((a) => a.includes(jobId)));
+}
+
+/** Samples the process table: the most borg processes and proxy sessions seen at once for `jobId`. */
+function sampleProcesses(rig: FaultRig, jobId: string): { stop(): { maxBorg: number; maxProxy: number } } {
+  let maxBorg = 0;
+  let maxProxy = 0;
+  const proxyAccount = requireAccount(rig.stack.config.accounts.proxy).uid;
+  const sample = () => {
+    const table = processTable();
+    const borgs = clientBorgs(rig, jobId, table);
+    // Only one job of this stack runs at a time: every proxy session below this stack's sshd is its.
+    const sshd = rig.stack.sshd.pid;
+    const proxies = sshd ? descendants(table, sshd).filter((p) => p.uid === proxyAccount && isProxySession(p)) : [];
+    maxBorg = Math.max(maxBorg, borgs.length);
+    maxProxy = Math.max(maxProxy, proxies.length);
+  };
+  const timer = setInterval(sample, 100);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      sample();
+      return { maxBorg, maxProxy };
+    },
+  };
+}
+
+/** Polls the web console and the API while a fault runs: every request must get an HTTP answer. */
+function pollWeb(rig: FaultRig): { stop(): Promise<string[]> } {
+  const web = rig.web;
+  if (!web) return { stop: () => Promise.resolve([]) };
+  const problems: string[] = [];
+  let running = true;
+  const probe = async (path: string, headers: Record<string, string> = {}) => {
+    try {
+      const res = await fetch(`${web.url}${path}`, { headers, signal: AbortSignal.timeout(10_000), redirect: 'manual' });
+      await res.arrayBuffer();
+      if (res.status >= 500 && res.status !== 503) problems.push(`${path} answered ${res.status}`);
+    } catch (err) {
+      problems.push(`${path}: ${(err as Error).message}`);
+    }
+  };
+  const loop = (async () => {
+    while (running) {
+      await Promise.all([probe('/healthz'), probe('/login'), probe('/api/v1/jobs', { authorization: `Bearer ${web.token}` })]);
+      await sleep(500);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      if (!web.alive()) problems.push('the web process exited');
+      return [...new Set(problems)].slice(0, 5);
+    },
+  };
+}
+
+/** A lock left by a process that is gone (borg's lock.exclusive holds `<host>.<pid>-<thread>`). */
+function staleLocks(repoPath: string): string[] {
+  const lockDir = join(repoPath, 'lock.exclusive');
+  if (!existsSync(lockDir)) return [];
+  return readdirSync(lockDir).filter((entry) => {
+    const pid = Number(/\.(\d+)-\d+$/.exec(entry)?.[1]);
+    return !pid || !existsSync(`/proc/${pid}`);
+  });
+}
+
+/** Mid-stream: borg has been uploading for a moment (it reports progress per file). */
+async function untilUploading(rig: FaultRig, jobId: string): Promise<void> {
+  const { stack } = rig;
+  const borgLog = rig.host.path('.borgcube', 'jobs', jobId, 'borg.log');
+  await waitFor(
+    'the backup to be uploading',
+    async () => {
+      const j = await getJob(stack.deps, jobId);
+      if (j.state !== 'running') throw new Error(`the backup ended ${j.state} before the fault: ${j.error}`);
+      return j.phase === 'run' && existsSync(borgLog) && statSync(borgLog).size > 4096 && clientBorgs(rig, jobId).length > 0;
+    },
+    { timeoutMs: 120_000, intervalMs: 200 },
+  ).catch(async (err: Error) => {
+    throw new Error(`${err.message}\n${await describeJob(stack, jobId)}`);
+  });
+}
+
+/** After the job: every archive still there, no orphans after a compact, no stale lock, a clean client, a next backup that runs. */
+async function observeAfterwards(rig: FaultRig, repo: { name: string; path: string }, expected: string[], notes: string[]) {
+  const { stack } = rig;
+  const names = await archiveNames(stack, repo.name).catch((err: Error) => (notes.push(err.message), [] as string[]));
+  const archivesKept = expected.every((n) => names.includes(n));
+  if (!archivesKept) notes.push(`archives ${JSON.stringify(names)}, expected ${JSON.stringify(expected)}`);
+  const compact = await stack.cli(['borg', repo.name, '--', 'compact']);
+  if (compact.code !== 0) notes.push(`borg compact: ${compact.err.trim().split('\n').pop()}`);
+  const check = await stack.cli(['borg', repo.name, '--', 'check']);
+  const borgCheck = check.code === 0 && !/orphaned/.test(check.err);
+  if (!borgCheck) notes.push(`borg check (${check.code}): ${check.err.trim().split('\n').slice(-3).join(' | ')}`);
+  const stale = staleLocks(repo.path);
+  if (stale.length) notes.push(`stale lock: ${stale.join(', ')}`);
+  const jobsDir = rig.host.path('.borgcube', 'jobs');
+  const leftover = existsSync(jobsDir) ? readdirSync(jobsDir) : [];
+  if (leftover.length) notes.push(`left on the client: ${leftover.join(', ')}`);
+  let nextBackup = false;
+  try {
+    await backup(stack, 'slow', repo.name);
+    nextBackup = true;
+  } catch (err) {
+    notes.push(`next backup: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return { archivesKept, borgCheck, noStaleLock: stale.length === 0, clientClean: leftover.length === 0, nextBackup };
+}
+
+/** Runs a backup of the slow client into a fresh repository, hits it with `fault`, and observes. */
+export async function runFault(rig: FaultRig, fault: Fault): Promise<FaultOutcome> {
+  const { stack } = rig;
+  const notes: string[] = [];
+  const repo = await newRepository(rig, fault);
+  const base = await backup(stack, 'fast', repo.name);
+  freshSlowData(rig);
+  const job = await startBackup(stack.deps, { client: 'slow', repository: repo.name, triggeredBy: 'test' });
+  const sampler = sampleProcesses(rig, job.id);
+  await untilUploading(rig, job.id);
+  await sleep(2000);
+  const web = pollWeb(rig);
+  const t0 = Date.now();
+  await fault.inject(rig, job);
+  let done: Job | undefined;
+  try {
+    done = await waitForJob(stack, job.id, fault.budgetMs + 60_000);
+  } catch (err) {
+    notes.push((err as Error).message.split('\n')[0]!);
+  }
+  const recoverMs = Date.now() - t0;
+  const webProblems = await web.stop();
+  const counts = sampler.stop();
+  const outcomeOk =
+    done !== undefined && done.state === fault.expect && recoverMs <= fault.budgetMs + 1000 && (fault.expect === 'succeeded' || (!!done.error && (!fault.error || fault.error.test(done.error))));
+  if (!outcomeOk) notes.push(`ended ${done?.state ?? 'still running'} (${done?.error ?? ''}) after ${Math.round(recoverMs / 1000)} s; expected ${fault.expect} within ${fault.budgetMs / 1000} s\n${await describeJob(stack, job.id)}`);
+  if (counts.maxBorg > 1 || counts.maxProxy > 1) notes.push(`at one moment ${counts.maxBorg} borg and ${counts.maxProxy} proxy sessions ran for the job`);
+  for (const p of webProblems) notes.push(`web: ${p}`);
+  await repo.afterwards();
+
+  const after = await observeAfterwards(rig, repo, [base.archiveName!, ...(done?.state === 'succeeded' ? [done.archiveName!] : [])], notes);
+  const logLines = await jobLogTail(stack.deps, job.id, 1000);
+  const runs = logLines.filter((l) => /^borg create (re)?started on the client/.test(l.message)).length;
+  const recovery = [
+    ...(runs > 1 ? [`borg ran ${runs}×`] : []),
+    ...logLines.filter((l) => /worker restarted|gone from the client/.test(l.message) || l.level === 'error').map((l) => l.message.slice(0, 70)),
+  ];
+  return {
+    fault: fault.name,
+    state: done?.state ?? 'still running',
+    error: done?.error,
+    recoverMs,
+    recovery: [...new Set(recovery)].join('; ') || '-',
+    ...counts,
+    checks: {
+      outcome: outcomeOk,
+      single: counts.maxBorg <= 1 && counts.maxProxy <= 1,
+      ...after,
+      webAnswered: webProblems.length === 0,
+    },
+    notes,
+  };
+}
