@@ -53,8 +53,6 @@ export class ProxyConnection implements SessionEntry {
   /** The forced command asked to attach (a connection that never does is closed after a while). */
   opened = false;
   private lastFrameAt = Date.now();
-  /** Requests received and not yet answered. */
-  private busy = 0;
   private readonly queue: Queued[] = [];
   private draining = false;
   private pending = 0;
@@ -80,7 +78,7 @@ export class ProxyConnection implements SessionEntry {
 
   idleFor(): number {
     // A read-only session holds no share of the upstream between requests: it keeps nobody waiting.
-    return this.busy > 0 || this.policy?.readOnly ? 0 : Date.now() - this.lastFrameAt;
+    return this.pending > 0 || this.policy?.readOnly ? 0 : Date.now() - this.lastFrameAt;
   }
 
   abort(reason: string): void {
@@ -91,7 +89,6 @@ export class ProxyConnection implements SessionEntry {
 
   onFrame(header: unknown, payload: Buffer, owned: boolean): void {
     this.lastFrameAt = Date.now();
-    this.busy++;
     this.queue.push({ header, payload, owned });
     this.pending++;
     this.pendingBytes += payload.length;
@@ -104,6 +101,7 @@ export class ProxyConnection implements SessionEntry {
 
   /** A request was answered (or refused): its share of the backlog is free again. */
   private settled(bytes: number): void {
+    this.lastFrameAt = Date.now();
     this.pending--;
     this.pendingBytes -= bytes;
     if (this.paused && this.pending <= MAX_PENDING / 2 && this.pendingBytes <= MAX_PENDING_BYTES / 2) {
@@ -186,11 +184,7 @@ export class ProxyConnection implements SessionEntry {
         }
         const req = parsed.data;
         const bytes = payload.length;
-        const handled = this.handle(req, payload, owned).finally(() => {
-          this.busy--;
-          this.lastFrameAt = Date.now();
-          this.settled(bytes);
-        });
+        const handled = this.handle(req, payload, owned).finally(() => this.settled(bytes));
         if (req.t === 'put' || (req.t === 'get' && this.policy?.readOnly)) void handled.catch(this.crash);
         else await handled;
         if (this.attaching) await this.attaching.catch(() => {});
