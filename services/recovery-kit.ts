@@ -127,6 +127,7 @@ function kitInstructions(): string[] {
     "2. export BORG_PASSPHRASE='<passphrase>'   (or put it into a file and use BORG_PASSCOMMAND='cat FILE')",
     '3. keyfile and keyfile-blake2 repositories: borg key import REPO repo.key   (repokey repositories keep their key inside; import it only if their config file was lost: same command)',
     '4. borg list REPO; borg extract REPO::ARCHIVE [PATH…]   (REPO is the folder, e.g. /mnt/main, or the ssh:// URL)',
+    'If borg says the repository is locked (a lock left by the lost server, whose borg held it open), and no BorgCube server uses it any more: borg break-lock REPO',
     'A repository moved to another path or machine makes borg ask once whether that is fine: answer yes, or set BORG_RELOCATED_REPO_ACCESS_IS_OK=yes.',
   ];
 }
