@@ -1,6 +1,6 @@
 // A complete BorgCube for one test file (stack-launcher.ts), on the Temporal server of the test
 // run (global-setup.ts).
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { launchStack, type Stack } from './stack-launcher.js';
 
 export type { ManagedProcess } from './process.js';
@@ -15,4 +15,11 @@ export interface StackOptions {
 
 export function startStack(opts: StackOptions = {}): Promise<TestStack> {
   return launchStack({ ...opts, temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace') } });
+}
+
+/** Runs `borgcube ARGS` against the stack and expects its exit code, showing its output if not. */
+export async function expectCli(stack: TestStack, args: string[], expectCode = 0): Promise<Awaited<ReturnType<TestStack['cli']>>> {
+  const r = await stack.cli(args);
+  expect(r.code, `borgcube ${args.join(' ')}\n${r.out}${r.err}`).toBe(expectCode);
+  return r;
 }

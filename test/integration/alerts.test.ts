@@ -17,7 +17,7 @@ import { createClientHost, type ClientHost } from '../harness/client-host.js';
 import { waitFor } from '../harness/net.js';
 import { cleanUpSchedules, expectJobEnds, waitForPolicyIdle, waitForPolicyJob } from '../harness/policies.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
-import { startStack, type TestStack } from '../harness/stack.js';
+import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 
 describe('alerts', () => {
   let stack: TestStack;
@@ -26,11 +26,7 @@ describe('alerts', () => {
   let hook: WebhookReceiver;
   let smtp: SmtpSink;
 
-  async function cli(args: string[], expectCode = 0) {
-    const r = await stack.cli(args);
-    expect(r.code, `borgcube ${args.join(' ')}\n${r.out}${r.err}`).toBe(expectCode);
-    return r;
-  }
+  const cli = (args: string[], expectCode = 0) => expectCli(stack, args, expectCode);
 
   const notices = () => hook.accepted.map((a) => a.body).filter((b) => b.kind !== 'test');
   const summary = (b: AlertPayload) => `${b.kind}/${b.state}`;

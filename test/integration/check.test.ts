@@ -17,7 +17,7 @@ import { createClientHost, type ClientHost } from '../harness/client-host.js';
 import { waitFor } from '../harness/net.js';
 import { cleanUpSchedules, expectJobEnds, waitForPolicyJob } from '../harness/policies.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
-import { startStack, type TestStack } from '../harness/stack.js';
+import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 
 describe('checks', () => {
   let stack: TestStack;
@@ -26,11 +26,7 @@ describe('checks', () => {
   let hook: WebhookReceiver;
   const repoPath = () => `${stack.dataDir}-repos/r1`;
 
-  async function cli(args: string[], expectCode = 0) {
-    const r = await stack.cli(args);
-    expect(r.code, `borgcube ${args.join(' ')}\n${r.out}${r.err}`).toBe(expectCode);
-    return r;
-  }
+  const cli = (args: string[], expectCode = 0) => expectCli(stack, args, expectCode);
 
   beforeAll(async () => {
     stack = await startStack();

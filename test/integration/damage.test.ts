@@ -17,7 +17,7 @@ import { createClientHost, type ClientHost } from '../harness/client-host.js';
 import { waitFor } from '../harness/net.js';
 import { cleanUpSchedules, expectJobEnds, waitForPolicyJob, waitForPolicyIdle } from '../harness/policies.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
-import { startStack, type TestStack } from '../harness/stack.js';
+import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 import { tempDir } from '../harness/temp-dir.js';
 import { createStackWebApp } from '../harness/web.js';
 import { Browser, password } from './web-browser.js';
@@ -31,11 +31,7 @@ describe('a damaged repository', () => {
   const repoPath = () => `${stack.dataDir}-repos/r1`;
   const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 
-  async function cli(args: string[], expectCode = 0) {
-    const r = await stack.cli(args);
-    expect(r.code, `borgcube ${args.join(' ')}\n${r.out}${r.err}`).toBe(expectCode);
-    return r;
-  }
+  const cli = (args: string[], expectCode = 0) => expectCli(stack, args, expectCode);
 
   beforeAll(async () => {
     stack = await startStack();

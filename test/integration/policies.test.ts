@@ -14,7 +14,7 @@ import { runCleanups } from '../harness/cleanup.js';
 import { createClientHost, gatedBorg, type ClientHost } from '../harness/client-host.js';
 import { cleanUpSchedules, expectJobEnds, policyJobs, waitForIdle, waitForPolicyIdle, waitForPolicyJob } from '../harness/policies.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
-import { startStack, type TestStack } from '../harness/stack.js';
+import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 import { waitFor } from '../harness/net.js';
 
 describe('policies and their schedules', () => {
@@ -23,11 +23,7 @@ describe('policies and their schedules', () => {
   let host: ClientHost;
   let gate: ReturnType<typeof gatedBorg>;
 
-  async function cli(args: string[], expectCode = 0) {
-    const r = await stack.cli(args);
-    expect(r.code, `borgcube ${args.join(' ')}\n${r.out}${r.err}`).toBe(expectCode);
-    return r;
-  }
+  const cli = (args: string[], expectCode = 0) => expectCli(stack, args, expectCode);
 
   /** The runs a schedule started, with what each returned. */
   async function scheduledRuns(scheduleId: string): Promise<ScheduledRunResult[]> {

@@ -18,7 +18,7 @@ import { runCleanups } from '../harness/cleanup.js';
 import { createClientHost, type ClientHost } from '../harness/client-host.js';
 import { cleanUpSchedules, expectJobEnds, waitForPolicyIdle, waitForPolicyJob } from '../harness/policies.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
-import { startStack, type TestStack } from '../harness/stack.js';
+import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 
 /** Archives of `web` with server-stamped times (UTC); the comments give borg's verdict. */
 const webArchives: Array<[string, string, 'keep' | 'prune']> = [
@@ -49,11 +49,7 @@ describe('prune', () => {
   let host: ClientHost;
   let src: string;
 
-  async function cli(args: string[], expectCode = 0) {
-    const r = await stack.cli(args);
-    expect(r.code, `borgcube ${args.join(' ')}\n${r.out}${r.err}`).toBe(expectCode);
-    return r;
-  }
+  const cli = (args: string[], expectCode = 0) => expectCli(stack, args, expectCode);
 
   /** Archives with chosen times, written with the real key through `borgcube borg`, and their rows. */
   async function makeArchives(client: string, archives: Array<[string, string, unknown]>) {

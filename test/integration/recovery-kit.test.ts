@@ -15,7 +15,7 @@ import { backup } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { createClientHost, describeTree, type ClientHost } from '../harness/client-host.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
-import { startStack, type TestStack } from '../harness/stack.js';
+import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 import { tempDir } from '../harness/temp-dir.js';
 import { createStackWebApp } from '../harness/web.js';
 import { Browser, password } from './web-browser.js';
@@ -27,11 +27,7 @@ describe('recovery kit', () => {
   const repoPath = (name: string) => `${stack.dataDir}-repos/${name}`;
   const archives: Record<string, string[]> = { rk: [], kf: [] };
 
-  async function cli(args: string[], expectCode = 0) {
-    const r = await stack.cli(args);
-    expect(r.code, `borgcube ${args.join(' ')}\n${r.out}${r.err}`).toBe(expectCode);
-    return r;
-  }
+  const cli = (args: string[], expectCode = 0) => expectCli(stack, args, expectCode);
 
   /** Plain borg as on another machine: nothing of the server's environment, a HOME of its own. */
   function plainBorg(home: string, passphrase: string) {

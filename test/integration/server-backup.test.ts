@@ -24,7 +24,7 @@ import { createClientHost, type ClientHost } from '../harness/client-host.js';
 import { testDatabaseServerUrl } from '../harness/db.js';
 import { dropTestDatabase } from '../harness/leftovers.js';
 import { startBorgcubeSshd, startClientSshd, type ClientSshd } from '../harness/sshd.js';
-import { startStack, type TestStack } from '../harness/stack.js';
+import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 import { tempDir } from '../harness/temp-dir.js';
 
 describe('server backup and restore', () => {
@@ -35,11 +35,7 @@ describe('server backup and restore', () => {
   let first: string;
   const repoPath = () => `${stack.dataDir}-repos/r1`;
 
-  async function cli(args: string[], expectCode = 0) {
-    const r = await stack.cli(args);
-    expect(r.code, `borgcube ${args.join(' ')}\n${r.out}${r.err}`).toBe(expectCode);
-    return r;
-  }
+  const cli = (args: string[], expectCode = 0) => expectCli(stack, args, expectCode);
 
   async function databaseExists(): Promise<boolean> {
     const u = new URL(testDatabaseServerUrl());
