@@ -7,6 +7,7 @@
 // the columns are named *Sealed and are never selected by list/show queries.
 export * from './schema/users.js';
 export * from './schema/repositories.js';
+export * from './schema/storage-hosts.js';
 export * from './schema/clients.js';
 export * from './schema/policies.js';
 export * from './schema/jobs.js';

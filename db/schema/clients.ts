@@ -1,5 +1,5 @@
 // The machines BorgCube backs up over SSH.
-import { integer, jsonb, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
+import { integer, jsonb, pgEnum, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, updatedAt } from './columns.js';
 import { dedupScope } from './repositories.js';
 
@@ -58,6 +58,12 @@ export type HookSet = Record<string, unknown>;
 /** Database dumps streamed into the client's archives (typed and validated in services/). */
 export type DumpSpec = Record<string, unknown>;
 
+/**
+ * When a job deploys the server's borg into the job folder: `if-missing` (the client has none),
+ * `if-unsupported` (none, or a version the proxy does not support), `always`, `never` (refuse).
+ */
+export const borgDeploy = pgEnum('borg_deploy', ['if-missing', 'if-unsupported', 'always', 'never']);
+
 export const clientsTable = pgTable('clients', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull().unique(),
@@ -70,6 +76,7 @@ export const clientsTable = pgTable('clients', {
   paths: jsonb('paths').$type<string[]>().notNull(),
   excludes: jsonb('excludes').$type<string[]>().notNull().default([]),
   borgPath: text('borg_path').notNull().default('borg'),
+  borgDeploy: borgDeploy('borg_deploy').notNull().default('if-missing'),
   /** borg's --compression spec for this client's backups (validated in services/clients.ts). */
   compression: text('compression').notNull().default('lz4'),
   dedupScope: dedupScope('dedup_scope').notNull().default('client'),

@@ -7,7 +7,7 @@ import { policiesTable } from './policies.js';
 import { repositoriesTable } from './repositories.js';
 
 export const jobKind = pgEnum('job_kind', ['backup', 'restore', 'prune', 'check']);
-export const jobState = pgEnum('job_state', ['running', 'succeeded', 'failed', 'violation', 'cancelled']);
+export const jobState = pgEnum('job_state', ['queued', 'running', 'succeeded', 'failed', 'violation', 'cancelled']);
 
 export interface JobStats {
   originalSize?: number;

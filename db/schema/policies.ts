@@ -31,6 +31,8 @@ export const policiesTable = pgTable(
     staleAfterHours: integer('stale_after_hours').notNull().default(36),
     /** Hooks of this policy's backups, run in addition to the client's. */
     hooks: jsonb('hooks').$type<HookSet>().notNull().default({}),
+    /** Random delay of each scheduled run, up to this (Temporal Schedule jitter); null = the server's default. */
+    scheduleJitterSeconds: integer('schedule_jitter_seconds'),
     paused: boolean('paused').notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

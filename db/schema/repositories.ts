@@ -1,5 +1,5 @@
 // Borg repositories on the server, with the key material sealed (see db/schema.ts).
-import { jsonb, pgEnum, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { integer, jsonb, pgEnum, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt } from './columns.js';
 
 export const encryptionMode = pgEnum('encryption_mode', ['repokey', 'repokey-blake2', 'keyfile', 'keyfile-blake2']);
@@ -23,6 +23,8 @@ export const repositoriesTable = pgTable(
     createdAt: createdAt(),
     /** Figures of the last refresh (finalize, prune, check): whole repository, bytes. */
     stats: jsonb('stats').$type<RepositoryStats>(),
+    /** Backups into this repository that may run at once; null = the server's default. */
+    maxConcurrentBackups: integer('max_concurrent_backups'),
   },
   (t) => [uniqueIndex('repositories_host_path_idx').on(t.storageHost, t.path)],
 );
