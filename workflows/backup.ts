@@ -5,7 +5,7 @@ import type { ClientActivities, ClientProbe } from '../activities/client.js';
 import type { StorageActivities } from '../activities/storage.js';
 import { failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobOutcome } from './job-lifecycle.js';
-import { statusQuery, violationSignal, type BackupStatus, type JobFinalState, type ViolationSignal } from './messages.js';
+import { jobFaultSignal, statusQuery, violationSignal, type BackupStatus, type JobFaultSignal, type JobFinalState, type ViolationSignal } from './messages.js';
 import { storageTaskQueue } from './task-queues.js';
 
 /** Input of `backup`: ids only; activities load the rows. */
@@ -42,6 +42,7 @@ class BackupJob {
   readonly status: BackupStatus;
   readonly storage: ReturnType<typeof storageActivities>;
   violation: ViolationSignal | undefined;
+  fault: JobFaultSignal | undefined;
   /** Started alongside finalize; cleanup awaits them instead of starting over. */
   revoked: Promise<void> | undefined;
   clientCleaned: Promise<void> | undefined;
@@ -121,6 +122,12 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
     // Stop at once: the run activity is cancelled (it kills the remote borg); cleanup still runs.
     runScope.cancel();
   });
+  // A full repository disk: retrying would only fill it again. Cleanup still runs.
+  setHandler(jobFaultSignal, (f) => {
+    if (job.violation || job.fault) return;
+    job.fault = f;
+    runScope.cancel();
+  });
   const outcome = await runJob({
     jobId: input.jobId,
     failureType: 'BackupFailed',
@@ -133,6 +140,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
       }),
     cleanup: (o) => job.cleanup(o.state === 'succeeded'),
     violation: () => job.violation,
+    fault: () => job.fault,
     ended: (o) => Object.assign(job.status, { phase: 'done', state: o.state, error: o.error }),
   });
   return { state: outcome.state, archiveName: job.status.archiveName, error: outcome.error };
