@@ -1,9 +1,9 @@
 // The `backup` workflow (DESIGN.md §3): the job lifecycle (job-lifecycle.ts) with a body of one
 // activity per step. Only orchestration here; every side effect is an activity.
-import { CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ClientActivities, ClientProbe } from '../activities/client.js';
 import type { StorageActivities } from '../activities/storage.js';
-import { failureType, retry } from './failures.js';
+import { describeFailure, failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobOutcome } from './job-lifecycle.js';
 import { jobFaultSignal, statusQuery, violationSignal, type BackupStatus, type JobFaultSignal, type JobFinalState, type ViolationSignal } from './messages.js';
 import { storageTaskQueue } from './task-queues.js';
@@ -32,6 +32,11 @@ const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 d
 // revoked on the server anyway, so what stays on that client opens nothing.
 const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 5 } });
 
+// Hooks may run for hours (their timeouts are the admin's); the end hooks, like cleanup, give up
+// on an unreachable client after a few attempts.
+const endHookRetry = { ...retry, maximumAttempts: 5 };
+const endHookActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry: endHookRetry });
+
 function storageActivities(storageHost: string) {
   // Preparing a large repository's indexes can take long; these do not heartbeat.
   return proxyActivities<StorageActivities>({ taskQueue: storageTaskQueue(storageHost), startToCloseTimeout: '2h', retry });
@@ -46,6 +51,8 @@ class BackupJob {
   /** Started alongside finalize; cleanup awaits them instead of starting over. */
   revoked: Promise<void> | undefined;
   clientCleaned: Promise<void> | undefined;
+  /** The before hooks were started: the end hooks run whatever happened next. */
+  hooksStarted = false;
 
   constructor(readonly input: BackupInput) {
     this.status = { jobId: input.jobId, phase: 'reserve', attempt: 0 };
@@ -69,7 +76,15 @@ class BackupJob {
       if (round > 1) await jobSteps.setPhase({ jobId, phase: 'prepare' });
       // The client's side (connect, `borg --version`) needs nothing prepared: both at once.
       // Both are awaited before going on, so a failure of one never leaves the other running.
-      const [prep, probe] = await Promise.allSettled([this.storage.prepareBackup({ jobId }), clientActs.probeClient({ jobId })]);
+      // The before hooks too (once per job): nothing of the job is on the client yet, and a
+      // failing hook fails the job before the push. Histories from before hooks skip them.
+      let hooks: Promise<unknown> = Promise.resolve();
+      if (round === 1 && patched('backup-hooks')) {
+        this.hooksStarted = true;
+        hooks = clientActs.runBeforeHooks({ jobId });
+      }
+      const [prep, probe, before] = await Promise.allSettled([this.storage.prepareBackup({ jobId }), clientActs.probeClient({ jobId }), hooks]);
+      if (before.status === 'rejected') throw before.reason;
       if (prep.status === 'rejected') throw prep.reason;
       if (probe.status === 'rejected') throw probe.reason;
       const probed: ClientProbe = probe.value;
@@ -97,8 +112,14 @@ class BackupJob {
     return (await this.storage.finalizeBackup({ jobId })).stats;
   }
 
-  /** Always, also after a cancellation: credential, client folder, server-side job files. */
-  async cleanup(succeeded: boolean): Promise<void> {
+  /**
+   * Always, also after a cancellation: credential, client folder, server-side job files; then the
+   * end hooks, once borg and the job folder are gone from the client. A failed hook makes the job
+   * failed (a succeeded backup's archive stays, and its error says so), so that the console and
+   * alerts show it; a cancelled or violated job keeps its state, its error gets the hook's line.
+   */
+  async cleanup(outcome: JobOutcome): Promise<JobOutcome> {
+    const succeeded = outcome.state === 'succeeded';
     const jobId = this.input.jobId;
     this.status.phase = 'cleanup';
     await jobSteps.setPhase({ jobId, phase: 'cleanup' });
@@ -108,6 +129,17 @@ class BackupJob {
       this.clientCleaned ?? settle(cleanupActs.cleanupClient({ jobId, keepFilesCache: succeeded })),
     ]);
     await settle(this.storage.cleanupJob({ jobId, succeeded }));
+    if (!this.hooksStarted) return outcome;
+    let failures: string[];
+    try {
+      ({ failures } = await endHookActs.runEndHooks({ jobId, state: outcome.state }));
+    } catch (err) {
+      failures = [`the after hooks could not run: ${describeFailure(err, endHookRetry)}`];
+    }
+    if (!failures.length) return outcome;
+    const hooks = failures.join('; ');
+    if (succeeded) return { ...outcome, state: 'failed', error: `${hooks} (the backup itself succeeded: archive ${this.status.archiveName ?? '?'} is stored)` };
+    return { ...outcome, error: `${outcome.error ?? outcome.state}; ${hooks}` };
   }
 }
 
@@ -138,7 +170,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
         await job.run();
         return { stats: await job.finalize() };
       }),
-    cleanup: (o) => job.cleanup(o.state === 'succeeded'),
+    cleanup: (o) => job.cleanup(o),
     violation: () => job.violation,
     fault: () => job.fault,
     ended: (o) => Object.assign(job.status, { phase: 'done', state: o.state, error: o.error }),
