@@ -59,7 +59,7 @@ async function startOrphanCleanup(deps: Pick<ServiceDeps, 'log' | 'temporal' | '
  * Returns the ids it ended.
  */
 export async function endOrphanedJobs(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, minAgeMs = 15 * 60_000): Promise<string[]> {
-  const rows = await jobsQ.runningJobsOlderThan(deps.db, new Date(Date.now() - minAgeMs));
+  const rows = await jobsQ.activeJobsOlderThan(deps.db, new Date(Date.now() - minAgeMs));
   if (!rows.length) return [];
   const temporal = await deps.temporal();
   const ended: string[] = [];
