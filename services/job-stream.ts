@@ -18,7 +18,7 @@ import { getJob, jobLogAfter } from './jobs.js';
 import type { JobEventHub } from '../infra/job-event-hub.js';
 
 export type JobStreamMessage =
-  | { type: 'hello'; job: { id: string; state: string; phase: string | null; error: string | null; archiveName: string | null }; estimate: unknown }
+  | { type: 'hello'; job: { id: string; state: string; phase: string | null; error: string | null; archiveName: string | null; queuePosition: number | null }; estimate: unknown }
   | JobEvent
   | { type: 'gap'; from: number; to: number };
 
@@ -72,7 +72,7 @@ export class JobStream {
       this.unsubscribe = await this.hub.subscribe(this.jobId, (e) => this.onLive(e));
       if (this.closed) return this.unsubscribe();
       const job = await getJob(this.deps, this.jobId);
-      this.emit({ type: 'hello', job: { id: job.id, state: job.state, phase: job.phase, error: job.error, archiveName: job.archiveName }, estimate: await progressEstimate(this.deps, job.clientId) });
+      this.emit({ type: 'hello', job: { id: job.id, state: job.state, phase: job.phase, error: job.error, archiveName: job.archiveName, queuePosition: job.queuePosition }, estimate: await progressEstimate(this.deps, job.clientId) });
       await this.catchUp();
       if (!isActive(job.state)) await this.finish({ type: 'state', jobId: job.id, state: job.state, phase: job.phase, error: job.error });
     } catch (err) {
