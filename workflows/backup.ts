@@ -1,11 +1,11 @@
 // The `backup` workflow (DESIGN.md §3): the job lifecycle (job-lifecycle.ts) with a body of one
 // activity per step. Only orchestration here; every side effect is an activity.
-import { CancellationScope, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ClientActivities, ClientProbe } from '../activities/client.js';
 import type { StorageActivities } from '../activities/storage.js';
 import { describeFailure, failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobOutcome } from './job-lifecycle.js';
-import { jobFaultSignal, statusQuery, violationSignal, type BackupStatus, type JobFaultSignal, type JobFinalState, type ViolationSignal } from './messages.js';
+import { admittedSignal, jobFaultSignal, statusQuery, violationSignal, type BackupStatus, type JobFaultSignal, type JobFinalState, type ViolationSignal } from './messages.js';
 import { storageTaskQueue } from './task-queues.js';
 
 /** Input of `backup`: ids only; activities load the rows. */
@@ -36,6 +36,11 @@ const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m
 // on an unreachable client after a few attempts.
 const endHookRetry = { ...retry, maximumAttempts: 5 };
 const endHookActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry: endHookRetry });
+/**
+ * How often a queued backup asks for a slot again without being woken: the `admitted` signal
+ * normally wakes it at once; this only bounds what a lost signal costs (services/admission.ts).
+ */
+export const QUEUE_RECHECK = '60s';
 
 function storageActivities(storageHost: string) {
   // Preparing a large repository's indexes can take long; these do not heartbeat.
@@ -53,13 +58,41 @@ class BackupJob {
   clientCleaned: Promise<void> | undefined;
   /** The before hooks were started: the end hooks run whatever happened next. */
   hooksStarted = false;
+  /** Set once the job holds a slot: before that nothing ran, so cleanup has nothing to undo. */
+  admitted = false;
+  /** The `admitted` signal arrived since the last ask. */
+  private woken = false;
 
   constructor(readonly input: BackupInput) {
     this.status = { jobId: input.jobId, phase: 'reserve', attempt: 0 };
     this.storage = storageActivities(input.storageHost);
   }
 
+  wake(): void {
+    this.woken = true;
+  }
+
+  /**
+   * Waits for a slot under the concurrency limits (README "Concurrency limits and queueing"). The
+   * row stays `queued` meanwhile; a cancel ends the wait with nothing done on the client or the
+   * server. Histories from before the queue existed replay without this step.
+   */
+  async admit(): Promise<void> {
+    if (patched('backup-admission')) {
+      for (;;) {
+        // Reset before asking: a signal that arrives while the step runs still wakes the next wait.
+        this.woken = false;
+        if ((await jobSteps.admitBackup({ jobId: this.input.jobId })).admitted) break;
+        this.status.phase = 'queued';
+        await condition(() => this.woken, QUEUE_RECHECK);
+      }
+      this.status.phase = 'reserve';
+    }
+    this.admitted = true;
+  }
+
   async reserve(): Promise<void> {
+    await this.admit();
     const reserved = await jobSteps.reserveJob({ jobId: this.input.jobId, clientId: this.input.clientId, workflowRunId: workflowInfo().runId });
     this.status.archiveName = reserved.archiveName;
   }
@@ -119,8 +152,13 @@ class BackupJob {
    * alerts show it; a cancelled or violated job keeps its state, its error gets the hook's line.
    */
   async cleanup(outcome: JobOutcome): Promise<JobOutcome> {
-    const succeeded = outcome.state === 'succeeded';
     const jobId = this.input.jobId;
+    const succeeded = outcome.state === 'succeeded';
+    if (!this.admitted) {
+      // Cancelled (or its row ended) while queued: no credential, job files or client folder exist.
+      if (outcome.state === 'cancelled') await settle(jobSteps.logJob({ jobId, message: 'cancelled while queued: nothing ran', level: 'INFO' }));
+      return outcome;
+    }
     this.status.phase = 'cleanup';
     await jobSteps.setPhase({ jobId, phase: 'cleanup' });
     // Revoking (server side) and cleaning the client up do not depend on each other.
@@ -147,6 +185,7 @@ export async function backup(input: BackupInput): Promise<BackupResult> {
   const job = new BackupJob(input);
   const runScope = new CancellationScope();
   setHandler(statusQuery, () => job.status);
+  setHandler(admittedSignal, () => job.wake());
   setHandler(violationSignal, (v) => {
     if (job.violation) return;
     job.violation = v;
