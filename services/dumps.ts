@@ -95,9 +95,17 @@ export function clientDumps(client: Pick<Client, 'name' | 'dumps'>): DumpSpec[] 
   return parsed.data;
 }
 
+/** The client's dumps as lines of text for its page; never throws (a bad row is said to be one). */
+export function dumpLines(client: Pick<Client, 'name' | 'dumps'>): string[] {
+  const parsed = dumpListSchema.safeParse(client.dumps ?? []);
+  if (!parsed.success) return [`not valid (backups fail until fixed): ${formatZodError(parsed.error)}`];
+  return parsed.data.map((d, i) => `${i + 1}. ${describeDump(d)}`);
+}
+
 /** Changes to a client's dumps: add some, remove some (1-based, as listed), or clear them all. */
 export const changeDumpsInput = z
   .object({
+    // Checked with the rest of the list (dumpListSchema), so that a bad one is named by its place.
     add: z.array(z.unknown()).max(64).default([]),
     remove: z.array(z.number().int().min(1)).max(64).default([]),
     clear: z.boolean().default(false),
@@ -113,11 +121,30 @@ export async function changeClientDumps(deps: Pick<ServiceDeps, 'db' | 'log'>, n
   const current = clear ? [] : clientDumps(client);
   for (const n of remove) if (n > current.length) throw invalid(`client ${client.name} has ${current.length} dump(s): there is no dump ${n}`);
   const kept = current.filter((_, i) => !remove.includes(i + 1));
-  const next = dumpListSchema.safeParse([...kept, ...add]);
+  return storeDumps(deps, client, [...kept, ...add]);
+}
+
+/** Replaces a client's dumps with `dumps` (the API's PUT). */
+export const setDumpsInput = z.object({ dumps: dumpListSchema }).strict();
+export type SetDumpsInput = z.input<typeof setDumpsInput>;
+
+export async function setClientDumps(deps: Pick<ServiceDeps, 'db' | 'log'>, name: string, raw: SetDumpsInput): Promise<DumpSpec[]> {
+  const parsed = setDumpsInput.safeParse(raw);
+  if (!parsed.success) throw invalid(formatZodError(parsed.error));
+  return storeDumps(deps, await getClient(deps, name), parsed.data.dumps);
+}
+
+async function storeDumps(deps: Pick<ServiceDeps, 'db' | 'log'>, client: Client, dumps: unknown[]): Promise<DumpSpec[]> {
+  const next = dumpListSchema.safeParse(dumps);
   if (!next.success) throw invalid(`dumps: ${formatZodError(next.error)}`);
   await updateClientRow(deps.db, client.id, { dumps: next.data });
   deps.log.info({ client: client.name, dumps: next.data.map(dumpEntry) }, 'client dumps changed');
   return next.data;
+}
+
+/** A client's dumps as the API lists them: each with its archive entry and a line of text. */
+export function dumpListView(dumps: DumpSpec[]) {
+  return dumps.map((d, i) => ({ n: i + 1, entry: dumpEntry(d), description: describeDump(d), spec: d }));
 }
 
 /** Which dump an archive entry holds, by its name (dumpEntry's scheme). */
