@@ -65,7 +65,8 @@ async function prepare(o: Opts) {
   const tmpBefore = sqliteBytes(f.temporal.dbFile);
   const sch = await createSchedules(f.stack, o);
   registerCleanup('fleet schedules', () => removeSchedules(f.stack.temporal, sch.ids).catch(() => {}));
-  note(`${sch.ids.length} schedules created in ${f1(sch.seconds)} s; the day runs ${o.minutes} min`);
+  note(`${sch.ids.length} schedules created in ${f1(sch.seconds)} s; the day runs ${o.minutes} min from the first interval boundary, ${sch.dayStart.toISOString()}`);
+  await sleep(Math.max(0, sch.dayStart.getTime() - Date.now()));
   return { f, sch, pgBefore, tmpBefore, tmpAfterSchedules: sqliteBytes(f.temporal.dbFile) };
 }
 

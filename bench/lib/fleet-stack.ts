@@ -151,7 +151,17 @@ export async function seed(stack: Stack, o: Opts): Promise<void> {
   note(`seeded ${o.dbClients} clients (${o.clients} with a policy), ${repoCount} repositories, ${o.seedJobs} finished jobs with 2 log lines each in ${f1((performance.now() - t0) / 1000)} s`);
 }
 
-export async function createSchedules(stack: Stack, o: Opts): Promise<{ ids: string[]; seconds: number }> {
+/**
+ * One Temporal Schedule per policy, as services/policy-schedules.ts makes them. `@every` fires on
+ * multiples of the interval since the epoch: the policies get an offset (`@every 10m/95s`) that
+ * puts the first interval boundary just after the creation of all schedules is expected to end
+ * (0.25 s a schedule on this machine), so the day starts then instead of up to an interval later.
+ * Returns that boundary: the day starts at the first boundary after the last schedule exists.
+ */
+export async function createSchedules(stack: Stack, o: Opts): Promise<{ ids: string[]; seconds: number; dayStart: Date }> {
+  const period = o.every * 60_000;
+  const offsetS = Math.floor(((Date.now() + 30_000 + o.clients * 250) % period) / 1000);
+  await stack.db.handle.pool.query('update policies set backup_crons = $1::jsonb', [JSON.stringify([`@every ${o.every}m/${offsetS}s`])]);
   const policies = await stack.db.handle.db.select().from(policiesTable);
   const t0 = performance.now();
   let done = 0;
@@ -162,7 +172,9 @@ export async function createSchedules(stack: Stack, o: Opts): Promise<{ ids: str
     if (++done % 1000 === 0) note(`${done} schedules created`);
     return opts.scheduleId;
   });
-  return { ids, seconds: (performance.now() - t0) / 1000 };
+  const now = Date.now();
+  const k = Math.ceil((now - offsetS * 1000) / period);
+  return { ids, seconds: (performance.now() - t0) / 1000, dayStart: new Date(k * period + offsetS * 1000) };
 }
 
 /** Deletes the run's schedules; a loaded dev server fails some calls, which are tried again a few times. */
