@@ -95,12 +95,12 @@ export function createSimulatedClientActivities(deps: SimDeps): Pick<ClientActiv
     },
 
     // The simulated clients have no hooks.
-    async runBeforeHooks() {
-      return { ran: 0 };
+    runBeforeHooks() {
+      return Promise.resolve({ ran: 0 });
     },
 
-    async runEndHooks() {
-      return { failures: [] };
+    runEndHooks() {
+      return Promise.resolve({ failures: [] as string[] });
     },
   };
 }
