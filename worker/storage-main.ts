@@ -12,7 +12,7 @@ import { loadConfig } from '../infra/config.js';
 import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
-import { connectTemporal } from '../infra/temporal.js';
+import { connectTemporal, describeTemporal, temporalConnectError, temporalConnectionOptions } from '../infra/temporal.js';
 import { RepositoryService } from '../proxy/storage/service.js';
 import { createStorageApi } from '../proxy/storage/storage-api.js';
 import { storageTaskQueue } from '../workflows/task-queues.js';
@@ -40,7 +40,9 @@ async function main() {
   const storage = createStorageApi(service);
   // Live log lines of prune and check jobs (the rows in PostgreSQL are the record).
   const events = createEventPublisher(createRedis(config.redisUrl));
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err: unknown) => {
+    throw temporalConnectError(config, err);
+  });
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
@@ -48,7 +50,7 @@ async function main() {
     activities: { ...createStorageActivities({ db: dbh.db, log, storage, events }), ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, storage, events }) },
     maxConcurrentActivityTaskExecutions: 20,
   });
-  log.info({ taskQueue: storageTaskQueue(config.storageHost), socket: config.paths.storageSocket }, 'repository service ready');
+  log.info({ taskQueue: storageTaskQueue(config.storageHost), socket: config.paths.storageSocket, temporal: describeTemporal(config) }, 'repository service ready');
 
   await runUntilSignal(worker, log, [() => service.close(), () => connection.close(), () => temporal.close(), () => events.close(), () => dbh.close()]);
 }

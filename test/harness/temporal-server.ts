@@ -15,17 +15,21 @@ export interface OwnTemporal {
   stop(): Promise<void>;
 }
 
-/** `build`: build the Temporal CLI when it is missing (tests) instead of failing (benchmarks). */
-export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void }): Promise<OwnTemporal> {
+/**
+ * `build`: build the Temporal CLI when it is missing (tests) instead of failing (benchmarks).
+ * `namespace`: created at launch besides `default` (with BorgCube's search attributes).
+ */
+export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void; namespace?: string }): Promise<OwnTemporal> {
+  const namespace = o.namespace ?? 'default';
   const cli = await resolveTemporalCli({ configured: loadConfig().temporal.cliPath, projectDir: projectRoot, build: o.build, print: o.print });
   const dir = makeTaggedDir('temporal');
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
-  const server = await launchDevServer(cli.path, { address, namespace: 'default', headless: true, logFile: join(dir, 'temporal.log') });
+  const server = await launchDevServer(cli.path, { address, namespace, headless: true, logFile: join(dir, 'temporal.log') });
   recordProcess(dir, server.pid, `--port ${port}`);
   return {
     address,
-    namespace: 'default',
+    namespace,
     stop: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });
