@@ -2,11 +2,10 @@
 // activity per step. Only orchestration here; every side effect is an activity.
 import { CancellationScope, condition, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ClientActivities, ClientProbe } from '../activities/client.js';
-import type { StorageActivities } from '../activities/storage.js';
 import { describeFailure, failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobOutcome } from './job-lifecycle.js';
 import { admittedSignal, jobFaultSignal, statusQuery, violationSignal, type BackupStatus, type JobFaultSignal, type JobFinalState, type ViolationSignal } from './messages.js';
-import { storageTaskQueue } from './task-queues.js';
+import { storageHostActivities, storageHostFailure, type StorageHostActivities } from './storage-host.js';
 
 /** Input of `backup`: ids only; activities load the rows. */
 export interface BackupInput {
@@ -28,9 +27,6 @@ export interface BackupResult {
 // The run activity heartbeats every 2 s: a worker that dies is noticed within 20 s, and the
 // retry (on a live worker) re-attaches to the borg still running on the client.
 const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry });
-// Cleanup of an unreachable client gives up after about half a minute: the credential is
-// revoked on the server anyway, so what stays on that client opens nothing.
-const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 5 } });
 
 // Hooks may run for hours (their timeouts are the admin's); the end hooks, like cleanup, give up
 // on an unreachable client after a few attempts.
@@ -42,15 +38,11 @@ const endHookActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 
  */
 export const QUEUE_RECHECK = '60s';
 
-function storageActivities(storageHost: string) {
-  // Preparing a large repository's indexes can take long; these do not heartbeat.
-  return proxyActivities<StorageActivities>({ taskQueue: storageTaskQueue(storageHost), startToCloseTimeout: '2h', retry });
-}
 
 /** One backup's state in the workflow: what the status query answers and what cleanup must wait for. */
 class BackupJob {
   readonly status: BackupStatus;
-  readonly storage: ReturnType<typeof storageActivities>;
+  readonly storage: StorageHostActivities;
   violation: ViolationSignal | undefined;
   fault: JobFaultSignal | undefined;
   /** Started alongside finalize; cleanup awaits them instead of starting over. */
@@ -65,7 +57,7 @@ class BackupJob {
 
   constructor(readonly input: BackupInput) {
     this.status = { jobId: input.jobId, phase: 'reserve', attempt: 0 };
-    this.storage = storageActivities(input.storageHost);
+    this.storage = storageHostActivities(input.storageHost);
   }
 
   wake(): void {
@@ -116,16 +108,16 @@ class BackupJob {
         this.hooksStarted = true;
         hooks = clientActs.runBeforeHooks({ jobId });
       }
-      const [prep, probe, before] = await Promise.allSettled([this.storage.prepareBackup({ jobId }), clientActs.probeClient({ jobId }), hooks]);
+      const [prep, probe, before] = await Promise.allSettled([this.storage.prepare.prepareBackup({ jobId }), clientActs.probeClient({ jobId }), hooks]);
       if (before.status === 'rejected') throw before.reason;
-      if (prep.status === 'rejected') throw prep.reason;
+      if (prep.status === 'rejected') throw storageHostFailure(this.input.storageHost, prep.reason);
       if (probe.status === 'rejected') throw probe.reason;
       const probed: ClientProbe = probe.value;
       this.status.phase = 'push';
-      const { borgCmd } = await clientActs.pushJobFolder({ jobId, probed });
+      const { borgCmd, location } = await this.storage.clientFiles.pushJobFolder({ jobId, probed });
       this.status.phase = 'run';
       try {
-        await clientActs.runBorgCreate({ jobId, borgCmd });
+        await clientActs.runBorgCreate({ jobId, borgCmd, location });
         return;
       } catch (err) {
         if (round < 3 && failureType(err) === 'JobFolderMissing') continue;
@@ -140,9 +132,9 @@ class BackupJob {
     // borg is done with the client's folder and the credential: both go while the server
     // finalizes. The files cache comes back now; cleanupJob keeps it only if the job succeeds.
     // Neither is cancelled with the run: cleanup waits for them instead of starting over.
-    this.revoked = CancellationScope.nonCancellable(() => settle(this.storage.revokeCredential({ jobId })));
-    this.clientCleaned = CancellationScope.nonCancellable(() => settle(cleanupActs.cleanupClient({ jobId, keepFilesCache: true })));
-    return (await this.storage.finalizeBackup({ jobId })).stats;
+    this.revoked = CancellationScope.nonCancellable(() => settle(this.storage.repo.revokeCredential({ jobId })));
+    this.clientCleaned = CancellationScope.nonCancellable(() => settle(this.storage.clientCleanup.cleanupClient({ jobId, keepFilesCache: true })));
+    return (await this.storage.repo.finalizeBackup({ jobId })).stats;
   }
 
   /**
@@ -163,10 +155,10 @@ class BackupJob {
     await jobSteps.setPhase({ jobId, phase: 'cleanup' });
     // Revoking (server side) and cleaning the client up do not depend on each other.
     await Promise.all([
-      this.revoked ?? settle(this.storage.revokeCredential({ jobId })),
-      this.clientCleaned ?? settle(cleanupActs.cleanupClient({ jobId, keepFilesCache: succeeded })),
+      this.revoked ?? settle(this.storage.repo.revokeCredential({ jobId })),
+      this.clientCleaned ?? settle(this.storage.clientCleanup.cleanupClient({ jobId, keepFilesCache: succeeded })),
     ]);
-    await settle(this.storage.cleanupJob({ jobId, succeeded }));
+    await settle(this.storage.repo.cleanupJob({ jobId, succeeded }));
     if (!this.hooksStarted) return outcome;
     let failures: string[];
     try {
