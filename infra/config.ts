@@ -26,6 +26,13 @@ export const configVariables = {
   TEMPORAL_ADDRESS: { def: '127.0.0.1:7233', doc: 'Temporal frontend (gRPC) host:port' },
   TEMPORAL_NAMESPACE: { def: 'default', doc: 'Temporal namespace of all BorgCube workflows' },
   TEMPORAL_UI_URL: { def: 'http://127.0.0.1:8233', doc: 'Temporal Web UI, used for links from the console and CLI' },
+  TEMPORAL_TLS: { def: '', doc: '`true` or `false`: TLS to the Temporal frontend (default: on when any TEMPORAL_TLS_* file or an API key is set)' },
+  TEMPORAL_TLS_CERT: { def: '', doc: 'Client certificate (PEM file) for mTLS to Temporal; with TEMPORAL_TLS_KEY' },
+  TEMPORAL_TLS_KEY: { def: '', doc: 'Private key (PEM file) of TEMPORAL_TLS_CERT; readable by root and the storage account, not by others' },
+  TEMPORAL_TLS_CA: { def: '', doc: "CA certificate(s) (PEM file) the Temporal frontend's certificate must chain to (default: the system's trusted CAs)" },
+  TEMPORAL_TLS_SERVER_NAME: { def: '', doc: "Name the frontend's certificate must carry, when it differs from TEMPORAL_ADDRESS's host" },
+  TEMPORAL_API_KEY: { def: '', doc: 'API key for Temporal Cloud (sent as a bearer token; needs TLS). Prefer TEMPORAL_API_KEY_FILE', secret: true },
+  TEMPORAL_API_KEY_FILE: { def: '', doc: 'File holding the Temporal API key (instead of TEMPORAL_API_KEY)' },
   BORGCUBE_TASK_QUEUE: { def: 'borgcube', doc: 'Task queue of the workflows and client activities (storage hosts use `storage-<host>`)' },
   TEMPORAL_CLI_PATH: { def: '', doc: 'A `temporal` CLI to run the dev server with (else `temporal` on PATH, else built into .tools/)' },
   BORGCUBE_DATA_DIR: { def: '/var/lib/borgcube', doc: 'State: master key, SSH keys, sshd config, Temporal DB, job caches (0700)' },
@@ -46,8 +53,8 @@ export const configVariables = {
   BORGCUBE_SESSION_IDLE_PREEMPT: { def: '300', doc: 'Seconds a backup session may wait for its silent client while a prune, check or admin borg command waits for the repository; then it is ended' },
   BORGCUBE_BORG_PATH: { def: '/usr/bin/borg', doc: 'borg executable used on the server' },
   BORGCUBE_DEPLOY_BORG: { def: '', doc: 'borg executable uploaded to clients that have none (default: BORGCUBE_BORG_PATH)' },
-  BORGCUBE_ADMIN_PASSWORD: { def: '', doc: 'Password of the first admin account; when empty, a one-time password is printed at first start' },
-  BORGCUBE_METRICS_TOKEN: { def: '', doc: 'Bearer token Prometheus sends to GET /metrics (API tokens work too); empty = /metrics answers loopback callers only' },
+  BORGCUBE_ADMIN_PASSWORD: { def: '', doc: 'Password of the first admin account; when empty, a one-time password is printed at first start', secret: true },
+  BORGCUBE_METRICS_TOKEN: { def: '', doc: 'Bearer token Prometheus sends to GET /metrics (API tokens work too); empty = /metrics answers loopback callers only', secret: true },
   BORGCUBE_ALERT_SWEEP_INTERVAL: { def: '5m', doc: 'How often the staleness sweep runs (a Temporal Schedule): a number with s, m or h' },
   BORGCUBE_MAX_BACKUPS_PER_HOST: {
     def: '8',
@@ -62,7 +69,7 @@ export const configVariables = {
     doc: "Default random delay (up to this) of each scheduled backup, prune and check, so a fleet's schedules do not all start in the same second; a number with s, m or h, or 0 (a policy's --jitter overrides it)",
   },
   LOG_LEVEL: { def: 'info', doc: 'pino log level: fatal, error, warn, info, debug, trace' },
-} as const;
+} as const satisfies Record<string, { def: string; doc: string; secret?: boolean }>;
 
 type VarName = keyof typeof configVariables;
 const env = (name: VarName) => z.string().default(configVariables[name].def);
@@ -74,6 +81,13 @@ const schema = z
     TEMPORAL_ADDRESS: env('TEMPORAL_ADDRESS').pipe(hostPort),
     TEMPORAL_NAMESPACE: env('TEMPORAL_NAMESPACE').pipe(z.string().min(1)),
     TEMPORAL_UI_URL: env('TEMPORAL_UI_URL').pipe(url(['http:', 'https:'])),
+    TEMPORAL_TLS: env('TEMPORAL_TLS').pipe(z.enum(['', 'true', 'false'], { message: 'must be true or false' })),
+    TEMPORAL_TLS_CERT: env('TEMPORAL_TLS_CERT').pipe(z.union([z.literal(''), absPath])),
+    TEMPORAL_TLS_KEY: env('TEMPORAL_TLS_KEY').pipe(z.union([z.literal(''), absPath])),
+    TEMPORAL_TLS_CA: env('TEMPORAL_TLS_CA').pipe(z.union([z.literal(''), absPath])),
+    TEMPORAL_TLS_SERVER_NAME: env('TEMPORAL_TLS_SERVER_NAME').pipe(z.union([z.literal(''), z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a DNS name')])),
+    TEMPORAL_API_KEY: env('TEMPORAL_API_KEY').pipe(z.union([z.literal(''), z.string().regex(/^[\x21-\x7e]{1,8192}$/, 'must be printable characters without spaces')])),
+    TEMPORAL_API_KEY_FILE: env('TEMPORAL_API_KEY_FILE').pipe(z.union([z.literal(''), absPath])),
     BORGCUBE_TASK_QUEUE: env('BORGCUBE_TASK_QUEUE').pipe(z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'letters, digits, dots, dashes and underscores')),
     TEMPORAL_CLI_PATH: env('TEMPORAL_CLI_PATH').pipe(z.union([z.literal(''), absPath])),
     BORGCUBE_DATA_DIR: env('BORGCUBE_DATA_DIR').pipe(absPath),
@@ -104,6 +118,17 @@ const schema = z
     BORGCUBE_SCHEDULE_JITTER: env('BORGCUBE_SCHEDULE_JITTER').pipe(z.string().regex(/^(0|[1-9]\d{0,5}[smh])$/, 'must be 0 or a number with s, m or h, e.g. 5m')).transform(durationSeconds),
     LOG_LEVEL: env('LOG_LEVEL').pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
   })
+  .superRefine((e, ctx) => {
+    const issue = (name: VarName, message: string) => ctx.addIssue({ code: 'custom', path: [name], message });
+    if (Boolean(e.TEMPORAL_TLS_CERT) !== Boolean(e.TEMPORAL_TLS_KEY)) issue(e.TEMPORAL_TLS_CERT ? 'TEMPORAL_TLS_KEY' : 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (a client certificate and its key)');
+    if (e.TEMPORAL_API_KEY && e.TEMPORAL_API_KEY_FILE) issue('TEMPORAL_API_KEY_FILE', 'set TEMPORAL_API_KEY or TEMPORAL_API_KEY_FILE, not both');
+    if (e.TEMPORAL_TLS === 'false') {
+      for (const name of ['TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY', 'TEMPORAL_TLS_CA', 'TEMPORAL_TLS_SERVER_NAME', 'TEMPORAL_API_KEY', 'TEMPORAL_API_KEY_FILE'] as const) {
+        // An API key over plain TCP would travel in clear; TLS settings that are ignored are a mistake.
+        if (e[name]) issue(name, 'needs TLS, but TEMPORAL_TLS=false');
+      }
+    }
+  })
   .transform((e) => {
     const dataDir = e.BORGCUBE_DATA_DIR;
     const storageHost = e.BORGCUBE_STORAGE_HOST || hostname().split('.')[0]!.replace(/[^A-Za-z0-9.-]/g, '-');
@@ -116,6 +141,7 @@ const schema = z
         uiUrl: e.TEMPORAL_UI_URL.replace(/\/+$/, ''),
         taskQueue: e.BORGCUBE_TASK_QUEUE,
         cliPath: e.TEMPORAL_CLI_PATH || undefined,
+        ...temporalSecurity(e),
       },
       dataDir,
       paths: dataPaths(dataDir),
@@ -144,6 +170,35 @@ const schema = z
   });
 
 export type Config = z.output<typeof schema>;
+
+/** How BorgCube reaches the Temporal frontend beyond its address: TLS files and the API key (paths only; infra/temporal.ts reads them). */
+export interface TemporalSecurity {
+  /** undefined: plain TCP. */
+  tls?: { certPath?: string; keyPath?: string; caPath?: string; serverName?: string };
+  apiKey?: { value: string } | { file: string };
+  /**
+   * A server BorgCube does not run: TLS or an API key is configured, or the address is not on
+   * this machine. `npm start` then never starts the embedded dev server (it would not serve TLS).
+   */
+  external: boolean;
+}
+
+function temporalSecurity(e: { TEMPORAL_ADDRESS: string; TEMPORAL_TLS: string; TEMPORAL_TLS_CERT: string; TEMPORAL_TLS_KEY: string; TEMPORAL_TLS_CA: string; TEMPORAL_TLS_SERVER_NAME: string; TEMPORAL_API_KEY: string; TEMPORAL_API_KEY_FILE: string }): TemporalSecurity {
+  const apiKey = e.TEMPORAL_API_KEY ? { value: e.TEMPORAL_API_KEY } : e.TEMPORAL_API_KEY_FILE ? { file: e.TEMPORAL_API_KEY_FILE } : undefined;
+  const anyTlsFile = Boolean(e.TEMPORAL_TLS_CERT || e.TEMPORAL_TLS_CA || e.TEMPORAL_TLS_SERVER_NAME);
+  const tlsOn = e.TEMPORAL_TLS === 'true' || (e.TEMPORAL_TLS === '' && (anyTlsFile || apiKey !== undefined));
+  const tls = tlsOn
+    ? {
+        certPath: e.TEMPORAL_TLS_CERT || undefined,
+        keyPath: e.TEMPORAL_TLS_KEY || undefined,
+        caPath: e.TEMPORAL_TLS_CA || undefined,
+        serverName: e.TEMPORAL_TLS_SERVER_NAME || undefined,
+      }
+    : undefined;
+  const host = /^\[?([^\]]+?)\]?:\d+$/.exec(e.TEMPORAL_ADDRESS)?.[1] ?? '';
+  const local = host === 'localhost' || host === '::1' || /^127\./.test(host);
+  return { tls, apiKey, external: tlsOn || !local };
+}
 
 /** Seconds of a duration written as a number with s, m or h ("0" is zero). */
 export function durationSeconds(s: string): number {
@@ -186,7 +241,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => {
       const name = String(i.path[0] ?? '?');
-      return `${name}=${JSON.stringify(picked[name] ?? '')}: ${i.message}`;
+      // A secret's value never reaches an error message (it ends up in logs and terminals).
+      const secret = (configVariables as Record<string, { secret?: boolean }>)[name]?.secret;
+      return `${name}=${secret ? '(hidden)' : JSON.stringify(picked[name] ?? '')}: ${i.message}`;
     });
     throw new ConfigError(`invalid configuration: ${lines.join('; ')} (see the configuration table in README.md)`);
   }

@@ -9,7 +9,7 @@ import { loadConfig, type Config } from '../infra/config.js';
 import { createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
-import { connectTemporal, type TemporalHandle } from '../infra/temporal.js';
+import { connectTemporal, describeTemporal, type TemporalHandle } from '../infra/temporal.js';
 import { createRedisLoginLimiter, deleteExpiredSessions } from '../services/auth.js';
 import { cachedClientSummaries } from '../services/dashboard.js';
 import type { ServiceDeps } from '../services/deps.js';
@@ -53,7 +53,7 @@ async function main() {
     health: createHealthCheck({ db: dbh.db, redis, temporal: () => services.temporal(), namespace: config.temporal.namespace, taskQueue: config.temporal.taskQueue, storageHost: config.storageHost }),
   });
   const server = serve({ fetch: app.fetch, hostname: config.web.host, port: config.web.port }, (info) => {
-    log.info({ address: info.address, port: info.port, url: config.web.publicUrl }, 'web console listening');
+    log.info({ address: info.address, port: info.port, url: config.web.publicUrl, temporal: describeTemporal(config) }, 'web console listening');
   });
   app.injectWebSocket(server);
   // serve() without createServer options makes a plain node:http server.

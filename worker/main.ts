@@ -15,7 +15,7 @@ import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
 import { SshPool } from '../infra/ssh-pool.js';
-import { connectTemporal } from '../infra/temporal.js';
+import { connectTemporal, describeTemporal, temporalConnectError, temporalConnectionOptions } from '../infra/temporal.js';
 import { ensureAlertSweepSchedule } from '../services/alert-schedule.js';
 
 async function main() {
@@ -23,7 +23,9 @@ async function main() {
   const log = createLogger({ name: 'worker', level: config.logLevel });
   const dbh = createDb(config.databaseUrl, { max: 10, applicationName: 'borgcube-worker' });
   const events = createEventPublisher(createRedis(config.redisUrl));
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err: unknown) => {
+    throw temporalConnectError(config, err);
+  });
   const sshPool = new SshPool();
   const deps = { db: dbh.db, config, events, log, sshPool, storageAccount: () => requireAccount(config.accounts.storage) };
   // Alert activities start delivery workflows; delivery opens the sealed channel targets.
@@ -48,7 +50,7 @@ async function main() {
   });
   // The periodic staleness sweep of this task queue (idempotent; several workers may race here).
   await ensureAlertSweepSchedule(temporal.client, config).catch((err: Error) => log.warn({ err: err.message }, 'could not create the alert sweep schedule'));
-  log.info({ taskQueue: config.temporal.taskQueue }, 'worker ready');
+  log.info({ taskQueue: config.temporal.taskQueue, temporal: describeTemporal(config) }, 'worker ready');
   await runUntilSignal(worker, log, [() => Promise.resolve(sshPool.closeAll()), () => connection.close(), () => temporal.close(), () => events.close(), () => dbh.close()]);
 }
 

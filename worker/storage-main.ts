@@ -17,7 +17,7 @@ import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
 import { SshPool } from '../infra/ssh-pool.js';
-import { connectTemporal } from '../infra/temporal.js';
+import { connectTemporal, describeTemporal, temporalConnectError, temporalConnectionOptions } from '../infra/temporal.js';
 import { RepositoryService } from '../proxy/storage/service.js';
 import { createStorageApi } from '../proxy/storage/storage-api.js';
 import { STORAGE_HOST_REPORT_MS } from '../services/storage-hosts.js';
@@ -46,7 +46,9 @@ async function main() {
   const storage = createStorageApi(service);
   // Live log lines of prune and check jobs (the rows in PostgreSQL are the record).
   const events = createEventPublisher(createRedis(config.redisUrl));
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err: unknown) => {
+    throw temporalConnectError(config, err);
+  });
   // The job folder's connections to a client (push, then cleanup) are kept between its activities.
   const sshPool = new SshPool();
   const clientDeps = { db: dbh.db, config, events, log, sshPool, storageAccount: () => requireAccount(config.accounts.storage) };
@@ -70,7 +72,7 @@ async function main() {
   const report = setInterval(() => {
     touchStorageHost(dbh.db, host.name).catch((err: Error) => log.warn({ err: err.message }, 'could not report this storage host as alive'));
   }, STORAGE_HOST_REPORT_MS);
-  log.info({ storageHost: host.name, taskQueue: storageTaskQueue(config.storageHost), ssh: `${host.sshHost}:${host.sshPort}`, socket: config.paths.storageSocket }, 'repository service ready');
+  log.info({ storageHost: host.name, taskQueue: storageTaskQueue(config.storageHost), ssh: `${host.sshHost}:${host.sshPort}`, socket: config.paths.storageSocket, temporal: describeTemporal(config) }, 'repository service ready');
 
   await runUntilSignal(worker, log, [
     () => Promise.resolve(clearInterval(report)),

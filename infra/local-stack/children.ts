@@ -7,7 +7,8 @@ import type { Account } from '../accounts.js';
 import type { Config } from '../config.js';
 import { sshdCommand } from '../sshd.js';
 import { baseEnv } from '../subprocess.js';
-import { connectableHost, httpStatus, isListening, isLoopback, parseHostPort, waitFor } from './net.js';
+import { describeTemporal, temporalConnectionOptions } from '../temporal.js';
+import { connectableHost, httpStatus, isListening, isLoopback, waitFor } from './net.js';
 import { programs } from './programs.js';
 import type { Supervisor } from './supervisor.js';
 import { devServerArgs, ensureNamespaceAndSearchAttributes, temporalAnswers, waitForTemporal } from './temporal-server.js';
@@ -22,17 +23,23 @@ export interface ChildContext {
   databaseUrl: string;
 }
 
-/** Reuses whatever answers at TEMPORAL_ADDRESS; starts the dev server only on this machine. */
-export async function startTemporal(c: ChildContext, cliPath: string): Promise<void> {
+/**
+ * Reuses whatever answers at TEMPORAL_ADDRESS; starts the dev server only on this machine, and
+ * never for an external frontend (TLS, an API key or another host: a cluster or Temporal Cloud).
+ */
+export async function startTemporal(c: ChildContext, cliPath: string | undefined): Promise<void> {
   const { config, print } = c;
   const { address, namespace } = config.temporal;
-  if (await temporalAnswers(address)) {
-    const added = await ensureNamespaceAndSearchAttributes(address, namespace);
-    print(`temporal: reusing the server at ${address}${added.length ? ` (registered ${added.join(', ')})` : ''}`);
+  const target = temporalConnectionOptions(config);
+  if (await temporalAnswers(target)) {
+    const added = await ensureNamespaceAndSearchAttributes(target, namespace);
+    print(`temporal: ${config.temporal.external ? 'using' : 'reusing'} the server at ${describeTemporal(config)}${added.length ? ` (registered ${added.join(', ')})` : ''}`);
     return;
   }
-  const { host } = parseHostPort(address);
-  if (!isLoopback(host)) throw new Error(`Temporal does not answer at ${address} (TEMPORAL_ADDRESS); start it, or unset TEMPORAL_ADDRESS to use the embedded dev server`);
+  if (config.temporal.external) {
+    throw new Error(`Temporal does not answer at ${describeTemporal(config)}. BorgCube does not start a dev server for an external Temporal: start the cluster or check the address, TLS and API key settings (README: Running on a Temporal cluster or Temporal Cloud), or unset TEMPORAL_ADDRESS and the TEMPORAL_TLS_* / TEMPORAL_API_KEY variables to use the embedded dev server`);
+  }
+  if (!cliPath) throw new Error('no Temporal CLI to start the dev server with');
   const ui = new URL(config.temporal.uiUrl);
   print(`temporal: starting the dev server on ${address} (UI ${config.temporal.uiUrl}, state in ${config.paths.temporalDir})`);
   await c.supervisor.start({

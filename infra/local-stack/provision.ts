@@ -63,6 +63,8 @@ export async function provision(config: Config, opts: ProvisionOptions): Promise
   await step('packages', () => ensurePackages(opts.mode === 'test' ? [...basePackages, ...testPackages] : basePackages, print));
   await step('services', async () => `${await ensurePostgres(config.databaseUrl, print)}; ${await ensureRedis(config.redisUrl, print)}`);
   await step('temporal-cli', async () => {
+    // An external Temporal (a cluster, Temporal Cloud) needs no dev server, so no CLI to build.
+    if (config.temporal.external && opts.mode === 'start') return `not needed: Temporal is external (${config.temporal.address})`;
     result.temporalCli = await resolveTemporalCli({ configured: config.temporal.cliPath, projectDir: opts.projectDir, build: true, print: (l) => print(`  ${''.padEnd(12)} ${l}`) });
     return `${result.temporalCli.path} (${result.temporalCli.source})`;
   });

@@ -69,7 +69,7 @@ export async function startStack(config: Config, opts: StartOptions): Promise<nu
     wrotePid = true;
 
     const c: ChildContext = { config, supervisor, projectDir: opts.projectDir, print, signal: shutdown.signal, databaseUrl: prov.databaseUrl ?? config.databaseUrl };
-    await startTemporal(c, prov.temporalCli!.path);
+    await startTemporal(c, prov.temporalCli?.path);
     shutdown.signal.throwIfAborted();
     await startSshd(c);
     shutdown.signal.throwIfAborted();

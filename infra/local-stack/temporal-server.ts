@@ -8,6 +8,7 @@ import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { run, runChecked } from '../subprocess.js';
+import type { TemporalConnectionOptions } from '../temporal.js';
 import { searchAttributeCliArgs, searchAttributes } from '../temporal-search-attributes.js';
 import { parseHostPort, waitFor } from './net.js';
 
@@ -104,8 +105,12 @@ export function devServerArgs(o: DevServerOptions): string[] {
   return args;
 }
 
-async function withConnection<T>(address: string, fn: (c: Connection) => Promise<T>, connectTimeoutMs = 2000): Promise<T> {
-  const connection = await Connection.connect({ address, connectTimeout: connectTimeoutMs });
+/** A frontend: its address alone (a dev server), or the options built from the configuration (temporalConnectionOptions: TLS, API key). */
+export type TemporalTarget = string | TemporalConnectionOptions;
+
+async function withConnection<T>(target: TemporalTarget, fn: (c: Connection) => Promise<T>, connectTimeoutMs = 2000): Promise<T> {
+  const options = typeof target === 'string' ? { address: target } : target;
+  const connection = await Connection.connect({ ...options, connectTimeout: connectTimeoutMs });
   try {
     return await fn(connection);
   } finally {
@@ -114,10 +119,10 @@ async function withConnection<T>(address: string, fn: (c: Connection) => Promise
 }
 
 /** True when a Temporal frontend answers at `address` (and knows `namespace`, when given). */
-export async function temporalAnswers(address: string, namespace?: string, timeoutMs = 2000): Promise<boolean> {
+export async function temporalAnswers(target: TemporalTarget, namespace?: string, timeoutMs = 2000): Promise<boolean> {
   try {
     return await withConnection(
-      address,
+      target,
       async (c) => {
         await c.workflowService.getSystemInfo({});
         if (namespace) await c.workflowService.describeNamespace({ namespace });
@@ -130,8 +135,9 @@ export async function temporalAnswers(address: string, namespace?: string, timeo
   }
 }
 
-export async function waitForTemporal(address: string, namespace: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
-  await waitFor(`Temporal at ${address} (namespace ${namespace})`, () => temporalAnswers(address, namespace), { ...opts, intervalMs: 500 });
+export async function waitForTemporal(target: TemporalTarget, namespace: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<void> {
+  const address = typeof target === 'string' ? target : target.address;
+  await waitFor(`Temporal at ${address} (namespace ${namespace})`, () => temporalAnswers(target, namespace), { ...opts, intervalMs: 500 });
 }
 
 // IndexedValueType numbers of temporal.api.enums.v1 (the operator API takes the enum).
@@ -150,29 +156,43 @@ const indexedValueTypes: Record<string, temporal.api.enums.v1.IndexedValueType> 
  * cluster; Temporal Cloud namespaces are made in its console) and any missing search attribute.
  * Returns the names it added.
  */
-export async function ensureNamespaceAndSearchAttributes(address: string, namespace: string): Promise<string[]> {
-  return withConnection(address, async (c) => {
+export async function ensureNamespaceAndSearchAttributes(target: TemporalTarget, namespace: string): Promise<string[]> {
+  return withConnection(target, async (c) => {
     const added: string[] = [];
     try {
       await c.workflowService.describeNamespace({ namespace });
-    } catch {
-      await c.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('3 days') });
+    } catch (err) {
+      // Only a namespace that does not exist is registered; "permission denied" on a cluster or
+      // Temporal Cloud is reported as it is.
+      if ((err as { code?: number }).code !== grpcNotFound) throw new Error(`Temporal namespace ${namespace}: ${(err as Error).message}`);
+      await c.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('3 days') }).catch((e: Error) => {
+        throw new Error(`Temporal namespace ${namespace} does not exist and could not be registered (${e.message}); create it on the cluster (temporal operator namespace create) or in Temporal Cloud`);
+      });
       added.push(`namespace ${namespace}`);
       await waitFor(`namespace ${namespace}`, async () => (await c.workflowService.describeNamespace({ namespace })) && true, { timeoutMs: 30_000 });
     }
-    const existing = await c.operatorService.listSearchAttributes({ namespace });
-    const known = new Set([...Object.keys(existing.customAttributes ?? {}), ...Object.keys(existing.systemAttributes ?? {})]);
+    const existing = await c.operatorService.listSearchAttributes({ namespace }).catch(() => undefined);
+    const known = new Set([...Object.keys(existing?.customAttributes ?? {}), ...Object.keys(existing?.systemAttributes ?? {})]);
     const missing = Object.values(searchAttributes).filter((k) => !known.has(k.name));
     if (missing.length) {
-      await c.operatorService.addSearchAttributes({
-        namespace,
-        searchAttributes: Object.fromEntries(missing.map((k) => [k.name, indexedValueTypes[k.type]!])),
-      });
+      await c.operatorService
+        .addSearchAttributes({
+          namespace,
+          searchAttributes: Object.fromEntries(missing.map((k) => [k.name, indexedValueTypes[k.type]!])),
+        })
+        .catch((e: Error) => {
+          // Temporal Cloud takes search attributes only through its console or tcld.
+          const list = missing.map((k) => `${k.name} (${k.type})`).join(', ');
+          throw new Error(`Temporal namespace ${namespace} lacks BorgCube's search attributes ${list} and they could not be added (${e.message}); add them with \`temporal operator search-attribute create\` or in Temporal Cloud's namespace settings`);
+        });
       added.push(...missing.map((k) => k.name));
     }
     return added;
   });
 }
+
+/** gRPC status NOT_FOUND. */
+const grpcNotFound = 5;
 
 export interface RunningDevServer {
   address: string;

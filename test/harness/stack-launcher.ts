@@ -13,6 +13,7 @@ import { waitFor } from '../../infra/local-stack/net.js';
 import { programs } from '../../infra/local-stack/programs.js';
 import type { SshdInstance } from '../../infra/sshd.js';
 import { run, type RunResult } from '../../infra/subprocess.js';
+import { temporalConnectionOptions } from '../../infra/temporal.js';
 import type { ServiceDeps } from '../../services/deps.js';
 import { stackDeps } from './deps.js';
 import { registerCleanup } from './cleanup.js';
@@ -68,7 +69,8 @@ export async function launchStack(opts: LaunchOptions = {}): Promise<Stack> {
   const env: Record<string, string> = { ...baseEnv, BORGCUBE_SSH_PORT: String(sshd.port) };
   const config = loadConfig(env);
   const { storage, worker } = stackProcesses(config, env, accounts.storage, opts);
-  const connection = opts.temporal ? await Connection.connect({ address: opts.temporal.address }) : Connection.lazy({ address: env.TEMPORAL_ADDRESS });
+  // The stack's own client connects as its processes do (TLS and API key from the environment).
+  const connection = opts.temporal ? await Connection.connect(temporalConnectionOptions(config)) : Connection.lazy({ address: env.TEMPORAL_ADDRESS });
   const temporal = new Client({ connection, namespace: env.TEMPORAL_NAMESPACE });
 
   const stop = registerCleanup(`BorgCube stack in ${dataDir}`, async () => {

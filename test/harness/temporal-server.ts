@@ -22,18 +22,20 @@ export interface OwnTemporal {
  * `build`: build the Temporal CLI when it is missing (tests) instead of failing (benchmarks).
  * `persist`: keep the state in a SQLite file in the server's folder instead of memory
  * (bench:fleet measures its growth); it goes with the folder.
+ * `namespace`: created at launch besides `default` (with BorgCube's search attributes).
  */
-export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void; persist?: boolean }): Promise<OwnTemporal> {
+export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void; persist?: boolean; namespace?: string }): Promise<OwnTemporal> {
+  const namespace = o.namespace ?? 'default';
   const cli = await resolveTemporalCli({ configured: loadConfig().temporal.cliPath, projectDir: projectRoot, build: o.build, print: o.print });
   const dir = makeTaggedDir('temporal');
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const dbFile = o.persist ? join(dir, 'temporal.db') : undefined;
-  const server = await launchDevServer(cli.path, { address, namespace: 'default', headless: true, dbFile, logFile: join(dir, 'temporal.log') });
+  const server = await launchDevServer(cli.path, { address, namespace, headless: true, dbFile, logFile: join(dir, 'temporal.log') });
   recordProcess(dir, server.pid, `--port ${port}`);
   return {
     address,
-    namespace: 'default',
+    namespace,
     pid: server.pid,
     dbFile,
     stop: async () => {
