@@ -120,13 +120,13 @@ describe('hooks', () => {
     expect(await logOf(job.id)).toContain('INFO waiting');
   });
 
-  it('a hook that prints 100 MB: the log keeps a bounded head, the worker stays small, the failure shows beside the stored archive', async () => {
+  it('a hook that prints 100 MB (99 MB of 99-byte lines and their newlines): the log keeps a bounded head, the worker stays small, the failure shows beside the stored archive', async () => {
     const repo = await newRepo();
     const { name } = await newClient();
-    await setClientHooks(stack.deps, name, { after: [{ command: "head -c 100000000 /dev/zero | tr '\\0' 'x' | fold -w 99; echo last words; exit 5" }] });
+    await setClientHooks(stack.deps, name, { after: [{ command: "head -c 99000000 /dev/zero | tr '\\0' 'x' | fold -w 99; echo last words; exit 5" }] });
     const job = await backup(stack, name, repo, 'failed');
     // The backup itself succeeded: its archive and stats are kept, and the error says both.
-    expect(job.error).toBe(`after hook "head -c 100000000 /dev/zero | tr '\\\\0' 'x' | fold -w 99; echo last words; exit 5" failed with exit code 5: last words (the backup itself succeeded: archive ${job.archiveName} is stored)`);
+    expect(job.error).toBe(`after hook "head -c 99000000 /dev/zero | tr '\\\\0' 'x' | fold -w 99; echo last words; exit 5" failed with exit code 5: last words (the backup itself succeeded: archive ${job.archiveName} is stored)`);
     expect(job.stats).toMatchObject({ nfiles: 1 });
     const archives = await expectCli(stack, ['borg', repo, '--', 'list', '--short']);
     expect(archives.out.split('\n')).toContain(job.archiveName);
@@ -136,7 +136,7 @@ describe('hooks', () => {
     expect(hookLines.length).toBeLessThanOrEqual(200);
     expect(log.some((l) => /^WARNING after hook: 1000000\d\d bytes of output in all: only the first \d+ lines are kept, \d+ more bytes were dropped$/.test(l)), log.slice(-5).join('\n')).toBe(true);
     expect(log.length).toBeLessThan(400);
-    expect(await peakRss(stack.worker.pid!)).toBeLessThan(600 * 1024 * 1024);
+    expect(peakRss(stack.worker.pid!)).toBeLessThan(600 * 1024 * 1024);
   });
 
   it("a policy's hooks run after the client's before the backup, and before them after it", async () => {
@@ -159,7 +159,7 @@ describe('hooks', () => {
   });
 });
 
-async function peakRss(pid: number): Promise<number> {
+function peakRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 }
