@@ -5,7 +5,7 @@ import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities,
 import type { AlertActivities } from '../activities/alerts.js';
 import type { JobActivities } from '../activities/jobs.js';
 import { describeFailure, retry } from './failures.js';
-import type { JobFinalState, ViolationSignal } from './messages.js';
+import type { JobFaultSignal, JobFinalState, ViolationSignal } from './messages.js';
 
 export type JobStats = NonNullable<Parameters<JobActivities['completeJob']>[0]['stats']>;
 
@@ -38,6 +38,8 @@ export interface JobSpec {
   cleanup?(outcome: JobOutcome): Promise<JobOutcome | void>;
   /** The proxy's violation signal, if one arrived: it decides what the job was. */
   violation?(): ViolationSignal | undefined;
+  /** The repository service's fault signal, if one arrived: the job failed with its message. */
+  fault?(): JobFaultSignal | undefined;
   /** After the end was recorded (e.g. the status query's last answer). */
   ended?(outcome: JobOutcome): void;
 }
@@ -74,6 +76,8 @@ export async function runJob(job: JobSpec): Promise<JobOutcome> {
 function failedOutcome(err: unknown, job: JobSpec): JobOutcome {
   const violation = job.violation?.();
   if (violation) return { state: 'violation', error: `violation: ${violation.kind}: ${violation.detail}` };
+  const fault = job.fault?.();
+  if (fault) return { state: 'failed', error: fault.message };
   if (isCancellation(err)) return { state: 'cancelled', error: 'cancelled' };
   return { state: 'failed', error: describeFailure(err, job.bodyRetry) };
 }

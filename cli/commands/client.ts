@@ -3,6 +3,7 @@ import { jobLimitsOf, JOB_LIMIT_DEFAULTS } from '../../db/schema.js';
 import { addClient, forgetClientHostKey, getClient, listClients, parseLimitPairs, removeClient, testClient, updateClient, type ClientView } from '../../services/clients.js';
 import { printable, table, type CliContext } from '../context.js';
 import { hooksCommand } from './hooks.js';
+import { clientDumpsCommand } from './client-dumps.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -13,6 +14,7 @@ export function registerClientCommands(program: Command, ctx: CliContext) {
   clientConnectionCommands(client, ctx);
   clientLimitsCommand(client, ctx);
   hooksCommand(client, ctx, 'client');
+  clientDumpsCommand(client, ctx);
 }
 
 const limitHelp = `a job's cost bound KEY=N (repeatable; N may end in K, M, G or T): ${Object.keys(JOB_LIMIT_DEFAULTS).join(', ')}`;
@@ -154,6 +156,7 @@ function showClient(c: ClientView): string {
     ['compression', c.compression],
     ['hooks', (['before', 'onFailure', 'after'] as const).map((p) => `${c.hooks[p]?.length ?? 0} ${p}`).join(', ') + ' (borgcube client hooks NAME)'],
     ['limits', Object.entries(c.limits).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults (borgcube client limits NAME)'],
+    ['dumps', c.dumps.length ? `${c.dumps.length} (borgcube client dumps ${c.name})` : 'none'],
     ['host key', c.hostKeyFingerprint ?? 'not pinned yet'],
     ['last seen', c.lastSeenAt?.toISOString() ?? 'never'],
   ];

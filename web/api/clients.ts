@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { addClient, addClientInput, getClient, listClients, removeClient, testClient, updateClient, updateClientInput } from '../../services/clients.js';
 import { hookSetSchema, setClientHooks } from '../../services/hooks.js';
+import { clientDumps, dumpListView, setClientDumps, setDumpsInput } from '../../services/dumps.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { jsonBody } from './body.js';
 import { op } from './openapi.js';
@@ -41,6 +42,18 @@ export function clientsApi(deps: WebDeps) {
     '/:name/hooks',
     op({ tag, summary: "Replace a client's hooks: before, onFailure, after; each { command, timeoutSeconds? }", role: 'admin', params: nameParam, body: hookSetSchema }),
     async (c) => c.json({ hooks: await setClientHooks(s, c.req.param('name'), hookSetSchema.parse(await jsonBody(c))) }),
+  );
+  // Database dumps (issue 24 point 2): the whole list, replaced at once.
+  app.get('/:name/dumps', op({ tag, summary: "List the client's database dumps with their archive entries", role: 'viewer', params: nameParam }), async (c) =>
+    c.json({ dumps: dumpListView(clientDumps(await getClient(s, c.req.param('name')))) }),
+  );
+  app.put(
+    '/:name/dumps',
+    op({ tag, summary: "Replace the client's database dumps (credentials come from the client's own configuration, never from here)", role: 'admin', params: nameParam, body: setDumpsInput }),
+    async (c) => {
+      const input = setDumpsInput.parse(await jsonBody(c));
+      return c.json({ dumps: dumpListView(await setClientDumps(s, c.req.param('name'), input)) });
+    },
   );
   return app;
 }
