@@ -123,10 +123,10 @@ describe('hooks', () => {
   it('a hook that prints 100 MB (99 MB of 99-byte lines and their newlines): the log keeps a bounded head, the worker stays small, the failure shows beside the stored archive', async () => {
     const repo = await newRepo();
     const { name } = await newClient();
-    await setClientHooks(stack.deps, name, { after: [{ command: "head -c 99000000 /dev/zero | tr '\\0' 'x' | fold -w 99; echo last words; exit 5" }] });
+    await setClientHooks(stack.deps, name, { after: [{ command: "head -c 99000000 /dev/zero | tr '\\0' 'x' | fold -w 99; echo; echo last words; exit 5" }] });
     const job = await backup(stack, name, repo, 'failed');
     // The backup itself succeeded: its archive and stats are kept, and the error says both.
-    expect(job.error).toBe(`after hook "head -c 99000000 /dev/zero | tr '\\\\0' 'x' | fold -w 99; echo last words; exit 5" failed with exit code 5: last words (the backup itself succeeded: archive ${job.archiveName} is stored)`);
+    expect(job.error).toBe(`after hook "head -c 99000000 /dev/zero | tr '\\\\0' 'x' | fold -w 99; echo; echo last words; exit 5" failed with exit code 5: last words (the backup itself succeeded: archive ${job.archiveName} is stored)`);
     expect(job.stats).toMatchObject({ nfiles: 1 });
     const archives = await expectCli(stack, ['borg', repo, '--', 'list', '--short']);
     expect(archives.out.split('\n')).toContain(job.archiveName);
