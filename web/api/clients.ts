@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { addClient, addClientInput, getClient, listClients, removeClient, testClient, updateClient, updateClientInput } from '../../services/clients.js';
+import { hookSetSchema, setClientHooks } from '../../services/hooks.js';
 import { clientDumps, dumpListView, setClientDumps, setDumpsInput } from '../../services/dumps.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { jsonBody } from './body.js';
@@ -31,6 +32,16 @@ export function clientsApi(deps: WebDeps) {
     '/:name/test',
     op({ tag, summary: 'Test the SSH connection: pins the host key on first contact, reports the borg version and missing paths', role: 'operator', params: nameParam }),
     async (c) => c.json(await testClient(s, c.req.param('name'), { signal: AbortSignal.timeout(60_000) })),
+  );
+  // Hooks are their own resource: the whole set is replaced at once, and a PATCH of the client
+  // (its address, paths) never carries commands along by accident.
+  app.get('/:name/hooks', op({ tag, summary: "Show a client's hooks (commands run on it around a backup)", role: 'viewer', params: nameParam }), async (c) =>
+    c.json({ hooks: (await getClient(s, c.req.param('name'))).hooks }),
+  );
+  app.put(
+    '/:name/hooks',
+    op({ tag, summary: "Replace a client's hooks: before, onFailure, after; each { command, timeoutSeconds? }", role: 'admin', params: nameParam, body: hookSetSchema }),
+    async (c) => c.json({ hooks: await setClientHooks(s, c.req.param('name'), hookSetSchema.parse(await jsonBody(c))) }),
   );
   // Database dumps (issue 24 point 2): the whole list, replaced at once.
   app.get('/:name/dumps', op({ tag, summary: "List the client's database dumps with their archive entries", role: 'viewer', params: nameParam }), async (c) =>

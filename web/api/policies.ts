@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { addPolicy, addPolicyInput, getPolicy, getPolicyDetails, listPolicyOverviews, pausePolicy, removePolicy, resumePolicy, triggerPolicy, updatePolicy, updatePolicyInput } from '../../services/policies.js';
 import { startCheck, startPrune } from '../../services/policy-jobs.js';
 import { principalOf } from '../auth.js';
+import { hookSetSchema, setPolicyHooks } from '../../services/hooks.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { actor, jsonBody } from './body.js';
 import { op } from './openapi.js';
@@ -70,6 +71,14 @@ export function policiesApi(deps: WebDeps) {
       const verifyData = q.verifyData === undefined ? p.checkVerifyData : q.verifyData === 'true';
       return c.json(await startCheck(s, { repository: p.repositoryName, verifyData, triggeredBy: actor(principalOf(c)) }), 201);
     },
+  );
+  app.get('/:name/hooks', op({ tag, summary: "Show a policy's hooks (run in addition to its client's)", role: 'viewer', params: nameParam }), async (c) =>
+    c.json({ hooks: (await getPolicy(s, c.req.param('name'))).hooks }),
+  );
+  app.put(
+    '/:name/hooks',
+    op({ tag, summary: "Replace a policy's hooks: before, onFailure, after; each { command, timeoutSeconds? }", role: 'admin', params: nameParam, body: hookSetSchema }),
+    async (c) => c.json({ hooks: await setPolicyHooks(s, c.req.param('name'), hookSetSchema.parse(await jsonBody(c))) }),
   );
   return app;
 }

@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import type { Principal } from '../../services/auth.js';
 import { addClient, getClient, listClients, removeClient, testClient, updateClient, type ClientTestResult } from '../../services/clients.js';
+import { setClientHooks } from '../../services/hooks.js';
 import { listJobs } from '../../services/jobs.js';
 import { listRepositories } from '../../services/repositories.js';
 import { principalOf, requireRole } from '../auth.js';
@@ -9,6 +10,7 @@ import type { WebDeps, WebEnv } from '../env.js';
 import { clientPage, clientsListPage, newClientPage } from '../views/clients.js';
 import type { Html } from '../views/layout.js';
 import { formFields, lines } from './form.js';
+import { hooksFormRoute } from './hooks.js';
 
 export function clientsPages(deps: WebDeps) {
   const s = deps.services;
@@ -61,6 +63,8 @@ export function clientsPages(deps: WebDeps) {
     });
     return c.redirect(`/clients/${encodeURIComponent(row.name)}`, 303);
   });
+
+  hooksFormRoute(app, '/clients', (name, hooks) => setClientHooks(s, name, hooks));
 
   app.post('/:name/test', requireRole('operator'), async (c) => {
     const result = await testClient(s, c.req.param('name'), { signal: AbortSignal.timeout(60_000) });

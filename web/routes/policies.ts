@@ -10,6 +10,7 @@ import { hasRole, type Principal } from '../../services/auth.js';
 import { listClients } from '../../services/clients.js';
 import type { ServiceError } from '../../services/errors.js';
 import { addPolicy, getPolicy, getPolicyDetails, listPolicyOverviews, pausePolicy, removePolicy, resumePolicy, triggerPolicy, updatePolicy } from '../../services/policies.js';
+import { setPolicyHooks } from '../../services/hooks.js';
 import { startCheck, startPrune } from '../../services/policy-jobs.js';
 import { type retentionSchema } from '../../services/retention.js';
 import { listRepositories } from '../../services/repositories.js';
@@ -22,6 +23,7 @@ import { formProblem, type FieldOfMessage, type FieldOfPath, type FormProblem } 
 import type { Html } from '../views/layout.js';
 import { formValuesFrom, newPolicyPage, type PolicyChoices, policiesListPage, policyPage, retentionFields, type PolicyFormValues } from '../views/policies.js';
 import { formFields, lines } from './form.js';
+import { hooksFormRoute } from './hooks.js';
 
 const seg = encodeURIComponent;
 
@@ -114,6 +116,8 @@ export function policiesPages(deps: WebDeps) {
   });
 
   app.get('/:name', requireRole('viewer'), async (c) => c.html(await showPage(s, principalOf(c), c.req.param('name'), { done: c.req.query('done') })));
+
+  hooksFormRoute(app, '/policies', (name, hooks) => setPolicyHooks(s, name, hooks));
 
   app.post('/:name', requireRole('admin'), async (c) => {
     const name = c.req.param('name');

@@ -5,6 +5,7 @@ import type { ClientTestResult, ClientView } from '../../services/clients.js';
 import { dumpLines } from '../../services/dumps.js';
 import type { JobView } from '../../services/jobs.js';
 import { ago, when } from './format.js';
+import { hooksSection } from './hooks.js';
 import { csrfField, layout, select, stateBadge, type Html } from './layout.js';
 
 export function clientsListPage(p: Principal, rows: ClientView[]): Html {
@@ -45,6 +46,7 @@ ${hasRole(p.user.role, 'admin')
 <dt>Host key</dt><dd><code>${cl.hostKeyFingerprint ?? 'not pinned yet (pinned at first contact)'}</code></dd>
 <dt>Last seen</dt><dd>${when(cl.lastSeenAt)}</dd><dt>Added</dt><dd>${when(cl.createdAt)}</dd>
 </dl>
+${hooksSection(p, cl.hooks, { action: `/clients/${encodeURIComponent(cl.name)}/hooks`, owner: 'client' })}
 <p><a href="/clients/${encodeURIComponent(cl.name)}/archives" id="client-archives">Archives of ${cl.name}</a> (browse, download)</p>
 <h2>Recent jobs</h2>
 ${jobs.length

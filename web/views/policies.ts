@@ -8,6 +8,7 @@ import { hasRetention, retentionText } from '../../services/retention.js';
 import { type PolicyDetails, type PolicyOverview, type PolicyView, type ScheduleState } from '../../services/policies.js';
 import { duration, when } from './format.js';
 import { fieldError, invalidAttr, problemSummary, type FormProblem } from './form-problem.js';
+import { hooksSection } from './hooks.js';
 import { csrfField, layout, select, stateBadge, type Html } from './layout.js';
 
 const seg = encodeURIComponent;
@@ -279,6 +280,7 @@ export function policyPage(p: Principal, d: PolicyDetails, ch: PolicyChoices | u
   const body = html`<h1>Policy ${d.name} ${pausedBadge(d.paused)}</h1>
 ${doneNote(o.done)}
 ${policyDetails(p, d)}
+${hooksSection(p, d.hooks, { action: `/policies/${seg(d.name)}/hooks`, owner: 'policy' })}
 ${ch ? html`<h2 id="edit">Edit</h2>${policyForm(p, { action: `/policies/${seg(d.name)}`, isNew: false, values: o.values ?? formValuesOf(d), problem: o.problem, ...ch })}` : ''}`;
   return layout({ title: `Policy ${d.name}`, principal: p, active: 'policies', body });
 }
