@@ -14,6 +14,20 @@ export interface ViolationSignal {
 }
 export const violationSignal = defineSignal<[ViolationSignal]>('violation');
 
+/**
+ * A fault on the server's side that no retry can get over (the repository's disk is full): the
+ * repository service sends it, and the job ends `failed` with `message` at once instead of
+ * retrying into the same wall. Not the client's doing, so never a violation.
+ */
+export interface JobFaultSignal {
+  kind: 'disk-full';
+  /** One line for the job's error, written for the operator. */
+  message: string;
+  /** ISO time the service saw it. */
+  at: string;
+}
+export const jobFaultSignal = defineSignal<[JobFaultSignal]>('jobFault');
+
 /** A queued backup was given a slot (services/admission.ts): its workflow stops waiting. */
 export const admittedSignal = defineSignal('admitted');
 

@@ -10,6 +10,15 @@ import { csrfField, layout, select, stateBadge, type Html } from './layout.js';
 import { progressBar } from './progress.js';
 
 type JobQuery = z.output<typeof listJobsInput>;
+
+/** Beyond this many clients a drop-down is no help (and costs the page its speed): a text field names the client. */
+export const CLIENT_SELECT_MAX = 500;
+
+/** A client picker: a drop-down of `names`, or a text field when there are more than CLIENT_SELECT_MAX. */
+function clientField(names: string[], current: string | undefined, extra: { empty?: string; id: string }): Html {
+  if (names.length <= CLIENT_SELECT_MAX) return select('client', names, current, extra);
+  return html`<input type="text" name="client" id="${extra.id}" value="${current ?? ''}" placeholder="${extra.empty ?? 'client name'}" autocomplete="off">`;
+}
 type JobDetails = Awaited<ReturnType<typeof getJobDetails>>;
 type LiveProgress = Awaited<ReturnType<typeof withLiveProgress>>;
 type LogLines = Awaited<ReturnType<typeof jobLogTail>>;
@@ -19,7 +28,7 @@ export function jobsListPage(p: Principal, q: JobQuery, page: { jobs: JobView[];
   const body = html`<h1>Jobs</h1>
 ${hasRole(p.user.role, 'operator') ? startForm(p, clientNames, repoNames) : ''}
 <form method="get" action="/jobs" class="filters">
-<label>Client ${select('client', clientNames, q.client, { empty: 'any', id: 'filter-client' })}</label>
+<label>Client ${clientField(clientNames, q.client, { empty: 'any', id: 'filter-client' })}</label>
 <label>Repository ${select('repository', repoNames, q.repository, { empty: 'any', id: 'filter-repository' })}</label>
 <label>State ${select('state', jobStates, q.state, { empty: 'any', id: 'filter-state' })}</label>
 <label>Kind ${select('kind', jobKinds, q.kind, { empty: 'any', id: 'filter-kind' })}</label>
@@ -128,7 +137,7 @@ function startForm(p: Parameters<typeof csrfField>[0], clients: string[], repos:
   return html`<form method="post" action="/jobs" class="card inline-form" id="start-backup">
   ${csrfField(p)}
   <strong>Back up now:</strong>
-  <label>Client ${select('client', clients, undefined, { id: 'start-client' })}</label>
+  <label>Client ${clientField(clients, undefined, { id: 'start-client' })}</label>
   <label>into ${select('repository', repos, undefined, { id: 'start-repository' })}</label>
   <button type="submit" class="primary">Start backup</button>
 </form>`;
