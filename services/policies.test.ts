@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { addPolicyInput } from './policies.js';
-import { cronSchema, scheduleOptions, timezoneSchema } from './policy-schedules.js';
+import { cronSchema, parseJitter, scheduleOptions, timezoneSchema } from './policy-schedules.js';
 import { scheduledBackup, scheduledMaintenance } from '../workflows/scheduled.js';
 import { retentionSchema } from './retention.js';
 import type { Policy } from '../db/schema.js';
@@ -30,7 +30,7 @@ describe('policy input', () => {
 describe('schedule options', () => {
   const policy = { id: '0d9c6f1e-3f6a-4b8e-9c1d-2a3b4c5d6e7f', name: 'p', backupCrons: ['0 3 * * *'], checkCrons: ['0 4 * * 0'], pruneCrons: [], timezone: 'Europe/Berlin', paused: true } as unknown as Policy;
   it('start the scheduled workflows on the main queue with overlap SKIP', () => {
-    const b = scheduleOptions({ temporal: { taskQueue: 'q' } as never }, policy, 'backup');
+    const b = scheduleOptions({ temporal: { taskQueue: 'q' } as never, schedules: { jitterSeconds: 0 } }, policy, 'backup');
     expect(b).toMatchObject({
       scheduleId: `policy-${policy.id}`,
       spec: { cronExpressions: ['0 3 * * *'], timezone: 'Europe/Berlin' },
@@ -38,7 +38,19 @@ describe('schedule options', () => {
       policies: { overlap: 'SKIP' },
       state: { paused: true },
     });
-    const c = scheduleOptions({ temporal: { taskQueue: 'q' } as never }, policy, 'check');
+    const c = scheduleOptions({ temporal: { taskQueue: 'q' } as never, schedules: { jitterSeconds: 0 } }, policy, 'check');
     expect(c).toMatchObject({ scheduleId: `policy-${policy.id}-check`, action: { workflowType: scheduledMaintenance, args: [{ policyId: policy.id, kind: 'check' }] } });
+  });
+
+  it("spread scheduled runs with the policy's jitter, else the server default; 0 means none", () => {
+    const server = { temporal: { taskQueue: 'q' } as never, schedules: { jitterSeconds: 300 } };
+    expect(scheduleOptions(server, policy, 'backup').spec.jitter).toBe(300_000);
+    expect(scheduleOptions(server, { ...policy, scheduleJitterSeconds: 600 }, 'check').spec.jitter).toBe(600_000);
+    expect(scheduleOptions(server, { ...policy, scheduleJitterSeconds: 0 }, 'backup').spec).not.toHaveProperty('jitter');
+  });
+
+  it('read jitter as typed: 10m, 90s, 1h, 0, default', () => {
+    expect(['10m', '90s', '90', '1h', '0', 'default', ''].map(parseJitter)).toEqual([600, 90, 90, 3600, 0, null, null]);
+    for (const bad of ['-1m', '10 m', '2d', '25h', 'soon']) expect(() => parseJitter(bad), bad).toThrow(/jitter must/);
   });
 });

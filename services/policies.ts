@@ -11,7 +11,7 @@ import type { Job, policiesTable, RepositoryCheck } from '../db/schema.js';
 import { getClient } from './clients.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, notFound, uniqueViolation } from './errors.js';
-import { applySchedules, cronSchema, describeOrNull, policyScheduleId, removeSchedules, scheduleKinds, temporalScheduleUrl, timezoneSchema, wanted, type ScheduleKind } from './policy-schedules.js';
+import { applySchedules, maxJitterSeconds, cronSchema, describeOrNull, policyScheduleId, removeSchedules, scheduleKinds, temporalScheduleUrl, timezoneSchema, wanted, type ScheduleKind } from './policy-schedules.js';
 import { getRepository } from './repositories.js';
 import { cleanRetention, retentionSchema } from './retention.js';
 import { nameSchema } from './validation.js';
@@ -28,6 +28,8 @@ export const policyFields = {
   pruneCrons: crons,
   staleAfterHours: z.coerce.number().int().min(1).max(24 * 366),
   paused: z.boolean(),
+  /** Seconds of random delay of each scheduled run; null = the server default (BORGCUBE_SCHEDULE_JITTER). */
+  scheduleJitterSeconds: z.union([z.number().int().min(0).max(maxJitterSeconds), z.null()]),
 };
 
 export const addPolicyInput = z.object({
@@ -42,6 +44,7 @@ export const addPolicyInput = z.object({
   pruneCrons: policyFields.pruneCrons.default([]),
   staleAfterHours: policyFields.staleAfterHours.default(36),
   paused: policyFields.paused.default(false),
+  scheduleJitterSeconds: policyFields.scheduleJitterSeconds.default(null),
 });
 export type AddPolicyInput = z.input<typeof addPolicyInput>;
 
@@ -57,6 +60,7 @@ export const updatePolicyInput = z
     checkVerifyData: policyFields.checkVerifyData,
     pruneCrons: policyFields.pruneCrons,
     staleAfterHours: policyFields.staleAfterHours,
+    scheduleJitterSeconds: policyFields.scheduleJitterSeconds,
   })
   .partial();
 export type UpdatePolicyInput = z.input<typeof updatePolicyInput>;
@@ -98,6 +102,7 @@ export async function addPolicy(deps: ServiceDeps, raw: AddPolicyInput): Promise
         pruneCrons: input.pruneCrons,
         staleAfterHours: input.staleAfterHours,
         paused: input.paused,
+        scheduleJitterSeconds: input.scheduleJitterSeconds,
       });
       try {
         await applySchedules(temporal, deps.config, row);
@@ -128,6 +133,7 @@ export async function updatePolicy(deps: ServiceDeps, name: string, raw: UpdateP
   if (input.checkVerifyData !== undefined) patch.checkVerifyData = input.checkVerifyData;
   if (input.pruneCrons !== undefined) patch.pruneCrons = input.pruneCrons;
   if (input.staleAfterHours !== undefined) patch.staleAfterHours = input.staleAfterHours;
+  if (input.scheduleJitterSeconds !== undefined) patch.scheduleJitterSeconds = input.scheduleJitterSeconds;
   const temporal = await deps.temporal();
   const row = await policiesQ.updatePolicy(deps.db, before.id, patch);
   if (!row) throw notFound('policy', name);

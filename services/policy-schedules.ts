@@ -42,6 +42,31 @@ export const timezoneSchema = z
     }
   }, 'must be an IANA time zone such as UTC or Europe/Berlin');
 
+/**
+ * A policy's schedule jitter as typed (CLI, console): a number with s, m or h ("10m"), 0 for
+ * none, or "default" / empty for the server's BORGCUBE_SCHEDULE_JITTER (null).
+ */
+export function parseJitter(text: string): number | null {
+  const t = text.trim();
+  if (t === '' || t === 'default') return null;
+  const m = /^(\d{1,6})([smh]?)$/.exec(t);
+  if (!m) throw new TypeError('jitter must be a number with s, m or h (e.g. 10m), 0 for none, or "default"');
+  const seconds = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  if (seconds > maxJitterSeconds) throw new TypeError('jitter must be at most 24h');
+  return seconds;
+}
+export const maxJitterSeconds = 86_400;
+
+/**
+ * The random delay Temporal adds to each of the policy's scheduled times (0 to this many
+ * seconds, a stable pseudo-random per time), so a fleet's "0 2 * * *" policies do not start
+ * their backups in the same second: the admission queue still bounds how many run at once, but a
+ * spread also spreads the SSH logins, prepares and cache pushes before it.
+ */
+export function jitterSecondsOf(config: Pick<Config, 'schedules'>, p: Pick<Policy, 'scheduleJitterSeconds'>): number {
+  return p.scheduleJitterSeconds ?? config.schedules.jitterSeconds;
+}
+
 export type ScheduleKind = 'backup' | 'check' | 'prune';
 export const scheduleKinds: readonly ScheduleKind[] = ['backup', 'check', 'prune'];
 
@@ -56,13 +81,14 @@ export function wanted(p: Policy, kind: ScheduleKind): boolean {
   return kind === 'backup' || cronsOf(p, kind).length > 0;
 }
 
-export function scheduleOptions(config: Pick<Config, 'temporal'>, p: Policy & { name: string }, kind: ScheduleKind): ScheduleOptions {
+export function scheduleOptions(config: Pick<Config, 'temporal' | 'schedules'>, p: Policy & { name: string }, kind: ScheduleKind): ScheduleOptions {
   const scheduleId = policyScheduleId(p.id, kind);
   const common = { type: 'startWorkflow', taskQueue: config.temporal.taskQueue, workflowId: `${scheduleId}-run` } as const;
   const backupArgs: [ScheduledBackupInput] = [{ policyId: p.id }];
+  const jitter = jitterSecondsOf(config, p);
   return {
     scheduleId,
-    spec: { cronExpressions: cronsOf(p, kind), timezone: p.timezone },
+    spec: { cronExpressions: cronsOf(p, kind), timezone: p.timezone, ...(jitter > 0 ? { jitter: jitter * 1000 } : {}) },
     action: kind === 'backup' ? { ...common, workflowType: scheduledBackup, args: backupArgs } : { ...common, workflowType: scheduledMaintenance, args: [{ policyId: p.id, kind }] },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1h', pauseOnFailure: false },
     memo: { policy: p.name, kind },
@@ -94,7 +120,7 @@ async function deleteIfExists(temporal: TemporalClient, id: string): Promise<voi
 }
 
 /** Makes the policy's Temporal Schedules match the row: create, update, pause/unpause, delete. */
-export async function applySchedules(temporal: TemporalClient, config: Pick<Config, 'temporal'>, p: Policy & { name: string }): Promise<void> {
+export async function applySchedules(temporal: TemporalClient, config: Pick<Config, 'temporal' | 'schedules'>, p: Policy & { name: string }): Promise<void> {
   for (const kind of scheduleKinds) {
     const id = policyScheduleId(p.id, kind);
     if (!wanted(p, kind)) {

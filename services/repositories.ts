@@ -11,6 +11,7 @@ import * as repos from '../db/queries/repositories.js';
 import { repositorySecretContext } from '../db/queries/repositories.js';
 import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
 import { acquireRepositoryLease } from '../proxy/storage/api.js';
+import { admitAndWake } from './admission.js';
 import type { ServiceDeps } from './deps.js';
 import { storageHostForNewRepository } from './storage-hosts.js';
 import { conflict, failed, invalid, notFound, uniqueViolation } from './errors.js';
@@ -209,4 +210,27 @@ function prepareFolder(path: string, account: { uid: number; gid: number }): () 
     if (topCreated) rmSync(topCreated, { recursive: true, force: true });
     else for (const f of readdirSync(path)) rmSync(join(path, f), { recursive: true, force: true });
   };
+}
+
+/** `--max-backups N` or `default` (null: the server's BORGCUBE_MAX_BACKUPS_PER_REPOSITORY). */
+export const updateRepositoryInput = z.object({
+  maxConcurrentBackups: z.union([z.number().int().min(1).max(9999), z.null()]).describe('backups that may run into it at once; null = the server default'),
+});
+
+/**
+ * Changes a repository's settings (its backup limit). A raised limit admits queued backups at
+ * once instead of at the next backup's end.
+ */
+export async function updateRepository(deps: Pick<ServiceDeps, 'db' | 'config' | 'log' | 'temporal'>, name: string, raw: z.input<typeof updateRepositoryInput>): Promise<RepositoryView> {
+  const input = updateRepositoryInput.parse(raw);
+  const repo = await getRepository(deps, name);
+  const row = await repos.updateRepository(deps.db, repo.id, { maxConcurrentBackups: input.maxConcurrentBackups });
+  if (!row) throw notFound('repository', name);
+  await admitAndWake(deps, row.storageHost);
+  return row;
+}
+
+/** The backup limit that applies to a repository, and where it comes from. */
+export function effectiveBackupLimit(deps: Pick<ServiceDeps, 'config'>, repo: Pick<RepositoryView, 'maxConcurrentBackups'>): { limit: number; source: 'repository' | 'default' } {
+  return repo.maxConcurrentBackups !== null ? { limit: repo.maxConcurrentBackups, source: 'repository' } : { limit: deps.config.queue.maxBackupsPerRepository, source: 'default' };
 }

@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import type { Job, RetentionRules } from '../../db/schema.js';
 import { listJobs } from '../../services/jobs.js';
 import { addPolicy, getPolicy, getPolicyDetails, listPolicies, pausePolicy, removePolicy, resumePolicy, syncPolicySchedules, triggerPolicy, updatePolicy, type PolicyDetails, type PolicyView, type UpdatePolicyInput } from '../../services/policies.js';
+import { parseJitter } from '../../services/policy-schedules.js';
 import { retentionText } from '../../services/retention.js';
 import { startCheck, startPrune } from '../../services/policy-jobs.js';
 import { printable, table, UsageError, type CliContext } from '../context.js';
@@ -9,6 +10,16 @@ import { hooksCommand } from './hooks.js';
 import { waitForJob } from '../wait.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** --jitter as seconds; null for "default"; undefined when not given (edit leaves it). */
+function jitterOf(v: string | undefined): number | null | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseJitter(v);
+  } catch (err) {
+    throw new UsageError(`--jitter: ${(err as Error).message}`);
+  }
+}
 
 interface ScheduleOpts {
   cron?: string[];
@@ -23,6 +34,7 @@ interface ScheduleOpts {
   verifyData?: boolean;
   pruneCron?: string[];
   staleAfter?: string;
+  jitter?: string;
   json?: boolean;
 }
 
@@ -31,6 +43,7 @@ function scheduleOptions(cmd: Command): Command {
   return cmd
     .option('--cron <expr>', 'backup time: a cron expression ("0 3 * * *"), @daily, or "@every 6h"; repeat for several; "none" for trigger-only', collect)
     .option('--timezone <tz>', 'time zone of the cron expressions and of prune\'s days/weeks (IANA name, e.g. Europe/Berlin)')
+    .option('--jitter <time>', 'random delay of each scheduled run, up to this (e.g. 10m, 90s, 1h; 0 = none; "default" = BORGCUBE_SCHEDULE_JITTER)')
     .option('--keep-within <interval>', 'keep every archive younger than this (e.g. 48H, 7d, 4w, 6m, 1y); "none" drops the rule')
     .option('--keep-hourly <n>', 'keep the last archive of each of the last N hours (0 drops the rule)')
     .option('--keep-daily <n>', 'keep the last archive of each of the last N days (0 drops the rule)')
@@ -97,6 +110,7 @@ function policyEditCommands(policy: Command, ctx: CliContext) {
       pruneCrons: cronList(o.pruneCron) ?? [],
       staleAfterHours: o.staleAfter,
       paused: Boolean(o.paused),
+      scheduleJitterSeconds: jitterOf(o.jitter) ?? null,
     });
     if (o.json) return ctx.printJson(p);
     ctx.print(`policy ${p.name} added: ${p.clientName} → ${p.repositoryName}${p.paused ? ' (paused)' : ''}`);
@@ -124,6 +138,7 @@ function policyEditCommands(policy: Command, ctx: CliContext) {
         checkVerifyData: o.verifyData,
         pruneCrons: cronList(o.pruneCron),
         staleAfterHours: o.staleAfter,
+        scheduleJitterSeconds: jitterOf(o.jitter),
       };
       const p = await updatePolicy(deps, name, patch);
       if (o.json) return ctx.printJson(p);
@@ -281,6 +296,7 @@ function showPolicy(d: PolicyDetails & PolicyView): string {
     ['state', d.paused ? 'paused' : 'active'],
     ['backup', d.backupCrons.join('; ') || 'trigger only'],
     ['time zone', d.timezone],
+    ['jitter', d.scheduleJitterSeconds === null ? 'server default' : `${d.scheduleJitterSeconds} s`],
     ['retention', retentionText(d.retention)],
     ['prune', d.pruneCrons.length ? `after each backup, and ${d.pruneCrons.join('; ')}` : 'after each backup'],
     ['check', d.checkCrons.length ? `${d.checkCrons.join('; ')}${d.checkVerifyData ? ' (--verify-data)' : ''}` : '-'],

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { RepositoryCheck } from '../../db/schema.js';
 import { listRepositoryChecks } from '../../services/policies.js';
-import { addRepository, encryptionModes, getRepository, listRepositories, repairRepository, type RepositoryView } from '../../services/repositories.js';
+import { addRepository, effectiveBackupLimit, encryptionModes, getRepository, listRepositories, repairRepository, updateRepository, type RepositoryView } from '../../services/repositories.js';
 import { table, UsageError, type CliContext } from '../context.js';
 import { cliActor, requireRoot } from './recovery.js';
 
@@ -40,8 +40,23 @@ export function registerRepoCommands(program: Command, ctx: CliContext) {
     .action(async (name: string, opts: { json?: boolean }) => {
       const r = await getRepository(ctx.deps(), name);
       const lastCheck = (await listRepositoryChecks(ctx.deps(), name, 1))[0] ?? null;
-      if (opts.json) return ctx.printJson({ ...r, lastCheck });
-      ctx.print(showRepository(r, lastCheck));
+      if (opts.json) return ctx.printJson({ ...r, lastCheck, backupLimit: effectiveBackupLimit(ctx.deps(), r) });
+      ctx.print(showRepository(r, lastCheck, effectiveBackupLimit(ctx.deps(), r)));
+    });
+
+  repo
+    .command('set')
+    .description("change a repository's settings")
+    .argument('<name>', 'repository name')
+    .requiredOption('--max-backups <n>', 'backups that may run into it at once (more wait as queued), or "default" for the server default (BORGCUBE_MAX_BACKUPS_PER_REPOSITORY)')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, opts: { maxBackups: string; json?: boolean }) => {
+      const v = opts.maxBackups.trim();
+      if (v !== 'default' && !/^[1-9]\d{0,3}$/.test(v)) throw new UsageError('--max-backups must be a number from 1 to 9999, or "default"');
+      const r = await updateRepository(ctx.deps(), name, { maxConcurrentBackups: v === 'default' ? null : Number(v) });
+      if (opts.json) return ctx.printJson(r);
+      const l = effectiveBackupLimit(ctx.deps(), r);
+      ctx.print(`repository ${r.name}: at most ${l.limit} backups at once${l.source === 'default' ? ' (the server default)' : ''}`);
     });
 
   repo
@@ -62,7 +77,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext) {
     });
 }
 
-function showRepository(r: RepositoryView, check: RepositoryCheck | null): string {
+function showRepository(r: RepositoryView, check: RepositoryCheck | null, limit: ReturnType<typeof effectiveBackupLimit>): string {
   const lines: Array<[string, string]> = [
     ['name', r.name],
     ['path', r.path],
@@ -70,6 +85,7 @@ function showRepository(r: RepositoryView, check: RepositoryCheck | null): strin
     ['encryption', r.encryption],
     ['borg id', r.borgId],
     ['created', r.createdAt.toISOString()],
+    ['max backups', `${limit.limit}${limit.source === 'default' ? ' (server default)' : ''}`],
   ];
   if (r.stats) {
     lines.push(['archives', String(r.stats.archives)], ['original size', String(r.stats.originalSize)], ['deduplicated size', String(r.stats.uniqueCompressedSize)]);

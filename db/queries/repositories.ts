@@ -31,6 +31,10 @@ export async function insertRepository(db: Db, row: typeof repositoriesTable.$in
   return rows[0]!;
 }
 
+export async function updateRepository(db: Db, id: string, patch: Pick<Partial<Repository>, 'maxConcurrentBackups'>): Promise<RepositoryRow | undefined> {
+  return (await db.update(repositoriesTable).set(patch).where(eq(repositoriesTable.id, id)).returning(publicColumns))[0];
+}
+
 export async function updateRepositoryStats(db: Db, id: string, stats: Repository['stats']): Promise<void> {
   await db.update(repositoriesTable).set({ stats }).where(eq(repositoriesTable.id, id));
 }

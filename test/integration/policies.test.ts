@@ -49,7 +49,16 @@ describe('policies and their schedules', () => {
     const d = await stack.temporal.schedule.getHandle(policyScheduleId(p.id, 'backup')).describe();
     expect(d.policies.overlap).toBe(ScheduleOverlapPolicy.SKIP);
     expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'scheduledBackup', taskQueue: stack.config.temporal.taskQueue, args: [{ policyId: p.id }] });
-    expect(d.info.nextActionTimes[0]!.toISOString()).toMatch(/T03:00:00\.000Z$/);
+    // 03:00 plus the server's default jitter (BORGCUBE_SCHEDULE_JITTER, 5m): Temporal adds 0–5 min.
+    expect(d.spec.jitter).toBe(stack.config.schedules.jitterSeconds * 1000);
+    expect(d.info.nextActionTimes[0]!.toISOString()).toMatch(/T03:0[0-4]:\d\d\.\d{3}Z$/);
+    // The policy's own jitter replaces the default on the existing schedule; 0 removes it.
+    expect((await cli(['policy', 'edit', 'nightly', '--jitter', '10m'])).code).toBe(0);
+    expect((await stack.temporal.schedule.getHandle(policyScheduleId(p.id, 'backup')).describe()).spec.jitter).toBe(600_000);
+    expect((await cli(['policy', 'show', 'nightly'])).out).toMatch(/jitter\s+600 s/);
+    await cli(['policy', 'edit', 'nightly', '--jitter', '0']);
+    expect((await stack.temporal.schedule.getHandle(policyScheduleId(p.id, 'backup')).describe()).spec.jitter ?? 0).toBe(0);
+    await cli(['policy', 'edit', 'nightly', '--jitter', 'default']);
     // No check or prune crons: no such schedules.
     await expect(stack.temporal.schedule.getHandle(policyScheduleId(p.id, 'check')).describe()).rejects.toBeInstanceOf(ScheduleNotFoundError);
 

@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { listArchives, listArchivesLive } from '../../services/archives.js';
-import { addRepository, addRepositoryInput, getRepository, listRepositories } from '../../services/repositories.js';
+import { addRepository, addRepositoryInput, getRepository, listRepositories, updateRepository, updateRepositoryInput } from '../../services/repositories.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { jsonBody } from './body.js';
 import { op } from './openapi.js';
@@ -19,6 +19,10 @@ export function repositoriesApi(deps: WebDeps) {
     return c.json(await addRepository(s, input), 201);
   });
   app.get('/:name', op({ tag, summary: 'Show a repository', role: 'viewer', params: nameParam }), async (c) => c.json(await getRepository(s, c.req.param('name'))));
+  app.patch('/:name', op({ tag, summary: "Change a repository's settings: its limit of backups at once (null = the server default)", role: 'admin', params: nameParam, body: updateRepositoryInput }), async (c) => {
+    const input = updateRepositoryInput.parse(await jsonBody(c));
+    return c.json(await updateRepository(s, c.req.param('name'), input));
+  });
   app.get('/:name/archives', op({ tag, summary: 'Archives BorgCube recorded in the repository', role: 'viewer', params: nameParam }), async (c) =>
     c.json({ archives: await listArchives(s, c.req.param('name')) }),
   );

@@ -12,6 +12,7 @@ import type { ServiceError } from '../../services/errors.js';
 import { addPolicy, getPolicy, getPolicyDetails, listPolicyOverviews, pausePolicy, removePolicy, resumePolicy, triggerPolicy, updatePolicy } from '../../services/policies.js';
 import { setPolicyHooks } from '../../services/hooks.js';
 import { startCheck, startPrune } from '../../services/policy-jobs.js';
+import { parseJitter } from '../../services/policy-schedules.js';
 import { type retentionSchema } from '../../services/retention.js';
 import { listRepositories } from '../../services/repositories.js';
 import { actor } from '../api/body.js';
@@ -42,7 +43,17 @@ function inputOf(v: PolicyFormValues) {
     checkVerifyData: v.checkVerifyData,
     pruneCrons: lines(v.pruneCrons),
     staleAfterHours: v.staleAfterHours.trim() || undefined,
+    scheduleJitterSeconds: jitterSeconds(v.jitter),
   };
+}
+
+/** The jitter as typed; what cannot be read becomes -1, which the service refuses on the field. */
+function jitterSeconds(text: string): number | null {
+  try {
+    return parseJitter(text);
+  } catch {
+    return -1;
+  }
 }
 
 const listFields = new Set(['backupCrons', 'checkCrons', 'pruneCrons']);
@@ -53,6 +64,7 @@ const fieldOfPath: FieldOfPath = (path) => {
   const [head, sub] = path;
   if (typeof head !== 'string') return undefined;
   if (listFields.has(head)) return { field: head, prefix: typeof sub === 'number' ? `line ${sub + 1}: ` : '' };
+  if (head === 'scheduleJitterSeconds') return { field: 'jitter', prefix: 'a number with s, m or h (e.g. 10m), 0 for none, or empty for the default: ' };
   if (head === 'retention') return typeof sub === 'string' && retentionFieldOf.has(sub) ? { field: retentionFieldOf.get(sub)! } : { field: 'keepWithin' };
   return { field: head };
 };

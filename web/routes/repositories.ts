@@ -6,7 +6,8 @@ import { listArchives, listArchivesLive } from '../../services/archives.js';
 import { confirmOwnPassword, hasRole } from '../../services/auth.js';
 import { listRepositoryChecks } from '../../services/policies.js';
 import { startCheck } from '../../services/policy-jobs.js';
-import { addRepository, encryptionModes, getRepository, listRepositories } from '../../services/repositories.js';
+import { invalid } from '../../services/errors.js';
+import { addRepository, effectiveBackupLimit, encryptionModes, getRepository, listRepositories, updateRepository } from '../../services/repositories.js';
 import { buildRecoveryKit, recoveryKitText } from '../../services/recovery-kit.js';
 import { listStorageHosts, STORAGE_HOST_SILENT_AFTER_S, type StorageHostView } from '../../services/storage-hosts.js';
 import { actor } from '../api/body.js';
@@ -78,8 +79,8 @@ ${archives.length
   <dt>Storage host</dt><dd>${repo.storageHost}</dd><dt>Path</dt><dd class="path">${repo.path}</dd><dt>Encryption</dt><dd>${repo.encryption}</dd>
   <dt>Borg id</dt><dd><code class="small">${repo.borgId}</code></dd><dt>Created</dt><dd>${when(repo.createdAt)}</dd>
   <dt>Original size</dt><dd>${bytes(st?.originalSize)}</dd><dt>Deduplicated</dt><dd>${bytes(st?.uniqueSize)}</dd><dt>Stored</dt><dd>${bytes(st?.uniqueCompressedSize)}</dd>
-  <dt>Dedup ratio</dt><dd>${ratio(st && st.uniqueSize > 0 ? st.originalSize / st.uniqueSize : null)}</dd><dt>Figures of</dt><dd>${st?.updatedAt ?? '—'}</dd>
-</dl>${damageNotice(repo, checks)}
+  <dt>Dedup ratio</dt><dd>${ratio(st && st.uniqueSize > 0 ? st.originalSize / st.uniqueSize : null)}</dd><dt>Figures of</dt><dd>${st?.updatedAt ?? '—'}</dd>${limitFacts(effectiveBackupLimit(s, repo))}
+</dl>${settingsForm(p, repo, s.config.queue.maxBackupsPerRepository)}${damageNotice(repo, checks)}
 <h2>Archives</h2>
 ${archivesHtml}
 ${checksSection(p, repo.name, checks)}${recoveryKitForm(p, repo.name)}
@@ -88,7 +89,7 @@ ${checksSection(p, repo.name, checks)}${recoveryKitForm(p, repo.name)}
   };
   app.get('/:name', requireRole('viewer'), (c) => showPage(c, false));
   app.post('/:name/live', requireRole('operator'), (c) => showPage(c, true));
-  app.post('/:name/recovery-kit', requireRole('admin'), (c) => downloadRecoveryKit(deps, c));
+  app.post('/:name/recovery-kit', requireRole('admin'), (c) => downloadRecoveryKit(deps, c)).post('/:name/settings', requireRole('admin'), (c) => saveSettings(deps, c));
 
   app.post('/:name/check', requireRole('operator'), async (c) => {
     const f = await formFields(c);
@@ -96,6 +97,27 @@ ${checksSection(p, repo.name, checks)}${recoveryKitForm(p, repo.name)}
     return c.redirect(`/jobs/${job.id}`, 303);
   });
   return app;
+}
+
+function limitFacts(l: ReturnType<typeof effectiveBackupLimit>) {
+  return html`
+  <dt>Backups at once</dt><dd id="max-backups">${l.limit}${l.source === 'default' ? html` <span class="muted small">(server default)</span>` : ''}</dd>`;
+}
+
+/** The repository's backup limit (admins): empty = the server default. */
+function settingsForm(p: ReturnType<typeof principalOf>, repo: { name: string; maxConcurrentBackups: number | null }, serverDefault: number) {
+  if (!hasRole(p.user.role, 'admin')) return '';
+  return html`<form method="post" action="/repositories/${encodeURIComponent(repo.name)}/settings" class="inline-form" id="repository-settings">${csrfField(p)}
+<label>Backups at once <input type="number" name="maxBackups" min="1" max="9999" value="${repo.maxConcurrentBackups ?? ''}" placeholder="default (${serverDefault})"></label>
+<button type="submit">Save</button> <span class="muted small">More wait as queued; empty = the server default.</span></form>`;
+}
+
+async function saveSettings(deps: WebDeps, c: Context<WebEnv, '/:name/settings'>): Promise<Response> {
+  const f = await formFields(c);
+  const v = (f.maxBackups ?? '').trim();
+  if (v !== '' && !/^[1-9]\d{0,3}$/.test(v)) throw invalid('backups at once: a number from 1 to 9999, or empty for the server default');
+  const repo = await updateRepository(deps.services, c.req.param('name'), { maxConcurrentBackups: v === '' ? null : Number(v) });
+  return c.redirect(`/repositories/${encodeURIComponent(repo.name)}`, 303);
 }
 
 /**

@@ -101,6 +101,7 @@ ${hasRole(p.user.role, 'admin')
   <dt>State</dt><dd id="policy-state">${pausedBadge(d.paused)}</dd>
   <dt>Backups</dt><dd>${crons(d.backupCrons, 'only when triggered')}</dd>
   <dt>Time zone</dt><dd>${d.timezone}</dd>
+  <dt>Jitter</dt><dd id="policy-jitter">${d.scheduleJitterSeconds === null ? 'server default' : d.scheduleJitterSeconds === 0 ? 'none' : `up to ${d.scheduleJitterSeconds} s`}</dd>
   <dt>Retention</dt><dd>${retentionText(d.retention)}</dd>
   <dt>Prune</dt><dd>after each backup${d.pruneCrons.length ? html`, and at ${crons(d.pruneCrons, '')}` : ''}</dd>
   <dt>Checks</dt><dd>${crons(d.checkCrons, 'none scheduled')}${d.checkVerifyData ? html` <span class="muted">(with --verify-data)</span>` : ''}</dd>
@@ -136,6 +137,8 @@ export interface PolicyFormValues {
   checkCrons: string;
   checkVerifyData: boolean;
   staleAfterHours: string;
+  /** Schedule jitter as typed ("10m"); empty = the server default. */
+  jitter: string;
   paused: boolean;
 }
 
@@ -165,6 +168,7 @@ export function formValuesOf(p: PolicyView): PolicyFormValues {
     checkCrons: p.checkCrons.join('\n'),
     checkVerifyData: p.checkVerifyData,
     staleAfterHours: String(p.staleAfterHours),
+    jitter: p.scheduleJitterSeconds === null ? '' : `${p.scheduleJitterSeconds}s`,
     paused: p.paused,
   };
 }
@@ -187,6 +191,7 @@ export function formValuesFrom(f: Record<string, string>): PolicyFormValues {
     checkCrons: t('checkCrons'),
     checkVerifyData: Boolean(f.checkVerifyData),
     staleAfterHours: t('staleAfterHours'),
+    jitter: t('jitter'),
     paused: Boolean(f.paused),
   };
 }
@@ -207,6 +212,7 @@ export const policyFieldLabels: Record<string, string> = {
   checkCrons: 'Check times',
   checkVerifyData: 'Verify data',
   staleAfterHours: 'Stale after',
+  jitter: 'Jitter',
   paused: 'Paused',
 };
 
@@ -228,6 +234,7 @@ export function policyForm(
   <h3>Backups</h3>
   <label>Backup times (empty: only when triggered) <textarea name="backupCrons" rows="3" placeholder="0 3 * * *"${inv('backupCrons')}>${v.backupCrons}</textarea>${cronHelp}${err('backupCrons')}</label>
   <label>Time zone of all times, and of prune's days and weeks <input name="timezone" value="${v.timezone}" placeholder="UTC" list="timezones"${inv('timezone')}>${err('timezone')}</label>
+  <label>Start each scheduled run up to this much later, at random (10m, 90s, 1h; 0 = exactly on time) <input name="jitter" value="${v.jitter}" placeholder="server default"${inv('jitter')}>${err('jitter')}</label>
   <label>Alert when no backup succeeded for this many hours <input name="staleAfterHours" type="number" min="1" value="${v.staleAfterHours}" placeholder="36"${inv('staleAfterHours')}>${err('staleAfterHours')}</label>
   <h3>Retention</h3>
   <p class="muted small">borg prune runs after each successful scheduled backup with these rules. Empty fields are not used; with none at all, everything is kept.</p>
