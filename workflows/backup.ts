@@ -5,7 +5,7 @@ import type { ClientActivities, ClientProbe } from '../activities/client.js';
 import { failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobOutcome } from './job-lifecycle.js';
 import { statusQuery, violationSignal, type BackupStatus, type JobFinalState, type ViolationSignal } from './messages.js';
-import { storageHostActivities, storageHostFailure, type StorageHostActivities } from './storage-host.js';
+import { hostCleanupNeeded, neverStarted, storageHostActivities, storageHostFailure, type StorageHostActivities } from './storage-host.js';
 
 /** Input of `backup`: ids only; activities load the rows. */
 export interface BackupInput {
@@ -34,6 +34,8 @@ class BackupJob {
   readonly status: BackupStatus;
   readonly storage: StorageHostActivities;
   violation: ViolationSignal | undefined;
+  /** Whether a step of this job was sent to its storage host (cleanup leaves an untouched host out). */
+  hostTouched = false;
   /** Started alongside finalize; cleanup awaits them instead of starting over. */
   revoked: Promise<void> | undefined;
   clientCleaned: Promise<void> | undefined;
@@ -60,7 +62,10 @@ class BackupJob {
       if (round > 1) await jobSteps.setPhase({ jobId, phase: 'prepare' });
       // The client's side (connect, `borg --version`) needs nothing prepared: both at once.
       // Both are awaited before going on, so a failure of one never leaves the other running.
+      this.hostTouched = true;
       const [prep, probe] = await Promise.allSettled([this.storage.prepare.prepareBackup({ jobId }), clientActs.probeClient({ jobId })]);
+      // No worker of the host took the first step: nothing of the job is there to clean up.
+      if (round === 1 && prep.status === 'rejected' && neverStarted(prep.reason)) this.hostTouched = false;
       if (prep.status === 'rejected') throw storageHostFailure(this.input.storageHost, prep.reason);
       if (probe.status === 'rejected') throw probe.reason;
       const probed: ClientProbe = probe.value;
@@ -93,6 +98,7 @@ class BackupJob {
     const jobId = this.input.jobId;
     this.status.phase = 'cleanup';
     await jobSteps.setPhase({ jobId, phase: 'cleanup' });
+    if (!hostCleanupNeeded(this.hostTouched)) return;
     // Revoking (server side) and cleaning the client up do not depend on each other.
     await Promise.all([
       this.revoked ?? settle(this.storage.repo.revokeCredential({ jobId })),
