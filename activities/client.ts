@@ -18,6 +18,7 @@ import { borgExtract } from './remote-borg/borg-extract.js';
 import { createClientBorg } from './remote-borg/client-borg.js';
 import { createClientConnections } from './remote-borg/client-connection.js';
 import { runDetached } from './remote-borg/detached-run.js';
+import { loadJobHooks, runHookPhase } from './remote-borg/hooks.js';
 import { checkRestored, checkRestoreTarget, ensureRestoreTarget, type RestoreExpectation, type RestoreOutcome } from './remote-borg/restore-target.js';
 
 export { clientJobDir } from './remote-borg/job-folder.js';
@@ -51,6 +52,11 @@ export interface RunBorgInput extends JobRef {
    * absent in the histories of jobs started before storage hosts, which had one host: this config's.
    */
   location?: string;
+}
+
+export interface EndHooksInput extends JobRef {
+  /** How the backup ended: on-failure hooks run when it failed, after hooks always. */
+  state: 'succeeded' | 'failed' | 'violation' | 'cancelled';
 }
 
 export interface RunBorgExtractInput extends RunBorgInput {
@@ -104,6 +110,48 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
   };
 }
 
+/** A backup's hooks (remote-borg/hooks.ts): before it, and on failure and after it. */
+function hookActivities(deps: ClientActivityDeps, withClient: ReturnType<typeof createClientConnections>['withClient']) {
+  const { db } = deps;
+  return {
+    /**
+     * The backup's before hooks (the client's, then its policy's), before anything of the job
+     * reaches the client: the first that fails fails the job, and nothing is pushed. Without
+     * hooks no connection is made. A retry (worker died mid-hook) runs them again.
+     */
+    async runBeforeHooks({ jobId }: JobRef): Promise<{ ran: number }> {
+      const loaded = await loadJobHooks(db, jobId);
+      if (!loaded?.hooks.before.length) return { ran: 0 };
+      const failures = await withClient(jobId, ({ conn, home }) => {
+        const ctx = Context.current();
+        return runHookPhase(deps, { conn, jobId, home, limits: loaded.limits, signal: ctx.cancellationSignal, beat: () => ctx.heartbeat() }, 'before', loaded.hooks.before);
+      });
+      if (failures[0]) throw ApplicationFailure.nonRetryable(failures[0], 'HookFailed');
+      return { ran: loaded.hooks.before.length };
+    },
+
+    /**
+     * The on-failure hooks (if the backup failed or was stopped for a violation), then the after
+     * hooks (always), each run whatever the one before did. Their failures are returned for the
+     * job's error; the backup's own outcome is the workflow's to keep.
+     */
+    async runEndHooks({ jobId, state }: EndHooksInput): Promise<{ failures: string[] }> {
+      const loaded = await loadJobHooks(db, jobId);
+      if (!loaded) return { failures: [] };
+      const onFailure = state === 'failed' || state === 'violation' ? loaded.hooks.onFailure : [];
+      if (!onFailure.length && !loaded.hooks.after.length) return { failures: [] };
+      return withClient(jobId, async ({ conn, home }) => {
+        const ctx = Context.current();
+        const run = { conn, jobId, home, state, limits: loaded.limits, signal: ctx.cancellationSignal, beat: () => ctx.heartbeat() };
+        const failures = await runHookPhase(deps, run, 'onFailure', onFailure);
+        failures.push(...(await runHookPhase(deps, run, 'after', loaded.hooks.after)));
+        return { failures };
+      });
+    },
+
+  };
+}
+
 export function createClientActivities(deps: ClientActivityDeps) {
   const { config } = deps;
   const { withClient } = createClientConnections(deps, deps.sshPool ?? new SshPool());
@@ -111,6 +159,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
 
   return {
     ...restoreActivities(deps, withClient, borg),
+    ...hookActivities(deps, withClient),
 
     /**
      * Runs while the server prepares the job: connects (the connection then waits in the pool for

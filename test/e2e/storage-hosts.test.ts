@@ -123,11 +123,13 @@ describe('several storage hosts', () => {
       await new Promise((r) => setTimeout(r, 2000));
     }
     const t0 = Date.now();
-    const [onB, onA] = await Promise.all([startBackup(stack.deps, { client: 'web1', repository: 'on-b', triggeredBy: 'test' }), startBackup(stack.deps, { client: 'web1', repository: 'on-a', triggeredBy: 'test' })]);
+    // One client has one backup at a time: B's first (it ends at once), then A's while B is down.
+    const onB = await startBackup(stack.deps, { client: 'web1', repository: 'on-b', triggeredBy: 'test' });
     const failed = await waitForJob(stack, onB.id, 60_000);
     expect(failed.state).toBe('failed');
     expect(failed.error).toMatch(new RegExp(`^storage host ${hostB.name} is not responding \\(last seen \\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z, \\d+ s ago\\)`));
     expect(Date.now() - t0).toBeLessThan(60_000);
+    const onA = await startBackup(stack.deps, { client: 'web1', repository: 'on-a', triggeredBy: 'test' });
     const ok = await waitForJob(stack, onA.id);
     if (ok.state !== 'succeeded') throw new Error(`backup on ${hostA()} ended ${ok.state} (${ok.error})\n${await describeJob(stack, ok.id)}`);
     // The failed job left nothing on the client.
