@@ -44,7 +44,10 @@ export async function recordPhase(deps: { db: Db; events?: EventPublisher; log: 
   await deps.events?.publish(jobId, { type: 'state', jobId, state: 'running', phase }).catch((err: Error) => deps.log.warn({ err: err.message }, 'publishing a job event failed'));
 }
 
-/** A job on a storage host that stopped reporting would wait for a worker that is not there: it fails now and says so; jobs on the other hosts go on. */
+/**
+ * A job on a storage host that stopped reporting would wait for a worker that is not there: it
+ * fails now and says so (services/storage-hosts.ts); jobs on the other hosts go on.
+ */
 async function refuseIfStorageHostDown(db: Db, repositoryId: string): Promise<void> {
   const repo = await findRepositoryById(db, repositoryId);
   const down = repo && (await storageHostDownReason(db, repo.storageHost));

@@ -1,5 +1,6 @@
 // Layout of the storage account's folder (<data dir>/storage, 0700). The repository service
-// writes here; the worker (root) reads the prepared job files from here to push them to clients.
+// writes here; the storage worker in the same process pushes the prepared job files from here to
+// clients (activities/client-files.ts). Nothing outside the storage host reads it.
 import { join } from 'node:path';
 
 export interface StorageLayoutConfig {

@@ -5,7 +5,7 @@ import type { ClientActivities, ClientProbe } from '../activities/client.js';
 import { describeFailure, failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobOutcome } from './job-lifecycle.js';
 import { admittedSignal, jobFaultSignal, statusQuery, violationSignal, type BackupStatus, type JobFaultSignal, type JobFinalState, type ViolationSignal } from './messages.js';
-import { storageHostActivities, storageHostFailure, type StorageHostActivities } from './storage-host.js';
+import { hostCleanupNeeded, neverStarted, storageHostActivities, storageHostFailure, type StorageHostActivities } from './storage-host.js';
 
 /** Input of `backup`: ids only; activities load the rows. */
 export interface BackupInput {
@@ -45,6 +45,8 @@ class BackupJob {
   readonly storage: StorageHostActivities;
   violation: ViolationSignal | undefined;
   fault: JobFaultSignal | undefined;
+  /** Whether a step of this job was sent to its storage host (cleanup leaves an untouched host out). */
+  hostTouched = false;
   /** Started alongside finalize; cleanup awaits them instead of starting over. */
   revoked: Promise<void> | undefined;
   clientCleaned: Promise<void> | undefined;
@@ -108,7 +110,10 @@ class BackupJob {
         this.hooksStarted = true;
         hooks = clientActs.runBeforeHooks({ jobId });
       }
+      this.hostTouched = true;
       const [prep, probe, before] = await Promise.allSettled([this.storage.prepare.prepareBackup({ jobId }), clientActs.probeClient({ jobId }), hooks]);
+      // No worker of the host took the first step: nothing of the job is there to clean up.
+      if (round === 1 && prep.status === 'rejected' && neverStarted(prep.reason)) this.hostTouched = false;
       if (before.status === 'rejected') throw before.reason;
       if (prep.status === 'rejected') throw storageHostFailure(this.input.storageHost, prep.reason);
       if (probe.status === 'rejected') throw probe.reason;
@@ -153,12 +158,14 @@ class BackupJob {
     }
     this.status.phase = 'cleanup';
     await jobSteps.setPhase({ jobId, phase: 'cleanup' });
-    // Revoking (server side) and cleaning the client up do not depend on each other.
-    await Promise.all([
-      this.revoked ?? settle(this.storage.repo.revokeCredential({ jobId })),
-      this.clientCleaned ?? settle(this.storage.clientCleanup.cleanupClient({ jobId, keepFilesCache: succeeded })),
-    ]);
-    await settle(this.storage.repo.cleanupJob({ jobId, succeeded }));
+    if (hostCleanupNeeded(this.hostTouched)) {
+      // Revoking (server side) and cleaning the client up do not depend on each other.
+      await Promise.all([
+        this.revoked ?? settle(this.storage.repo.revokeCredential({ jobId })),
+        this.clientCleaned ?? settle(this.storage.clientCleanup.cleanupClient({ jobId, keepFilesCache: succeeded })),
+      ]);
+      await settle(this.storage.repo.cleanupJob({ jobId, succeeded }));
+    }
     if (!this.hooksStarted) return outcome;
     let failures: string[];
     try {

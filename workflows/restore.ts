@@ -6,7 +6,7 @@ import type { ClientActivities } from '../activities/client.js';
 import { failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobStats } from './job-lifecycle.js';
 import { statusQuery, violationSignal, type BackupStatus, type JobFinalState, type ViolationSignal } from './messages.js';
-import { storageHostActivities, storageHostFailure, type StorageHostActivities } from './storage-host.js';
+import { hostCleanupNeeded, neverStarted, storageHostActivities, storageHostFailure, type StorageHostActivities } from './storage-host.js';
 
 /** Input of `restore`: ids only; activities load the rows (the job's restore spec says what goes where). */
 export interface RestoreInput {
@@ -32,6 +32,8 @@ class RestoreJob {
   readonly status: BackupStatus;
   readonly storage: StorageHostActivities;
   violation: ViolationSignal | undefined;
+  /** Whether a step of this job was sent to its storage host (cleanup leaves an untouched host out). */
+  hostTouched = false;
 
   constructor(readonly input: RestoreInput) {
     this.status = { jobId: input.jobId, phase: 'reserve', attempt: 0 };
@@ -51,7 +53,10 @@ class RestoreJob {
       this.status.phase = 'prepare';
       if (round > 1) await jobSteps.setPhase({ jobId, phase: 'prepare' });
       // Both are awaited before going on, so a failure of one never leaves the other running.
+      this.hostTouched = true;
       const [prep, probe] = await Promise.allSettled([this.storage.prepare.prepareRestore({ jobId }), clientActs.probeRestoreClient({ jobId })]);
+      // No worker of the host took the first step: nothing of the job is there to clean up.
+      if (round === 1 && prep.status === 'rejected' && neverStarted(prep.reason)) this.hostTouched = false;
       if (probe.status === 'rejected') throw probe.reason;
       if (prep.status === 'rejected') throw storageHostFailure(this.input.storageHost, prep.reason);
       this.status.phase = 'push';
@@ -72,6 +77,7 @@ class RestoreJob {
     const jobId = this.input.jobId;
     this.status.phase = 'cleanup';
     await jobSteps.setPhase({ jobId, phase: 'cleanup' });
+    if (!hostCleanupNeeded(this.hostTouched)) return;
     await Promise.all([settle(this.storage.repo.revokeCredential({ jobId })), settle(this.storage.clientCleanup.cleanupClient({ jobId }))]);
     await settle(this.storage.repo.cleanupJob({ jobId, succeeded }));
   }

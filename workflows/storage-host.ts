@@ -1,7 +1,7 @@
 // The activities of a job's storage host (its task queue `storage-<host>`, DESIGN.md §2): the
 // repository steps (prepare, finalize, revoke, cleanup) and the job folder's way to the client
 // and back (activities/client-files.ts), which run where the prepared files are.
-import { ApplicationFailure, TimeoutFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, TimeoutFailure, patched, proxyActivities } from '@temporalio/workflow';
 import type { ClientFileActivities } from '../activities/client-files.js';
 import type { StorageActivities } from '../activities/storage.js';
 import { retry } from './failures.js';
@@ -31,10 +31,25 @@ export function storageHostActivities(storageHost: string) {
 
 export type StorageHostActivities = ReturnType<typeof storageHostActivities>;
 
+/** Whether a first step failed because no worker of its host took it (the host never saw the job). */
+export function neverStarted(err: unknown): boolean {
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof TimeoutFailure && cause.timeoutType === 'SCHEDULE_TO_START';
+}
+
+/**
+ * Whether the job's cleanup may leave its storage host out: nothing of the job reached the host
+ * (its reservation refused a host that is down, or no worker of the host took the first step), so
+ * there is nothing to revoke or remove there — and waiting for that host would keep the job from
+ * ever ending. Histories from before this rule ran the host's cleanup steps regardless.
+ */
+export function hostCleanupNeeded(hostTouched: boolean): boolean {
+  return hostTouched || !patched('storage-host-untouched-skips-cleanup');
+}
+
 /** A first step no worker of the host took in time becomes the message the job's row shows. */
 export function storageHostFailure(storageHost: string, err: unknown): unknown {
-  const cause = (err as { cause?: unknown }).cause;
-  if (cause instanceof TimeoutFailure && cause.timeoutType === 'SCHEDULE_TO_START') {
+  if (neverStarted(err)) {
     return ApplicationFailure.nonRetryable(
       `storage host ${storageHost} is not responding: no storage worker took the job's first step within ${STORAGE_HOST_START_TIMEOUT} (see \`borgcube storage-host list\`)`,
       'StorageHostDown',

@@ -4,7 +4,7 @@
 // line: borg reads them through BORG_KEY_FILE / BORG_PASSCOMMAND / ssh -i, all pointing here.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, createReadStream, fchownSync, fstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, posix } from 'node:path';
+import { basename, posix } from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type { SFTPWrapper } from 'ssh2';
 import type { Job } from '../../db/schema.js';
@@ -49,9 +49,10 @@ export async function sha256File(path: string): Promise<string> {
 
 export function createJobFolders(deps: JobFolderDeps) {
   const { config, log } = deps;
-  // The storage account's folder lies in the data dir, which only root controls: paths below
-  // it are opened component by component from there (infra/no-follow.ts).
-  const storageAnchor = dirname(config.paths.storageDir);
+  // These run in the storage worker, as the storage account, which owns its folder; tests and
+  // benchmarks run them as root. Either way nothing below the folder is opened through a link
+  // (infra/no-follow.ts): a file that is not what the service wrote is refused, not followed.
+  const storageAnchor = config.paths.storageDir;
 
   /**
    * Uploads what prepareBackup wrote for the client into a fresh private job folder `dir` and
@@ -64,7 +65,7 @@ export function createJobFolders(deps: JobFolderDeps) {
     // A previous round may have left a half-written folder: start from nothing.
     if (await sftpExists(sftp, dir)) await conn.exec(['rm', '-rf', '--', dir], { timeoutMs: 60_000 });
     await mkdirPrivate(sftp, dir);
-    // Read as root from the storage account's folder: without following links (see pullFilesCache).
+    // Without following links (see pullFilesCache).
     const srcFd = openBelow(storageAnchor, jobClientFilesDir(config, jobId), O_RDONLY | O_DIRECTORY);
     const sent = await uploadTree(sftp, srcFd, dir, () => heartbeat()).finally(() => closeSync(srcFd));
     const hostKey = normalizeKey(readFileSync(sshdPaths(config.paths.sshdDir).hostPublicKey, 'utf8'));
@@ -84,8 +85,8 @@ export function createJobFolders(deps: JobFolderDeps) {
    * Returns what happened, for the job's log.
    */
   async function pullFilesCache(conn: SshConnection, job: Job, dir: string): Promise<{ bytes: number } | { refused: string } | undefined> {
-    // This runs as root, in a folder the storage account owns: nothing in it is opened by a path
-    // that could lead elsewhere through a link it planted (infra/no-follow.ts).
+    // Nothing in the job's server folder is opened by a path that could lead elsewhere through a
+    // link (infra/no-follow.ts).
     let serverDir: number;
     try {
       serverDir = openBelow(storageAnchor, jobServerDir(config, job.id), O_RDONLY | O_DIRECTORY);

@@ -137,17 +137,7 @@ function stackEnv(dataDir: string, databaseUrl: string, opts: LaunchOptions): Re
 /** The repository service (as the storage account, through its launcher) and the worker, not started yet. */
 function stackProcesses(config: Config, env: Record<string, string>, account: Account, opts: LaunchOptions): { storage: ManagedProcess; worker: ManagedProcess } {
   const p = programs(projectRoot);
-  const storageMain = opts.storage?.main ?? p.storageMain;
-  const storage = managedProcess({
-    name: 'storage',
-    file: 'setpriv',
-    args: [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--clear-groups', p.storage, ...(opts.storage?.nodeArgs ?? [])],
-    env: { ...env, HOME: config.paths.storageDir, BORGCUBE_NODE: process.execPath, BORGCUBE_STORAGE_MAIN: storageMain, ...opts.storage?.env },
-    logPath: join(config.paths.logDir, 'storage.log'),
-    tagDir: config.dataDir,
-    marker: storageMain,
-    ipc: opts.storage?.ipc,
-  });
+  const storage = storageProcess(config, env, account, opts);
   const worker = managedProcess({
     name: 'worker',
     file: process.execPath,
@@ -158,4 +148,20 @@ function stackProcesses(config: Config, env: Record<string, string>, account: Ac
     marker: p.worker,
   });
   return { storage, worker };
+}
+
+/** A storage host's process (repository service and storage worker) as its storage account, through its launcher; not started yet. */
+export function storageProcess(config: Config, env: Record<string, string>, account: Account, opts: Pick<LaunchOptions, 'storage'> = {}): ManagedProcess {
+  const p = programs(projectRoot);
+  const storageMain = opts.storage?.main ?? p.storageMain;
+  return managedProcess({
+    name: 'storage',
+    file: 'setpriv',
+    args: [`--reuid=${account.uid}`, `--regid=${account.gid}`, '--clear-groups', p.storage, ...(opts.storage?.nodeArgs ?? [])],
+    env: { ...env, HOME: config.paths.storageDir, BORGCUBE_NODE: process.execPath, BORGCUBE_STORAGE_MAIN: storageMain, ...opts.storage?.env },
+    logPath: join(config.paths.logDir, 'storage.log'),
+    tagDir: config.dataDir,
+    marker: storageMain,
+    ipc: opts.storage?.ipc,
+  });
 }
