@@ -48,9 +48,11 @@ export interface Dashboard {
   generatedAt: Date;
   clients: FleetClient[];
   running: RunningJob[];
+  /** Backups waiting for a slot (up to 100), in queue order, with their places in the queue. */
+  queued: JobView[];
   repositories: FleetRepository[];
   last24h: Record<string, number>;
-  counts: { clients: number; failing: number; stale: number; running: number };
+  counts: { clients: number; failing: number; stale: number; running: number; queued: number };
 }
 
 /** How much of the fleet one dashboard shows; the counts always cover all of it. */
@@ -66,10 +68,12 @@ export interface DashboardOptions {
 }
 
 export async function getDashboard(deps: ServiceDeps, now = new Date(), o: DashboardOptions = {}): Promise<Dashboard> {
-  const [summaries, runningPage, runningCount, repos, last24h] = await Promise.all([
+  const [summaries, runningPage, runningCount, queuedPage, queuedCount, repos, last24h] = await Promise.all([
     o.summaries ? o.summaries() : dash.clientBackupSummaries(deps.db),
     listJobs(deps, { state: 'running', limit: o.runningRows ?? 100 }),
     dash.countJobsInState(deps.db, 'running'),
+    listJobs(deps, { state: 'queued', limit: 100 }),
+    dash.countJobsInState(deps.db, 'queued'),
     listRepositories(deps),
     dash.jobCountsSince(deps.db, new Date(now.getTime() - 86400_000)),
   ]);
@@ -95,9 +99,10 @@ export async function getDashboard(deps: ServiceDeps, now = new Date(), o: Dashb
     generatedAt: now,
     clients,
     running,
+    queued: queuedPage.jobs.sort((a, b) => (a.queuePosition ?? 0) - (b.queuePosition ?? 0)),
     repositories,
     last24h,
-    counts: { clients: fleet.length, failing: fleet.filter((c) => c.failing).length, stale: fleet.filter((c) => c.stale).length, running: runningCount },
+    counts: { clients: fleet.length, failing: fleet.filter((c) => c.failing).length, stale: fleet.filter((c) => c.stale).length, running: runningCount, queued: queuedCount },
   };
 }
 
@@ -153,7 +158,7 @@ export function fleetClient(s: dash.ClientBackupSummary, now: Date): FleetClient
     staleAfterHours,
     stale,
     failing: s.lastJobState === 'failed' || s.lastJobState === 'violation',
-    running: s.lastJobState === 'running',
+    running: s.lastJobState === 'running' || s.lastJobState === 'queued',
   };
 }
 

@@ -96,12 +96,6 @@ export async function jobCountsSince(db: Db, since: Date): Promise<Record<string
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
 
-/** Jobs in one state (the running count; the (state, created_at) index answers it). */
-export async function countJobsInState(db: Db, state: Job['state']): Promise<number> {
-  const rows = await db.select({ n: sql<number>`count(*)::int` }).from(jobsTable).where(eq(jobsTable.state, state));
-  return Number(rows[0]?.n ?? 0);
-}
-
 /** Original size of the client's newest successful backup: the yardstick of a running one's progress bar. */
 export async function previousBackupSize(db: Db, clientId: string): Promise<number | null> {
   const rows = await db
@@ -112,4 +106,10 @@ export async function previousBackupSize(db: Db, clientId: string): Promise<numb
     .limit(1);
   const v = rows[0]?.stats?.originalSize;
   return typeof v === 'number' && v > 0 ? v : null;
+}
+
+/** How many jobs are in a state now (the dashboard's queued count). */
+export async function countJobsInState(db: Db, state: Job['state']): Promise<number> {
+  const r = await db.select({ n: sql<string>`count(*)` }).from(jobsTable).where(eq(jobsTable.state, state));
+  return Number(r[0]?.n ?? 0);
 }
