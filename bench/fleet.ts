@@ -29,7 +29,7 @@ import { f1, mb, note, print, printHeader, runInfo, table } from './lib/report.j
 import { runBench } from './lib/run-bench.js';
 
 const usage = `usage: npm run bench:fleet [-- --clients 10000 --minutes 30 --every 10 --jitter S --db-clients 10000 --seed-jobs 100000
-                                 --run-min 20 --run-max 120 --slots 1000 --drain S --page-pause-ms 1000]
+                                 --run-min 20 --run-max 120 --slots 1000 --drain S --page-pause-ms 1000 --host-limit 9999 --repo-limit 9999]
        npm run bench:fleet -- --real     (real clients and borg: bench/fleet-real.ts)
   --clients N      clients with a policy and a Temporal Schedule (simulated client side)
   --minutes M      length of the compressed day (schedules fire during it)
@@ -39,12 +39,14 @@ const usage = `usage: npm run bench:fleet [-- --clients 10000 --minutes 30 --eve
   --seed-jobs N    finished jobs inserted before the run (console scale)
   --run-min/--run-max S   duration of a simulated borg create
   --slots N        concurrent activities of the simulated worker's Temporal workers
-  --drain S        after the day: wait this long for running jobs to end (default run-max + 120)`;
+  --drain S        after the day: wait this long for running jobs to end (default run-max + 120)
+  --host-limit N / --repo-limit N   backups at once per storage host / repository (BORGCUBE_MAX_BACKUPS_PER_*;
+                   default 9999: the one simulated storage host stands in for the many a fleet this size has)`;
 
 const TARGET = { pageP99Ms: 300, lateS: 60 };
 
 function options() {
-  const o = parseArgs({ clients: 10_000, minutes: 30, every: 10, jitter: -1, dbClients: 10_000, seedJobs: 100_000, runMin: 20, runMax: 120, slots: 1000, drain: -1, pagePauseMs: 1000 }, usage);
+  const o = parseArgs({ clients: 10_000, minutes: 30, every: 10, jitter: -1, dbClients: 10_000, seedJobs: 100_000, runMin: 20, runMax: 120, slots: 1000, drain: -1, pagePauseMs: 1000, hostLimit: 9999, repoLimit: 9999 }, usage);
   if (o.clients < 1 || o.minutes <= 0 || o.every <= 0) throw new Error(`--clients, --minutes and --every must be positive\n${usage}`);
   if (o.runMax < o.runMin) throw new Error('--run-max must be at least --run-min');
   const jitterS = o.jitter >= 0 ? o.jitter : Math.floor(o.every * 60 * 0.9);

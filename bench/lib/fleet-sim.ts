@@ -8,8 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledFailure, Context, heartbeat } from '@temporalio/activity';
-import type { ClientFileActivities } from '../../activities/client-files.js';
 import type { ClientActivities, ClientProbe } from '../../activities/client.js';
+import type { ClientFileActivities } from '../../activities/client-files.js';
 import { recordPhase } from '../../activities/jobs.js';
 import { JobLog } from '../../activities/remote-borg/job-log.js';
 import type { StorageActivities } from '../../activities/storage.js';
@@ -52,13 +52,21 @@ function simulatedStats(seconds: number): Required<Pick<JobStats, 'originalSize'
   return { originalSize, compressedSize: Math.round(originalSize * 0.6), deduplicatedSize, nfiles: Math.round(originalSize / 150_000), uploadedBytes: deduplicatedSize, uploadedObjects: Math.round(deduplicatedSize / 2e6) };
 }
 
-/** The client activities the backup workflow calls (probe, push, run, cleanup), simulated. */
-export function createSimulatedClientActivities(deps: SimDeps): Pick<ClientActivities, 'probeClient' | 'runBorgCreate' | 'runBeforeHooks' | 'runEndHooks'> {
+/** The client activities the backup workflow calls on the main queue (probe, hooks, run), simulated; the simulated clients have no hooks. */
+export function createSimulatedClientActivities(deps: SimDeps): Pick<ClientActivities, 'probeClient' | 'runBeforeHooks' | 'runEndHooks' | 'runBorgCreate'> {
   const { db } = deps;
   return {
     async probeClient(): Promise<ClientProbe> {
       await cancellableSleep(between(100, 600));
       return { version: '1.2.4' };
+    },
+
+    runBeforeHooks() {
+      return Promise.resolve({ ran: 0 });
+    },
+
+    runEndHooks() {
+      return Promise.resolve({ failures: [] });
     },
 
     /** Progress lines every 2 s (as borg prints them, through the real JobLog), heartbeats, a few log lines. */
@@ -93,20 +101,14 @@ export function createSimulatedClientActivities(deps: SimDeps): Pick<ClientActiv
       simulatedRuns.set(jobId, stats);
       return { rc: 0 };
     },
-
-    // The simulated clients have no hooks.
-    runBeforeHooks() {
-      return Promise.resolve({ ran: 0 });
-    },
-
-    runEndHooks() {
-      return Promise.resolve({ failures: [] as string[] });
-    },
   };
 }
 
-/** The job folder's way to the client and back (the storage host's queue), simulated. */
-export function createSimulatedClientFileActivities(deps: SimDeps): Pick<ClientFileActivities, 'pushJobFolder' | 'cleanupClient'> {
+/** Figures of the runs this worker simulated, for its finalize (same process; a lost entry gets fresh figures). */
+const simulatedRuns = new Map<string, ReturnType<typeof simulatedStats>>();
+
+/** The storage host's activities a backup calls, simulated: no repository is read or written, no job folder travels. */
+export function createSimulatedStorageActivities(deps: SimDeps): Pick<StorageActivities, 'prepareBackup' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob'> & Pick<ClientFileActivities, 'pushJobFolder' | 'cleanupClient'> {
   const { db } = deps;
   return {
     async pushJobFolder({ jobId }) {
@@ -120,16 +122,7 @@ export function createSimulatedClientFileActivities(deps: SimDeps): Pick<ClientF
     async cleanupClient() {
       await sleep(between(100, 500));
     },
-  };
-}
 
-/** Figures of the runs this worker simulated, for its finalize (same process; a lost entry gets fresh figures). */
-const simulatedRuns = new Map<string, ReturnType<typeof simulatedStats>>();
-
-/** The storage host's activities a backup calls, simulated: no repository is read or written. */
-export function createSimulatedStorageActivities(deps: SimDeps): Pick<StorageActivities, 'prepareBackup' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob'> {
-  const { db } = deps;
-  return {
     async prepareBackup({ jobId }) {
       const job = await findJob(db, jobId);
       await cancellableSleep(between(200, 1000));

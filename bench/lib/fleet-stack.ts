@@ -31,6 +31,8 @@ export interface FleetOptions {
   runMin: number;
   runMax: number;
   slots: number;
+  hostLimit: number;
+  repoLimit: number;
 }
 type Opts = FleetOptions;
 
@@ -65,7 +67,7 @@ export async function startFleet(o: Opts): Promise<Fleet> {
   const stack = await launchStack({
     temporal,
     worker: false,
-    env: { LOG_LEVEL: 'warn', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' },
+    env: { BORGCUBE_MAX_BACKUPS_PER_HOST: String(o.hostLimit), BORGCUBE_MAX_BACKUPS_PER_REPOSITORY: String(o.repoLimit), LOG_LEVEL: 'warn', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' },
     storage: { main: distPath('bench/lib/service-host.js'), ipc: true },
     dbPoolMax: 10,
   });

@@ -1,6 +1,6 @@
 // TEST-ONLY worker process of bench:fleet: the production worker's workflows and its job,
 // policy and alert activities (the same factories worker/main.ts wires), with the client side
-// (probe, push, run borg create, cleanup) replaced by bench/lib/fleet-sim.ts; and, on the storage
+// (probe, hooks, push, run borg create, cleanup) replaced by bench/lib/fleet-sim.ts; and, on the storage
 // host's task queue, the storage activities replaced by the same simulation (no repository
 // service, no repository writes). Started by bench/fleet.ts; not a product entry point.
 //
@@ -15,13 +15,15 @@ import { createAlertActivities } from '../../activities/alerts.js';
 import { createJobActivities } from '../../activities/jobs.js';
 import { createPolicyActivities } from '../../activities/policies.js';
 import { createDb } from '../../db/client.js';
+import { registerStorageHost, touchStorageHost } from '../../db/queries/storage-hosts.js';
 import { loadConfig } from '../../infra/config.js';
 import { createEventPublisher, createRedis } from '../../infra/events.js';
 import { createLogger } from '../../infra/logger.js';
 import { MasterKey } from '../../infra/secrets.js';
 import { connectTemporal } from '../../infra/temporal.js';
+import { STORAGE_HOST_REPORT_MS } from '../../services/storage-hosts.js';
 import { storageTaskQueue } from '../../workflows/task-queues.js';
-import { createSimulatedClientActivities, createSimulatedClientFileActivities, createSimulatedStorageActivities } from './fleet-sim.js';
+import { createSimulatedClientActivities, createSimulatedStorageActivities } from './fleet-sim.js';
 
 const num = (name: string, def: number) => {
   const v = Number(process.env[name] ?? def);
@@ -47,7 +49,8 @@ async function main() {
     taskQueue: config.temporal.taskQueue,
     workflowsPath: fileURLToPath(new URL('../../workflows/index.js', import.meta.url)),
     activities: {
-      ...createJobActivities(deps),
+      // Ending a backup wakes the queued backups its slot admits (needs the Temporal client).
+      ...createJobActivities(alertDeps),
       ...createPolicyActivities(deps),
       ...createAlertActivities(alertDeps),
       ...createAlertDeliveryActivities(alertDeps),
@@ -60,7 +63,7 @@ async function main() {
     connection,
     namespace: config.temporal.namespace,
     taskQueue: storageTaskQueue(config.storageHost),
-    activities: { ...createSimulatedStorageActivities(sim), ...createSimulatedClientFileActivities(sim) },
+    activities: createSimulatedStorageActivities(sim),
     maxConcurrentActivityTaskExecutions: slots,
   });
   const stop = () => {
@@ -69,10 +72,16 @@ async function main() {
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // As the storage worker does (worker/storage-main.ts): a host that stops reporting is down, and its new jobs fail.
+  await registerStorageHost(dbh.db, { name: config.storageHost, sshHost: config.ssh.host, sshPort: config.ssh.port });
+  const report = setInterval(() => {
+    touchStorageHost(dbh.db, config.storageHost).catch((err: Error) => log.warn({ err: err.message }, 'could not report the storage host as alive'));
+  }, STORAGE_HOST_REPORT_MS);
   log.info({ taskQueue: config.temporal.taskQueue, slots }, 'fleet worker ready (simulated client side)');
   try {
     await Promise.all([main.run(), storage.run()]);
   } finally {
+    clearInterval(report);
     await connection.close();
     await temporal.close();
     await events.close();
