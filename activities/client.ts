@@ -19,7 +19,7 @@ import { createClientBorg } from './remote-borg/client-borg.js';
 import { createClientConnections } from './remote-borg/client-connection.js';
 import { runDetached } from './remote-borg/detached-run.js';
 import { loadJobHooks, runHookPhase } from './remote-borg/hooks.js';
-import { checkRestored, checkRestoreTarget, ensureRestoreTarget, type RestoreExpectation, type RestoreOutcome } from './remote-borg/restore-target.js';
+import { checkDumpEntry, checkRestored, checkRestoreTarget, ensureRestoreTarget, type RestoreExpectation, type RestoreOutcome } from './remote-borg/restore-target.js';
 
 export { clientJobDir } from './remote-borg/job-folder.js';
 
@@ -82,6 +82,8 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
       return withClient(jobId, async ({ conn, client, job, home }) => {
         const signal = Context.current().cancellationSignal;
         const spec = restoreSpecOf(job);
+        // A dump goes into a database the run creates: there is no target directory to check.
+        if (spec.dump) return { version: await borg.version(conn, client, signal) };
         // BorgCube's own folder on the client is removed after every job, with what was restored into it.
         const own = posix.join(home, '.borgcube');
         if (!spec.inPlace && (spec.target === own || spec.target.startsWith(`${own}/`))) {
@@ -101,7 +103,8 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
       await recordPhase(deps, input.jobId, 'run');
       return withClient(input.jobId, async ({ conn, job, dir }) => {
         const spec = restoreSpecOf(job);
-        await ensureRestoreTarget(conn, spec);
+        if (spec.dump) checkDumpEntry(spec.dump.entry, input.prepared);
+        else await ensureRestoreTarget(conn, spec);
         const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, input.prepared.archiveName, input.borgCmd));
         const outcome = checkRestored(r, input.prepared);
         return { ...outcome, durationSeconds: Math.round((Date.now() - (job.startedAt ?? job.createdAt).getTime()) / 1000) };
@@ -177,7 +180,7 @@ export function createClientActivities(deps: ClientActivityDeps) {
     async runBorgCreate(input: RunBorgInput): Promise<{ rc: number }> {
       await recordPhase(deps, input.jobId, 'run');
       return withClient(input.jobId, async ({ conn, job, client, dir }) => {
-        const { rc } = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgCreate(input.location ?? jobRepositoryUrl(config, job.id), job, client, input.borgCmd));
+        const { rc } = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgCreate(input.location ?? jobRepositoryUrl(config, job.id), job, client, input.borgCmd, dir));
         return { rc };
       });
     },

@@ -44,6 +44,13 @@ export async function recordPhase(deps: { db: Db; events?: EventPublisher; log: 
   await deps.events?.publish(jobId, { type: 'state', jobId, state: 'running', phase }).catch((err: Error) => deps.log.warn({ err: err.message }, 'publishing a job event failed'));
 }
 
+/** A job on a storage host that stopped reporting would wait for a worker that is not there: it fails now and says so; jobs on the other hosts go on. */
+async function refuseIfStorageHostDown(db: Db, repositoryId: string): Promise<void> {
+  const repo = await findRepositoryById(db, repositoryId);
+  const down = repo && (await storageHostDownReason(db, repo.storageHost));
+  if (down) throw ApplicationFailure.nonRetryable(down, 'StorageHostDown');
+}
+
 export function createJobActivities(deps: JobActivityDeps) {
   const { db, events, log } = deps;
   return {
@@ -56,11 +63,7 @@ export function createJobActivities(deps: JobActivityDeps) {
       const job = await jobs.findJob(db, input.jobId);
       if (!job) throw ApplicationFailure.nonRetryable(`job ${input.jobId} does not exist`, 'JobGone');
       if (job.state !== 'running') throw ApplicationFailure.nonRetryable(`job ${input.jobId} already ended (${job.state})`, 'JobGone');
-      // A job on a storage host that stopped reporting would wait for a worker that is not
-      // there: it fails now and says so; jobs on the other hosts go on.
-      const repo = await findRepositoryById(db, job.repositoryId);
-      const down = repo && (await storageHostDownReason(db, repo.storageHost));
-      if (down) throw ApplicationFailure.nonRetryable(down, 'StorageHostDown');
+      await refuseIfStorageHostDown(db, job.repositoryId);
       if (job.kind === 'restore') {
         if (!job.restore) throw ApplicationFailure.nonRetryable(`restore job ${input.jobId} has no restore spec`, 'JobGone');
         if (!job.startedAt) await jobs.updateJob(db, input.jobId, { startedAt: new Date(), phase: 'prepare' });

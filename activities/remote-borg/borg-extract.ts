@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Job, RestoreSpec } from '../../db/schema.js';
 import { MAX_MESSAGE, parseBorgLine, type BorgLine } from '../borg-output.js';
 import type { DetachedBorg } from './detached-run.js';
+import { restoreDumpOutcome, restoreDumpParts } from './dump-streams.js';
 
 /**
  * borg extract's argv for the job, `borgCmd` being the borg on the client and `archiveName` the
@@ -14,6 +15,8 @@ import type { DetachedBorg } from './detached-run.js';
  */
 export function borgExtractArgv(repoUrl: string, spec: RestoreSpec, archiveName: string, borgCmd: string): string[] {
   const location = `${repoUrl}::${archiveName}`;
+  // A dump entry goes to stdout, into the load command (dump-streams.ts).
+  if (spec.dump) return [borgCmd, 'extract', '--log-json', '--progress', '--list', '--stdout', location, `pp:${spec.dump.entry}`];
   const strip = spec.stripComponents > 0 ? ['--strip-components', String(spec.stripComponents)] : [];
   // --sparse: an all-zero chunk becomes a hole again, as the file most likely was (borg create
   // stores holes as zeros); the content is the same either way.
@@ -68,7 +71,7 @@ export function borgExtract(repoUrl: string, job: Job, archiveName: string, borg
     name: 'borg extract',
     jobName: 'restore',
     argv: borgExtractArgv(repoUrl, spec, archiveName, borgCmd),
-    cwd: spec.target,
+    ...(spec.dump ? { parts: restoreDumpParts(spec.dump), toolOutcome: (read) => restoreDumpOutcome(spec.dump!, read) } : { cwd: spec.target }),
     parseLine: parseExtractLine,
     // 1 is "finished with warnings": a file that could not be written or an attribute that could
     // not be set. A restore that is not what the archive holds has failed.

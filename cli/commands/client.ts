@@ -3,6 +3,7 @@ import { jobLimitsOf, JOB_LIMIT_DEFAULTS } from '../../db/schema.js';
 import { addClient, forgetClientHostKey, getClient, listClients, parseLimitPairs, removeClient, testClient, updateClient, type ClientView, type UpdateClientInput } from '../../services/clients.js';
 import { printable, table, type CliContext } from '../context.js';
 import { hooksCommand } from './hooks.js';
+import { clientDumpsCommand } from './client-dumps.js';
 
 type BorgDeployMode = NonNullable<UpdateClientInput['borgDeploy']>;
 
@@ -16,6 +17,7 @@ export function registerClientCommands(program: Command, ctx: CliContext) {
   clientConnectionCommands(client, ctx);
   clientLimitsCommand(client, ctx);
   hooksCommand(client, ctx, 'client');
+  clientDumpsCommand(client, ctx);
 }
 
 const borgDeployHelp = "when a job uses the server's borg instead of the client's: if-missing (none there), if-unsupported (none, or not 1.2.x/1.4.x), always, never";
@@ -179,6 +181,7 @@ function showClient(c: ClientView): string {
     ['compression', c.compression],
     ['hooks', (['before', 'onFailure', 'after'] as const).map((p) => `${c.hooks[p]?.length ?? 0} ${p}`).join(', ') + ' (borgcube client hooks NAME)'],
     ['limits', Object.entries(c.limits).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults (borgcube client limits NAME)'],
+    ['dumps', c.dumps.length ? `${c.dumps.length} (borgcube client dumps ${c.name})` : 'none'],
     ['host key', c.hostKeyFingerprint ?? 'not pinned yet'],
     ['last seen', c.lastSeenAt?.toISOString() ?? 'never'],
   ];
