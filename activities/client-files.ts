@@ -31,22 +31,24 @@ export function createClientFileActivities(deps: ClientActivityDeps) {
 
   return {
     /**
-     * Uploads what prepareBackup (or prepareRestore) wrote for the client into a fresh private job
-     * folder, then makes sure there is a borg 1.2 to run: the client's own, or the server's
-     * uploaded into the job folder. One SSH connection for both. A job is contact with the
+     * Decides which borg the job runs (the client's own 1.2/1.4, or the server's, by the client's
+     * deploy mode; an unsupported one fails the job here), uploads what prepareBackup (or
+     * prepareRestore) wrote for the client into a fresh private job folder, and deploys the
+     * server's borg into it if decided. One SSH connection for both. A job is contact with the
      * client: its last-seen time and borg version are recorded as `borgcube client test` records them.
      */
     async pushJobFolder({ jobId, probed }: JobRef & { probed?: ClientProbe }): Promise<PushedJobFolder> {
       await recordPhase(deps, jobId, 'push');
       return withClient(jobId, async ({ conn, client, dir }) => {
         // `borg --version` starts Python on the client (~0.2 s): done by probeClient while the
-        // server prepared, or else here while the folder goes up.
-        const probe = probed ? Promise.resolve(probed.version) : borg.version(conn, client, Context.current().cancellationSignal);
-        probe.catch(() => {}); // awaited below; an upload failure must not leave it unhandled
-        await folders.push(conn, jobId, dir);
-        const version = await probe;
+        // server prepared, or else here. Nothing of the job goes up before it is known which borg
+        // will run: an unsupported one that may not be replaced fails the job here, before the
+        // credential reaches the client.
+        const version = probed ? probed.version : await borg.version(conn, client, Context.current().cancellationSignal);
         await recordClientContact(db, client.id, version);
-        return { ...(await borg.ensure(conn, client, dir, jobId, version)), location: jobRepositoryUrl(config, jobId) };
+        const choice = borg.decide(client, version);
+        await folders.push(conn, jobId, dir);
+        return { ...(await borg.ensure(conn, client, dir, jobId, choice)), location: jobRepositoryUrl(config, jobId) };
       });
     },
 

@@ -1,9 +1,10 @@
 // Clients: the hosts BorgCube pulls backups from.
 import { z } from 'zod';
 import * as clients from '../db/queries/clients.js';
-import { JOB_LIMIT_DEFAULTS, type Client, type ClientLimits, type JobLimits } from '../db/schema.js';
+import { borgDeploy, JOB_LIMIT_DEFAULTS, type Client, type ClientLimits, type JobLimits } from '../db/schema.js';
 import { readServerPrivateKey } from '../infra/server-key.js';
 import { SshConnection, SshError, type SshTarget } from '../infra/ssh.js';
+import { describeClientBorgPlan } from './client-borg.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, failed, notFound, uniqueViolation } from './errors.js';
 import { absolutePathSchema, hostSchema, nameSchema, portSchema, unixUserSchema } from './validation.js';
@@ -22,6 +23,13 @@ export const compressionSchema = z
 
 /** A borg executable on the client: an absolute path, or a bare command name looked up on PATH. */
 const borgPathSchema = z.union([absolutePathSchema, z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, 'must be an absolute path or a command name')]);
+
+/**
+ * What a job does when the client's borg is missing or not 1.2.x/1.4.x (activities/remote-borg/
+ * client-borg.ts decideClientBorg): deploy the server's borg into the job folder, or fail before
+ * anything is pushed.
+ */
+export const borgDeploySchema = z.enum(borgDeploy.enumValues).describe('if-missing: deploy the server’s borg only where there is none; if-unsupported: also instead of a borg other than 1.2.x/1.4.x; always; never');
 
 const limitValue = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 /** Overrides of a job's cost bounds (db/schema/clients.ts JobLimits); absent keys keep the defaults. */
@@ -50,6 +58,7 @@ export const clientFields = {
   paths: z.array(absolutePathSchema).min(1, 'at least one path to back up is needed').max(256),
   excludes: z.array(excludePattern).max(1024).default([]),
   borgPath: borgPathSchema.default('borg'),
+  borgDeploy: borgDeploySchema.default('if-missing'),
   dedupScope: z.enum(['client', 'repository']).default('client'),
   compression: compressionSchema.default('lz4'),
   limits: clientLimitsSchema.default({}),
@@ -66,6 +75,7 @@ export const updateClientInput = z
     paths: clientFields.paths,
     excludes: z.array(excludePattern).max(1024),
     borgPath: borgPathSchema,
+    borgDeploy: borgDeploySchema,
     dedupScope: z.enum(['client', 'repository']),
     compression: compressionSchema,
     limits: clientLimitsSchema,
@@ -87,6 +97,7 @@ export async function addClient(deps: Pick<ServiceDeps, 'db' | 'log'>, raw: AddC
       paths: input.paths,
       excludes: input.excludes,
       borgPath: input.borgPath,
+      borgDeploy: input.borgDeploy,
       dedupScope: input.dedupScope,
       compression: input.compression,
       limits: input.limits,
@@ -109,6 +120,7 @@ export async function updateClient(deps: Pick<ServiceDeps, 'db' | 'log'>, name: 
   if (input.paths !== undefined) patch.paths = input.paths;
   if (input.excludes !== undefined) patch.excludes = input.excludes;
   if (input.borgPath !== undefined) patch.borgPath = input.borgPath;
+  if (input.borgDeploy !== undefined) patch.borgDeploy = input.borgDeploy;
   if (input.dedupScope !== undefined) patch.dedupScope = input.dedupScope;
   if (input.compression !== undefined) patch.compression = input.compression;
   if (input.limits !== undefined) patch.limits = input.limits;
@@ -190,6 +202,9 @@ export interface ClientTestResult {
   pinnedNow: boolean;
   borgVersion: string | null;
   borgPath: string;
+  borgDeploy: Client['borgDeploy'];
+  /** What a job would do with that borg under the deploy mode (services/client-borg.ts). */
+  borgPlan: string;
   missingPaths: string[];
 }
 
@@ -212,7 +227,16 @@ export async function testClient(deps: Pick<ServiceDeps, 'db' | 'config' | 'log'
       if (r.code !== 0) missing.push(p);
     }
     await clients.updateClient(deps.db, client.id, { borgVersion: version, lastSeenAt: new Date() });
-    return { client: client.name, hostKeyFingerprint: conn.hostKey.fingerprint, pinnedNow, borgVersion: version, borgPath: client.borgPath, missingPaths: missing };
+    return {
+      client: client.name,
+      hostKeyFingerprint: conn.hostKey.fingerprint,
+      pinnedNow,
+      borgVersion: version,
+      borgPath: client.borgPath,
+      borgDeploy: client.borgDeploy,
+      borgPlan: describeClientBorgPlan(client.borgDeploy, client.borgPath, version),
+      missingPaths: missing,
+    };
   } finally {
     conn.close();
   }

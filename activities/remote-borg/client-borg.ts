@@ -1,5 +1,5 @@
-// The borg a job runs on the client: the client's own borg 1.2, or the server's deployed into
-// the job folder when the client has none.
+// The borg a job runs on the client: the client's own (1.2.x or 1.4.x, the versions the proxy
+// speaks with), or the server's deployed into the job folder, as the client's deploy mode says.
 import { posix } from 'node:path';
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type { Db } from '../../db/client.js';
@@ -10,6 +10,7 @@ import type { Logger } from '../../infra/logger.js';
 import { sftpPutFile } from '../../infra/sftp.js';
 import { shellQuote } from '../../infra/shell-quote.js';
 import type { SshConnection } from '../../infra/ssh.js';
+import { decideClientBorg, type BorgChoice } from '../../services/client-borg.js';
 import { probeBorgVersion } from '../../services/clients.js';
 import { sha256File, verifyPushed } from './job-folder.js';
 
@@ -54,14 +55,22 @@ export function createClientBorg(deps: ClientBorgDeps) {
   }
 
   /**
-   * Makes sure there is a borg 1.2 to run: the client's own (its version already probed), or the
-   * server's uploaded into the job folder `dir` and checked by its SHA-256 there.
+   * The borg the job will run, decided from the probed version and the client's deploy mode
+   * BEFORE anything of the job goes up: an unsupported borg that may not be replaced fails here,
+   * with one line, and the job folder (with its credential) never reaches the client.
    */
-  async function ensure(conn: SshConnection, client: Client, dir: string, jobId: string, probed: string | null): Promise<BorgOnClient> {
-    if (probed) {
-      if (!probed.startsWith('1.2.')) throw ApplicationFailure.nonRetryable(`borg ${probed} on the client is not 1.2.x; remove it or set --borg-path to a borg 1.2`, 'ClientConfigError');
-      return { borgCmd: client.borgPath, deployed: false, version: probed };
-    }
+  function decide(client: Client, probed: string | null): BorgChoice {
+    const d = decideClientBorg(client.borgDeploy, client.borgPath, probed);
+    if ('fail' in d) throw ApplicationFailure.nonRetryable(d.fail, 'ClientConfigError');
+    return d;
+  }
+
+  /**
+   * After the job folder is up: the client's own borg as decided, or the server's uploaded into
+   * the job folder `dir` and checked by its SHA-256 there.
+   */
+  async function ensure(conn: SshConnection, client: Client, dir: string, jobId: string, choice: BorgChoice): Promise<BorgOnClient> {
+    if (choice.use === 'client') return { borgCmd: client.borgPath, deployed: false, version: choice.version };
     const local = config.borg.deployPath;
     const digest = await sha256File(local);
     const remote = posix.join(dir, 'borg');
@@ -70,9 +79,9 @@ export function createClientBorg(deps: ClientBorgDeps) {
     const deployedVersion = await probeBorgVersion(conn, remote);
     if (!deployedVersion) throw ApplicationFailure.nonRetryable(`the deployed borg (${local}) does not run on the client`, 'ClientConfigError');
     log.info({ job: jobId, version: deployedVersion }, 'borg deployed to the client');
-    await appendJobLog(db, jobId, `no borg at ${client.borgPath} on the client; deployed borg ${deployedVersion} (sha256 ${digest.slice(0, 16)}…) for this job`);
+    await appendJobLog(db, jobId, `${choice.why}; deployed borg ${deployedVersion} (sha256 ${digest.slice(0, 16)}…) for this job`);
     return { borgCmd: remote, deployed: true, version: deployedVersion };
   }
 
-  return { version, ensure };
+  return { version, decide, ensure };
 }

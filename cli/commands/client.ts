@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { jobLimitsOf, JOB_LIMIT_DEFAULTS } from '../../db/schema.js';
-import { addClient, forgetClientHostKey, getClient, listClients, parseLimitPairs, removeClient, testClient, updateClient, type ClientView } from '../../services/clients.js';
+import { addClient, forgetClientHostKey, getClient, listClients, parseLimitPairs, removeClient, testClient, updateClient, type ClientView, type UpdateClientInput } from '../../services/clients.js';
 import { printable, table, type CliContext } from '../context.js';
 import { hooksCommand } from './hooks.js';
 import { clientDumpsCommand } from './client-dumps.js';
+
+type BorgDeployMode = NonNullable<UpdateClientInput['borgDeploy']>;
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -11,11 +13,14 @@ export function registerClientCommands(program: Command, ctx: CliContext) {
   const client = program.command('client').description('manage the hosts BorgCube backs up');
 
   clientConfigCommands(client, ctx);
+  clientEditCommand(client, ctx);
   clientConnectionCommands(client, ctx);
   clientLimitsCommand(client, ctx);
   hooksCommand(client, ctx, 'client');
   clientDumpsCommand(client, ctx);
 }
+
+const borgDeployHelp = "when a job uses the server's borg instead of the client's: if-missing (none there), if-unsupported (none, or not 1.2.x/1.4.x), always, never";
 
 const limitHelp = `a job's cost bound KEY=N (repeatable; N may end in K, M, G or T): ${Object.keys(JOB_LIMIT_DEFAULTS).join(', ')}`;
 
@@ -58,12 +63,13 @@ function clientConfigCommands(client: Command, ctx: CliContext) {
     .option('--user <user>', 'account BorgCube logs in as', 'root')
     .requiredOption('--path <path>', 'absolute path to back up (repeatable)', collect)
     .option('--exclude <pattern>', 'borg exclude pattern (repeatable)', collect, [])
-    .option('--borg-path <path>', 'borg on the client (absolute path or command); deployed when absent', 'borg')
+    .option('--borg-path <path>', 'borg on the client (absolute path or command)', 'borg')
+    .option('--borg-deploy <mode>', borgDeployHelp, 'if-missing')
     .option('--dedup-scope <scope>', 'client: dedup against its own archives only; repository: against all chunks (lets the client learn every chunk id)', 'client')
     .option('--compression <spec>', 'borg compression for its backups (lz4, zstd,3, zlib,6, lzma,6, auto,zstd, none)', 'lz4')
     .option('--limit <key=value>', limitHelp, collect, [])
     .option('--json', 'print JSON')
-    .action(async (name: string, o: { host: string; port: string; user: string; path: string[]; exclude: string[]; borgPath: string; dedupScope: string; compression: string; limit: string[]; json?: boolean }) => {
+    .action(async (name: string, o: { host: string; port: string; user: string; path: string[]; exclude: string[]; borgPath: string; borgDeploy: string; dedupScope: string; compression: string; limit: string[]; json?: boolean }) => {
       const row = await addClient(ctx.deps(), {
         name,
         host: o.host,
@@ -72,6 +78,7 @@ function clientConfigCommands(client: Command, ctx: CliContext) {
         paths: o.path,
         excludes: o.exclude,
         borgPath: o.borgPath,
+        borgDeploy: o.borgDeploy as BorgDeployMode,
         dedupScope: o.dedupScope as 'client' | 'repository',
         compression: o.compression,
         limits: parseLimitPairs(o.limit),
@@ -115,6 +122,22 @@ function clientConfigCommands(client: Command, ctx: CliContext) {
     });
 }
 
+/** Changing what a client runs: its borg and when the server's is deployed instead. */
+function clientEditCommand(client: Command, ctx: CliContext) {
+  client
+    .command('edit')
+    .description("change a client's borg settings")
+    .argument('<name>')
+    .option('--borg-path <path>', 'borg on the client (absolute path or command)')
+    .option('--borg-deploy <mode>', borgDeployHelp)
+    .option('--json', 'print JSON')
+    .action(async (name: string, o: { borgPath?: string; borgDeploy?: string; json?: boolean }) => {
+      const row = await updateClient(ctx.deps(), name, { borgPath: o.borgPath, borgDeploy: o.borgDeploy as BorgDeployMode | undefined });
+      if (o.json) return ctx.printJson(row);
+      ctx.print(showClient(row));
+    });
+}
+
 /** Testing the SSH connection to a client and forgetting its pinned host key. */
 function clientConnectionCommands(client: Command, ctx: CliContext) {
   client
@@ -128,7 +151,8 @@ function clientConnectionCommands(client: Command, ctx: CliContext) {
       ctx.print(
         [
           `${r.client}: connected; host key ${r.hostKeyFingerprint}${r.pinnedNow ? ' (pinned now)' : ' (matches the pinned key)'}`,
-          r.borgVersion ? `borg ${r.borgVersion} at ${r.borgPath}` : `no borg at ${r.borgPath}: BorgCube will deploy its own for each backup`,
+          r.borgVersion ? `borg ${r.borgVersion} at ${r.borgPath}` : `no borg at ${r.borgPath}`,
+          `borg deploy ${r.borgDeploy}: ${r.borgPlan}`,
           ...r.missingPaths.map((p) => `warning: ${printable(p)} does not exist on the client`),
         ].join('\n'),
       );
@@ -151,7 +175,8 @@ function showClient(c: ClientView): string {
     ['paths', c.paths.join(' ')],
     ['excludes', c.excludes.join(' ') || '-'],
     ['borg path', c.borgPath],
-    ['borg version', c.borgVersion ?? 'unknown'],
+    ['borg version', c.borgVersion ? `${c.borgVersion} (found ${c.lastSeenAt?.toISOString() ?? 'at the last contact'})` : 'unknown'],
+    ['borg deploy', c.borgDeploy],
     ['dedup scope', c.dedupScope],
     ['compression', c.compression],
     ['hooks', (['before', 'onFailure', 'after'] as const).map((p) => `${c.hooks[p]?.length ?? 0} ${p}`).join(', ') + ' (borgcube client hooks NAME)'],

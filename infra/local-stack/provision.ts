@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import { prepareSshd } from '../sshd.js';
 import { ensureAppRole } from './database-role.js';
 import { ensureAccounts, ensureDataDir, unreachableFor } from './data-dir.js';
+import { ensureClientBorg14 } from './client-borg.js';
 import { basePackages, ensurePackages, testPackages } from './packages.js';
 import { authorizedKeysScriptPath, programs, runBorgcubeJson } from './programs.js';
 import { run } from '../subprocess.js';
@@ -15,7 +16,7 @@ import { resolveTemporalCli, type TemporalCli } from './temporal-server.js';
 
 export type StackMode = 'start' | 'test';
 
-export const provisionSteps = ['packages', 'services', 'temporal-cli', 'accounts', 'data-dir', 'database', 'admin', 'sshd'] as const;
+export const provisionSteps = ['packages', 'client-borg', 'services', 'temporal-cli', 'accounts', 'data-dir', 'database', 'admin', 'sshd'] as const;
 export type ProvisionStep = (typeof provisionSteps)[number];
 
 export interface ProvisionOptions {
@@ -61,6 +62,8 @@ export async function provision(config: Config, opts: ProvisionOptions): Promise
   };
 
   await step('packages', () => ensurePackages(opts.mode === 'test' ? [...basePackages, ...testPackages] : basePackages, print));
+  // Tests run clients with borg 1.2.4 (the installed one) and 1.4.0 (unpacked beside the checkout).
+  if (opts.mode === 'test') await step('client-borg', () => ensureClientBorg14(opts.projectDir, print));
   await step('services', async () => `${await ensurePostgres(config.databaseUrl, print)}; ${await ensureRedis(config.redisUrl, print)}`);
   await step('temporal-cli', async () => {
     // An external Temporal (a cluster, Temporal Cloud) needs no dev server, so no CLI to build.

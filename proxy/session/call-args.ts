@@ -1,5 +1,6 @@
 // The arguments of every call the proxy accepts, checked against what stock `borg create` and
-// `borg extract` (1.2.x) send: borg/remote.py's `@api` stubs send every parameter of the stub
+// `borg extract` (1.2.x, and 1.4.x, whose calls and arguments are the same: relay captures, borg
+// 1.4.0 remote.py:944-1016) send: borg/remote.py's `@api` stubs send every parameter of the stub
 // (defaults included, `wait` excluded), and borg's archiver fixes their values — `open` from
 // with_repository(exclusive=…) with the default --lock-wait 1, `commit` always with
 // compact=False (archive.py Archive.save, checkpoints). Anything else — an unknown or missing
@@ -121,7 +122,11 @@ export function checkCallArgs(method: string, args: ValueMap): void {
 
 /**
  * negotiate's one argument, positional (legacy `[client_data]`) or named (`{client_data}`): borg
- * ≥ 1.1 sends `{client_version: (major, minor, patch, …)}` (RemoteRepository.__init__).
+ * ≥ 1.1 sends `{client_version: (major, minor, patch, …)}` (RemoteRepository.__init__). The
+ * version is not checked: 1.2.x and 1.4.x clients (1.4.0 sends [1, 4, 0, -1], borg 1.4.0
+ * remote.py:590-592) make the same calls with the same arguments, and every call they make needs
+ * a server ≥ 1.2.0a8 at most (1.4.0 remote.py:944-1016), so the 1.2.4 answer suits both
+ * (proxy/borg/README.md "Borg versions"). Which borg runs is decided by the worker before the job.
  */
 export function checkNegotiateArgs(args: readonly Value[] | ValueMap): void {
   let data: Value | undefined;

@@ -210,7 +210,11 @@ export class ClientSession {
     this.write(new Map<string, Packable>([['i', msgid], ['r', result]]));
   }
 
-  /** A Borg-shaped exception (§1.3): the client rebuilds known classes, shows the short text otherwise. */
+  /**
+   * A Borg-shaped exception (§1.3): the client rebuilds known classes, shows the short text otherwise.
+   * `args` is always `[message]`, a str-family value: borg 1.4 rebuilds more classes (Error,
+   * LockTimeout, NotLocked, …) from `exception_args[0].decode()` (borg 1.4.0 remote.py:753-818).
+   */
   private replyError(msgid: number, cls: string, message: string) {
     this.o.output.write(encodeError(msgid, { exceptionClass: cls, args: [message], short: [message], sysinfo: 'BorgCube proxy' }));
   }

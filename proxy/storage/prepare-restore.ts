@@ -86,7 +86,9 @@ export async function prepareRestore(service: RepositoryService, jobId: string):
   const allowed = ids.writeSorted(allowedIdsPath(config, jobId));
 
   // Archives written before BorgCube re-signed them may carry no TAM (openArchive reads them
-  // anyway); the client gets every archive signed with its job key.
+  // anyway); the client gets every archive signed with its job key: borg ≥ 1.2.5, 1.4 included,
+  // refuses an archive whose TAM is present but invalid (borg 1.4.0 archive.py:474-477 _load_meta,
+  // crypto/key.py:296-340 unpack_and_verify_archive).
   const served = packWithTam(jobKey.key, archive.meta.value, 'archive');
   const servedId = idHash(jobKey.key, served);
   writeFileSync(servedArchivePath(config, jobId), served, { mode: 0o600 });

@@ -38,7 +38,7 @@ export interface Stack {
   /** The server's public key, to authorize on client hosts. */
   serverPublicKey: string;
   /** Runs `borgcube ARGS…` against this stack. */
-  cli(args: string[], opts?: { input?: string; cwd?: string; timeoutMs?: number }): Promise<RunResult & { out: string; err: string }>;
+  cli(args: string[], opts?: { input?: string; cwd?: string; timeoutMs?: number; env?: Record<string, string> }): Promise<RunResult & { out: string; err: string }>;
   stop(): Promise<void>;
 }
 
@@ -108,7 +108,7 @@ export async function launchStack(opts: LaunchOptions = {}): Promise<Stack> {
     deps: stackDeps(db, config, opts.temporal ? temporal : undefined),
     serverPublicKey: readFileSync(`${config.ssh.keyPath}.pub`, 'utf8').trim(),
     cli: async (args, o = {}) => {
-      const r = await run(process.execPath, [programs(projectRoot).cli, ...args], { env, input: o.input, cwd: o.cwd, timeoutMs: o.timeoutMs ?? 300_000 });
+      const r = await run(process.execPath, [programs(projectRoot).cli, ...args], { env: o.env ? { ...env, ...o.env } : env, input: o.input, cwd: o.cwd, timeoutMs: o.timeoutMs ?? 300_000 });
       return { ...r, out: r.stdout.toString('utf8'), err: r.stderr.toString('utf8') };
     },
     stop,

@@ -116,7 +116,7 @@ describe('borgcube CLI', () => {
     expect((await stack.cli(['client', 'add', 'noborg', '--host', sshd.host, '--port', String(sshd.port), '--user', host.username, '--path', '/nonexistent-borgcube-test', '--borg-path', '/opt/none/borg'])).code).toBe(0);
     const t = await stack.cli(['client', 'test', 'noborg']);
     expect(t.code, t.err).toBe(0);
-    expect(t.out).toMatch(/no borg at \/opt\/none\/borg: BorgCube will deploy its own/);
+    expect(t.out).toMatch(/no borg at \/opt\/none\/borg\nborg deploy if-missing: jobs deploy the server's borg into their job folder/);
     expect(t.out).toMatch(/warning: \/nonexistent-borgcube-test does not exist/);
     expect((await stack.cli(['client', 'remove', 'noborg'])).code).toBe(0);
     await fails(['client', 'show', 'noborg'], /client "noborg" does not exist/);

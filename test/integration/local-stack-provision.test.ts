@@ -75,7 +75,7 @@ describe('provisioning', () => {
     const run = async () => {
       const lines: string[] = [];
       // The machine-wide steps (apt, PostgreSQL/Redis, the Temporal CLI) are npm test's own business.
-      const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
+      const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'client-borg', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
       return { result, lines };
     };
 
@@ -137,7 +137,7 @@ describe('provisioning', () => {
     dropRoleAfter(tdb);
     const config = loadConfig({ ...process.env, BORGCUBE_DATA_DIR: dataDir, DATABASE_URL: tdb.url, BORGCUBE_SSH_PORT: String(await freePort()), BORGCUBE_ADMIN_PASSWORD: '' });
     const lines: string[] = [];
-    const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
+    const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'client-borg', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
     expect(lines.join('\n')).toMatch(/handed \d+ existing/);
     expect(lines.join('\n')).toMatch(/schema up to date/);
     await expectAppRole(result.databaseUrl!, tdb.name);
@@ -161,7 +161,7 @@ describe('provisioning', () => {
     url.password = 'own-pw';
     const config = loadConfig({ ...process.env, BORGCUBE_DATA_DIR: dataDir, DATABASE_URL: url.toString(), BORGCUBE_SSH_PORT: String(await freePort()), BORGCUBE_ADMIN_PASSWORD: '' });
     const lines: string[] = [];
-    const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
+    const result = await provision(config, { mode: 'test', projectDir: projectRoot, skip: ['packages', 'client-borg', 'services', 'temporal-cli'], print: (l) => lines.push(l) });
     expect(result.databaseUrl).toBe(url.toString());
     expect(lines.join('\n')).toMatch(new RegExp(`role ${own} ok; database ${tdb.name}, applied \\d+ migration`));
     expect(existsSync(passwordFile(dataDir))).toBe(false);

@@ -1,7 +1,7 @@
 // Clients: list, add, show/edit, test the connection, remove.
 import { Hono } from 'hono';
 import type { Principal } from '../../services/auth.js';
-import { addClient, getClient, listClients, removeClient, testClient, updateClient, type ClientTestResult } from '../../services/clients.js';
+import { addClient, borgDeploySchema, getClient, listClients, removeClient, testClient, updateClient, type ClientTestResult } from '../../services/clients.js';
 import { setClientHooks } from '../../services/hooks.js';
 import { listJobs } from '../../services/jobs.js';
 import { listRepositories } from '../../services/repositories.js';
@@ -37,6 +37,7 @@ export function clientsPages(deps: WebDeps) {
       paths: lines(f.paths),
       excludes: lines(f.excludes),
       borgPath: f.borgPath || undefined,
+      borgDeploy: borgDeploySchema.optional().parse(f.borgDeploy || undefined),
       dedupScope: f.dedupScope === 'repository' ? 'repository' : 'client',
     });
     return c.redirect(`/clients/${encodeURIComponent(row.name)}`, 303);
@@ -59,6 +60,7 @@ export function clientsPages(deps: WebDeps) {
       paths: lines(f.paths),
       excludes: lines(f.excludes),
       borgPath: f.borgPath,
+      borgDeploy: borgDeploySchema.optional().parse(f.borgDeploy || undefined),
       dedupScope: f.dedupScope === 'repository' ? 'repository' : 'client',
     });
     return c.redirect(`/clients/${encodeURIComponent(row.name)}`, 303);

@@ -1,12 +1,21 @@
 // The clients pages: list, add, show with the last connection test, edit.
 import { html } from 'hono/html';
 import { hasRole, type Principal } from '../../services/auth.js';
+import { supportedClientBorg } from '../../services/client-borg.js';
 import type { ClientTestResult, ClientView } from '../../services/clients.js';
 import { dumpLines } from '../../services/dumps.js';
 import type { JobView } from '../../services/jobs.js';
 import { ago, when } from './format.js';
 import { hooksSection } from './hooks.js';
 import { csrfField, layout, select, stateBadge, type Html } from './layout.js';
+
+/** clients.borg_deploy in words (services/client-borg.ts decideClientBorg). */
+const borgDeployLabels: Record<ClientView['borgDeploy'], string> = {
+  'if-missing': 'only where the client has no borg',
+  'if-unsupported': 'also instead of a borg other than 1.2.x / 1.4.x',
+  always: 'always, whatever the client has',
+  never: 'never: jobs fail without a borg 1.2.x / 1.4.x',
+};
 
 export function clientsListPage(p: Principal, rows: ClientView[]): Html {
   const body = html`<h1>Clients</h1>
@@ -41,7 +50,8 @@ ${hasRole(p.user.role, 'admin')
 <dl class="facts">
 <dt>Host</dt><dd>${cl.host}:${cl.port}</dd><dt>SSH user</dt><dd>${cl.sshUser}</dd>
 <dt>Paths</dt><dd class="path">${cl.paths.join('\n')}</dd><dt>Excludes</dt><dd class="path">${cl.excludes.join('\n') || '—'}</dd>
-<dt>Borg</dt><dd>${cl.borgPath} ${cl.borgVersion ? `(${cl.borgVersion})` : ''}</dd><dt>Dedup scope</dt><dd>${cl.dedupScope}</dd>
+<dt>Borg</dt><dd id="client-borg">${cl.borgPath}: ${cl.borgVersion ? html`borg ${cl.borgVersion}, found ${when(cl.lastSeenAt)}` : html`<span class="muted">no version found yet (test the connection)</span>`}</dd>
+<dt>Borg deploy</dt><dd id="client-borg-deploy">${cl.borgDeploy} <span class="muted">(${borgDeployLabels[cl.borgDeploy]})</span></dd><dt>Dedup scope</dt><dd>${cl.dedupScope}</dd>
 <dt>Database dumps</dt><dd class="path" id="client-dumps">${dumpLines(cl).join('\n') || '—'}</dd>
 <dt>Host key</dt><dd><code>${cl.hostKeyFingerprint ?? 'not pinned yet (pinned at first contact)'}</code></dd>
 <dt>Last seen</dt><dd>${when(cl.lastSeenAt)}</dd><dt>Added</dt><dd>${when(cl.createdAt)}</dd>
@@ -59,10 +69,10 @@ ${hasRole(p.user.role, 'admin') ? html`<h2>Edit</h2>${clientForm(p, cl)}` : ''}`
 }
 
 function testResult(t: ClientTestResult): Html {
-  const ok = t.borgVersion && !t.missingPaths.length;
+  const ok = t.borgVersion && supportedClientBorg(t.borgVersion) && !t.missingPaths.length;
   return html`<div class="card ${ok ? 'ok' : 'warn'}" id="test-result" role="status">
 <strong>Connection works.</strong> Host key <code>${t.hostKeyFingerprint}</code>${t.pinnedNow ? ' (pinned now)' : ''}.
-${t.borgVersion ? html`borg ${t.borgVersion} at ${t.borgPath}.` : html`No borg at ${t.borgPath}: BorgCube deploys one at the first backup.`}
+${t.borgVersion ? html`borg ${t.borgVersion} at ${t.borgPath}.` : html`No borg at ${t.borgPath}.`} <span id="test-borg-plan">Borg deploy ${t.borgDeploy}: ${t.borgPlan}.</span>
 ${t.missingPaths.length ? html`<br>Missing paths: <span class="path">${t.missingPaths.join(', ')}</span>` : ''}
 </div>`;
 }
@@ -77,6 +87,7 @@ function clientForm(p: Principal, cl: ClientView | undefined): Html {
   <label>Paths to back up, one per line <textarea name="paths" rows="4" required>${cl?.paths.join('\n') ?? ''}</textarea></label>
   <label>Exclude patterns, one per line <textarea name="excludes" rows="3">${cl?.excludes.join('\n') ?? ''}</textarea></label>
   <label>Borg on the client <input name="borgPath" value="${cl?.borgPath ?? 'borg'}"></label>
+  <label>Use the server's borg ${select('borgDeploy', Object.entries(borgDeployLabels).map(([value, label]) => ({ value, label })), cl?.borgDeploy ?? 'if-missing')}</label>
   <label>Deduplicate against ${select('dedupScope', [{ value: 'client', label: "the client's own archives" }, { value: 'repository', label: 'the whole repository' }], cl?.dedupScope ?? 'client')}</label>
   <button type="submit" class="primary">${cl ? 'Save' : 'Add client'}</button>
 </form>`;

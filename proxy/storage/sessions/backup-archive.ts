@@ -58,6 +58,9 @@ export async function acceptArchive(s: ArchiveScope, name: string, clientId: Buf
   for (const itemsId of meta.items) ref(itemsId.toString('hex'));
   await forEachItemChunkRef(s, meta, name, ref);
 
+  // Re-signed with the real key: borg ≥ 1.2.5 (1.4 included) refuses, and its check removes, an
+  // archive whose TAM does not verify (borg 1.4.0 archive.py:474-477, 2084-2092; changelog
+  // CVE-2023-36811). Clients 1.2.4 and 1.4 both write job-key TAMs, which retamArchive requires.
   const resigned = retamArchive(plaintext, s.ctx.jobKey, s.repo.key);
   const realId = idHash(s.repo.key, resigned);
   const obj = await s.repo.sealObject(resigned);
