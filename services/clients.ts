@@ -126,6 +126,11 @@ export async function listClients(deps: Pick<ServiceDeps, 'db'>): Promise<Client
   return clients.listClients(deps.db);
 }
 
+/** Names for a drop-down: at most `limit` (a page offers a text field instead when there are more). */
+export async function listClientNames(deps: Pick<ServiceDeps, 'db'>, limit: number): Promise<string[]> {
+  return clients.listClientNames(deps.db, limit);
+}
+
 export async function getClient(deps: Pick<ServiceDeps, 'db'>, name: string): Promise<ClientView> {
   const row = await clients.findClientByName(deps.db, name);
   if (!row) throw notFound('client', name);

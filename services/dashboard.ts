@@ -48,20 +48,39 @@ export interface Dashboard {
   generatedAt: Date;
   clients: FleetClient[];
   running: RunningJob[];
+  /** Backups waiting for a slot (up to 100), in queue order, with their places in the queue. */
+  queued: JobView[];
   repositories: FleetRepository[];
   last24h: Record<string, number>;
-  counts: { clients: number; failing: number; stale: number; running: number };
+  counts: { clients: number; failing: number; stale: number; running: number; queued: number };
 }
 
-export async function getDashboard(deps: ServiceDeps, now = new Date()): Promise<Dashboard> {
-  const [summaries, runningPage, repos, last24h] = await Promise.all([
-    dash.clientBackupSummaries(deps.db),
-    listJobs(deps, { state: 'running', limit: 100 }),
+/** How much of the fleet one dashboard shows; the counts always cover all of it. */
+export interface DashboardOptions {
+  /** Client rows: those that need attention (failing, stale, running) first; all when not given. */
+  clientRows?: number;
+  /** Running job rows (default 100). */
+  runningRows?: number;
+  /** The live progress of running jobs waits at most this long in all (default 2 s); late ones go without. */
+  liveBudgetMs?: number;
+  /** The per-client summaries (default: read now); see cachedClientSummaries. */
+  summaries?: () => Promise<dash.ClientBackupSummary[]>;
+}
+
+export async function getDashboard(deps: ServiceDeps, now = new Date(), o: DashboardOptions = {}): Promise<Dashboard> {
+  const [summaries, runningPage, runningCount, queuedPage, queuedCount, repos, last24h] = await Promise.all([
+    o.summaries ? o.summaries() : dash.clientBackupSummaries(deps.db),
+    listJobs(deps, { state: 'running', limit: o.runningRows ?? 100 }),
+    dash.countJobsInState(deps.db, 'running'),
+    listJobs(deps, { state: 'queued', limit: 100 }),
+    dash.countJobsInState(deps.db, 'queued'),
     listRepositories(deps),
     dash.jobCountsSince(deps.db, new Date(now.getTime() - 86400_000)),
   ]);
-  const clients = summaries.map((s) => fleetClient(s, now));
-  const running = await Promise.all(runningPage.jobs.map((j) => withLiveProgress(deps, j)));
+  const fleet = summaries.map((s) => fleetClient(s, now));
+  const clients = o.clientRows === undefined ? fleet : attentionFirst(fleet).slice(0, o.clientRows);
+  const budget = sleepFor(o.liveBudgetMs ?? 2000);
+  const running = await Promise.all(runningPage.jobs.map((j) => withLiveProgress(deps, j, budget)));
   const repositories = await Promise.all(
     repos.map(async (r): Promise<FleetRepository> => {
       const st = r.stats ?? null;
@@ -80,9 +99,45 @@ export async function getDashboard(deps: ServiceDeps, now = new Date()): Promise
     generatedAt: now,
     clients,
     running,
+    queued: queuedPage.jobs.sort((a, b) => (a.queuePosition ?? 0) - (b.queuePosition ?? 0)),
     repositories,
     last24h,
-    counts: { clients: clients.length, failing: clients.filter((c) => c.failing).length, stale: clients.filter((c) => c.stale).length, running: running.length },
+    counts: { clients: fleet.length, failing: fleet.filter((c) => c.failing).length, stale: fleet.filter((c) => c.stale).length, running: runningCount, queued: queuedCount },
+  };
+}
+
+/** Failing, then stale, then running clients, then the rest; by name within each (the query's order). */
+function attentionFirst(clients: FleetClient[]): FleetClient[] {
+  const rank = (c: FleetClient) => (c.failing ? 0 : c.stale ? 1 : c.running ? 2 : 3);
+  return clients.map((c, i) => ({ c, i })).sort((a, b) => rank(a.c) - rank(b.c) || a.i - b.i).map((x) => x.c);
+}
+
+function sleepFor(ms: number): Promise<undefined> {
+  return new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref());
+}
+
+/**
+ * The per-client summaries, read at most every `maxAgeMs` (the web process's dashboard): with
+ * thousands of clients the query costs the better part of a second, which no page view should
+ * wait for. A view gets the last summaries and, once they are older than `maxAgeMs`, starts one
+ * refresh in the background (only the very first view waits for it). Running jobs and the
+ * counters of the last 24 h are read on every view; the fleet table is at most one refresh old.
+ */
+export function cachedClientSummaries(deps: Pick<ServiceDeps, 'db' | 'log'>, maxAgeMs: number): () => Promise<dash.ClientBackupSummary[]> {
+  let last: { at: number; rows: dash.ClientBackupSummary[] } | undefined;
+  let refreshing: Promise<dash.ClientBackupSummary[]> | undefined;
+  const refresh = () =>
+    (refreshing ??= dash
+      .clientBackupSummaries(deps.db)
+      .then((rows) => {
+        last = { at: Date.now(), rows };
+        return rows;
+      })
+      .finally(() => (refreshing = undefined)));
+  return async () => {
+    if (!last) return refresh();
+    if (Date.now() - last.at > maxAgeMs) refresh().catch((err: Error) => deps.log.warn({ err: err.message }, 'refreshing the dashboard failed'));
+    return last.rows;
   };
 }
 
@@ -103,16 +158,16 @@ export function fleetClient(s: dash.ClientBackupSummary, now: Date): FleetClient
     staleAfterHours,
     stale,
     failing: s.lastJobState === 'failed' || s.lastJobState === 'violation',
-    running: s.lastJobState === 'running',
+    running: s.lastJobState === 'running' || s.lastJobState === 'queued',
   };
 }
 
-/** Adds the newest heartbeated progress (bounded: a slow Temporal costs at most 2 s). */
-export async function withLiveProgress(deps: ServiceDeps, job: JobView): Promise<RunningJob> {
+/** Adds the newest heartbeated progress (bounded: a slow Temporal costs at most 2 s, or until `deadline`). */
+export async function withLiveProgress(deps: ServiceDeps, job: JobView, deadline?: Promise<undefined>): Promise<RunningJob> {
   // A restore knows its size (borg extract reports its total); a backup's is the previous one's.
   const estimate = job.kind !== 'restore' && job.clientId ? await dash.previousBackupSize(deps.db, job.clientId) : null;
   if (job.state !== 'running') return { ...job, estimate };
-  const live = await Promise.race([liveStatus(deps, job.id).catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref())]);
+  const live = await Promise.race([liveStatus(deps, job.id).catch(() => undefined), deadline ?? sleepFor(2000)]);
   return { ...job, estimate: live?.progress?.totalSize ?? estimate, progress: live?.progress, livePhase: live?.status?.phase };
 }
 

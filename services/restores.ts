@@ -10,11 +10,12 @@ import { insertAuditEvent } from '../db/queries/audit.js';
 import { findClientById } from '../db/queries/clients.js';
 import * as jobsQ from '../db/queries/jobs.js';
 import { findRepositoryById } from '../db/queries/repositories.js';
-import type { Job, RestoreSpec } from '../db/schema.js';
+import type { DumpRestore, Job, RestoreSpec } from '../db/schema.js';
 import { restore, type RestoreInput } from '../workflows/restore.js';
 import { resolveArchive } from './archives.js';
 import { getClient } from './clients.js';
 import type { ServiceDeps } from './deps.js';
+import { dumpEntryKind, dumpRestoreSchema } from './dumps.js';
 import { conflict, forbidden, invalid, notFound } from './errors.js';
 import type { Role } from './users.js';
 import { absolutePathSchema, formatZodError } from './validation.js';
@@ -45,11 +46,32 @@ export const startRestoreInput = z
     inPlace: z.boolean().default(false),
     paths: z.array(archivePathSchema).max(1000).default([]),
     stripComponents: z.number().int().min(0).max(255).default(0),
+    /** Stream one database dump entry into a new database on the client instead of restoring files (issue 24). */
+    dump: dumpRestoreSchema.optional(),
   })
   .strict()
-  .refine((i) => !(i.inPlace && i.target !== undefined), { message: 'give either a target directory or in place, not both', path: ['target'] });
+  .refine((i) => !(i.inPlace && i.target !== undefined), { message: 'give either a target directory or in place, not both', path: ['target'] })
+  .refine((i) => !i.dump || (!i.inPlace && i.target === undefined && i.paths.length === 0 && i.stripComponents === 0), {
+    message: 'a dump restore goes into a database: give no target, paths, in place or strip components with it',
+    path: ['dump'],
+  });
 
 export type StartRestoreInput = z.input<typeof startRestoreInput>;
+
+/** The validated dump restore with its kind and format taken from the entry's name. */
+function dumpRestoreOf(d: z.output<typeof dumpRestoreSchema>): DumpRestore {
+  const k = dumpEntryKind(d.entry);
+  if (!k) throw invalid(`${JSON.stringify(d.entry)} is not a dump entry`);
+  return { ...d, ...k };
+}
+
+/**
+ * A dump restore's `target`: what it writes into, so that the one-restore-per-target rule keeps
+ * two restores out of the same database (or SQLite file) of a client.
+ */
+export function dumpTargetLabel(d: DumpRestore): string {
+  return d.kind === 'sqlite' ? d.into : `${d.kind}:${d.host ?? 'localhost'}:${d.port ?? 'default'}:${d.into}`;
+}
 
 /** Who starts the restore: their role decides the dedup-scope rule; the audit log names them. */
 export interface RestoreActor {
@@ -80,15 +102,17 @@ export async function startRestore(deps: ServiceDeps, by: RestoreActor, raw: Sta
   const repo = await findRepositoryById(deps.db, archive.repositoryId);
   if (!repo) throw notFound('repository', archive.repositoryName);
   const id = randomUUID();
+  const dump = input.dump ? dumpRestoreOf(input.dump) : undefined;
   const spec: RestoreSpec = {
     archiveId: archive.id,
     archiveBorgId: archive.borgId,
     archiveName: archive.name,
     sourceClientId: archive.clientId,
-    paths: [...new Set(input.paths)],
-    target: input.inPlace ? '/' : (input.target ?? defaultRestoreTarget(id)),
+    paths: dump ? [dump.entry] : [...new Set(input.paths)],
+    target: dump ? dumpTargetLabel(dump) : input.inPlace ? '/' : (input.target ?? defaultRestoreTarget(id)),
     inPlace: input.inPlace,
     stripComponents: input.stripComponents,
+    ...(dump ? { dump } : {}),
   };
   let job: Job;
   try {
@@ -102,7 +126,7 @@ export async function startRestore(deps: ServiceDeps, by: RestoreActor, raw: Sta
     actor: by.actor,
     action: 'restore.start',
     target: archive.name,
-    detail: { job: id, repository: repo.name, client: target.name, target: spec.target, paths: spec.paths, inPlace: spec.inPlace, stripComponents: spec.stripComponents },
+    detail: { job: id, repository: repo.name, client: target.name, target: spec.target, paths: spec.paths, inPlace: spec.inPlace, stripComponents: spec.stripComponents, ...(dump ? { dump: dump.entry } : {}) },
   });
   const wfInput: RestoreInput = { jobId: id, clientId: target.id, repositoryId: repo.id, storageHost: repo.storageHost, triggeredBy: by.actor };
   try {

@@ -2,6 +2,7 @@
 // a test) and, per request, the principal the auth middleware found.
 import type { IncomingMessage } from 'node:http';
 import type { LoginLimiter, Principal } from '../services/auth.js';
+import type { DashboardOptions } from '../services/dashboard.js';
 import type { ServiceDeps } from '../services/deps.js';
 import type { JobEventHub } from '../infra/job-event-hub.js';
 
@@ -29,6 +30,8 @@ export interface WebDeps {
   limiter: LoginLimiter;
   hub: JobEventHub;
   health: () => Promise<HealthReport>;
+  /** The dashboard's per-client summaries, cached (web/main.ts); read on every view when not given. */
+  dashboardSummaries?: DashboardOptions['summaries'];
   /** WebSocket tuning (tests and the benchmark shrink them). */
   ws?: { maxBufferedBytes?: number; idlePollMs?: number };
 }

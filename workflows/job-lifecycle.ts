@@ -31,8 +31,11 @@ export interface JobSpec {
   /** The first step: refuses a job whose row already ended, records the first phase. */
   reserve(): Promise<void>;
   body(): Promise<JobBodyResult>;
-  /** The job's own cleanup, before its end is recorded; it cannot be cancelled. */
-  cleanup?(outcome: JobOutcome): Promise<void>;
+  /**
+   * The job's own cleanup, before its end is recorded; it cannot be cancelled. It may return the
+   * outcome amended (a backup's after hook that failed adds to the job's error).
+   */
+  cleanup?(outcome: JobOutcome): Promise<JobOutcome | void>;
   /** The proxy's violation signal, if one arrived: it decides what the job was. */
   violation?(): ViolationSignal | undefined;
   /** The repository service's fault signal, if one arrived: the job failed with its message. */
@@ -57,7 +60,7 @@ export async function runJob(job: JobSpec): Promise<JobOutcome> {
     outcome = failedOutcome(err, job);
   }
   await CancellationScope.nonCancellable(async () => {
-    await job.cleanup?.(outcome);
+    outcome = (await job.cleanup?.(outcome)) ?? outcome;
     await jobSteps.completeJob({ jobId: job.jobId, ...outcome });
     // Incidents (failure/violation open, success resolves) and their notices; the sweep delivers
     // what is pending if this fails.

@@ -2,7 +2,7 @@
 // send to or ask of a running job. Pure definitions, importable from anywhere.
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 
-export type JobPhase = 'reserve' | 'prepare' | 'push' | 'run' | 'finalize' | 'cleanup' | 'done';
+export type JobPhase = 'queued' | 'reserve' | 'prepare' | 'push' | 'run' | 'finalize' | 'cleanup' | 'done';
 export type JobFinalState = 'succeeded' | 'failed' | 'violation' | 'cancelled';
 
 /** What a client attempted that the proxy refused (DESIGN.md §4). Sent by the repository service. */
@@ -27,6 +27,9 @@ export interface JobFaultSignal {
   at: string;
 }
 export const jobFaultSignal = defineSignal<[JobFaultSignal]>('jobFault');
+
+/** A queued backup was given a slot (services/admission.ts): its workflow stops waiting. */
+export const admittedSignal = defineSignal('admitted');
 
 /** Latest progress of `borg create` (BORG_PROTOCOL.md §8.1), as heartbeated by the run activity. */
 export interface BackupProgress {

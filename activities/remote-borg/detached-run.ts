@@ -11,7 +11,8 @@ import { sftpExists, sftpReadFrom, sftpReadSmall } from '../../infra/sftp.js';
 import type { SshConnection } from '../../infra/ssh.js';
 import { LineSplitter, type BorgLine } from '../borg-output.js';
 import { JobLog, type JobLogDeps, type LogLimits } from './job-log.js';
-import { borgRunning, clearRunExit, runScript, startRunScript, stopRun, waitForRunEnd } from './run-script.js';
+import type { ReadJobFile, ToolOutcome } from './dump-streams.js';
+import { borgRunning, clearRunExit, runScript, startRunScript, stopRun, waitForRunEnd, type ScriptParts } from './run-script.js';
 
 /** A borg subcommand as runDetached runs it. */
 export interface DetachedBorg {
@@ -23,6 +24,13 @@ export interface DetachedBorg {
   argv: string[];
   /** Where borg runs; the job folder when not given. */
   cwd?: string;
+  /** Shell lines run.sh runs around borg (database dumps and loads). */
+  parts?: ScriptParts;
+  /**
+   * What the parts' tools left in the job folder once borg exited: lines for the log, and a
+   * failure that decides the run's outcome whatever borg's exit code (dump-streams.ts).
+   */
+  toolOutcome?(read: ReadJobFile, rc: number): Promise<ToolOutcome>;
   /** One line of borg's stderr (its --log-json output), or null for nothing to keep. */
   parseLine(line: string, truncated: boolean): BorgLine | null;
   /** The log line for an exit code that ends the run well; undefined when it failed. */
@@ -97,7 +105,7 @@ async function startOrReattach(run: Run, jobId: string, retry: boolean, startedB
   // A borg started anew lists and reports from its beginning.
   log.listed = 0;
   log.progress = undefined;
-  await startRunScript(conn, sftp, dir, runScript({ jobId, dir, argv: borg.argv, cwd: borg.cwd }));
+  await startRunScript(conn, sftp, dir, runScript({ jobId, dir, argv: borg.argv, cwd: borg.cwd, parts: borg.parts }));
   await log.own(startedBefore ? `${borg.name} restarted on the client` : `${borg.name} started on the client`);
 }
 
@@ -173,6 +181,14 @@ async function finish(run: Run, rcText: string): Promise<DetachedResult> {
   await log.flush();
   const rc = Number(rcText.trim());
   run.beat(false);
+  const tools = await borg.toolOutcome?.((name, max) => readJobFile(run, name, max), rc);
+  for (const l of tools?.lines ?? []) await log.own(l.message, l.level);
+  if (tools?.failure) {
+    await log.own(tools.failure, 'ERROR');
+    await log.flush();
+    await clearRunExit(conn, dir);
+    throw ApplicationFailure.nonRetryable(tools.failure, 'DumpFailed');
+  }
   const done = borg.succeeded(rc);
   if (done !== undefined) {
     await log.own(done);
@@ -183,4 +199,11 @@ async function finish(run: Run, rcText: string): Promise<DetachedResult> {
   const msg = log.lastError ?? (rc === 1 && log.lastWarning ? `${borg.name} finished with warnings: ${log.lastWarning}` : `${borg.name} exited with ${Number.isNaN(rc) ? rcText.trim().slice(0, 20) : rc}`);
   if (log.lastErrorTransient || Number.isNaN(rc) || rc > 128) throw new Error(msg);
   throw ApplicationFailure.nonRetryable(msg, 'BorgFailed');
+}
+
+/** The first `max` bytes of a file in the job folder, undefined when it is not there. */
+async function readJobFile(run: Run, name: string, max: number): Promise<string | undefined> {
+  const p = posix.join(run.dir, name);
+  if (!(await sftpExists(run.sftp, p))) return undefined;
+  return (await sftpReadFrom(run.sftp, p, 0, Buffer.allocUnsafe(max))).toString('utf8');
 }

@@ -94,3 +94,10 @@ export function checkRestored(r: DetachedResult, expected: RestoreExpectation): 
   }
   return { items: r.listed, nfiles: expected.files, restoredBytes: expected.bytes, writtenBytes: written };
 }
+
+/** A dump restore streams one regular file: refused before anything runs when the entry is something else. */
+export function checkDumpEntry(entry: string, expected: RestoreExpectation): void {
+  if (expected.items !== 1 || expected.files !== 1) {
+    throw ApplicationFailure.nonRetryable(`${entry} is not a single file in the archive (${expected.items} items, ${expected.files} files): it is not a dump`, 'RestoreTargetInvalid');
+  }
+}

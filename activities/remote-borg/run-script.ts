@@ -17,7 +17,7 @@ import type { SshConnection } from '../../infra/ssh.js';
  * fails when there is no such process or it is a zombie (a client's init may reap orphans late);
  * `alive PID START` says whether PID is still the process that started at START.
  */
-const PROCESS_IDENTITY = [
+export const PROCESS_IDENTITY = [
   'started() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*\\)}; set -- $s; case $1 in Z|X) return 1 ;; esac; printf %s "${20}"; }',
   'alive() { [ -n "$1" ] && [ -n "$2" ] && [ "$(started "$1")" = "$2" ]; }',
 ].join('\n');
@@ -30,6 +30,21 @@ export interface RunScriptInput {
   argv: string[];
   /** Where borg runs; the job folder when not given. */
   cwd?: string;
+  /** Shell lines around borg (database dumps and loads: dump-streams.ts). */
+  parts?: ScriptParts;
+}
+
+/**
+ * Lines run.sh runs around borg, in the job folder, with PROCESS_IDENTITY's functions.
+ * `before` runs before borg starts (to give up, it writes rc and exits); `started` after, with
+ * borg's pid and start time in $bp and $bs; `ended` after borg exited, its exit code in $rc,
+ * before rc is written. `stdout` replaces borg.out as borg's stdout (a redirection target).
+ */
+export interface ScriptParts {
+  before?: string[];
+  stdout?: string;
+  started?: string[];
+  ended?: string[];
 }
 
 /** The ssh command borg uses to reach BorgCube's sshd with the job's credential. */
@@ -45,7 +60,7 @@ function borgRsh(dir: string): string {
 }
 
 /** The script that runs borg on the client, detached from the SSH session. */
-export function runScript({ jobId, dir, argv, cwd }: RunScriptInput): string {
+export function runScript({ jobId, dir, argv, cwd, parts = {} }: RunScriptInput): string {
   const q = shellQuote;
   const borg = cwd === undefined ? shellCommand(argv) : `(cd ${q(cwd)} && exec ${shellCommand(argv)})`;
   return [
@@ -72,10 +87,13 @@ export function runScript({ jobId, dir, argv, cwd }: RunScriptInput): string {
     'exec 9>> run.lock',
     'command -v flock > /dev/null 2>&1 && flock -x 9',
     'echo "$$ $(started $$)" > run.pid',
-    `${borg} >> borg.out 2>> borg.log < /dev/null 9>&- &`,
-    'bp=$!; echo "$bp $(started $bp)" > borg.pid',
-    'wait $bp',
-    'echo $? > rc.tmp && mv rc.tmp rc',
+    ...(parts.before ?? []),
+    `${borg} ${parts.stdout ? `>${parts.stdout}` : '>> borg.out'} 2>> borg.log < /dev/null 9>&- &`,
+    'bp=$!; bs=$(started $bp); echo "$bp $bs" > borg.pid',
+    ...(parts.started ?? []),
+    'wait $bp; rc=$?',
+    ...(parts.ended ?? []),
+    'echo $rc > rc.tmp && mv rc.tmp rc',
     '',
   ].join('\n');
 }
@@ -129,9 +147,9 @@ export function stopRunScript(dir: string): string {
     `read -r rp rs 2>/dev/null < ${shellQuote(posix.join(dir, 'run.pid'))}; read -r bp bs 2>/dev/null < ${shellQuote(posix.join(dir, 'borg.pid'))}`,
     'alive "$bp" "$bs" || alive "$rp" "$rs" || exit 0',
     // The group outlives run.sh while any member lives, and no other process can take its id.
-    'alive "$bp" "$bs" && kill -TERM "$bp" 2>/dev/null; [ -n "$rp" ] && kill -TERM -- "-$rp" 2>/dev/null',
+    'alive "$bp" "$bs" && kill -TERM "$bp" 2>/dev/null; [ -n "$rp" ] && kill -TERM "-$rp" 2>/dev/null',
     'i=0; while alive "$bp" "$bs" && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done',
-    'alive "$bp" "$bs" && kill -KILL "$bp" 2>/dev/null; [ -n "$rp" ] && kill -KILL -- "-$rp" 2>/dev/null; exit 0',
+    'alive "$bp" "$bs" && kill -KILL "$bp" 2>/dev/null; [ -n "$rp" ] && kill -KILL "-$rp" 2>/dev/null; exit 0',
   ].join('\n');
 }
 

@@ -15,6 +15,21 @@ interface RestoreOptions {
   repo?: string;
   wait?: boolean;
   json?: boolean;
+  dump?: string;
+  intoDatabase?: string;
+  dbHost?: string;
+  dbPort?: string;
+  dbUser?: string;
+  sudoUser?: string;
+  defaultsFile?: string;
+}
+
+/** --dump ENTRY --into-database NAME and its connection options → the API's `dump` field. */
+function dumpRestore(o: RestoreOptions) {
+  if (o.dump === undefined && o.intoDatabase === undefined) return undefined;
+  if (o.dump === undefined || o.intoDatabase === undefined) throw new UsageError('--dump and --into-database go together');
+  const d = { entry: o.dump, into: o.intoDatabase, host: o.dbHost, port: o.dbPort === undefined ? undefined : Number(o.dbPort), user: o.dbUser, sudoUser: o.sudoUser, defaultsFile: o.defaultsFile };
+  return Object.fromEntries(Object.entries(d).filter(([, v]) => v !== undefined)) as typeof d;
 }
 
 export function registerRestoreCommand(program: Command, ctx: CliContext) {
@@ -28,6 +43,13 @@ export function registerRestoreCommand(program: Command, ctx: CliContext) {
     .option('--path <path>', 'an archive path to restore (repeatable; default: everything)', (v: string, acc: string[]) => [...acc, v], [])
     .option('--strip-components <n>', 'drop this many leading path components')
     .option('--repo <repo>', 'the repository, when several hold an archive of that name')
+    .option('--dump <entry>', 'stream this database dump entry (e.g. pgsql/app.sql) into --into-database instead of restoring files')
+    .option('--into-database <name>', 'the database the restore creates and loads the dump into (SQLite: the new file)')
+    .option('--db-host <host>', 'with --dump: database host, address or PostgreSQL socket folder')
+    .option('--db-port <port>', 'with --dump: database port')
+    .option('--db-user <user>', "with --dump: database user (its password, if any, comes from the client's own configuration)")
+    .option('--sudo-user <user>', 'with --dump: run the load tools as this account with sudo -n (e.g. postgres)')
+    .option('--defaults-file <path>', 'with --dump: MySQL option file on the client')
     .option('--wait', 'wait for the job to end; exit 0 only if it succeeded')
     .option('--json', 'print JSON')
     .action(async (archive: string, o: RestoreOptions) => {
@@ -39,7 +61,7 @@ export function registerRestoreCommand(program: Command, ctx: CliContext) {
       if (o.target !== undefined && o.inPlace) throw new UsageError('give either --target or --in-place, not both');
       const who = process.env.SUDO_USER ?? process.env.USER ?? 'root';
       const deps = ctx.deps();
-      const job = await startRestore(deps, { actor: `cli:${who}`, userId: null, role: 'admin' }, { archive, repository: o.repo, client: o.client, target: o.target, inPlace: Boolean(o.inPlace), paths: o.path, stripComponents });
+      const job = await startRestore(deps, { actor: `cli:${who}`, userId: null, role: 'admin' }, { archive, repository: o.repo, client: o.client, target: o.target, inPlace: Boolean(o.inPlace), paths: o.path, stripComponents, dump: dumpRestore(o) });
       const target = job.restore?.target ?? '';
       if (!o.wait) {
         if (o.json) ctx.printJson({ id: job.id, target });

@@ -6,6 +6,11 @@ export async function listClients(db: Db): Promise<Client[]> {
   return db.select().from(clientsTable).orderBy(asc(clientsTable.name));
 }
 
+/** The first `limit` client names in order: enough for a drop-down, bounded for a fleet of thousands. */
+export async function listClientNames(db: Db, limit: number): Promise<string[]> {
+  return (await db.select({ name: clientsTable.name }).from(clientsTable).orderBy(asc(clientsTable.name)).limit(limit)).map((r) => r.name);
+}
+
 export async function findClientByName(db: Db, name: string): Promise<Client | undefined> {
   return (await db.select().from(clientsTable).where(eq(clientsTable.name, name)))[0];
 }

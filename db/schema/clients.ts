@@ -52,11 +52,62 @@ export function jobLimitsOf(limits: ClientLimits | null | undefined): JobLimits 
   return out;
 }
 
-/** Commands run on the client around a job (typed and validated in services/). */
-export type HookSet = Record<string, unknown>;
+/** One command an admin set to run on the client around a backup (validated in services/hooks.ts). */
+export interface Hook {
+  /** Run as typed by `sh -c` on the client, as the SSH login account. */
+  command: string;
+  /** Killed (its whole process group) after this long; the default when absent. */
+  timeoutSeconds?: number;
+}
 
-/** Database dumps streamed into the client's archives (typed and validated in services/). */
-export type DumpSpec = Record<string, unknown>;
+/** Commands run on the client around a backup: before it, after a failure, and always after it. */
+export interface HookSet {
+  before?: Hook[];
+  onFailure?: Hook[];
+  after?: Hook[];
+}
+
+/**
+ * How a dump tool reaches its database. Credentials are never here: they come from the client's
+ * own configuration (~/.pgpass, ~/.my.cnf or a defaults file, a socket, `sudo -u`), so that no
+ * password is in BorgCube's database or on a command line.
+ */
+export interface DumpConnection {
+  /** Host name, address, or (PostgreSQL) socket folder; the tool's default when absent. */
+  host?: string;
+  port?: number;
+  user?: string;
+  /** Run the tool as this account through `sudo -n -u` (e.g. postgres, for peer authentication). */
+  sudoUser?: string;
+}
+
+/** A PostgreSQL database (`pg_dump`) or the whole cluster (`pg_dumpall`, plain format only). */
+export interface PostgresqlDump extends DumpConnection {
+  kind: 'postgresql';
+  database?: string;
+  all?: boolean;
+  format: 'plain' | 'custom';
+}
+
+/** A MySQL/MariaDB database (`mysqldump --single-transaction`). */
+export interface MysqlDump extends DumpConnection {
+  kind: 'mysql';
+  database: string;
+  /** A MySQL option file on the client holding the credentials (passed as --defaults-file). */
+  defaultsFile?: string;
+}
+
+/** An SQLite database file (`sqlite3 FILE .dump`). */
+export interface SqliteDump {
+  kind: 'sqlite';
+  path: string;
+}
+
+/**
+ * A database dump streamed into each of the client's archives as one entry (validated in
+ * services/dumps.ts, which also names the entry).
+ */
+export type DumpSpec = PostgresqlDump | MysqlDump | SqliteDump;
 
 /**
  * When a job deploys the server's borg into the job folder: `if-missing` (the client has none),

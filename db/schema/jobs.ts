@@ -38,6 +38,26 @@ export interface RestoreSpec {
   target: string;
   inPlace: boolean;
   stripComponents: number;
+  /** Set when one database dump entry (paths = [entry]) is streamed into a load command instead of a file. */
+  dump?: DumpRestore;
+}
+
+/**
+ * A dump entry restored into a database the job creates on the target client (issue 24 point 2):
+ * `borg extract --stdout` piped into psql / pg_restore / mysql / sqlite3. `target` of the spec is
+ * then a label naming that database, so that two restores into the same one cannot run at once.
+ */
+export interface DumpRestore {
+  entry: string;
+  kind: 'postgresql' | 'mysql' | 'sqlite';
+  format?: 'plain' | 'custom';
+  /** The database to create (PostgreSQL, MySQL) or the new file (SQLite, absolute). */
+  into: string;
+  host?: string;
+  port?: number;
+  user?: string;
+  sudoUser?: string;
+  defaultsFile?: string;
 }
 
 export const jobsTable = pgTable(

@@ -4,8 +4,9 @@ import { baseEnv, run, runChecked } from '../subprocess.js';
 
 export const basePackages = ['borgbackup', 'openssh-server', 'rsync'];
 // Browser tests drive Debian's chromium through playwright-core; borg fixtures use zstd and the
-// Python cryptography module to build and check vectors.
-export const testPackages = ['chromium', 'zstd', 'python3-cryptography'];
+// Python cryptography module to build and check vectors; the database-dump tests run sqlite3 (the
+// PostgreSQL and MariaDB clients come with the machine's own servers).
+export const testPackages = ['chromium', 'zstd', 'python3-cryptography', 'sqlite3'];
 
 export async function missingPackages(names: string[]): Promise<string[]> {
   // dpkg-query exits 1 when a name is unknown but still prints the ones it knows.

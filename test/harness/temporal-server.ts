@@ -12,20 +12,30 @@ import { makeTaggedDir, recordProcess } from './tags.js';
 export interface OwnTemporal {
   address: string;
   namespace: string;
+  pid: number;
+  /** The server's SQLite file, when started with `persist` (its size is Temporal's storage). */
+  dbFile?: string;
   stop(): Promise<void>;
 }
 
-/** `build`: build the Temporal CLI when it is missing (tests) instead of failing (benchmarks). */
-export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void }): Promise<OwnTemporal> {
+/**
+ * `build`: build the Temporal CLI when it is missing (tests) instead of failing (benchmarks).
+ * `persist`: keep the state in a SQLite file in the server's folder instead of memory
+ * (bench:fleet measures its growth); it goes with the folder.
+ */
+export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void; persist?: boolean }): Promise<OwnTemporal> {
   const cli = await resolveTemporalCli({ configured: loadConfig().temporal.cliPath, projectDir: projectRoot, build: o.build, print: o.print });
   const dir = makeTaggedDir('temporal');
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
-  const server = await launchDevServer(cli.path, { address, namespace: 'default', headless: true, logFile: join(dir, 'temporal.log') });
+  const dbFile = o.persist ? join(dir, 'temporal.db') : undefined;
+  const server = await launchDevServer(cli.path, { address, namespace: 'default', headless: true, dbFile, logFile: join(dir, 'temporal.log') });
   recordProcess(dir, server.pid, `--port ${port}`);
   return {
     address,
     namespace: 'default',
+    pid: server.pid,
+    dbFile,
     stop: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { addClient, addClientInput, getClient, listClients, removeClient, testClient, updateClient, updateClientInput } from '../../services/clients.js';
+import { clientDumps, dumpListView, setClientDumps, setDumpsInput } from '../../services/dumps.js';
 import type { WebDeps, WebEnv } from '../env.js';
 import { jsonBody } from './body.js';
 import { op } from './openapi.js';
@@ -30,6 +31,18 @@ export function clientsApi(deps: WebDeps) {
     '/:name/test',
     op({ tag, summary: 'Test the SSH connection: pins the host key on first contact, reports the borg version and missing paths', role: 'operator', params: nameParam }),
     async (c) => c.json(await testClient(s, c.req.param('name'), { signal: AbortSignal.timeout(60_000) })),
+  );
+  // Database dumps (issue 24 point 2): the whole list, replaced at once.
+  app.get('/:name/dumps', op({ tag, summary: "List the client's database dumps with their archive entries", role: 'viewer', params: nameParam }), async (c) =>
+    c.json({ dumps: dumpListView(clientDumps(await getClient(s, c.req.param('name')))) }),
+  );
+  app.put(
+    '/:name/dumps',
+    op({ tag, summary: "Replace the client's database dumps (credentials come from the client's own configuration, never from here)", role: 'admin', params: nameParam, body: setDumpsInput }),
+    async (c) => {
+      const input = setDumpsInput.parse(await jsonBody(c));
+      return c.json({ dumps: dumpListView(await setClientDumps(s, c.req.param('name'), input)) });
+    },
   );
   return app;
 }

@@ -1,13 +1,13 @@
 // Jobs: the filterable list, starting a backup, the live job page, cancelling.
 import { Hono } from 'hono';
-import { listClients } from '../../services/clients.js';
+import { listClientNames } from '../../services/clients.js';
 import { withLiveProgress } from '../../services/dashboard.js';
 import { cancelJob, getJobDetails, jobLogTail, listJobs, listJobsInput, startBackup } from '../../services/jobs.js';
 import { listRepositories } from '../../services/repositories.js';
 import { actor } from '../api/body.js';
 import { principalOf, requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
-import { jobPage, jobsListPage } from '../views/jobs.js';
+import { CLIENT_SELECT_MAX, jobPage, jobsListPage } from '../views/jobs.js';
 import { formFields } from './form.js';
 
 export function jobsPages(deps: WebDeps) {
@@ -19,8 +19,9 @@ export function jobsPages(deps: WebDeps) {
     const raw = c.req.query();
     // Empty filter fields of the GET form mean "any".
     const q = listJobsInput.parse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== '')));
-    const [page, clients, repos] = await Promise.all([listJobs(s, q), listClients(s), listRepositories(s)]);
-    return c.html(jobsListPage(p, q, page, clients.map((x) => x.name), repos.map((x) => x.name)));
+    // One name more than a drop-down holds tells the page to offer a text field instead.
+    const [page, clients, repos] = await Promise.all([listJobs(s, q), listClientNames(s, CLIENT_SELECT_MAX + 1), listRepositories(s)]);
+    return c.html(jobsListPage(p, q, page, clients, repos.map((x) => x.name)));
   });
 
   app.post('/', requireRole('operator'), async (c) => {

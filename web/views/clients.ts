@@ -2,6 +2,7 @@
 import { html } from 'hono/html';
 import { hasRole, type Principal } from '../../services/auth.js';
 import type { ClientTestResult, ClientView } from '../../services/clients.js';
+import { dumpLines } from '../../services/dumps.js';
 import type { JobView } from '../../services/jobs.js';
 import { ago, when } from './format.js';
 import { csrfField, layout, select, stateBadge, type Html } from './layout.js';
@@ -40,6 +41,7 @@ ${hasRole(p.user.role, 'admin')
 <dt>Host</dt><dd>${cl.host}:${cl.port}</dd><dt>SSH user</dt><dd>${cl.sshUser}</dd>
 <dt>Paths</dt><dd class="path">${cl.paths.join('\n')}</dd><dt>Excludes</dt><dd class="path">${cl.excludes.join('\n') || '—'}</dd>
 <dt>Borg</dt><dd>${cl.borgPath} ${cl.borgVersion ? `(${cl.borgVersion})` : ''}</dd><dt>Dedup scope</dt><dd>${cl.dedupScope}</dd>
+<dt>Database dumps</dt><dd class="path" id="client-dumps">${dumpLines(cl).join('\n') || '—'}</dd>
 <dt>Host key</dt><dd><code>${cl.hostKeyFingerprint ?? 'not pinned yet (pinned at first contact)'}</code></dd>
 <dt>Last seen</dt><dd>${when(cl.lastSeenAt)}</dd><dt>Added</dt><dd>${when(cl.createdAt)}</dd>
 </dl>

@@ -10,6 +10,15 @@ import { csrfField, layout, select, stateBadge, type Html } from './layout.js';
 import { progressBar } from './progress.js';
 
 type JobQuery = z.output<typeof listJobsInput>;
+
+/** Beyond this many clients a drop-down is no help (and costs the page its speed): a text field names the client. */
+export const CLIENT_SELECT_MAX = 500;
+
+/** A client picker: a drop-down of `names`, or a text field when there are more than CLIENT_SELECT_MAX. */
+function clientField(names: string[], current: string | undefined, extra: { empty?: string; id: string }): Html {
+  if (names.length <= CLIENT_SELECT_MAX) return select('client', names, current, extra);
+  return html`<input type="text" name="client" id="${extra.id}" value="${current ?? ''}" placeholder="${extra.empty ?? 'client name'}" autocomplete="off">`;
+}
 type JobDetails = Awaited<ReturnType<typeof getJobDetails>>;
 type LiveProgress = Awaited<ReturnType<typeof withLiveProgress>>;
 type LogLines = Awaited<ReturnType<typeof jobLogTail>>;
@@ -19,7 +28,7 @@ export function jobsListPage(p: Principal, q: JobQuery, page: { jobs: JobView[];
   const body = html`<h1>Jobs</h1>
 ${hasRole(p.user.role, 'operator') ? startForm(p, clientNames, repoNames) : ''}
 <form method="get" action="/jobs" class="filters">
-<label>Client ${select('client', clientNames, q.client, { empty: 'any', id: 'filter-client' })}</label>
+<label>Client ${clientField(clientNames, q.client, { empty: 'any', id: 'filter-client' })}</label>
 <label>Repository ${select('repository', repoNames, q.repository, { empty: 'any', id: 'filter-repository' })}</label>
 <label>State ${select('state', jobStates, q.state, { empty: 'any', id: 'filter-state' })}</label>
 <label>Kind ${select('kind', jobKinds, q.kind, { empty: 'any', id: 'filter-kind' })}</label>
@@ -30,7 +39,7 @@ ${page.jobs.length
 <thead><tr><th>Job</th><th>Kind</th><th>Client</th><th>Repository</th><th>State</th><th>Phase</th><th>Created</th><th>Duration</th><th>Archive</th></tr></thead>
 <tbody>${page.jobs.map(
     (j) => html`<tr><td><a href="/jobs/${j.id}">${j.id.slice(0, 8)}</a></td><td>${j.kind}</td><td>${j.clientName ?? '—'}</td><td>${j.repositoryName ?? '—'}</td>
-<td>${stateBadge(j.state)}</td><td>${j.phase}</td><td>${when(j.createdAt)}</td>
+<td>${stateBadge(j.state)}${queuePosition(j)}</td><td>${j.phase}</td><td>${when(j.createdAt)}</td>
 <td>${j.finishedAt ? duration((j.finishedAt.getTime() - (j.startedAt ?? j.createdAt).getTime()) / 1000) : '—'}</td><td>${j.archiveName ?? j.restore?.archiveName ?? '—'}</td></tr>`,
   )}</tbody></table>`
 : html`<p class="muted">No jobs match.</p>`}
@@ -42,8 +51,12 @@ export function jobPage(p: Principal, d: JobDetails, live: LiveProgress, lines: 
   const lastSeq = lines.at(-1)?.seq ?? 0;
   const pr = d.live?.progress;
   const running = d.state === 'running';
+  const active = running || d.state === 'queued';
   const body = html`<section id="job" data-job-id="${d.id}" data-last-seq="${lastSeq}" data-state="${d.state}" data-estimate="${live.estimate ?? ''}" data-started="${(d.startedAt ?? d.createdAt).toISOString()}">
 <h1>${d.kind} of ${d.clientId ? (d.clientName ?? '(removed client)') : (d.repositoryName ?? '(removed repository)')} <span id="job-state">${stateBadge(d.state)}</span></h1>
+${d.state === 'queued'
+? html`<p class="muted" id="queue-position" data-position="${d.queuePosition ?? ''}">Waiting for a slot under the concurrency limits${d.queuePosition ? html` — position <strong>${d.queuePosition}</strong> in its storage host's queue` : ''}. Nothing has run yet; cancelling it now ends it with nothing done.</p>`
+: ''}
 <div class="job-head">
 <dl class="facts">
 <dt>Job</dt><dd><code>${d.id}</code></dd>
@@ -57,8 +70,8 @@ ${d.restore ? restoreFacts(d.restore) : ''}
 <dt>Started by</dt><dd>${d.triggeredBy ?? 'schedule'}</dd>
 <dt>Workflow</dt><dd><a href="${d.temporalUrl}" target="_blank" rel="noopener noreferrer">open in the Temporal UI</a></dd>
 </dl>
-${running && hasRole(p.user.role, 'operator')
-? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="Cancel this job? The ${d.kind} stops; its cleanup still runs.">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
+${active && hasRole(p.user.role, 'operator')
+? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="${running ? `Cancel this job? The ${d.kind} stops; its cleanup still runs.` : 'Cancel this queued job? It ends without having run.'}">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
 : ''}
 </div>
 <p class="error" id="job-error" role="alert"${d.error ? '' : html` hidden`}>${d.error ?? ''}</p>
@@ -67,7 +80,7 @@ ${running && hasRole(p.user.role, 'operator')
 <div class="progress">
 ${progressBar({ ...live, estimate: d.kind === 'restore' ? (pr?.totalSize ?? null) : live.estimate, state: d.state }, 'job-progress')}
 ${d.kind === 'restore' ? restoreProgress(pr, d.stats) : backupProgress(pr, d.stats)}
-<p class="muted small" id="live-status">${running ? 'connecting…' : ''}</p>
+<p class="muted small" id="live-status">${active ? 'connecting…' : ''}</p>
 </div>
 
 ${d.violations.length
@@ -80,6 +93,11 @@ ${d.stats && !running ? statsTable(d.stats) : ''}
 <ol id="log" class="log">${lines.map((l) => logLine(l.seq, l.time, l.level, l.message))}</ol>
 </section>`;
   return layout({ title: `Job ${d.id.slice(0, 8)}`, principal: p, active: 'jobs', body, scripts: ['job.js'] });
+}
+
+/** A queued backup's place in its storage host's queue, after its state badge. */
+export function queuePosition(j: { state: string; queuePosition: number | null }): Html | string {
+  return j.state === 'queued' && j.queuePosition !== null ? html` <span class="muted small" data-queue-position="${j.queuePosition}" title="place in its storage host's queue">#${j.queuePosition}</span>` : '';
 }
 
 type Progress = NonNullable<JobDetails['live']>['progress'];
@@ -119,7 +137,7 @@ function startForm(p: Parameters<typeof csrfField>[0], clients: string[], repos:
   return html`<form method="post" action="/jobs" class="card inline-form" id="start-backup">
   ${csrfField(p)}
   <strong>Back up now:</strong>
-  <label>Client ${select('client', clients, undefined, { id: 'start-client' })}</label>
+  <label>Client ${clientField(clients, undefined, { id: 'start-client' })}</label>
   <label>into ${select('repository', repos, undefined, { id: 'start-repository' })}</label>
   <button type="submit" class="primary">Start backup</button>
 </form>`;

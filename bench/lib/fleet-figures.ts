@@ -1,0 +1,182 @@
+// bench:fleet's figures: process samples from /proc, the viewer that clicks through the console,
+// storage sizes, and what the job rows and the schedules' recent actions say after the day.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ScheduleNotFoundError, type Client as TemporalClient, type ScheduleDescription } from '@temporalio/client';
+import type { Stack } from '../../test/harness/stack-launcher.js';
+import type { Fleet } from './fleet-stack.js';
+import { mapLimit } from './fleet-stack.js';
+import { treeCpu } from './procfs.js';
+
+export function pct(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+export function dist(samples: number[]) {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: pct(s, 50), p99: pct(s, 99), max: s.at(-1) ?? NaN, n: s.length };
+}
+
+export function rssBytes(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The SQLite file of the dev server with its write-ahead log. */
+export function sqliteBytes(file: string | undefined): number {
+  if (!file) return NaN;
+  return ['', '-wal', '-shm'].reduce((sum, ext) => sum + (existsSync(file + ext) ? statSync(file + ext).size : 0), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// While the day runs: process samples and a viewer clicking through the console.
+
+export interface ProcSample {
+  t: number;
+  cpu: Record<string, number>;
+  rss: Record<string, number>;
+}
+
+export function sampleProcs(procs: Record<string, number | undefined>): ProcSample {
+  const cpu: Record<string, number> = {};
+  const rss: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(procs)) {
+    cpu[name] = pid ? treeCpu(pid) : NaN;
+    rss[name] = rssBytes(pid);
+  }
+  return { t: performance.now(), cpu, rss };
+}
+
+export const pages = { dashboard: '/', clients: '/clients', jobs: '/jobs' } as const;
+export type Page = keyof typeof pages;
+
+export async function viewer(f: Fleet, until: () => boolean, pauseMs: number): Promise<{ lat: Record<Page, number[]>; errors: string[]; bytes: Record<Page, number> }> {
+  const lat: Record<Page, number[]> = { dashboard: [], clients: [], jobs: [] };
+  const bytes: Record<Page, number> = { dashboard: 0, clients: 0, jobs: 0 };
+  const errors: string[] = [];
+  const headers = { authorization: `Bearer ${f.token}` };
+  while (!until()) {
+    for (const [page, path] of Object.entries(pages) as Array<[Page, string]>) {
+      const t = performance.now();
+      try {
+        const res = await fetch(`${f.url}${path}`, { headers });
+        const body = await res.text();
+        const dt = performance.now() - t;
+        if (res.status !== 200) errors.push(`${path}: HTTP ${res.status} ${body.slice(0, 120)}`);
+        else {
+          lat[page].push(dt);
+          bytes[page] = body.length;
+        }
+      } catch (err) {
+        errors.push(`${path}: ${(err as Error).message}`);
+      }
+    }
+    await sleep(pauseMs);
+  }
+  return { lat, errors, bytes };
+}
+
+export async function dbBytes(stack: Stack): Promise<number> {
+  const r = await stack.db.handle.pool.query<{ n: string }>('select pg_database_size(current_database())::text as n');
+  return Number(r.rows[0]!.n);
+}
+
+export async function jobCounts(stack: Stack, since: Date): Promise<Record<string, number>> {
+  const r = await stack.db.handle.pool.query<{ state: string; n: number }>(`select state::text, count(*)::int as n from jobs where created_at >= $1 group by 1`, [since]);
+  return Object.fromEntries(r.rows.map((x) => [x.state, x.n]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Figures after the day.
+
+/** Jobs created, started and finished per minute of the run, from the job rows. */
+export async function perMinute(stack: Stack, t0: Date): Promise<Array<{ minute: number; created: number; started: number; finished: number }>> {
+  const r = await stack.db.handle.pool.query<{ col: string; m: number; n: number }>(
+    `select 'created' as col, floor(extract(epoch from created_at - $1) / 60)::int as m, count(*)::int as n from jobs where created_at >= $1 group by 2
+     union all select 'started', floor(extract(epoch from started_at - $1) / 60)::int, count(*)::int from jobs where created_at >= $1 and started_at is not null group by 2
+     union all select 'finished', floor(extract(epoch from finished_at - $1) / 60)::int, count(*)::int from jobs where created_at >= $1 and finished_at is not null group by 2`,
+    [t0],
+  );
+  const rows = new Map<number, { minute: number; created: number; started: number; finished: number }>();
+  for (const x of r.rows) {
+    const row = rows.get(x.m) ?? { minute: x.m, created: 0, started: 0, finished: 0 };
+    row[x.col as 'created' | 'started' | 'finished'] = x.n;
+    rows.set(x.m, row);
+  }
+  return [...rows.values()].sort((a, b) => a.minute - b.minute);
+}
+
+export interface ScheduleFigures {
+  /** takenAt − scheduledAt (scheduledAt already includes the jitter Temporal applied), seconds. */
+  lateS: number[];
+  /** workflow id of each action → when Temporal took it. */
+  taken: Map<string, Date>;
+  actions: number;
+  /** Schedules whose description could not be read (gone, or the server kept failing). */
+  unreadable: number;
+  skippedOverlap: number;
+  missedCatchup: number;
+  jitterS: number[];
+}
+
+/** A loaded dev server fails some describes ("Failed to describe schedule"): a few tries, then undefined. */
+async function describeSchedule(temporal: TemporalClient, id: string): Promise<ScheduleDescription | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await temporal.schedule.getHandle(id).describe();
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError || attempt >= 5) return undefined;
+      await sleep(1000 * attempt);
+    }
+  }
+}
+
+/** From each schedule's recent actions (Temporal keeps the last 10 per schedule). */
+export async function scheduleFigures(temporal: TemporalClient, ids: string[], since: Date, every: number): Promise<ScheduleFigures> {
+  const fig: ScheduleFigures = { lateS: [], taken: new Map(), actions: 0, unreadable: 0, skippedOverlap: 0, missedCatchup: 0, jitterS: [] };
+  const period = every * 60_000;
+  await mapLimit(ids, 16, async (id) => {
+    const d = await describeSchedule(temporal, id);
+    if (!d) {
+      fig.unreadable++;
+      return;
+    }
+    fig.skippedOverlap += d.info.numActionsSkippedOverlap;
+    fig.missedCatchup += d.info.numActionsMissedCatchupWindow;
+    for (const a of d.info.recentActions) {
+      if (a.takenAt < since) continue;
+      fig.actions++;
+      fig.lateS.push((a.takenAt.getTime() - a.scheduledAt.getTime()) / 1000);
+      // The jitter itself: how far the jittered time lies after the nominal (interval-aligned) one.
+      fig.jitterS.push((a.scheduledAt.getTime() % period) / 1000);
+      if ('workflow' in a.action) fig.taken.set(a.action.workflow.workflowId, a.takenAt);
+    }
+  });
+  return fig;
+}
+
+/** Per job of the run: schedule action → job row (reserve), and job row → started (queue wait). */
+export async function jobWaits(stack: Stack, since: Date, taken: Map<string, Date>): Promise<{ toRowS: number[]; queueS: number[]; queued: number }> {
+  const r = await stack.db.handle.pool.query<{ triggered_by: string | null; created_at: Date; started_at: Date | null; state: string }>(
+    `select triggered_by, created_at, started_at, state::text from jobs where created_at >= $1 and kind = 'backup'`,
+    [since],
+  );
+  const toRowS: number[] = [];
+  const queueS: number[] = [];
+  let queued = 0;
+  for (const j of r.rows) {
+    const wf = j.triggered_by?.replace(/^schedule /, '');
+    const t = wf ? taken.get(wf) : undefined;
+    if (t) toRowS.push((j.created_at.getTime() - t.getTime()) / 1000);
+    if (j.started_at) queueS.push((j.started_at.getTime() - j.created_at.getTime()) / 1000);
+    if (j.state === 'queued') queued++;
+  }
+  return { toRowS, queueS, queued };
+}
+
