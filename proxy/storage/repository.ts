@@ -329,7 +329,7 @@ export class RepositoryHandle {
    */
   async commit(up: Upstream): Promise<void> {
     for (const s of this.sessions) s.logPuts();
-    await up.call('commit', COMMIT_ARGS);
+    await up.commit(COMMIT_ARGS);
   }
 
   /**

@@ -118,8 +118,26 @@ export class Upstream {
 
   /** A dict-format call (BORG_PROTOCOL.md §1.3). */
   call(method: string, args: Record<string, Packable> = {}): Promise<Value> {
+    if (method === 'put' || method === 'delete') this.writesSent++;
     // Keys in the order i, m, a (§1.3); large object data stays a zero-copy part of the message.
     return this.sendRaw(packParts(new Map<string, Packable>([['i', ++this.msgid], ['m', method], ['a', args]])), method);
+  }
+
+  /** Puts and deletes sent, and how many of them the last successful commit covered. */
+  private writesSent = 0;
+  private writesCommitted = 0;
+
+  /**
+   * Commits the transaction, if there is one: borg 1.2.4 fails a commit with nothing written
+   * since the last (its index is None then: `'NoneType' object has no attribute 'size'`), which
+   * ended the session of a client that committed twice. borg serve handles calls in order, so
+   * the writes sent before this commit are the ones it covers.
+   */
+  async commit(args: Record<string, Packable>): Promise<void> {
+    const covers = this.writesSent;
+    if (covers === this.writesCommitted) return;
+    await this.call('commit', args);
+    this.writesCommitted = Math.max(this.writesCommitted, covers);
   }
 
   private sendRaw(parts: Buffer[], method: string): Promise<Value> {
