@@ -1,24 +1,24 @@
-// Activities that act on a client over SSH (main task queue): push the job folder, deploy borg,
-// run `borg create` detached and follow it, pull the files cache back, clean up. The machinery
-// lives in remote-borg/; these are the thin activities the workflows call.
+// Activities that act on a client over SSH (main task queue): probe it, run `borg create` or
+// `borg extract` detached and follow it. Pushing the job folder and the cleanup (with the files
+// cache's way back) run on the storage host, where those files are (client-files.ts). The
+// machinery lives in remote-borg/; these are the thin activities the workflows call.
 import { posix } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Db } from '../db/client.js';
 import type { RestoreSpec } from '../db/schema.js';
-import { recordClientContact } from '../db/queries/clients.js';
-import { appendJobLog } from '../db/queries/jobs.js';
 import type { Account } from '../infra/accounts.js';
 import type { Config } from '../infra/config.js';
 import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import { SshPool } from '../infra/ssh-pool.js';
+import { jobRepositoryUrl } from '../infra/storage-layout.js';
 import { recordPhase } from './jobs.js';
 import { borgCreate } from './remote-borg/borg-create.js';
 import { borgExtract } from './remote-borg/borg-extract.js';
-import { createClientBorg, type BorgOnClient } from './remote-borg/client-borg.js';
+import { createClientBorg } from './remote-borg/client-borg.js';
 import { createClientConnections } from './remote-borg/client-connection.js';
 import { runDetached } from './remote-borg/detached-run.js';
-import { createJobFolders } from './remote-borg/job-folder.js';
+import { loadJobHooks, runHookPhase } from './remote-borg/hooks.js';
 import { checkDumpEntry, checkRestored, checkRestoreTarget, ensureRestoreTarget, type RestoreExpectation, type RestoreOutcome } from './remote-borg/restore-target.js';
 
 export { clientJobDir } from './remote-borg/job-folder.js';
@@ -47,6 +47,16 @@ export interface ClientProbe {
 export interface RunBorgInput extends JobRef {
   /** The borg command on the client (from pushJobFolder). */
   borgCmd: string;
+  /**
+   * The job's repository URL on its storage host's sshd (from pushJobFolder, which runs there);
+   * absent in the histories of jobs started before storage hosts, which had one host: this config's.
+   */
+  location?: string;
+}
+
+export interface EndHooksInput extends JobRef {
+  /** How the backup ended: on-failure hooks run when it failed, after hooks always. */
+  state: 'succeeded' | 'failed' | 'violation' | 'cancelled';
 }
 
 export interface RunBorgExtractInput extends RunBorgInput {
@@ -95,7 +105,7 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
         const spec = restoreSpecOf(job);
         if (spec.dump) checkDumpEntry(spec.dump.entry, input.prepared);
         else await ensureRestoreTarget(conn, spec);
-        const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(config, job, input.prepared.archiveName, input.borgCmd));
+        const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, input.prepared.archiveName, input.borgCmd));
         const outcome = checkRestored(r, input.prepared);
         return { ...outcome, durationSeconds: Math.round((Date.now() - (job.startedAt ?? job.createdAt).getTime()) / 1000) };
       });
@@ -103,14 +113,56 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
   };
 }
 
+/** A backup's hooks (remote-borg/hooks.ts): before it, and on failure and after it. */
+function hookActivities(deps: ClientActivityDeps, withClient: ReturnType<typeof createClientConnections>['withClient']) {
+  const { db } = deps;
+  return {
+    /**
+     * The backup's before hooks (the client's, then its policy's), before anything of the job
+     * reaches the client: the first that fails fails the job, and nothing is pushed. Without
+     * hooks no connection is made. A retry (worker died mid-hook) runs them again.
+     */
+    async runBeforeHooks({ jobId }: JobRef): Promise<{ ran: number }> {
+      const loaded = await loadJobHooks(db, jobId);
+      if (!loaded?.hooks.before.length) return { ran: 0 };
+      const failures = await withClient(jobId, ({ conn, home }) => {
+        const ctx = Context.current();
+        return runHookPhase(deps, { conn, jobId, home, limits: loaded.limits, signal: ctx.cancellationSignal, beat: () => ctx.heartbeat() }, 'before', loaded.hooks.before);
+      });
+      if (failures[0]) throw ApplicationFailure.nonRetryable(failures[0], 'HookFailed');
+      return { ran: loaded.hooks.before.length };
+    },
+
+    /**
+     * The on-failure hooks (if the backup failed or was stopped for a violation), then the after
+     * hooks (always), each run whatever the one before did. Their failures are returned for the
+     * job's error; the backup's own outcome is the workflow's to keep.
+     */
+    async runEndHooks({ jobId, state }: EndHooksInput): Promise<{ failures: string[] }> {
+      const loaded = await loadJobHooks(db, jobId);
+      if (!loaded) return { failures: [] };
+      const onFailure = state === 'failed' || state === 'violation' ? loaded.hooks.onFailure : [];
+      if (!onFailure.length && !loaded.hooks.after.length) return { failures: [] };
+      return withClient(jobId, async ({ conn, home }) => {
+        const ctx = Context.current();
+        const run = { conn, jobId, home, state, limits: loaded.limits, signal: ctx.cancellationSignal, beat: () => ctx.heartbeat() };
+        const failures = await runHookPhase(deps, run, 'onFailure', onFailure);
+        failures.push(...(await runHookPhase(deps, run, 'after', loaded.hooks.after)));
+        return { failures };
+      });
+    },
+
+  };
+}
+
 export function createClientActivities(deps: ClientActivityDeps) {
-  const { db, config, log } = deps;
+  const { config } = deps;
   const { withClient } = createClientConnections(deps, deps.sshPool ?? new SshPool());
   const borg = createClientBorg(deps);
-  const folders = createJobFolders(deps);
 
   return {
     ...restoreActivities(deps, withClient, borg),
+    ...hookActivities(deps, withClient),
 
     /**
      * Runs while the server prepares the job: connects (the connection then waits in the pool for
@@ -122,55 +174,14 @@ export function createClientActivities(deps: ClientActivityDeps) {
     },
 
     /**
-     * Uploads what prepareBackup wrote for the client into a fresh private job folder, then makes
-     * sure there is a borg 1.2 to run: the client's own, or the server's uploaded into the job
-     * folder. One SSH connection for both. A backup is contact with the client: its last-seen
-     * time and borg version are recorded as `borgcube client test` records them.
-     */
-    async pushJobFolder({ jobId, probed }: JobRef & { probed?: ClientProbe }): Promise<BorgOnClient> {
-      await recordPhase(deps, jobId, 'push');
-      return withClient(jobId, async ({ conn, client, dir }) => {
-        // `borg --version` starts Python on the client (~0.2 s): done by probeClient while the
-        // server prepared, or else here while the folder goes up.
-        const probe = probed ? Promise.resolve(probed.version) : borg.version(conn, client);
-        probe.catch(() => {}); // awaited below; an upload failure must not leave it unhandled
-        await folders.push(conn, jobId, dir);
-        const version = await probe;
-        await recordClientContact(db, client.id, version);
-        return borg.ensure(conn, client, dir, jobId, version);
-      });
-    },
-
-    /**
      * Starts `borg create` detached on the client (or re-attaches to the one already running after
      * a worker restart), follows its JSON log and exit code, heartbeats the latest progress.
      */
     async runBorgCreate(input: RunBorgInput): Promise<{ rc: number }> {
       await recordPhase(deps, input.jobId, 'run');
       return withClient(input.jobId, async ({ conn, job, client, dir }) => {
-        const { rc } = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgCreate(config, job, client, input.borgCmd, dir));
+        const { rc } = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgCreate(input.location ?? jobRepositoryUrl(config, job.id), job, client, input.borgCmd, dir));
         return { rc };
-      });
-    },
-
-    /**
-     * Stops borg if it still runs and removes the job folder. Always called, whatever happened.
-     * After borg ended well it first copies the client's files cache back; cleanupJob keeps it for
-     * the client's next job (it only ever goes back to the same client) if the job succeeded.
-     * Losing it costs speed, never correctness.
-     */
-    async cleanupClient({ jobId, keepFilesCache }: JobRef & { keepFilesCache?: boolean }): Promise<void> {
-      await withClient(jobId, async ({ conn, job, dir }) => {
-        if (keepFilesCache) {
-          // Whatever goes wrong here, the backup's outcome stands: its next run reads every file again.
-          try {
-            const pulled = await folders.pullFilesCache(conn, job, dir);
-            if (pulled && 'refused' in pulled) await appendJobLog(db, jobId, `the client's files cache was not kept: ${pulled.refused}`, 'WARNING');
-          } catch (err) {
-            log.warn({ job: jobId, err: (err as Error).message }, 'the files cache could not be kept');
-          }
-        }
-        await folders.remove(conn, dir);
       });
     },
   };

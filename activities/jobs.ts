@@ -1,17 +1,26 @@
 // Job bookkeeping activities (PostgreSQL only): reserve, phase, final state.
 import { ApplicationFailure } from '@temporalio/activity';
+import type { Client as TemporalClient } from '@temporalio/client';
 import * as jobs from '../db/queries/jobs.js';
 import { findClientById } from '../db/queries/clients.js';
+import { findRepositoryById } from '../db/queries/repositories.js';
 import type { Db } from '../db/client.js';
 import type { Job, JobStats } from '../db/schema.js';
+import type { Config } from '../infra/config.js';
 import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
+import { admitBackup, releaseBackupSlot } from '../services/admission.js';
 import { uniqueViolation } from '../services/errors.js';
+import { storageHostDownReason } from '../services/storage-hosts.js';
 
 export interface JobActivityDeps {
   db: Db;
   events: EventPublisher;
   log: Logger;
+  /** The default concurrency limits (BORGCUBE_MAX_BACKUPS_PER_HOST / _PER_REPOSITORY). */
+  config: Pick<Config, 'queue'>;
+  /** Wakes the queued backups a freed slot admits; without it they start at their re-check. */
+  temporal?: () => Promise<TemporalClient>;
 }
 
 export interface ReserveJobInput {
@@ -35,6 +44,13 @@ export async function recordPhase(deps: { db: Db; events?: EventPublisher; log: 
   await deps.events?.publish(jobId, { type: 'state', jobId, state: 'running', phase }).catch((err: Error) => deps.log.warn({ err: err.message }, 'publishing a job event failed'));
 }
 
+/** A job on a storage host that stopped reporting would wait for a worker that is not there: it fails now and says so; jobs on the other hosts go on. */
+async function refuseIfStorageHostDown(db: Db, repositoryId: string): Promise<void> {
+  const repo = await findRepositoryById(db, repositoryId);
+  const down = repo && (await storageHostDownReason(db, repo.storageHost));
+  if (down) throw ApplicationFailure.nonRetryable(down, 'StorageHostDown');
+}
+
 export function createJobActivities(deps: JobActivityDeps) {
   const { db, events, log } = deps;
   return {
@@ -47,6 +63,7 @@ export function createJobActivities(deps: JobActivityDeps) {
       const job = await jobs.findJob(db, input.jobId);
       if (!job) throw ApplicationFailure.nonRetryable(`job ${input.jobId} does not exist`, 'JobGone');
       if (job.state !== 'running') throw ApplicationFailure.nonRetryable(`job ${input.jobId} already ended (${job.state})`, 'JobGone');
+      await refuseIfStorageHostDown(db, job.repositoryId);
       if (job.kind === 'restore') {
         if (!job.restore) throw ApplicationFailure.nonRetryable(`restore job ${input.jobId} has no restore spec`, 'JobGone');
         if (!job.startedAt) await jobs.updateJob(db, input.jobId, { startedAt: new Date(), phase: 'prepare' });
@@ -70,6 +87,17 @@ export function createJobActivities(deps: JobActivityDeps) {
       throw new Error('could not reserve a unique archive name');
     },
 
+    /**
+     * A backup's slot (services/admission.ts): `running` once admitted, `queued` while it must
+     * wait; a row that is gone or ended (cancelled while queued) stops the workflow.
+     */
+    async admitBackup(input: { jobId: string }): Promise<{ admitted: boolean }> {
+      const r = await admitBackup(deps, input.jobId);
+      if (r.state === 'gone') throw ApplicationFailure.nonRetryable(r.why, 'JobGone');
+      if (r.state === 'running') await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: 'running', phase: 'reserve' }).catch(() => {});
+      return { admitted: r.state === 'running' };
+    },
+
     async setPhase(input: { jobId: string; phase: string }): Promise<void> {
       await recordPhase(deps, input.jobId, input.phase);
     },
@@ -79,7 +107,7 @@ export function createJobActivities(deps: JobActivityDeps) {
       await jobs.appendJobLog(db, input.jobId, input.message, input.level);
     },
 
-    async completeJob(input: { jobId: string; state: Exclude<Job['state'], 'running'>; error?: string; stats?: JobStats }): Promise<void> {
+    async completeJob(input: { jobId: string; state: Exclude<Job['state'], 'running' | 'queued'>; error?: string; stats?: JobStats }): Promise<void> {
       let { state, error } = input;
       // The client's borg may exit (and the run fail) before the violation signal reaches the
       // workflow; the recorded violation decides what the job was.
@@ -94,6 +122,9 @@ export function createJobActivities(deps: JobActivityDeps) {
       const final = row ?? (await jobs.findJob(db, input.jobId));
       log.info({ job: input.jobId, state: final?.state, error: final?.error }, 'job finished');
       await events.publish(input.jobId, { type: 'state', jobId: input.jobId, state: final?.state ?? state, phase: 'done', error: final?.error ?? null }).catch(() => {});
+      // The slot this backup held (or its place in the queue) goes to the next queued ones. A
+      // retry after a lost answer admits again, which admits nothing twice.
+      if (final) await releaseBackupSlot(deps, final);
     },
   };
 }

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { z } from 'zod';
 import { createCliContext, UsageError, type CliContext } from './context.js';
 import { registerRepoCommands } from './commands/repo.js';
+import { registerStorageHostCommands } from './commands/storage-host.js';
 import { registerClientCommands } from './commands/client.js';
 import { registerUserCommands } from './commands/user.js';
 import { registerServerCommands } from './commands/server.js';
@@ -28,6 +29,7 @@ export function buildProgram(ctx: CliContext): Command {
   program.addOption(new Option('--verbose', 'log what happens (to stderr)'));
   program.hook('preAction', (cmd) => ctx.setVerbose(Boolean(cmd.opts<{ verbose?: boolean }>().verbose)));
   registerRepoCommands(program, ctx);
+  registerStorageHostCommands(program, ctx);
   registerClientCommands(program, ctx);
   registerUserCommands(program, ctx);
   registerJobCommands(program, ctx);

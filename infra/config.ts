@@ -49,6 +49,18 @@ export const configVariables = {
   BORGCUBE_ADMIN_PASSWORD: { def: '', doc: 'Password of the first admin account; when empty, a one-time password is printed at first start' },
   BORGCUBE_METRICS_TOKEN: { def: '', doc: 'Bearer token Prometheus sends to GET /metrics (API tokens work too); empty = /metrics answers loopback callers only' },
   BORGCUBE_ALERT_SWEEP_INTERVAL: { def: '5m', doc: 'How often the staleness sweep runs (a Temporal Schedule): a number with s, m or h' },
+  BORGCUBE_MAX_BACKUPS_PER_HOST: {
+    def: '8',
+    doc: 'Backups that may run at once on one storage host (a storage host row may override it); more wait as `queued`',
+  },
+  BORGCUBE_MAX_BACKUPS_PER_REPOSITORY: {
+    def: '4',
+    doc: 'Backups that may run at once into one repository (`borgcube repo set NAME --max-backups N` overrides it); more wait as `queued`',
+  },
+  BORGCUBE_SCHEDULE_JITTER: {
+    def: '5m',
+    doc: "Default random delay (up to this) of each scheduled backup, prune and check, so a fleet's schedules do not all start in the same second; a number with s, m or h, or 0 (a policy's --jitter overrides it)",
+  },
   LOG_LEVEL: { def: 'info', doc: 'pino log level: fatal, error, warn, info, debug, trace' },
 } as const;
 
@@ -87,6 +99,9 @@ const schema = z
     BORGCUBE_ADMIN_PASSWORD: env('BORGCUBE_ADMIN_PASSWORD'),
     BORGCUBE_METRICS_TOKEN: env('BORGCUBE_METRICS_TOKEN').pipe(z.union([z.literal(''), z.string().regex(/^[\x21-\x7e]{16,200}$/, 'must be 16-200 printable characters without spaces')])),
     BORGCUBE_ALERT_SWEEP_INTERVAL: env('BORGCUBE_ALERT_SWEEP_INTERVAL').pipe(z.string().regex(/^[1-9]\d{0,5}[smh]$/, 'must be a number with s, m or h, e.g. 5m')),
+    BORGCUBE_MAX_BACKUPS_PER_HOST: env('BORGCUBE_MAX_BACKUPS_PER_HOST').pipe(z.string().regex(/^[1-9]\d{0,3}$/, 'must be a number of backups, 1-9999')).transform(Number),
+    BORGCUBE_MAX_BACKUPS_PER_REPOSITORY: env('BORGCUBE_MAX_BACKUPS_PER_REPOSITORY').pipe(z.string().regex(/^[1-9]\d{0,3}$/, 'must be a number of backups, 1-9999')).transform(Number),
+    BORGCUBE_SCHEDULE_JITTER: env('BORGCUBE_SCHEDULE_JITTER').pipe(z.string().regex(/^(0|[1-9]\d{0,5}[smh])$/, 'must be 0 or a number with s, m or h, e.g. 5m')).transform(durationSeconds),
     LOG_LEVEL: env('LOG_LEVEL').pipe(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])),
   })
   .transform((e) => {
@@ -122,11 +137,20 @@ const schema = z
       adminPassword: e.BORGCUBE_ADMIN_PASSWORD || undefined,
       metrics: { token: e.BORGCUBE_METRICS_TOKEN || undefined },
       alerts: { sweepInterval: e.BORGCUBE_ALERT_SWEEP_INTERVAL },
+      queue: { maxBackupsPerHost: e.BORGCUBE_MAX_BACKUPS_PER_HOST, maxBackupsPerRepository: e.BORGCUBE_MAX_BACKUPS_PER_REPOSITORY },
+      schedules: { jitterSeconds: e.BORGCUBE_SCHEDULE_JITTER },
       logLevel: e.LOG_LEVEL,
     };
   });
 
 export type Config = z.output<typeof schema>;
+
+/** Seconds of a duration written as a number with s, m or h ("0" is zero). */
+export function durationSeconds(s: string): number {
+  const m = /^(\d+)([smh]?)$/.exec(s.trim());
+  if (!m) throw new Error(`not a duration: ${JSON.stringify(s)}`);
+  return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+}
 
 /** Where things live under the data dir. One function so that every process agrees. */
 export function dataPaths(dataDir: string) {

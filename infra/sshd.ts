@@ -94,9 +94,12 @@ export function renderSshdConfig(i: SshdInstance): string {
 /** Writes the config and creates the host key if missing; returns the config path. */
 export async function prepareSshd(i: SshdInstance): Promise<string> {
   const p = sshdPaths(i.dir);
-  mkdirSync(i.dir, { recursive: true, mode: 0o700 });
-  chmodSync(i.dir, 0o700);
+  // Searchable by the storage account, which hands the public host key to clients (their
+  // known_hosts entry for this sshd); nothing in it can be listed, the rest is 0600.
+  mkdirSync(i.dir, { recursive: true, mode: 0o711 });
+  chmodSync(i.dir, 0o711);
   if (!existsSync(p.hostKey)) await runChecked('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'borgcube-sshd', '-f', p.hostKey]);
+  chmodSync(p.hostPublicKey, 0o644);
   writeFileSync(p.config, renderSshdConfig(i), { mode: 0o600 });
   // sshd's privilege separation directory; systemd normally creates it.
   mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });

@@ -48,15 +48,19 @@ export interface Dashboard {
   generatedAt: Date;
   clients: FleetClient[];
   running: RunningJob[];
+  /** Backups waiting for a slot (up to 100), in queue order, with their places in the queue. */
+  queued: JobView[];
   repositories: FleetRepository[];
   last24h: Record<string, number>;
-  counts: { clients: number; failing: number; stale: number; running: number };
+  counts: { clients: number; failing: number; stale: number; running: number; queued: number };
 }
 
 export async function getDashboard(deps: ServiceDeps, now = new Date()): Promise<Dashboard> {
-  const [summaries, runningPage, repos, last24h] = await Promise.all([
+  const [summaries, runningPage, queuedPage, queuedCount, repos, last24h] = await Promise.all([
     dash.clientBackupSummaries(deps.db),
     listJobs(deps, { state: 'running', limit: 100 }),
+    listJobs(deps, { state: 'queued', limit: 100 }),
+    dash.countJobsInState(deps.db, 'queued'),
     listRepositories(deps),
     dash.jobCountsSince(deps.db, new Date(now.getTime() - 86400_000)),
   ]);
@@ -80,9 +84,10 @@ export async function getDashboard(deps: ServiceDeps, now = new Date()): Promise
     generatedAt: now,
     clients,
     running,
+    queued: queuedPage.jobs.sort((a, b) => (a.queuePosition ?? 0) - (b.queuePosition ?? 0)),
     repositories,
     last24h,
-    counts: { clients: clients.length, failing: clients.filter((c) => c.failing).length, stale: clients.filter((c) => c.stale).length, running: running.length },
+    counts: { clients: clients.length, failing: clients.filter((c) => c.failing).length, stale: clients.filter((c) => c.stale).length, running: running.length, queued: queuedCount },
   };
 }
 
@@ -103,7 +108,7 @@ export function fleetClient(s: dash.ClientBackupSummary, now: Date): FleetClient
     staleAfterHours,
     stale,
     failing: s.lastJobState === 'failed' || s.lastJobState === 'violation',
-    running: s.lastJobState === 'running',
+    running: s.lastJobState === 'running' || s.lastJobState === 'queued',
   };
 }
 

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import * as alertsQ from '../db/queries/alerts.js';
 import { findClientById } from '../db/queries/clients.js';
-import { findJob } from '../db/queries/jobs.js';
+import { findJob, isActive } from '../db/queries/jobs.js';
 import { allClientNames } from '../db/queries/names.js';
 import { findRepositoryById } from '../db/queries/repositories.js';
 import type { AlertPayload, Incident } from '../db/schema.js';
@@ -86,7 +86,7 @@ async function resolveIncidents(tx: Db, config: Config, spec: { kinds: IncidentK
 export async function recordJobOutcome(deps: AlertDeps, jobId: string): Promise<string[]> {
   const { db, config } = deps;
   const job = await findJob(db, jobId);
-  if (!job || job.state === 'running' || job.state === 'cancelled') return [];
+  if (!job || isActive(job.state) || job.state === 'cancelled') return [];
   const client = job.clientId ? await findClientById(db, job.clientId) : undefined;
   const repo = await findRepositoryById(db, job.repositoryId);
   const repoName = repo?.name ?? job.repositoryId;

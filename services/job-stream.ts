@@ -10,6 +10,7 @@
 //
 // Messages to the viewer (JSON for a browser): hello {job, estimate}, log {seq,…}, progress {…},
 // state {…}, gap {from, to} (lines that could not be recovered); then a close with its reason.
+import { isActive } from '../db/queries/jobs.js';
 import type { JobEvent, LogLineEvent } from '../infra/events.js';
 import type { ServiceDeps } from './deps.js';
 import { progressEstimate } from './dashboard.js';
@@ -17,7 +18,7 @@ import { getJob, jobLogAfter } from './jobs.js';
 import type { JobEventHub } from '../infra/job-event-hub.js';
 
 export type JobStreamMessage =
-  | { type: 'hello'; job: { id: string; state: string; phase: string | null; error: string | null; archiveName: string | null }; estimate: unknown }
+  | { type: 'hello'; job: { id: string; state: string; phase: string | null; error: string | null; archiveName: string | null; queuePosition: number | null }; estimate: unknown }
   | JobEvent
   | { type: 'gap'; from: number; to: number };
 
@@ -71,9 +72,9 @@ export class JobStream {
       this.unsubscribe = await this.hub.subscribe(this.jobId, (e) => this.onLive(e));
       if (this.closed) return this.unsubscribe();
       const job = await getJob(this.deps, this.jobId);
-      this.emit({ type: 'hello', job: { id: job.id, state: job.state, phase: job.phase, error: job.error, archiveName: job.archiveName }, estimate: await progressEstimate(this.deps, job.clientId) });
+      this.emit({ type: 'hello', job: { id: job.id, state: job.state, phase: job.phase, error: job.error, archiveName: job.archiveName, queuePosition: job.queuePosition }, estimate: await progressEstimate(this.deps, job.clientId) });
       await this.catchUp();
-      if (job.state !== 'running') await this.finish({ type: 'state', jobId: job.id, state: job.state, phase: job.phase, error: job.error });
+      if (!isActive(job.state)) await this.finish({ type: 'state', jobId: job.id, state: job.state, phase: job.phase, error: job.error });
     } catch (err) {
       this.deps.log.warn({ err, job: this.jobId }, 'job stream failed to start');
       this.fail(1011, err instanceof Error && err.name === 'ServiceError' ? err.message : 'internal error');
@@ -123,7 +124,7 @@ export class JobStream {
       this.sendLine(e);
     } else if (e.type === 'progress') {
       this.emit(e);
-    } else if (e.phase === 'done' || e.state !== 'running') {
+    } else if (e.phase === 'done' || !isActive(e.state)) {
       await this.finish(e);
     } else {
       this.emit(e);
@@ -168,7 +169,7 @@ export class JobStream {
     this.enqueue(async () => {
       await this.catchUp();
       const job = await getJob(this.deps, this.jobId);
-      if (job.state !== 'running') await this.finish({ type: 'state', jobId: job.id, state: job.state, phase: job.phase, error: job.error });
+      if (!isActive(job.state)) await this.finish({ type: 'state', jobId: job.id, state: job.state, phase: job.phase, error: job.error });
     });
   }
 

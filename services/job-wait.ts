@@ -1,6 +1,7 @@
 // Waiting for a job's end (`borgcube backup --wait` and the other --wait options). Polling the
 // row every second made the CLI exit up to a second after the job ended; instead each round races
 // the signals of the end and then reads the row, which is final by then.
+import { isActive } from '../db/queries/jobs.js';
 import type { JobEventHub } from '../infra/job-event-hub.js';
 import type { ServiceDeps } from './deps.js';
 import { getJob, type JobView } from './jobs.js';
@@ -14,7 +15,7 @@ import { getJob, type JobView } from './jobs.js';
 export async function waitForJobEnd(deps: ServiceDeps, hub: JobEventHub, id: string, recheckMs = 5000): Promise<JobView> {
   let wake = () => {};
   const unsubscribe = await hub.subscribe(id, (e) => {
-    if (e.type === 'state' && (e.phase === 'done' || e.state !== 'running')) wake();
+    if (e.type === 'state' && (e.phase === 'done' || !isActive(e.state))) wake();
   });
   try {
     // Whether it completes, fails or does not exist: the job's row says how the job ended.
@@ -29,7 +30,7 @@ export async function waitForJobEnd(deps: ServiceDeps, hub: JobEventHub, id: str
       .finally(() => (workflowEnded = true));
     for (;;) {
       const job = await getJob(deps, id);
-      if (job.state !== 'running') return job;
+      if (!isActive(job.state)) return job;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, recheckMs);
         wake = () => {

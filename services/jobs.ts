@@ -13,6 +13,7 @@ import { statusQuery, type BackupProgress, type BackupStatus } from '../workflow
 import { getClient } from './clients.js';
 import type { ServiceDeps } from './deps.js';
 import { conflict, invalid, notFound } from './errors.js';
+import { queuePositions } from './admission.js';
 import { endOrphanedJob, workflowGone } from './orphaned-jobs.js';
 import { getRepository } from './repositories.js';
 
@@ -32,9 +33,10 @@ export async function startBackup(deps: ServiceDeps, raw: z.input<typeof startBa
   const id = randomUUID();
   let job: Job;
   try {
-    job = await jobsQ.insertJob(deps.db, { id, kind: 'backup', clientId: client.id, repositoryId: repo.id, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy ?? null });
+    // Queued until its workflow's first step gets it a slot (services/admission.ts).
+    job = await jobsQ.insertJob(deps.db, { id, kind: 'backup', state: 'queued', phase: 'queued', clientId: client.id, repositoryId: repo.id, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy ?? null });
   } catch (err) {
-    if (err instanceof jobsQ.ClientBusyError) throw conflict(`client ${client.name} already has a running backup (job ${err.runningId})`);
+    if (err instanceof jobsQ.ClientBusyError) throw conflict(`client ${client.name} already has a ${err.state} backup (job ${err.runningId})`);
     throw err;
   }
   const wfInput: BackupInput = { jobId: id, clientId: client.id, repositoryId: repo.id, storageHost: repo.storageHost, policyId: input.policyId ?? null, triggeredBy: input.triggeredBy };
@@ -69,6 +71,8 @@ export interface JobView extends Job {
   clientName: string | null;
   repositoryName: string | null;
   temporalUrl: string;
+  /** A queued backup's place in its storage host's queue (1 = next); null otherwise. */
+  queuePosition: number | null;
 }
 
 export async function listJobs(deps: ServiceDeps, raw: z.input<typeof listJobsInput>): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
@@ -93,15 +97,17 @@ export async function listJobs(deps: ServiceDeps, raw: z.input<typeof listJobsIn
 
 async function withNames(deps: ServiceDeps, rows: Job[]): Promise<JobView[]> {
   // Two queries per page, not two per row: a page of 50 jobs names few distinct clients.
-  const [clientNames, repoNames] = await Promise.all([
+  const [clientNames, repoNames, positions] = await Promise.all([
     clientNamesByIds(deps.db, rows.flatMap((r) => (r.clientId ? [r.clientId] : []))),
     repositoryNamesByIds(deps.db, rows.map((r) => r.repositoryId)),
+    queuePositions(deps.db, rows),
   ]);
   return rows.map((r) => ({
     ...r,
     clientName: r.clientId ? (clientNames.get(r.clientId) ?? null) : null,
     repositoryName: repoNames.get(r.repositoryId) ?? null,
     temporalUrl: temporalWorkflowUrl(deps.config, r.id),
+    queuePosition: positions.get(r.id) ?? null,
   }));
 }
 
@@ -152,7 +158,8 @@ export async function liveStatus(deps: ServiceDeps, id: string): Promise<{ statu
 }
 
 /**
- * Cancels a running job: its workflow stops the remote borg and still cleans up. A job whose
+ * Cancels a queued or running job: a running one's workflow stops the remote borg and still
+ * cleans up; a queued one's stops waiting and ends `cancelled` with nothing done. A job whose
  * workflow is gone (terminated in Temporal's UI, never started because its starter died between
  * row and workflow, or ended without being able to record its state) is ended here instead —
  * otherwise its row stays `running` and every later backup of the client is refused. Returns
@@ -160,7 +167,7 @@ export async function liveStatus(deps: ServiceDeps, id: string): Promise<{ statu
  */
 export async function cancelJob(deps: ServiceDeps, id: string): Promise<'requested' | 'ended'> {
   const job = await getJob(deps, id);
-  if (job.state !== 'running') throw conflict(`job ${id} already ended (${job.state})`);
+  if (!jobsQ.isActive(job.state)) throw conflict(`job ${id} already ended (${job.state})`);
   const handle = (await deps.temporal()).workflow.getHandle(id);
   const gone = await workflowGone(handle);
   if (gone) {

@@ -6,6 +6,7 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Workf
 import * as jobsQ from '../db/queries/jobs.js';
 import { findRepositoryById } from '../db/queries/repositories.js';
 import { orphanCleanup, orphanCleanupWorkflowId, type OrphanCleanupInput } from '../workflows/orphan-cleanup.js';
+import { releaseBackupSlot } from './admission.js';
 import type { ServiceDeps } from './deps.js';
 
 /**
@@ -26,8 +27,9 @@ export async function workflowGone(handle: WorkflowHandle): Promise<string | und
 export async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, id: string, why: string): Promise<void> {
   const job = await jobsQ.findJob(deps.db, id);
   // A backup or a restore leaves things behind that its workflow's cleanup would have removed
-  // (the job folder on the client, a borg still running there, the server's job files).
-  const repo = job?.kind === 'backup' || job?.kind === 'restore' ? await findRepositoryById(deps.db, job.repositoryId) : undefined;
+  // (the job folder on the client, a borg still running there, the server's job files) — unless
+  // it was still queued: then nothing ran.
+  const repo = job?.state !== 'queued' && (job?.kind === 'backup' || job?.kind === 'restore') ? await findRepositoryById(deps.db, job.repositoryId) : undefined;
   const error = `the job's workflow ${why}; it can no longer record how the job ended, so BorgCube marked it failed${repo ? ` (its cleanup runs as workflow ${orphanCleanupWorkflowId(id)})` : ''}`;
   await jobsQ.revokeJobCredentials(deps.db, id);
   if (await jobsQ.completeJob(deps.db, id, 'failed', error, null)) {
@@ -35,6 +37,8 @@ export async function endOrphanedJob(deps: Pick<ServiceDeps, 'db' | 'log' | 'tem
     deps.log.warn({ job: id, why }, 'a running job without a running workflow was ended');
   }
   if (repo) await startOrphanCleanup(deps, { jobId: id, storageHost: repo.storageHost });
+  // The slot it held goes to the next queued backup.
+  if (job) await releaseBackupSlot(deps, job);
 }
 
 /**
@@ -53,13 +57,13 @@ async function startOrphanCleanup(deps: Pick<ServiceDeps, 'log' | 'temporal' | '
 }
 
 /**
- * The periodic sweep's part: rows still `running` after `minAge` whose workflow is gone are
+ * The periodic sweep's part: rows still `queued` or `running` after `minAge` whose workflow is gone are
  * ended (see cancelJob). Young rows are left alone: a starter writes the row just before it
  * starts the workflow, and a schedule's run reserves the row before it starts the job's child.
  * Returns the ids it ended.
  */
 export async function endOrphanedJobs(deps: Pick<ServiceDeps, 'db' | 'log' | 'temporal' | 'config'>, minAgeMs = 15 * 60_000): Promise<string[]> {
-  const rows = await jobsQ.runningJobsOlderThan(deps.db, new Date(Date.now() - minAgeMs));
+  const rows = await jobsQ.activeJobsOlderThan(deps.db, new Date(Date.now() - minAgeMs));
   if (!rows.length) return [];
   const temporal = await deps.temporal();
   const ended: string[] = [];

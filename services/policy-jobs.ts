@@ -70,13 +70,13 @@ export async function reservePolicyJob(deps: { db: Db; log: Logger }, input: Res
   };
   // A retried activity finds the row it inserted before.
   if (input.jobId && (await jobsQ.findJob(deps.db, input.jobId))) return base;
-  // Prune and check start in their own phase; a backup's first phase is set when it reserves its archive name.
-  const started = input.kind === 'backup' ? {} : { startedAt: new Date(), phase: input.kind };
+  // Prune and check start in their own phase; a backup waits for a slot first (services/admission.ts).
+  const started = input.kind === 'backup' ? ({ state: 'queued', phase: 'queued' } as const) : { startedAt: new Date(), phase: input.kind };
   try {
     await jobsQ.insertJob(deps.db, { id: jobId, kind: input.kind, clientId: base.clientId, repositoryId: p.repositoryId, policyId: p.id, triggeredBy: input.triggeredBy, ...started });
   } catch (err) {
     if (!(err instanceof jobsQ.ClientBusyError)) throw err;
-    const skipped = `client ${p.clientName} already has a running backup (job ${err.runningId})`;
+    const skipped = `client ${p.clientName} already has a ${err.state} backup (job ${err.runningId})`;
     deps.log.info({ policy: p.name, reason: skipped }, 'scheduled backup skipped');
     return { skipped };
   }

@@ -12,6 +12,7 @@ import { repositorySecretContext } from '../db/queries/repositories.js';
 import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
 import { acquireRepositoryLease } from '../proxy/storage/api.js';
 import type { ServiceDeps } from './deps.js';
+import { storageHostForNewRepository } from './storage-hosts.js';
 import { conflict, failed, invalid, notFound, uniqueViolation } from './errors.js';
 import { absolutePathSchema, nameSchema } from './validation.js';
 
@@ -21,6 +22,8 @@ export const addRepositoryInput = z.object({
   name: nameSchema,
   path: absolutePathSchema,
   encryption: z.enum(encryptionModes).default('repokey'),
+  /** The storage host that holds it: this one (the default) — another's are created there (services/storage-hosts.ts). */
+  storageHost: z.string().min(1).max(63).optional(),
 });
 export type AddRepositoryInput = z.input<typeof addRepositoryInput>;
 
@@ -41,6 +44,7 @@ export async function addRepository(deps: ServiceDeps, rawInput: AddRepositoryIn
 
 async function addRepositoryLocked(deps: ServiceDeps, input: z.output<typeof addRepositoryInput>): Promise<RepositoryView> {
   const { db, config } = deps;
+  await storageHostForNewRepository(deps, input.storageHost);
   if (await repos.findRepositoryByName(db, input.name)) throw conflict(`repository ${JSON.stringify(input.name)} already exists`);
   const samePath = await repos.findRepositoryByPath(db, config.storageHost, input.path);
   if (samePath) throw conflict(`${input.path} is already the repository ${JSON.stringify(samePath.name)}`);

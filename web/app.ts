@@ -19,6 +19,7 @@ import { restoresApi } from './api/restores.js';
 import { openApiDocument } from './api/openapi.js';
 import { policiesApi } from './api/policies.js';
 import { repositoriesApi } from './api/repositories.js';
+import { storageHostsApi } from './api/storage-hosts.js';
 import { sessionApi, tokensApi, usersApi } from './api/users.js';
 import { authenticate, csrfProtection } from './auth.js';
 import { requestBodyLimit } from './body-limit.js';
@@ -98,7 +99,7 @@ export function createApp(deps: WebDeps) {
   app.route(`${apiPrefix}/clients`, clientsApi(deps));
   app.route(apiPrefix, archivesApi(deps));
   app.route(`${apiPrefix}/repositories`, repositoriesApi(deps));
-  app.route(`${apiPrefix}/repositories`, repositoryChecksApi(deps));
+  app.route(`${apiPrefix}/repositories`, repositoryChecksApi(deps)).route(`${apiPrefix}/storage-hosts`, storageHostsApi(deps));
   app.route(`${apiPrefix}/jobs`, jobsApi(deps));
   app.route(`${apiPrefix}/restores`, restoresApi(deps));
   app.route(`${apiPrefix}/policies`, policiesApi(deps));

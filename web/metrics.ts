@@ -145,6 +145,14 @@ function jobSeries(registers: Registry[], snapshot: Snapshot): void {
       for (const kind of jobKind.enumValues) this.set({ kind }, s.running.find((r) => r.kind === kind)?.n ?? 0);
     },
   });
+  new Gauge({
+    name: 'borgcube_queued_backups',
+    help: 'Backups waiting for a slot under the concurrency limits',
+    registers,
+    async collect() {
+      this.set((await snapshot()).queued);
+    },
+  });
 }
 
 /** Series about repositories (sizes, checks) and open incidents. */

@@ -31,7 +31,8 @@ async function main() {
   let masterKey: MasterKey | undefined;
   const alertDeps = { ...deps, temporal: () => Promise.resolve(temporal.client), masterKey: () => (masterKey ??= MasterKey.load(config.paths.masterKey)) };
   const activities = {
-    ...createJobActivities(deps),
+    // Ending a backup wakes the queued backups its slot admits.
+    ...createJobActivities(alertDeps),
     ...createClientActivities(deps),
     ...createPolicyActivities(deps),
     ...createAlertActivities(alertDeps),

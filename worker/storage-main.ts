@@ -1,20 +1,26 @@
 // The storage host's process: the repository service (proxy sessions, the AuthorizedKeysCommand,
-// admin leases) plus a Temporal worker for the activities that touch repositories. It runs as the
-// storage account, which owns the repositories; it alone holds their real keys.
+// admin leases) plus a Temporal worker for the activities that touch repositories or the files
+// prepared for a job (pushed to the client, and its files cache pulled back: client-files.ts). It
+// runs as the storage account, which owns the repositories; it alone holds their real keys. It
+// registers its storage host (name, where clients reach its sshd) and reports in while it runs.
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { runMain, runUntilSignal } from './lifecycle.js';
+import { createClientFileActivities } from '../activities/client-files.js';
 import { createMaintenanceActivities } from '../activities/maintenance.js';
 import { createStorageActivities } from '../activities/storage.js';
 import { createDb } from '../db/client.js';
-import { lookupAccount } from '../infra/accounts.js';
+import { registerStorageHost, touchStorageHost } from '../db/queries/storage-hosts.js';
+import { lookupAccount, requireAccount } from '../infra/accounts.js';
 import { loadConfig } from '../infra/config.js';
 import { createEventPublisher, createRedis } from '../infra/events.js';
 import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
+import { SshPool } from '../infra/ssh-pool.js';
 import { connectTemporal } from '../infra/temporal.js';
 import { RepositoryService } from '../proxy/storage/service.js';
 import { createStorageApi } from '../proxy/storage/storage-api.js';
+import { STORAGE_HOST_REPORT_MS } from '../services/storage-hosts.js';
 import { storageTaskQueue } from '../workflows/task-queues.js';
 
 async function main() {
@@ -41,16 +47,40 @@ async function main() {
   // Live log lines of prune and check jobs (the rows in PostgreSQL are the record).
   const events = createEventPublisher(createRedis(config.redisUrl));
   const connection = await NativeConnection.connect({ address: config.temporal.address });
+  // The job folder's connections to a client (push, then cleanup) are kept between its activities.
+  const sshPool = new SshPool();
+  const clientDeps = { db: dbh.db, config, events, log, sshPool, storageAccount: () => requireAccount(config.accounts.storage) };
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: storageTaskQueue(config.storageHost),
-    activities: { ...createStorageActivities({ db: dbh.db, log, storage, events }), ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, storage, events }) },
-    maxConcurrentActivityTaskExecutions: 20,
+    activities: {
+      ...createStorageActivities({ db: dbh.db, log, storage, events }),
+      ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, storage, events }),
+      ...createClientFileActivities(clientDeps),
+    },
+    // Pushes and pulls wait on the network, prunes and checks on the repository: most of these
+    // slots wait, and a job's first step must not wait long for one (workflows/storage-host.ts).
+    maxConcurrentActivityTaskExecutions: 50,
   });
-  log.info({ taskQueue: storageTaskQueue(config.storageHost), socket: config.paths.storageSocket }, 'repository service ready');
+  // Registered once the worker can take this host's work; reported while it runs (a host whose
+  // reports stop is down: its new jobs fail with the time it was last seen).
+  const host = { name: config.storageHost, sshHost: config.ssh.host, sshPort: config.ssh.port };
+  await registerStorageHost(dbh.db, host);
+  const report = setInterval(() => {
+    touchStorageHost(dbh.db, host.name).catch((err: Error) => log.warn({ err: err.message }, 'could not report this storage host as alive'));
+  }, STORAGE_HOST_REPORT_MS);
+  log.info({ storageHost: host.name, taskQueue: storageTaskQueue(config.storageHost), ssh: `${host.sshHost}:${host.sshPort}`, socket: config.paths.storageSocket }, 'repository service ready');
 
-  await runUntilSignal(worker, log, [() => service.close(), () => connection.close(), () => temporal.close(), () => events.close(), () => dbh.close()]);
+  await runUntilSignal(worker, log, [
+    () => Promise.resolve(clearInterval(report)),
+    () => Promise.resolve(sshPool.closeAll()),
+    () => service.close(),
+    () => connection.close(),
+    () => temporal.close(),
+    () => events.close(),
+    () => dbh.close(),
+  ]);
 }
 
 runMain('storage', main);

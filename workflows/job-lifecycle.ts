@@ -5,7 +5,7 @@ import { ApplicationFailure, CancellationScope, isCancellation, proxyActivities,
 import type { AlertActivities } from '../activities/alerts.js';
 import type { JobActivities } from '../activities/jobs.js';
 import { describeFailure, retry } from './failures.js';
-import type { JobFinalState, ViolationSignal } from './messages.js';
+import type { JobFaultSignal, JobFinalState, ViolationSignal } from './messages.js';
 
 export type JobStats = NonNullable<Parameters<JobActivities['completeJob']>[0]['stats']>;
 
@@ -31,10 +31,15 @@ export interface JobSpec {
   /** The first step: refuses a job whose row already ended, records the first phase. */
   reserve(): Promise<void>;
   body(): Promise<JobBodyResult>;
-  /** The job's own cleanup, before its end is recorded; it cannot be cancelled. */
-  cleanup?(outcome: JobOutcome): Promise<void>;
+  /**
+   * The job's own cleanup, before its end is recorded; it cannot be cancelled. It may return the
+   * outcome amended (a backup's after hook that failed adds to the job's error).
+   */
+  cleanup?(outcome: JobOutcome): Promise<JobOutcome | void>;
   /** The proxy's violation signal, if one arrived: it decides what the job was. */
   violation?(): ViolationSignal | undefined;
+  /** The repository service's fault signal, if one arrived: the job failed with its message. */
+  fault?(): JobFaultSignal | undefined;
   /** After the end was recorded (e.g. the status query's last answer). */
   ended?(outcome: JobOutcome): void;
 }
@@ -55,7 +60,7 @@ export async function runJob(job: JobSpec): Promise<JobOutcome> {
     outcome = failedOutcome(err, job);
   }
   await CancellationScope.nonCancellable(async () => {
-    await job.cleanup?.(outcome);
+    outcome = (await job.cleanup?.(outcome)) ?? outcome;
     await jobSteps.completeJob({ jobId: job.jobId, ...outcome });
     // Incidents (failure/violation open, success resolves) and their notices; the sweep delivers
     // what is pending if this fails.
@@ -71,6 +76,8 @@ export async function runJob(job: JobSpec): Promise<JobOutcome> {
 function failedOutcome(err: unknown, job: JobSpec): JobOutcome {
   const violation = job.violation?.();
   if (violation) return { state: 'violation', error: `violation: ${violation.kind}: ${violation.detail}` };
+  const fault = job.fault?.();
+  if (fault) return { state: 'failed', error: fault.message };
   if (isCancellation(err)) return { state: 'cancelled', error: 'cancelled' };
   return { state: 'failed', error: describeFailure(err, job.bodyRetry) };
 }

@@ -2,7 +2,7 @@
 // send to or ask of a running job. Pure definitions, importable from anywhere.
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 
-export type JobPhase = 'reserve' | 'prepare' | 'push' | 'run' | 'finalize' | 'cleanup' | 'done';
+export type JobPhase = 'queued' | 'reserve' | 'prepare' | 'push' | 'run' | 'finalize' | 'cleanup' | 'done';
 export type JobFinalState = 'succeeded' | 'failed' | 'violation' | 'cancelled';
 
 /** What a client attempted that the proxy refused (DESIGN.md §4). Sent by the repository service. */
@@ -13,6 +13,23 @@ export interface ViolationSignal {
   at: string;
 }
 export const violationSignal = defineSignal<[ViolationSignal]>('violation');
+
+/**
+ * A fault on the server's side that no retry can get over (the repository's disk is full): the
+ * repository service sends it, and the job ends `failed` with `message` at once instead of
+ * retrying into the same wall. Not the client's doing, so never a violation.
+ */
+export interface JobFaultSignal {
+  kind: 'disk-full';
+  /** One line for the job's error, written for the operator. */
+  message: string;
+  /** ISO time the service saw it. */
+  at: string;
+}
+export const jobFaultSignal = defineSignal<[JobFaultSignal]>('jobFault');
+
+/** A queued backup was given a slot (services/admission.ts): its workflow stops waiting. */
+export const admittedSignal = defineSignal('admitted');
 
 /** Latest progress of `borg create` (BORG_PROTOCOL.md §8.1), as heartbeated by the run activity. */
 export interface BackupProgress {

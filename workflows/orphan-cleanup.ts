@@ -5,11 +5,9 @@
 // its session open, and what the job stored without an archive stayed in the repository.
 // Workflow id `cleanup-<job id>`, so it runs once per job however often it is asked for.
 import { proxyActivities } from '@temporalio/workflow';
-import type { ClientActivities } from '../activities/client.js';
 import type { JobActivities } from '../activities/jobs.js';
-import type { StorageActivities } from '../activities/storage.js';
 import { describeFailure, retry as jobRetry } from './failures.js';
-import { storageTaskQueue } from './task-queues.js';
+import { storageHostActivities } from './storage-host.js';
 
 /** Input of `orphanCleanup`: the cleanup of a backup or restore job whose own workflow is gone. */
 export interface OrphanCleanupInput {
@@ -25,11 +23,13 @@ export interface OrphanCleanupResult {
 }
 
 const retry = { ...jobRetry, maximumAttempts: 5 } as const;
-const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry });
 const jobActs = proxyActivities<JobActivities>({ startToCloseTimeout: '1m', retry });
 
 export async function orphanCleanup(input: OrphanCleanupInput): Promise<OrphanCleanupResult> {
-  const storageActs = proxyActivities<StorageActivities>({ taskQueue: storageTaskQueue(input.storageHost), startToCloseTimeout: '2h', retry });
+  const host = storageHostActivities(input.storageHost);
+  const storageActs = host.repo;
+  // The job folder's cleanup runs on the storage host, as in the job's own workflow.
+  const cleanupActs = host.clientCleanup;
   // First the server side: a borg still running on the client loses its session at once.
   await storageActs.revokeCredential({ jobId: input.jobId });
   let clientError: string | undefined;

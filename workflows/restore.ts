@@ -3,11 +3,10 @@
 // orchestration here; every side effect is an activity.
 import { CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ClientActivities } from '../activities/client.js';
-import type { StorageActivities } from '../activities/storage.js';
 import { failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobStats } from './job-lifecycle.js';
 import { statusQuery, violationSignal, type BackupStatus, type JobFinalState, type ViolationSignal } from './messages.js';
-import { storageTaskQueue } from './task-queues.js';
+import { storageHostActivities, storageHostFailure, type StorageHostActivities } from './storage-host.js';
 
 /** Input of `restore`: ids only; activities load the rows (the job's restore spec says what goes where). */
 export interface RestoreInput {
@@ -28,20 +27,15 @@ export interface RestoreResult {
 // As in backup.ts: the run heartbeats every 2 s; a retry after a worker's death re-attaches to the
 // borg extract still running on the client.
 const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry });
-const cleanupActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { ...retry, maximumAttempts: 5 } });
-
-function storageActivities(storageHost: string) {
-  return proxyActivities<StorageActivities>({ taskQueue: storageTaskQueue(storageHost), startToCloseTimeout: '2h', retry });
-}
 
 class RestoreJob {
   readonly status: BackupStatus;
-  readonly storage: ReturnType<typeof storageActivities>;
+  readonly storage: StorageHostActivities;
   violation: ViolationSignal | undefined;
 
   constructor(readonly input: RestoreInput) {
     this.status = { jobId: input.jobId, phase: 'reserve', attempt: 0 };
-    this.storage = storageActivities(input.storageHost);
+    this.storage = storageHostActivities(input.storageHost);
   }
 
   async reserve(): Promise<void> {
@@ -57,14 +51,14 @@ class RestoreJob {
       this.status.phase = 'prepare';
       if (round > 1) await jobSteps.setPhase({ jobId, phase: 'prepare' });
       // Both are awaited before going on, so a failure of one never leaves the other running.
-      const [prep, probe] = await Promise.allSettled([this.storage.prepareRestore({ jobId }), clientActs.probeRestoreClient({ jobId })]);
+      const [prep, probe] = await Promise.allSettled([this.storage.prepare.prepareRestore({ jobId }), clientActs.probeRestoreClient({ jobId })]);
       if (probe.status === 'rejected') throw probe.reason;
-      if (prep.status === 'rejected') throw prep.reason;
+      if (prep.status === 'rejected') throw storageHostFailure(this.input.storageHost, prep.reason);
       this.status.phase = 'push';
-      const { borgCmd } = await clientActs.pushJobFolder({ jobId, probed: probe.value });
+      const { borgCmd, location } = await this.storage.clientFiles.pushJobFolder({ jobId, probed: probe.value });
       this.status.phase = 'run';
       try {
-        const restored = await clientActs.runBorgExtract({ jobId, borgCmd, prepared: prep.value });
+        const restored = await clientActs.runBorgExtract({ jobId, borgCmd, location, prepared: prep.value });
         return { nfiles: restored.nfiles, items: restored.items, restoredBytes: restored.restoredBytes, writtenBytes: restored.writtenBytes, durationSeconds: restored.durationSeconds };
       } catch (err) {
         if (round < 3 && failureType(err) === 'JobFolderMissing') continue;
@@ -78,8 +72,8 @@ class RestoreJob {
     const jobId = this.input.jobId;
     this.status.phase = 'cleanup';
     await jobSteps.setPhase({ jobId, phase: 'cleanup' });
-    await Promise.all([settle(this.storage.revokeCredential({ jobId })), settle(cleanupActs.cleanupClient({ jobId }))]);
-    await settle(this.storage.cleanupJob({ jobId, succeeded }));
+    await Promise.all([settle(this.storage.repo.revokeCredential({ jobId })), settle(this.storage.clientCleanup.cleanupClient({ jobId }))]);
+    await settle(this.storage.repo.cleanupJob({ jobId, succeeded }));
   }
 }
 

@@ -3,22 +3,21 @@
 // through named pipes (dump-streams.ts).
 import { posix } from 'node:path';
 import { jobLimitsOf, type Client, type Job } from '../../db/schema.js';
-import type { Config } from '../../infra/config.js';
-import { jobRepositoryUrl } from '../../infra/storage-layout.js';
 import { clientDumps, dumpEntry } from '../../services/dumps.js';
 import { parseBorgLine } from '../borg-output.js';
 import type { DetachedBorg } from './detached-run.js';
 import { backupDumpOutcome, backupDumpParts, DUMPS_DIR } from './dump-streams.js';
 
 /**
- * borg create's argv for the job, `borgCmd` being the borg on the client and `dir` the job folder.
+ * borg create's argv for the job, `borgCmd` being the borg on the client, `repoUrl` the job's
+ * repository URL on its storage host (infra/storage-layout.ts jobRepositoryUrl) and `dir` the job folder.
  * With dumps, their FIFOs' relative paths come first (borg runs in the staging folder, reads each
  * dump before the files, and a failing dump stops the backup early), --read-special makes borg
  * read them, and the job folder is excluded: borg must not open a FIFO a second time through a
  * client path that contains it (a home directory).
  */
-export function borgCreateArgv(config: Config, job: Job, client: Client, borgCmd: string, dir?: string): string[] {
-  const location = `${jobRepositoryUrl(config, job.id)}::${job.archiveName}`;
+export function borgCreateArgv(repoUrl: string, job: Job, client: Client, borgCmd: string, dir?: string): string[] {
+  const location = `${repoUrl}::${job.archiveName}`;
   const dumps = clientDumps(client).map(dumpEntry);
   const withDumps = dumps.length && dir ? ['--read-special', '--exclude', `pp:${dir}`] : [];
   return [
@@ -27,12 +26,12 @@ export function borgCreateArgv(config: Config, job: Job, client: Client, borgCmd
   ];
 }
 
-export function borgCreate(config: Config, job: Job, client: Client, borgCmd: string, dir: string): DetachedBorg {
+export function borgCreate(repoUrl: string, job: Job, client: Client, borgCmd: string, dir: string): DetachedBorg {
   const dumps = clientDumps(client);
   return {
     name: 'borg create',
     jobName: 'backup',
-    argv: borgCreateArgv(config, job, client, borgCmd, dir),
+    argv: borgCreateArgv(repoUrl, job, client, borgCmd, dir),
     ...(dumps.length ? { cwd: posix.join(dir, DUMPS_DIR), parts: backupDumpParts(dumps), toolOutcome: (read, rc) => backupDumpOutcome(dumps, read, rc) } : {}),
     parseLine: parseBorgLine,
     logLimits: jobLimitsOf(client.limits),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RestoreSpec } from '../../db/schema.js';
 import { checkRestored } from './restore-target.js';
+import { jobRepositoryUrl } from '../../infra/storage-layout.js';
 import { borgExtractArgv, parseExtractLine } from './borg-extract.js';
 
 const config = { accounts: { proxy: 'borgcube' }, ssh: { host: 'backup.example.org', port: 2222 } };
@@ -8,11 +9,11 @@ const spec: RestoreSpec = { archiveId: 'x', archiveBorgId: 'f'.repeat(64), archi
 
 describe('borg extract', () => {
   it('passes every path as a literal path prefix, never as an option or another pattern style', () => {
-    expect(borgExtractArgv(config, 'job-1', { ...spec, paths: ['re:.*', '-rf', 'etc/hosts'], stripComponents: 2 }, spec.archiveName, 'borg')).toEqual([
+    expect(borgExtractArgv(jobRepositoryUrl(config, 'job-1'), { ...spec, paths: ['re:.*', '-rf', 'etc/hosts'], stripComponents: 2 }, spec.archiveName, 'borg')).toEqual([
       'borg', 'extract', '--log-json', '--progress', '--list', '--sparse', '--strip-components', '2',
       'ssh://borgcube@backup.example.org:2222/job-1::web-1-2026-12-06T10-00-00', 'pp:re:.*', 'pp:-rf', 'pp:etc/hosts',
     ]);
-    expect(borgExtractArgv(config, 'job-1', spec, 'a', '/home/u/.borgcube/jobs/job-1/borg').slice(-1)).toEqual(['ssh://borgcube@backup.example.org:2222/job-1::a']);
+    expect(borgExtractArgv(jobRepositoryUrl(config, 'job-1'), spec, 'a', '/home/u/.borgcube/jobs/job-1/borg').slice(-1)).toEqual(['ssh://borgcube@backup.example.org:2222/job-1::a']);
   });
 
   it('reads borg 1.2 JSON lines: listed paths, byte progress with its total, the rest as log lines', () => {

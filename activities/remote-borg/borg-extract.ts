@@ -2,21 +2,19 @@
 // through BorgCube's proxy, in the target directory on the client (DESIGN.md §3, restore).
 import { z } from 'zod';
 import type { Job, RestoreSpec } from '../../db/schema.js';
-import type { Config } from '../../infra/config.js';
-import { jobRepositoryUrl } from '../../infra/storage-layout.js';
 import { MAX_MESSAGE, parseBorgLine, type BorgLine } from '../borg-output.js';
 import type { DetachedBorg } from './detached-run.js';
 import { restoreDumpOutcome, restoreDumpParts } from './dump-streams.js';
 
 /**
  * borg extract's argv for the job, `borgCmd` being the borg on the client and `archiveName` the
- * archive as the job's manifest lists it. Every path goes as a `pp:` pattern: borg reads its path
+ * archive as the job's manifest lists it, `repoUrl` the job's repository URL on its storage host. Every path goes as a `pp:` pattern: borg reads its path
  * arguments as patterns whose style a prefix such as `re:` or `sh:` could change (borg
  * helpers/patterns.py parse_pattern), and `pp:` keeps each one a literal path prefix — the
  * selection the storage side serves chunks for. Nor can a path then pass for an option.
  */
-export function borgExtractArgv(config: Parameters<typeof jobRepositoryUrl>[0], jobId: string, spec: RestoreSpec, archiveName: string, borgCmd: string): string[] {
-  const location = `${jobRepositoryUrl(config, jobId)}::${archiveName}`;
+export function borgExtractArgv(repoUrl: string, spec: RestoreSpec, archiveName: string, borgCmd: string): string[] {
+  const location = `${repoUrl}::${archiveName}`;
   // A dump entry goes to stdout, into the load command (dump-streams.ts).
   if (spec.dump) return [borgCmd, 'extract', '--log-json', '--progress', '--list', '--stdout', location, `pp:${spec.dump.entry}`];
   const strip = spec.stripComponents > 0 ? ['--strip-components', String(spec.stripComponents)] : [];
@@ -66,13 +64,13 @@ export function parseExtractLine(raw: string, truncated = false): BorgLine | nul
 
 const cut = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE)}…` : s);
 
-export function borgExtract(config: Config, job: Job, archiveName: string, borgCmd: string): DetachedBorg {
+export function borgExtract(repoUrl: string, job: Job, archiveName: string, borgCmd: string): DetachedBorg {
   const spec = job.restore;
   if (!spec) throw new Error(`job ${job.id} is not a restore`);
   return {
     name: 'borg extract',
     jobName: 'restore',
-    argv: borgExtractArgv(config, job.id, spec, archiveName, borgCmd),
+    argv: borgExtractArgv(repoUrl, spec, archiveName, borgCmd),
     ...(spec.dump ? { parts: restoreDumpParts(spec.dump), toolOutcome: (read) => restoreDumpOutcome(spec.dump!, read) } : { cwd: spec.target }),
     parseLine: parseExtractLine,
     // 1 is "finished with warnings": a file that could not be written or an attribute that could

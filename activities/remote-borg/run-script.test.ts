@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Client, Job } from '../../db/schema.js';
 import type { Config } from '../../infra/config.js';
+import { jobRepositoryUrl } from '../../infra/storage-layout.js';
 import { borgCreateArgv } from './borg-create.js';
 import { runScript, stopRunScript } from './run-script.js';
 
 const config = { accounts: { proxy: 'borgcube-proxy' }, ssh: { host: 'backup.example', port: 2222 } } as Config;
 const job = { id: '6c1f7a52-4f55-4d2b-9a54-0d4d2c1c9b1e', archiveName: 'web1-2026-11-27T17:00:00' } as Job;
 const client = { compression: 'lz4', excludes: [], paths: ['/etc'] } as unknown as Client;
-const argv = borgCreateArgv(config, job, client, 'borg');
+const argv = borgCreateArgv(jobRepositoryUrl(config, job.id), job, client, 'borg');
 
 /** The BORG_RSH the script exports, as its shell computes it here. */
 function exportedRsh(): string {

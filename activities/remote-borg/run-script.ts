@@ -17,7 +17,7 @@ import type { SshConnection } from '../../infra/ssh.js';
  * fails when there is no such process or it is a zombie (a client's init may reap orphans late);
  * `alive PID START` says whether PID is still the process that started at START.
  */
-const PROCESS_IDENTITY = [
+export const PROCESS_IDENTITY = [
   'started() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*\\)}; set -- $s; case $1 in Z|X) return 1 ;; esac; printf %s "${20}"; }',
   'alive() { [ -n "$1" ] && [ -n "$2" ] && [ "$(started "$1")" = "$2" ]; }',
 ].join('\n');
@@ -147,9 +147,9 @@ export function stopRunScript(dir: string): string {
     `read -r rp rs 2>/dev/null < ${shellQuote(posix.join(dir, 'run.pid'))}; read -r bp bs 2>/dev/null < ${shellQuote(posix.join(dir, 'borg.pid'))}`,
     'alive "$bp" "$bs" || alive "$rp" "$rs" || exit 0',
     // The group outlives run.sh while any member lives, and no other process can take its id.
-    'alive "$bp" "$bs" && kill -TERM "$bp" 2>/dev/null; [ -n "$rp" ] && kill -TERM -- "-$rp" 2>/dev/null',
+    'alive "$bp" "$bs" && kill -TERM "$bp" 2>/dev/null; [ -n "$rp" ] && kill -TERM "-$rp" 2>/dev/null',
     'i=0; while alive "$bp" "$bs" && [ $i -lt 50 ]; do sleep 0.2; i=$((i+1)); done',
-    'alive "$bp" "$bs" && kill -KILL "$bp" 2>/dev/null; [ -n "$rp" ] && kill -KILL -- "-$rp" 2>/dev/null; exit 0',
+    'alive "$bp" "$bs" && kill -KILL "$bp" 2>/dev/null; [ -n "$rp" ] && kill -KILL "-$rp" 2>/dev/null; exit 0',
   ].join('\n');
 }
 

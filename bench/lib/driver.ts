@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { createClientActivities, clientJobDir } from '../../activities/client.js';
+import { createClientFileActivities } from '../../activities/client-files.js';
 import { borgCreateArgv } from '../../activities/remote-borg/borg-create.js';
 import { runScript } from '../../activities/remote-borg/run-script.js';
 import { createJobActivities } from '../../activities/jobs.js';
@@ -14,6 +15,7 @@ import { findClientById } from '../../db/queries/clients.js';
 import { findJob, insertJob } from '../../db/queries/jobs.js';
 import type { Client, JobStats } from '../../db/schema.js';
 import { createEventPublisher, createRedis } from '../../infra/events.js';
+import { jobRepositoryUrl } from '../../infra/storage-layout.js';
 import { runActivity } from './activity-env.js';
 import { registerCleanup } from '../../test/harness/cleanup.js';
 import { sessionEnv } from './direct.js';
@@ -28,7 +30,8 @@ export interface PreparedJob {
 }
 
 export class JobDriver {
-  private readonly clientActs: ReturnType<typeof createClientActivities>;
+  // Both halves of the client's side in this process (root): the storage host's (push, cleanup) and the worker's.
+  private readonly clientActs: ReturnType<typeof createClientActivities> & ReturnType<typeof createClientFileActivities>;
   private readonly jobActs: ReturnType<typeof createJobActivities>;
 
   constructor(private readonly stack: BenchStack) {
@@ -36,7 +39,7 @@ export class JobDriver {
     const events = createEventPublisher(redis);
     registerCleanup('Redis connection', () => events.close());
     const deps = { db: stack.db.handle.db, config: stack.config, events, log: stack.deps.log, storageAccount: () => stack.deps.storageAccount() };
-    this.clientActs = createClientActivities(deps);
+    this.clientActs = { ...createClientActivities(deps), ...createClientFileActivities(deps) };
     this.jobActs = createJobActivities(deps);
   }
 
@@ -56,7 +59,7 @@ export class JobDriver {
     const fresh = (await findClientById(this.stack.db.handle.db, client.id))!;
     const dir = posix.join(user.home, clientJobDir(jobId));
     const script = posix.join(dir, 'run.sh');
-    user.writeFile(script, runScript({ jobId, dir, argv: borgCreateArgv(this.stack.config, job, fresh, fresh.borgPath) }), 0o700);
+    user.writeFile(script, runScript({ jobId, dir, argv: borgCreateArgv(jobRepositoryUrl(this.stack.config, job.id), job, fresh, fresh.borgPath) }), 0o700);
     return { jobId, dir, script };
   }
 

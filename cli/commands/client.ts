@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { jobLimitsOf, JOB_LIMIT_DEFAULTS } from '../../db/schema.js';
 import { addClient, forgetClientHostKey, getClient, listClients, parseLimitPairs, removeClient, testClient, updateClient, type ClientView } from '../../services/clients.js';
 import { printable, table, type CliContext } from '../context.js';
+import { hooksCommand } from './hooks.js';
 import { clientDumpsCommand } from './client-dumps.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -12,6 +13,7 @@ export function registerClientCommands(program: Command, ctx: CliContext) {
   clientConfigCommands(client, ctx);
   clientConnectionCommands(client, ctx);
   clientLimitsCommand(client, ctx);
+  hooksCommand(client, ctx, 'client');
   clientDumpsCommand(client, ctx);
 }
 
@@ -152,6 +154,7 @@ function showClient(c: ClientView): string {
     ['borg version', c.borgVersion ?? 'unknown'],
     ['dedup scope', c.dedupScope],
     ['compression', c.compression],
+    ['hooks', (['before', 'onFailure', 'after'] as const).map((p) => `${c.hooks[p]?.length ?? 0} ${p}`).join(', ') + ' (borgcube client hooks NAME)'],
     ['limits', Object.entries(c.limits).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults (borgcube client limits NAME)'],
     ['dumps', c.dumps.length ? `${c.dumps.length} (borgcube client dumps ${c.name})` : 'none'],
     ['host key', c.hostKeyFingerprint ?? 'not pinned yet'],

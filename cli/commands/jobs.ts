@@ -3,6 +3,7 @@ import { createRedis } from '../../infra/events.js';
 import { createJobEventHub } from '../../infra/job-event-hub.js';
 import { JobStream } from '../../services/job-stream.js';
 import { cancelJob, getJob, getJobDetails, jobLogTail, jobStates, listJobs, startBackup } from '../../services/jobs.js';
+import { isActive } from '../../db/queries/jobs.js';
 import type { Job } from '../../db/schema.js';
 import { printable, table, UsageError, type CliContext } from '../context.js';
 import { waitForJob } from '../wait.js';
@@ -23,7 +24,7 @@ export function registerJobCommands(program: Command, ctx: CliContext) {
       if (o.json) return ctx.printJson(jobs);
       ctx.print(
         jobs.length
-          ? table(['JOB', 'KIND', 'CLIENT', 'REPOSITORY', 'STATE', 'STARTED', 'ARCHIVE'], jobs.map((j) => [j.id, j.kind, j.clientName, j.repositoryName, j.state, j.createdAt.toISOString(), j.archiveName ?? j.restore?.archiveName]))
+          ? table(['JOB', 'KIND', 'CLIENT', 'REPOSITORY', 'STATE', 'STARTED', 'ARCHIVE'], jobs.map((j) => [j.id, j.kind, j.clientName, j.repositoryName, stateText(j), j.createdAt.toISOString(), j.archiveName ?? j.restore?.archiveName]))
           : 'no jobs',
       );
     });
@@ -50,7 +51,7 @@ function oneJobCommands(program: Command, ctx: CliContext) {
         ['repository', d.repositoryName ?? '-'],
         ['archive', d.archiveName ?? d.restore?.archiveName ?? '-'],
         ...restoreRows(d),
-        ['state', d.state],
+        ['state', stateText(d)],
         ['phase', d.live?.status?.phase ?? d.phase],
         ['created', d.createdAt.toISOString()],
         ['finished', d.finishedAt?.toISOString() ?? '-'],
@@ -85,12 +86,17 @@ function oneJobCommands(program: Command, ctx: CliContext) {
 
   job
     .command('cancel')
-    .description('cancel a running job (the remote borg is stopped; cleanup still runs)')
+    .description('cancel a queued or running job (a running one\'s remote borg is stopped and cleanup still runs; a queued one ends with nothing done)')
     .argument('<id>', 'job id')
     .action(async (id: string) => {
       const outcome = await cancelJob(ctx.deps(), id);
       ctx.print(outcome === 'requested' ? `cancel requested for ${id}` : `job ${id} had no running workflow any more; it is marked failed`);
     });
+}
+
+/** A job's state, with its place in the queue while it waits for a slot ("queued (position 3)"). */
+export function stateText(j: { state: string; queuePosition: number | null }): string {
+  return j.state === 'queued' && j.queuePosition !== null ? `queued (position ${j.queuePosition})` : j.state;
 }
 
 /** What a restore job restores where (`job show`). */
@@ -145,12 +151,19 @@ async function followLogs(ctx: CliContext, id: string, tail: number) {
   ctx.onClose(() => hub.close());
   // Start after the line before the last `tail` ones (after the last line for --lines 0).
   const after = tail === 0 ? ((await jobLogTail(deps, id, 1))[0]?.seq ?? 0) : ((await jobLogTail(deps, id, tail))[0]?.seq ?? 1) - 1;
+  let waiting = false;
   await new Promise<void>((resolve, reject) => {
     const stream = new JobStream(deps, hub, id, after, {
       send: (m) => {
-        if (m.type === 'log') printLine(ctx, m.time, m.level, m.message);
+        if (m.type === 'hello' && m.job.state === 'queued') {
+          waiting = true;
+          ctx.print(`job ${stateText(m.job)}: waiting for a slot under the concurrency limits`);
+        } else if (m.type === 'state' && waiting && m.state === 'running') {
+          waiting = false;
+          ctx.print('job running: it got a slot');
+        } else if (m.type === 'log') printLine(ctx, m.time, m.level, m.message);
         else if (m.type === 'gap') ctx.print(`(log lines ${m.from}–${m.to} could not be read)`);
-        else if (m.type === 'state' && (m.phase === 'done' || m.state !== 'running')) ctx.print(`job ${m.state}${m.error ? `: ${printable(m.error)}` : ''}`);
+        else if (m.type === 'state' && (m.phase === 'done' || !isActive(m.state))) ctx.print(`job ${m.state}${m.error ? `: ${printable(m.error)}` : ''}`);
       },
       // 1000 after the job's end; anything else is why following stopped.
       close: (code, reason) => (code === 1000 ? resolve() : reject(new Error(`following the log stopped: ${reason}`))),

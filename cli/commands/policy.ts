@@ -5,6 +5,7 @@ import { addPolicy, getPolicy, getPolicyDetails, listPolicies, pausePolicy, remo
 import { retentionText } from '../../services/retention.js';
 import { startCheck, startPrune } from '../../services/policy-jobs.js';
 import { printable, table, UsageError, type CliContext } from '../context.js';
+import { hooksCommand } from './hooks.js';
 import { waitForJob } from '../wait.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -70,6 +71,7 @@ export function registerPolicyCommands(program: Command, ctx: CliContext) {
   policyViewCommands(policy, ctx);
   policyRunCommands(policy, ctx);
   policyRemoveCommands(policy, ctx);
+  hooksCommand(policy, ctx, 'policy');
 }
 
 /** Adding and editing policies (their Temporal Schedules follow). */
@@ -283,6 +285,7 @@ function showPolicy(d: PolicyDetails & PolicyView): string {
     ['prune', d.pruneCrons.length ? `after each backup, and ${d.pruneCrons.join('; ')}` : 'after each backup'],
     ['check', d.checkCrons.length ? `${d.checkCrons.join('; ')}${d.checkVerifyData ? ' (--verify-data)' : ''}` : '-'],
     ['stale after', `${d.staleAfterHours} h`],
+    ['hooks', `${(['before', 'onFailure', 'after'] as const).map((p) => `${d.hooks[p]?.length ?? 0} ${p}`).join(', ')} (borgcube policy hooks NAME)`],
   ];
   for (const [kind, s] of Object.entries(d.schedules)) {
     if (!s) continue;

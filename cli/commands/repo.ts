@@ -14,11 +14,12 @@ export function registerRepoCommands(program: Command, ctx: CliContext) {
     .argument('<name>', 'repository name')
     .requiredOption('--path <path>', 'absolute path of the new repository (must not exist, or be an empty folder)')
     .option('--encryption <mode>', `one of ${encryptionModes.join(', ')}`, 'repokey')
+    .option('--storage-host <host>', "the storage host that holds it (default: this one, BORGCUBE_STORAGE_HOST); another host's repositories are created on that host")
     .option('--json', 'print the result as JSON')
-    .action(async (name: string, opts: { path: string; encryption: string; json?: boolean }) => {
-      const row = await addRepository(ctx.deps(), { name, path: opts.path, encryption: opts.encryption as (typeof encryptionModes)[number] });
+    .action(async (name: string, opts: { path: string; encryption: string; storageHost?: string; json?: boolean }) => {
+      const row = await addRepository(ctx.deps(), { name, path: opts.path, encryption: opts.encryption as (typeof encryptionModes)[number], storageHost: opts.storageHost });
       if (opts.json) ctx.printJson(row);
-      else ctx.print(`repository ${row.name} created at ${row.path} (${row.encryption}, borg id ${row.borgId})`);
+      else ctx.print(`repository ${row.name} created at ${row.path} on storage host ${row.storageHost} (${row.encryption}, borg id ${row.borgId})`);
     });
 
   repo

@@ -3,7 +3,7 @@
 import { and, desc, eq, gt, sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '../client.js';
-import { jobsTable, type JobStats } from '../schema.js';
+import { jobsTable, type Job, type JobStats } from '../schema.js';
 
 export interface ClientBackupSummary {
   clientId: string;
@@ -101,4 +101,10 @@ export async function previousBackupSize(db: Db, clientId: string): Promise<numb
     .limit(1);
   const v = rows[0]?.stats?.originalSize;
   return typeof v === 'number' && v > 0 ? v : null;
+}
+
+/** How many jobs are in a state now (the dashboard's queued count). */
+export async function countJobsInState(db: Db, state: Job['state']): Promise<number> {
+  const r = await db.select({ n: sql<string>`count(*)` }).from(jobsTable).where(eq(jobsTable.state, state));
+  return Number(r[0]?.n ?? 0);
 }

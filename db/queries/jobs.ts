@@ -7,6 +7,10 @@ import { escapeControlChars, escapeNul } from '../../infra/control-chars.js';
 export const jobKinds = jobKind.enumValues;
 export const jobStates = jobState.enumValues;
 
+/** States of a job that has not ended: waiting for a slot (backups only) or running. */
+export const activeStates: Array<Job['state']> = ['queued', 'running'];
+export const isActive = (state: string): boolean => state === 'queued' || state === 'running';
+
 /**
  * Kinds of which a client runs one at a time: each holds the client's job folder and a proxy
  * session. Prune and check work on the repository only.
@@ -18,8 +22,10 @@ export class ClientBusyError extends Error {
   constructor(
     readonly clientId: string,
     readonly runningId: string,
+    /** `running`, or `queued` (waiting for a slot). */
+    readonly state: Job['state'] = 'running',
   ) {
-    super(`the client already has a running backup (job ${runningId})`);
+    super(`the client already has a ${state} backup (job ${runningId})`);
     this.name = 'ClientBusyError';
   }
 }
@@ -47,11 +53,12 @@ export async function insertJob(db: Db, row: typeof jobsTable.$inferInsert): Pro
   if (!clientId || !clientExclusiveKinds.includes(row.kind)) return (await db.insert(jobsTable).values(row).returning())[0]!;
   return withAdvisoryLock(db, `borgcube:backup:${clientId}`, async (tx) => {
     const running = await tx
-      .select({ id: jobsTable.id })
+      .select({ id: jobsTable.id, state: jobsTable.state })
       .from(jobsTable)
-      .where(and(eq(jobsTable.clientId, clientId), inArray(jobsTable.kind, [...clientExclusiveKinds]), eq(jobsTable.state, 'running')))
+      .where(and(eq(jobsTable.clientId, clientId), inArray(jobsTable.kind, [...clientExclusiveKinds]), inArray(jobsTable.state, activeStates)))
       .limit(1);
-    if (running[0]) throw new ClientBusyError(clientId, running[0].id);
+    // A queued backup counts: it holds the client's turn, and two of them could be admitted at once.
+    if (running[0]) throw new ClientBusyError(clientId, running[0].id, running[0].state);
     return (await tx.insert(jobsTable).values(row).returning())[0]!;
   });
 }
@@ -76,13 +83,13 @@ export async function updateJob(db: Db, id: string, patch: Partial<typeof jobsTa
   return (await db.update(jobsTable).set(patch).where(eq(jobsTable.id, id)).returning())[0];
 }
 
-/** Final state; a job that already ended keeps its first final state (activities may be retried). */
+/** Final state, also of a job still queued; a job that already ended keeps its first final state (activities may be retried). */
 export async function completeJob(db: Db, id: string, state: Job['state'], error: string | null, stats: JobStats | null): Promise<Job | undefined> {
   return (
     await db
       .update(jobsTable)
       .set({ state, error: error === null ? null : escapeNul(error), phase: 'done', finishedAt: new Date(), ...(stats ? { stats: sql`coalesce(${jobsTable.stats}, '{}'::jsonb) || ${JSON.stringify(stats)}::jsonb` } : {}) })
-      .where(and(eq(jobsTable.id, id), eq(jobsTable.state, 'running')))
+      .where(and(eq(jobsTable.id, id), inArray(jobsTable.state, activeStates)))
       .returning()
   )[0];
 }
@@ -205,8 +212,9 @@ export async function listViolations(db: Db, jobId: string) {
   return db.select().from(violationsTable).where(eq(violationsTable.jobId, jobId)).orderBy(violationsTable.createdAt);
 }
 
-export async function runningJobsOlderThan(db: Db, t: Date) {
-  return db.select().from(jobsTable).where(and(eq(jobsTable.state, 'running'), lt(jobsTable.createdAt, t)));
+/** Jobs not ended (queued or running) created before `t`. */
+export async function activeJobsOlderThan(db: Db, t: Date) {
+  return db.select().from(jobsTable).where(and(inArray(jobsTable.state, activeStates), lt(jobsTable.createdAt, t)));
 }
 
 /** One line of BorgCube's own in a job's log (the next sequence number). */

@@ -1,6 +1,6 @@
 // What GET /metrics reports, read in one go: the newest backups, job totals, violations,
 // repository sizes, checks and open incidents (web/metrics.ts turns it into series).
-import { and, eq, isNull, ne, sql } from 'drizzle-orm';
+import { and, eq, isNull, notInArray, sql } from 'drizzle-orm';
 import type { Db } from '../client.js';
 import { clientsTable, incidentsTable, jobsTable, repositoriesTable, repositoryChecksTable, violationsTable } from '../schema.js';
 
@@ -10,6 +10,8 @@ export interface MetricsSnapshot {
   jobTotals: Array<{ kind: string; state: string; client: string; n: number; seconds: number }>;
   backupBytes: Array<{ client: string; original: number; compressed: number; deduplicated: number; uploaded: number }>;
   running: Array<{ kind: string; n: number }>;
+  /** Backups waiting for a slot (README "Concurrency limits and queueing"). */
+  queued: number;
   violations: Array<{ client: string; n: number }>;
   repositories: Array<{ name: string; stats: { archives: number; originalSize: number; compressedSize: number; uniqueSize: number; uniqueCompressedSize: number } | null }>;
   checks: Array<{ repository: string; ok: boolean; at: Date; seconds: number }>;
@@ -23,7 +25,7 @@ export async function loadMetricsSnapshot(db: Db): Promise<MetricsSnapshot> {
   const stat = (key: string) => sql<string | null>`(${jobsTable.stats} ->> ${key})::numeric`;
   const duration = sql<string>`extract(epoch from (${jobsTable.finishedAt} - coalesce(${jobsTable.startedAt}, ${jobsTable.createdAt})))`;
   const clientName = sql<string>`coalesce(${clientsTable.name}, '')`;
-  const [lastSuccess, lastBackup, jobTotals, backupBytes, running, violations, repositories, checks, incidents] = await Promise.all([
+  const [lastSuccess, lastBackup, jobTotals, backupBytes, running, queued, violations, repositories, checks, incidents] = await Promise.all([
     db
       .select({ client: clientsTable.name, repository: repositoriesTable.name, at: sql<string>`max(${jobsTable.finishedAt})` })
       .from(jobsTable)
@@ -48,7 +50,7 @@ export async function loadMetricsSnapshot(db: Db): Promise<MetricsSnapshot> {
       .select({ kind: jobsTable.kind, state: jobsTable.state, client: clientName, n: sql<string>`count(*)`, seconds: sql<string>`coalesce(sum(${duration}), 0)` })
       .from(jobsTable)
       .leftJoin(clientsTable, eq(clientsTable.id, jobsTable.clientId))
-      .where(ne(jobsTable.state, 'running'))
+      .where(notInArray(jobsTable.state, ['queued', 'running']))
       .groupBy(jobsTable.kind, jobsTable.state, clientName),
     db
       .select({
@@ -63,6 +65,7 @@ export async function loadMetricsSnapshot(db: Db): Promise<MetricsSnapshot> {
       .where(and(eq(jobsTable.kind, 'backup'), eq(jobsTable.state, 'succeeded')))
       .groupBy(clientsTable.name),
     db.select({ kind: jobsTable.kind, n: sql<string>`count(*)` }).from(jobsTable).where(eq(jobsTable.state, 'running')).groupBy(jobsTable.kind),
+    db.select({ n: sql<string>`count(*)` }).from(jobsTable).where(eq(jobsTable.state, 'queued')),
     db.select({ client: clientName, n: sql<string>`count(*)` }).from(violationsTable).leftJoin(clientsTable, eq(clientsTable.id, violationsTable.clientId)).groupBy(clientName),
     db.select({ name: repositoriesTable.name, stats: repositoriesTable.stats }).from(repositoriesTable),
     db
@@ -85,6 +88,7 @@ export async function loadMetricsSnapshot(db: Db): Promise<MetricsSnapshot> {
     jobTotals: jobTotals.map((r) => ({ kind: r.kind, state: r.state, client: r.client, n: num(r.n), seconds: num(r.seconds) })),
     backupBytes: backupBytes.map((r) => ({ client: r.client, original: num(r.original), compressed: num(r.compressed), deduplicated: num(r.deduplicated), uploaded: num(r.uploaded) })),
     running: running.map((r) => ({ kind: r.kind, n: num(r.n) })),
+    queued: num(queued[0]?.n),
     violations: violations.map((r) => ({ client: r.client, n: num(r.n) })),
     repositories: repositories.map((r) => ({ name: r.name, stats: r.stats ?? null })),
     checks: checks.map((r) => ({ repository: r.repository, ok: r.result === 'ok', at: r.at, seconds: r.ms / 1000 })),

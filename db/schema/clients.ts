@@ -52,8 +52,20 @@ export function jobLimitsOf(limits: ClientLimits | null | undefined): JobLimits 
   return out;
 }
 
-/** Commands run on the client around a job (typed and validated in services/). */
-export type HookSet = Record<string, unknown>;
+/** One command an admin set to run on the client around a backup (validated in services/hooks.ts). */
+export interface Hook {
+  /** Run as typed by `sh -c` on the client, as the SSH login account. */
+  command: string;
+  /** Killed (its whole process group) after this long; the default when absent. */
+  timeoutSeconds?: number;
+}
+
+/** Commands run on the client around a backup: before it, after a failure, and always after it. */
+export interface HookSet {
+  before?: Hook[];
+  onFailure?: Hook[];
+  after?: Hook[];
+}
 
 /**
  * How a dump tool reaches its database. Credentials are never here: they come from the client's

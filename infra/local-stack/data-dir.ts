@@ -69,11 +69,15 @@ export async function ensureDataDir(config: Config, accounts: { proxy: Account; 
   changes.push(ensureDir(config.dataDir, 0o711, 0, 0));
   if (MasterKey.ensure(p.masterKey, { uid: storage.uid, gid: storage.gid })) changes.push('created master.key');
   changes.push(ensureFile(p.masterKey, 0o600, storage.uid, storage.gid));
-  changes.push(ensureDir(p.sshDir, 0o700, 0, 0));
+  // The server's client key is read by the storage worker too, which pushes the job folder to
+  // the client (activities/client-files.ts): root's, readable by the storage account's group.
   if ((await ensureServerKey(config.ssh.keyPath)).created) changes.push(`created the server key ${config.ssh.keyPath}`);
-  changes.push(ensureFile(config.ssh.keyPath, 0o600, 0, 0));
-  if (dirname(config.ssh.keyPath) !== p.sshDir) changes.push(ensureDir(dirname(config.ssh.keyPath), 0o700, 0, 0));
-  changes.push(ensureDir(p.sshdDir, 0o700, 0, 0));
+  changes.push(ensureDir(p.sshDir, 0o750, 0, storage.gid));
+  changes.push(ensureFile(config.ssh.keyPath, 0o640, 0, storage.gid));
+  if (dirname(config.ssh.keyPath) !== p.sshDir) changes.push(ensureDir(dirname(config.ssh.keyPath), 0o750, 0, storage.gid));
+  // Searchable, not listable: the storage worker reads the sshd's public host key (the client's
+  // known_hosts entry); the config and the private host key inside stay 0600.
+  changes.push(ensureDir(p.sshdDir, 0o711, 0, 0));
   // setgid: the storage account is not in the proxy group, so its socket can only get that group
   // by inheriting it from the folder.
   changes.push(ensureDir(p.runDir, 0o2750, storage.uid, proxy.gid));

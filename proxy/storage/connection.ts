@@ -14,7 +14,8 @@ import { authenticatedFor, reusedCredentialOf } from './credentials.js';
 import type { JobNonces } from './job-nonces.js';
 import type { RepositoryHandle } from './repository.js';
 import type { SessionEntry, SessionRegistry } from './session-registry.js';
-import { isInternalError, PolicyViolation, replyErrorOf, SessionError } from './sessions/errors.js';
+import { diskFullDetail, isInternalError, PolicyViolation, replyErrorOf, SessionError } from './sessions/errors.js';
+import type { JobFaults } from './job-faults.js';
 import { NO_DATA, type JobSession, type SessionOperation, type SessionPolicy } from './sessions/policy.js';
 import type { Violations } from './violations.js';
 
@@ -24,6 +25,7 @@ export interface ConnectionContext {
   log: Logger;
   sessions: SessionRegistry;
   violations: Violations;
+  faults: JobFaults;
   nonces: JobNonces;
   attach(req: Extract<ProxyRequest, { t: 'attach' }>, entry: SessionEntry): Promise<Attached>;
 }
@@ -153,6 +155,8 @@ export class ProxyConnection implements SessionEntry {
     this.send({ t: 'reply', rid, ok: false, error: e });
     if (err instanceof PolicyViolation && this.jobId) return this.c.violations.record(this.jobId, err.kind, err.detail);
     if (isInternalError(err)) await this.logInternal(ref, err);
+    const full = this.jobId ? diskFullDetail(err) : undefined;
+    if (full) await this.c.faults.diskFull(this.jobId!, this.session?.repo, full, ref);
     if (e.fatal) this.sock.end();
   }
 

@@ -10,11 +10,11 @@ import { decryptUnchecked, encryptObject, idHash, MANIFEST_ID } from '../borg/ob
 import { compressNone } from '../borg/compression.js';
 import type { BorgKey } from '../borg/keys.js';
 import { packManifest, parseManifest, type Manifest, type ManifestArchive } from '../borg/manifest.js';
-import { asBytes, type Value } from '../borg/msgpack.js';
+import { asBytes } from '../borg/msgpack.js';
 import { blocksFor, RealNonces } from './nonces.js';
 import { Mutex, untilAborted } from './mutex.js';
 import { nextTimestamp } from '../borg/timestamps.js';
-import { deleteIfPresent, Upstream, UpstreamError } from './upstream.js';
+import { deleteIfPresent, nonceCalls, Upstream, UpstreamError } from './upstream.js';
 import { ChunkStore } from './chunk-store.js';
 import { ItemsCache } from './items-cache.js';
 import type { CryptoPool } from './crypto-pool.js';
@@ -211,15 +211,7 @@ export class RepositoryHandle {
       const dec = await decryptUnchecked(this.key, object, { maxOutput: MAX_PLAINTEXT });
       const parsed = parseManifest(this.key, dec.data);
       this.manifestState = { plaintext: dec.data, parsed, object };
-      this.nonces.attach(
-        {
-          getFreeNonce: async () => intOrNull(await up.call('get_free_nonce')),
-          commitNonceReservation: async (next, start) => {
-            await up.call('commit_nonce_reservation', { next_unreserved: next, start_nonce: start });
-          },
-        },
-        (dec.iv ?? 0n) + blocksFor(object.length),
-      );
+      this.nonces.attach(nonceCalls(up), (dec.iv ?? 0n) + blocksFor(object.length));
       await this.chunks.sync(parsed.archives, (archiveId) => this.readArchiveRefs(up, archiveId));
       this.upstream = up;
       void up.exited.then(() => {
@@ -380,6 +372,19 @@ export class RepositoryHandle {
     });
   }
 
+  /**
+   * Ends borg serve without a commit, as after its crash: the transaction it holds — every live
+   * session's uncommitted puts, on a full disk perhaps a segment written halfway — goes with it
+   * (borg deletes the uncommitted segments when the next transaction starts), and the sessions of
+   * this repository end through onUpstreamLost, so none counts on what was discarded.
+   */
+  async discardTransaction(reason: string): Promise<void> {
+    const up = this.upstream;
+    if (!up || up.isClosed) return;
+    this.deps.log.warn({ repository: this.info.name, reason }, 'discarding the uncommitted transaction');
+    await up.close();
+  }
+
   /** After a successful upstream commit that included `m`. */
   setCommittedManifest(m: CommittedManifest) {
     this.manifestState = m;
@@ -390,11 +395,4 @@ export class RepositoryHandle {
     const { readArchiveChunkRefs } = await import('./archive-refs.js');
     return readArchiveChunkRefs((id) => this.readObject(up, id), this.key, archiveId);
   }
-}
-
-function intOrNull(v: Value): bigint | null {
-  if (v === null) return null;
-  if (typeof v === 'number') return BigInt(v);
-  if (typeof v === 'bigint') return v;
-  throw new UpstreamError('ProtocolError', 'get_free_nonce returned no integer');
 }

@@ -20,6 +20,7 @@ import { authorizedKeys, type AuthorizedKeysDeps } from './authorized-keys.js';
 import { ProxyConnection } from './connection.js';
 import { CryptoPool } from './crypto-pool.js';
 import { ItemsCache } from './items-cache.js';
+import { JobFaults } from './job-faults.js';
 import { JobNonces } from './job-nonces.js';
 import { readJobState, writeJobState } from './job-state.js';
 import { JobQuota, readJobLimits } from './job-quota.js';
@@ -53,6 +54,7 @@ export class RepositoryService {
   private readonly stats = new Map<string, JobStats>();
   private readonly quotas = new Map<string, JobQuota>();
   private readonly violations: Violations;
+  private readonly faults: JobFaults;
   private readonly nonces: JobNonces;
   private servers: Server[] = [];
   /** Browse and download (DESIGN.md §3), over the control socket. */
@@ -60,6 +62,7 @@ export class RepositoryService {
 
   constructor(readonly deps: RepositoryServiceDeps) {
     this.violations = new Violations(deps, this.sessions);
+    this.faults = new JobFaults({ ...deps, storageHost: deps.config.storageHost }, this.sessions);
     this.nonces = new JobNonces(deps.db);
     this.catalog = new Catalog({ config: deps.config, log: deps.log.child({ part: 'catalog' }), repository: (id) => this.repository(id) });
   }
@@ -104,7 +107,7 @@ export class RepositoryService {
 
   async listen(): Promise<void> {
     const { db, config, log, masterKey } = this.deps;
-    const connection = { db, log, sessions: this.sessions, violations: this.violations, nonces: this.nonces };
+    const connection = { db, log, sessions: this.sessions, violations: this.violations, faults: this.faults, nonces: this.nonces };
     const attachDeps = { db, config, masterKey, log, pool: this.pool, sessions: this.sessions, repository: (id: string) => this.repository(id), hooks: (jobId: string) => this.sessionHooks(jobId) };
     this.servers = await listen({
       config,

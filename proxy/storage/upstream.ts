@@ -7,6 +7,7 @@ import { baseEnv } from '../../infra/subprocess.js';
 import { LIMITS, Unpacker, packParts, type Packable, type Value } from '../borg/msgpack.js';
 import { encodeNegotiate, parseReply } from '../borg/rpc.js';
 import { writeCoalesced } from '../protocol/frames.js';
+import type { NonceUpstream } from './nonces.js';
 
 export class UpstreamError extends Error {
   override name = 'UpstreamError';
@@ -197,4 +198,21 @@ export async function deleteIfPresent(up: Upstream, id: Buffer): Promise<boolean
     if (!(err instanceof UpstreamError && err.cls === 'ObjectNotFound')) throw err;
     return false;
   }
+}
+
+/** borg serve's calls that reserve AES-CTR nonces (RealNonces, nonces.ts), through `up`. */
+export function nonceCalls(up: Upstream): NonceUpstream {
+  return {
+    getFreeNonce: async () => intOrNull(await up.call('get_free_nonce')),
+    commitNonceReservation: async (next, start) => {
+      await up.call('commit_nonce_reservation', { next_unreserved: next, start_nonce: start });
+    },
+  };
+}
+
+function intOrNull(v: Value): bigint | null {
+  if (v === null) return null;
+  if (typeof v === 'number') return BigInt(v);
+  if (typeof v === 'bigint') return v;
+  throw new UpstreamError('ProtocolError', 'get_free_nonce returned no integer');
 }

@@ -90,9 +90,12 @@ describe('provisioning', () => {
     expect(ownerAndMode(dataDir)).toEqual({ uid: 0, gid: 0, mode: 0o711 });
     expect(ownerAndMode(p.masterKey)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o600 });
     expect(statSync(p.masterKey).size).toBe(32);
-    expect(ownerAndMode(config.ssh.keyPath)).toEqual({ uid: 0, gid: 0, mode: 0o600 });
+    // The storage worker pushes job folders to clients: it reads the server's key through its group.
+    expect(ownerAndMode(config.ssh.keyPath)).toEqual({ uid: 0, gid: storage.gid, mode: 0o640 });
+    expect(ownerAndMode(p.sshDir)).toEqual({ uid: 0, gid: storage.gid, mode: 0o750 });
     expect(readFileSync(`${config.ssh.keyPath}.pub`, 'utf8')).toMatch(/^ssh-ed25519 /);
-    for (const d of [p.sshDir, p.sshdDir, p.temporalDir, p.logDir, p.adminBorgDir]) expect(ownerAndMode(d)).toEqual({ uid: 0, gid: 0, mode: 0o700 });
+    expect(ownerAndMode(p.sshdDir)).toEqual({ uid: 0, gid: 0, mode: 0o711 });
+    for (const d of [p.temporalDir, p.logDir, p.adminBorgDir]) expect(ownerAndMode(d)).toEqual({ uid: 0, gid: 0, mode: 0o700 });
     expect(ownerAndMode(p.runDir)).toEqual({ uid: storage.uid, gid: proxy.gid, mode: 0o2750 });
     expect(ownerAndMode(p.storageDir)).toEqual({ uid: storage.uid, gid: storage.gid, mode: 0o700 });
     expect(proxy.shell).toBe('/bin/sh');

@@ -48,7 +48,6 @@ describe('the restore workflow (mocked activities)', () => {
         completeJob: ({ jobId, state }: { jobId: string; state: string }) => (record(jobId, `complete:${state}`), Promise.resolve()),
         jobEnded: () => Promise.resolve(),
         probeRestoreClient: ({ jobId }: { jobId: string }) => (record(jobId, 'probe'), behaviour.get(jobId)?.probe?.() ?? Promise.resolve({ version: '1.2.4' })),
-        pushJobFolder: ({ jobId }: { jobId: string }) => (record(jobId, 'push'), Promise.resolve({ borgCmd: 'borg', deployed: false, version: '1.2.4' })),
         runBorgExtract: async ({ jobId }: { jobId: string }) => {
           const round = (runs.get(jobId) ?? 0) + 1;
           runs.set(jobId, round);
@@ -58,7 +57,6 @@ describe('the restore workflow (mocked activities)', () => {
           if (b) return b(round);
           return { items: 3, nfiles: 2, restoredBytes: 10, writtenBytes: 10, durationSeconds: 1 };
         },
-        cleanupClient: ({ jobId }: { jobId: string }) => (record(jobId, 'cleanupClient'), Promise.resolve()),
       },
     });
     const storage = await Worker.create({
@@ -67,6 +65,9 @@ describe('the restore workflow (mocked activities)', () => {
       taskQueue: storageTaskQueue(storageHost),
       activities: {
         prepareRestore: ({ jobId }: { jobId: string }) => (record(jobId, 'prepare'), Promise.resolve(prepared)),
+        // The job folder's way to the client and back runs where its files are (activities/client-files.ts).
+        pushJobFolder: ({ jobId }: { jobId: string }) => (record(jobId, 'push'), Promise.resolve({ borgCmd: 'borg', deployed: false, version: '1.2.4', location: 'ssh://borgcube@127.0.0.1:2222/x' })),
+        cleanupClient: ({ jobId }: { jobId: string }) => (record(jobId, 'cleanupClient'), Promise.resolve()),
         revokeCredential: ({ jobId }: { jobId: string }) => (record(jobId, 'revoke'), Promise.resolve()),
         cleanupJob: ({ jobId, succeeded }: { jobId: string; succeeded: boolean }) => (record(jobId, `cleanupJob:${succeeded}`), Promise.resolve({ removedObjects: 0 })),
       },

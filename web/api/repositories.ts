@@ -14,7 +14,7 @@ export function repositoriesApi(deps: WebDeps) {
   const s = deps.services;
   const app = new Hono<WebEnv>();
   app.get('/', op({ tag, summary: 'List repositories with their last recorded statistics', role: 'viewer' }), async (c) => c.json({ repositories: await listRepositories(s) }));
-  app.post('/', op({ tag, summary: 'Create a repository on this storage host (borg init)', role: 'admin', body: addRepositoryInput, status: 201 }), async (c) => {
+  app.post('/', op({ tag, summary: 'Create a repository on this storage host (borg init); storageHost, if given, must be this one: another host creates its own', role: 'admin', body: addRepositoryInput, status: 201 }), async (c) => {
     const input = addRepositoryInput.parse(await jsonBody(c));
     return c.json(await addRepository(s, input), 201);
   });

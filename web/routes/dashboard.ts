@@ -19,6 +19,7 @@ export function dashboardPages(deps: WebDeps) {
   <div class="card stat ${d.counts.failing ? 'bad' : ''}"><span class="n">${d.counts.failing}</span> failing</div>
   <div class="card stat ${d.counts.stale ? 'warn' : ''}"><span class="n">${d.counts.stale}</span> stale</div>
   <div class="card stat"><span class="n">${d.counts.running}</span> running</div>
+  <div class="card stat ${d.counts.queued ? 'warn' : ''}" id="queued-count"><span class="n">${d.counts.queued}</span> queued</div>
   <div class="card stat"><span class="n">${d.last24h.succeeded ?? 0}</span> succeeded / <span class="n">${(d.last24h.failed ?? 0) + (d.last24h.violation ?? 0)}</span> failed in 24 h</div>
 </section>
 
@@ -33,6 +34,16 @@ ${d.running.length
   <td>${duration((now.getTime() - (j.startedAt ?? j.createdAt).getTime()) / 1000)}</td></tr>`,
     )}</tbody></table>`
   : html`<p class="muted">Nothing runs right now.</p>`}
+${d.queued.length
+  ? html`<h2>Queued backups</h2>
+<p class="muted small">Waiting for a slot under the concurrency limits (README "Concurrency limits and queueing"); each starts when a backup of its storage host or repository ends.</p>
+<table class="grid" id="queued-jobs">
+<thead><tr><th>Place</th><th>Job</th><th>Client</th><th>Repository</th><th>Waiting for</th></tr></thead>
+<tbody>${d.queued.map(
+      (j) => html`<tr data-job-id="${j.id}"><td data-queue-position="${j.queuePosition ?? ''}">${j.queuePosition ?? '—'}</td><td><a href="/jobs/${j.id}">${j.id.slice(0, 8)}</a></td><td>${j.clientName ?? '—'}</td><td>${j.repositoryName ?? '—'}</td>
+  <td>${duration((now.getTime() - j.createdAt.getTime()) / 1000)}</td></tr>`,
+    )}</tbody></table>`
+  : ''}
 
 <h2>Clients</h2>
 ${d.clients.length
@@ -60,7 +71,7 @@ ${d.repositories.length
     )}</tbody></table>`
   : html`<p class="muted">No repositories yet.</p>`}
 <p class="muted small">As of ${when(now)}.</p>`;
-    return c.html(layout({ title: 'Dashboard', principal: c.get('principal'), active: 'dashboard', body, scripts: d.running.length ? ['dashboard.js'] : [], refreshSeconds: d.running.length ? undefined : 60 }));
+    return c.html(layout({ title: 'Dashboard', principal: c.get('principal'), active: 'dashboard', body, scripts: d.running.length ? ['dashboard.js'] : [], refreshSeconds: d.running.length ? undefined : d.queued.length ? 15 : 60 }));
   });
   return app;
 }

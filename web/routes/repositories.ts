@@ -8,6 +8,7 @@ import { listRepositoryChecks } from '../../services/policies.js';
 import { startCheck } from '../../services/policy-jobs.js';
 import { addRepository, encryptionModes, getRepository, listRepositories } from '../../services/repositories.js';
 import { buildRecoveryKit, recoveryKitText } from '../../services/recovery-kit.js';
+import { listStorageHosts, STORAGE_HOST_SILENT_AFTER_S, type StorageHostView } from '../../services/storage-hosts.js';
 import { actor } from '../api/body.js';
 import { clientIp, principalOf, requireRole } from '../auth.js';
 import type { WebDeps, WebEnv } from '../env.js';
@@ -22,7 +23,7 @@ export function repositoriesPages(deps: WebDeps) {
 
   app.get('/', requireRole('viewer'), async (c) => {
     const p = principalOf(c);
-    const rows = await listRepositories(s);
+    const [rows, hosts] = await Promise.all([listRepositories(s), listStorageHosts(s)]);
     const body = html`<h1>Repositories</h1>
 ${hasRole(p.user.role, 'admin')
   ? html`<form method="post" action="/repositories" class="card inline-form" id="add-repository">${csrfField(p)}
@@ -39,7 +40,7 @@ ${rows.length
       return html`<tr><td><a href="/repositories/${encodeURIComponent(r.name)}">${r.name}</a></td><td>${r.storageHost}</td><td class="path">${r.path}</td><td>${r.encryption}</td>
 <td>${st?.archives ?? '—'}</td><td>${bytes(st?.originalSize)}</td><td>${bytes(st?.uniqueCompressedSize)}</td><td>${ratio(st && st.uniqueSize > 0 ? st.originalSize / st.uniqueSize : null)}</td><td>${when(r.createdAt)}</td></tr>`;
     })}</tbody></table>`
-  : html`<p class="muted">No repositories yet.</p>`}`;
+  : html`<p class="muted">No repositories yet.</p>`}${storageHostsSection(hosts)}`;
     return c.html(layout({ title: 'Repositories', principal: p, active: 'repositories', body }));
   });
 
@@ -113,4 +114,15 @@ async function downloadRecoveryKit(deps: WebDeps, c: Context<WebEnv, '/:name/rec
   c.header('cache-control', 'no-store');
   c.header('content-type', text ? 'text/plain; charset=utf-8' : 'application/json');
   return c.body(text ? recoveryKitText(kit) : `${JSON.stringify(kit, null, 2)}\n`);
+}
+
+/** The storage hosts that registered, under the repositories they hold (`borgcube storage-host list`). */
+function storageHostsSection(hosts: StorageHostView[]) {
+  if (!hosts.length) return '';
+  return html`<h2>Storage hosts</h2>
+<p class="muted">Each runs the repository service, its storage worker and the sshd clients reach; one silent for more than ${STORAGE_HOST_SILENT_AFTER_S} s is down, and new jobs on it fail.</p>
+<table class="grid" id="storage-hosts"><thead><tr><th>Name</th><th>Status</th><th>SSH (clients)</th><th>Repositories</th><th>Last seen</th></tr></thead>
+<tbody>${hosts.map(
+    (h) => html`<tr><td>${h.name}</td><td><span class="badge state-${h.status === 'up' ? 'succeeded' : 'failed'}">${h.status}</span></td><td>${h.sshHost}:${h.sshPort}</td><td>${h.repositories}</td><td>${h.lastSeenAt ? html`${when(h.lastSeenAt)} (${h.silentSeconds} s ago)` : 'never'}</td></tr>`,
+  )}</tbody></table>`;
 }

@@ -15,7 +15,9 @@ if (root) {
   const maxLines = 5000;
   let prev = null;
   let retry = 500;
-  let done = state !== 'running';
+  // Queued (waiting for a slot) is not over: the page listens until the job ends.
+  const active = (s) => s === 'running' || s === 'queued';
+  let done = !active(state);
 
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   const bytes = (n) => {
@@ -43,7 +45,8 @@ if (root) {
     if (phase) setText($('job-phase'), phase);
     const err = $('job-error');
     if (err && error) { err.textContent = error; err.hidden = false; }
-    if (s !== 'running') {
+    if (s === 'running') $('queue-position')?.remove();
+    if (!active(s)) {
       const wasRunning = !done && root.dataset.wasRunning === '1';
       done = true;
       if (bar) bar.value = bar.max;

@@ -30,7 +30,7 @@ ${page.jobs.length
 <thead><tr><th>Job</th><th>Kind</th><th>Client</th><th>Repository</th><th>State</th><th>Phase</th><th>Created</th><th>Duration</th><th>Archive</th></tr></thead>
 <tbody>${page.jobs.map(
     (j) => html`<tr><td><a href="/jobs/${j.id}">${j.id.slice(0, 8)}</a></td><td>${j.kind}</td><td>${j.clientName ?? '—'}</td><td>${j.repositoryName ?? '—'}</td>
-<td>${stateBadge(j.state)}</td><td>${j.phase}</td><td>${when(j.createdAt)}</td>
+<td>${stateBadge(j.state)}${queuePosition(j)}</td><td>${j.phase}</td><td>${when(j.createdAt)}</td>
 <td>${j.finishedAt ? duration((j.finishedAt.getTime() - (j.startedAt ?? j.createdAt).getTime()) / 1000) : '—'}</td><td>${j.archiveName ?? j.restore?.archiveName ?? '—'}</td></tr>`,
   )}</tbody></table>`
 : html`<p class="muted">No jobs match.</p>`}
@@ -42,8 +42,12 @@ export function jobPage(p: Principal, d: JobDetails, live: LiveProgress, lines: 
   const lastSeq = lines.at(-1)?.seq ?? 0;
   const pr = d.live?.progress;
   const running = d.state === 'running';
+  const active = running || d.state === 'queued';
   const body = html`<section id="job" data-job-id="${d.id}" data-last-seq="${lastSeq}" data-state="${d.state}" data-estimate="${live.estimate ?? ''}" data-started="${(d.startedAt ?? d.createdAt).toISOString()}">
 <h1>${d.kind} of ${d.clientId ? (d.clientName ?? '(removed client)') : (d.repositoryName ?? '(removed repository)')} <span id="job-state">${stateBadge(d.state)}</span></h1>
+${d.state === 'queued'
+? html`<p class="muted" id="queue-position" data-position="${d.queuePosition ?? ''}">Waiting for a slot under the concurrency limits${d.queuePosition ? html` — position <strong>${d.queuePosition}</strong> in its storage host's queue` : ''}. Nothing has run yet; cancelling it now ends it with nothing done.</p>`
+: ''}
 <div class="job-head">
 <dl class="facts">
 <dt>Job</dt><dd><code>${d.id}</code></dd>
@@ -57,8 +61,8 @@ ${d.restore ? restoreFacts(d.restore) : ''}
 <dt>Started by</dt><dd>${d.triggeredBy ?? 'schedule'}</dd>
 <dt>Workflow</dt><dd><a href="${d.temporalUrl}" target="_blank" rel="noopener noreferrer">open in the Temporal UI</a></dd>
 </dl>
-${running && hasRole(p.user.role, 'operator')
-? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="Cancel this job? The ${d.kind} stops; its cleanup still runs.">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
+${active && hasRole(p.user.role, 'operator')
+? html`<form method="post" action="/jobs/${d.id}/cancel" id="cancel-form" data-confirm="${running ? `Cancel this job? The ${d.kind} stops; its cleanup still runs.` : 'Cancel this queued job? It ends without having run.'}">${csrfField(p)}<button type="submit" class="danger">Cancel job</button></form>`
 : ''}
 </div>
 <p class="error" id="job-error" role="alert"${d.error ? '' : html` hidden`}>${d.error ?? ''}</p>
@@ -67,7 +71,7 @@ ${running && hasRole(p.user.role, 'operator')
 <div class="progress">
 ${progressBar({ ...live, estimate: d.kind === 'restore' ? (pr?.totalSize ?? null) : live.estimate, state: d.state }, 'job-progress')}
 ${d.kind === 'restore' ? restoreProgress(pr, d.stats) : backupProgress(pr, d.stats)}
-<p class="muted small" id="live-status">${running ? 'connecting…' : ''}</p>
+<p class="muted small" id="live-status">${active ? 'connecting…' : ''}</p>
 </div>
 
 ${d.violations.length
@@ -80,6 +84,11 @@ ${d.stats && !running ? statsTable(d.stats) : ''}
 <ol id="log" class="log">${lines.map((l) => logLine(l.seq, l.time, l.level, l.message))}</ol>
 </section>`;
   return layout({ title: `Job ${d.id.slice(0, 8)}`, principal: p, active: 'jobs', body, scripts: ['job.js'] });
+}
+
+/** A queued backup's place in its storage host's queue, after its state badge. */
+export function queuePosition(j: { state: string; queuePosition: number | null }): Html | string {
+  return j.state === 'queued' && j.queuePosition !== null ? html` <span class="muted small" data-queue-position="${j.queuePosition}" title="place in its storage host's queue">#${j.queuePosition}</span>` : '';
 }
 
 type Progress = NonNullable<JobDetails['live']>['progress'];

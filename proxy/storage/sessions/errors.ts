@@ -51,3 +51,18 @@ function isStorageFailure(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
 }
+
+/**
+ * What filled up, when `err` says the repository's file system is full: borg serve's write failing
+ * with ENOSPC (an OSError it passes on as `[Errno 28]`), borg's own pre-commit free-space check,
+ * or the service's own write (errno ENOSPC). Undefined for anything else.
+ */
+export function diskFullDetail(err: unknown): string | undefined {
+  if (err instanceof UpstreamError) {
+    if (err.cls === 'InsufficientFreeSpaceError') return err.message.replace(/^\w+: /, '').replace(/\.$/, '');
+    if (/\[Errno 28\]|No space left on device/.test(err.message)) return 'No space left on device';
+    return undefined;
+  }
+  if (err instanceof UpstreamClosedError) return /No space left on device/.test(err.message) ? 'No space left on device' : undefined;
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOSPC' ? 'No space left on device' : undefined;
+}
