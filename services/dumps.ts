@@ -33,7 +33,7 @@ const connectionFields = {
 const postgresqlDump = z
   .object({ kind: z.literal('postgresql'), database: databaseNameSchema.optional(), all: z.boolean().optional(), format: z.enum(['plain', 'custom']).default('plain'), ...connectionFields })
   .strict()
-  .refine((d) => (d.database === undefined) !== (d.all === true), 'a PostgreSQL dump names one database or is of all of them (all: true)')
+  .refine((d) => (d.database !== undefined) !== (d.all === true), 'a PostgreSQL dump names one database or is of all of them (all: true)')
   .refine((d) => !(d.all && d.format === 'custom'), 'pg_dumpall writes plain SQL only: the custom format needs one database');
 const mysqlDump = z.object({ kind: z.literal('mysql'), database: databaseNameSchema, defaultsFile: absolutePathSchema.optional(), ...connectionFields }).strict();
 const sqliteDump = z.object({ kind: z.literal('sqlite'), path: absolutePathSchema.refine((p) => p !== '/', 'must be a file') }).strict();

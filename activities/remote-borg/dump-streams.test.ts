@@ -79,7 +79,7 @@ describe('backup dump parts', () => {
     const dir = run(['sh', '-c', 'exec cat sqlite/x.sql'], parts, 'dumps');
     const o = await backupDumpOutcome(dumps, reader(dir), 143);
     expect(readFileSync(join(dir, 'dump-1.rc'), 'utf8')).toBe('127\n');
-    expect(o.failure).toMatch(/is not installed on the client/);
+    expect(o.failure).toBe("the dump sqlite/x.sql failed: no-such-sqlite-tool is not installed on the client (or not on the login account's PATH)");
   });
 
   it('a FIFO the reader never opened is reported, and its writer does not outlive run.sh', async () => {

@@ -177,7 +177,8 @@ export interface ToolOutcome {
 function stderrLines(text: string | undefined): string[] {
   return (text ?? '')
     .split('\n')
-    .map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, ' ').trimEnd())
+    // The shell's own messages ("…/run.sh: 31: sudo: not found") without the job folder's path.
+    .map((l) => l.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, ' ').replace(/^\S*\/run\.sh: \d+: /, '').trimEnd())
     .filter((l) => l.trim() !== '');
 }
 
@@ -194,7 +195,9 @@ function summary(lines: string[]): string {
 const toolName = (argv: string[]) => (argv[0] === 'sudo' ? argv[5] : argv[0]) ?? 'the tool';
 
 function exitText(tool: string, rc: string, lines: string[]): string {
-  if (rc === '127') return `${tool} is not installed on the client (or not on the login account's PATH)${lines.length ? `: ${summary(lines)}` : ''}`;
+  // sh says which command it did not find: sudo, or the tool behind it.
+  const missing = lines.map((l) => /^(\S+): not found$/.exec(l)?.[1]).find(Boolean) ?? tool;
+  if (rc === '127') return `${missing} is not installed on the client (or not on the login account's PATH)`;
   return `${tool} exited with ${rc}${lines.length ? `: ${summary(lines)}` : ''}`;
 }
 
