@@ -61,6 +61,15 @@ describe('backup dump parts', () => {
     expect(await backupDumpOutcome(two, reader(dir), 0)).toEqual({ lines: [] });
   });
 
+  it('a retried run in the same job folder starts over: the FIFOs of the first run are gone first', async () => {
+    const dumps: DumpSpec[] = [{ kind: 'sqlite', path: sqliteDb(2) }];
+    const dir = run(['sh', '-c', 'exec cat sqlite/app.sql'], backupDumpParts(dumps), 'dumps');
+    execFileSync('sh', [join(dir, 'run.sh')], { timeout: 30_000 });
+    expect(readFileSync(join(dir, 'rc'), 'utf8')).toBe('0\n');
+    expect(existsSync(join(dir, 'dump-setup.failed'))).toBe(false);
+    expect(await backupDumpOutcome(dumps, reader(dir), 0)).toEqual({ lines: [] });
+  });
+
   it('a failing dump stops the reader before the FIFO ends, and says why in one line', async () => {
     const dumps: DumpSpec[] = [{ kind: 'sqlite', path: '/nonexistent/app.db' }];
     const dir = run(['sh', '-c', 'exec cat sqlite/app.sql'], backupDumpParts(dumps), 'dumps');

@@ -112,6 +112,9 @@ export function backupDumpParts(dumps: DumpSpec[]): ScriptParts {
   const fifos = entries.map((e) => posix.join(DUMPS_DIR, e));
   const dirs = [...new Set(fifos.map((f) => posix.dirname(f)))];
   const before = [
+    // A retried run (borg failed in a way worth retrying) starts in the same job folder: the
+    // earlier attempt's FIFOs and outcome files go first, or mkfifo would fail on them.
+    `rm -rf -- ${shellQuote(DUMPS_DIR)} dump-setup.err dump-setup.failed dump-*.rc dump-*.err dump-*.failed`,
     `{ mkdir -p ${dirs.map(shellQuote).join(' ')} && mkfifo ${fifos.map(shellQuote).join(' ')}; } 2> dump-setup.err || { echo setup > dump-setup.failed; ${endBeforeBorg}; }`,
   ];
   const started = dumps.flatMap((d, i) => {
