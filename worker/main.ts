@@ -5,6 +5,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { runMain, runUntilSignal } from './lifecycle.js';
 import { createAlertDeliveryActivities } from '../activities/alert-delivery.js';
 import { createAlertActivities } from '../activities/alerts.js';
+import { createClientFileActivities } from '../activities/client-files.js';
 import { createClientActivities } from '../activities/client.js';
 import { createJobActivities } from '../activities/jobs.js';
 import { createPolicyActivities } from '../activities/policies.js';
@@ -36,6 +37,10 @@ async function main() {
     // Ending a backup wakes the queued backups its slot admits.
     ...createJobActivities(alertDeps),
     ...createClientActivities(deps),
+    // Upgrade only: pushJobFolder and cleanupClient now run on the storage host's queue, but a
+    // job of the release before may still have one scheduled on this queue. Remove in the next
+    // release. New jobs never send them here.
+    ...createClientFileActivities(deps),
     ...createPolicyActivities(deps),
     ...createAlertActivities(alertDeps),
     ...createAlertDeliveryActivities(alertDeps),
