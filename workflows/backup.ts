@@ -33,10 +33,12 @@ const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 d
 const endHookRetry = { ...retry, maximumAttempts: 5 };
 const endHookActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry: endHookRetry });
 /**
- * How often a queued backup asks for a slot again without being woken: the `admitted` signal
- * normally wakes it at once; this only bounds what a lost signal costs (services/admission.ts).
+ * How often a queued backup asks for a slot again without being woken, doubling from the first
+ * to the last: the `admitted` signal normally wakes it at once; this only bounds what a lost
+ * signal costs (services/admission.ts). The backoff keeps a job queued for days from filling its
+ * workflow history (each round is a few events).
  */
-export const QUEUE_RECHECK = '60s';
+export const QUEUE_RECHECK_MS = { first: 60_000, last: 15 * 60_000 };
 
 
 /** One backup's state in the workflow: what the status query answers and what cleanup must wait for. */
@@ -73,12 +75,12 @@ class BackupJob {
    */
   async admit(): Promise<void> {
     if (patched('backup-admission')) {
-      for (;;) {
+      for (let recheck = QUEUE_RECHECK_MS.first; ; recheck = Math.min(recheck * 2, QUEUE_RECHECK_MS.last)) {
         // Reset before asking: a signal that arrives while the step runs still wakes the next wait.
         this.woken = false;
         if ((await jobSteps.admitBackup({ jobId: this.input.jobId })).admitted) break;
         this.status.phase = 'queued';
-        await condition(() => this.woken, QUEUE_RECHECK);
+        await condition(() => this.woken, recheck);
       }
       this.status.phase = 'reserve';
     }
