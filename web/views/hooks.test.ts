@@ -24,6 +24,10 @@ describe('the hooks section', () => {
     const page = String(await hooksSection(admin, { after: [{ command: 'a\nb' }] }, { action: '/x', owner: 'policy' }));
     expect(page).not.toContain('<form');
     expect(page).toContain('borgcube policy hooks');
+    // Nor a phase whose hooks have different timeouts: the form's one timeout would overwrite them.
+    const mixed = String(await hooksSection(admin, { before: [{ command: 'a', timeoutSeconds: 60 }, { command: 'b', timeoutSeconds: 7200 }] }, { action: '/x', owner: 'client' }));
+    expect(mixed).not.toContain('<form');
+    expect(mixed).toContain('different timeouts');
   });
 
   it('reads the form back as the set it showed', () => {

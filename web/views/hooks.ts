@@ -17,7 +17,8 @@ function phaseTimeout(hooks: Hook[] | undefined): string {
 export function hooksSection(p: Principal, hooks: HookSet, o: { action: string; owner: 'client' | 'policy' }): Html {
   const rows = hookPhases.flatMap((ph) => (hooks[ph] ?? []).map((h) => ({ ph, h })));
   // A command with a newline (set through the CLI or the API) would not survive a one-per-line textarea.
-  const multiLine = rows.some((r) => r.h.command.includes('\n'));
+  // So would hooks of one phase with different timeouts (the form has one timeout per phase).
+  const multiLine = rows.some((r) => r.h.command.includes('\n')) || hookPhases.some((ph) => (hooks[ph]?.length ?? 0) > 1 && !phaseTimeout(hooks[ph]));
   return html`<h2 id="hooks">Hooks</h2>
 <p class="muted">Shell commands run on the client as the SSH user, each with a timeout after which its process group is killed.${o.owner === 'policy' ? " They run in addition to the client's: before — after the client's; after — before the client's." : ''} A failing before hook fails the backup before anything is pushed; after hooks always run, also after a failure or a cancel.</p>
 ${rows.length
@@ -28,7 +29,7 @@ ${rows.length
 ${!hasRole(p.user.role, 'admin')
 ? ''
 : multiLine
-? html`<p class="muted">A command spans several lines: change these hooks with <code>borgcube ${o.owner} hooks</code> or the API.</p>`
+? html`<p class="muted">A command spans several lines, or hooks of one phase have different timeouts: change these hooks with <code>borgcube ${o.owner} hooks</code> or the API.</p>`
 : html`<form method="post" action="${o.action}" class="stacked" id="hooks-form">
   ${csrfField(p)}
   ${hookPhases.map(
