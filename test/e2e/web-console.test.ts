@@ -162,7 +162,7 @@ describe('web console in Chromium', () => {
     }
     await dash.close();
 
-    await waitForTrue(page, "document.getElementById('job').dataset.state !== 'running'", 300_000);
+    await waitForTrue(page, "!['running', 'queued'].includes(document.getElementById('job').dataset.state)", 300_000);
     const state = await page.locator('#job').getAttribute('data-state');
     const job = await getJob(stack.deps, jobId);
     expect(state, `job ${job.state}: ${job.error}\n${stack.worker.tail(30)}`).toBe('succeeded');
@@ -201,7 +201,7 @@ describe('web console in Chromium', () => {
     const id = page.url().split('/').pop()!;
     await waitForTrue(page, "Number(document.getElementById('job').dataset.progressEvents || 0) >= 1", 180_000);
     await Promise.all([page.waitForURL(`${web.url}/jobs/${id}`), page.click('#cancel-form button[type=submit]')]);
-    await waitForTrue(page, "document.getElementById('job').dataset.state !== 'running'", 120_000);
+    await waitForTrue(page, "!['running', 'queued'].includes(document.getElementById('job').dataset.state)", 120_000);
     expect(await page.locator('#job').getAttribute('data-state')).toBe('cancelled');
     expect((await getJob(stack.deps, id)).state).toBe('cancelled');
     await ctx.close();

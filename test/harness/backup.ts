@@ -17,7 +17,7 @@ export async function waitForJob(stack: TestStack, id: string, timeoutMs = 180_0
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const j = await getJob(stack.deps, id);
-    if (j.state !== 'running' && (await workflowGone(stack.temporal.workflow.getHandle(id)))) return j;
+    if (j.state !== 'running' && j.state !== 'queued' && (await workflowGone(stack.temporal.workflow.getHandle(id)))) return j;
     if (Date.now() > deadline) throw new Error(`job ${id} still running after ${timeoutMs / 1000} s (phase ${j.phase})\n${await describeJob(stack, id)}`);
     await new Promise((r) => setTimeout(r, 300));
   }

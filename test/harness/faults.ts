@@ -221,7 +221,7 @@ async function untilUploading(rig: FaultRig, jobId: string): Promise<void> {
     'the backup to be uploading',
     async () => {
       const j = await getJob(stack.deps, jobId);
-      if (j.state !== 'running') throw new Error(`the backup ended ${j.state} before the fault: ${j.error}`);
+      if (j.state !== 'running' && j.state !== 'queued') throw new Error(`the backup ended ${j.state} before the fault: ${j.error}`);
       return j.phase === 'run' && existsSync(borgLog) && statSync(borgLog).size > 4096 && clientBorgs(rig, jobId).length > 0;
     },
     { timeoutMs: 120_000, intervalMs: 200 },
