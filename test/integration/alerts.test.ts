@@ -76,7 +76,8 @@ describe('alerts', () => {
     expect(fired).toMatchObject({ kind: 'job-failed', state: 'firing', subject: 'client web', link: `${stack.config.web.publicUrl}/jobs/${failed.id}`, resolvedAt: null });
     expect(fired.temporalLink).toBe(`${stack.config.temporal.uiUrl}/namespaces/${stack.config.temporal.namespace}/workflows/${failed.id}`);
     // The client's bytes are data: the escape and the markup survive JSON exactly, and nothing else.
-    expect(fired.summary).toContain('borg 1.1.0\u001b[31m"<b>&x on the client is not 1.2.x');
+    expect(fired.summary).toContain('borg 1.1.0\u001b[31m"<b>&x at ');
+    expect(fired.summary).toContain('on the client is not supported');
     expect(new Date(fired.time).getTime()).toBeGreaterThan(Date.now() - 120_000);
 
     // 2. The policy's client had no successful backup for longer than its threshold.
