@@ -29,7 +29,7 @@ import { sweepLeftovers } from '../test/harness/leftovers.js';
 import { startClientSshd, type ClientSshd } from '../test/harness/sshd.js';
 import { parseArgs } from './lib/args.js';
 import { borgcubeServerClass, directServerClass, listenerPid } from './lib/client-side.js';
-import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
+import { printServiceProfiles } from './lib/cpuprofile.js';
 import { setupDirect, type DirectBorg } from './lib/direct.js';
 import { measure, quietBeforeSample, servicePart, sshdPart, type TimedRun } from './lib/measure.js';
 import { f2, f3, mb, median, note, print, printHeader, runInfo, table, verdict, type RunInfo } from './lib/report.js';
@@ -222,22 +222,10 @@ export function fleetReal(): void {
       for (const path of order) samples.push(path === 'direct' ? await directSample(fleet, run, opts.quietWait) : await borgcubeSample(fleet, run, opts.quietWait));
     }
     report(samples, fleet, info, opts);
-    if (profile) await printProfiles(fleet.stack, profile);
+    if (profile) await printServiceProfiles(fleet.stack, profile);
   });
 }
 
-async function printProfiles(stack: BenchStack, dirs: { service: string; worker: string }): Promise<void> {
-  note('stopping the worker and the repository service to collect their profiles…');
-  await stack.worker.stop();
-  await stack.storage.stop();
-  print();
-  printProfileSummary('Repository service (storage-main), main thread', profilesIn(dirs.service, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
-  print();
-  printProfileSummary('Repository service, crypto worker threads', profilesIn(dirs.service, (n) => !/\.0\.\d+\.cpuprofile$/.test(n)));
-  print();
-  printProfileSummary('Worker (workflows + client activities), all threads', profilesIn(dirs.worker));
-  print(`profiles: ${dirs.service}/..`);
-}
 
 function report(samples: Sample[], fleet: Fleet, info: RunInfo, opts: { clients: number; mib: number; quietWait: number }): void {
   const gb = fleet.bytes / 1e9;

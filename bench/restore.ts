@@ -23,7 +23,7 @@ import { startRestore } from '../services/restores.js';
 import { addRepository } from '../services/repositories.js';
 import { sweepLeftovers } from '../test/harness/leftovers.js';
 import { parseArgs } from './lib/args.js';
-import { printProfileSummary, profilesIn } from './lib/cpuprofile.js';
+import { printServiceProfiles } from './lib/cpuprofile.js';
 import { workflowPhases, type Phases } from './lib/history.js';
 import { borgcubeServerClass, directServerClass, listenerPid, setupClientSide, type ClientSide } from './lib/client-side.js';
 import { measure, quietBeforeSample, servicePart, sshdPart, type TimedRun } from './lib/measure.js';
@@ -147,22 +147,9 @@ runBench('bench:restore', async () => {
     for (const path of order) samples.push(await sample(s, path, run, opts.quietWait));
   }
   report(samples, s.tree, info, opts.quietWait);
-  if (profile) await printProfiles(s.stack, profile);
+  if (profile) await printServiceProfiles(s.stack, profile);
 });
 
-/** Stops the worker and the repository service (they write their profiles on exit) and summarises. */
-async function printProfiles(stack: BenchStack, dirs: { service: string; worker: string }): Promise<void> {
-  note('stopping the worker and the repository service to collect their profiles…');
-  await stack.worker.stop();
-  await stack.storage.stop();
-  print();
-  printProfileSummary('Repository service (storage-main), main thread', profilesIn(dirs.service, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
-  print();
-  printProfileSummary('Repository service, crypto worker threads', profilesIn(dirs.service, (n) => !/\.0\.\d+\.cpuprofile$/.test(n)));
-  print();
-  printProfileSummary('Worker (workflows + client activities), all threads', profilesIn(dirs.worker));
-  print(`profiles: ${dirs.service}/..`);
-}
 
 function report(samples: Sample[], tree: TreeInfo, info: Awaited<ReturnType<typeof runInfo>>, quietWait: number): void {
   const gb = tree.bytes / 1e9;

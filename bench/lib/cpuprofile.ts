@@ -3,7 +3,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { projectRoot } from './paths.js';
-import { f1, print, table } from './report.js';
+import { f1, note, print, table } from './report.js';
+import type { BenchStack } from './stack.js';
 
 interface ProfileNode {
   id: number;
@@ -65,4 +66,18 @@ export function printProfileSummary(title: string, files: string[], top = 20): v
     .slice(0, top)
     .map(([k, ms]) => [f1(ms), `${f1((100 * ms) / totalMs)}%`, k]);
   table(['self ms', 'share', 'function'], rows, ['r', 'r', 'l']);
+}
+
+/** Stops the worker and the repository service (they write their profiles on exit) and summarises. */
+export async function printServiceProfiles(stack: Pick<BenchStack, 'worker' | 'storage'>, dirs: { service: string; worker: string }): Promise<void> {
+  note('stopping the worker and the repository service to collect their profiles…');
+  await stack.worker.stop();
+  await stack.storage.stop();
+  print();
+  printProfileSummary('Repository service (storage-main), main thread', profilesIn(dirs.service, (n) => /\.0\.\d+\.cpuprofile$/.test(n)));
+  print();
+  printProfileSummary('Repository service, crypto worker threads', profilesIn(dirs.service, (n) => !/\.0\.\d+\.cpuprofile$/.test(n)));
+  print();
+  printProfileSummary('Worker (workflows + client activities), all threads', profilesIn(dirs.worker));
+  print(`profiles: ${dirs.service}/..`);
 }
