@@ -15,6 +15,7 @@ import { startCheck } from '../../services/policy-jobs.js';
 import { runAdminBorg } from '../../services/repositories.js';
 import { backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
+import { peakRss, waitUntil } from '../harness/process.js';
 import { createClientHost, type ClientHost } from '../harness/client-host.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
 import { startStack, type TestStack } from '../harness/stack.js';
@@ -204,7 +205,7 @@ describe('the backup workflow', () => {
     const logs = await describeJob(stack, job.id);
     expect(logs).toMatch(/\[line truncated\]/);
     // The worker read ~130 MB of client output in bounded pieces.
-    expect(await peakRss(stack.worker.pid!)).toBeLessThan(600 * 1024 * 1024);
+    expect(peakRss(stack.worker.pid!)).toBeLessThan(600 * 1024 * 1024);
     await expectJobGone(small, job.id);
   });
 
@@ -277,16 +278,3 @@ describe('the backup workflow', () => {
     expect((await waitForJob(stack, slow.id)).state).toBe('cancelled');
   });
 });
-
-async function peakRss(pid: number): Promise<number> {
-  const status = (await import('node:fs')).readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-}
-
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

@@ -12,6 +12,7 @@ import { cancelJob, getJob, jobLogTail, startBackup } from '../../services/jobs.
 import { getPolicy } from '../../services/policies.js';
 import { backup, describeJob, waitForJob } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
+import { peakRss, waitUntil } from '../harness/process.js';
 import { createClientHost, gatedBorg, type ClientHost } from '../harness/client-host.js';
 import { cleanUpSchedules } from '../harness/policies.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
@@ -158,16 +159,3 @@ describe('hooks', () => {
     expect((await expectCli(stack, ['client', 'hooks', name])).out.trim()).toBe(`client ${name} has no hooks`);
   });
 });
-
-function peakRss(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-}
-
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}

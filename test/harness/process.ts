@@ -119,3 +119,18 @@ function tailOf(path: string, lines: number): string {
     return '';
   }
 }
+
+/** Peak resident memory (VmHWM) of a live process, in bytes. */
+export function peakRss(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+/** Polls `cond` every 200 ms until it holds; throws after `timeoutMs`. */
+export async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await sleep(200);
+  }
+}
