@@ -69,7 +69,8 @@ export function createClientFileActivities(deps: ClientActivityDeps) {
             log.warn({ job: jobId, err: (err as Error).message }, 'the files cache could not be kept');
           }
         }
-        await folders.remove(conn, dir);
+        const undone = await folders.remove(conn, dir);
+        if (undone) await appendJobLog(db, jobId, undone.message, undone.ok ? 'INFO' : 'WARNING');
       });
     },
   };

@@ -1,14 +1,15 @@
 // run.sh's dump parts with a stand-in for borg (`cat` of the FIFOs, as borg --read-special reads
 // them) and the real sqlite3 as the dump tool: what reaches the reader, and that a failing dump
 // stops the reader before it could see the end of its FIFO.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DumpRestore, DumpSpec } from '../../db/schema.js';
 import { backupDumpOutcome, backupDumpParts, dumpArgv, loadCommands, restoreDumpOutcome, restoreDumpParts } from './dump-streams.js';
-import { runScript, type ScriptParts } from './run-script.js';
+import { runScript, stopRunScript, type ScriptParts } from './run-script.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -135,5 +136,31 @@ describe('restore dump parts', () => {
     const o = await restoreDumpOutcome(r, reader(dir));
     expect(o.failure).toMatch(/^loading sqlite\/app\.sql into the SQLite file .* failed: sqlite3 exited with 1: .*syntax error/);
     expect(existsSync(into)).toBe(false);
+  });
+
+  it('a run stopped mid-load (a cancel) leaves undo.sh, which removes what the restore created', async () => {
+    const into = join(scratch(), 'restored.db');
+    const r: DumpRestore = { entry: 'sqlite/app.sql', kind: 'sqlite', into };
+    const dir = scratch();
+    writeFileSync(join(dir, 'run.sh'), runScript({ jobId: 'j', dir, argv: ['sh', '-c', 'printf "CREATE TABLE t(a);\\n"; exec sleep 30'], parts: restoreDumpParts(r) }));
+    spawn('setsid', ['-f', 'sh', join(dir, 'run.sh')], { stdio: 'ignore' }).unref();
+    for (let i = 0; !(existsSync(into) && existsSync(join(dir, 'borg.pid'))); i++) {
+      if (i > 200) throw new Error('the load never started');
+      await sleep(50);
+    }
+    // What a cancel runs: run.sh and its loader die before they could drop anything.
+    execFileSync('sh', ['-c', stopRunScript(dir)], { timeout: 30_000 });
+    expect(existsSync(join(dir, 'rc'))).toBe(false);
+    expect(existsSync(into)).toBe(true);
+    expect(execFileSync('sh', [join(dir, 'undo.sh')], { encoding: 'utf8' })).toBe(`removed the SQLite file ${JSON.stringify(into)} on the client: the restore that created it did not finish\n`);
+    expect(existsSync(into)).toBe(false);
+  });
+
+  it('a load that succeeded leaves no undo.sh: the cleanup never removes a restored database', () => {
+    const into = join(scratch(), 'restored.db');
+    const dir = run(['printf', 'CREATE TABLE t(a);\\n'], restoreDumpParts({ entry: 'sqlite/app.sql', kind: 'sqlite', into }));
+    expect(readFileSync(join(dir, 'rc'), 'utf8')).toBe('0\n');
+    expect(existsSync(join(dir, 'undo.sh'))).toBe(false);
+    expect(existsSync(into)).toBe(true);
   });
 });

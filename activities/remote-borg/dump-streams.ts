@@ -137,18 +137,51 @@ export function backupDumpParts(dumps: DumpSpec[]): ScriptParts {
   return { before, started, ended };
 }
 
+/** The job folder's script that removes what a dump restore created (see restoreDumpParts). */
+export const UNDO_SCRIPT = 'undo.sh';
+
+/**
+ * undo.sh: drops the database (removes the SQLite file) the restore created, and prints one line
+ * saying so or why not. The drop is retried for ten seconds: a loader just stopped may still hold
+ * its connection, and PostgreSQL refuses to drop a database someone is connected to (dropdb
+ * --force needs PostgreSQL 13).
+ */
+export function undoScript(r: DumpRestore): string {
+  const c = loadCommands(r);
+  const what = r.kind === 'sqlite' ? `the SQLite file ${JSON.stringify(r.into)}` : `database ${JSON.stringify(r.into)}`;
+  const done = `${r.kind === 'sqlite' ? 'removed' : 'dropped'} ${what} on the client: the restore that created it did not finish`;
+  return [
+    '#!/bin/sh',
+    `# BorgCube: removes ${what}, which this job's restore created and did not finish.`,
+    'i=0',
+    `until err=$(${shellCommand(c.drop)} 2>&1 > /dev/null < /dev/null); do`,
+    `  i=$((i+1)); if [ $i -ge 20 ]; then printf '%s: %s\\n' ${shellQuote(`${what} on the client, created by a restore that did not finish, could not be removed; remove it by hand`)} "$(printf '%s' "$err" | tail -n 2 | tr '\\n' ' ')"; exit 1; fi`,
+    '  sleep 0.5',
+    'done',
+    `printf '%s\\n' ${shellQuote(done)}`,
+    '',
+  ].join('\n');
+}
+
 /**
  * run.sh's parts for a dump restore: borg extract --stdout writes into load.fifo, which the load
  * command reads. Files: load.failed ("exists", "create RC", "load RC"), load.err (the failing
- * tool's stderr, its end), load.pid, load.rc.
+ * tool's stderr, its end), load.pid, load.rc. Once the database exists, undo.sh (undoScript) is
+ * in the job folder until the load succeeded: run.sh runs it after a failure, and the job's
+ * cleanup (job-folder.ts remove) runs what is left of it when run.sh was stopped (a cancel) or
+ * died before it could.
  */
 export function restoreDumpParts(r: DumpRestore): ScriptParts {
   const c = loadCommands(r);
   const fail = (what: string) => `{ echo ${what} > load.failed; ${endBeforeBorg}; }`;
   const before = [
     `rm -f load.fifo; mkfifo load.fifo 2> load.err || ${fail('setup')}`,
+    // A run started again in the same job folder first removes what an earlier one left.
+    `if [ -f ${UNDO_SCRIPT} ]; then sh ${UNDO_SCRIPT} > /dev/null 2>&1 9>&- && rm -f ${UNDO_SCRIPT}; fi`,
     ...(c.absent ? [`if [ -e ${shellQuote(c.absent)} ] || [ -L ${shellQuote(c.absent)} ]; then ${fail('exists')}; fi`] : []),
     ...(c.create ? [`${shellCommand(c.create)} > /dev/null 2> load.err < /dev/null 9>&- || ${fail('"create $?"')}`] : []),
+    // Only now: what existed before the job (createdb failed, the file was there) is never removed.
+    `printf '%s' ${shellQuote(undoScript(r))} > ${UNDO_SCRIPT}`,
     // The loader opens the FIFO in its own process (before exec), so the open below never waits
     // for a reader that cannot come.
     `{ ${shellCommand(c.load)} 2>&1 > /dev/null < load.fifo 9>&- & echo $! > load.pid; wait $!; echo $? > load.rc; } | tail -c ${MAX_TOOL_STDERR} > load.err &`,
@@ -163,7 +196,8 @@ export function restoreDumpParts(r: DumpRestore): ScriptParts {
     'wait "$lg"',
     'read -r lrc < load.rc 2> /dev/null || lrc=unknown',
     '[ "$lrc" != 0 ] && [ -z "$killed" ] && echo "load $lrc" > load.failed',
-    `if [ "$rc" != 0 ] || [ "$lrc" != 0 ]; then ${shellCommand(c.drop)} > /dev/null 2>&1 < /dev/null; fi`,
+    // A drop that failed leaves undo.sh for the cleanup, which tries again and logs the outcome.
+    `if [ "$rc" != 0 ] || [ "$lrc" != 0 ]; then sh ${UNDO_SCRIPT} > /dev/null 2>&1 && rm -f ${UNDO_SCRIPT}; else rm -f ${UNDO_SCRIPT}; fi`,
   ];
   return { before, stdout: '&4', ended };
 }

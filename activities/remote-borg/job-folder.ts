@@ -13,17 +13,24 @@ import type { Config } from '../../infra/config.js';
 import type { Logger } from '../../infra/logger.js';
 import { closeAll, fdPath, openBelow, openEntries, openIn, UnsafePathError } from '../../infra/no-follow.js';
 import { NotAFolderError, RefusedRemoteFileError, sftpExists, sftpGetCapped, sftpMkdirPrivate, sftpPutFile, sftpWriteFile } from '../../infra/sftp.js';
-import { shellCommand } from '../../infra/shell-quote.js';
+import { shellCommand, shellQuote } from '../../infra/shell-quote.js';
 import type { SshConnection } from '../../infra/ssh.js';
 import { normalizeKey } from '../../infra/ssh.js';
 import { sshdPaths } from '../../infra/sshd.js';
 import { jobClientFilesDir, jobPulledFilesCachePath, jobServerDir, MAX_FILES_CACHE } from '../../infra/storage-layout.js';
+import { UNDO_SCRIPT } from './dump-streams.js';
 import { stopRunScript } from './run-script.js';
 
 const { O_RDONLY, O_DIRECTORY, O_WRONLY, O_CREAT, O_EXCL } = constants;
 
 /** Where the job folder lives on the client, relative to the SSH user's home. */
 export const clientJobDir = (jobId: string) => `.borgcube/jobs/${jobId}`;
+
+/** What the job's cleanup undid on the client (a dump restore's database), in one line. */
+export interface UndoOutcome {
+  ok: boolean;
+  message: string;
+}
 
 export interface JobFolderDeps {
   config: Config;
@@ -113,19 +120,37 @@ export function createJobFolders(deps: JobFolderDeps) {
     }
   }
 
-  /**
-   * Stops borg if it still runs, then removes the folder: one exec (each costs a session on the
-   * client). Leaves no empty BorgCube folders behind either (rmdir fails harmlessly while other
-   * jobs run).
-   */
-  async function remove(conn: SshConnection, dir: string): Promise<void> {
-    const rm = `(\n${stopRunScript(dir)}\n); ${shellCommand(['rm', '-rf', '--', dir])} || exit $?; ${shellCommand(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))])} 2>/dev/null; exit 0`;
-    const r = await conn.execRaw(rm, { timeoutMs: 120_000 });
+  /** Stops borg, undoes, removes the job folder (removeScript); returns undo.sh's line, if it ran. */
+  async function remove(conn: SshConnection, dir: string): Promise<UndoOutcome | undefined> {
+    const r = await conn.execRaw(removeScript(dir), { timeoutMs: 120_000, maxOutput: 8192 });
     if (r.code !== 0) throw new Error(`removing ${dir} on the client failed: ${r.stderr.toString('utf8').trim().slice(0, 300)}`);
     if (await sftpExists(await conn.sftp(), dir)) throw new Error(`${dir} is still on the client`);
+    return undoOutcome(r.stdout.toString('utf8'));
   }
 
   return { push, pullFilesCache, remove };
+}
+
+/**
+ * Stops borg if it still runs, runs what a dump restore left to undo (dump-streams.ts
+ * undoScript: run.sh was stopped before it could drop the database it created; it prints
+ * "undone|undo-failed LINE"), then removes the folder: one exec (each costs a session on the
+ * client). Leaves no empty BorgCube folders behind either (rmdir fails harmlessly while other
+ * jobs run).
+ */
+function removeScript(dir: string): string {
+  const undo = shellQuote(posix.join(dir, UNDO_SCRIPT));
+  return [
+    `(\n${stopRunScript(dir)}\n)`,
+    `if [ -f ${undo} ]; then if out=$(sh ${undo} 2>&1 < /dev/null); then printf 'undone %s\\n' "$out"; else printf 'undo-failed %s\\n' "$out"; fi; fi`,
+    `${shellCommand(['rm', '-rf', '--', dir])} || exit $?; ${shellCommand(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))])} 2>/dev/null; exit 0`,
+  ].join('; ');
+}
+
+/** removeScript's undo line; it is the client's output: one line, bounded, no control characters. */
+function undoOutcome(stdout: string): UndoOutcome | undefined {
+  const m = /^(undone|undo-failed) (.*)$/m.exec(stdout);
+  return m ? { ok: m[1] === 'undone', message: m[2]!.replace(/[\x00-\x1f\x7f]/g, ' ').trim().slice(0, 600) } : undefined;
 }
 
 /** Writes the pulled files cache into the open server folder for the storage account, which adopts it. */

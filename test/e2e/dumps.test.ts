@@ -4,16 +4,18 @@
 // streams an entry into a fresh database (or SQLite file) and the rows are there; a dump that
 // fails (a database that does not exist, a tool the client does not have) fails the job with
 // the tool's error on one line and leaves no archive and nothing on the client; a load that
-// cannot run fails the restore the same way and loads nothing.
+// cannot run fails the restore the same way and loads nothing; a cancelled one drops what it made.
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../db/schema.js';
 import { run } from '../../infra/subprocess.js';
 import { addClient } from '../../services/clients.js';
+import { jobLogTail } from '../../services/jobs.js';
 import { backup, describeJob, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
-import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { createClientHost, gatedBorg, type ClientHost } from '../harness/client-host.js';
+import { waitUntil } from '../harness/process.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
 import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 
@@ -159,6 +161,29 @@ describe('database dumps', () => {
     // Bad input: refused before any job starts.
     const notDump = await expectCli(stack, ['restore', archive, '--client', 'db', '--dump', host.path('data', 'notes.txt').slice(1), '--into-database', 'x'], 2);
     expect(notDump.err).toMatch(/is not a dump entry/);
+  });
+
+  it('a cancelled dump restore drops the database it had created, and leaves nothing on the client', async () => {
+    // borg extract waits at the gate, after run.sh has created the database.
+    const gate = gatedBorg(host, 'extract');
+    await expectCli(stack, ['client', 'edit', 'db', '--borg-path', gate.path]);
+    gate.hold();
+    try {
+      const into = `${pgDb}_cancel`;
+      const r = await expectCli(stack, ['restore', archive, '--client', 'db', '--dump', `pgsql/${pgDb}.sql`, '--into-database', into, '--db-host', '127.0.0.1', '--db-user', 'postgres']);
+      const id = r.out.split('\n')[0]!;
+      await waitUntil(async () => (await pgDatabases()).includes(into), 60_000);
+      await expectCli(stack, ['job', 'cancel', id]);
+      const job = await waitForJob(stack, id);
+      expect(job.state, await describeJob(stack, id)).toBe('cancelled');
+      expect(await pgDatabases()).not.toContain(into);
+      expectNothingLeft(id);
+      const log = (await jobLogTail(stack.deps, id, 20)).map((l) => `${l.level} ${l.message}`);
+      expect(log).toContain(`INFO dropped database "${into}" on the client: the restore that created it did not finish`);
+    } finally {
+      gate.release();
+      await expectCli(stack, ['client', 'edit', 'db', '--borg-path', 'borg']);
+    }
   });
 
   it('a dump that fails fails the backup with the tool\'s error, and leaves no archive and nothing on the client', async () => {

@@ -232,13 +232,13 @@ export async function createClientHost(opts: ClientHostOptions = {}): Promise<Cl
 }
 
 /**
- * The real borg behind a gate: `borg create` waits while the gate is held, every other command
- * runs at once. For tests that need a backup to be still running at some point, without timing
- * assumptions. Use `path` as the client's borg path; the gate starts open.
+ * The real borg behind a gate: `borg create` (or `subcommand`) waits while the gate is held, every
+ * other command runs at once. For tests that need a backup (a restore) to be still running at some
+ * point, without timing assumptions. Use `path` as the client's borg path; the gate starts open.
  */
-export function gatedBorg(host: ClientHost): { path: string; hold(): void; release(): void } {
+export function gatedBorg(host: ClientHost, subcommand: 'create' | 'extract' = 'create'): { path: string; hold(): void; release(): void } {
   const holdFile = host.path('hold');
-  host.writeTree({ 'gated-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', `if [ "$1" = "create" ]; then while [ -e ${holdFile} ]; do sleep 0.1; done; fi`, 'exec borg "$@"', ''].join('\n') } });
+  host.writeTree({ 'gated-borg': { type: 'file', mode: 0o755, content: ['#!/bin/sh', `if [ "$1" = "${subcommand}" ]; then while [ -e ${holdFile} ]; do sleep 0.1; done; fi`, 'exec borg "$@"', ''].join('\n') } });
   return {
     path: host.path('gated-borg'),
     hold: () => host.writeTree({ hold: '' }),
