@@ -123,7 +123,7 @@ describe('hooks', () => {
 
   it('a hook that prints 100 MB (99 MB of 99-byte lines and their newlines): the log keeps a bounded head, the worker stays small, the failure shows beside the stored archive', async () => {
     const repo = await newRepo();
-    const { name } = await newClient();
+    const { name, host } = await newClient();
     await setClientHooks(stack.deps, name, { after: [{ command: "head -c 99000000 /dev/zero | tr '\\0' 'x' | fold -w 99; echo; echo last words; exit 5" }] });
     const job = await backup(stack, name, repo, 'failed');
     // The backup itself succeeded: its archive and stats are kept, and the error says both.
@@ -138,6 +138,10 @@ describe('hooks', () => {
     expect(log.some((l) => /^WARNING after hook: 1000000\d\d bytes of output in all: only the first \d+ lines are kept, \d+ more bytes were dropped$/.test(l)), log.slice(-5).join('\n')).toBe(true);
     expect(log.length).toBeLessThan(400);
     expect(peakRss(stack.worker.pid!)).toBeLessThan(600 * 1024 * 1024);
+    // Nothing left on the client: no job folder, no hook process or its pid file.
+    expect(existsSync(host.path('.borgcube', 'jobs', job.id))).toBe(false);
+    expect(existsSync(host.path('.borgcube', 'hooks', `${job.id}.pid`))).toBe(false);
+    expect(await running(host, 'head -c 99000000|fold -w 99')).toBe('');
   });
 
   it("a policy's hooks run after the client's before the backup, and before them after it", async () => {
