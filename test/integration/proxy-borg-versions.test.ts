@@ -2,21 +2,28 @@
 // the server stays on 1.2.4. With a 1.4.0 client, through the real workflow (worker → SSH → client
 // → proxy → repository service): key modes × first and incremental backup (dedup kept), each
 // archive read back by the server's 1.2.4 (bit-identical extract, check --verify-data) and by 1.4.0
-// with the real key (its check verifies every archive's TAM), whole and partial restores through
-// the proxy with the 1.4.0 client (identical trees), and a client that switches borg version
-// between jobs. The same cases with 1.2.4 are proxy-backup / proxy-restore / e2e restore.
-import { existsSync, rmSync } from 'node:fs';
+// with the real key (its check verifies every archive's TAM), whole, partial (--strip-components)
+// and database-dump restores through the proxy with the 1.4.0 client (identical trees, the rows
+// there), a client that switches borg version between jobs, and a hacked client on 1.4.0's own
+// modules caught as on 1.2.4. The same cases with 1.2.4 are proxy-backup / proxy-restore / e2e
+// restore / e2e dumps / proxy-adversarial-*.
+import { chownSync, existsSync, realpathSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job } from '../../db/schema.js';
+import { clientBorg14Dir } from '../../infra/local-stack/client-borg.js';
+import { run } from '../../infra/subprocess.js';
 import { addClient, updateClient } from '../../services/clients.js';
+import { setClientDumps } from '../../services/dumps.js';
 import { jobLogTail } from '../../services/jobs.js';
 import { startRestore, type StartRestoreInput } from '../../services/restores.js';
+import { expectCaught, installEvilBorg, runAttack } from '../fixtures/adversarial.js';
 import { archiveNames, backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
 import { clientBorg12, clientBorg14 } from '../harness/client-borgs.js';
 import { createClientHost, describeTree, type ClientHost, type TreeSpec } from '../harness/client-host.js';
 import { describeRichTree, withoutOwners, writeRichTree } from '../harness/rich-tree.js';
+import { projectRoot } from '../harness/paths.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
 import { expectCli, startStack, type TestStack } from '../harness/stack.js';
 
@@ -67,13 +74,26 @@ describe('client borg versions through the proxy (server borg 1.2.4)', () => {
     expect(r.err).not.toMatch(/TAM/);
   }
 
+  // Each mode backs up twice, read back by both versions. Restores by the 1.4.0 client, each kind
+  // once (a job costs seconds): repokey (a rich tree) restores the whole archive and a path with
+  // --strip-components, keyfile the whole archive and a SQLite dump (FIFOs read with
+  // --read-special, then `extract --stdout` into sqlite3); repokey-blake2's MACs are checked by
+  // 1.4.0's check, so it restores nothing.
   for (const mode of ['repokey', 'repokey-blake2', 'keyfile'] as const) {
-    it.skipIf(!b14.borg)(`borg 1.4.0, ${mode}: first and incremental backup, read back by 1.2.4 and 1.4.0, restored whole and in part by the 1.4.0 client`, async () => {
+    it.skipIf(!b14.borg)(`borg 1.4.0, ${mode}: first and incremental backup, read back by 1.2.4 and 1.4.0${mode === 'repokey' ? ', restored whole and a path with --strip-components by the 1.4.0 client' : mode === 'keyfile' ? ', restored whole and as a SQLite dump into a new file by the 1.4.0 client' : ''}`, async () => {
       const repo = `v14-${mode}`;
       await expectCli(stack, ['repo', 'add', repo, '--path', `${stack.dataDir}-repos/${repo}`, '--encryption', mode]);
       const rich = mode === 'repokey';
       const name = `c14-${mode}`;
       const c = await client(name, borg14.path, rich);
+      const withDump = mode === 'keyfile';
+      if (withDump) {
+        const db = c.host.path('app.db');
+        const made = await run('sqlite3', [db, "create table notes(body text); insert into notes values ('one'), ('two');"]);
+        expect(made.code, made.stderr.toString()).toBe(0);
+        chownSync(db, c.host.uid, c.host.gid);
+        await setClientDumps(stack.deps, name, { dumps: [{ kind: 'sqlite', path: db }] });
+      }
       const first = await backup(stack, name, repo);
       expect((await stack.cli(['client', 'show', name, '--json'])).out).toContain('1.4.0');
       const second = await backup(stack, name, repo);
@@ -94,18 +114,26 @@ describe('client borg versions through the proxy (server borg 1.2.4)', () => {
         const all: Record<string, unknown> = rich ? withoutOwners(await describeRichTree(root)) : describeTree(root);
         return part ? Object.fromEntries(Object.entries(all).filter(([k]) => k === part || k.startsWith(`${part}/`))) : all;
       };
+      if (mode === 'repokey-blake2') return;
       await restore({ archive: second.archiveName!, repository: repo, target: c.host.path('restored') });
       expect(await picture(c.host.path('restored', c.dataRel))).toEqual(await picture(c.data));
-
-      const part = rich ? 'deep' : 'dir';
-      await restore({ archive: first.archiveName!, repository: repo, target: c.host.path('partial'), paths: [`${c.dataRel}/${part}`] });
-      const want = await picture(c.data, part);
-      expect(Object.keys(want).length).toBeGreaterThan(1);
-      expect(await picture(c.host.path('partial', c.dataRel))).toEqual(want);
       registerCleanup(`restores of ${name}`, () => {
-        rmSync(c.host.path('restored'), { recursive: true, force: true });
-        rmSync(c.host.path('partial'), { recursive: true, force: true });
+        for (const d of ['restored', 'partial', 'restored.db']) rmSync(c.host.path(d), { recursive: true, force: true });
       });
+
+      if (rich) {
+        // The path's leading components (home/<user>/data) stripped: deep/… lands in the target.
+        await restore({ archive: first.archiveName!, repository: repo, target: c.host.path('partial'), paths: [`${c.dataRel}/deep`], stripComponents: c.dataRel.split('/').length });
+        const want = await picture(c.data, 'deep');
+        expect(Object.keys(want).length).toBeGreaterThan(1);
+        expect(await picture(c.host.path('partial'))).toEqual(want);
+      }
+      if (withDump) {
+        const into = c.host.path('restored.db');
+        await restore({ archive: first.archiveName!, repository: repo, dump: { entry: 'sqlite/app.sql', into } });
+        const q = await run('sqlite3', [into, 'select group_concat(body) from notes']);
+        expect(q.stdout.toString().trim()).toBe('one,two');
+      }
     }, 900_000);
   }
 
@@ -128,6 +156,22 @@ describe('client borg versions through the proxy (server borg 1.2.4)', () => {
     expect(describeTree(join(c.host.path('by14'), c.dataRel))).toEqual(describeTree(c.data));
     await borgCheck(stack, repo);
     await check14(repo);
+  }, 900_000);
+
+  it.skipIf(!b14.borg)("a hacked client on borg 1.4.0 (evil-borg.py on 1.4.0's own modules) is caught as on 1.2.4: a corrupted MAC, a manifest that drops an archive", async () => {
+    const repo = 'v14-evil';
+    await expectCli(stack, ['repo', 'add', repo, '--path', `${stack.dataDir}-repos/${repo}`]);
+    const host = await createClientHost({ authorizedKeys: [stack.serverPublicKey], tree });
+    const modules = join(realpathSync(clientBorg14Dir(projectRoot)), 'usr/lib/python3/dist-packages');
+    const party = { client: 'evil14', host, evilPath: installEvilBorg(host, modules) };
+    await addClient(stack.deps, { name: party.client, host: sshd.host, port: sshd.port, user: host.username, paths: [host.path('data')], borgPath: party.evilPath });
+    const scene = { stack, repo, earlier: [], timings: [] };
+    for (const [attack, kind] of [['put-bad-mac', 'bad-mac'], ['manifest-drop', 'manifest-tamper']] as const) {
+      const r = await runAttack(scene, party, attack);
+      expect(r.result?.borg, 'the attacker ran on borg 1.4.0').toBe('1.4.0');
+      // The repository is checked once, after the last attack.
+      await expectCaught(scene, party, r, [kind], { check: attack === 'manifest-drop' });
+    }
   }, 900_000);
 
   it('an unsupported borg (1.1.18, 2.0.0b14) or none: one clear line before anything is pushed, or the server’s borg deployed, as the deploy mode says', async () => {
