@@ -118,7 +118,8 @@ async function runDay(o: Opts, f: Fleet, t0: Date) {
   const sampler = setInterval(() => {
     for (const [k, v] of Object.entries(sampleProcs(pids).rss)) peakRss[k] = Math.max(peakRss[k] ?? 0, v || 0);
   }, 5000);
-  const dayEnd = Date.now() + o.minutes * 60_000;
+  // The day ends on the clock, however late creation let it begin.
+  const dayEnd = t0.getTime() + o.minutes * 60_000;
   const progress = setInterval(() => {
     void jobCounts(f.stack, t0).then((c) => note(`jobs of the run so far: ${JSON.stringify(c)}`)).catch(() => {});
   }, 60_000);
@@ -146,11 +147,18 @@ async function afterDay(o: Opts, f: Fleet, sch: Awaited<ReturnType<typeof prepar
 
 type After = Awaited<ReturnType<typeof afterDay>>;
 
-function printSchedules(o: Opts, a: After) {
+/** Actions the day's schedules should take: one per interval boundary in the day; a schedule created after the day began misses the first. */
+function expectedActions(o: Opts, sch: { ids: string[]; late: number }): number {
+  const rounds = Math.ceil(o.minutes / o.every);
+  return (sch.ids.length - sch.late) * rounds + sch.late * Math.max(0, rounds - 1);
+}
+
+function printSchedules(o: Opts, a: After, expected: number) {
   const { sample, waits } = a;
   const lagBy = new Map(a.lagMinutes.minutes.map((m) => [m.minute, m.delay]));
   const all = a.lagMinutes.minutes.reduce<Histogram | undefined>((acc, m) => (acc ? { buckets: acc.buckets.map(([b, c], i) => [b, c + (m.delay.buckets[i]?.[1] ?? 0)]), count: acc.count + m.delay.count, sumS: acc.sumS + m.delay.sumS } : m.delay), undefined);
-  print(`Jobs of the run: ${a.jobsRun} (${Object.entries(a.counts).map(([k, v]) => `${k} ${v}`).join(', ')}); schedule actions (server histogram): ${all?.count ?? 0}`);
+  // The histogram only holds actions taken: one a backlogged server has not taken yet shows only as missing here.
+  print(`Jobs of the run: ${a.jobsRun} (${Object.entries(a.counts).map(([k, v]) => `${k} ${v}`).join(', ')}); schedule actions taken (server histogram): ${all?.count ?? 0} of ${expected} the schedules asked for`);
   print('Per minute of the run (created = schedule fired and the row was reserved; started = the backup began; finished = ended in any state;');
   print('actions and lag = the dev server\'s schedule_action_delay histogram for that minute: real start − jittered scheduled time, as bucket upper bounds):');
   const minutes = [...new Set([...a.minutes.map((m) => m.minute), ...lagBy.keys()])].sort((x, y) => x - y);
@@ -214,7 +222,8 @@ async function fleetBench(): Promise<void> {
   const tmpAfter = sqliteBytes(f.temporal.dbFile);
 
   print();
-  const sched = printSchedules(o, a);
+  const expected = expectedActions(o, sch);
+  const sched = printSchedules(o, a, expected);
   print();
   printProcesses(day, sEnd);
   print();
@@ -229,10 +238,10 @@ async function fleetBench(): Promise<void> {
   const dashOk = lat.dashboard.n > 0 && lat.dashboard.p99 < TARGET.pageP99Ms;
   const jobsOk = lat.jobs.n > 0 && lat.jobs.p99 < TARGET.pageP99Ms;
   // Every action, from the histogram: none in a bucket above the target (a bucket that straddles it counts as late).
-  const lateOk = (sched.all?.count ?? 0) > 0 && sched.over!.atMost === 0;
+  const lateOk = (sched.all?.count ?? 0) >= expected && sched.over!.atMost === 0;
   print(`  ${passFail(dashOk)}  dashboard p99 ${f1(lat.dashboard.p99)} ms < ${TARGET.pageP99Ms} ms`);
   print(`  ${passFail(jobsOk)}  jobs list p99 ${f1(lat.jobs.p99)} ms < ${TARGET.pageP99Ms} ms`);
-  print(`  ${passFail(lateOk)}  no schedule late by more than ${TARGET.lateS} s beyond its jitter (all ${sched.all?.count ?? 0} actions: ${sched.over?.atMost ?? '–'} in buckets above ${f1(sched.over?.lowerBound ?? NaN)} s; sample max ${f1(sched.late.max)} s over ${sched.late.n} actions; waits in the concurrency queue are counted apart, above)`);
+  print(`  ${passFail(lateOk)}  no schedule late by more than ${TARGET.lateS} s beyond its jitter (${sched.all?.count ?? 0} of ${expected} actions taken; ${sched.over?.atMost ?? '–'} in buckets above ${f1(sched.over?.lowerBound ?? NaN)} s; sample max ${f1(sched.late.max)} s over ${sched.late.n} actions; waits in the concurrency queue are counted apart, above)`);
   if (o.clients < 10_000 || o.minutes < 30) print(`  (a reduced run: ${o.clients} scheduled clients for ${o.minutes} min, not the issue's 10,000 for 30 min)`);
 }
 
