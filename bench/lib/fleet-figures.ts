@@ -225,7 +225,9 @@ export async function sampleSchedules(temporal: TemporalClient, ids: string[], s
   }
   const period = every * 60_000;
   await mapLimit(pick.slice(0, size), 8, async (id) => {
-    const d = Date.now() < deadline ? await describeSchedule(temporal, id) : undefined;
+    // The client's own retries can hold a describe past the deadline: it races the clock.
+    const left = deadline - Date.now();
+    const d = left > 0 ? await Promise.race([describeSchedule(temporal, id), sleep(left).then(() => undefined)]) : undefined;
     if (!d) {
       fig.unreadable++;
       return;
