@@ -2,11 +2,13 @@
 // worker starts and reports every STORAGE_HOST_REPORT_MS; one silent for longer than
 // STORAGE_HOST_SILENT_AFTER_S is down, and new jobs on it fail at once with a message that says so
 // instead of waiting for a worker that is not there. Jobs on the other hosts are not affected.
+import { z } from 'zod';
 import { listRepositories } from '../db/queries/repositories.js';
 import * as hosts from '../db/queries/storage-hosts.js';
 import type { Db } from '../db/client.js';
+import { admitAndWake } from './admission.js';
 import type { ServiceDeps } from './deps.js';
-import { invalid } from './errors.js';
+import { invalid, notFound } from './errors.js';
 
 /** How often a storage worker reports that it is alive. */
 export const STORAGE_HOST_REPORT_MS = 10_000;
@@ -78,4 +80,26 @@ export async function storageHostForNewRepository(deps: Pick<ServiceDeps, 'db' |
     throw invalid(`storage host ${JSON.stringify(asked)} is unknown (known: ${names.join(', ')}); a storage host registers itself when its storage worker starts`);
   }
   throw invalid(`repositories of storage host ${asked} are created on ${asked} itself (borg init runs as its storage account): run \`borgcube repo add\` there, with its configuration (BORGCUBE_STORAGE_HOST=${asked}); this is ${local}`);
+}
+
+/** `--max-backups N` or `default` (null: the server's BORGCUBE_MAX_BACKUPS_PER_HOST). */
+export const updateStorageHostInput = z.object({
+  maxConcurrentBackups: z.union([z.number().int().min(1).max(9999), z.null()]).describe('backups that may run on the host at once; null = the server default'),
+});
+
+/**
+ * Sets a storage host's backup limit. The row exists once its storage worker has started (it
+ * registers itself); a raised limit admits queued backups at once instead of at the next end.
+ */
+export async function updateStorageHost(deps: Pick<ServiceDeps, 'db' | 'config' | 'log' | 'temporal'>, name: string, raw: z.input<typeof updateStorageHostInput>): Promise<{ name: string; maxConcurrentBackups: number | null }> {
+  const input = updateStorageHostInput.parse(raw);
+  const row = await hosts.setStorageHostBackupLimit(deps.db, name, input.maxConcurrentBackups);
+  if (!row) throw notFound('storage host', name);
+  await admitAndWake(deps, row.name);
+  return { name: row.name, maxConcurrentBackups: row.maxConcurrentBackups };
+}
+
+/** The backup limit that applies to a storage host, and where it comes from. */
+export function effectiveHostBackupLimit(deps: Pick<ServiceDeps, 'config'>, host: { maxConcurrentBackups: number | null }): { limit: number; source: 'storage host' | 'default' } {
+  return host.maxConcurrentBackups !== null ? { limit: host.maxConcurrentBackups, source: 'storage host' } : { limit: deps.config.queue.maxBackupsPerHost, source: 'default' };
 }

@@ -112,12 +112,85 @@ export async function perMinute(stack: Stack, t0: Date): Promise<Array<{ minute:
   return [...rows.values()].sort((a, b) => a.minute - b.minute);
 }
 
-export interface ScheduleFigures {
+// ---------------------------------------------------------------------------------------------
+// Schedule lag, read cheaply: a 10,000-client run cannot describe every schedule (500 describes
+// already stalled a loaded dev server), so the lag comes from two sources whose cost does not grow
+// with the fleet: the server's own `schedule_action_delay` histogram (every action: real start −
+// jittered scheduled time, one HTTP GET per minute) and the recent actions of a fixed-size random
+// sample of schedules (exact values, a few hundred describes at the end).
+
+/** A Prometheus histogram summed over its label sets: cumulative counts by upper bound, in seconds. */
+export interface Histogram {
+  /** [upper bound in seconds, cumulative count], ascending; the last bound is Infinity. */
+  buckets: Array<[number, number]>;
+  count: number;
+  sumS: number;
+}
+
+const emptyHistogram = (): Histogram => ({ buckets: [], count: 0, sumS: 0 });
+
+/**
+ * `name`'s histogram from a Prometheus text page. Temporal's default (tally) exports timers with
+ * bounds in seconds under the bare name; under OpenTelemetry the name ends in `_milliseconds`.
+ */
+export function parseHistogram(text: string, name: string): Histogram & { metric?: string } {
+  const byLe = new Map<number, number>();
+  let count = 0;
+  let sum = 0;
+  let metric: string | undefined;
+  const re = new RegExp(`^(${name}(?:_milliseconds|_seconds|_ms)?)_(bucket|count|sum)(\\{[^}]*\\})?\\s+(\\S+)`);
+  for (const line of text.split('\n')) {
+    const m = re.exec(line);
+    if (!m) continue;
+    metric = m[1];
+    const v = Number(m[4]);
+    if (m[2] === 'count') count += v;
+    else if (m[2] === 'sum') sum += v;
+    else {
+      const le = /le="([^"]+)"/.exec(m[3] ?? '')?.[1];
+      if (!le) continue;
+      const bound = le === '+Inf' ? Infinity : Number(le);
+      byLe.set(bound, (byLe.get(bound) ?? 0) + v);
+    }
+  }
+  const scale = metric?.endsWith('_milliseconds') || metric?.endsWith('_ms') ? 1 / 1000 : 1;
+  return { buckets: [...byLe.entries()].sort((a, b) => a[0] - b[0]).map(([b, c]) => [b * scale, c]), count, sumS: sum * scale, metric };
+}
+
+export async function scrapeHistogram(url: string | undefined, name: string): Promise<Histogram & { metric?: string }> {
+  if (!url) return emptyHistogram();
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return parseHistogram(await res.text(), name);
+}
+
+/** What happened between two scrapes of the same histogram. */
+export function histogramDelta(before: Histogram, after: Histogram): Histogram {
+  const prev = new Map(before.buckets);
+  return { buckets: after.buckets.map(([b, c]) => [b, c - (prev.get(b) ?? 0)]), count: after.count - before.count, sumS: after.sumS - before.sumS };
+}
+
+/** The upper bound of the bucket that holds quantile q (a histogram only bounds it). */
+export function histogramQuantile(h: Histogram, q: number): number {
+  if (!h.count) return NaN;
+  const rank = Math.ceil(q * h.count);
+  return h.buckets.find(([, c]) => c >= rank)?.[0] ?? Infinity;
+}
+
+/** Observations above `limitS`, as the range the buckets allow: [certainly above, perhaps above]. */
+export function histogramAbove(h: Histogram, limitS: number): { atLeast: number; atMost: number; lowerBound: number; upperBound: number } {
+  const below = (bound: number) => h.buckets.filter(([b]) => b <= bound).at(-1)?.[1] ?? 0;
+  const upper = h.buckets.find(([b]) => b >= limitS)?.[0] ?? Infinity;
+  const lower = h.buckets.filter(([b]) => b <= limitS).at(-1)?.[0] ?? 0;
+  return { atLeast: h.count - below(upper), atMost: h.count - below(lower), lowerBound: lower, upperBound: upper };
+}
+
+export interface ScheduleSample {
   /** takenAt − scheduledAt (scheduledAt already includes the jitter Temporal applied), seconds. */
   lateS: number[];
   /** workflow id of each action → when Temporal took it. */
   taken: Map<string, Date>;
-  actions: number;
+  described: number;
   /** Schedules whose description could not be read (gone, or the server kept failing). */
   unreadable: number;
   skippedOverlap: number;
@@ -137,24 +210,36 @@ async function describeSchedule(temporal: TemporalClient, id: string): Promise<S
   }
 }
 
-/** From each schedule's recent actions (Temporal keeps the last 10 per schedule). */
-export async function scheduleFigures(temporal: TemporalClient, ids: string[], since: Date, every: number): Promise<ScheduleFigures> {
-  const fig: ScheduleFigures = { lateS: [], taken: new Map(), actions: 0, unreadable: 0, skippedOverlap: 0, missedCatchup: 0, jitterS: [] };
+/**
+ * Exact lag and jitter from the recent actions (Temporal keeps the last 10) of `size` schedules
+ * picked at random. A describe queries the schedule's workflow, which a backlogged server answers
+ * late: after `deadlineMs` the rest are counted unread instead of holding the report.
+ */
+export async function sampleSchedules(temporal: TemporalClient, ids: string[], size: number, since: Date, every: number, phaseS: number, deadlineMs = 180_000): Promise<ScheduleSample> {
+  const deadline = Date.now() + deadlineMs;
+  const fig: ScheduleSample = { lateS: [], taken: new Map(), described: 0, unreadable: 0, skippedOverlap: 0, missedCatchup: 0, jitterS: [] };
+  const pick = [...ids];
+  for (let i = pick.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [pick[i], pick[j]] = [pick[j]!, pick[i]!];
+  }
   const period = every * 60_000;
-  await mapLimit(ids, 16, async (id) => {
-    const d = await describeSchedule(temporal, id);
+  await mapLimit(pick.slice(0, size), 8, async (id) => {
+    // The client's own retries can hold a describe past the deadline: it races the clock.
+    const left = deadline - Date.now();
+    const d = left > 0 ? await Promise.race([describeSchedule(temporal, id), sleep(left).then(() => undefined)]) : undefined;
     if (!d) {
       fig.unreadable++;
       return;
     }
+    fig.described++;
     fig.skippedOverlap += d.info.numActionsSkippedOverlap;
     fig.missedCatchup += d.info.numActionsMissedCatchupWindow;
     for (const a of d.info.recentActions) {
       if (a.takenAt < since) continue;
-      fig.actions++;
       fig.lateS.push((a.takenAt.getTime() - a.scheduledAt.getTime()) / 1000);
-      // The jitter itself: how far the jittered time lies after the nominal (interval-aligned) one.
-      fig.jitterS.push((a.scheduledAt.getTime() % period) / 1000);
+      // The jitter itself: how far the jittered time lies after the nominal one (a multiple of the interval plus the phase).
+      fig.jitterS.push((((a.scheduledAt.getTime() - phaseS * 1000) % period) + period) % period / 1000);
       if ('workflow' in a.action) fig.taken.set(a.action.workflow.workflowId, a.takenAt);
     }
   });

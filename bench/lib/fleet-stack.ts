@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ScheduleNotFoundError, type Client as TemporalClient } from '@temporalio/client';
+import { ScheduleAlreadyRunning } from '@temporalio/client';
 import { insertRepository } from '../../db/queries/repositories.js';
 import { policiesTable } from '../../db/schema.js';
 import { waitFor } from '../../infra/local-stack/net.js';
@@ -62,7 +62,7 @@ export async function startFleet(o: Opts): Promise<Fleet> {
   for (const f of ['bench/lib/fleet-worker.js', 'bench/lib/service-host.js', 'web/main.js']) {
     if (!existsSync(distPath(f))) throw new Error(`dist/${f} is missing: run \`npm run build\` first`);
   }
-  const temporal = await startOwnTemporal({ build: false, persist: true });
+  const temporal = await startOwnTemporal({ build: false, persist: true, metrics: true });
   registerCleanup('Temporal dev server', () => temporal.stop());
   const stack = await launchStack({
     temporal,
@@ -154,43 +154,43 @@ export async function seed(stack: Stack, o: Opts): Promise<void> {
 }
 
 /**
- * One Temporal Schedule per policy, as services/policy-schedules.ts makes them. `@every` fires on
- * multiples of the interval since the epoch: the policies get an offset (`@every 10m/95s`) that
- * puts the first interval boundary just after the creation of all schedules is expected to end
- * (0.25 s a schedule on this machine), so the day starts then instead of up to an interval later.
- * Returns that boundary: the day starts at the first boundary after the last schedule exists.
+ * One Temporal Schedule per policy, as services/policy-schedules.ts makes them, `concurrency` at a
+ * time. `@every` fires on multiples of the interval since the epoch plus a phase: the policies get
+ * the phase (`@every 10m/95s`) of the day's start, the first boundary after creation is expected
+ * to end (at `createRate` schedules a second), and every schedule gets that start and the day's
+ * end as its spec's startAt/endAt: all of them begin together, however long creation took, and
+ * stop by themselves (the run's own dev server goes with the run, so none is deleted one by one).
+ * A schedule created after the day began starts at its next boundary; that count is returned.
  */
-export async function createSchedules(stack: Stack, o: Opts): Promise<{ ids: string[]; seconds: number; dayStart: Date }> {
+export async function createSchedules(stack: Stack, o: Opts & { minutes: number; createRate: number; createConcurrency: number }): Promise<{ ids: string[]; seconds: number; dayStart: Date; dayEnd: Date; phaseS: number; late: number }> {
   const period = o.every * 60_000;
-  const offsetS = Math.floor(((Date.now() + 30_000 + o.clients * 250) % period) / 1000);
-  await stack.db.handle.pool.query('update policies set backup_crons = $1::jsonb', [JSON.stringify([`@every ${o.every}m/${offsetS}s`])]);
+  const expected = Date.now() + 30_000 + (o.clients / o.createRate) * 1000;
+  const phaseS = Math.floor((expected % period) / 1000);
+  const dayStart = new Date(Math.floor(expected / 1000) * 1000);
+  // Up to the last boundary inside the day (a boundary exactly at its end would start one more round).
+  const dayEnd = new Date(dayStart.getTime() + o.minutes * 60_000 - 1000);
+  await stack.db.handle.pool.query('update policies set backup_crons = $1::jsonb', [JSON.stringify([`@every ${o.every}m/${phaseS}s`])]);
   const policies = await stack.db.handle.db.select().from(policiesTable);
   const t0 = performance.now();
   let done = 0;
-  const ids = await mapLimit(policies, 16, async (p) => {
+  let late = 0;
+  const ids = await mapLimit(policies, o.createConcurrency, async (p) => {
     const opts = scheduleOptions(stack.config, p, 'backup');
-    // The policy's jitter (policies.schedule_jitter_seconds), if this build's scheduleOptions does not apply it itself.
-    await stack.temporal.schedule.create({ ...opts, spec: 'jitter' in opts.spec ? opts.spec : { ...opts.spec, jitter: (p.scheduleJitterSeconds ?? o.jitterS) * 1000 } });
-    if (++done % 1000 === 0) note(`${done} schedules created`);
-    return opts.scheduleId;
-  });
-  const now = Date.now();
-  const k = Math.ceil((now - offsetS * 1000) / period);
-  return { ids, seconds: (performance.now() - t0) / 1000, dayStart: new Date(k * period + offsetS * 1000) };
-}
-
-/** Deletes the run's schedules; a loaded dev server fails some calls, which are tried again a few times. */
-export async function removeSchedules(temporal: TemporalClient, ids: string[]): Promise<void> {
-  await mapLimit(ids, 16, async (id) => {
+    const spec = { ...opts.spec, startAt: dayStart, endAt: dayEnd };
     for (let attempt = 1; ; attempt++) {
       try {
-        await temporal.schedule.getHandle(id).delete();
-        return;
+        await stack.temporal.schedule.create({ ...opts, spec });
+        break;
       } catch (err) {
-        if (err instanceof ScheduleNotFoundError) return;
+        // A loaded dev server times some calls out; a retry of one that did land finds it there.
+        if (err instanceof ScheduleAlreadyRunning) break;
         if (attempt >= 5) throw err;
         await sleep(1000 * attempt);
       }
     }
+    if (Date.now() > dayStart.getTime()) late++;
+    if (++done % 1000 === 0) note(`${done} schedules created (${f1(done / ((performance.now() - t0) / 1000))} a second)`);
+    return opts.scheduleId;
   });
+  return { ids, seconds: (performance.now() - t0) / 1000, dayStart, dayEnd, phaseS, late };
 }

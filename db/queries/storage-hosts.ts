@@ -32,3 +32,9 @@ export async function findStorageHost(db: Db, name: string): Promise<StorageHost
   const rows = await db.select({ ...getTableColumns(storageHostsTable), silentSeconds }).from(storageHostsTable).where(eq(storageHostsTable.name, name));
   return rows[0];
 }
+
+/** Sets the host's own backup limit (null: the server default); the row, or undefined when the host never registered. */
+export async function setStorageHostBackupLimit(db: Db, name: string, max: number | null): Promise<StorageHost | undefined> {
+  const rows = await db.update(storageHostsTable).set({ maxConcurrentBackups: max }).where(eq(storageHostsTable.name, name)).returning();
+  return rows[0];
+}

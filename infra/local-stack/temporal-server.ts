@@ -91,6 +91,10 @@ export interface DevServerOptions {
   uiPort?: number;
   headless?: boolean;
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'never';
+  /** Port of the server's Prometheus /metrics (bench:fleet reads the schedules' action delay there); none when undefined. */
+  metricsPort?: number;
+  /** `--sqlite-pragma NAME=VALUE` for a `dbFile` server. */
+  sqlitePragmas?: Record<string, string>;
 }
 
 /** argv after the CLI path for `temporal server start-dev`. */
@@ -101,6 +105,8 @@ export function devServerArgs(o: DevServerOptions): string[] {
   if (o.headless) args.push('--headless');
   else if (o.uiPort) args.push('--ui-port', String(o.uiPort));
   if (o.namespace !== 'default') args.push('--namespace', o.namespace);
+  if (o.metricsPort) args.push('--metrics-port', String(o.metricsPort));
+  for (const [k, v] of Object.entries(o.sqlitePragmas ?? {})) args.push('--sqlite-pragma', `${k}=${v}`);
   args.push(...searchAttributeCliArgs());
   return args;
 }

@@ -15,29 +15,38 @@ export interface OwnTemporal {
   pid: number;
   /** The server's SQLite file, when started with `persist` (its size is Temporal's storage). */
   dbFile?: string;
+  /** The server's Prometheus endpoint, when started with `metrics`. */
+  metricsUrl?: string;
   stop(): Promise<void>;
 }
 
 /**
  * `build`: build the Temporal CLI when it is missing (tests) instead of failing (benchmarks).
  * `persist`: keep the state in a SQLite file in the server's folder instead of memory
- * (bench:fleet measures its growth); it goes with the folder.
+ * (bench:fleet measures its growth); it goes with the folder. The file is in WAL mode with
+ * synchronous=NORMAL: SQLite's default (a rollback journal, fsync on every commit) made a
+ * 1,000-schedule fleet fail its writes with "context deadline exceeded" and fire ~15 of 200
+ * schedule actions a minute; a production Temporal runs on a cluster's database, not this file.
  * `namespace`: created at launch besides `default` (with BorgCube's search attributes).
+ * `metrics`: serve Prometheus metrics on a free port (bench:fleet reads the schedules' action delay there).
  */
-export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void; persist?: boolean; namespace?: string }): Promise<OwnTemporal> {
+export async function startOwnTemporal(o: { build: boolean; print?: (line: string) => void; persist?: boolean; namespace?: string; metrics?: boolean }): Promise<OwnTemporal> {
   const namespace = o.namespace ?? 'default';
   const cli = await resolveTemporalCli({ configured: loadConfig().temporal.cliPath, projectDir: projectRoot, build: o.build, print: o.print });
   const dir = makeTaggedDir('temporal');
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
   const dbFile = o.persist ? join(dir, 'temporal.db') : undefined;
-  const server = await launchDevServer(cli.path, { address, namespace, headless: true, dbFile, logFile: join(dir, 'temporal.log') });
+  const metricsPort = o.metrics ? await freePort() : undefined;
+  const sqlitePragmas = dbFile ? { journal_mode: 'wal', synchronous: 'normal' } : undefined;
+  const server = await launchDevServer(cli.path, { address, namespace, headless: true, dbFile, metricsPort, sqlitePragmas, logFile: join(dir, 'temporal.log') });
   recordProcess(dir, server.pid, `--port ${port}`);
   return {
     address,
     namespace,
     pid: server.pid,
     dbFile,
+    metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
     stop: async () => {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -101,6 +101,34 @@ describe('backup queue', () => {
     await expectJobEnds(stack, b.id, 'succeeded');
   });
 
+  it('limits a storage host from `storage-host set`: a second backup waits, and raising the limit admits it at once', async () => {
+    const host = stack.config.storageHost;
+    expect((await expectCli(stack, ['storage-host', 'set', host, '--max-backups', '1'])).out).toContain(`storage host ${host}: at most 1 backups at once`);
+    expect((await expectCli(stack, ['storage-host', 'set', 'no-such-host', '--max-backups', '1'], 1)).err).toContain('storage host "no-such-host" does not exist');
+    try {
+      for (const n of ['a', 'b']) h(n).gate.hold();
+      const a = await startBackup(stack.deps, { client: 'a', repository: 'r1', triggeredBy: 'test' });
+      await atBorgCreate(a.id);
+      // The repository takes two, the host one: b waits for the host.
+      const b = await startBackup(stack.deps, { client: 'b', repository: 'r1', triggeredBy: 'test' });
+      const handle = stack.temporal.workflow.getHandle(b.id);
+      await waitFor('the second backup to be told to wait', async () => (await handle.query(statusQuery).catch(() => undefined))?.phase === 'queued', { timeoutMs: 30_000 });
+      expect((await getJob(stack.deps, b.id)).queuePosition).toBe(1);
+      const listed = JSON.parse((await expectCli(stack, ['storage-host', 'list', '--json'])).out) as Array<{ name: string; maxConcurrentBackups: number | null }>;
+      expect(listed.find((x) => x.name === host)?.maxConcurrentBackups).toBe(1);
+      // Back to the server default (8): b is admitted now, while a still runs.
+      expect((await expectCli(stack, ['storage-host', 'set', host, '--max-backups', 'default'])).out).toContain('(the server default)');
+      await atBorgCreate(b.id);
+      expect(await state(a.id)).toBe('running');
+      h('a').gate.release();
+      h('b').gate.release();
+      await expectJobEnds(stack, a.id, 'succeeded');
+      await expectJobEnds(stack, b.id, 'succeeded');
+    } finally {
+      await expectCli(stack, ['storage-host', 'set', host, '--max-backups', 'default']);
+    }
+  });
+
   it('keeps the queue across a worker killed while a backup waits', async () => {
     const { a, b, c } = await fillAndQueue();
     await stack.worker.kill();
