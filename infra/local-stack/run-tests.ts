@@ -1,6 +1,7 @@
 // `npm test` (and CI): provision like `npm start` plus the test packages, make sure a Temporal
-// server is there for the tests, then lint → typecheck → unit → integration → e2e, stopping at the
-// first failure with its exit code.
+// server is there for the tests, then lint → typecheck → unit → integration → e2e. Lint or
+// typecheck failing stops the run; the test levels all run, so that one CI run shows every failing
+// test, and the exit code is the first failure's.
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,7 +37,12 @@ interface Counts {
   skipped: number;
 }
 
-function readCounts(report: string | undefined, into: Counts): void {
+interface FileTime {
+  file: string;
+  ms: number;
+}
+
+function readCounts(report: string | undefined, into: Counts, times: FileTime[]): void {
   if (!report) return;
   try {
     const r = JSON.parse(readFileSync(report, 'utf8')) as {
@@ -44,8 +50,11 @@ function readCounts(report: string | undefined, into: Counts): void {
       numFailedTests?: number;
       numPendingTests?: number;
       numTodoTests?: number;
-      testResults?: Array<{ status?: string; assertionResults?: Array<{ status?: string }> }>;
+      testResults?: Array<{ name?: string; startTime?: number; endTime?: number; status?: string; assertionResults?: Array<{ status?: string }> }>;
     };
+    for (const f of r.testResults ?? []) {
+      if (f.name && f.startTime && f.endTime) times.push({ file: f.name.replace(/^.*?\/test\//, 'test/'), ms: f.endTime - f.startTime });
+    }
     // A file that fails to load has no failed test; count it, or a failed run would say "0 failed".
     const brokenFiles = (r.testResults ?? []).filter((f) => f.status === 'failed' && !(f.assertionResults ?? []).some((a) => a.status === 'failed')).length;
     into.passed += r.numPassedTests ?? 0;
@@ -73,6 +82,7 @@ export async function runTests(config: Config, opts: TestOptions): Promise<numbe
   let temporal: RunningDevServer | undefined;
   const results: string[] = [];
   const counts: Counts = { passed: 0, failed: 0, skipped: 0 };
+  const times: FileTime[] = [];
   const reportDir = mkdtempSync(join(tmpdir(), 'borgcube-reports-'));
   let code = 0;
   try {
@@ -95,9 +105,11 @@ export async function runTests(config: Config, opts: TestOptions): Promise<numbe
       REDIS_URL: config.redisUrl,
     };
     for (const s of steps(reportDir)) {
+      // Lint and typecheck failures stop the run; a failed test level does not stop the next.
+      if (code !== 0 && !s.report) break;
       const ts = Date.now();
       print(`\n▶ ${s.name}: ${[s.file, ...s.args].join(' ')}`);
-      code = await new Promise<number>((resolve) => {
+      const stepCode = await new Promise<number>((resolve) => {
         const child = spawn(s.file, s.args, { cwd: opts.projectDir, env, stdio: ['ignore', 'inherit', 'inherit'] });
         current = child;
         child.on('error', (err) => {
@@ -107,13 +119,14 @@ export async function runTests(config: Config, opts: TestOptions): Promise<numbe
         child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 + (signalNumbers[sig] ?? 1) : 1)));
       });
       current = undefined;
-      readCounts(s.report, counts);
-      results.push(`  ${code === 0 ? '✓' : '✗'} ${s.name.padEnd(12)} ${formatMs(Date.now() - ts)}`);
+      readCounts(s.report, counts, times);
+      results.push(`  ${stepCode === 0 ? '✓' : '✗'} ${s.name.padEnd(12)} ${formatMs(Date.now() - ts)}`);
       if (interrupted) {
         code = 130;
         break;
       }
-      if (code !== 0) break;
+      if (code === 0) code = stepCode;
+      if (code !== 0 && !s.report) break;
     }
   } catch (err) {
     print(`\nnpm test failed before the tests ran: ${err instanceof Error ? err.message : String(err)}`);
@@ -124,6 +137,7 @@ export async function runTests(config: Config, opts: TestOptions): Promise<numbe
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(sig, onSignal);
   }
   print('');
+  printSlowest(times, print);
   for (const r of results) print(r);
   if (counts.passed + counts.failed + counts.skipped > 0) print(`tests: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`);
   print(`${code === 0 ? 'All checks passed' : interrupted ? 'Interrupted' : `Failed (exit ${code})`} — total ${formatMs(Date.now() - t0)}.`);
@@ -149,6 +163,14 @@ async function temporalForTests(config: Config, cliPath: string, print: (line: s
   const server = await launchDevServer(cliPath, { address: own, namespace: 'default', headless: true, logFile: join(config.paths.logDir, 'temporal-test.log') });
   print(`temporal: started an in-memory dev server for the tests on ${own} (${formatMs(Date.now() - t)})`);
   return { address: own, namespace: 'default', server };
+}
+
+/** The files that cost the most, so that a suite growing past the time budget shows where. */
+function printSlowest(times: FileTime[], print: (line: string) => void): void {
+  if (!times.length) return;
+  print('slowest test files:');
+  for (const t of times.sort((a, b) => b.ms - a.ms).slice(0, 15)) print(`  ${formatMs(t.ms).padStart(8)}  ${t.file}`);
+  print('');
 }
 
 const signalNumbers: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };

@@ -19,7 +19,7 @@ import { startRestore } from '../../services/restores.js';
 import { addUser } from '../../services/users.js';
 import { archiveNames, backup, describeJob, waitForJob } from './backup.js';
 import { createClientHost, type ClientHost } from './client-host.js';
-import { descendants, isBorg, isProxySession, processTable, type ProcInfo } from './proc-table.js';
+import { descendants, isBorg, isProxySession, processTable, withoutForks, type ProcInfo } from './proc-table.js';
 import type { Restartable } from './private-services.js';
 import { startClientSshd, type ClientSshd } from './sshd.js';
 import { launchStack, type Stack } from './stack-launcher.js';
@@ -158,36 +158,45 @@ function freshSlowData(rig: FaultRig): void {
   rig.host.writeTree(tree);
 }
 
-/** The client's `borg create` (or `borg extract`) processes of the job. */
+/**
+ * The client's `borg create` (or `borg extract`) processes of the job. A child of one of them with
+ * the same command line is that borg caught between fork and exec (of ssh or the passcommand), not
+ * a second borg.
+ */
 export function clientBorgs(rig: FaultRig, jobId: string, table = processTable(), subcommand: 'create' | 'extract' = 'create'): ProcInfo[] {
-  return table.filter((p) => p.uid === rig.host.uid && isBorg(p, subcommand) && p.argv.some((a) => a.includes(jobId)));
+  return withoutForks(table.filter((p) => p.uid === rig.host.uid && isBorg(p, subcommand) && p.argv.some((a) => a.includes(jobId))));
 }
 
 /** The server's own borg commands on a repository (prune, compact, check, list), not their borg serve. */
 export function serverBorgs(repoPath: string, table = processTable()): ProcInfo[] {
-  return table.filter((p) => ['check', 'prune', 'compact', 'list'].some((sub) => isBorg(p, sub)) && !isBorg(p, 'serve') && p.argv.some((a) => a.endsWith(repoPath)));
+  return withoutForks(table.filter((p) => ['check', 'prune', 'compact', 'list'].some((sub) => isBorg(p, sub)) && !isBorg(p, 'serve') && p.argv.some((a) => a.endsWith(repoPath))));
 }
 
 /** Samples the process table: the most borg processes and proxy sessions seen at once for `jobId`. */
-function sampleProcesses(rig: FaultRig, jobId: string, kind: JobKind, repoPath: string): { stop(): { maxBorg: number; maxProxy: number } } {
+function sampleProcesses(rig: FaultRig, jobId: string, kind: JobKind, repoPath: string): { stop(): { maxBorg: number; maxProxy: number; seen?: string } } {
   let maxBorg = 0;
   let maxProxy = 0;
+  // What ran at the first moment with more than one, so that a failure says which processes.
+  let seen: string | undefined;
   const proxyAccount = requireAccount(rig.stack.config.accounts.proxy).uid;
   const sample = () => {
     const table = processTable();
     const borgs = kind === 'prune' || kind === 'check' ? serverBorgs(repoPath, table) : clientBorgs(rig, jobId, table, kind === 'restore' ? 'extract' : 'create');
     // Only one job of this stack runs at a time: every proxy session below this stack's sshd is its.
     const sshd = rig.stack.sshd.pid;
-    const proxies = sshd ? descendants(table, sshd).filter((p) => p.uid === proxyAccount && isProxySession(p)) : [];
+    const proxies = sshd ? withoutForks(descendants(table, sshd).filter((p) => p.uid === proxyAccount && isProxySession(p))) : [];
     maxBorg = Math.max(maxBorg, borgs.length);
     maxProxy = Math.max(maxProxy, proxies.length);
+    if (!seen && (borgs.length > 1 || proxies.length > 1)) {
+      seen = [...borgs, ...proxies].map((p) => `${p.pid} (parent ${p.ppid}, ${p.state}): ${p.argv.slice(0, 3).join(' ')}`).join('; ');
+    }
   };
   const timer = setInterval(sample, 100);
   return {
     stop: () => {
       clearInterval(timer);
       sample();
-      return { maxBorg, maxProxy };
+      return { maxBorg, maxProxy, seen };
     },
   };
 }
@@ -309,7 +318,7 @@ export async function runFault(rig: FaultRig, fault: Fault, kind: JobKind = 'bac
     outcomeOk &&= same;
     rmSync(done.restore!.target, { recursive: true, force: true });
   }
-  if (counts.maxBorg > 1 || counts.maxProxy > 1) notes.push(`at one moment ${counts.maxBorg} borg and ${counts.maxProxy} proxy sessions ran for the job`);
+  if (counts.maxBorg > 1 || counts.maxProxy > 1) notes.push(`at one moment ${counts.maxBorg} borg and ${counts.maxProxy} proxy sessions ran for the job: ${counts.seen}`);
   for (const p of webProblems) notes.push(`web: ${p}`);
   await repo.afterwards();
 
