@@ -21,7 +21,8 @@ export const jobPulledFilesCachePath = (c: StorageLayoutConfig, jobId: string) =
 /** Largest files cache accepted back from a client and handed to it again (a million files take about 100 MB). */
 export const MAX_FILES_CACHE = 1024 * 1024 * 1024;
 /** The client's files cache from its last successful job (it goes back only to that client). */
-export const filesCachePath = (c: StorageLayoutConfig, clientId: string, repositoryId: string) => join(c.paths.storageDir, 'files-caches', clientId, `${repositoryId}.files`);
+export const filesCachesDir = (c: StorageLayoutConfig) => join(c.paths.storageDir, 'files-caches');
+export const filesCachePath = (c: StorageLayoutConfig, clientId: string, repositoryId: string) => join(filesCachesDir(c), clientId, `${repositoryId}.files`);
 /** BORG_BASE_DIR of borg commands the service runs itself (prune, check, compact). */
 export const serviceBorgDir = (c: StorageLayoutConfig) => join(c.paths.storageDir, 'borg');
 

@@ -10,7 +10,8 @@ import { insertAuditEvent } from '../db/queries/audit.js';
 import * as repos from '../db/queries/repositories.js';
 import { repositorySecretContext } from '../db/queries/repositories.js';
 import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
-import { acquireRepositoryLease } from '../proxy/storage/api.js';
+import { replaceArchiveBorgId } from '../db/queries/archives.js';
+import { acquireRepositoryLease, repairRepositoryStorage, type RepairOutcome } from '../proxy/storage/api.js';
 import { admitAndWake } from './admission.js';
 import type { ServiceDeps } from './deps.js';
 import { storageHostForNewRepository } from './storage-hosts.js';
@@ -121,16 +122,19 @@ export async function openRepositorySecrets(deps: Pick<ServiceDeps, 'db' | 'mast
   };
 }
 
+type AdminBorgIo = { onStdout: (c: Buffer) => void; onStderr: (c: Buffer) => void; cwd?: string; signal?: AbortSignal; confirmRepair?: boolean };
+
 /**
- * `borgcube borg REPO -- ARGS`: borg on the server with the real key. BORG_REPO names the
- * repository so that `::archive` and location-less commands (list, info, check) work.
+ * Runs `fn` with what borg on the server needs for the repository (real key, as the storage
+ * account) while holding its lock: the repository service holds it while backups run, so this
+ * waits for its turn.
  */
-export async function runAdminBorg(
+async function withAdminBorg<T>(
   deps: ServiceDeps,
   name: string,
-  args: string[],
-  io: { onStdout: (c: Buffer) => void; onStderr: (c: Buffer) => void; cwd?: string; signal?: AbortSignal; confirmRepair?: boolean },
-): Promise<number> {
+  io: AdminBorgIo,
+  fn: (repo: RepositoryView, secrets: { keyText: string; passphrase: string }, run: (args: string[]) => Promise<number>) => Promise<T>,
+): Promise<T> {
   const repo = await getRepository(deps, name);
   const secrets = await openRepositorySecrets(deps, repo);
   const inv = {
@@ -143,40 +147,68 @@ export async function runAdminBorg(
   // No terminal reaches borg here, so its confirmation prompts (check --repair, delete of a whole
   // repository) are answered "no" rather than left to read an empty stdin.
   const env = { BORG_REPO: repoLocation(inv, repo.path), BORG_CHECK_I_KNOW_WHAT_I_AM_DOING: io.confirmRepair ? 'YES' : 'NO', BORG_DELETE_I_KNOW_WHAT_I_AM_DOING: 'NO' };
-  // The repository service holds the repository's lock while backups run; wait for its turn.
   const lease = await acquireRepositoryLease(deps.config.paths.controlSocket, repo.id, {
     signal: io.signal,
     onWaiting: () => io.onStderr(Buffer.from('borgcube: waiting for running jobs of this repository to finish…\n')),
   });
-  try {
-    const r = await runBorg({ ...inv, env }, args, {
-      cwd: io.cwd,
-      signal: io.signal,
-      onStdout: io.onStdout,
-      onStderr: io.onStderr,
-      maxOutput: 0,
-    });
+  const run = async (args: string[]) => {
+    const r = await runBorg({ ...inv, env }, args, { cwd: io.cwd, signal: io.signal, onStdout: io.onStdout, onStderr: io.onStderr, maxOutput: 0 });
     return r.code ?? 128 + 9;
+  };
+  try {
+    return await fn(repo, secrets, run);
   } finally {
     lease.release();
   }
 }
 
 /**
+ * `borgcube borg REPO -- ARGS`: borg on the server with the real key. BORG_REPO names the
+ * repository so that `::archive` and location-less commands (list, info, check) work.
+ */
+export async function runAdminBorg(deps: ServiceDeps, name: string, args: string[], io: AdminBorgIo): Promise<number> {
+  return withAdminBorg(deps, name, io, (_repo, _secrets, run) => run(args));
+}
+
+/**
  * `borgcube repo repair`: `borg check --repair` with the real key, the one way BorgCube repairs a
  * repository — started by an admin who typed its name, never by a schedule or a failed check
- * (a repair can drop archives it cannot fix). Recorded in the audit log.
+ * (a repair can drop archives it cannot fix). Under the same lock, the archives the repair
+ * rewrote are re-signed and the server's caches of the old archives dropped (proxy/storage/
+ * repair.ts), and the records follow the archives' new ids. Recorded in the audit log.
  */
 export async function repairRepository(
   deps: ServiceDeps,
   name: string,
   opts: { verifyData: boolean; actor: string },
   io: { onStdout: (c: Buffer) => void; onStderr: (c: Buffer) => void; signal?: AbortSignal },
-): Promise<number> {
+): Promise<RepairOutcome> {
   const repo = await getRepository(deps, name);
   await insertAuditEvent(deps.db, { userId: null, actor: opts.actor, action: 'repository.repair', target: repo.name, detail: { path: repo.path, verifyData: opts.verifyData } });
   deps.log.warn({ repository: repo.name, actor: opts.actor }, 'repository repair started');
-  return runAdminBorg(deps, repo.name, ['check', '--repair', ...(opts.verifyData ? ['--verify-data'] : []), '--progress'], { ...io, confirmRepair: true });
+  const outcome = await withAdminBorg(deps, name, { ...io, confirmRepair: true }, (r, secrets, run) =>
+    repairRepositoryStorage(
+      {
+        repositoryId: r.id,
+        path: r.path,
+        encryption: r.encryption,
+        keyText: secrets.keyText,
+        passphrase: secrets.passphrase,
+        borgPath: deps.config.borg.path,
+        runAs: deps.storageAccount(),
+        nonceFile: join(adminBorgDir(deps), `repair-nonce-${r.id}`),
+        log: deps.log.child({ repository: r.name }),
+        paths: deps.config.paths,
+      },
+      () => run(['check', '--repair', ...(opts.verifyData ? ['--verify-data'] : []), '--progress']),
+    ),
+  );
+  // The console, prune and the clients' dedup scope find archives by id: follow the new ones.
+  for (const c of outcome.changed) await replaceArchiveBorgId(deps.db, repo.id, c.before, c.after);
+  if (outcome.changed.length || outcome.resigned.length || outcome.untouchedBadTam.length) {
+    deps.log.warn({ repository: repo.name, changed: outcome.changed.length, resigned: outcome.resigned.length, untouchedBadTam: outcome.untouchedBadTam.length }, 'repository repair rewrote archives');
+  }
+  return outcome;
 }
 
 function isInside(path: string, dir: string) {

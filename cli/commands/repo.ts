@@ -68,12 +68,18 @@ export function registerRepoCommands(program: Command, ctx: CliContext) {
     .action(async (name: string, opts: { confirm: string; verifyData?: boolean }) => {
       if (opts.confirm !== name) throw new UsageError(`--confirm must repeat the repository name (${name})`);
       requireRoot('repo repair');
-      const code = await repairRepository(ctx.deps(), name, { verifyData: Boolean(opts.verifyData), actor: cliActor() }, {
+      const r = await repairRepository(ctx.deps(), name, { verifyData: Boolean(opts.verifyData), actor: cliActor() }, {
         onStdout: (c) => ctx.io.stdout.write(c),
         onStderr: (c) => ctx.io.stderr.write(c),
       });
-      if (code === 0) ctx.print(`repair of ${name} finished; run a check now (console: Check now, or \`borgcube policy check POLICY\`) to confirm it and resolve the alert`);
-      ctx.exitCode = code;
+      const show = (n: string) => JSON.stringify(Buffer.from(n, 'latin1').toString('utf8'));
+      if (r.changed.length) ctx.print(`the repair rewrote ${r.changed.length} archive(s): ${r.changed.map((c) => show(c.name)).join(', ')}; re-signed with the repository's key: ${r.resigned.length}`);
+      if (r.untouchedBadTam.length) ctx.print(`warning: archive(s) whose signature does not verify although the repair did not rewrite them (left as they are; delete them or restore them from a copy): ${r.untouchedBadTam.map(show).join(', ')}`);
+      if (r.code === 0 || r.code === 1) {
+        ctx.print(`dropped the server's caches of the old archives (${r.droppedFilesCaches} client files cache(s), the chunk indexes): each client's next backup reads its files again and uploads what the repair lost`);
+        ctx.print(`repair of ${name} finished; run a check now (console: Check now, or \`borgcube policy check POLICY\`) to confirm it and resolve the alert`);
+      }
+      ctx.exitCode = r.code;
     });
 }
 

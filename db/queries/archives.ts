@@ -43,6 +43,14 @@ export async function liveArchiveRows(db: Db, repositoryId: string): Promise<Arr
   return db.select({ id: archivesTable.id, borgId: archivesTable.borgId }).from(archivesTable).where(and(eq(archivesTable.repositoryId, repositoryId), isNull(archivesTable.deletedAt)));
 }
 
+/** An archive `borg check --repair` rewrote (and BorgCube re-signed) keeps its row under its new id. */
+export async function replaceArchiveBorgId(db: Db, repositoryId: string, before: string, after: string): Promise<void> {
+  await db
+    .update(archivesTable)
+    .set({ borgId: after })
+    .where(and(eq(archivesTable.repositoryId, repositoryId), isNull(archivesTable.deletedAt), eq(archivesTable.borgId, before)));
+}
+
 export async function markArchivesDeletedByBorgId(db: Db, repositoryId: string, borgIds: string[], at: Date): Promise<void> {
   await db
     .update(archivesTable)

@@ -121,6 +121,21 @@ describe('item stream parser', () => {
     p.end();
     expect(ids).toEqual([Buffer.alloc(32, 1).toString('hex')]);
   });
+  it('reports the ids a repair kept in chunks_healthy unless told not to (an index of what exists)', () => {
+    const [zeros, lost, other] = [Buffer.alloc(32, 0xaa), Buffer.alloc(32, 0xbb), Buffer.alloc(32, 0xcc)];
+    const stream = Buffer.concat([packb({ path: Buffer.from('f'), chunks: [[zeros, 9, 9]], chunks_healthy: [[lost, 9, 9]] }), packb({ path: Buffer.from('g'), chunks: [[other, 1, 1]] })]);
+    const all = new ItemStreamParser();
+    expect(all.feed(stream)).toEqual([zeros, lost, other].map((b) => b.toString('hex')));
+    const quiet = new ItemStreamParser({ reportHealthy: false });
+    // Fed byte by byte: the quiet roles must survive every split.
+    const ids: string[] = [];
+    for (let i = 0; i < stream.length; i++) ids.push(...quiet.feed(stream.subarray(i, i + 1)));
+    quiet.end();
+    expect(ids).toEqual([zeros, other].map((b) => b.toString('hex')));
+    expect(quiet.items).toBe(2);
+    // Still checked: a malformed healthy list is refused either way.
+    expect(() => new ItemStreamParser({ reportHealthy: false }).feed(packb({ chunks_healthy: [[Buffer.alloc(31), 1, 1]] }))).toThrow(MsgpackError);
+  });
   it.each([
     ['a non-map item', packb([1, 2])],
     ['bin in an item', Buffer.from('81a170c40100', 'hex')],

@@ -16,6 +16,12 @@ export interface ItemStreamOptions {
   readonly maxDepth?: number;
   /** Longest item key (default 255). */
   readonly maxKeyLen?: number;
+  /**
+   * Report the ids of `chunks_healthy` too (default true). A reference check must see them (a
+   * client may name any id there); an index of what exists must not: `borg check --repair` keeps
+   * there the ids of chunks it found missing, and borg's own cache sync counts `chunks` only.
+   */
+  readonly reportHealthy?: boolean;
 }
 
 // Value types of a msgpack header, and the roles of the containers on the stack. Plain numbers:
@@ -34,6 +40,9 @@ const R_ITEM = 0;
 const R_CHUNKS = 1;
 const R_ENTRY = 2;
 const R_OTHER = 3;
+// A `chunks_healthy` list and its entries when their ids are not reported.
+const R_CHUNKS_QUIET = 4;
+const R_ENTRY_QUIET = 5;
 
 class NeedMore extends Error {}
 const NEED_MORE = new NeedMore('need more input');
@@ -52,6 +61,7 @@ export class ItemStreamParser {
   private failed: Error | undefined = undefined;
   private readonly maxDepth: number;
   private readonly maxKeyLen: number;
+  private readonly reportHealthy: boolean;
   // The container stack, one slot per depth: role, elements left (maps count keys and values),
   // and for chunk entries the index of the next element.
   private depth = 0;
@@ -78,6 +88,7 @@ export class ItemStreamParser {
   constructor(opts: ItemStreamOptions = {}) {
     this.maxDepth = opts.maxDepth ?? 32;
     this.maxKeyLen = opts.maxKeyLen ?? 255;
+    this.reportHealthy = opts.reportHealthy ?? true;
     this.roles = new Uint8Array(this.maxDepth);
     this.remaining = new Float64Array(this.maxDepth);
     this.index = new Uint8Array(this.maxDepth);
@@ -344,22 +355,24 @@ export class ItemStreamParser {
           if (t !== T_ARRAY) throw new MsgpackError(`item ${this.key} is a ${TYPE_NAMES[t]}, not an array`, 'chunks-type');
           this.pos += this.hSize;
           this.remaining[d] = this.remaining[d]! - 1;
-          this.push(R_CHUNKS, false, n);
+          this.push(this.key === 'chunks' || this.reportHealthy ? R_CHUNKS : R_CHUNKS_QUIET, false, n);
           return;
         }
         break;
       case R_CHUNKS:
+      case R_CHUNKS_QUIET:
         if (t !== T_ARRAY || n !== 3) throw new MsgpackError('chunk list entry is not [id, size, csize]', 'chunks-type');
         this.pos += this.hSize;
         this.remaining[d] = this.remaining[d]! - 1;
-        this.push(R_ENTRY, false, 3);
+        this.push(this.roles[d] === R_CHUNKS ? R_ENTRY : R_ENTRY_QUIET, false, 3);
         return;
       case R_ENTRY:
+      case R_ENTRY_QUIET:
         if (this.index[d] === 0) {
           if (t !== T_STR || n !== 32) throw new MsgpackError('chunk id is not 32 bytes', 'chunks-type');
           const at = this.pos + this.hSize;
           if (at + 32 > this.buf.length) throw NEED_MORE;
-          ids.push(this.buf.toString('hex', at, at + 32));
+          if (this.roles[d] === R_ENTRY) ids.push(this.buf.toString('hex', at, at + 32));
           this.pos = at + 32;
         } else {
           if (t !== T_INT || n < 0) throw new MsgpackError('chunk size is not a non-negative integer', 'chunks-type');

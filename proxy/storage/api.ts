@@ -3,9 +3,22 @@
 // (leases, catalog) only, so that importing it pulls nothing of the service into the web or CLI
 // process; the worker wires the implementation (storage-api.ts).
 import type { JobStats } from '../../db/schema.js';
+import type { StorageLayoutConfig } from '../../infra/storage-layout.js';
+import type { RepairOutcome, RepairTarget } from './repair.js';
 
 export { acquireRepositoryLease, type Lease } from './lease-client.js';
 export { catalogFind, catalogList, catalogStat, catalogTar, CatalogRequestError, MAX_FIND, MAX_PAGE, MAX_TAR_PATHS, type CatalogArchiveRef, type CatalogEntryType, type CatalogItem } from './catalog-client.js';
+
+export type { RepairOutcome, RepairTarget };
+
+/**
+ * `borgcube repo repair`'s storage side (repair.ts): loaded when called, so that the web and CLI
+ * processes do not load the repository code for it.
+ */
+export async function repairRepositoryStorage(t: RepairTarget & StorageLayoutConfig, repair: () => Promise<number>): Promise<RepairOutcome> {
+  const m = await import('./repair.js');
+  return m.repairRepositoryStorage(t, repair);
+}
 
 /**
  * A job the storage side cannot work on (gone, not of the kind asked for, its archive missing, a

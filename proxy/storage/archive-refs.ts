@@ -29,7 +29,9 @@ export async function readArchiveChunkRefs(read: ReadObject, key: BorgKey, archi
   // Archives written before BorgCube re-signed them may carry a TAM of another key: read them anyway.
   const archive = parseArchive(key, meta.plaintext, { required: false });
   add(archiveId.toString('hex'), meta.plaintext.length, meta.csize);
-  const parser = new ItemStreamParser();
+  // What exists, as borg's cache sync counts it: a repaired item's chunks_healthy names chunks the
+  // repair found missing, which a client handed them would reference without uploading.
+  const parser = new ItemStreamParser({ reportHealthy: false });
   for (const itemsId of archive.items) {
     const chunk = await read(itemsId);
     add(itemsId.toString('hex'), chunk.plaintext.length, chunk.csize);

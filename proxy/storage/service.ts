@@ -12,7 +12,7 @@ import type { Config } from '../../infra/config.js';
 import type { Logger } from '../../infra/logger.js';
 import type { MasterKey } from '../../infra/secrets.js';
 import { repoStateDir } from '../../infra/storage-layout.js';
-import { asKeyType, loadKey } from '../borg/keys.js';
+import { loadRepositoryKey } from './repository-key.js';
 import { attachSession } from './attach.js';
 import { Catalog } from './catalog/catalog.js';
 import { serveControl } from './control.js';
@@ -86,8 +86,7 @@ export class RepositoryService {
     if (!secrets) throw new Error(`repository ${id} has no key`);
     const keyText = masterKey.openText(secrets.keySealed, repositorySecretContext.key(id));
     const passphrase = masterKey.openText(secrets.passphraseSealed, repositorySecretContext.passphrase(id));
-    const type = row.encryption === 'repokey' ? 0x03 : row.encryption === 'repokey-blake2' ? 0x05 : row.encryption === 'keyfile' ? 0x00 : 0x04;
-    const key = loadKey(keyText, passphrase, asKeyType(type));
+    const key = loadRepositoryKey(row.encryption, keyText, passphrase);
     const handle = new RepositoryHandle({ id, name: row.name, path: row.path, borgId: row.borgId }, key, {
       borgPath: config.borg.path,
       stateDir: repoStateDir(config, id),

@@ -37,6 +37,8 @@ export interface UpstreamOptions {
   /** Seconds to wait for the repository lock (another writer, an admin command). */
   lockWait: number;
   log: Logger;
+  /** Run borg serve as this account (a root process acting for the storage account). */
+  runAs?: { uid: number; gid: number };
 }
 
 export class Upstream {
@@ -79,7 +81,8 @@ export class Upstream {
   static async start(opts: UpstreamOptions): Promise<Upstream> {
     const child = spawn(opts.borgPath, ['serve', '--restrict-to-repository', opts.repoPath], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: baseEnv({ HOME: process.env.HOME ?? '/nonexistent' }),
+      env: baseEnv({ HOME: opts.runAs ? '/nonexistent' : (process.env.HOME ?? '/nonexistent') }),
+      ...(opts.runAs ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {}),
     });
     const up = new Upstream(child, opts);
     try {

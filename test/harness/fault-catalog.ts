@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { requireAccount } from '../../infra/accounts.js';
 import { run, runChecked } from '../../infra/subprocess.js';
 import { registerCleanup } from './cleanup.js';
-import { clientBorgs, type Fault, type FaultRig } from './faults.js';
+import type { Job } from '../../db/schema.js';
+import { clientBorgs, serverBorgs, type Fault, type FaultRig } from './faults.js';
 import { descendants, isBorg, isProxySession, killPids, processTable } from './proc-table.js';
 import { killUserProcesses } from './users.js';
 
@@ -38,27 +39,40 @@ function mustFind(what: string, pids: number[]): number[] {
 
 const minute = 60_000;
 
+/** The server's borg on the job's repository (its path is the repository's). */
+function serverBorgsOf(rig: FaultRig, job: Job): number[] {
+  const path = rig.repoPaths.get(job.repositoryId);
+  return path ? serverBorgs(path).map((p) => p.pid) : [];
+}
+
 export const faults = {
   clientBorg: {
     name: "client's borg SIGKILL",
     expect: 'succeeded',
     budgetMs: 3 * minute,
-    inject: (rig, job) => Promise.resolve(killPids(mustFind('borg create', clientBorgs(rig, job.id).map((p) => p.pid)))),
+    kinds: ['backup', 'restore'],
+    inject: (rig, job) => {
+      const sub = job.kind === 'restore' ? 'extract' : 'create';
+      return Promise.resolve(killPids(mustFind(`borg ${sub}`, clientBorgs(rig, job.id, processTable(), sub).map((p) => p.pid))));
+    },
   },
   clientSsh: {
     name: "worker↔client SSH dropped",
+    kinds: ['backup', 'restore'],
     expect: 'succeeded',
     budgetMs: 3 * minute,
     inject: (rig) => dropConnections(rig.clientSshd.port),
   },
   borgSsh: {
     name: "client borg↔BorgCube SSH dropped",
+    kinds: ['backup', 'restore'],
     expect: 'succeeded',
     budgetMs: 3 * minute,
     inject: (rig) => dropConnections(rig.stack.sshd.port),
   },
   clientReboot: {
     name: 'client reboots (processes killed, job folder gone)',
+    kinds: ['backup', 'restore'],
     expect: 'succeeded',
     budgetMs: 4 * minute,
     inject: async (rig, job) => {
@@ -68,18 +82,21 @@ export const faults = {
   },
   proxy: {
     name: 'proxy process SIGKILL',
+    kinds: ['backup', 'restore'],
     expect: 'succeeded',
     budgetMs: 3 * minute,
     inject: (rig) => Promise.resolve(killPids(mustFind('proxy session', proxySessions(rig)))),
   },
   borgcubeSshd: {
     name: "BorgCube's sshd killed, restarted 5 s later",
+    kinds: ['backup', 'restore'],
     expect: 'succeeded',
     budgetMs: 3 * minute,
     inject: (rig) => rig.stack.sshd.crashAndRestart(5000),
   },
   storage: {
     name: 'repository service SIGKILL, restarted 2 s later',
+    kinds: ['backup', 'restore', 'prune', 'check'],
     expect: 'succeeded',
     budgetMs: 4 * minute,
     inject: async (rig) => {
@@ -90,12 +107,14 @@ export const faults = {
   },
   borgServe: {
     name: 'its borg serve SIGKILL',
+    kinds: ['backup', 'restore'],
     expect: 'succeeded',
     budgetMs: 3 * minute,
     inject: (rig) => Promise.resolve(killPids(mustFind('borg serve', borgServes(rig)))),
   },
   worker: {
     name: 'worker SIGKILL, restarted 2 s later',
+    kinds: ['backup', 'restore', 'prune', 'check'],
     expect: 'succeeded',
     budgetMs: 3 * minute,
     inject: async (rig) => {
@@ -106,6 +125,7 @@ export const faults = {
   },
   temporal: {
     name: 'Temporal dev server stopped 10 s, started on the same state',
+    kinds: ['backup', 'restore', 'prune', 'check'],
     expect: 'succeeded',
     budgetMs: 4 * minute,
     needs: ['temporal'],
@@ -117,6 +137,7 @@ export const faults = {
   },
   postgres: {
     name: 'PostgreSQL stopped 10 s, started again',
+    kinds: ['backup', 'restore', 'prune', 'check'],
     expect: 'succeeded',
     budgetMs: 4 * minute,
     needs: ['postgres', 'web'],
@@ -128,6 +149,7 @@ export const faults = {
   },
   redis: {
     name: 'Redis stopped 10 s, started again',
+    kinds: ['backup', 'restore', 'prune', 'check'],
     expect: 'succeeded',
     budgetMs: 3 * minute,
     needs: ['redis', 'web'],
@@ -136,6 +158,14 @@ export const faults = {
       await sleep(10_000);
       await rig.redis!.start();
     },
+  },
+  serverBorg: {
+    name: "the server's borg (prune, compact, check) SIGKILL",
+    kinds: ['prune', 'check'],
+    // A check that did not run to its end found nothing: it must not pass (nor raise a false alarm).
+    expect: 'succeeded',
+    budgetMs: 3 * minute,
+    inject: (rig, job) => Promise.resolve(killPids(mustFind('server borg', serverBorgsOf(rig, job)))),
   },
   diskFull: {
     name: 'storage disk full (24 MiB filesystem)',

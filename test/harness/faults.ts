@@ -5,7 +5,7 @@
 // whether the repository holds every archive and passes `borg check` with the real key after a
 // compact (no orphaned objects), whether a lock was left behind, and whether the next backup runs.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from '../../db/schema.js';
 import { requireAccount } from '../../infra/accounts.js';
@@ -13,6 +13,9 @@ import { waitFor } from '../../infra/local-stack/net.js';
 import { createApiToken } from '../../services/auth.js';
 import { addClient } from '../../services/clients.js';
 import { getJob, jobLogTail, startBackup } from '../../services/jobs.js';
+import { startCheck, startPrune } from '../../services/policy-jobs.js';
+import { getRepository } from '../../services/repositories.js';
+import { startRestore } from '../../services/restores.js';
 import { addUser } from '../../services/users.js';
 import { archiveNames, backup, describeJob, waitForJob } from './backup.js';
 import { createClientHost, type ClientHost } from './client-host.js';
@@ -21,6 +24,7 @@ import type { Restartable } from './private-services.js';
 import { startClientSshd, type ClientSshd } from './sshd.js';
 import { launchStack, type Stack } from './stack-launcher.js';
 import { startWeb } from './web.js';
+import { freeze, pollWeb, staleLocks, treeHashes, untilProcesses, type PolledWeb } from './fault-probes.js';
 
 /** Upload rate of the slow client's borg (KiB/s): its backup of 48 MiB lasts ~16 s. */
 const uploadKiBs = 3072;
@@ -37,8 +41,10 @@ export interface FaultRig {
   redis?: Restartable;
   temporal?: Restartable;
   /** The web process, with an API token, when asked for (PostgreSQL and Redis blips). */
-  web?: { url: string; token: string; alive(): boolean };
+  web?: PolledWeb;
   repoCount: number;
+  /** Repository paths by id, for faults that find a job's processes by its repository. */
+  repoPaths: Map<string, string>;
   /** Seeds the slow client's files anew before each fault, so that each backup uploads data. */
   round: number;
 }
@@ -73,7 +79,7 @@ export async function startFaultRig(o: RigOptions): Promise<FaultRig> {
   await addClient(stack.deps, { name: 'fast', host: clientSshd.host, port: clientSshd.port, user: host.username, paths: [host.path('fast')] });
   await addClient(stack.deps, { name: 'slow', host: clientSshd.host, port: clientSshd.port, user: host.username, paths: [host.path('slow')], borgPath: host.path('slow-borg'), compression: 'none' });
   mkdirSync(`${stack.dataDir}-repos`, { recursive: true, mode: 0o711 });
-  const rig: FaultRig = { stack, clientSshd, host, postgres: o.postgres, redis: o.redis, temporal: o.temporalServer, repoCount: 0, round: 0 };
+  const rig: FaultRig = { stack, clientSshd, host, postgres: o.postgres, redis: o.redis, temporal: o.temporalServer, repoCount: 0, repoPaths: new Map(), round: 0 };
   if (o.web) {
     const password = 'fault suite admin password 1';
     const web = await startWeb(stack, password);
@@ -84,11 +90,18 @@ export async function startFaultRig(o: RigOptions): Promise<FaultRig> {
   return rig;
 }
 
+/** The job kinds a fault can hit: a backup, a restore (client side), a prune or check (server side). */
+export type JobKind = 'backup' | 'restore' | 'prune' | 'check';
+
 /** What a fault does to the rig while `job` runs; it brings back what it stopped before returning. */
 export interface Fault {
   name: string;
+  /** The job kinds it applies to (default: backup only); a client-side fault cannot hit a prune. */
+  kinds?: JobKind[];
   /** How the job must end: after a retry or re-attach, or failed with an error matching `error`. */
   expect: 'succeeded' | 'failed';
+  /** Where another kind must end otherwise (e.g. a check whose borg was killed must not pass). */
+  expectFor?: Partial<Record<JobKind, 'succeeded' | 'failed'>>;
   error?: RegExp;
   /** The job must have ended this long after the fault. */
   budgetMs: number;
@@ -101,6 +114,7 @@ export interface Fault {
 
 export interface FaultOutcome {
   fault: string;
+  kind: JobKind;
   state: Job['state'] | 'still running';
   error?: string | null;
   /** From the fault to the job's end (ms). */
@@ -132,6 +146,7 @@ async function newRepository(rig: FaultRig, fault: Fault): Promise<{ name: strin
   const placed = fault.repository ? await fault.repository(rig, name) : { path: `${rig.stack.dataDir}-repos/${name}`, afterwards: () => Promise.resolve() };
   const r = await rig.stack.cli(['repo', 'add', name, '--path', placed.path]);
   if (r.code !== 0) throw new Error(`repo add failed: ${r.err}`);
+  rig.repoPaths.set((await getRepository(rig.stack.deps, name)).id, placed.path);
   return { name, path: placed.path, afterwards: placed.afterwards };
 }
 
@@ -144,15 +159,21 @@ function freshSlowData(rig: FaultRig): void {
 }
 
 /**
- * The client's `borg create` processes of the job. A child of one of them with the same command
- * line is that borg caught between fork and exec (of ssh or the passcommand), not a second borg.
+ * The client's `borg create` (or `borg extract`) processes of the job. A child of one of them with
+ * the same command line is that borg caught between fork and exec (of ssh or the passcommand), not
+ * a second borg.
  */
-export function clientBorgs(rig: FaultRig, jobId: string, table = processTable()): ProcInfo[] {
-  return withoutForks(table.filter((p) => p.uid === rig.host.uid && isBorg(p, 'create') && p.argv.some((a) => a.includes(jobId))));
+export function clientBorgs(rig: FaultRig, jobId: string, table = processTable(), subcommand: 'create' | 'extract' = 'create'): ProcInfo[] {
+  return withoutForks(table.filter((p) => p.uid === rig.host.uid && isBorg(p, subcommand) && p.argv.some((a) => a.includes(jobId))));
+}
+
+/** The server's own borg commands on a repository (prune, compact, check, list), not their borg serve. */
+export function serverBorgs(repoPath: string, table = processTable()): ProcInfo[] {
+  return withoutForks(table.filter((p) => ['check', 'prune', 'compact', 'list'].some((sub) => isBorg(p, sub)) && !isBorg(p, 'serve') && p.argv.some((a) => a.endsWith(repoPath))));
 }
 
 /** Samples the process table: the most borg processes and proxy sessions seen at once for `jobId`. */
-function sampleProcesses(rig: FaultRig, jobId: string): { stop(): { maxBorg: number; maxProxy: number; seen?: string } } {
+function sampleProcesses(rig: FaultRig, jobId: string, kind: JobKind, repoPath: string): { stop(): { maxBorg: number; maxProxy: number; seen?: string } } {
   let maxBorg = 0;
   let maxProxy = 0;
   // What ran at the first moment with more than one, so that a failure says which processes.
@@ -160,7 +181,7 @@ function sampleProcesses(rig: FaultRig, jobId: string): { stop(): { maxBorg: num
   const proxyAccount = requireAccount(rig.stack.config.accounts.proxy).uid;
   const sample = () => {
     const table = processTable();
-    const borgs = clientBorgs(rig, jobId, table);
+    const borgs = kind === 'prune' || kind === 'check' ? serverBorgs(repoPath, table) : clientBorgs(rig, jobId, table, kind === 'restore' ? 'extract' : 'create');
     // Only one job of this stack runs at a time: every proxy session below this stack's sshd is its.
     const sshd = rig.stack.sshd.pid;
     const proxies = sshd ? withoutForks(descendants(table, sshd).filter((p) => p.uid === proxyAccount && isProxySession(p))) : [];
@@ -178,47 +199,6 @@ function sampleProcesses(rig: FaultRig, jobId: string): { stop(): { maxBorg: num
       return { maxBorg, maxProxy, seen };
     },
   };
-}
-
-/** Polls the web console and the API while a fault runs: every request must get an HTTP answer. */
-function pollWeb(rig: FaultRig): { stop(): Promise<string[]> } {
-  const web = rig.web;
-  if (!web) return { stop: () => Promise.resolve([]) };
-  const problems: string[] = [];
-  let running = true;
-  const probe = async (path: string, headers: Record<string, string> = {}) => {
-    try {
-      const res = await fetch(`${web.url}${path}`, { headers, signal: AbortSignal.timeout(10_000), redirect: 'manual' });
-      await res.arrayBuffer();
-      if (res.status >= 500 && res.status !== 503) problems.push(`${path} answered ${res.status}`);
-    } catch (err) {
-      problems.push(`${path}: ${(err as Error).message}`);
-    }
-  };
-  const loop = (async () => {
-    while (running) {
-      await Promise.all([probe('/healthz'), probe('/login'), probe('/api/v1/jobs', { authorization: `Bearer ${web.token}` })]);
-      await sleep(500);
-    }
-  })();
-  return {
-    stop: async () => {
-      running = false;
-      await loop;
-      if (!web.alive()) problems.push('the web process exited');
-      return [...new Set(problems)].slice(0, 5);
-    },
-  };
-}
-
-/** A lock left by a process that is gone (borg's lock.exclusive holds `<host>.<pid>-<thread>`). */
-function staleLocks(repoPath: string): string[] {
-  const lockDir = join(repoPath, 'lock.exclusive');
-  if (!existsSync(lockDir)) return [];
-  return readdirSync(lockDir).filter((entry) => {
-    const pid = Number(/\.(\d+)-\d+$/.exec(entry)?.[1]);
-    return !pid || !existsSync(`/proc/${pid}`);
-  });
 }
 
 /** Mid-stream: borg has been uploading for a moment (it reports progress per file). */
@@ -239,7 +219,7 @@ async function untilUploading(rig: FaultRig, jobId: string): Promise<void> {
 }
 
 /** After the job: every archive still there, no orphans after a compact, no stale lock, a clean client, a next backup that runs. */
-async function observeAfterwards(rig: FaultRig, repo: { name: string; path: string }, expected: string[], notes: string[]) {
+async function observeAfterwards(rig: FaultRig, repo: { name: string; path: string }, expected: string[], notes: string[], nextClient: 'slow' | 'fast' = 'slow') {
   const { stack } = rig;
   const names = await archiveNames(stack, repo.name).catch((err: Error) => (notes.push(err.message), [] as string[]));
   const archivesKept = expected.every((n) => names.includes(n));
@@ -256,7 +236,7 @@ async function observeAfterwards(rig: FaultRig, repo: { name: string; path: stri
   if (leftover.length) notes.push(`left on the client: ${leftover.join(', ')}`);
   let nextBackup = false;
   try {
-    await backup(stack, 'slow', repo.name);
+    await backup(stack, nextClient, repo.name);
     nextBackup = true;
   } catch (err) {
     notes.push(`next backup: ${(err as Error).message.split('\n')[0]}`);
@@ -264,20 +244,59 @@ async function observeAfterwards(rig: FaultRig, repo: { name: string; path: stri
   return { archivesKept, borgCheck, noStaleLock: stale.length === 0, clientClean: leftover.length === 0, nextBackup };
 }
 
-/** Runs a backup of the slow client into a fresh repository, hits it with `fault`, and observes. */
-export async function runFault(rig: FaultRig, fault: Fault): Promise<FaultOutcome> {
+/** The job a fault hits, started once its repository holds what the kind needs. */
+async function startJob(rig: FaultRig, kind: JobKind, repo: { name: string }): Promise<{ job: Job; expected: string[]; restoredFrom?: string }> {
+  const { stack } = rig;
+  const base = await backup(stack, 'fast', repo.name);
+  if (kind === 'backup') {
+    freshSlowData(rig);
+    return { job: await startBackup(stack.deps, { client: 'slow', repository: repo.name, triggeredBy: 'test' }), expected: [base.archiveName!] };
+  }
+  if (kind === 'restore') {
+    freshSlowData(rig);
+    const src = await backup(stack, 'slow', repo.name);
+    const job = await startRestore(stack.deps, { actor: 'cli:root', userId: null, role: 'admin' }, { archive: src.archiveName!, repository: repo.name });
+    return { job, expected: [base.archiveName!, src.archiveName!], restoredFrom: rig.host.path('slow') };
+  }
+  // Three archives of `fast` (one policy keeps the day's last); a check reads all of them.
+  const second = await backup(stack, 'fast', repo.name);
+  const third = await backup(stack, 'fast', repo.name);
+  if (kind === 'check') return { job: await startCheck(stack.deps, { repository: repo.name, verifyData: true, triggeredBy: 'test' }), expected: [base, second, third].map((j) => j.archiveName!) };
+  const policy = `p-${repo.name}`;
+  const added = await stack.cli(['policy', 'add', policy, '--client', 'fast', '--repo', repo.name, '--cron', 'none', '--keep-daily', '1']);
+  if (added.code !== 0) throw new Error(`policy add failed: ${added.err}`);
+  return { job: await startPrune(stack.deps, policy, 'test'), expected: [third.archiveName!] };
+}
+
+/**
+ * Runs a job of `kind` into a fresh repository — a backup of the slow client, a restore of its
+ * archive, a check with --verify-data or a prune — hits it with `fault` mid-job, and observes.
+ * A restore's borg extract, and a prune's or check's borg on the server, are frozen (SIGSTOP)
+ * while the fault lands and thawed after, so that the fault finds them running.
+ */
+export async function runFault(rig: FaultRig, fault: Fault, kind: JobKind = 'backup'): Promise<FaultOutcome> {
   const { stack } = rig;
   const notes: string[] = [];
   const repo = await newRepository(rig, fault);
-  const base = await backup(stack, 'fast', repo.name);
-  freshSlowData(rig);
-  const job = await startBackup(stack.deps, { client: 'slow', repository: repo.name, triggeredBy: 'test' });
-  const sampler = sampleProcesses(rig, job.id);
-  await untilUploading(rig, job.id);
-  await sleep(2000);
-  const web = pollWeb(rig);
+  const { job, expected, restoredFrom } = await startJob(rig, kind, repo);
+  const expect = fault.expectFor?.[kind] ?? fault.expect;
+  const sampler = sampleProcesses(rig, job.id, kind, repo.path);
+  const ended = async () => !['running', 'queued'].includes((await getJob(stack.deps, job.id)).state);
+  let frozen: { thaw(): void } | undefined;
+  if (kind === 'backup') {
+    await untilUploading(rig, job.id);
+    await sleep(2000);
+  } else if (kind === 'restore') {
+    const pids = await untilProcesses('borg extract on the client', () => clientBorgs(rig, job.id, processTable(), 'extract').map((p) => p.pid), ended);
+    await sleep(1000);
+    frozen = freeze(pids);
+  } else {
+    frozen = freeze(await untilProcesses(`borg ${kind} on the server`, () => serverBorgs(repo.path).map((p) => p.pid), ended));
+  }
+  const web = pollWeb(rig.web);
   const t0 = Date.now();
   await fault.inject(rig, job);
+  frozen?.thaw();
   let done: Job | undefined;
   try {
     done = await waitForJob(stack, job.id, fault.budgetMs + 60_000);
@@ -287,22 +306,32 @@ export async function runFault(rig: FaultRig, fault: Fault): Promise<FaultOutcom
   const recoverMs = Date.now() - t0;
   const webProblems = await web.stop();
   const counts = sampler.stop();
-  const outcomeOk =
-    done !== undefined && done.state === fault.expect && recoverMs <= fault.budgetMs + 1000 && (fault.expect === 'succeeded' || (!!done.error && (!fault.error || fault.error.test(done.error))));
-  if (!outcomeOk) notes.push(`ended ${done?.state ?? 'still running'} (${done?.error ?? ''}) after ${Math.round(recoverMs / 1000)} s; expected ${fault.expect} within ${fault.budgetMs / 1000} s\n${await describeJob(stack, job.id)}`);
+  let outcomeOk =
+    done !== undefined && done.state === expect && recoverMs <= fault.budgetMs + 1000 && (expect === 'succeeded' || (!!done.error && (!fault.error || fault.error.test(done.error))));
+  if (!outcomeOk) notes.push(`ended ${done?.state ?? 'still running'} (${done?.error ?? ''}) after ${Math.round(recoverMs / 1000)} s; expected ${expect} within ${fault.budgetMs / 1000} s\n${await describeJob(stack, job.id)}`);
+  if (restoredFrom && done?.state === 'succeeded') {
+    // What was restored is the client's very files, however often borg extract ran.
+    const target = join(done.restore!.target, relative('/', restoredFrom));
+    const [want, got] = [treeHashes(restoredFrom), treeHashes(target)];
+    const same = want.size > 0 && want.size === got.size && [...want].every(([k, v]) => got.get(k) === v);
+    if (!same) notes.push(`restored ${got.size} files into ${target}, ${[...want].filter(([k, v]) => got.get(k) !== v).length} of ${want.size} differ from the source`);
+    outcomeOk &&= same;
+    rmSync(done.restore!.target, { recursive: true, force: true });
+  }
   if (counts.maxBorg > 1 || counts.maxProxy > 1) notes.push(`at one moment ${counts.maxBorg} borg and ${counts.maxProxy} proxy sessions ran for the job: ${counts.seen}`);
   for (const p of webProblems) notes.push(`web: ${p}`);
   await repo.afterwards();
 
-  const after = await observeAfterwards(rig, repo, [base.archiveName!, ...(done?.state === 'succeeded' ? [done.archiveName!] : [])], notes);
+  const after = await observeAfterwards(rig, repo, [...expected, ...(kind === 'backup' && done?.state === 'succeeded' ? [done.archiveName!] : [])], notes, kind === 'prune' || kind === 'check' ? 'fast' : 'slow');
   const logLines = await jobLogTail(stack.deps, job.id, 1000);
-  const runs = logLines.filter((l) => /^borg create (re)?started on the client/.test(l.message)).length;
+  const runs = logLines.filter((l) => /^borg (create|extract) (re)?started on the client/.test(l.message)).length;
   const recovery = [
     ...(runs > 1 ? [`borg ran ${runs}×`] : []),
     ...logLines.filter((l) => /worker restarted|gone from the client/.test(l.message) || l.level === 'error').map((l) => l.message.slice(0, 70)),
   ];
   return {
     fault: fault.name,
+    kind,
     state: done?.state ?? 'still running',
     error: done?.error,
     recoverMs,

@@ -2,16 +2,18 @@
 // byte flipped in a segment file; the scheduled check (a Temporal Schedule, real borg) finds it,
 // raises `check-failed` with what borg said, and leaves the repository as it found it; the
 // console's repository page says which repository is damaged, what borg reported and the repair
-// path. Following that path (`borgcube repo repair`, then a check) clears the alert and the page.
+// path. Following that path (`borgcube repo repair`, then a check) clears the alert and the page;
+// the archive the repair rewrote is re-signed, and the next backup uploads what the repair lost.
 import { createHash } from 'node:crypto';
 import { closeSync, cpSync, openSync, readdirSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAuditEvents } from '../../db/queries/audit.js';
+import { listArchives } from '../../services/archives.js';
 import { addClient } from '../../services/clients.js';
 import { addUser } from '../../services/users.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../harness/alert-sinks.js';
-import { backup } from '../harness/backup.js';
+import { backup, extract } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { createClientHost, type ClientHost } from '../harness/client-host.js';
 import { waitFor } from '../harness/net.js';
@@ -102,12 +104,21 @@ describe('a damaged repository', () => {
     expect(after.out).toMatch(/succeeded/);
     await waitFor('the resolve notice', () => hook.accepted.some((a) => a.body.kind === 'check-failed' && a.body.state === 'resolved'), { timeoutMs: 60_000 });
     expect(await (await admin.get('/repositories/r1')).text()).not.toContain('id="repository-damaged"');
-    // borg 1.2.4's repair rewrites the archive whose chunk it replaced without an archive TAM,
-    // which the repository service refuses to load; the README's path deletes that archive (its
-    // data is in the copy taken first), and the next backup goes into the repaired repository.
-    const rewritten = [...(await ids())].filter(([name, id]) => idsBefore.get(name) !== id).map(([name]) => name);
+    // The repair replaced the lost chunk by zeros in the archive that referenced it, which gives
+    // it a new id and (borg 1.2.4) a TAM that no longer matches: BorgCube re-signed exactly that
+    // archive, its record follows the new id, and the caches of the old archive are gone.
+    const rewritten = [...(await ids())].filter(([name, id]) => idsBefore.get(name) !== id);
     expect(rewritten).toHaveLength(1);
-    await cli(['borg', 'r1', '--', 'delete', `::${rewritten[0]}`]);
-    await backup(stack, 'web', 'r1');
+    expect(repaired.out).toContain(`the repair rewrote 1 archive(s): "${rewritten[0]![0]}"; re-signed with the repository's key: 1`);
+    expect(repaired.out).toMatch(/dropped the server's caches of the old archives \(1 client files cache\(s\)/);
+    expect((await listArchives(stack.deps, 'r1')).map((a) => a.borgId)).toEqual([rewritten[0]![1]]);
+    // The next backup goes into the repaired repository without touching the archive: it must
+    // upload the chunk the repair lost again, not reference it (the client's files cache and the
+    // chunk index it was handed named it), so its archive extracts the client's very bytes.
+    const next = await backup(stack, 'web', 'r1');
+    const out = await extract(stack, 'r1', next.archiveName!);
+    for (const f of ['big.bin', 'a.txt']) expect(sha(join(out, host.path('data', f)))).toBe(sha(host.path('data', f)));
+    const verified = await cli(['borg', 'r1', '--', 'check', '--verify-data']);
+    expect(verified.err).not.toMatch(/New missing file chunk/);
   });
 });
