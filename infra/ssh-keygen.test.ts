@@ -23,7 +23,8 @@ describe('generateEd25519', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+    // 400 ssh-keygen runs: about 8 s on a quiet machine, a minute on a saturated one.
+  }, 120_000);
 
   it('writes keys that ssh2 (the worker side of tests and benches) parses too', () => {
     const k = generateEd25519('x');

@@ -16,7 +16,7 @@ import { getJob, jobLogTail, startBackup } from '../../services/jobs.js';
 import { addUser } from '../../services/users.js';
 import { archiveNames, backup, describeJob, waitForJob } from './backup.js';
 import { createClientHost, type ClientHost } from './client-host.js';
-import { descendants, isBorg, isProxySession, processTable, type ProcInfo } from './proc-table.js';
+import { descendants, isBorg, isProxySession, processTable, withoutForks, type ProcInfo } from './proc-table.js';
 import type { Restartable } from './private-services.js';
 import { startClientSshd, type ClientSshd } from './sshd.js';
 import { launchStack, type Stack } from './stack-launcher.js';
@@ -143,31 +143,39 @@ function freshSlowData(rig: FaultRig): void {
   rig.host.writeTree(tree);
 }
 
-/** The client's `borg create` processes of the job. */
+/**
+ * The client's `borg create` processes of the job. A child of one of them with the same command
+ * line is that borg caught between fork and exec (of ssh or the passcommand), not a second borg.
+ */
 export function clientBorgs(rig: FaultRig, jobId: string, table = processTable()): ProcInfo[] {
-  return table.filter((p) => p.uid === rig.host.uid && isBorg(p, 'create') && p.argv.some((a) => a.includes(jobId)));
+  return withoutForks(table.filter((p) => p.uid === rig.host.uid && isBorg(p, 'create') && p.argv.some((a) => a.includes(jobId))));
 }
 
 /** Samples the process table: the most borg processes and proxy sessions seen at once for `jobId`. */
-function sampleProcesses(rig: FaultRig, jobId: string): { stop(): { maxBorg: number; maxProxy: number } } {
+function sampleProcesses(rig: FaultRig, jobId: string): { stop(): { maxBorg: number; maxProxy: number; seen?: string } } {
   let maxBorg = 0;
   let maxProxy = 0;
+  // What ran at the first moment with more than one, so that a failure says which processes.
+  let seen: string | undefined;
   const proxyAccount = requireAccount(rig.stack.config.accounts.proxy).uid;
   const sample = () => {
     const table = processTable();
     const borgs = clientBorgs(rig, jobId, table);
     // Only one job of this stack runs at a time: every proxy session below this stack's sshd is its.
     const sshd = rig.stack.sshd.pid;
-    const proxies = sshd ? descendants(table, sshd).filter((p) => p.uid === proxyAccount && isProxySession(p)) : [];
+    const proxies = sshd ? withoutForks(descendants(table, sshd).filter((p) => p.uid === proxyAccount && isProxySession(p))) : [];
     maxBorg = Math.max(maxBorg, borgs.length);
     maxProxy = Math.max(maxProxy, proxies.length);
+    if (!seen && (borgs.length > 1 || proxies.length > 1)) {
+      seen = [...borgs, ...proxies].map((p) => `${p.pid} (parent ${p.ppid}, ${p.state}): ${p.argv.slice(0, 3).join(' ')}`).join('; ');
+    }
   };
   const timer = setInterval(sample, 100);
   return {
     stop: () => {
       clearInterval(timer);
       sample();
-      return { maxBorg, maxProxy };
+      return { maxBorg, maxProxy, seen };
     },
   };
 }
@@ -282,7 +290,7 @@ export async function runFault(rig: FaultRig, fault: Fault): Promise<FaultOutcom
   const outcomeOk =
     done !== undefined && done.state === fault.expect && recoverMs <= fault.budgetMs + 1000 && (fault.expect === 'succeeded' || (!!done.error && (!fault.error || fault.error.test(done.error))));
   if (!outcomeOk) notes.push(`ended ${done?.state ?? 'still running'} (${done?.error ?? ''}) after ${Math.round(recoverMs / 1000)} s; expected ${fault.expect} within ${fault.budgetMs / 1000} s\n${await describeJob(stack, job.id)}`);
-  if (counts.maxBorg > 1 || counts.maxProxy > 1) notes.push(`at one moment ${counts.maxBorg} borg and ${counts.maxProxy} proxy sessions ran for the job`);
+  if (counts.maxBorg > 1 || counts.maxProxy > 1) notes.push(`at one moment ${counts.maxBorg} borg and ${counts.maxProxy} proxy sessions ran for the job: ${counts.seen}`);
   for (const p of webProblems) notes.push(`web: ${p}`);
   await repo.afterwards();
 

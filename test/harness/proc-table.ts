@@ -50,6 +50,12 @@ export function descendants(table: ProcInfo[], root: number): ProcInfo[] {
   return out;
 }
 
+/** `procs` without those whose parent is among them: a process seen between fork and exec. */
+export function withoutForks(procs: ProcInfo[]): ProcInfo[] {
+  const pids = new Set(procs.map((p) => p.pid));
+  return procs.filter((p) => !pids.has(p.ppid));
+}
+
 /** A borg process running `subcommand` (python runs /usr/bin/borg, so argv[0] may be python). */
 export function isBorg(p: ProcInfo, subcommand: string): boolean {
   const head = p.argv.slice(0, 2).map((a) => a.split('/').pop());
