@@ -252,7 +252,10 @@ async function realBench(): Promise<void> {
     process.stderr.write('bench:fleet --real: not built: this build has no bench/fleet-real.ts (the real-clients mode of issue 23.5)\n');
     process.exit(2);
   }
-  await import(real.href);
+  // fleet-real.ts only exports its entry point, and its option parser refuses `--real`.
+  process.argv.splice(process.argv.indexOf('--real'), 1);
+  const { fleetReal } = (await import(real.href)) as { fleetReal: () => void };
+  fleetReal();
 }
 
 if (process.argv.includes('--real')) void realBench();

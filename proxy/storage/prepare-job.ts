@@ -24,6 +24,8 @@ export async function prepareJob(service: RepositoryService, filesCaches: FilesC
   const { db, config, log, masterKey } = service.deps;
   const { job, client, archiveName: name } = await loadBackupJob(db, jobId);
   const repo = await service.repository(job.repositoryId);
+  // The job's session, finalize and cleanup use the borg serve this opens (RepositoryHandle.holdFor).
+  repo.holdFor(jobId);
   const dir = jobServerDir(config, jobId);
   const clientDir = jobClientFilesDir(config, jobId);
   return repo.use(async () => {

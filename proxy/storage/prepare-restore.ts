@@ -54,6 +54,8 @@ export async function prepareRestore(service: RepositoryService, jobId: string):
   const { db, config, log, masterKey } = service.deps;
   const { job, client, spec } = await loadRestoreJob(service, jobId);
   const repo = await service.repository(job.repositoryId);
+  // Open until the job's cleanup: its session reads through the same borg serve (RepositoryHandle.holdFor).
+  repo.holdFor(jobId);
   const entry = await liveEntry(repo, spec);
   const dir = jobServerDir(config, jobId);
   const clientDir = jobClientFilesDir(config, jobId);

@@ -3,7 +3,7 @@
 // nonce reservations, the chunk indexes, and the mutex that serializes manifest merges + commits.
 // The upstream is opened when the first user needs it and closed when idle, so that server-side
 // borg commands (prune, compact, check, the admin CLI) can take the lock in between.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../infra/logger.js';
 import { decryptUnchecked, encryptObject, idHash, MANIFEST_ID } from '../borg/objects.js';
@@ -14,9 +14,10 @@ import { asBytes } from '../borg/msgpack.js';
 import { blocksFor, RealNonces } from './nonces.js';
 import { Mutex, untilAborted } from './mutex.js';
 import { nextTimestamp } from '../borg/timestamps.js';
-import { deleteIfPresent, nonceCalls, Upstream, UpstreamError } from './upstream.js';
+import { nonceCalls, Upstream, UpstreamError } from './upstream.js';
 import { ChunkStore } from './chunk-store.js';
 import { ItemsCache } from './items-cache.js';
+import { JobHolds } from './job-holds.js';
 import type { CryptoPool } from './crypto-pool.js';
 
 export interface RepositoryInfo {
@@ -43,10 +44,12 @@ export interface RepositoryDeps {
   lockWait?: number;
   /** How long an unused upstream session stays open. */
   idleCloseMs?: number;
+  /** Longest a job keeps the unused upstream open between its prepare and its cleanup (holdFor). */
+  holdMs?: number;
   /**
    * How long a started, not yet opened `borg serve` waits for the next open after the upstream
-   * closed (0: none). Starting borg's Python costs about a quarter of a second, which otherwise
-   * every job after a quiet spell pays while its client waits.
+   * closed (0: none). Starting borg's Python costs 0.3–0.8 CPU-s, which otherwise a job under way
+   * pays again (in wall time too) when an exclusive operation closed the upstream in between.
    */
   spareTtlMs?: number;
   /** Shared by the service's repositories (keys carry the repository id); a handle's own if absent. */
@@ -90,6 +93,7 @@ export class RepositoryHandle {
   private opening: Promise<Upstream> | undefined;
   private users = 0;
   private idleTimer: NodeJS.Timeout | undefined;
+  private readonly holds = new JobHolds();
   private manifestState: CommittedManifest | undefined;
   /** Set while an exclusive operation (prune, check, admin borg) runs or waits for users to leave. */
   private exclusiveWaiters: Array<() => void> = [];
@@ -126,10 +130,7 @@ export class RepositoryHandle {
     while (this.exclusiveActive || this.exclusiveWaiters.length > 0) await untilAborted(this.exclusiveTail, signal);
     if (signal?.aborted) throw new Error('the request was given up');
     this.users++;
-    if (this.idleTimer) {
-      clearTimeout(this.idleTimer);
-      this.idleTimer = undefined;
-    }
+    clearTimeout(this.idleTimer);
     try {
       return await this.open();
     } catch (err) {
@@ -142,10 +143,33 @@ export class RepositoryHandle {
     this.users--;
     if (this.users > 0) return;
     for (const w of this.drainWaiters.splice(0)) w();
-    if (this.upstream && !this.exclusiveActive) {
-      this.idleTimer = setTimeout(() => void this.closeUpstream(), this.deps.idleCloseMs ?? 5000);
-      this.idleTimer.unref();
-    }
+    this.scheduleIdleClose();
+  }
+
+  /**
+   * Keeps the upstream open from the job's prepare to its cleanup, idle while the job's files reach
+   * its client: closing it there cost every job a second and (the spare) a third `borg serve`, each
+   * 0.3–0.8 CPU-s of Python start-up. No share: an exclusive operation closes it all the same.
+   */
+  holdFor(jobId: string) {
+    this.holds.hold(jobId, this.deps.holdMs ?? 15 * 60_000);
+  }
+
+  /** The job is done with the repository: the upstream closes once idle as usual. */
+  endHold(jobId: string) {
+    if (this.holds.end(jobId)) this.scheduleIdleClose();
+  }
+
+  private scheduleIdleClose() {
+    clearTimeout(this.idleTimer);
+    if (!this.upstream || this.exclusiveActive || this.users > 0) return;
+    const delay = Math.max(this.deps.idleCloseMs ?? 5000, this.holds.lastUntil() - Date.now());
+    this.idleTimer = setTimeout(() => {
+      if (this.users > 0) return;
+      if (this.holds.lastUntil() > Date.now()) this.scheduleIdleClose();
+      else void this.closeUpstream();
+    }, delay);
+    this.idleTimer.unref();
   }
 
   async use<T>(fn: (up: Upstream) => Promise<T>): Promise<T> {
@@ -251,6 +275,8 @@ export class RepositoryHandle {
   private startSpare() {
     const ttl = this.deps.spareTtlMs ?? 10 * 60_000;
     if (ttl <= 0 || this.spare || this.shutDown) return;
+    // Only a job under way is sure to open it again soon; after an idle close a spare mostly died unused.
+    if (this.holds.lastUntil() === 0) return;
     const up = Upstream.start(this.upstreamOptions());
     // A spare that fails to start is simply not there; the next open starts borg itself and
     // reports what went wrong.
@@ -346,30 +372,6 @@ export class RepositoryHandle {
   claimedByOthers(idHex: string, exceptJobId: string): boolean {
     for (const s of this.sessions) if (s.jobId !== exceptJobId && (s.claims.has(idHex) || s.puts.has(idHex))) return true;
     return false;
-  }
-
-  /**
-   * Deletes the objects a job stored (its put log) that no archive references and no other live
-   * session claims — what borg's own rollback would have discarded had the transaction not been
-   * shared with other sessions. Returns how many were deleted.
-   */
-  async sweepJob(up: Upstream, putLogPath: string, jobId: string): Promise<number> {
-    if (!existsSync(putLogPath)) return 0;
-    const raw = readFileSync(putLogPath);
-    const ids = new Set<string>();
-    for (let o = 0; o + 32 <= raw.length; o += 32) ids.add(raw.toString('hex', o, o + 32));
-    return this.commitLock.run(async () => {
-      const victims = [...ids].filter((h) => !this.chunks.has(h) && !this.claimedByOthers(h, jobId));
-      // Some are gone already (the client-id copy of an accepted archive is deleted with the
-      // commit that publishes it): only real removals are counted and need a commit, which
-      // rewrites the repository index and holds up every other writer meanwhile.
-      let removed = 0;
-      for (const h of victims) {
-        if (await deleteIfPresent(up, Buffer.from(h, 'hex'))) removed++;
-      }
-      if (removed) await this.commit(up);
-      return removed;
-    });
   }
 
   /**

@@ -78,6 +78,14 @@ export class RepositoryService {
     return p;
   }
 
+  /** The job no longer keeps its repository's borg serve open (RepositoryHandle.endHold); nothing is loaded for it. */
+  endHold(repositoryId: string, jobId: string): void {
+    void this.repos.get(repositoryId)?.then(
+      (h) => h.endHold(jobId),
+      () => {},
+    );
+  }
+
   private async loadRepository(id: string): Promise<RepositoryHandle> {
     const { db, masterKey, config, log } = this.deps;
     const row = await findRepositoryById(db, id);

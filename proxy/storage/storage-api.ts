@@ -11,6 +11,7 @@ import { putLogPath, readJobState } from './job-state.js';
 import { prepareJob } from './prepare-job.js';
 import { prepareRestore } from './prepare-restore.js';
 import type { RepositoryService } from './service.js';
+import { sweepJob } from './sweep-job.js';
 
 export function createStorageApi(service: RepositoryService): StorageApi {
   const filesCaches = new FilesCaches(service.deps.log);
@@ -63,11 +64,12 @@ async function cleanupJob(service: RepositoryService, filesCaches: FilesCaches, 
         if (violation) await dropEntries(repo, up, entries);
         else if (!succeeded) await recordCheckpoints(db, job, entries);
       }
-      return repo.sweepJob(up, putLogPath(config, jobId), jobId);
+      return sweepJob(repo, up, putLogPath(config, jobId), jobId);
     });
     progress?.();
   }
   if (succeeded && job.clientId && job.kind === 'backup') filesCaches.adopt(jobPulledFilesCachePath(config, jobId), filesCachePath(config, job.clientId, job.repositoryId));
+  if (job.repositoryId) service.endHold(job.repositoryId, jobId);
   rmSync(dir, { recursive: true, force: true });
   await deleteJobKey(db, jobId);
   service.forgetJobStats(jobId);

@@ -20,6 +20,7 @@ import { AES_OVERHEAD, encryptObject } from '../../borg/objects.js';
 import type { CryptoPool } from '../crypto-pool.js';
 import { oversizedObject } from '../job-quota.js';
 import { PutIndex } from '../put-index.js';
+import { sweepJob } from '../sweep-job.js';
 import { MAX_PLAINTEXT, type RepositoryHandle } from '../repository.js';
 import { deleteIfPresent, type Upstream } from '../upstream.js';
 import { acceptArchive, type SessionArchive } from './backup-archive.js';
@@ -297,7 +298,7 @@ export class BackupSession implements JobSession {
     this.pool.forgetKey(this.jobKeyRef);
     this.repo.sessions.delete(this);
     if (!this.up.isClosed) {
-      const removed = await this.repo.sweepJob(this.up, this.ctx.putLogPath, this.ctx.jobId);
+      const removed = await sweepJob(this.repo, this.up, this.ctx.putLogPath, this.ctx.jobId);
       if (removed) this.log.info({ removed }, 'objects of the ended session that no archive references were removed');
     }
   }
