@@ -3,7 +3,7 @@
 // nonce reservations, the chunk indexes, and the mutex that serializes manifest merges + commits.
 // The upstream is opened when the first user needs it and closed when idle, so that server-side
 // borg commands (prune, compact, check, the admin CLI) can take the lock in between.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../infra/logger.js';
 import { decryptUnchecked, encryptObject, idHash, MANIFEST_ID } from '../borg/objects.js';
@@ -14,8 +14,9 @@ import { asBytes } from '../borg/msgpack.js';
 import { blocksFor, RealNonces } from './nonces.js';
 import { Mutex, untilAborted } from './mutex.js';
 import { nextTimestamp } from '../borg/timestamps.js';
-import { deleteIfPresent, nonceCalls, Upstream, UpstreamError } from './upstream.js';
+import { nonceCalls, Upstream, UpstreamError } from './upstream.js';
 import { ChunkStore } from './chunk-store.js';
+import { sweepPutLog } from './sweep.js';
 import { ItemsCache } from './items-cache.js';
 import type { CryptoPool } from './crypto-pool.js';
 
@@ -350,26 +351,10 @@ export class RepositoryHandle {
 
   /**
    * Deletes the objects a job stored (its put log) that no archive references and no other live
-   * session claims — what borg's own rollback would have discarded had the transaction not been
-   * shared with other sessions. Returns how many were deleted.
+   * session claims, a batch per hold of the commit lock (sweep.ts). Returns how many.
    */
-  async sweepJob(up: Upstream, putLogPath: string, jobId: string): Promise<number> {
-    if (!existsSync(putLogPath)) return 0;
-    const raw = readFileSync(putLogPath);
-    const ids = new Set<string>();
-    for (let o = 0; o + 32 <= raw.length; o += 32) ids.add(raw.toString('hex', o, o + 32));
-    return this.commitLock.run(async () => {
-      const victims = [...ids].filter((h) => !this.chunks.has(h) && !this.claimedByOthers(h, jobId));
-      // Some are gone already (the client-id copy of an accepted archive is deleted with the
-      // commit that publishes it): only real removals are counted and need a commit, which
-      // rewrites the repository index and holds up every other writer meanwhile.
-      let removed = 0;
-      for (const h of victims) {
-        if (await deleteIfPresent(up, Buffer.from(h, 'hex'))) removed++;
-      }
-      if (removed) await this.commit(up);
-      return removed;
-    });
+  sweepJob(up: Upstream, putLogPath: string, jobId: string): Promise<number> {
+    return sweepPutLog(this, up, putLogPath, jobId);
   }
 
   /**
