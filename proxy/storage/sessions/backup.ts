@@ -46,6 +46,8 @@ const backupOperations: ReadonlySet<SessionOperation> = new Set(['getManifest', 
 /** Backups may use every operation; the session below decides what each may touch. */
 export const backupPolicy: SessionPolicy = {
   allows: backupOperations,
+  // archiver.py do_create: @with_repository(exclusive=True, …)
+  exclusive: true,
   refuses: (job) => (!job.clientId || !job.archiveName ? 'no such running job' : undefined),
   open: (o) => new BackupSession(loadBackupContext(o), o.repo, o.up, o.pool, o.hooks, o.log.child({ job: o.job.id })),
 };
