@@ -11,8 +11,10 @@
 // --put-quota N (the attacker's putsPerJob; default: the default limit), --bombs N (64 MiB
 // decompression bombs per job, default 20), --bomb-jobs N (default 3), --random-mib N (the
 // honest tree's incompressible part, default 50), --timing N (put pairs, default 2000),
-// --runs N (honest backups alone, default 2).
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+// --runs N (honest backups alone, default 2), --connections N (connections of one credential
+// that never send a byte, default 1000), --attacks LIST (which to run, comma-separated, of
+// flood,connections,bombs,commits,timing; default all).
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JOB_LIMIT_DEFAULTS, type Client } from '../db/schema.js';
 import { loadConfig } from '../infra/config.js';
@@ -32,7 +34,7 @@ import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { writeBigTree, type TreeInfo } from './lib/tree.js';
 import { createBenchUser, type BenchUser } from './lib/users.js';
 
-const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2]';
+const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2 --connections 1000 --attacks flood,connections,bombs,commits,timing]';
 
 interface Setup {
   stack: BenchStack;
@@ -80,7 +82,7 @@ async function honestBackup(su: Setup, repositoryId: string): Promise<number> {
 
 interface AttackOutcome {
   wallS: number;
-  result: { outcome?: string; error?: string; steps?: Array<{ what: string; [k: string]: unknown }>; timing?: { new_us: number[]; dup_us: number[] } } | undefined;
+  result: { outcome?: string; error?: string; closed_seconds?: number[]; still_open?: number; steps?: Array<{ what: string; [k: string]: unknown }>; timing?: { new_us: number[]; dup_us: number[] } } | undefined;
   violations: string[];
 }
 
@@ -113,12 +115,47 @@ async function during(su: Setup, attack: (repositoryId: string) => Promise<Attac
   return { outcome, honestS, rss: rss.stop() };
 }
 
+/**
+ * Samples, every 250 ms, the forced commands (proxy processes) and sshd processes running: the
+ * peak count of each and the peak of the proxies' summed RSS.
+ */
+function processSampler() {
+  const peak = { proxies: 0, proxiesRss: 0, sshd: 0 };
+  const sample = () => {
+    let proxies = 0;
+    let rss = 0;
+    let sshd = 0;
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+        if (argv.includes('proxy/session/main.js')) {
+          proxies++;
+          rss += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+        } else if (argv.startsWith('sshd')) sshd++;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    peak.proxies = Math.max(peak.proxies, proxies);
+    peak.proxiesRss = Math.max(peak.proxiesRss, rss);
+    peak.sshd = Math.max(peak.sshd, sshd);
+  };
+  const timer = setInterval(sample, 250);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return peak;
+    },
+  };
+}
+
 const stepOf = (o: AttackOutcome, what: string) => o.result?.steps?.find((s) => s.what === what);
 
 type Opts = ReturnType<typeof parseOptions>;
 
 function parseOptions() {
-  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2 }, usage);
+  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2, connections: 1000, attacks: 'flood,connections,bombs,commits,timing' }, usage);
 }
 
 /** The stack, the honest client with its tree, and the attacker with evil-borg.py as its borg. */
@@ -150,6 +187,41 @@ async function setUp(o: Opts): Promise<Setup> {
   return { stack, side, attacker, driver: new JobDriver(stack), tree, honest, evil, repos: 0 };
 }
 
+/**
+ * Connections of one credential that never send a byte, during an honest backup: the proxies (one
+ * process each) and sshd's processes sampled (MAX_CONNECTIONS_PER_JOB in connection.ts).
+ */
+async function connectionFlood(su: Setup, count: number) {
+  note(`connections: ${count} of one credential at once, none sending anything…`);
+  const procs = processSampler();
+  const r = await during(su, (repo) => attackJob(su, repo, 'connection-flood', { count, wait: 120 }), 2000);
+  const peak = procs.stop();
+  const closed = r.outcome.result?.closed_seconds ?? [];
+  const last = closed.length ? Math.max(...closed) : NaN;
+  const stillOpen = r.outcome.result?.still_open;
+  const achieved = `${count} connections: ${closed.length} closed, the last after ${f1(last)} s, ${stillOpen ?? '?'} left open; peak ${peak.proxies} proxies (${mb(peak.proxiesRss)}), ${peak.sshd} sshd processes`;
+  return { during: r, achieved, extra: { closedSeconds: closed, stillOpen, peakProxies: peak.proxies, peakProxiesRss: peak.proxiesRss, peakSshd: peak.sshd } };
+}
+
+function bombJobs(su: Setup, o: Opts) {
+  note(`bombs: ${o.bombJobs} jobs of ${o.bombs} 64 MiB bombs…`);
+  return during(
+    su,
+    async (repo) => {
+      let last: AttackOutcome | undefined;
+      for (let i = 0; i < o.bombJobs; i++) last = await attackJob(su, repo, 'bomb', { count: o.bombs });
+      return last!;
+    },
+    2000,
+  );
+}
+
+async function putTiming(su: Setup, pairs: number) {
+  note(`put timing: ${pairs} pairs…`);
+  const timingRepo = await freshRepository(su);
+  return (await attackJob(su, timingRepo, 'put-timing', { count: pairs })).result?.timing;
+}
+
 runBench('bench:attacks', async () => {
   if (process.getuid?.() !== 0) throw new Error('bench:attacks sets up users, sshd and accounts: run it as root');
   const o = parseOptions();
@@ -172,8 +244,9 @@ runBench('bench:attacks', async () => {
 
   // 1. Tiny puts, as fast as the attacker's borg sends them, until the quota or the count.
   // (--puts 0 leaves it out.)
+  const run = new Set(o.attacks.split(','));
   const quota = o.putQuota || JOB_LIMIT_DEFAULTS.putsPerJob;
-  if (o.puts > 0) {
+  if (o.puts > 0 && run.has('flood')) {
     note(`flood: ${o.puts.toLocaleString('en')} tiny puts (quota ${quota.toLocaleString('en')})…`);
     const flood = await during(su, (repo) => attackJob(su, repo, 'put-flood', { count: o.puts }), 5000);
     const sent = Math.min(o.puts, quota);
@@ -182,29 +255,28 @@ runBench('bench:attacks', async () => {
     note(`flood: ${f1(perPut)} bytes of service RSS per put at the peak (the honest backup's own use and the flood job's cleanup included)`);
   }
 
-  // 2. Decompression bombs: a ~2 KB object that decompresses to 64 MiB, many times, several jobs.
-  note(`bombs: ${o.bombJobs} jobs of ${o.bombs} 64 MiB bombs…`);
-  const bombs = await during(
-    su,
-    async (repo) => {
-      let last: AttackOutcome | undefined;
-      for (let i = 0; i < o.bombJobs; i++) last = await attackJob(su, repo, 'bomb', { count: o.bombs });
-      return last!;
-    },
-    2000,
-  );
-  const bomb = stepOf(bombs.outcome, 'sending decompression bombs');
-  row('decompression bombs', bombs, `${o.bombJobs}×${o.bombs} objects of ${typeof bomb?.csize === 'number' ? bomb.csize : '?'} B → 64 MiB`);
+  // 2. A thousand connections of one credential that never send a byte.
+  if (o.connections > 0 && run.has('connections')) {
+    const r = await connectionFlood(su, o.connections);
+    row('connection flood', r.during, r.achieved, r.extra);
+  }
 
-  // 3. Commit spam (the default bound: commitsPerMinute).
-  note('commit spam…');
-  const commits = await during(su, (repo) => attackJob(su, repo, 'commit-spam', { count: 1000 }), 2000);
-  row('commit spam', commits, `up to 1000 put+commit pairs, ${f1(commits.outcome.wallS)} s`);
+  // 3. Decompression bombs: a ~2 KB object that decompresses to 64 MiB, many times, several jobs.
+  if (run.has('bombs')) {
+    const bombs = await bombJobs(su, o);
+    const bomb = stepOf(bombs.outcome, 'sending decompression bombs');
+    row('decompression bombs', bombs, `${o.bombJobs}×${o.bombs} objects of ${typeof bomb?.csize === 'number' ? bomb.csize : '?'} B → 64 MiB`);
+  }
 
-  // 4. The existence oracle: put round trips of new ids and of ids the repository has.
-  note(`put timing: ${o.timing} pairs…`);
-  const timingRepo = await freshRepository(su);
-  const t = (await attackJob(su, timingRepo, 'put-timing', { count: o.timing })).result?.timing;
+  // 4. Commit spam (the default bound: commitsPerMinute).
+  if (run.has('commits')) {
+    note('commit spam…');
+    const commits = await during(su, (repo) => attackJob(su, repo, 'commit-spam', { count: 1000 }), 2000);
+    row('commit spam', commits, `up to 1000 put+commit pairs, ${f1(commits.outcome.wallS)} s`);
+  }
+
+  // 5. The existence oracle: put round trips of new ids and of ids the repository has.
+  const t = run.has('timing') ? await putTiming(su, o.timing) : undefined;
   if (t) {
     const newUs = median(t.new_us);
     const dupUs = median(t.dup_us);

@@ -6,7 +6,7 @@ describe('proxy ↔ service messages', () => {
   it('accepts every request shape and refuses others', () => {
     const id = 'ab'.repeat(32);
     for (const m of [
-      { t: 'attach', rid: 1, jobId: '5afdb41d-5cd2-4a18-8aef-d7dbacfa99e3', path: '/x', authInfo: '' },
+      { t: 'attach', rid: 1, jobId: '5afdb41d-5cd2-4a18-8aef-d7dbacfa99e3', path: '/x', authInfo: '', exclusive: true },
       { t: 'getManifest', rid: 2 },
       { t: 'nonce', rid: 3, op: 'get' },
       { t: 'nonce', rid: 4, op: 'commit', next: '268435484', start: null },

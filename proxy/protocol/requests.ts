@@ -17,8 +17,16 @@ export const proxyRequest = z.discriminatedUnion('t', [
     path: z.string().max(4096),
     /** Contents of sshd's $SSH_USER_AUTH (ExposeAuthInfo): the key that authenticated. */
     authInfo: z.string().max(16384),
+    /** `open`'s exclusive flag: each job kind's stock borg sends one value (checked by the session policy). */
+    exclusive: z.boolean(),
     clientVersion: z.array(z.number().int()).max(5).optional(),
   }),
+  /**
+   * The forced command's first frame, sent when it starts: which job its credential is for, with
+   * sshd's auth info as the proof. It lets the service count a job's connections before any
+   * `open` arrives (a client that opens many and never sends open is bounded too).
+   */
+  z.object({ t: z.literal('hello'), jobId: z.string().uuid(), authInfo: z.string().max(16384) }),
   z.object({ t: z.literal('getManifest'), rid }),
   /** Job-key counters: `get` (get_free_nonce) or `commit` (commit_nonce_reservation with next/start). */
   z.object({ t: z.literal('nonce'), rid, op: z.enum(['get', 'commit']), next: u64.optional(), start: u64.nullable().optional() }),

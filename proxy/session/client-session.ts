@@ -108,7 +108,8 @@ export class ClientSession {
         if (this.attaching || this.attached) throw new Refusal('protocol', 'open called twice');
         this.attaching = true;
         const path = asBytes(a.get('path'), 'path', { maxLen: 4096 }).toString('latin1');
-        this.call(msgid, method, { t: 'attach', jobId: this.o.jobId, path, authInfo: this.o.authInfo });
+        // Which value is stock depends on the job's kind, which only the service knows.
+        this.call(msgid, method, { t: 'attach', jobId: this.o.jobId, path, authInfo: this.o.authInfo, exclusive: a.get('exclusive') === true });
         return;
       }
       case '__len__':

@@ -70,6 +70,8 @@ function main() {
     finish(2);
   });
   sock.once('connect', () => {
+    // Before anything of the client: the service counts this job's connections from here on.
+    writeFrame(sock, { t: 'hello', jobId, authInfo });
     const session = new ClientSession({
       jobId,
       authInfo,

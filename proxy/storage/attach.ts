@@ -6,7 +6,8 @@
 // whose job ended meanwhile never attaches, and gives back what it took.
 import type { Db } from '../../db/client.js';
 import { findJobKey } from '../../db/queries/job-keys.js';
-import { findJob } from '../../db/queries/jobs.js';
+import { appendJobLog, findJob } from '../../db/queries/jobs.js';
+import type { Job } from '../../db/schema.js';
 import type { Config } from '../../infra/config.js';
 import type { Logger } from '../../infra/logger.js';
 import type { MasterKey } from '../../infra/secrets.js';
@@ -45,7 +46,7 @@ export interface Attached {
 const PREVIOUS_SESSION_WAIT_MS = 60_000;
 
 export async function attachSession(deps: AttachDeps, req: Extract<ProxyRequest, { t: 'attach' }>, entry: SessionEntry): Promise<Attached> {
-  const { db, config, masterKey, log, sessions } = deps;
+  const { db } = deps;
   const job = await findJob(db, req.jobId);
   if (!job || job.state !== 'running') throw new SessionError('PathNotAllowed', 'no such running job');
   const policy = sessionPolicyFor(job.kind);
@@ -58,6 +59,34 @@ export async function attachSession(deps: AttachDeps, req: Extract<ProxyRequest,
     const other = /^\/([0-9a-f-]{36})$/.exec(wanted)?.[1];
     throw new PolicyViolation(other ? 'wrong-job' : 'wrong-path', other ? `the credential of job ${job.id} was used to open job ${other}` : `open of ${JSON.stringify(req.path.slice(0, 200))}`);
   }
+  // call-args.ts lets both values through (it cannot know the job); the job's kind decides.
+  if (req.exclusive !== policy.exclusive) {
+    throw new PolicyViolation('bad-arguments', `open: exclusive=${req.exclusive ? 'True' : 'False'}, but a ${job.kind} job's stock borg opens with exclusive=${policy.exclusive ? 'True' : 'False'}`);
+  }
+  // From here on the connection is proven to be this job's: a refusal goes into the job's log.
+  try {
+    return await attachProven(deps, req, entry, job, policy);
+  } catch (err) {
+    throw err instanceof PolicyViolation ? err : new AttachRefused(job.id, err);
+  }
+}
+
+/**
+ * An attach refused (not as a violation) after the connection proved its job: the client only
+ * sees the short text, so the job's log says why its borg could not open the repository.
+ */
+export class AttachRefused extends Error {
+  override name = 'AttachRefused';
+  constructor(
+    readonly jobId: string,
+    readonly reason: unknown,
+  ) {
+    super(reason instanceof Error ? reason.message : String(reason));
+  }
+}
+
+async function attachProven(deps: AttachDeps, req: Extract<ProxyRequest, { t: 'attach' }>, entry: SessionEntry, job: Job, policy: SessionPolicy): Promise<Attached> {
+  const { db, config, masterKey, log, sessions } = deps;
   ensureOpen(entry);
 
   // Exactly one live session per job (DESIGN.md §4.10). Registered before anything else is
@@ -119,4 +148,28 @@ function closedError(): never {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());
+}
+
+/** Refused opens written to one job's log at most: a client retrying in a loop must not flood it. */
+const REFUSALS_LOGGED_PER_JOB = 20;
+/** Jobs whose count is remembered (least recently refused first forgotten). */
+const REMEMBERED_JOBS = 10_000;
+
+/** Writes refused attaches into their job's log, at most REFUSALS_LOGGED_PER_JOB a job. */
+export class AttachRefusalLog {
+  private readonly counts = new Map<string, number>();
+
+  constructor(private readonly deps: { db: Db; log: Logger }) {}
+
+  async note(jobId: string, text: string): Promise<void> {
+    const n = (this.counts.get(jobId) ?? 0) + 1;
+    this.counts.delete(jobId);
+    this.counts.set(jobId, n);
+    if (this.counts.size > REMEMBERED_JOBS) this.counts.delete(this.counts.keys().next().value!);
+    if (n > REFUSALS_LOGGED_PER_JOB) return;
+    const last = n === REFUSALS_LOGGED_PER_JOB ? ' (further refused opens of this job are not logged)' : '';
+    await appendJobLog(this.deps.db, jobId, `a session of this job could not open the repository: ${text.slice(0, 2000)}${last}`, 'WARNING').catch((err: Error) =>
+      this.deps.log.warn({ job: jobId, err: err.message }, 'could not write to the job log'),
+    );
+  }
 }

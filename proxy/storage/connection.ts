@@ -9,7 +9,7 @@ import type { Logger } from '../../infra/logger.js';
 import { writeFrame } from '../protocol/frames.js';
 import type { ReplyResult, ServiceMessage } from '../protocol/replies.js';
 import { proxyRequest, type ProxyRequest } from '../protocol/requests.js';
-import type { Attached } from './attach.js';
+import { AttachRefused, type AttachRefusalLog, type Attached } from './attach.js';
 import { authenticatedFor, reusedCredentialOf } from './credentials.js';
 import type { JobNonces } from './job-nonces.js';
 import type { RepositoryHandle } from './repository.js';
@@ -27,6 +27,7 @@ export interface ConnectionContext {
   violations: Violations;
   faults: JobFaults;
   nonces: JobNonces;
+  refusedAttaches: AttachRefusalLog;
   attach(req: Extract<ProxyRequest, { t: 'attach' }>, entry: SessionEntry): Promise<Attached>;
 }
 
@@ -36,6 +37,14 @@ export interface ConnectionContext {
  * are verified and stored waits, instead of the service holding an ever longer backlog of them
  * (DESIGN.md §4 invariant 11). Far above what keeps the crypto pool busy.
  */
+/**
+ * A job's connections at once (attaching, live, closing or only announced by `hello`): a stock
+ * borg has one, and one more while its restarted predecessor's session still cleans up. Past
+ * this the job ends as a `quota-connections` violation and all its connections close: a client
+ * cannot keep hundreds of proxies (one process each) of its credential alive (invariant 11).
+ */
+export const MAX_CONNECTIONS_PER_JOB = 4;
+
 const MAX_PENDING = 1024;
 const MAX_PENDING_BYTES = 128 * 1024 * 1024;
 
@@ -50,6 +59,8 @@ export class ProxyConnection implements SessionEntry {
   private policy: SessionPolicy | undefined;
   private jobId: string | undefined;
   private attaching: Promise<void> | undefined;
+  /** The job whose credential this connection proved in `hello` (counted in the registry from then on). */
+  private announced: string | undefined;
   private ended = false;
   private readonly gone = new AbortController();
   /** The forced command asked to attach (a connection that never does is closed after a while). */
@@ -116,6 +127,9 @@ export class ProxyConnection implements SessionEntry {
     if (this.ended) return;
     this.ended = true;
     this.gone.abort();
+    // Announced but never attaching: nothing else takes it out of the job's count (an attach
+    // that started removes its entry itself, on failure or when its session closes).
+    if (this.announced && !this.attaching) this.c.sessions.remove(this.announced, this);
     await this.closeSession();
   }
 
@@ -200,6 +214,7 @@ export class ProxyConnection implements SessionEntry {
 
   private async handle(req: ProxyRequest, payload: Buffer, owned: boolean): Promise<void> {
     if (req.t === 'violation') return this.reported(req);
+    if (req.t === 'hello') return this.hello(req);
     if (req.t === 'attach') return this.attach(req);
     if (!this.session || !this.policy) return this.fail(req.rid, new SessionError('ProtocolError', 'not attached'));
     if (!this.policy.allows.has(req.t)) return this.fail(req.rid, new PolicyViolation('forbidden-method', `${req.t} is not allowed in this job`));
@@ -210,6 +225,30 @@ export class ProxyConnection implements SessionEntry {
     } catch (err) {
       await this.fail(req.rid, err);
     }
+  }
+
+  /**
+   * The forced command names its job before the client says anything. Counted only with the proof
+   * attach requires (sshd's auth info shows the job's live credential).
+   */
+  private async hello(req: Extract<ProxyRequest, { t: 'hello' }>): Promise<void> {
+    if (this.announced || this.attaching || this.ended) return;
+    if (this.ended) return;
+    if (!(await authenticatedFor(this.c.db, req.jobId, req.authInfo))) {
+      // Not the live credential of a running job: `open` could only be refused. Closed now rather
+      // than after the open timeout, so the connections of a flood that are still logging in when
+      // the job ends go at once.
+      this.abort('this job is not running, or this credential is no longer valid');
+      return;
+    }
+    this.announced = req.jobId;
+    this.c.sessions.add(req.jobId, this);
+    const n = this.c.sessions.count(req.jobId);
+    if (n <= MAX_CONNECTIONS_PER_JOB) return;
+    this.jobId = req.jobId;
+    // Recorded once; every connection of the job ends with it, this one included.
+    await this.c.violations.record(req.jobId, 'quota-connections', `${n} connections of the job at once (at most ${MAX_CONNECTIONS_PER_JOB})`);
+    this.sock.destroy();
   }
 
   /** Something the forced command refused on its own. */
@@ -245,7 +284,18 @@ export class ProxyConnection implements SessionEntry {
     })();
     try {
       await this.attaching;
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
+      // Refused after the connection proved its job: the reason goes into that job's log (an
+      // internal error's text through fail(), under the ref the client was given).
+      if (err instanceof AttachRefused) {
+        this.jobId = err.jobId;
+        err = err.reason;
+        if (err instanceof SessionError) await this.c.refusedAttaches.note(this.jobId, err.message);
+      }
+      // Refused before attach registered it (or after it took its own entry out): the entry of
+      // `hello` goes too, or the job would seem to have a session still closing.
+      if (this.announced) this.c.sessions.remove(this.announced, this);
       // The job the credential belongs to is the one that misbehaved.
       if (err instanceof PolicyViolation) this.jobId = req.jobId;
       await this.fail(req.rid, err);

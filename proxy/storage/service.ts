@@ -13,7 +13,7 @@ import type { Logger } from '../../infra/logger.js';
 import type { MasterKey } from '../../infra/secrets.js';
 import { repoStateDir } from '../../infra/storage-layout.js';
 import { loadRepositoryKey } from './repository-key.js';
-import { attachSession } from './attach.js';
+import { AttachRefusalLog, attachSession } from './attach.js';
 import { Catalog } from './catalog/catalog.js';
 import { serveControl } from './control.js';
 import { authorizedKeys, type AuthorizedKeysDeps } from './authorized-keys.js';
@@ -114,7 +114,7 @@ export class RepositoryService {
 
   async listen(): Promise<void> {
     const { db, config, log, masterKey } = this.deps;
-    const connection = { db, log, sessions: this.sessions, violations: this.violations, faults: this.faults, nonces: this.nonces };
+    const connection = { db, log, sessions: this.sessions, violations: this.violations, faults: this.faults, nonces: this.nonces, refusedAttaches: new AttachRefusalLog({ db, log }) };
     const attachDeps = { db, config, masterKey, log, pool: this.pool, sessions: this.sessions, repository: (id: string) => this.repository(id), hooks: (jobId: string) => this.sessionHooks(jobId) };
     this.servers = await listen({
       config,

@@ -33,6 +33,11 @@ export class SessionRegistry {
     for (const w of this.goneWaiters.get(jobId)?.splice(0) ?? []) w();
   }
 
+  /** The job's entries (announced, attaching, live or closing). */
+  count(jobId: string): number {
+    return this.byJob.get(jobId)?.size ?? 0;
+  }
+
   has(jobId: string): boolean {
     return (this.byJob.get(jobId)?.size ?? 0) > 0;
   }

@@ -11,7 +11,7 @@ import { putLogPath, readJobState } from './job-state.js';
 import { prepareJob } from './prepare-job.js';
 import { prepareRestore } from './prepare-restore.js';
 import type { RepositoryService } from './service.js';
-import { sweepJob } from './sweep-job.js';
+import { sweepPutLog } from './sweep.js';
 
 export function createStorageApi(service: RepositoryService): StorageApi {
   const filesCaches = new FilesCaches(service.deps.log);
@@ -64,7 +64,7 @@ async function cleanupJob(service: RepositoryService, filesCaches: FilesCaches, 
         if (violation) await dropEntries(repo, up, entries);
         else if (!succeeded) await recordCheckpoints(db, job, entries);
       }
-      return sweepJob(repo, up, putLogPath(config, jobId), jobId);
+      return sweepPutLog(repo, up, putLogPath(config, jobId), jobId);
     });
     progress?.();
   }

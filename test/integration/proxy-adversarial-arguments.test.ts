@@ -42,6 +42,8 @@ describe('a client that sends arguments stock borg never sends is stopped', () =
     ['lock_wait=None', { lock_wait: null }, /open: lock_wait .*null/],
     ['an argument borg never sends', { storage_quota: 1 }, /open: unexpected argument "storage_quota"/],
     ['no exclusive at all', { exclusive: '<absent>' }, /open: argument exclusive is missing/],
+    // Stock for borg extract, never for borg create: which value is stock depends on the job's kind.
+    ['exclusive=False in a backup job', { exclusive: false }, /open: exclusive=False, but a backup job's stock borg opens with exclusive=True/],
   ])('open with %s', async (_what, openArgs, detail) => {
     await caught('open-args', { open_args: openArgs }, detail);
   });

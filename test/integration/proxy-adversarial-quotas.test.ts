@@ -31,6 +31,21 @@ function findChunksFile(dir: string): string | undefined {
   return undefined;
 }
 
+/** Forced commands (proxy processes) still running for a job. */
+function proxyPids(jobId: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv.includes('--job') && argv.includes(jobId)) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 describe('per-job bounds and no existence oracle', () => {
   let w: AdversarialWorld;
 
@@ -53,6 +68,26 @@ describe('per-job bounds and no existence oracle', () => {
     await expectCaught(w, w.a, run, ['quota-object-size']);
     // One plaintext would be 64 MiB; the decoders refuse from the frame header, before allocating.
     expect(peak - before).toBeLessThan(40 * 2 ** 20);
+  });
+
+  it('many connections of one credential that never send a byte: a violation past the fourth, all of them closed at once, another tenant unaffected', async () => {
+    const n = 12;
+    const [run, honest] = await Promise.all([runAttack(w, w.a, 'connection-flood', { count: n, wait: 45 }), runAttack(w, w.b, 'legit')]);
+    const r = run.result;
+    const context = `${JSON.stringify(r?.steps)} ${r?.error ?? ''}\n${await describeJob(w.stack, run.job.id)}`;
+    process.stdout.write(`connection flood (${n}): closed after ${JSON.stringify(r?.closed_seconds)} s; B's backup ${honest.ms} ms\n`);
+    expect(honest.job.state, `${honest.job.error}\n${await describeJob(w.stack, honest.job.id)}`).toBe('succeeded');
+    // The repository as it was, plus B's new archive.
+    const withB = (await listArchives(w.stack, w.repo)).filter((x) => x.name === honest.job.archiveName);
+    expect(withB).toHaveLength(1);
+    await expectCaught(w, w.a, run, ['quota-connections'], { before: [...w.earlier, ...withB].sort((p, q) => p.name.localeCompare(q.name)) });
+    const v = await listViolations(w.stack.deps.db, run.job.id);
+    expect(v.find((x) => x.kind === 'quota-connections')?.detail, context).toMatch(/connections of the job at once \(at most 4\)/);
+    // Before, each stayed until the 30 s open timeout: a proxy process apiece for the whole time.
+    expect(r?.closed_seconds?.length, context).toBeGreaterThan(0);
+    expect(Math.max(...r!.closed_seconds!), context).toBeLessThan(25);
+    expect(r?.still_open ?? 0, context).toBe(0);
+    expect(proxyPids(run.job.id)).toEqual([]);
   });
 
   it('commit spam beyond the client’s commits per minute: a violation', async () => {

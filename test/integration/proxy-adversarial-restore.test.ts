@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript } from '../../activities/remote-borg/run-script.js';
 import { listJobCredentials } from '../../db/queries/job-credentials.js';
-import { findJob, listViolations } from '../../db/queries/jobs.js';
+import { findJob, lastLogLines, listViolations } from '../../db/queries/jobs.js';
 import type { ArchiveDetail } from '../../db/queries/archives.js';
 import { jobRepositoryUrl } from '../../infra/storage-layout.js';
 import { decompress } from '../../proxy/borg/compression.js';
@@ -130,6 +130,14 @@ describe('a hacked client in a restore reads only its selection and writes nothi
       await expectCaught(await attack(name, name === 'delete' ? { id: a1.borgId } : {}), 'forbidden-method', detail);
     });
   }
+
+  it('open with exclusive=True (what borg create sends, never borg extract): bad-arguments, said in the job log', async () => {
+    const run = await attack('read-selection', { exclusive: true });
+    const log = (await lastLogLines(w.stack.db.handle.db, run.job.jobId, 50)).map((l) => l.message).join('\n');
+    await expectCaught(run, 'bad-arguments', /^open: exclusive=True, but a restore job's stock borg opens with exclusive=False/);
+    expect(log).toMatch(/violation \(bad-arguments\): open: exclusive=True/);
+    expect(run.result?.steps.some((s) => s.what === 'read the selection')).toBe(false);
+  });
 
   it('reading what the restore may serve works; after the job the credential opens nothing', async () => {
     // The legitimate reads: the archive, its items, the selection's chunks.

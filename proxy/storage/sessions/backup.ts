@@ -20,7 +20,7 @@ import { AES_OVERHEAD, encryptObject } from '../../borg/objects.js';
 import type { CryptoPool } from '../crypto-pool.js';
 import { oversizedObject } from '../job-quota.js';
 import { PutIndex } from '../put-index.js';
-import { sweepJob } from '../sweep-job.js';
+import { sweepPutLog } from '../sweep.js';
 import { MAX_PLAINTEXT, type RepositoryHandle } from '../repository.js';
 import { deleteIfPresent, type Upstream } from '../upstream.js';
 import { acceptArchive, type SessionArchive } from './backup-archive.js';
@@ -47,6 +47,8 @@ const backupOperations: ReadonlySet<SessionOperation> = new Set(['getManifest', 
 /** Backups may use every operation; the session below decides what each may touch. */
 export const backupPolicy: SessionPolicy = {
   allows: backupOperations,
+  // archiver.py do_create: @with_repository(exclusive=True, …)
+  exclusive: true,
   refuses: (job) => (!job.clientId || !job.archiveName ? 'no such running job' : undefined),
   open: (o) => new BackupSession(loadBackupContext(o), o.repo, o.up, o.pool, o.hooks, o.log.child({ job: o.job.id })),
 };
@@ -298,7 +300,7 @@ export class BackupSession implements JobSession {
     this.pool.forgetKey(this.jobKeyRef);
     this.repo.sessions.delete(this);
     if (!this.up.isClosed) {
-      const removed = await sweepJob(this.repo, this.up, this.ctx.putLogPath, this.ctx.jobId);
+      const removed = await sweepPutLog(this.repo, this.up, this.ctx.putLogPath, this.ctx.jobId);
       if (removed) this.log.info({ removed }, 'objects of the ended session that no archive references were removed');
     }
   }

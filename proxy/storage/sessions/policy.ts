@@ -69,6 +69,11 @@ export interface SessionPolicy {
    * for each read, never while it waits for its client (DESIGN.md §4.10).
    */
   readonly readOnly?: boolean;
+  /**
+   * What `open`'s exclusive flag is when a stock borg of this kind opens (borg create: True,
+   * borg extract: False); the other value is a client BorgCube never runs.
+   */
+  readonly exclusive: boolean;
   /** Why this job cannot have a session at all (checked before authentication), or undefined. */
   refuses(job: Job): string | undefined;
   /** Synchronous, so that attach's last check that no other session runs still holds. */

@@ -35,6 +35,8 @@ const READS_IN_FLIGHT = 16;
 export const restorePolicy: SessionPolicy = {
   allows: restoreOperations,
   readOnly: true,
+  // archiver.py do_extract: @with_repository(compatibility=…), exclusive left at False
+  exclusive: false,
   refuses: (job) => (job.kind !== 'restore' || !job.restore || !job.clientId ? 'no such running job' : undefined),
   open: (o) => new RestoreSession(o),
 };
