@@ -4,7 +4,7 @@
 // live log following, and — after every job — nothing left in the client's home and a
 // credential that no longer opens the proxy.
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../infra/subprocess.js';
@@ -17,6 +17,7 @@ import { backup, borgCheck, describeJob, expectSameTree, extract, waitForJob } f
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
 import { peakRss, waitUntil } from '../harness/process.js';
 import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { stealCredential } from '../harness/stolen-credential.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
 import { startStack, type TestStack } from '../harness/stack.js';
 import { projectRoot } from '../harness/paths.js';
@@ -40,16 +41,6 @@ describe('the backup workflow', () => {
     const r = await stack.cli(['repo', 'add', name, '--path', `${stack.dataDir}-repos/${name}`]);
     expect(r.code, r.err).toBe(0);
     return name;
-  }
-
-  /** While the job runs, keep a copy of its SSH credential, to try it once the job is over. */
-  function stealCredential(host: ClientHost, jobId: string): { path: string; stop: () => void } {
-    const dest = join(stack.dataDir, `stolen-${jobId}`);
-    const src = host.path('.borgcube', 'jobs', jobId, 'id');
-    const timer = setInterval(() => {
-      if (!existsSync(dest) && existsSync(src)) copyFileSync(src, dest);
-    }, 100);
-    return { path: dest, stop: () => clearInterval(timer) };
   }
 
   /** After any job: no job folder on the client, and the stolen credential opens nothing. */
@@ -85,7 +76,7 @@ describe('the backup workflow', () => {
   it('succeeds with stats, restores bit for bit, and a second backup uploads almost nothing', async () => {
     const repo = await newRepo();
     const first = await startBackup(stack.deps, { client: 'small', repository: repo });
-    const cred = stealCredential(small, first.id);
+    const cred = stealCredential(small, first.id, stack.dataDir);
     const done = await waitForJob(stack, first.id);
     cred.stop();
     expect(done.state, await describeJob(stack, done.id)).toBe('succeeded');
@@ -140,7 +131,7 @@ describe('the backup workflow', () => {
   it('cancels mid-run: the remote borg stops, cleanup runs, state cancelled', async () => {
     const repo = await newRepo();
     const job = await startBackup(stack.deps, { client: 'big', repository: repo });
-    const cred = stealCredential(big, job.id);
+    const cred = stealCredential(big, job.id, stack.dataDir);
     await waitUntil(async () => (await getJob(stack.deps, job.id)).phase === 'run' && existsSync(big.path('.borgcube', 'jobs', job.id, 'borg.pid')), 120_000);
     await new Promise((r) => setTimeout(r, 1500));
     await cancelJob(stack.deps, job.id);

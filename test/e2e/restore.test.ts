@@ -5,7 +5,7 @@
 // bad input refused with one line and no job, and after every job nothing left on the client and
 // a credential that opens nothing. These clients are unprivileged users: owners are checked as
 // "the restoring account's"; restore-root.test.ts restores as root and checks the originals.
-import { copyFileSync, existsSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findClientByName, updateClient } from '../../db/queries/clients.js';
@@ -21,6 +21,7 @@ import { startRestore, type StartRestoreInput } from '../../services/restores.js
 import { backup, describeJob, waitForJob } from '../harness/backup.js';
 import { registerCleanup, runCleanups } from '../harness/cleanup.js';
 import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { stealCredential } from '../harness/stolen-credential.js';
 import { describeRichTree, nonUtf8Name, withoutOwners, writeRichTree, type OwnerlessNode, type RichNode } from '../harness/rich-tree.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
 import { startStack, type TestStack } from '../harness/stack.js';
@@ -52,15 +53,6 @@ describe('the restore workflow', () => {
   /** The tree's path inside the archive (borg drops the leading slash). */
   let dataRel: string;
 
-  function stealCredential(host: ClientHost, jobId: string): { path: string; stop: () => void } {
-    const dest = join(stack.dataDir, `stolen-${jobId}`);
-    const source = host.path('.borgcube', 'jobs', jobId, 'id');
-    const timer = setInterval(() => {
-      if (!existsSync(dest) && existsSync(source)) copyFileSync(source, dest);
-    }, 50);
-    return { path: dest, stop: () => clearInterval(timer) };
-  }
-
   /** After any job: no job folder on the client, and the stolen credential opens nothing. */
   async function expectJobGone(host: ClientHost, jobId: string, credential?: string) {
     expect(existsSync(host.path('.borgcube', 'jobs', jobId)), 'job folder left on the client').toBe(false);
@@ -76,7 +68,7 @@ describe('the restore workflow', () => {
 
   async function restore(host: ClientHost, input: Omit<StartRestoreInput, 'archive'>, expected: Job['state'] = 'succeeded'): Promise<Job> {
     const started = await startRestore(stack.deps, admin, { archive, ...input });
-    const cred = stealCredential(host, started.id);
+    const cred = stealCredential(host, started.id, stack.dataDir);
     const job = await waitForJob(stack, started.id);
     cred.stop();
     if (job.state !== expected) throw new Error(`restore ended ${job.state} (${job.error}), expected ${expected}\n${await describeJob(stack, job.id)}`);
@@ -307,7 +299,7 @@ describe('the restore workflow', () => {
     const holdFile = src.path('hold');
     const target = src.path('gated-target');
     const first = await startRestore(stack.deps, admin, { archive, client: 'gated', target });
-    const cred = stealCredential(src, first.id);
+    const cred = stealCredential(src, first.id, stack.dataDir);
     await expect(startRestore(stack.deps, admin, { archive, client: 'gated', target: `${target}/` })).rejects.toThrow(/a restore into .*gated-target on client gated is already running/);
     await untilPhaseRun(first.id);
     await cancelJob(stack.deps, first.id);
