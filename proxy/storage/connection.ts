@@ -61,6 +61,8 @@ export class ProxyConnection implements SessionEntry {
   private attaching: Promise<void> | undefined;
   /** The job whose credential this connection proved in `hello` (counted in the registry from then on). */
   private announced: string | undefined;
+  /** An attach of this connection was refused after it proved its job (its internal errors are capped). */
+  private attachRefused = false;
   private ended = false;
   private readonly gone = new AbortController();
   /** The forced command asked to attach (a connection that never does is closed after a while). */
@@ -182,7 +184,10 @@ export class ProxyConnection implements SessionEntry {
     const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     this.c.log.warn({ job: this.jobId, ref, err: text, stack: (err as Error | undefined)?.stack }, 'session ended on an error');
     if (!this.jobId) return;
-    await appendJobLog(this.c.db, this.jobId, `repository service error (ref ${ref}): ${text.slice(0, 2000)}`, 'ERROR').catch((e: Error) =>
+    const line = `repository service error (ref ${ref}): ${text.slice(0, 2000)}`;
+    // A client retrying borg in a loop against a failing attach: capped per job like other refusals.
+    if (this.attachRefused) return this.c.refusedAttaches.note(this.jobId, line);
+    await appendJobLog(this.c.db, this.jobId, line, 'ERROR').catch((e: Error) =>
       this.c.log.warn({ job: this.jobId, err: e.message }, 'could not write to the job log'),
     );
   }
@@ -233,8 +238,11 @@ export class ProxyConnection implements SessionEntry {
    */
   private async hello(req: Extract<ProxyRequest, { t: 'hello' }>): Promise<void> {
     if (this.announced || this.attaching || this.ended) return;
-    if (this.ended) return;
-    if (!(await authenticatedFor(this.c.db, req.jobId, req.authInfo))) {
+    const proven = await authenticatedFor(this.c.db, req.jobId, req.authInfo);
+    // Closed (or attaching) while the database answered: onClose has already run, and an entry
+    // added now would stay in the job's count for good and hold up every later attach of the job.
+    if (this.ended || this.attaching) return;
+    if (!proven) {
       // Not the live credential of a running job: `open` could only be refused. Closed now rather
       // than after the open timeout, so the connections of a flood that are still logging in when
       // the job ends go at once.
@@ -271,6 +279,12 @@ export class ProxyConnection implements SessionEntry {
 
   private async attach(req: Extract<ProxyRequest, { t: 'attach' }>): Promise<void> {
     if (this.attaching) return this.fail(req.rid, new SessionError('ProtocolError', 'already attached'));
+    // Only the announced job's entry is ever taken out again: another job here would leave it behind.
+    if (this.announced && req.jobId !== this.announced) {
+      await this.fail(req.rid, new SessionError('ProtocolError', 'attach names another job than the connection announced'));
+      this.sock.destroy();
+      return;
+    }
     this.opened = true;
     this.attaching = (async () => {
       const r = await this.c.attach(req, this);
@@ -290,6 +304,7 @@ export class ProxyConnection implements SessionEntry {
       // internal error's text through fail(), under the ref the client was given).
       if (err instanceof AttachRefused) {
         this.jobId = err.jobId;
+        this.attachRefused = true;
         err = err.reason;
         if (err instanceof SessionError) await this.c.refusedAttaches.note(this.jobId, err.message);
       }
