@@ -1,6 +1,7 @@
 // The StorageApi (api.ts) over a running repository service, for the storage host's activities.
 import { existsSync, rmSync } from 'node:fs';
 import { deleteJobKey } from '../../db/queries/job-keys.js';
+import type { Job } from '../../db/schema.js';
 import * as jobsQ from '../../db/queries/jobs.js';
 import { filesCachePath, jobPulledFilesCachePath, jobServerDir } from '../../infra/storage-layout.js';
 import type { StorageApi } from './api.js';
@@ -39,6 +40,26 @@ export function createStorageApi(service: RepositoryService): StorageApi {
   };
 }
 
+/** A backup's unreferenced objects (and a violating job's archives) out of the repository; how many. */
+async function cleanupRepository(service: RepositoryService, job: Job, succeeded: boolean, progress?: () => void): Promise<number> {
+  const { db, config } = service.deps;
+  // A restore stored nothing (its session allows no write): there is nothing in the repository to clean up.
+  if (!existsSync(jobServerDir(config, job.id)) || job.kind !== 'backup') return 0;
+  const repo = await service.repository(job.repositoryId);
+  const violation = job.state === 'violation' || (await jobsQ.listViolations(db, job.id)).length > 0;
+  const removed = await repo.use(async (up) => {
+    if (job.archiveName) {
+      const mine = new Set(Object.values(readJobState(config, job.id)?.idMap ?? {}));
+      const entries = ownEntries(repo, job.archiveName).filter(([, a]) => mine.has(a.id.toString('hex')));
+      if (violation) await dropEntries(repo, up, entries);
+      else if (!succeeded) await recordCheckpoints(db, job, entries);
+    }
+    return sweepPutLog(repo, up, putLogPath(config, job.id), job.id);
+  });
+  progress?.();
+  return removed;
+}
+
 /**
  * After any job: objects it stored that no archive references are removed (with the repository's
  * commit lock, never while another session may still reference them); a job that ended in a
@@ -53,23 +74,13 @@ async function cleanupJob(service: RepositoryService, filesCaches: FilesCaches, 
   service.sessions.abortJob(jobId, 'the job ended');
   for (let i = 0; i < 60 && service.sessions.has(jobId); i++) await new Promise((r) => setTimeout(r, 500));
   let removed = 0;
-  // A restore stored nothing (its session allows no write): there is nothing in the repository to clean up.
-  if (existsSync(dir) && job.kind === 'backup') {
-    const repo = await service.repository(job.repositoryId);
-    const violation = job.state === 'violation' || (await jobsQ.listViolations(db, jobId)).length > 0;
-    removed = await repo.use(async (up) => {
-      if (job.archiveName) {
-        const mine = new Set(Object.values(readJobState(config, jobId)?.idMap ?? {}));
-        const entries = ownEntries(repo, job.archiveName).filter(([, a]) => mine.has(a.id.toString('hex')));
-        if (violation) await dropEntries(repo, up, entries);
-        else if (!succeeded) await recordCheckpoints(db, job, entries);
-      }
-      return sweepPutLog(repo, up, putLogPath(config, jobId), jobId);
-    });
-    progress?.();
+  try {
+    removed = await cleanupRepository(service, job, succeeded, progress);
+  } finally {
+    // Also when the repository part failed: the job's hold keeps its borg serve open for nobody.
+    if (job.repositoryId) service.endHold(job.repositoryId, jobId);
   }
   if (succeeded && job.clientId && job.kind === 'backup') filesCaches.adopt(jobPulledFilesCachePath(config, jobId), filesCachePath(config, job.clientId, job.repositoryId));
-  if (job.repositoryId) service.endHold(job.repositoryId, jobId);
   rmSync(dir, { recursive: true, force: true });
   await deleteJobKey(db, jobId);
   service.forgetJobStats(jobId);
