@@ -186,8 +186,8 @@ export async function repairRepository(
   const repo = await getRepository(deps, name);
   await insertAuditEvent(deps.db, { userId: null, actor: opts.actor, action: 'repository.repair', target: repo.name, detail: { path: repo.path, verifyData: opts.verifyData } });
   deps.log.warn({ repository: repo.name, actor: opts.actor }, 'repository repair started');
-  const outcome = await withAdminBorg(deps, name, { ...io, confirmRepair: true }, (r, secrets, run) =>
-    repairRepositoryStorage(
+  const outcome = await withAdminBorg(deps, name, { ...io, confirmRepair: true }, async (r, secrets, run) => {
+    const repaired = await repairRepositoryStorage(
       {
         repositoryId: r.id,
         path: r.path,
@@ -201,10 +201,12 @@ export async function repairRepository(
         paths: deps.config.paths,
       },
       () => run(['check', '--repair', ...(opts.verifyData ? ['--verify-data'] : []), '--progress']),
-    ),
-  );
-  // The console, prune and the clients' dedup scope find archives by id: follow the new ones.
-  for (const c of outcome.changed) await replaceArchiveBorgId(deps.db, repo.id, c.before, c.after);
+    );
+    // The console, prune and the clients' dedup scope find archives by id: follow the new ones
+    // before the lease goes, or a prune waiting for it would take the old ids' rows as pruned.
+    for (const c of repaired.changed) await replaceArchiveBorgId(deps.db, repo.id, c.before, c.after);
+    return repaired;
+  });
   if (outcome.changed.length || outcome.resigned.length || outcome.untouchedBadTam.length) {
     deps.log.warn({ repository: repo.name, changed: outcome.changed.length, resigned: outcome.resigned.length, untouchedBadTam: outcome.untouchedBadTam.length }, 'repository repair rewrote archives');
   }
