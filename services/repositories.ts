@@ -10,7 +10,7 @@ import { insertAuditEvent } from '../db/queries/audit.js';
 import * as repos from '../db/queries/repositories.js';
 import { repositorySecretContext } from '../db/queries/repositories.js';
 import { borgErrorLine, initRepository, parseRepositoryConfig, repoLocation, runBorg } from '../infra/borg-cli.js';
-import { replaceArchiveBorgId } from '../db/queries/archives.js';
+import { listLiveArchives, replaceArchiveBorgId } from '../db/queries/archives.js';
 import { acquireRepositoryLease, repairRepositoryStorage, type RepairOutcome } from '../proxy/storage/api.js';
 import { admitAndWake } from './admission.js';
 import type { ServiceDeps } from './deps.js';
@@ -187,6 +187,7 @@ export async function repairRepository(
   await insertAuditEvent(deps.db, { userId: null, actor: opts.actor, action: 'repository.repair', target: repo.name, detail: { path: repo.path, verifyData: opts.verifyData } });
   deps.log.warn({ repository: repo.name, actor: opts.actor }, 'repository repair started');
   const outcome = await withAdminBorg(deps, name, { ...io, confirmRepair: true }, async (r, secrets, run) => {
+    const recorded = new Map((await listLiveArchives(deps.db, r.id, 10_000_000)).map((a) => [a.name, a.borgId]));
     const repaired = await repairRepositoryStorage(
       {
         repositoryId: r.id,
@@ -199,6 +200,7 @@ export async function repairRepository(
         nonceFile: join(adminBorgDir(deps), `repair-nonce-${r.id}`),
         log: deps.log.child({ repository: r.name }),
         paths: deps.config.paths,
+        recorded,
       },
       () => run(['check', '--repair', ...(opts.verifyData ? ['--verify-data'] : []), '--progress']),
     );

@@ -40,6 +40,11 @@ export interface RepairTarget {
   /** A nonce file of the caller's own (the repository's reservation is what counts, nonces.ts). */
   nonceFile: string;
   log: Logger;
+  /**
+   * The archive ids BorgCube recorded, by name (UTF-8). They still hold the ids from before the
+   * repair after a run that failed halfway, and after a repair of a manifest too damaged to read.
+   */
+  recorded?: Map<string, string>;
 }
 
 export interface RepairOutcome {
@@ -99,6 +104,9 @@ export async function repairRepositoryStorage(t: RepairTarget & StorageLayoutCon
     t.log.warn({ err: err.message }, 'the archives before the repair could not be read');
     return new Map<string, string>();
   });
+  // The records win: an earlier repair that ended before its re-signing left the manifest with
+  // the rewritten ids, and only the records still show that those archives were rewritten.
+  for (const [name, id] of t.recorded ?? []) before.set(Buffer.from(name, 'utf8').toString('latin1'), id);
   const code = await repair();
   const outcome: RepairOutcome = { code, changed: [], resigned: [], untouchedBadTam: [], droppedFilesCaches: 0 };
   if (code !== 0 && code !== 1) return outcome;
