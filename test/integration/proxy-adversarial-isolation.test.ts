@@ -13,7 +13,7 @@
 //     it again (nothing rolled back counts as stored), and `borg check` finds no missing chunk.
 import { chownSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { listViolations } from '../../db/queries/jobs.js';
+import { lastLogLines, listViolations } from '../../db/queries/jobs.js';
 import type { Job } from '../../db/schema.js';
 import { acquireRepositoryLease } from '../../proxy/storage/api.js';
 import { addClient } from '../../services/clients.js';
@@ -168,6 +168,9 @@ describe('tenants cannot stall each other', () => {
     }
     const job = await waitForJob(w.stack, attack.id);
     expect(job.state).not.toBe('running');
+    // The client was told only that its open failed; the job's log says why.
+    const log = (await lastLogLines(w.stack.deps.db, attack.id, 200)).map((l) => l.message).join('\n');
+    expect(log).toMatch(/a session of this job could not open the repository: the connection closed while the session was opening/);
     const ms = await checkWithin(30_000);
     figures.push(`borg check after an open that hung up behind a lease: ${ms} ms`);
     expect(ms).toBeLessThan(30_000);
