@@ -180,9 +180,17 @@ describe('web console in Chromium', () => {
     await Promise.all([page.waitForURL(/\/repositories\/main\/live$/), page.click('#read-live button')]);
     expect(await page.locator('#archives').textContent()).toContain(job.archiveName!);
 
-    // The dashboard shows the client's last backup.
-    await page.goto(`${web.url}/`);
-    expect(await page.locator('#fleet').textContent()).toContain('web-e2e');
+    // The dashboard shows the client's last backup, once the web process has refreshed its
+    // per-client summaries (every 10 s, so that the page stays fast with 10,000 clients).
+    await expect
+      .poll(
+        async () => {
+          await page.goto(`${web.url}/`);
+          return (await page.locator('#fleet').count()) ? await page.locator('#fleet').textContent() : '';
+        },
+        { timeout: 30_000, interval: 2_000 },
+      )
+      .toContain('web-e2e');
     await page.screenshot({ path: join(screenshots, 'dashboard.png'), fullPage: true });
     await ctx.close();
   });
