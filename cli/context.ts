@@ -12,6 +12,14 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
+/** `--max-backups N|default` of `repo set` and `storage-host set`: a limit, or null for the server default. */
+export function parseMaxBackups(value: string): number | null {
+  const v = value.trim();
+  if (v === 'default') return null;
+  if (!/^[1-9]\d{0,3}$/.test(v)) throw new UsageError('--max-backups must be a number from 1 to 9999, or "default"');
+  return Number(v);
+}
+
 export interface CliIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;

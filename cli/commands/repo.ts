@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { RepositoryCheck } from '../../db/schema.js';
 import { listRepositoryChecks } from '../../services/policies.js';
 import { addRepository, effectiveBackupLimit, encryptionModes, getRepository, listRepositories, repairRepository, updateRepository, type RepositoryView } from '../../services/repositories.js';
-import { table, UsageError, type CliContext } from '../context.js';
+import { parseMaxBackups, table, UsageError, type CliContext } from '../context.js';
 import { cliActor, requireRoot } from './recovery.js';
 
 export function registerRepoCommands(program: Command, ctx: CliContext) {
@@ -51,9 +51,7 @@ export function registerRepoCommands(program: Command, ctx: CliContext) {
     .requiredOption('--max-backups <n>', 'backups that may run into it at once (more wait as queued), or "default" for the server default (BORGCUBE_MAX_BACKUPS_PER_REPOSITORY)')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts: { maxBackups: string; json?: boolean }) => {
-      const v = opts.maxBackups.trim();
-      if (v !== 'default' && !/^[1-9]\d{0,3}$/.test(v)) throw new UsageError('--max-backups must be a number from 1 to 9999, or "default"');
-      const r = await updateRepository(ctx.deps(), name, { maxConcurrentBackups: v === 'default' ? null : Number(v) });
+      const r = await updateRepository(ctx.deps(), name, { maxConcurrentBackups: parseMaxBackups(opts.maxBackups) });
       if (opts.json) return ctx.printJson(r);
       const l = effectiveBackupLimit(ctx.deps(), r);
       ctx.print(`repository ${r.name}: at most ${l.limit} backups at once${l.source === 'default' ? ' (the server default)' : ''}`);

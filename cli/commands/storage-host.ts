@@ -3,7 +3,7 @@
 // backups each runs at once; `storage-host set` changes that limit.
 import type { Command } from 'commander';
 import { effectiveHostBackupLimit, listStorageHosts, STORAGE_HOST_SILENT_AFTER_S, updateStorageHost } from '../../services/storage-hosts.js';
-import { table, UsageError, type CliContext } from '../context.js';
+import { parseMaxBackups, table, type CliContext } from '../context.js';
 
 export function registerStorageHostCommands(program: Command, ctx: CliContext) {
   const host = program.command('storage-host').description('storage hosts: each holds repositories and runs their repository service, storage worker and sshd');
@@ -35,9 +35,7 @@ export function registerStorageHostCommands(program: Command, ctx: CliContext) {
     .requiredOption('--max-backups <n>', 'backups that may run on the host at once (more wait as queued), or "default" for the server default (BORGCUBE_MAX_BACKUPS_PER_HOST)')
     .option('--json', 'print the result as JSON')
     .action(async (name: string, opts: { maxBackups: string; json?: boolean }) => {
-      const v = opts.maxBackups.trim();
-      if (v !== 'default' && !/^[1-9]\d{0,3}$/.test(v)) throw new UsageError('--max-backups must be a number from 1 to 9999, or "default"');
-      const r = await updateStorageHost(ctx.deps(), name, { maxConcurrentBackups: v === 'default' ? null : Number(v) });
+      const r = await updateStorageHost(ctx.deps(), name, { maxConcurrentBackups: parseMaxBackups(opts.maxBackups) });
       if (opts.json) return ctx.printJson(r);
       const l = effectiveHostBackupLimit(ctx.deps(), r);
       ctx.print(`storage host ${r.name}: at most ${l.limit} backups at once${l.source === 'default' ? ' (the server default)' : ''}`);
