@@ -1,4 +1,4 @@
-// What an ended session leaves behind (RepositoryHandle.sweepJob): the objects its job stored that
+// What an ended session leaves behind (sweepPutLog, called by a backup session's close and by the job's cleanup): the objects its job stored that
 // no archive references and no other live session claims are deleted — what borg's own rollback
 // would have discarded had the transaction not been shared with other sessions.
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
