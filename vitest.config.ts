@@ -1,9 +1,27 @@
 import { defineConfig } from 'vitest/config';
 
 // Three levels (STYLE.md §13): colocated unit tests run in parallel; integration and end-to-end
-// tests talk to real sshd, borg, PostgreSQL, Redis and Temporal and run one file at a time, because
-// they share the machine's two cores and the one Temporal dev server started by the global setup.
-// Every file's cleanup list (test/harness/cleanup.ts) runs after its tests (vitest-setup.ts).
+// tests talk to real sshd, borg, PostgreSQL, Redis and Temporal. Those run two files at a time:
+// every file makes its own users, databases, ports, task queues and stacks, and most of their time
+// is spent waiting on borg, ssh and Temporal, so two files share the machine's two cores well
+// (docs/testing.md has the figures). The few files that measure time against a bound they take
+// alone (an honest backup during an attack, CLI follow lag, connection close times) or sample the
+// whole process table run afterwards, one at a time (`integration-solo`). The levels run in order
+// (groupOrder). Every file's cleanup list (test/harness/cleanup.ts) runs after its tests
+// (vitest-setup.ts).
+const solo = [
+  'test/integration/faults-backup.test.ts',
+  'test/integration/proxy-adversarial-isolation.test.ts',
+  'test/integration/proxy-adversarial-quotas.test.ts',
+  'test/integration/cli-wait.test.ts',
+];
+
+const realServices = {
+  globalSetup: ['test/harness/global-setup.ts'],
+  setupFiles: ['test/harness/vitest-setup.ts'],
+  pool: 'forks' as const,
+};
+
 export default defineConfig({
   test: {
     projects: [
@@ -13,30 +31,41 @@ export default defineConfig({
           include: ['{infra,db,proxy,activities,workflows,worker,web,services,cli}/**/*.test.ts'],
           setupFiles: ['test/harness/vitest-setup.ts'],
           testTimeout: 30_000,
+          sequence: { groupOrder: 0 },
         },
       },
       {
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
-          globalSetup: ['test/harness/global-setup.ts'],
-          setupFiles: ['test/harness/vitest-setup.ts'],
-          fileParallelism: false,
-          pool: 'forks',
+          exclude: solo,
+          ...realServices,
+          maxWorkers: 2,
           testTimeout: 180_000,
           hookTimeout: 180_000,
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        test: {
+          name: 'integration-solo',
+          include: solo,
+          ...realServices,
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+          sequence: { groupOrder: 2 },
         },
       },
       {
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          globalSetup: ['test/harness/global-setup.ts'],
-          setupFiles: ['test/harness/vitest-setup.ts'],
-          fileParallelism: false,
-          pool: 'forks',
+          ...realServices,
+          maxWorkers: 2,
           testTimeout: 600_000,
           hookTimeout: 300_000,
+          sequence: { groupOrder: 3 },
         },
       },
     ],

@@ -16,7 +16,7 @@ export interface TestOptions {
   print: (line: string) => void;
 }
 
-const vitestProjects = ['unit', 'integration', 'e2e'] as const;
+const vitestProjects = ['unit', 'integration', 'integration-solo', 'e2e'] as const;
 
 function steps(reportDir: string): Array<{ name: string; file: string; args: string[]; report?: string }> {
   return [
@@ -120,7 +120,7 @@ export async function runTests(config: Config, opts: TestOptions): Promise<numbe
       });
       current = undefined;
       readCounts(s.report, counts, times);
-      results.push(`  ${stepCode === 0 ? '✓' : '✗'} ${s.name.padEnd(12)} ${formatMs(Date.now() - ts)}`);
+      results.push(`  ${stepCode === 0 ? '✓' : '✗'} ${s.name.padEnd(17)} ${formatMs(Date.now() - ts)}`);
       if (interrupted) {
         code = 130;
         break;
