@@ -1,6 +1,7 @@
 // Unix accounts: look up, and create the service accounts. useradd is the only way we create them.
 import { readFileSync } from 'node:fs';
-import { runChecked } from './subprocess.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CommandError, run, type RunResult } from './subprocess.js';
 
 export interface Account {
   name: string;
@@ -19,6 +20,25 @@ export function lookupAccount(name: string, passwdPath = '/etc/passwd'): Account
     }
   }
   return undefined;
+}
+
+/** useradd, userdel and usermod say this (exit 1) while another of them holds /etc/passwd. */
+const lockBusy = /cannot lock \/etc\/(passwd|group|shadow|gshadow)/;
+
+/**
+ * Runs a shadow tool (useradd, userdel, usermod), waiting while another one holds the account
+ * files' lock: they give up at once instead of waiting (shadow 4.13), and config management, a
+ * package's postinst or a parallel test may hold it for a moment. Other failures are thrown as is.
+ * `accept` lists exit codes besides 0 that the caller handles itself.
+ */
+export async function runShadowTool(file: 'useradd' | 'userdel' | 'usermod', args: readonly string[], accept: readonly number[] = []): Promise<RunResult> {
+  const deadline = Date.now() + 60_000;
+  for (let wait = 50; ; wait = Math.min(wait * 2, 1000)) {
+    const r = await run(file, args);
+    if (r.code === 0 || (r.code !== null && accept.includes(r.code))) return r;
+    if (!lockBusy.test(r.stderr.toString('utf8')) || Date.now() + wait > deadline) throw new CommandError([file, ...args.slice(0, 3)].join(' '), r);
+    await sleep(wait + Math.floor(Math.random() * wait));
+  }
 }
 
 export function requireAccount(name: string): Account {
@@ -42,7 +62,7 @@ export function lookupGroupId(name: string): number | undefined {
 export async function ensureSystemAccount(name: string, opts: { home: string; shell: string; comment: string }): Promise<Account> {
   const existing = lookupAccount(name);
   if (existing) return existing;
-  await runChecked('useradd', ['--system', '--user-group', '--home-dir', opts.home, '--create-home', '--shell', opts.shell, '--comment', opts.comment, name]);
+  await runShadowTool('useradd', ['--system', '--user-group', '--home-dir', opts.home, '--create-home', '--shell', opts.shell, '--comment', opts.comment, name]);
   return requireAccount(name);
 }
 
@@ -64,7 +84,7 @@ export async function allowKeyOnlyLogin(name: string): Promise<boolean> {
   const field = shadowPasswordField(name);
   if (field === undefined) throw new Error(`the account ${name} has no /etc/shadow entry`);
   if (!field.startsWith('!')) return false;
-  await runChecked('usermod', ['--password', '*', name]);
+  await runShadowTool('usermod', ['--password', '*', name]);
   return true;
 }
 
@@ -72,6 +92,6 @@ export async function allowKeyOnlyLogin(name: string): Promise<boolean> {
 export async function ensureShell(name: string, shell: string): Promise<boolean> {
   const a = requireAccount(name);
   if (a.shell === shell) return false;
-  await runChecked('usermod', ['--shell', shell, name]);
+  await runShadowTool('usermod', ['--shell', shell, name]);
   return true;
 }

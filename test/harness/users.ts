@@ -2,8 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { lookupAccount, type Account } from '../../infra/accounts.js';
-import { run, runChecked } from '../../infra/subprocess.js';
+import { lookupAccount, runShadowTool, type Account } from '../../infra/accounts.js';
 import { userComment, userCommentPattern, userPrefix } from './tags.js';
 
 export interface TaggedUserOptions {
@@ -21,7 +20,7 @@ export function newTestUserName(): string {
  */
 export async function createTaggedUser(name: string, opts: TaggedUserOptions): Promise<Account> {
   if (!name.startsWith(userPrefix)) throw new Error(`test users must be named ${userPrefix}…`);
-  await runChecked('useradd', ['--no-create-home', '--home-dir', opts.home, '--shell', opts.shell ?? '/bin/bash', '--comment', userComment(), '--user-group', '--password', '*', name]);
+  await runShadowTool('useradd', ['--no-create-home', '--home-dir', opts.home, '--shell', opts.shell ?? '/bin/bash', '--comment', userComment(), '--user-group', '--password', '*', name]);
   const a = lookupAccount(name);
   if (!a) throw new Error(`useradd ${name} did not create the account`);
   return a;
@@ -67,9 +66,8 @@ export async function removeTestUser(name: string): Promise<void> {
   // Only ever delete accounts this harness made.
   if (!userCommentPattern.test(gecos(name) ?? '')) throw new Error(`${name} is not tagged as a test user; leaving it alone`);
   await killUserProcesses(a.uid);
-  const r = await run('userdel', ['--remove', name]);
   // 6: already gone; 12: the home was not there (we remove it below anyway).
-  if (r.code !== 0 && r.code !== 6 && r.code !== 12) throw new Error(`userdel ${name} failed (exit ${r.code}): ${r.stderr.toString().trim()}`);
+  await runShadowTool('userdel', ['--remove', name], [6, 12]);
   if (a.home.startsWith('/') && a.home.includes(name)) rmSync(a.home, { recursive: true, force: true });
 }
 
