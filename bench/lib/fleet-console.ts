@@ -37,6 +37,7 @@ export async function consolePages(stack: Stack): Promise<ConsolePage[]> {
     { name: 'jobs state=failed', path: '/jobs?state=failed', target: true },
     { name: 'jobs state=running', path: '/jobs?state=running', target: true },
     { name: 'jobs client=…', path: `/jobs?client=${encodeURIComponent(client?.name ?? '')}`, target: true },
+    { name: 'jobs kind=restore (none)', path: '/jobs?kind=restore', target: true },
     { name: 'jobs repository=… kind=backup', path: `/jobs?repository=${encodeURIComponent(repo?.name ?? '')}&kind=backup`, target: true },
     { name: 'jobs, page 1,000', path: deep ? `/jobs?cursor=${deep.us}_${deep.id}` : '/jobs', target: true },
     { name: 'clients', path: '/clients' },
