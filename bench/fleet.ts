@@ -23,14 +23,21 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from './lib/args.js';
 import { dbBytes, dist, histogramAbove, histogramDelta, histogramQuantile, jobCounts, jobWaits, pages, perMinute, sampleProcs, sampleSchedules, scrapeHistogram, sqliteBytes, viewer, type Histogram, type Page, type ProcSample } from './lib/fleet-figures.js';
-import { createSchedules, seed, startFleet, type Fleet } from './lib/fleet-stack.js';
+import { consolePages, measureConsole, printConsoleRun } from './lib/fleet-console.js';
+import { startFleetLoad } from './lib/fleet-load.js';
+import { createSchedules, seed, startConsoleStack, startFleet, type Fleet } from './lib/fleet-stack.js';
 import { f1, mb, note, print, printHeader, runInfo, table } from './lib/report.js';
 import { runBench } from './lib/run-bench.js';
 
 const usage = `usage: npm run bench:fleet [-- --clients 10000 --minutes 30 --every 10 --jitter S --db-clients 10000 --seed-jobs 100000
                                  --run-min 20 --run-max 120 --slots 1000 --drain S --page-pause-ms 1000 --host-limit 9999 --repo-limit 9999
                                  --create-rate 25 --create-concurrency 16 --sample 300]
+       npm run bench:fleet -- --console-only [--rounds 100 --page-pause-ms 200 --db-clients 10000 --seed-jobs 100000 --load --hold S]
        npm run bench:fleet -- --real     (real clients and borg: bench/fleet-real.ts)
+  --console-only   the console's target alone: seed, start the web process (no Temporal, no schedules), measure the
+                   dashboard, jobs and clients pages over --rounds rounds; PASS/FAIL for dashboard and jobs p99
+  --load           with --console-only: meanwhile write to the database what a running fleet writes (bench/lib/fleet-load.ts)
+  --hold S         with --console-only: keep the stack up S seconds after the report (to profile it by hand)
   --clients N      clients with a policy and a Temporal Schedule (simulated client side)
   --minutes M      length of the compressed day (schedules fire during it)
   --every E        each policy's schedule: @every E minutes
@@ -49,7 +56,7 @@ const usage = `usage: npm run bench:fleet [-- --clients 10000 --minutes 30 --eve
 const TARGET = { pageP99Ms: 300, lateS: 60 };
 
 function options() {
-  const o = parseArgs({ clients: 10_000, minutes: 30, every: 10, jitter: -1, dbClients: 10_000, seedJobs: 100_000, runMin: 20, runMax: 120, slots: 1000, drain: -1, pagePauseMs: 1000, hostLimit: 9999, repoLimit: 9999, createRate: 25, createConcurrency: 16, sample: 300 }, usage);
+  const o = parseArgs({ clients: 10_000, minutes: 30, every: 10, jitter: -1, dbClients: 10_000, seedJobs: 100_000, runMin: 20, runMax: 120, slots: 1000, drain: -1, pagePauseMs: 1000, hostLimit: 9999, repoLimit: 9999, createRate: 25, createConcurrency: 16, sample: 300, consoleOnly: false, rounds: 100, load: false, hold: 0 }, usage);
   if (o.clients < 1 || o.minutes <= 0 || o.every <= 0) throw new Error(`--clients, --minutes and --every must be positive\n${usage}`);
   if (o.runMax < o.runMin) throw new Error('--run-max must be at least --run-min');
   if (o.createRate <= 0 || o.createConcurrency < 1) throw new Error('--create-rate and --create-concurrency must be positive');
@@ -245,6 +252,29 @@ async function fleetBench(): Promise<void> {
   if (o.clients < 10_000 || o.minutes < 30) print(`  (a reduced run: ${o.clients} scheduled clients for ${o.minutes} min, not the issue's 10,000 for 30 min)`);
 }
 
+/** `--console-only`: the console's target alone (bench/lib/fleet-console.ts). */
+async function consoleBench(): Promise<void> {
+  const o = options();
+  const pauseMs = process.argv.includes('--page-pause-ms') ? o.pagePauseMs : 200;
+  printHeader("bench:fleet --console-only — the console at fleet scale (issue 23: dashboard and jobs list p99 < 300 ms)", await runInfo());
+  const c = await startConsoleStack();
+  await seed(c.stack, { ...o, clients: o.dbClients });
+  const pages = await consolePages(c.stack);
+  const load = o.load ? await startFleetLoad(c.stack) : undefined;
+  const jobs = async () => Number((await c.stack.db.handle.pool.query<{ n: string }>('select count(*)::text as n from jobs')).rows[0]!.n);
+  print(`  ${o.dbClients} clients, ${await jobs()} jobs in the database; one viewer, ${o.rounds} rounds of ${pages.length} requests, ${pauseMs} ms between rounds; web process at the bench's nice level${load ? `; background fleet load: ${load.describe}` : ''}`);
+  const run = await measureConsole(c.url, c.token, c.web.pid, pages, o.rounds, pauseMs);
+  const written = await load?.stop();
+  if (written) print(`  background load wrote meanwhile: ${written}`);
+  print();
+  const ok = printConsoleRun(run, pages, TARGET.pageP99Ms);
+  print(`  ${passFail(ok)}  all of the above`);
+  if (o.hold) {
+    note(`holding the stack ${o.hold} s: ${c.url}, database ${c.stack.db.name}, web pid ${c.web.pid}`);
+    await sleep(o.hold * 1000);
+  }
+}
+
 /** `--real`: bench/fleet-real.ts, when this build has it. */
 async function realBench(): Promise<void> {
   const real = new URL('./fleet-real.js', import.meta.url);
@@ -259,4 +289,5 @@ async function realBench(): Promise<void> {
 }
 
 if (process.argv.includes('--real')) void realBench();
+else if (process.argv.includes('--console-only')) runBench('bench:fleet --console-only', consoleBench);
 else runBench('bench:fleet', fleetBench);

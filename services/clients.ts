@@ -138,6 +138,49 @@ export async function listClients(deps: Pick<ServiceDeps, 'db'>): Promise<Client
   return clients.listClients(deps.db);
 }
 
+/** Clients a page holds at most (console and API). */
+export const CLIENT_PAGE_MAX = 500;
+
+export const listClientsInput = z.object({
+  search: z.string().trim().max(200).optional().describe('only clients whose name contains this text (case-insensitive)'),
+  cursor: z.string().max(200).optional().describe('`nextCursor` of the previous page'),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(CLIENT_PAGE_MAX)
+    .optional()
+    .describe(`clients per page (1-${CLIENT_PAGE_MAX}; 100 when only \`cursor\` is given). Without \`limit\` and \`cursor\` the answer holds every matching client, as before pagination (slow with thousands: pass a limit)`),
+});
+
+export interface ClientPage {
+  clients: ClientView[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+  /** Clients matching the search, on every page together. */
+  total: number;
+}
+
+/**
+ * A page of clients in name order, optionally those whose name contains `search`. Keyset
+ * pagination on the unique name: the cursor is the page's last name, so a client added or
+ * removed meanwhile neither repeats nor skips another. Without `limit` and `cursor`, every
+ * matching client (the API's answer before pagination, kept for its callers).
+ */
+export async function listClientsPage(deps: Pick<ServiceDeps, 'db'>, raw: z.input<typeof listClientsInput>): Promise<ClientPage> {
+  const input = listClientsInput.parse(raw);
+  const search = input.search || undefined;
+  const paged = input.limit !== undefined || input.cursor !== undefined;
+  const limit = input.limit ?? 100;
+  const [rows, total] = await Promise.all([
+    clients.listClientsPage(deps.db, paged ? { search, after: input.cursor, limit: limit + 1 } : { search }),
+    clients.countClients(deps.db, search),
+  ]);
+  if (!paged || rows.length <= limit) return { clients: rows, nextCursor: null, total };
+  const page = rows.slice(0, limit);
+  return { clients: page, nextCursor: page.at(-1)!.name, total };
+}
+
 /** Names for a drop-down: at most `limit` (a page offers a text field instead when there are more). */
 export async function listClientNames(deps: Pick<ServiceDeps, 'db'>, limit: number): Promise<string[]> {
   return clients.listClientNames(deps.db, limit);

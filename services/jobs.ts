@@ -86,12 +86,11 @@ export async function listJobs(deps: ServiceDeps, raw: z.input<typeof listJobsIn
     before = { createdAtMicros: BigInt(m[1]!), id: m[2]! };
   }
   const rows = await jobsQ.listJobs(deps.db, { clientId, repositoryId, state: input.state, kind: input.kind, before, limit: input.limit + 1 });
-  const page = rows.slice(0, input.limit);
-  const last = rows.length > input.limit ? page.at(-1) : undefined;
-  const lastMicros = last && (await jobsQ.jobCreatedMicros(deps.db, last.id));
+  const page = rows.slice(0, input.limit).map(({ createdAtMicros: _, ...job }) => job);
+  const last = rows.length > input.limit ? rows[input.limit - 1] : undefined;
   return {
     jobs: await withNames(deps, page),
-    nextCursor: last && lastMicros !== undefined ? `${lastMicros}_${last.id}` : null,
+    nextCursor: last ? `${last.createdAtMicros}_${last.id}` : null,
   };
 }
 

@@ -31,7 +31,7 @@ export interface WebDeps {
   hub: JobEventHub;
   health: () => Promise<HealthReport>;
   /** The dashboard's per-client summaries, cached (web/main.ts); read on every view when not given. */
-  dashboardSummaries?: DashboardOptions['summaries'];
+  dashboardFleet?: DashboardOptions['fleet'];
   /** WebSocket tuning (tests and the benchmark shrink them). */
   ws?: { maxBufferedBytes?: number; idlePollMs?: number };
 }

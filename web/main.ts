@@ -11,7 +11,7 @@ import { createLogger } from '../infra/logger.js';
 import { MasterKey } from '../infra/secrets.js';
 import { connectTemporal, describeTemporal, type TemporalHandle } from '../infra/temporal.js';
 import { createRedisLoginLimiter, deleteExpiredSessions } from '../services/auth.js';
-import { cachedClientSummaries } from '../services/dashboard.js';
+import { cachedFleet } from '../services/dashboard.js';
 import type { ServiceDeps } from '../services/deps.js';
 import { countUsers } from '../db/queries/users.js';
 import { createApp } from './app.js';
@@ -46,7 +46,7 @@ async function main() {
   const app = createApp({
     services,
     // Thousands of clients make the per-client summaries cost up to a second: refreshed in the background every 10 s.
-    dashboardSummaries: cachedClientSummaries(services, 10_000),
+    dashboardFleet: cachedFleet(services, 10_000),
     // Redis keeps the login limits for every web process; while it is away each process limits on its own.
     limiter: createRedisLoginLimiter(redis, { onFallback: (err) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'login limits: Redis unavailable, limiting in this process') }),
     hub,

@@ -81,6 +81,19 @@ export async function startFleet(o: Opts): Promise<Fleet> {
     marker: distPath('bench/lib/fleet-worker.js'),
   });
   registerCleanup('fleet worker', () => worker.stop());
+  await worker.start();
+  const { web, url } = await startWeb(stack);
+  await waitFor('the simulated worker', async () => {
+    if (!worker.alive()) throw new Error(`the fleet worker exited:\n${worker.tail()}`);
+    const r = await stack.temporal.workflowService.describeTaskQueue({ namespace: stack.config.temporal.namespace, taskQueue: { name: stack.config.temporal.taskQueue }, taskQueueType: 1 });
+    return (r.pollers?.length ?? 0) > 0;
+  }, { timeoutMs: 120_000, intervalMs: 500 });
+  const token = await viewerToken(stack);
+  return { temporal, stack, worker, web, url, token };
+}
+
+/** The web console as its own process (`dist/web/main.js`), as `npm start` runs it. */
+export async function startWeb(stack: Stack): Promise<{ web: ManagedProcess; url: string }> {
   const port = await freePort();
   const web = managedProcess({
     name: 'web',
@@ -92,18 +105,31 @@ export async function startFleet(o: Opts): Promise<Fleet> {
     marker: distPath('web/main.js'),
   });
   registerCleanup('web console', () => web.stop());
-  await worker.start();
   await web.start();
   const url = `http://127.0.0.1:${port}`;
   await waitFor('the web console', async () => (await httpStatus(`${url}/healthz`)) === 200, { timeoutMs: 60_000, intervalMs: 300 });
-  await waitFor('the simulated worker', async () => {
-    if (!worker.alive()) throw new Error(`the fleet worker exited:\n${worker.tail()}`);
-    const r = await stack.temporal.workflowService.describeTaskQueue({ namespace: stack.config.temporal.namespace, taskQueue: { name: stack.config.temporal.taskQueue }, taskQueueType: 1 });
-    return (r.pollers?.length ?? 0) > 0;
-  }, { timeoutMs: 120_000, intervalMs: 500 });
+  return { web, url };
+}
+
+/** A viewer account and its API token: what the bench's clicks through the console log in as. */
+async function viewerToken(stack: Stack): Promise<string> {
   const { user } = await addUser(stack.deps, { username: 'fleet-viewer', role: 'viewer', password: 'fleet-viewer-password-1' });
-  const { token } = await createApiToken(stack.deps, { user, via: 'session' }, { name: 'bench:fleet' });
-  return { temporal, stack, worker, web, url, token };
+  return (await createApiToken(stack.deps, { user, via: 'session' }, { name: 'bench:fleet' })).token;
+}
+
+/**
+ * `--console-only`: the stack without Temporal (the web process connects to it lazily, and no
+ * page measured here needs it: no job of the seeded database runs), a fresh database and the web
+ * process. No worker: nothing is scheduled.
+ */
+export async function startConsoleStack(): Promise<{ stack: Stack; web: ManagedProcess; url: string; token: string }> {
+  for (const f of ['bench/lib/service-host.js', 'web/main.js']) {
+    if (!existsSync(distPath(f))) throw new Error(`dist/${f} is missing: run \`npm run build\` first`);
+  }
+  // The repository service of the benches without Temporal (service-host.ts, over IPC): it idles.
+  const stack = await launchStack({ worker: false, env: { LOG_LEVEL: 'warn', PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' }, storage: { main: distPath('bench/lib/service-host.js'), ipc: true }, dbPoolMax: 10 });
+  const { web, url } = await startWeb(stack);
+  return { stack, web, url, token: await viewerToken(stack) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,9 +1,37 @@
-import { and, asc, eq, isNull } from 'drizzle-orm';
+import { and, asc, count, eq, gt, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../client.js';
 import { clientsTable, type Client } from '../schema.js';
 
 export async function listClients(db: Db): Promise<Client[]> {
   return db.select().from(clientsTable).orderBy(asc(clientsTable.name));
+}
+
+export interface ClientPageFilter {
+  /** Names containing this text, case-insensitively (a literal: % and _ match themselves). */
+  search?: string;
+  /** Keyset pagination: names after this one, in the list's order. */
+  after?: string;
+  /** Rows at most; all when not given. */
+  limit?: number;
+}
+
+function pageWhere(f: Omit<ClientPageFilter, 'limit'>): SQL | undefined {
+  const where: SQL[] = [];
+  if (f.search) where.push(sql`${clientsTable.name} ilike ${`%${f.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`}`);
+  if (f.after !== undefined) where.push(gt(clientsTable.name, f.after));
+  return where.length ? and(...where) : undefined;
+}
+
+/** One page of clients by name (the unique name index walks it); `limit` + 1 rows tell the caller whether more follow. */
+export async function listClientsPage(db: Db, f: ClientPageFilter): Promise<Client[]> {
+  const q = db.select().from(clientsTable).where(pageWhere(f)).orderBy(asc(clientsTable.name));
+  return f.limit === undefined ? q : q.limit(f.limit);
+}
+
+/** How many clients match the search (all of them without one). */
+export async function countClients(db: Db, search?: string): Promise<number> {
+  const r = await db.select({ n: count() }).from(clientsTable).where(pageWhere({ search }));
+  return Number(r[0]?.n ?? 0);
 }
 
 /** The first `limit` client names in order: enough for a drop-down, bounded for a fleet of thousands. */

@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { withAdvisoryLock, type Db } from '../client.js';
 import { jobCredentialsTable, jobKind, jobLogLinesTable, jobState, jobsTable, violationsTable, type Job, type JobStats } from '../schema.js';
 import { escapeControlChars, escapeNul } from '../../infra/control-chars.js';
@@ -113,7 +113,8 @@ export interface JobFilter {
   limit?: number;
 }
 
-export async function listJobs(db: Db, f: JobFilter = {}): Promise<Job[]> {
+/** A page of jobs, newest first, each with its creation time in microseconds (the next page's cursor). */
+export async function listJobs(db: Db, f: JobFilter = {}): Promise<Array<Job & { createdAtMicros: string }>> {
   const where: SQL[] = [];
   if (f.clientId) where.push(eq(jobsTable.clientId, f.clientId));
   if (f.repositoryId) where.push(eq(jobsTable.repositoryId, f.repositoryId));
@@ -121,17 +122,11 @@ export async function listJobs(db: Db, f: JobFilter = {}): Promise<Job[]> {
   if (f.kind) where.push(eq(jobsTable.kind, f.kind));
   if (f.before) where.push(sql`(${jobsTable.createdAt}, ${jobsTable.id}) < (timestamptz 'epoch' + ${f.before.createdAtMicros.toString()}::bigint * interval '1 microsecond', ${f.before.id}::uuid)`);
   return db
-    .select()
+    .select({ ...getTableColumns(jobsTable), createdAtMicros: sql<string>`(extract(epoch from ${jobsTable.createdAt}) * 1000000)::bigint::text` })
     .from(jobsTable)
     .where(where.length ? and(...where) : undefined)
     .orderBy(desc(jobsTable.createdAt), desc(jobsTable.id))
     .limit(Math.min(f.limit ?? 50, 500));
-}
-
-/** A job's creation time in microseconds since the epoch (exact: extract returns numeric). */
-export async function jobCreatedMicros(db: Db, id: string): Promise<bigint | undefined> {
-  const r = await db.select({ us: sql<string>`(extract(epoch from ${jobsTable.createdAt}) * 1000000)::bigint` }).from(jobsTable).where(eq(jobsTable.id, id));
-  return r[0] ? BigInt(r[0].us) : undefined;
 }
 
 type LogLineInsert = typeof jobLogLinesTable.$inferInsert;

@@ -88,6 +88,10 @@ export const jobsTable = pgTable(
     index('jobs_client_created_idx').on(t.clientId, t.createdAt),
     index('jobs_state_created_idx').on(t.state, t.createdAt),
     index('jobs_created_idx').on(t.createdAt),
+    // The jobs list filtered by kind or by repository, newest first: without them a kind with no
+    // jobs (no restore yet) read every row of 100,000 (275 ms, bench:fleet --console-only).
+    index('jobs_kind_created_idx').on(t.kind, t.createdAt),
+    index('jobs_repository_created_idx').on(t.repositoryId, t.createdAt),
   ],
 );
 export type Job = typeof jobsTable.$inferSelect;

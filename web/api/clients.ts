@@ -1,7 +1,7 @@
 // /api/v1/clients
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { addClient, addClientInput, getClient, listClients, removeClient, testClient, updateClient, updateClientInput } from '../../services/clients.js';
+import { addClient, addClientInput, getClient, listClientsInput, listClientsPage, removeClient, testClient, updateClient, updateClientInput } from '../../services/clients.js';
 import { hookSetSchema, setClientHooks } from '../../services/hooks.js';
 import { clientDumps, dumpListView, setClientDumps, setDumpsInput } from '../../services/dumps.js';
 import type { WebDeps, WebEnv } from '../env.js';
@@ -14,7 +14,12 @@ const nameParam = z.object({ name: z.string().describe('client name') });
 export function clientsApi(deps: WebDeps) {
   const s = deps.services;
   const app = new Hono<WebEnv>();
-  app.get('/', op({ tag, summary: 'List clients', role: 'viewer' }), async (c) => c.json({ clients: await listClients(s) }));
+  // Paginated with `limit` (and `cursor`); without both the answer is the whole list as before.
+  app.get(
+    '/',
+    op({ tag, summary: 'List clients by name, optionally those whose name contains `search`; with `limit`, a page: pass `nextCursor` as `cursor` for the next one', role: 'viewer', query: listClientsInput }),
+    async (c) => c.json(await listClientsPage(s, listClientsInput.parse(c.req.query()))),
+  );
   app.post('/', op({ tag, summary: 'Add a client', role: 'admin', body: addClientInput, status: 201 }), async (c) => {
     const input = addClientInput.parse(await jsonBody(c));
     return c.json(await addClient(s, input), 201);

@@ -7,7 +7,7 @@ import { op } from './openapi.js';
 export function dashboardApi(deps: WebDeps) {
   const app = new Hono<WebEnv>();
   app.get('/', op({ tag: 'dashboard', summary: "The fleet at a glance: each client's last backup, failing and stale clients, running jobs with progress, repository sizes", role: 'viewer' }), async (c) =>
-    c.json(await getDashboard(deps.services, new Date(), { summaries: deps.dashboardSummaries })),
+    c.json(await getDashboard(deps.services, new Date(), { fleet: deps.dashboardFleet })),
   );
   return app;
 }

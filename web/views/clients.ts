@@ -2,7 +2,8 @@
 import { html } from 'hono/html';
 import { hasRole, type Principal } from '../../services/auth.js';
 import { supportedClientBorg } from '../../services/client-borg.js';
-import type { ClientTestResult, ClientView } from '../../services/clients.js';
+import type { z } from 'zod';
+import type { ClientPage, ClientTestResult, ClientView, listClientsInput } from '../../services/clients.js';
 import { dumpLines } from '../../services/dumps.js';
 import type { JobView } from '../../services/jobs.js';
 import { ago, when } from './format.js';
@@ -17,16 +18,27 @@ const borgDeployLabels: Record<ClientView['borgDeploy'], string> = {
   never: 'never: jobs fail without a borg 1.2.x / 1.4.x',
 };
 
-export function clientsListPage(p: Principal, rows: ClientView[]): Html {
+/** Clients per page of the console's list. */
+export const CLIENT_PAGE_ROWS = 100;
+
+export function clientsListPage(p: Principal, q: z.output<typeof listClientsInput>, page: ClientPage): Html {
+  const rows = page.clients;
+  const params = (cursor: string | null) => new URLSearchParams(Object.entries({ search: q.search, limit: q.limit === CLIENT_PAGE_ROWS ? undefined : String(q.limit), cursor: cursor ?? undefined }).filter((e): e is [string, string] => Boolean(e[1]))).toString();
   const body = html`<h1>Clients</h1>
 ${hasRole(p.user.role, 'admin') ? html`<p><a class="button primary" href="/clients/new" id="add-client">Add a client</a></p>` : ''}
+<form method="get" action="/clients" class="filters" id="client-search">
+<label>Name contains <input type="search" name="search" value="${q.search ?? ''}" placeholder="web-" autocomplete="off"></label>
+<button type="submit">Search</button>${q.search ? html` <a href="/clients">all clients</a>` : ''}
+</form>
+<p class="muted small" id="clients-count">${page.total} ${q.search ? html`clients whose name contains “${q.search}”` : 'clients'}${page.total > rows.length ? html`; ${rows.length} on this page, by name${q.cursor ? html` after ${q.cursor}` : ''}` : ''}.</p>
 ${rows.length
 ? html`<table class="grid" id="clients"><thead><tr><th>Name</th><th>Host</th><th>SSH user</th><th>Paths</th><th>Borg</th><th>Last seen</th><th>Host key</th></tr></thead>
 <tbody>${rows.map(
     (r) => html`<tr><td><a href="/clients/${encodeURIComponent(r.name)}">${r.name}</a></td><td>${r.host}:${r.port}</td><td>${r.sshUser}</td>
 <td class="path">${r.paths.join(', ')}</td><td>${r.borgVersion ?? '—'}</td><td>${ago(r.lastSeenAt)}</td><td><code class="small">${r.hostKeyFingerprint ?? 'not pinned yet'}</code></td></tr>`,
   )}</tbody></table>`
-: html`<p class="muted">No clients yet.</p>`}`;
+: html`<p class="muted">${q.search ? 'No client matches.' : 'No clients yet.'}</p>`}
+<nav class="pager">${q.cursor ? html`<a href="/clients?${params(null)}">First page</a>` : ''} ${page.nextCursor ? html`<a rel="next" id="next-page" href="/clients?${params(page.nextCursor)}">Next clients →</a>` : ''}</nav>`;
   return layout({ title: 'Clients', principal: p, active: 'clients', body });
 }
 

@@ -1,0 +1,2 @@
+CREATE INDEX "jobs_kind_created_idx" ON "jobs" USING btree ("kind","created_at");--> statement-breakpoint
+CREATE INDEX "jobs_repository_created_idx" ON "jobs" USING btree ("repository_id","created_at");
