@@ -223,13 +223,21 @@ async function setUp(o: Opts): Promise<Setup> {
 }
 
 /**
+ * The connection flood comes from this loopback address, the honest client from 127.0.0.1: two
+ * hosts to sshd, as tenants are. From one address the honest backup shares sshd's 24
+ * unauthenticated connections per source (PerSourceMaxStartups) with the flood and is dropped —
+ * what clients behind the attacker's NAT would see.
+ */
+const ATTACKER_ADDRESS = '127.0.0.2';
+
+/**
  * Connections of one credential that never send a byte, during an honest backup: the proxies (one
  * process each) and sshd's processes sampled (MAX_CONNECTIONS_PER_JOB in connection.ts).
  */
 async function connectionFlood(su: Setup, count: number) {
-  note(`connections: ${count} of one credential at once, none sending anything…`);
+  note(`connections: ${count} of one credential at once from ${ATTACKER_ADDRESS}, none sending anything…`);
   const procs = processSampler();
-  const r = await during(su, (repo) => attackJob(su, repo, 'connection-flood', { count, wait: 120 }), 2000);
+  const r = await during(su, (repo) => attackJob(su, repo, 'connection-flood', { count, wait: 120, source: ATTACKER_ADDRESS }), 2000);
   const peak = procs.stop();
   const closed = r.outcome.result?.closed_seconds ?? [];
   const last = closed.length ? Math.max(...closed) : NaN;
