@@ -96,7 +96,7 @@ async function honestBackup(su: Setup, repositoryId: string): Promise<number> {
 
 interface AttackOutcome {
   wallS: number;
-  result: { outcome?: string; error?: string; puts_sent?: number; closed_seconds?: number[]; still_open?: number; steps?: Array<{ what: string; [k: string]: unknown }>; timing?: { new_us: number[]; dup_us: number[] } } | undefined;
+  result: { outcome?: string; error?: string; puts_sent?: number; opening_seconds?: number; closed_seconds?: number[]; still_open?: number; steps?: Array<{ what: string; [k: string]: unknown }>; timing?: { new_us: number[]; dup_us: number[] } } | undefined;
   violations: string[];
   /**
    * The job's end (revoke, cleanup, the sweep of its objects), resolving to its seconds: with
@@ -242,7 +242,7 @@ async function connectionFlood(su: Setup, count: number) {
   const closed = r.outcome.result?.closed_seconds ?? [];
   const last = closed.length ? Math.max(...closed) : NaN;
   const stillOpen = r.outcome.result?.still_open;
-  const achieved = `${count} connections: ${closed.length} closed, the last after ${f1(last)} s, ${stillOpen ?? '?'} left open; peak ${peak.proxies} proxies (${mb(peak.proxiesRss)}), ${peak.sshd} sshd processes`;
+  const achieved = `${count} connections (started over ${f1(r.outcome.result?.opening_seconds ?? NaN)} s): ${closed.length} closed, the last after ${f1(last)} s, ${stillOpen ?? '?'} left open; peak ${peak.proxies} proxies (${mb(peak.proxiesRss)}), ${peak.sshd} sshd processes`;
   return { during: r, achieved, extra: { closedSeconds: closed, stillOpen, peakProxies: peak.proxies, peakProxiesRss: peak.proxiesRss, peakSshd: peak.sshd } };
 }
 
