@@ -12,7 +12,9 @@
 // decompression bombs per job, default 20), --bomb-jobs N (default 3), --random-mib N (the
 // honest tree's incompressible part, default 50), --timing N (put pairs, default 2000),
 // --runs N (honest backups alone, default 2), --connections N (connections of one credential
-// that never send a byte, default 1000), --attacks LIST (which to run, comma-separated, of
+// that never send a byte, default 1000), --cleanup-wait S (after the flood, wait at most S seconds
+// for its job's cleanup — the sweep of up to a quota's objects — before going on; 0, the
+// default: to its end), --attacks LIST (which to run, comma-separated, of
 // flood,connections,bombs,commits,timing; default all).
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,7 +36,7 @@ import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { writeBigTree, type TreeInfo } from './lib/tree.js';
 import { createBenchUser, type BenchUser } from './lib/users.js';
 
-const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2 --connections 1000 --attacks flood,connections,bombs,commits,timing]';
+const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2 --connections 1000 --cleanup-wait S --attacks flood,connections,bombs,commits,timing]';
 
 interface Setup {
   stack: BenchStack;
@@ -47,17 +49,29 @@ interface Setup {
   repos: number;
 }
 
-/** Samples a process's RSS every 100 ms until stopped. */
+/**
+ * Samples a process's RSS every 100 ms until stopped; `died` says the process was gone at some
+ * sample (the service crashing under an attack is a finding, not a bench error).
+ */
 function rssSampler(pid: number) {
-  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  let died = false;
+  const rss = () => {
+    try {
+      return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      died = true;
+      return 0;
+    }
+  };
   const before = rss();
   let peak = before;
   const timer = setInterval(() => (peak = Math.max(peak, rss())), 100);
   return {
     before,
+    peek: () => ({ before, peak: Math.max(peak, rss()), died }),
     stop: () => {
       clearInterval(timer);
-      return { before, peak: Math.max(peak, rss()) };
+      return { before, peak: Math.max(peak, rss()), died };
     },
   };
 }
@@ -82,29 +96,40 @@ async function honestBackup(su: Setup, repositoryId: string): Promise<number> {
 
 interface AttackOutcome {
   wallS: number;
-  result: { outcome?: string; error?: string; closed_seconds?: number[]; still_open?: number; steps?: Array<{ what: string; [k: string]: unknown }>; timing?: { new_us: number[]; dup_us: number[] } } | undefined;
+  result: { outcome?: string; error?: string; puts_sent?: number; opening_seconds?: number; closed_seconds?: number[]; still_open?: number; steps?: Array<{ what: string; [k: string]: unknown }>; timing?: { new_us: number[]; dup_us: number[] } } | undefined;
   violations: string[];
+  /**
+   * The job's end (revoke, cleanup, the sweep of its objects), resolving to its seconds: with
+   * `deferCleanup` it runs on after the attack's outcome is known, so `during` can report the
+   * attack apart from the sweep of a flood's million objects (minutes on a loaded machine).
+   */
+  cleanup?: Promise<number>;
 }
 
 /** One job of the attacker running `attack`; ends like a failed job (revoked, cleaned up). */
-async function attackJob(su: Setup, repositoryId: string, attack: string, targets: Record<string, number | string> = {}): Promise<AttackOutcome> {
+async function attackJob(su: Setup, repositoryId: string, attack: string, targets: Record<string, number | string> = {}, deferCleanup = false): Promise<AttackOutcome> {
   su.attacker.writeFile(join(su.attacker.home, 'attack.json'), JSON.stringify({ attack, targets }));
   const job = await su.driver.prepare(su.evil, repositoryId, su.attacker);
   const r = await runAsUser(su.attacker, ['sh', job.script], sessionEnv(su.attacker), su.attacker.home);
   // The violation is recorded asynchronously to the client's exit.
   await new Promise((res) => setTimeout(res, 500));
   const violations = (await listViolations(su.stack.db.handle.db, job.jobId)).map((v) => `${v.kind}: ${v.detail.slice(0, 120)}`);
-  await su.driver.finish(job, false).catch(() => {});
   const f = join(su.attacker.home, 'results', `${job.jobId}.json`);
   const result = existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as AttackOutcome['result']) : undefined;
-  return { wallS: r.wallS, result, violations };
+  const t0 = performance.now();
+  const cleanup = su.driver.finish(job, false).then(
+    () => (performance.now() - t0) / 1000,
+    () => (performance.now() - t0) / 1000,
+  );
+  if (!deferCleanup) await cleanup;
+  return { wallS: r.wallS, result, violations, cleanup };
 }
 
 /**
  * The attack and an honest backup into the same repository (the tenants share it), the backup
  * starting `delayMs` after the attack; the service's RSS sampled throughout.
  */
-async function during(su: Setup, attack: (repositoryId: string) => Promise<AttackOutcome>, delayMs: number) {
+async function during(su: Setup, attack: (repositoryId: string) => Promise<AttackOutcome>, delayMs: number, cleanupWaitS = 0) {
   const repoId = await freshRepository(su);
   const rss = rssSampler(su.stack.storage.pid!);
   const failed = (err: Error): AttackOutcome => ({ wallS: NaN, result: { error: err.message }, violations: [] });
@@ -112,7 +137,17 @@ async function during(su: Setup, attack: (repositoryId: string) => Promise<Attac
   await new Promise((r) => setTimeout(r, delayMs));
   const honestS = await honestBackup(su, repoId);
   const outcome = await attacking;
-  return { outcome, honestS, rss: rss.stop() };
+  // Up to here: the attack and the honest backup. A deferred cleanup is then waited for at most
+  // `cleanupWaitS` (0: to its end) with the RSS still sampled, and reported on its own.
+  const atAttack = rss.peek();
+  let cleanup: { seconds: number; done: boolean } | undefined;
+  if (outcome.cleanup) {
+    const t0 = performance.now();
+    const limit = cleanupWaitS > 0 ? new Promise<undefined>((r) => setTimeout(() => r(undefined), cleanupWaitS * 1000).unref()) : new Promise<undefined>(() => {});
+    const s = await Promise.race([outcome.cleanup, limit]);
+    cleanup = s === undefined ? { seconds: (performance.now() - t0) / 1000, done: false } : { seconds: s, done: true };
+  }
+  return { outcome, honestS, rss: atAttack, cleanup, rssWithCleanup: rss.stop() };
 }
 
 /**
@@ -155,7 +190,7 @@ const stepOf = (o: AttackOutcome, what: string) => o.result?.steps?.find((s) => 
 type Opts = ReturnType<typeof parseOptions>;
 
 function parseOptions() {
-  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2, connections: 1000, attacks: 'flood,connections,bombs,commits,timing' }, usage);
+  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2, connections: 1000, cleanupWait: 0, attacks: 'flood,connections,bombs,commits,timing' }, usage);
 }
 
 /** The stack, the honest client with its tree, and the attacker with evil-borg.py as its borg. */
@@ -188,18 +223,26 @@ async function setUp(o: Opts): Promise<Setup> {
 }
 
 /**
+ * The connection flood comes from this loopback address, the honest client from 127.0.0.1: two
+ * hosts to sshd, as tenants are. From one address the honest backup shares sshd's 24
+ * unauthenticated connections per source (PerSourceMaxStartups) with the flood and is dropped —
+ * what clients behind the attacker's NAT would see.
+ */
+const ATTACKER_ADDRESS = '127.0.0.2';
+
+/**
  * Connections of one credential that never send a byte, during an honest backup: the proxies (one
  * process each) and sshd's processes sampled (MAX_CONNECTIONS_PER_JOB in connection.ts).
  */
 async function connectionFlood(su: Setup, count: number) {
-  note(`connections: ${count} of one credential at once, none sending anything…`);
+  note(`connections: ${count} of one credential at once from ${ATTACKER_ADDRESS}, none sending anything…`);
   const procs = processSampler();
-  const r = await during(su, (repo) => attackJob(su, repo, 'connection-flood', { count, wait: 120 }), 2000);
+  const r = await during(su, (repo) => attackJob(su, repo, 'connection-flood', { count, wait: 120, source: ATTACKER_ADDRESS }), 2000);
   const peak = procs.stop();
   const closed = r.outcome.result?.closed_seconds ?? [];
   const last = closed.length ? Math.max(...closed) : NaN;
   const stillOpen = r.outcome.result?.still_open;
-  const achieved = `${count} connections: ${closed.length} closed, the last after ${f1(last)} s, ${stillOpen ?? '?'} left open; peak ${peak.proxies} proxies (${mb(peak.proxiesRss)}), ${peak.sshd} sshd processes`;
+  const achieved = `${count} connections (started over ${f1(r.outcome.result?.opening_seconds ?? NaN)} s): ${closed.length} closed, the last after ${f1(last)} s, ${stillOpen ?? '?'} left open; peak ${peak.proxies} proxies (${mb(peak.proxiesRss)}), ${peak.sshd} sshd processes`;
   return { during: r, achieved, extra: { closedSeconds: closed, stillOpen, peakProxies: peak.proxies, peakProxiesRss: peak.proxiesRss, peakSshd: peak.sshd } };
 }
 
@@ -237,28 +280,35 @@ runBench('bench:attacks', async () => {
   const summary: Record<string, unknown> = { aloneS, alone };
   const row = (name: string, r: Awaited<ReturnType<typeof during>>, achieved: string, extra: Record<string, unknown> = {}) => {
     const refused = r.outcome.violations[0]?.split(':')[0] ?? (r.outcome.result?.outcome === 'refused' ? `refused (${r.outcome.result.error?.slice(0, 60)})` : 'not refused');
-    rows.push([name, achieved, refused, `${mb(r.rss.before)} → ${mb(r.rss.peak)}`, f2(r.honestS), f2(r.honestS / aloneS)]);
-    summary[name] = { achieved, violations: r.outcome.violations, rssBefore: r.rss.before, rssPeak: r.rss.peak, honestS: r.honestS, attackS: r.outcome.wallS, ...extra };
+    rows.push([name, achieved, refused, `${mb(r.rss.before)} → ${mb(r.rss.peak)}${r.rss.died ? ' (the service died)' : ''}`, f2(r.honestS), f2(r.honestS / aloneS)]);
+    summary[name] = { achieved, violations: r.outcome.violations, rssBefore: r.rss.before, rssPeak: r.rss.peak, serviceDied: r.rss.died, honestS: r.honestS, attackS: r.outcome.wallS, ...extra };
     note(`${name}: ${achieved}; ${refused}; RSS ${mb(r.rss.before)} → ${mb(r.rss.peak)}; honest ${f2(r.honestS)} s`);
   };
 
-  // 1. Tiny puts, as fast as the attacker's borg sends them, until the quota or the count.
-  // (--puts 0 leaves it out.)
   const run = new Set(o.attacks.split(','));
-  const quota = o.putQuota || JOB_LIMIT_DEFAULTS.putsPerJob;
-  if (o.puts > 0 && run.has('flood')) {
-    note(`flood: ${o.puts.toLocaleString('en')} tiny puts (quota ${quota.toLocaleString('en')})…`);
-    const flood = await during(su, (repo) => attackJob(su, repo, 'put-flood', { count: o.puts }), 5000);
-    const sent = Math.min(o.puts, quota);
-    const perPut = (flood.rss.peak - flood.rss.before) / sent;
-    row('tiny-put flood', flood, `${sent.toLocaleString('en')} puts in ${f1(flood.outcome.wallS)} s`, { puts: sent, rssPerPutBytes: perPut });
-    note(`flood: ${f1(perPut)} bytes of service RSS per put at the peak (the honest backup's own use and the flood job's cleanup included)`);
-  }
-
-  // 2. A thousand connections of one credential that never send a byte.
+  // 1. A thousand connections of one credential that never send a byte.
   if (o.connections > 0 && run.has('connections')) {
     const r = await connectionFlood(su, o.connections);
     row('connection flood', r.during, r.achieved, r.extra);
+  }
+
+  // 2. Tiny puts, as fast as the attacker's borg sends them, until the quota or the count
+  // (--puts 0 leaves it out). After the connections, because the sweep of the flood's objects
+  // runs on after the attack (see --cleanup-wait).
+  const quota = o.putQuota || JOB_LIMIT_DEFAULTS.putsPerJob;
+  if (o.puts > 0 && run.has('flood')) {
+    note(`flood: ${o.puts.toLocaleString('en')} tiny puts (quota ${quota.toLocaleString('en')})…`);
+    const flood = await during(su, (repo) => attackJob(su, repo, 'put-flood', { count: o.puts }, true), 5000, o.cleanupWait);
+    // What evil-borg handed to its client (the service may have refused while more were in
+    // flight); the service accepts at most the quota, so the table per put is over those.
+    const sent = flood.outcome.result?.puts_sent ?? NaN;
+    const accepted = Math.min(Number.isNaN(sent) ? o.puts : sent, quota);
+    const perPut = (flood.rss.peak - flood.rss.before) / accepted;
+    const c = flood.cleanup;
+    const cleanup = c ? { cleanupS: c.seconds, cleanupDone: c.done, rssPeakWithCleanup: flood.rssWithCleanup.peak } : {};
+    row('tiny-put flood', flood, `${sent.toLocaleString('en')} puts sent (quota ${quota.toLocaleString('en')}) in ${f1(flood.outcome.wallS)} s`, { putsSent: sent, quota, rssPerPutBytes: perPut, ...cleanup });
+    note(`flood: ${f1(perPut)} bytes of service RSS per accepted put at the peak (the honest backup's own use included)`);
+    if (c) note(`flood: the job's cleanup (the sweep of its objects) ${c.done ? 'took' : 'was still running after'} ${f1(c.seconds)} s; service RSS peak with it ${mb(flood.rssWithCleanup.peak)}${flood.rssWithCleanup.died ? ' (the service died)' : ''}`);
   }
 
   // 3. Decompression bombs: a ~2 KB object that decompresses to 64 MiB, many times, several jobs.
