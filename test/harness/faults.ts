@@ -314,8 +314,12 @@ export async function runFault(rig: FaultRig, fault: Fault, kind: JobKind = 'bac
   }
   const web = pollWeb(rig.web);
   const t0 = Date.now();
-  await fault.inject(rig, job);
-  frozen?.thaw();
+  try {
+    await fault.inject(rig, job);
+  } finally {
+    // Also when the fault could not land: a job left frozen would run on into the next fault's.
+    frozen?.thaw();
+  }
   let done: Job | undefined;
   try {
     done = await waitForJob(stack, job.id, fault.budgetMs + 60_000);
