@@ -133,6 +133,12 @@ async function follow(run: Run, cancel: AbortSignal): Promise<DetachedResult> {
   try {
     for (;;) {
       if (cancel.aborted) {
+        // Only a cancellation the workflow asked for stops borg. One the server or the worker
+        // raised (this attempt timed out — e.g. its heartbeats fell into a Temporal restart —, its
+        // run is gone, the worker shuts down) leaves it to the next attempt, which re-attaches:
+        // stopping it here killed the borg that attempt already followed, and it then waited
+        // forever for an exit code run.sh never wrote.
+        if (!stopsRun(cancel.reason)) throw new CancelledFailure(`${borg.jobName}: this attempt ended (${cancelReason(cancel.reason)}); borg is left to the next`);
         await stopRun(conn, dir);
         await log.own(`cancelled: ${borg.name} stopped on the client`);
         await log.flush();
@@ -173,6 +179,16 @@ async function follow(run: Run, cancel: AbortSignal): Promise<DetachedResult> {
   } finally {
     waiter.abort();
   }
+}
+
+/** The SDK's cancellation reason ('CANCELLED', 'TIMED_OUT', 'NOT_FOUND', 'WORKER_SHUTDOWN', …). */
+function cancelReason(reason: unknown): string {
+  return reason instanceof CancelledFailure ? reason.message : String(reason);
+}
+
+/** Whether a cancellation of the follow loop must stop borg on the client: only one the workflow requested. */
+export function stopsRun(reason: unknown): boolean {
+  return cancelReason(reason) === 'CANCELLED';
 }
 
 /** Borg's exit code, read from `rc`: the result, or the failure (retryable when it may pass). */

@@ -4,7 +4,7 @@
 // and how long it took, how many borg processes and proxy sessions ran for it at any moment,
 // whether the repository holds every archive and passes `borg check` with the real key after a
 // compact (no orphaned objects), whether a lock was left behind, and whether the next backup runs.
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Job } from '../../db/schema.js';
@@ -218,6 +218,24 @@ async function untilUploading(rig: FaultRig, jobId: string): Promise<void> {
   });
 }
 
+/**
+ * Mid-extract: borg extract has connected, read the archive's items and listed its first file (it
+ * lists a path before writing it), so its data is streaming; returns its pids at that moment.
+ */
+async function untilExtracting(rig: FaultRig, jobId: string, ended: () => Promise<boolean>): Promise<number[]> {
+  const borgLog = rig.host.path('.borgcube', 'jobs', jobId, 'borg.log');
+  // --log-json: {"type": "log_message", …, "message": "<path>", …, "name": "borg.output.list"}
+  const listedFile = (line: string) => line.includes('"borg.output.list"') && line.includes('.bin"');
+  return untilProcesses(
+    'borg extract writing its first file',
+    () => {
+      const pids = clientBorgs(rig, jobId, processTable(), 'extract').map((p) => p.pid);
+      return pids.length && existsSync(borgLog) && readFileSync(borgLog, 'utf8').split('\n').some(listedFile) ? pids : [];
+    },
+    ended,
+  );
+}
+
 /** After the job: every archive still there, no orphans after a compact, no stale lock, a clean client, a next backup that runs. */
 async function observeAfterwards(rig: FaultRig, repo: { name: string; path: string }, expected: string[], notes: string[], nextClient: 'slow' | 'fast' = 'slow') {
   const { stack } = rig;
@@ -287,16 +305,21 @@ export async function runFault(rig: FaultRig, fault: Fault, kind: JobKind = 'bac
     await untilUploading(rig, job.id);
     await sleep(2000);
   } else if (kind === 'restore') {
-    const pids = await untilProcesses('borg extract on the client', () => clientBorgs(rig, job.id, processTable(), 'extract').map((p) => p.pid), ended);
-    await sleep(1000);
-    frozen = freeze(pids);
+    // Not merely started: borg's Python takes seconds to start on a loaded machine, and a fault
+    // landing before borg has connected hits no proxy session, no SSH link and no read at all.
+    await untilProcesses('borg extract on the client', () => clientBorgs(rig, job.id, processTable(), 'extract').map((p) => p.pid), ended);
+    frozen = freeze(await untilExtracting(rig, job.id, ended));
   } else {
     frozen = freeze(await untilProcesses(`borg ${kind} on the server`, () => serverBorgs(repo.path).map((p) => p.pid), ended));
   }
   const web = pollWeb(rig.web);
   const t0 = Date.now();
-  await fault.inject(rig, job);
-  frozen?.thaw();
+  try {
+    await fault.inject(rig, job);
+  } finally {
+    // Also when the fault could not land: a job left frozen would run on into the next fault's.
+    frozen?.thaw();
+  }
   let done: Job | undefined;
   try {
     done = await waitForJob(stack, job.id, fault.budgetMs + 60_000);
