@@ -150,10 +150,11 @@ export function parseBorgLine(raw: string, truncated = false): BorgLine | null {
  * What filled up, when an error line of a borg run on the server says the repository's file system
  * is full: borg's pre-commit free-space check (a prune's or compact's commit), or a write failing
  * with ENOSPC (`OSError: [Errno 28]`, e.g. the lock's roster when not one block is free).
- * Undefined for anything else; only ERROR and CRITICAL lines count.
+ * `borg extract` reports a file it could not write as a WARNING (`path: write: [Errno 28] …`) and
+ * goes on: pass the levels that count. Undefined for anything else.
  */
-export function diskFullInLine(l: BorgLine): string | undefined {
-  if (l.kind !== 'log' || (l.level !== 'ERROR' && l.level !== 'CRITICAL')) return undefined;
+export function diskFullInLine(l: BorgLine, levels: readonly string[] = ['ERROR', 'CRITICAL']): string | undefined {
+  if (l.kind !== 'log' || !levels.includes(l.level)) return undefined;
   if (l.msgid === 'Repository.InsufficientFreeSpaceError') return l.message.split('\n')[0]!.trim().replace(/\.$/, '');
   return /\[Errno 28\]|No space left on device/.test(l.message) ? 'No space left on device' : undefined;
 }
