@@ -1,7 +1,7 @@
 // The faults of the suite (issue 22): what each does to a FaultRig while its backup runs, and how
 // the job must end. Each brings back what it stopped before returning; faults.ts observes.
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync, statfsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requireAccount } from '../../infra/accounts.js';
 import { run, runChecked } from '../../infra/subprocess.js';
@@ -38,6 +38,27 @@ function mustFind(what: string, pids: number[]): number[] {
 }
 
 const minute = 60_000;
+
+/** The repository's disk is full: this line, at once, whatever the job (proxy/storage/api.ts diskFullMessage). */
+const repositoryDiskFull = /^the repository's disk on storage host \S+ is full: (No space left on device|Insufficient free space[^;\n]*); free space and run the job again$/;
+
+/**
+ * Fills the filesystem of `dir` to its last block (files `filler-*` in it): tmpfs keeps nothing
+ * back for root, so every account then finds it full.
+ */
+async function fillFilesystem(dir: string): Promise<void> {
+  await run('dd', ['if=/dev/zero', `of=${join(dir, 'filler-1m')}`, 'bs=1M']);
+  await run('dd', ['if=/dev/zero', `of=${join(dir, 'filler-4k')}`, 'bs=4k']);
+  const left = statfsSync(dir);
+  if (left.bavail !== 0) throw new Error(`${dir} still has ${left.bavail} blocks free after filling it`);
+}
+
+/** A tmpfs of `size` at `mount` for `owner`, unmounted at the end of the run. */
+async function smallFilesystem(mount: string, size: string, owner: { uid: number; gid: number }): Promise<void> {
+  mkdirSync(mount, { recursive: true });
+  await runChecked('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700,uid=${owner.uid},gid=${owner.gid}`, 'tmpfs', mount]);
+  registerCleanup(`tmpfs ${mount}`, async () => void (await run('umount', ['-l', mount])));
+}
 
 /** The server's borg on the job's repository (its path is the repository's). */
 function serverBorgsOf(rig: FaultRig, job: Job): number[] {
@@ -168,21 +189,50 @@ export const faults = {
     inject: (rig, job) => Promise.resolve(killPids(mustFind('server borg', serverBorgsOf(rig, job)))),
   },
   diskFull: {
-    name: 'storage disk full (24 MiB filesystem)',
+    name: 'storage disk full (24 MiB tmpfs; 96 MiB under a restore)',
+    kinds: ['backup', 'prune', 'check', 'restore'],
+    // A backup fills it as it uploads; a prune or check finds it full when its borg starts (it is
+    // filled while that borg is frozen), and cannot take the repository's lock or commit; a
+    // restore only reads the repository, its target is elsewhere.
     expect: 'failed',
-    // One line an operator can act on, at once: not borg's traceback after the retries gave up.
-    error: /^the repository's disk on storage host \S+ is full: (No space left on device|Insufficient free space[^;\n]*); free space and run the job again$/,
+    expectFor: { restore: 'succeeded' },
+    // One line an operator can act on, at once: not borg's traceback after the retries gave up,
+    // nor "exit code 2", nor a check's failure to lock taken for damage.
+    error: repositoryDiskFull,
     budgetMs: 2 * minute,
-    repository: async (rig, name) => {
+    repository: async (rig, name, kind) => {
       const mount = `${rig.stack.dataDir}-repos/${name}-fs`;
-      mkdirSync(mount, { recursive: true });
-      const storage = requireAccount(rig.stack.config.accounts.storage);
-      await runChecked('mount', ['-t', 'tmpfs', '-o', `size=24m,mode=0700,uid=${storage.uid},gid=${storage.gid}`, 'tmpfs', mount]);
-      registerCleanup(`tmpfs ${mount}`, async () => void (await run('umount', ['-l', mount])));
-      // The admin grows the filesystem once the job failed; the next backup must then run.
-      return { path: join(mount, 'repo'), afterwards: async () => void (await runChecked('mount', ['-o', 'remount,size=256m', mount])) };
+      // 24 MiB fills during the 48 MiB backup; a restore's repository holds that archive.
+      await smallFilesystem(mount, kind === 'restore' ? '96m' : '24m', requireAccount(rig.stack.config.accounts.storage));
+      // The admin frees space once the job failed; the next backup must then run.
+      return {
+        path: join(mount, 'repo'),
+        afterwards: async () => {
+          for (const f of ['filler-1m', 'filler-4k']) rmSync(join(mount, f), { force: true });
+          await runChecked('mount', ['-o', 'remount,size=256m', mount]);
+        },
+      };
     },
-    // The disk fills on its own as the backup uploads.
+    inject: async (rig, job) => {
+      if (job.kind === 'backup') return;
+      const repoPath = rig.repoPaths.get(job.repositoryId);
+      if (!repoPath) throw new Error(`no path known for the repository of job ${job.id}`);
+      await fillFilesystem(dirname(repoPath));
+    },
+  },
+  restoreTargetFull: {
+    name: "restore target's disk on the client full (16 MiB tmpfs)",
+    kinds: ['restore'],
+    // What the admin must read: which disk, that what was written is incomplete, what to do.
+    expect: 'failed',
+    error: /^the disk of the restore target \S+ on the client is full \(No space left on device\); the files restored there so far are incomplete: free space there or restore elsewhere, and run the job again$/,
+    budgetMs: 2 * minute,
+    restoreTarget: async (rig, name) => {
+      const mount = rig.host.path(`restore-${name}`);
+      await smallFilesystem(mount, '16m', { uid: rig.host.uid, gid: rig.host.gid });
+      return { path: mount, afterwards: async () => void (await run('umount', ['-l', mount])) };
+    },
+    // The 48 MiB restore fills it on its own.
     inject: () => Promise.resolve(),
   },
 } satisfies Record<string, Fault>;
