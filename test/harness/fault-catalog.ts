@@ -43,14 +43,20 @@ const minute = 60_000;
 const repositoryDiskFull = /^the repository's disk on storage host \S+ is full: (No space left on device|Insufficient free space[^;\n]*); free space and run the job again$/;
 
 /**
- * Fills the filesystem of `dir` to its last block (files `filler-*` in it): tmpfs keeps nothing
- * back for root, so every account then finds it full.
+ * Leaves the tmpfs at `mount` not one block free: remounted at the size it uses (no memory is
+ * written to fill it). borg's pre-commit check wants room for a whole segment (~545 MB) once a
+ * repository has a few, so the repository of a prune, check or restore lives on a large tmpfs
+ * until the job's borg has started.
  */
-async function fillFilesystem(dir: string): Promise<void> {
-  await run('dd', ['if=/dev/zero', `of=${join(dir, 'filler-1m')}`, 'bs=1M']);
-  await run('dd', ['if=/dev/zero', `of=${join(dir, 'filler-4k')}`, 'bs=4k']);
-  const left = statfsSync(dir);
-  if (left.bavail !== 0) throw new Error(`${dir} still has ${left.bavail} blocks free after filling it`);
+async function shrinkToUsed(mount: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const s = statfsSync(mount);
+    const used = (s.blocks - s.bfree) * s.bsize;
+    const r = await run('mount', ['-o', `remount,size=${used}`, mount]);
+    if (r.code === 0 && statfsSync(mount).bavail === 0) return;
+    // Something wrote meanwhile (a lock file): measure again.
+    if (attempt >= 5) throw new Error(`could not shrink ${mount} to what it uses: ${r.stderr.toString().trim()}`);
+  }
 }
 
 /** A tmpfs of `size` at `mount` for `owner`, unmounted at the end of the run. */
@@ -189,11 +195,11 @@ export const faults = {
     inject: (rig, job) => Promise.resolve(killPids(mustFind('server borg', serverBorgsOf(rig, job)))),
   },
   diskFull: {
-    name: 'storage disk full (24 MiB tmpfs; 96 MiB under a restore)',
+    name: 'storage disk full (24 MiB tmpfs; under a prune, check or restore: shrunk to its use)',
     kinds: ['backup', 'prune', 'check', 'restore'],
-    // A backup fills it as it uploads; a prune or check finds it full when its borg starts (it is
-    // filled while that borg is frozen), and cannot take the repository's lock or commit; a
-    // restore only reads the repository, its target is elsewhere.
+    // A backup fills it as it uploads; a prune or check finds it full when its borg starts (the
+    // tmpfs is shrunk while that borg is frozen), and cannot take the repository's lock or commit;
+    // a restore only reads the repository, its target is elsewhere.
     expect: 'failed',
     expectFor: { restore: 'succeeded' },
     // One line an operator can act on, at once: not borg's traceback after the retries gave up,
@@ -202,22 +208,16 @@ export const faults = {
     budgetMs: 2 * minute,
     repository: async (rig, name, kind) => {
       const mount = `${rig.stack.dataDir}-repos/${name}-fs`;
-      // 24 MiB fills during the 48 MiB backup; a restore's repository holds that archive.
-      await smallFilesystem(mount, kind === 'restore' ? '96m' : '24m', requireAccount(rig.stack.config.accounts.storage));
-      // The admin frees space once the job failed; the next backup must then run.
-      return {
-        path: join(mount, 'repo'),
-        afterwards: async () => {
-          for (const f of ['filler-1m', 'filler-4k']) rmSync(join(mount, f), { force: true });
-          await runChecked('mount', ['-o', 'remount,size=256m', mount]);
-        },
-      };
+      // 24 MiB fills during the 48 MiB backup; the other kinds' tmpfs is shrunk mid-job (inject).
+      await smallFilesystem(mount, kind === 'backup' ? '24m' : '1g', requireAccount(rig.stack.config.accounts.storage));
+      // The admin grows the filesystem once the job failed; the next backup must then run.
+      return { path: join(mount, 'repo'), afterwards: async () => void (await runChecked('mount', ['-o', 'remount,size=1g', mount])) };
     },
     inject: async (rig, job) => {
       if (job.kind === 'backup') return;
       const repoPath = rig.repoPaths.get(job.repositoryId);
       if (!repoPath) throw new Error(`no path known for the repository of job ${job.id}`);
-      await fillFilesystem(dirname(repoPath));
+      await shrinkToUsed(dirname(repoPath));
     },
   },
   restoreTargetFull: {
