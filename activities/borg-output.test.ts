@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LineSplitter, MAX_LINE, parseBorgLine } from './borg-output.js';
+import { diskFullMessage } from '../proxy/storage/api.js';
+import { diskFullInLine, LineSplitter, MAX_LINE, parseBorgLine } from './borg-output.js';
 
 describe('LineSplitter', () => {
   it('splits across chunks', () => {
@@ -40,5 +41,33 @@ describe('parseBorgLine', () => {
     expect(parseBorgLine('   ')).toBeNull();
     expect(parseBorgLine('x'.repeat(10_000))!).toMatchObject({ kind: 'log' });
     expect((parseBorgLine('x'.repeat(10_000)) as { message: string }).message.length).toBeLessThan(4200);
+  });
+});
+
+describe('diskFullInLine (a borg run on the server into a full repository disk)', () => {
+  // As borg 1.2.4 printed them on a full tmpfs (prune, compact, check --verify-data).
+  const insufficient =
+    '{"type": "log_message", "time": 1796607424.37, "message": "Insufficient free space to complete transaction (required: 545.43 MB, available: 4.10 kB).", "levelname": "ERROR", "name": "borg.archiver", "msgid": "Repository.InsufficientFreeSpaceError"}';
+  const enospc = JSON.stringify({
+    type: 'log_message',
+    time: 1796607418.56,
+    message: 'OSError: [Errno 28] No space left on device\n\nDuring handling of the above exception, another exception occurred:\n\nTraceback (most recent call last):\n  File "/usr/lib/python3/dist-packages/borg/locking.py", line 291, in save\n    with open(self.path, "w") as f:\nOSError: [Errno 28] No space left on device\n',
+    levelname: 'ERROR',
+    name: 'borg.archiver',
+  });
+
+  it("reads borg's pre-commit free-space check and a write's ENOSPC", () => {
+    expect(diskFullInLine(parseBorgLine(insufficient)!)).toBe('Insufficient free space to complete transaction (required: 545.43 MB, available: 4.10 kB)');
+    expect(diskFullInLine(parseBorgLine(enospc)!)).toBe('No space left on device');
+    expect(diskFullMessage('storage-1', diskFullInLine(parseBorgLine(enospc)!)!)).toBe("the repository's disk on storage host storage-1 is full: No space left on device; free space and run the job again");
+  });
+
+  it('ignores other errors, and the words at a level below ERROR or in progress lines', () => {
+    expect(diskFullInLine(parseBorgLine('{"type": "log_message", "message": "Local Exception", "levelname": "ERROR", "msgid": "Exception"}')!)).toBeUndefined();
+    expect(diskFullInLine(parseBorgLine('{"type": "log_message", "message": "Killed stale lock vm@1.2-0.", "levelname": "WARNING", "name": "borg.locking"}')!)).toBeUndefined();
+    expect(diskFullInLine(parseBorgLine('{"type": "log_message", "message": "No space left on device", "levelname": "INFO"}')!)).toBeUndefined();
+    expect(diskFullInLine(parseBorgLine('{"type": "progress_message", "message": "No space left on device", "msgid": "x"}')!)).toBeUndefined();
+    expect(diskFullInLine(parseBorgLine('OSError: [Errno 28] No space left on device')!)).toBeUndefined();
+    expect(diskFullInLine({ kind: 'progress-finished', time: 1 })).toBeUndefined();
   });
 });

@@ -146,6 +146,19 @@ export function parseBorgLine(raw: string, truncated = false): BorgLine | null {
   return { kind: 'log', level: 'INFO', type: 'output', msgid: null, message: truncated ? `${message} [line truncated]` : message, time: null };
 }
 
+/**
+ * What filled up, when an error line of a borg run on the server says the repository's file system
+ * is full: borg's pre-commit free-space check (a prune's or compact's commit), or a write failing
+ * with ENOSPC (`OSError: [Errno 28]`, e.g. the lock's roster when not one block is free).
+ * `borg extract` reports a file it could not write as a WARNING (`path: write: [Errno 28] …`) and
+ * goes on: pass the levels that count. Undefined for anything else.
+ */
+export function diskFullInLine(l: BorgLine, levels: readonly string[] = ['ERROR', 'CRITICAL']): string | undefined {
+  if (l.kind !== 'log' || !levels.includes(l.level)) return undefined;
+  if (l.msgid === 'Repository.InsufficientFreeSpaceError') return l.message.split('\n')[0]!.trim().replace(/\.$/, '');
+  return /\[Errno 28\]|No space left on device/.test(l.message) ? 'No space left on device' : undefined;
+}
+
 function normLevel(l: string): string {
   const u = l.toUpperCase();
   return ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'].includes(u) ? u : 'INFO';

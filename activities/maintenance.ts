@@ -22,7 +22,7 @@ import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import type { MasterKey } from '../infra/secrets.js';
 import type { StorageApi } from '../proxy/storage/api.js';
-import { beating, borgInvocation, cancelledOr, exclusively, JobLog, runLoggedBorg } from './server-borg.js';
+import { beating, borgInvocation, cancelledOr, exclusively, failIfDiskFull, JobLog, runLoggedBorg } from './server-borg.js';
 
 export interface MaintenanceActivityDeps {
   db: Db;
@@ -146,6 +146,7 @@ async function pruneArchives(deps: MaintenanceActivityDeps, jobId: string): Prom
       // Checkpoints too: prune considers them (archiver.do_prune, consider_checkpoints=True).
       const listed = await runLoggedBorg(inv, ['list', '--short', '--consider-checkpoints', '--glob-archives', glob, repo.path], jobLog);
       cancelledOr(listed, 'borg list');
+      await failIfDiskFull(listed, deps.config.storageHost, jobLog);
       if (listed.code !== 0) throw new Error(`borg list failed with exit code ${listed.code}`);
       refuseForeignArchives(client.name, listed.stdout.toString('utf8').split('\n').filter(Boolean));
       const busy = await restoredArchivesPruneWouldTake(deps, inv, repo, [...rules, '--glob-archives', glob], jobLog);
@@ -162,9 +163,13 @@ async function pruneArchives(deps: MaintenanceActivityDeps, jobId: string): Prom
         else if (p) kept++;
       });
       cancelledOr(r, 'borg prune');
+      await failIfDiskFull(r, deps.config.storageHost, jobLog);
       if (r.code !== 0 && r.code !== 1) throw ApplicationFailure.nonRetryable(`borg prune failed with exit code ${r.code}`, 'BorgFailed');
       const c = await runLoggedBorg(inv, ['compact', '--log-json', repo.path], jobLog);
       cancelledOr(c, 'borg compact');
+      // The prune itself committed: its archives are gone even though the compact found no room.
+      if (c.code !== 0 && c.diskFull !== undefined && pruned.length) await markArchivesDeletedByBorgId(db, repo.id, pruned.map((p) => p.id), new Date());
+      await failIfDiskFull(c, deps.config.storageHost, jobLog);
       if (c.code !== 0 && c.code !== 1) throw ApplicationFailure.nonRetryable(`borg compact failed with exit code ${c.code}`, 'BorgFailed');
       return { pruned, kept };
     }),
@@ -192,6 +197,7 @@ async function restoredArchivesPruneWouldTake(deps: MaintenanceActivityDeps, inv
     if (p?.action === 'prune' && restores.has(p.id)) taken.push(`archive ${p.name} is being restored by job ${restores.get(p.id)}`);
   });
   cancelledOr(r, 'borg prune --dry-run');
+  await failIfDiskFull(r, deps.config.storageHost, jobLog);
   if (r.code !== 0 && r.code !== 1) throw ApplicationFailure.nonRetryable(`borg prune --dry-run failed with exit code ${r.code}`, 'BorgFailed');
   return taken.length ? taken.join('; ') : undefined;
 }
@@ -241,6 +247,9 @@ async function checkRepository(deps: MaintenanceActivityDeps, jobId: string, ver
     }),
   );
   cancelledOr(r, 'borg check');
+  // A check that could not take the lock on a full disk found nothing: neither a result to record
+  // nor damage to report.
+  await failIfDiskFull(r, deps.config.storageHost, jobLog);
   const finishedAt = new Date();
   const durationMs = finishedAt.getTime() - startedAt.getTime();
   // do_check: 0 = no problems, 1 = problems found (EXIT_WARNING), 2 = could not check.

@@ -10,8 +10,8 @@ import type { Config } from '../infra/config.js';
 import type { EventPublisher } from '../infra/events.js';
 import type { MasterKey } from '../infra/secrets.js';
 import { serviceBorgDir } from '../infra/storage-layout.js';
-import type { StorageApi } from '../proxy/storage/api.js';
-import { LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
+import { diskFullMessage, type StorageApi } from '../proxy/storage/api.js';
+import { diskFullInLine, LineSplitter, parseBorgLine, type BorgLine } from './borg-output.js';
 
 /** A job's log as rows (and live events): our own lines and borg's --log-json lines. */
 export class JobLog {
@@ -59,14 +59,19 @@ export async function borgInvocation(deps: { db: Db; config: Config; masterKey: 
   return { borgPath: deps.config.borg.path, baseDir: serviceBorgDir(deps.config), passphrase, keyFileText: repo.encryption.startsWith('keyfile') ? keyText : undefined, env };
 }
 
-/** Runs borg, turning its --log-json stderr into job log lines; cancellable; never throws on exit codes. */
+/**
+ * Runs borg, turning its --log-json stderr into job log lines; cancellable; never throws on exit
+ * codes. `diskFull`: what borg said when the repository's file system was full (see failIfDiskFull).
+ */
 export async function runLoggedBorg(inv: BorgInvocation, args: string[], jobLog: JobLog, onLine?: (l: BorgLine) => void) {
   const splitter = new LineSplitter();
   let pending = Promise.resolve();
+  let diskFull: string | undefined;
   const feed = (lines: Array<{ line: string; truncated: boolean }>) => {
     for (const { line, truncated } of lines) {
       const parsed = parseBorgLine(line, truncated);
       if (!parsed) continue;
+      diskFull ??= diskFullInLine(parsed);
       onLine?.(parsed);
       pending = pending.then(() => jobLog.line(parsed));
     }
@@ -78,7 +83,21 @@ export async function runLoggedBorg(inv: BorgInvocation, args: string[], jobLog:
   feed(splitter.flush());
   await pending;
   await jobLog.flush();
-  return r;
+  return { ...r, diskFull };
+}
+
+/**
+ * A borg run that failed because the repository's disk is full ends the job at once with the same
+ * line as a backup's (proxy/storage/job-faults.ts), not after retries into the same wall nor as
+ * "exit code 2" or borg's traceback. Nothing is lost: borg did not commit, and the next
+ * transaction deletes what it had begun to write.
+ */
+export async function failIfDiskFull(r: { code: number | null; diskFull?: string }, storageHost: string, jobLog: JobLog): Promise<void> {
+  if (r.code === 0 || r.diskFull === undefined) return;
+  const message = diskFullMessage(storageHost, r.diskFull);
+  await jobLog.own(message, 'ERROR');
+  await jobLog.flush();
+  throw ApplicationFailure.nonRetryable(message, 'DiskFull');
 }
 
 /** Heartbeats while `fn` runs (waiting for the repository counts): a dead worker is noticed. */

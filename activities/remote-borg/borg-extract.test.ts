@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { RestoreSpec } from '../../db/schema.js';
+import type { Job, RestoreSpec } from '../../db/schema.js';
+import { diskFullInLine } from '../borg-output.js';
 import { checkRestored } from './restore-target.js';
 import { jobRepositoryUrl } from '../../infra/storage-layout.js';
-import { borgExtractArgv, parseExtractLine } from './borg-extract.js';
+import { borgExtract, borgExtractArgv, parseExtractLine, restoreTargetFullMessage } from './borg-extract.js';
 
 const config = { accounts: { proxy: 'borgcube' }, ssh: { host: 'backup.example.org', port: 2222 } };
 const spec: RestoreSpec = { archiveId: 'x', archiveBorgId: 'f'.repeat(64), archiveName: 'web-1-2026-12-06T10-00-00', sourceClientId: null, paths: [], target: '/var/tmp/r', inPlace: false, stripComponents: 0 };
@@ -36,5 +37,21 @@ describe('borg extract', () => {
     expect(checkRestored({ rc: 0, listed: 2 }, { items: 2, files: 0, bytes: 0 })).toMatchObject({ writtenBytes: 0 });
     expect(() => checkRestored({ rc: 0, listed: 4, progress }, { items: 5, files: 3, bytes: 100 })).toThrow(/borg restored 4 items .*selection holds 5 items/);
     expect(() => checkRestored({ rc: 0, listed: 5, progress }, { items: 5, files: 3, bytes: 80 })).toThrow(/does not match the archive/);
+  });
+
+  it('a full target: borg 1.2.4 warns per file it could not write; the restore fails with one line naming the target', () => {
+    // As borg 1.2.4 printed it extracting into a full 2 MiB tmpfs (exit code 1).
+    const warning = parseExtractLine('{"type": "log_message", "time": 1796608092.12, "message": "srv/a: write: [Errno 28] No space left on device", "levelname": "WARNING", "name": "borg.archiver"}')!;
+    expect(diskFullInLine(warning, ['WARNING', 'ERROR', 'CRITICAL'])).toBe('No space left on device');
+    // Not a server-side error line: the repository's disk is not what filled up.
+    expect(diskFullInLine(warning)).toBeUndefined();
+    const job = (restore: RestoreSpec) => ({ id: 'job-1', restore }) as Job;
+    expect(borgExtract('ssh://x/job-1', job(spec), spec.archiveName, 'borg').diskFull).toBe(restoreTargetFullMessage('/var/tmp/r'));
+    expect(restoreTargetFullMessage('/var/tmp/r')).toBe(
+      'the disk of the restore target /var/tmp/r on the client is full (No space left on device); the files restored there so far are incomplete: free space there or restore elsewhere, and run the job again',
+    );
+    // A dump goes into its load command, whose own failure decides (dump-streams.ts).
+    const dump: RestoreSpec = { ...spec, paths: ['dumps/pg.sql'], dump: { entry: 'dumps/pg.sql', kind: 'postgresql', into: 'restored' } };
+    expect(borgExtract('ssh://x/job-1', job(dump), spec.archiveName, 'borg').diskFull).toBeUndefined();
   });
 });

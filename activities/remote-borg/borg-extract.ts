@@ -64,6 +64,11 @@ export function parseExtractLine(raw: string, truncated = false): BorgLine | nul
 
 const cut = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE)}…` : s);
 
+/** The line a restore fails with when its target's file system on the client filled up. */
+export function restoreTargetFullMessage(target: string): string {
+  return `the disk of the restore target ${target} on the client is full (No space left on device); the files restored there so far are incomplete: free space there or restore elsewhere, and run the job again`;
+}
+
 export function borgExtract(repoUrl: string, job: Job, archiveName: string, borgCmd: string): DetachedBorg {
   const spec = job.restore;
   if (!spec) throw new Error(`job ${job.id} is not a restore`);
@@ -76,5 +81,7 @@ export function borgExtract(repoUrl: string, job: Job, archiveName: string, borg
     // 1 is "finished with warnings": a file that could not be written or an attribute that could
     // not be set. A restore that is not what the archive holds has failed.
     succeeded: (rc) => (rc === 0 ? 'borg extract finished' : undefined),
+    // borg extract goes on after a file it could not write; the restore fails once, for good.
+    ...(spec.dump ? {} : { diskFull: restoreTargetFullMessage(spec.target) }),
   };
 }

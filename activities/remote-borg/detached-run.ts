@@ -35,6 +35,11 @@ export interface DetachedBorg {
   parseLine(line: string, truncated: boolean): BorgLine | null;
   /** The log line for an exit code that ends the run well; undefined when it failed. */
   succeeded(rc: number): string | undefined;
+  /**
+   * The one line a failed run ends with, without a retry, when borg found the disk it wrote to
+   * full (ENOSPC); the generic failure (borg's last warning or error) otherwise.
+   */
+  diskFull?: string;
   /** The job's log bounds (the client's limits); the defaults when not given. */
   logLimits?: LogLimits;
 }
@@ -52,6 +57,8 @@ interface RunHeartbeat {
   progress?: BorgLine & { kind: 'progress' };
   /** Paths listed (`--list`) up to `offset` by the borg now running. */
   listed?: number;
+  /** borg reported ENOSPC before `offset`. */
+  diskFull?: boolean;
 }
 
 /** How a run ended well: borg's exit code, and what it listed and last reported. */
@@ -85,8 +92,9 @@ export async function runDetached(deps: DetachedRunDeps, on: { conn: SshConnecti
   const log = new JobLog(deps, jobId, await lastLogSeq(deps.db, jobId), borg.logLimits);
   log.listed = prev.listed ?? 0;
   log.progress = prev.progress;
+  log.diskFull = prev.diskFull ?? false;
   const run: Run = { deps, borg, conn, sftp, dir, log, offset: prev.offset, beat: () => {} };
-  run.beat = (started) => heartbeat({ offset: run.offset, started, progress: log.progress, listed: log.listed } satisfies RunHeartbeat);
+  run.beat = (started) => heartbeat({ offset: run.offset, started, progress: log.progress, listed: log.listed, diskFull: log.diskFull || undefined } satisfies RunHeartbeat);
   await startOrReattach(run, jobId, ctx.info.attempt > 1, prev.started);
   run.beat(true);
   return follow(run, ctx.cancellationSignal);
@@ -105,6 +113,7 @@ async function startOrReattach(run: Run, jobId: string, retry: boolean, startedB
   // A borg started anew lists and reports from its beginning.
   log.listed = 0;
   log.progress = undefined;
+  log.diskFull = false;
   await startRunScript(conn, sftp, dir, runScript({ jobId, dir, argv: borg.argv, cwd: borg.cwd, parts: borg.parts }));
   await log.own(startedBefore ? `${borg.name} restarted on the client` : `${borg.name} started on the client`);
 }
@@ -212,6 +221,11 @@ async function finish(run: Run, rcText: string): Promise<DetachedResult> {
   }
   // The next attempt starts borg again; its log continues after this one.
   await clearRunExit(conn, dir);
+  if (log.diskFull && borg.diskFull) {
+    await log.own(borg.diskFull, 'ERROR');
+    await log.flush();
+    throw ApplicationFailure.nonRetryable(borg.diskFull, 'DiskFull');
+  }
   const msg = log.lastError ?? (rc === 1 && log.lastWarning ? `${borg.name} finished with warnings: ${log.lastWarning}` : `${borg.name} exited with ${Number.isNaN(rc) ? rcText.trim().slice(0, 20) : rc}`);
   if (log.lastErrorTransient || Number.isNaN(rc) || rc > 128) throw new Error(msg);
   throw ApplicationFailure.nonRetryable(msg, 'BorgFailed');

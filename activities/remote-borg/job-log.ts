@@ -4,7 +4,7 @@ import type { Db } from '../../db/client.js';
 import * as jobs from '../../db/queries/jobs.js';
 import { JOB_LIMIT_DEFAULTS, type JobLimits } from '../../db/schema.js';
 import type { EventPublisher } from '../../infra/events.js';
-import type { BorgLine } from '../borg-output.js';
+import { diskFullInLine, type BorgLine } from '../borg-output.js';
 
 /** Stored log lines per job; beyond it only warnings and errors are kept. */
 const MAX_STORED_LINES = 20_000;
@@ -39,6 +39,8 @@ export class JobLog {
   lastError: string | undefined;
   lastWarning: string | undefined;
   lastErrorTransient = false;
+  /** borg said the file system it wrote to is full (ENOSPC), e.g. a restore's target. */
+  diskFull = false;
   progress: (BorgLine & { kind: 'progress' }) | undefined;
   /** Paths borg listed (`--list`): a restore's count of restored items. */
   listed = 0;
@@ -111,6 +113,7 @@ export class JobLog {
     }
     if (l.kind === 'progress-finished') return;
     if (l.level === 'WARNING') this.lastWarning = l.message;
+    if (!this.diskFull && diskFullInLine(l, ['WARNING', 'ERROR', 'CRITICAL']) !== undefined) this.diskFull = true;
     if (l.level === 'ERROR' || l.level === 'CRITICAL') {
       this.lastError = l.message;
       this.lastErrorTransient = transientError.test(l.message) || (l.msgid !== null && transientError.test(l.msgid));

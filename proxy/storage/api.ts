@@ -21,6 +21,14 @@ export async function repairRepositoryStorage(t: RepairTarget & StorageLayoutCon
 }
 
 /**
+ * The line a job fails with when the repository's disk is full — a backup's `borg serve`, a
+ * prune's or compact's commit, a check's lock: where, what borg or the kernel said, what to do.
+ */
+export function diskFullMessage(storageHost: string, detail: string): string {
+  return `the repository's disk on storage host ${storageHost} is full: ${detail}; free space and run the job again`;
+}
+
+/**
  * A job the storage side cannot work on (gone, not of the kind asked for, its archive missing, a
  * restore path not in its archive): not retryable.
  */

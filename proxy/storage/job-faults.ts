@@ -9,6 +9,7 @@ import type { Db } from '../../db/client.js';
 import { appendJobLog } from '../../db/queries/jobs.js';
 import type { Logger } from '../../infra/logger.js';
 import { jobFaultSignal } from '../../workflows/messages.js';
+import { diskFullMessage } from './api.js';
 import type { RepositoryHandle } from './repository.js';
 import type { SessionRegistry } from './session-registry.js';
 
@@ -25,7 +26,7 @@ export class JobFaults {
 
   /** The line the job fails with: where, what, and what to do. */
   diskFullMessage(detail: string): string {
-    return `the repository's disk on storage host ${this.deps.storageHost} is full: ${detail}; free space and run the job again`;
+    return diskFullMessage(this.deps.storageHost, detail);
   }
 
   /**

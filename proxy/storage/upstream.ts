@@ -20,6 +20,18 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * The text of borg serve's error reply: its first argument, or the short form. Borg's
+ * InsufficientFreeSpaceError carries only its two figures (required, available), which alone
+ * would say nothing: its message is rebuilt as borg words it (repository.py).
+ */
+export function upstreamErrorText(cls: string, args: readonly unknown[], short: readonly unknown[]): string {
+  const str = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('utf8') : typeof v === 'string' ? v : undefined);
+  const [first, second] = args.map(str);
+  if (cls === 'InsufficientFreeSpaceError' && first !== undefined && second !== undefined) return `Insufficient free space to complete transaction (required: ${first}, available: ${second}).`;
+  return Buffer.isBuffer(args[0]) ? args[0].toString('utf8') : short.map((s) => (Buffer.isBuffer(s) ? s.toString('utf8') : '')).join(' ');
+}
+
 export class UpstreamClosedError extends Error {
   override name = 'UpstreamClosedError';
 }
@@ -183,9 +195,7 @@ export class Upstream {
       return;
     }
     if (r.ok) return p.resolve(r.result);
-    const first = r.error.args[0];
-    const text = Buffer.isBuffer(first) ? first.toString('utf8') : r.error.short.map((s) => (Buffer.isBuffer(s) ? s.toString('utf8') : '')).join(' ');
-    p.reject(new UpstreamError(r.error.exceptionClass, `${p.method}: ${text || 'failed'}`));
+    p.reject(new UpstreamError(r.error.exceptionClass, `${p.method}: ${upstreamErrorText(r.error.exceptionClass, r.error.args, r.error.short) || 'failed'}`));
   }
 
   private failAll(err: Error) {

@@ -1,7 +1,7 @@
 // The faults of the suite (issue 22): what each does to a FaultRig while its backup runs, and how
 // the job must end. Each brings back what it stopped before returning; faults.ts observes.
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync, statfsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { requireAccount } from '../../infra/accounts.js';
 import { run, runChecked } from '../../infra/subprocess.js';
@@ -38,6 +38,33 @@ function mustFind(what: string, pids: number[]): number[] {
 }
 
 const minute = 60_000;
+
+/** The repository's disk is full: this line, at once, whatever the job (proxy/storage/api.ts diskFullMessage). */
+const repositoryDiskFull = /^the repository's disk on storage host \S+ is full: (No space left on device|Insufficient free space[^;\n]*); free space and run the job again$/;
+
+/**
+ * Leaves the tmpfs at `mount` not one block free: remounted at the size it uses (no memory is
+ * written to fill it). borg's pre-commit check wants room for a whole segment (~545 MB) once a
+ * repository has a few, so the repository of a prune, check or restore lives on a large tmpfs
+ * until the job's borg has started.
+ */
+async function shrinkToUsed(mount: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const s = statfsSync(mount);
+    const used = (s.blocks - s.bfree) * s.bsize;
+    const r = await run('mount', ['-o', `remount,size=${used}`, mount]);
+    if (r.code === 0 && statfsSync(mount).bavail === 0) return;
+    // Something wrote meanwhile (a lock file): measure again.
+    if (attempt >= 5) throw new Error(`could not shrink ${mount} to what it uses: ${r.stderr.toString().trim()}`);
+  }
+}
+
+/** A tmpfs of `size` at `mount` for `owner`, unmounted at the end of the run. */
+async function smallFilesystem(mount: string, size: string, owner: { uid: number; gid: number }): Promise<void> {
+  mkdirSync(mount, { recursive: true });
+  await runChecked('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700,uid=${owner.uid},gid=${owner.gid}`, 'tmpfs', mount]);
+  registerCleanup(`tmpfs ${mount}`, async () => void (await run('umount', ['-l', mount])));
+}
 
 /** The server's borg on the job's repository (its path is the repository's). */
 function serverBorgsOf(rig: FaultRig, job: Job): number[] {
@@ -168,21 +195,44 @@ export const faults = {
     inject: (rig, job) => Promise.resolve(killPids(mustFind('server borg', serverBorgsOf(rig, job)))),
   },
   diskFull: {
-    name: 'storage disk full (24 MiB filesystem)',
+    name: 'storage disk full (24 MiB tmpfs; under a prune, check or restore: shrunk to its use)',
+    kinds: ['backup', 'prune', 'check', 'restore'],
+    // A backup fills it as it uploads; a prune or check finds it full when its borg starts (the
+    // tmpfs is shrunk while that borg is frozen), and cannot take the repository's lock or commit;
+    // a restore only reads the repository, its target is elsewhere.
     expect: 'failed',
-    // One line an operator can act on, at once: not borg's traceback after the retries gave up.
-    error: /^the repository's disk on storage host \S+ is full: (No space left on device|Insufficient free space[^;\n]*); free space and run the job again$/,
+    expectFor: { restore: 'succeeded' },
+    // One line an operator can act on, at once: not borg's traceback after the retries gave up,
+    // nor "exit code 2", nor a check's failure to lock taken for damage.
+    error: repositoryDiskFull,
     budgetMs: 2 * minute,
-    repository: async (rig, name) => {
+    repository: async (rig, name, kind) => {
       const mount = `${rig.stack.dataDir}-repos/${name}-fs`;
-      mkdirSync(mount, { recursive: true });
-      const storage = requireAccount(rig.stack.config.accounts.storage);
-      await runChecked('mount', ['-t', 'tmpfs', '-o', `size=24m,mode=0700,uid=${storage.uid},gid=${storage.gid}`, 'tmpfs', mount]);
-      registerCleanup(`tmpfs ${mount}`, async () => void (await run('umount', ['-l', mount])));
+      // 24 MiB fills during the 48 MiB backup; the other kinds' tmpfs is shrunk mid-job (inject).
+      await smallFilesystem(mount, kind === 'backup' ? '24m' : '1g', requireAccount(rig.stack.config.accounts.storage));
       // The admin grows the filesystem once the job failed; the next backup must then run.
-      return { path: join(mount, 'repo'), afterwards: async () => void (await runChecked('mount', ['-o', 'remount,size=256m', mount])) };
+      return { path: join(mount, 'repo'), afterwards: async () => void (await runChecked('mount', ['-o', 'remount,size=1g', mount])) };
     },
-    // The disk fills on its own as the backup uploads.
+    inject: async (rig, job) => {
+      if (job.kind === 'backup') return;
+      const repoPath = rig.repoPaths.get(job.repositoryId);
+      if (!repoPath) throw new Error(`no path known for the repository of job ${job.id}`);
+      await shrinkToUsed(dirname(repoPath));
+    },
+  },
+  restoreTargetFull: {
+    name: "restore target's disk on the client full (16 MiB tmpfs)",
+    kinds: ['restore'],
+    // What the admin must read: which disk, that what was written is incomplete, what to do.
+    expect: 'failed',
+    error: /^the disk of the restore target \S+ on the client is full \(No space left on device\); the files restored there so far are incomplete: free space there or restore elsewhere, and run the job again$/,
+    budgetMs: 2 * minute,
+    restoreTarget: async (rig, name) => {
+      const mount = rig.host.path(`restore-${name}`);
+      await smallFilesystem(mount, '16m', { uid: rig.host.uid, gid: rig.host.gid });
+      return { path: mount, afterwards: async () => void (await run('umount', ['-l', mount])) };
+    },
+    // The 48 MiB restore fills it on its own.
     inject: () => Promise.resolve(),
   },
 } satisfies Record<string, Fault>;

@@ -103,12 +103,16 @@ export interface Fault {
   /** Where another kind must end otherwise (e.g. a check whose borg was killed must not pass). */
   expectFor?: Partial<Record<JobKind, 'succeeded' | 'failed'>>;
   error?: RegExp;
+  /** The error where another kind fails otherwise (e.g. a restore's full target is not the repository's disk). */
+  errorFor?: Partial<Record<JobKind, RegExp>>;
   /** The job must have ended this long after the fault. */
   budgetMs: number;
   /** The rig must have been started with these. */
   needs?: Array<'postgres' | 'redis' | 'temporal' | 'web'>;
   /** The repository on a filesystem of its own (disk-full): returns its path and how to grow it back. */
-  repository?: (rig: FaultRig, name: string) => Promise<{ path: string; afterwards: () => Promise<void> }>;
+  repository?: (rig: FaultRig, name: string, kind: JobKind) => Promise<{ path: string; afterwards: () => Promise<void> }>;
+  /** A restore's target on the client on a filesystem of its own: its path and how to remove it. */
+  restoreTarget?: (rig: FaultRig, name: string) => Promise<{ path: string; afterwards: () => Promise<void> }>;
   inject(rig: FaultRig, job: Job): Promise<void>;
 }
 
@@ -141,9 +145,9 @@ export interface FaultOutcome {
 
 export const passed = (o: FaultOutcome) => Object.values(o.checks).every(Boolean);
 
-async function newRepository(rig: FaultRig, fault: Fault): Promise<{ name: string; path: string; afterwards: () => Promise<void> }> {
+async function newRepository(rig: FaultRig, fault: Fault, kind: JobKind): Promise<{ name: string; path: string; afterwards: () => Promise<void> }> {
   const name = `r${++rig.repoCount}`;
-  const placed = fault.repository ? await fault.repository(rig, name) : { path: `${rig.stack.dataDir}-repos/${name}`, afterwards: () => Promise.resolve() };
+  const placed = fault.repository ? await fault.repository(rig, name, kind) : { path: `${rig.stack.dataDir}-repos/${name}`, afterwards: () => Promise.resolve() };
   const r = await rig.stack.cli(['repo', 'add', name, '--path', placed.path]);
   if (r.code !== 0) throw new Error(`repo add failed: ${r.err}`);
   rig.repoPaths.set((await getRepository(rig.stack.deps, name)).id, placed.path);
@@ -263,7 +267,7 @@ async function observeAfterwards(rig: FaultRig, repo: { name: string; path: stri
 }
 
 /** The job a fault hits, started once its repository holds what the kind needs. */
-async function startJob(rig: FaultRig, kind: JobKind, repo: { name: string }): Promise<{ job: Job; expected: string[]; restoredFrom?: string }> {
+async function startJob(rig: FaultRig, kind: JobKind, repo: { name: string }, restoreTarget?: string): Promise<{ job: Job; expected: string[]; restoredFrom?: string }> {
   const { stack } = rig;
   const base = await backup(stack, 'fast', repo.name);
   if (kind === 'backup') {
@@ -273,7 +277,7 @@ async function startJob(rig: FaultRig, kind: JobKind, repo: { name: string }): P
   if (kind === 'restore') {
     freshSlowData(rig);
     const src = await backup(stack, 'slow', repo.name);
-    const job = await startRestore(stack.deps, { actor: 'cli:root', userId: null, role: 'admin' }, { archive: src.archiveName!, repository: repo.name });
+    const job = await startRestore(stack.deps, { actor: 'cli:root', userId: null, role: 'admin' }, { archive: src.archiveName!, repository: repo.name, ...(restoreTarget ? { target: restoreTarget } : {}) });
     return { job, expected: [base.archiveName!, src.archiveName!], restoredFrom: rig.host.path('slow') };
   }
   // Three archives of `fast` (one policy keeps the day's last); a check reads all of them.
@@ -295,9 +299,11 @@ async function startJob(rig: FaultRig, kind: JobKind, repo: { name: string }): P
 export async function runFault(rig: FaultRig, fault: Fault, kind: JobKind = 'backup'): Promise<FaultOutcome> {
   const { stack } = rig;
   const notes: string[] = [];
-  const repo = await newRepository(rig, fault);
-  const { job, expected, restoredFrom } = await startJob(rig, kind, repo);
+  const repo = await newRepository(rig, fault, kind);
+  const target = kind === 'restore' && fault.restoreTarget ? await fault.restoreTarget(rig, repo.name) : undefined;
+  const { job, expected, restoredFrom } = await startJob(rig, kind, repo, target?.path);
   const expect = fault.expectFor?.[kind] ?? fault.expect;
+  const expectError = fault.errorFor?.[kind] ?? fault.error;
   const sampler = sampleProcesses(rig, job.id, kind, repo.path);
   const ended = async () => !['running', 'queued'].includes((await getJob(stack.deps, job.id)).state);
   let frozen: { thaw(): void } | undefined;
@@ -330,7 +336,7 @@ export async function runFault(rig: FaultRig, fault: Fault, kind: JobKind = 'bac
   const webProblems = await web.stop();
   const counts = sampler.stop();
   let outcomeOk =
-    done !== undefined && done.state === expect && recoverMs <= fault.budgetMs + 1000 && (expect === 'succeeded' || (!!done.error && (!fault.error || fault.error.test(done.error))));
+    done !== undefined && done.state === expect && recoverMs <= fault.budgetMs + 1000 && (expect === 'succeeded' || (!!done.error && (!expectError || expectError.test(done.error))));
   if (!outcomeOk) notes.push(`ended ${done?.state ?? 'still running'} (${done?.error ?? ''}) after ${Math.round(recoverMs / 1000)} s; expected ${expect} within ${fault.budgetMs / 1000} s\n${await describeJob(stack, job.id)}`);
   if (restoredFrom && done?.state === 'succeeded') {
     // What was restored is the client's very files, however often borg extract ran.
@@ -344,6 +350,7 @@ export async function runFault(rig: FaultRig, fault: Fault, kind: JobKind = 'bac
   if (counts.maxBorg > 1 || counts.maxProxy > 1) notes.push(`at one moment ${counts.maxBorg} borg and ${counts.maxProxy} proxy sessions ran for the job: ${counts.seen}`);
   for (const p of webProblems) notes.push(`web: ${p}`);
   await repo.afterwards();
+  await target?.afterwards();
 
   const after = await observeAfterwards(rig, repo, [...expected, ...(kind === 'backup' && done?.state === 'succeeded' ? [done.archiveName!] : [])], notes, kind === 'prune' || kind === 'check' ? 'fast' : 'slow');
   const logLines = await jobLogTail(stack.deps, job.id, 1000);

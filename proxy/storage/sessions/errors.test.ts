@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UpstreamClosedError, UpstreamError } from '../upstream.js';
+import { UpstreamClosedError, UpstreamError, upstreamErrorText } from '../upstream.js';
 import { diskFullDetail, replyErrorOf } from './errors.js';
 
 describe('disk full, as borg serve and the kernel say it', () => {
@@ -22,5 +22,17 @@ describe('disk full, as borg serve and the kernel say it', () => {
   it('the client is still told only that the repository is unavailable', () => {
     const e = replyErrorOf(new UpstreamError('OSError', 'put: OSError: [Errno 28] No space left on device'), 'abcd0123');
     expect(e.message).toBe('BorgCube: the repository is unavailable; try again later (ref abcd0123)');
+  });
+});
+
+describe("borg serve's InsufficientFreeSpaceError as the job's line", () => {
+  it('keeps what borg says, not only the required figure that comes first in its arguments', () => {
+    // borg 1.2.4's reply carries exception_args [required, available], already formatted.
+    const text = upstreamErrorText('InsufficientFreeSpaceError', [Buffer.from('545.43 MB'), Buffer.from('4.10 kB')], []);
+    expect(text).toBe('Insufficient free space to complete transaction (required: 545.43 MB, available: 4.10 kB).');
+    expect(diskFullDetail(new UpstreamError('InsufficientFreeSpaceError', `commit: ${text}`))).toBe('Insufficient free space to complete transaction (required: 545.43 MB, available: 4.10 kB)');
+    // Other errors: the first argument as before.
+    expect(upstreamErrorText('ObjectNotFound', [Buffer.from('0123 not found'), Buffer.from('x')], [])).toBe('0123 not found');
+    expect(upstreamErrorText('LockTimeout', ['x'], [Buffer.from('Failed to create/acquire the lock')])).toBe('Failed to create/acquire the lock');
   });
 });
