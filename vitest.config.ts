@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 // every file makes its own users, databases, ports, task queues and stacks, and most of their time
 // is spent waiting on borg, ssh and Temporal, so two files share the machine's two cores well
 // (docs/testing.md has the figures). The few files that measure time against a bound they take
-// alone (an honest backup during an attack, CLI follow lag, connection close times) or sample the
+// alone (an honest backup during an attack, CLI follow lag, connection close and hang-up times) or sample the
 // whole process table run afterwards, one at a time (`integration-solo`). The levels run in order
 // (groupOrder). Every file's cleanup list (test/harness/cleanup.ts) runs after its tests
 // (vitest-setup.ts).
@@ -14,6 +14,7 @@ const solo = [
   'test/integration/proxy-adversarial-isolation.test.ts',
   'test/integration/proxy-adversarial-quotas.test.ts',
   'test/integration/cli-wait.test.ts',
+  'test/integration/proxy-adversarial-writes.test.ts',
 ];
 
 const realServices = {

@@ -167,8 +167,8 @@ async function pruneArchives(deps: MaintenanceActivityDeps, jobId: string): Prom
       if (r.code !== 0 && r.code !== 1) throw ApplicationFailure.nonRetryable(`borg prune failed with exit code ${r.code}`, 'BorgFailed');
       const c = await runLoggedBorg(inv, ['compact', '--log-json', repo.path], jobLog);
       cancelledOr(c, 'borg compact');
-      // The prune itself committed: its archives are gone even though the compact found no room.
-      if (c.code !== 0 && c.diskFull !== undefined && pruned.length) await markArchivesDeletedByBorgId(db, repo.id, pruned.map((p) => p.id), new Date());
+      // The prune itself committed: its archives are gone whatever the compact then says.
+      if (c.code !== 0 && pruned.length) await markArchivesDeletedByBorgId(db, repo.id, pruned.map((p) => p.id), new Date());
       await failIfDiskFull(c, deps.config.storageHost, jobLog);
       if (c.code !== 0 && c.code !== 1) throw ApplicationFailure.nonRetryable(`borg compact failed with exit code ${c.code}`, 'BorgFailed');
       return { pruned, kept };

@@ -93,7 +93,9 @@ export async function runLoggedBorg(inv: BorgInvocation, args: string[], jobLog:
  * transaction deletes what it had begun to write.
  */
 export async function failIfDiskFull(r: { code: number | null; diskFull?: string }, storageHost: string, jobLog: JobLog): Promise<void> {
-  if (r.code === 0 || r.diskFull === undefined) return;
+  // Only borg's error exit (2): a check that found damage exits 1, and its ERROR lines name files
+  // of the archive, whose names a client chose (one may read "[Errno 28]").
+  if (r.code !== 2 || r.diskFull === undefined) return;
   const message = diskFullMessage(storageHost, r.diskFull);
   await jobLog.own(message, 'ERROR');
   await jobLog.flush();

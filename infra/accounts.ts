@@ -23,7 +23,7 @@ export function lookupAccount(name: string, passwdPath = '/etc/passwd'): Account
 }
 
 /** useradd, userdel and usermod say this (exit 1) while another of them holds /etc/passwd. */
-const lockBusy = /cannot lock \/etc\/(passwd|group|shadow|gshadow)/;
+const lockBusy = /cannot lock \/etc\/(passwd|group|shadow|gshadow|subuid|subgid)/;
 
 /**
  * Runs a shadow tool (useradd, userdel, usermod), waiting while another one holds the account

@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { stopsRun } from './detached-run.js';
 
 describe('stopsRun', () => {
-  it('stops borg only for a cancellation the workflow requested', () => {
+  it('stops borg for a cancellation the workflow requested, and on a reset (attempts start again at 1)', () => {
     expect(stopsRun(new CancelledFailure('CANCELLED'))).toBe(true);
+    expect(stopsRun(new CancelledFailure('RESET'))).toBe(true);
   });
 
   // The chaos suite's restore × Temporal restart: attempt 1 timed out while the server was down,

@@ -197,7 +197,8 @@ function cancelReason(reason: unknown): string {
 
 /** Whether a cancellation of the follow loop must stop borg on the client: only one the workflow requested. */
 export function stopsRun(reason: unknown): boolean {
-  return cancelReason(reason) === 'CANCELLED';
+  // RESET starts the attempts again at 1, which would start a second borg beside this one.
+  return ['CANCELLED', 'RESET'].includes(cancelReason(reason));
 }
 
 /** Borg's exit code, read from `rc`: the result, or the failure (retryable when it may pass). */

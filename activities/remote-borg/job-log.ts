@@ -113,7 +113,9 @@ export class JobLog {
     }
     if (l.kind === 'progress-finished') return;
     if (l.level === 'WARNING') this.lastWarning = l.message;
-    if (!this.diskFull && diskFullInLine(l, ['WARNING', 'ERROR', 'CRITICAL']) !== undefined) this.diskFull = true;
+    // extract warns per file it cannot write into the target; an ERROR-level ENOSPC is borg's own
+    // (its cache or lock in the job folder, maybe on another disk) and ends as any error does.
+    if (!this.diskFull && diskFullInLine(l, ['WARNING']) !== undefined) this.diskFull = true;
     if (l.level === 'ERROR' || l.level === 'CRITICAL') {
       this.lastError = l.message;
       this.lastErrorTransient = transientError.test(l.message) || (l.msgid !== null && transientError.test(l.msgid));

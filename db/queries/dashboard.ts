@@ -96,7 +96,7 @@ export async function countJobsInState(db: Db, state: Job['state']): Promise<num
 export async function previousBackupSizes(db: Db, clientIds: string[]): Promise<Map<string, number>> {
   if (!clientIds.length) return new Map();
   const r = await db.execute<{ client_id: string; size: string | number | null }>(sql`
-    select c.id as client_id, (j.stats->>'originalSize')::bigint as size
+    select c.id as client_id, case when jsonb_typeof(j.stats->'originalSize') = 'number' then (j.stats->>'originalSize')::numeric end as size
     from unnest(array[${sql.join([...new Set(clientIds)].map((id) => sql`${id}`), sql`, `)}]::uuid[]) as c(id)
     join lateral (
       select stats from jobs where client_id = c.id and kind = 'backup' and state = 'succeeded' order by created_at desc limit 1
