@@ -15,9 +15,6 @@ const solo = [
   'test/integration/proxy-adversarial-quotas.test.ts',
   'test/integration/cli-wait.test.ts',
   'test/integration/proxy-adversarial-writes.test.ts',
-  // 40 ssh clients must be in sshd's pre-auth phase at once; beside another file they start
-  // too slowly to overlap (37 of 40 reached authentication).
-  'test/integration/authorized-keys.test.ts',
 ];
 
 const realServices = {
