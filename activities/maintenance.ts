@@ -144,7 +144,7 @@ async function pruneArchives(deps: MaintenanceActivityDeps, jobId: string): Prom
   const outcome = await beating(deps.heartbeatMs, () =>
     exclusively(deps.storage, repo.id, async () => {
       // Checkpoints too: prune considers them (archiver.do_prune, consider_checkpoints=True).
-      const listed = await runLoggedBorg(inv, ['list', '--short', '--consider-checkpoints', '--glob-archives', glob, repo.path], jobLog);
+      const listed = await runLoggedBorg(inv, ['list', '--log-json', '--short', '--consider-checkpoints', '--glob-archives', glob, repo.path], jobLog);
       cancelledOr(listed, 'borg list');
       await failIfDiskFull(listed, deps.config.storageHost, jobLog);
       if (listed.code !== 0) throw new Error(`borg list failed with exit code ${listed.code}`);
