@@ -2,6 +2,7 @@
 // Everything here is untrusted data from the client: each line is validated with zod, lines are
 // cut at a fixed length, and nothing is ever interpreted beyond these shapes.
 import { z } from 'zod';
+import { enospcPattern } from '../proxy/storage/api.js';
 
 /** Longest line kept; the rest of a longer line is dropped and the line is marked truncated. */
 export const MAX_LINE = 16 * 1024;
@@ -156,7 +157,7 @@ export function parseBorgLine(raw: string, truncated = false): BorgLine | null {
 export function diskFullInLine(l: BorgLine, levels: readonly string[] = ['ERROR', 'CRITICAL']): string | undefined {
   if (l.kind !== 'log' || !levels.includes(l.level)) return undefined;
   if (l.msgid === 'Repository.InsufficientFreeSpaceError') return l.message.split('\n')[0]!.trim().replace(/\.$/, '');
-  return /\[Errno 28\]|No space left on device/.test(l.message) ? 'No space left on device' : undefined;
+  return enospcPattern.test(l.message) ? 'No space left on device' : undefined;
 }
 
 function normLevel(l: string): string {

@@ -20,6 +20,9 @@ export async function repairRepositoryStorage(t: RepairTarget & StorageLayoutCon
   return m.repairRepositoryStorage(t, repair);
 }
 
+/** How borg reports a write that failed with ENOSPC (the OSError it passes on, or its text). */
+export const enospcPattern = /\[Errno 28\]|No space left on device/;
+
 /**
  * The line a job fails with when the repository's disk is full — a backup's `borg serve`, a
  * prune's or compact's commit, a check's lock: where, what borg or the kernel said, what to do.

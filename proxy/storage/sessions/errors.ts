@@ -2,6 +2,7 @@
 // sees, and the job goes on. replyErrorOf turns either (or anything else) into the reply frame,
 // with nothing in it the client may not read.
 import type { ReplyError } from '../../protocol/replies.js';
+import { enospcPattern } from '../api.js';
 import { UpstreamClosedError, UpstreamError } from '../upstream.js';
 
 /** Raised for anything the client was not allowed to do; the service records it and ends the job. */
@@ -60,7 +61,7 @@ function isStorageFailure(err: unknown): boolean {
 export function diskFullDetail(err: unknown): string | undefined {
   if (err instanceof UpstreamError) {
     if (err.cls === 'InsufficientFreeSpaceError') return err.message.replace(/^\w+: /, '').replace(/\.$/, '');
-    if (/\[Errno 28\]|No space left on device/.test(err.message)) return 'No space left on device';
+    if (enospcPattern.test(err.message)) return 'No space left on device';
     return undefined;
   }
   if (err instanceof UpstreamClosedError) return /No space left on device/.test(err.message) ? 'No space left on device' : undefined;
