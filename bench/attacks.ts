@@ -14,7 +14,8 @@
 // --runs N (honest backups alone, default 2), --connections N (connections of one credential
 // that never send a byte, default 1000), --cleanup-wait S (after the flood, wait at most S seconds
 // for its job's cleanup — the sweep of up to a quota's objects — before going on; 0, the
-// default: to its end), --attacks LIST (which to run, comma-separated, of
+// default: to its end), --flood-alone (the flood without the honest backup beside it, so that the
+// service's RSS is the flood's own), --attacks LIST (which to run, comma-separated, of
 // flood,connections,bombs,commits,timing; default all).
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,7 +37,7 @@ import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { writeBigTree, type TreeInfo } from './lib/tree.js';
 import { createBenchUser, type BenchUser } from './lib/users.js';
 
-const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2 --connections 1000 --cleanup-wait S --attacks flood,connections,bombs,commits,timing]';
+const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2 --connections 1000 --cleanup-wait S --flood-alone --attacks flood,connections,bombs,commits,timing]';
 
 interface Setup {
   stack: BenchStack;
@@ -129,13 +130,13 @@ async function attackJob(su: Setup, repositoryId: string, attack: string, target
  * The attack and an honest backup into the same repository (the tenants share it), the backup
  * starting `delayMs` after the attack; the service's RSS sampled throughout.
  */
-async function during(su: Setup, attack: (repositoryId: string) => Promise<AttackOutcome>, delayMs: number, cleanupWaitS = 0) {
+async function during(su: Setup, attack: (repositoryId: string) => Promise<AttackOutcome>, delayMs: number, cleanupWaitS = 0, withHonest = true) {
   const repoId = await freshRepository(su);
   const rss = rssSampler(su.stack.storage.pid!);
   const failed = (err: Error): AttackOutcome => ({ wallS: NaN, result: { error: err.message }, violations: [] });
   const attacking = attack(repoId).catch(failed);
   await new Promise((r) => setTimeout(r, delayMs));
-  const honestS = await honestBackup(su, repoId);
+  const honestS = withHonest ? await honestBackup(su, repoId) : NaN;
   const outcome = await attacking;
   // Up to here: the attack and the honest backup. A deferred cleanup is then waited for at most
   // `cleanupWaitS` (0: to its end) with the RSS still sampled, and reported on its own.
@@ -190,7 +191,7 @@ const stepOf = (o: AttackOutcome, what: string) => o.result?.steps?.find((s) => 
 type Opts = ReturnType<typeof parseOptions>;
 
 function parseOptions() {
-  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2, connections: 1000, cleanupWait: 0, attacks: 'flood,connections,bombs,commits,timing' }, usage);
+  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2, connections: 1000, cleanupWait: 0, floodAlone: false, attacks: 'flood,connections,bombs,commits,timing' }, usage);
 }
 
 /** The stack, the honest client with its tree, and the attacker with evil-borg.py as its borg. */
@@ -280,7 +281,8 @@ runBench('bench:attacks', async () => {
   const summary: Record<string, unknown> = { aloneS, alone };
   const row = (name: string, r: Awaited<ReturnType<typeof during>>, achieved: string, extra: Record<string, unknown> = {}) => {
     const refused = r.outcome.violations[0]?.split(':')[0] ?? (r.outcome.result?.outcome === 'refused' ? `refused (${r.outcome.result.error?.slice(0, 60)})` : 'not refused');
-    rows.push([name, achieved, refused, `${mb(r.rss.before)} → ${mb(r.rss.peak)}${r.rss.died ? ' (the service died)' : ''}`, f2(r.honestS), f2(r.honestS / aloneS)]);
+    const honest = Number.isNaN(r.honestS) ? ['— (none)', '—'] : [f2(r.honestS), f2(r.honestS / aloneS)];
+    rows.push([name, achieved, refused, `${mb(r.rss.before)} → ${mb(r.rss.peak)}${r.rss.died ? ' (the service died)' : ''}`, ...honest]);
     summary[name] = { achieved, violations: r.outcome.violations, rssBefore: r.rss.before, rssPeak: r.rss.peak, serviceDied: r.rss.died, honestS: r.honestS, attackS: r.outcome.wallS, ...extra };
     note(`${name}: ${achieved}; ${refused}; RSS ${mb(r.rss.before)} → ${mb(r.rss.peak)}; honest ${f2(r.honestS)} s`);
   };
@@ -298,7 +300,7 @@ runBench('bench:attacks', async () => {
   const quota = o.putQuota || JOB_LIMIT_DEFAULTS.putsPerJob;
   if (o.puts > 0 && run.has('flood')) {
     note(`flood: ${o.puts.toLocaleString('en')} tiny puts (quota ${quota.toLocaleString('en')})…`);
-    const flood = await during(su, (repo) => attackJob(su, repo, 'put-flood', { count: o.puts }, true), 5000, o.cleanupWait);
+    const flood = await during(su, (repo) => attackJob(su, repo, 'put-flood', { count: o.puts }, true), 5000, o.cleanupWait, !o.floodAlone);
     // What evil-borg handed to its client (the service may have refused while more were in
     // flight); the service accepts at most the quota, so the table per put is over those.
     const sent = flood.outcome.result?.puts_sent ?? NaN;
@@ -307,7 +309,7 @@ runBench('bench:attacks', async () => {
     const c = flood.cleanup;
     const cleanup = c ? { cleanupS: c.seconds, cleanupDone: c.done, rssPeakWithCleanup: flood.rssWithCleanup.peak } : {};
     row('tiny-put flood', flood, `${sent.toLocaleString('en')} puts sent (quota ${quota.toLocaleString('en')}) in ${f1(flood.outcome.wallS)} s`, { putsSent: sent, quota, rssPerPutBytes: perPut, ...cleanup });
-    note(`flood: ${f1(perPut)} bytes of service RSS per accepted put at the peak (the honest backup's own use included)`);
+    note(`flood: ${f1(perPut)} bytes of service RSS per accepted put at the peak${o.floodAlone ? '' : " (the honest backup's own use included)"}`);
     if (c) note(`flood: the job's cleanup (the sweep of its objects) ${c.done ? 'took' : 'was still running after'} ${f1(c.seconds)} s; service RSS peak with it ${mb(flood.rssWithCleanup.peak)}${flood.rssWithCleanup.died ? ' (the service died)' : ''}`);
   }
 
