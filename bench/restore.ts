@@ -13,6 +13,7 @@
 // Options: --runs N (default 3), --random-mib N (default 200), --quiet-wait S (default 60),
 // --profile DIR (node --cpu-prof for the repository service and the worker; profiles and a
 // summary in DIR — timings are then not comparable).
+import { execFileSync } from 'node:child_process';
 import { chownSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { requireAccount } from '../infra/accounts.js';
@@ -110,6 +111,8 @@ async function borgcubeRestore(s: Setup, target: string): Promise<TimedRun & { p
 
 async function sample(s: Setup, path: Sample['path'], run: number, quietWait: number): Promise<Sample> {
   const target = join(s.side.client.home, `restored-${path}-${run}`);
+  // No sample pays for an earlier one's writeback (the tree, or 553 MB restored and removed).
+  execFileSync('sync');
   const busyAtStart = await quietBeforeSample(quietWait);
   const parts =
     path === 'direct'
