@@ -121,17 +121,19 @@ export class JobLog {
       this.lastErrorTransient = transientError.test(l.message) || (l.msgid !== null && transientError.test(l.msgid));
     }
     if (this.stored >= MAX_STORED_LINES && !['WARNING', 'ERROR', 'CRITICAL'].includes(l.level)) return;
-    if (!storeFirst && !(await this.withinBound(l.message))) return;
-    this.stored++;
     const row = jobs.storableLogLine({
       jobId: this.jobId,
-      seq: ++this.seq,
+      seq: 0,
       time: l.time ? new Date(l.time * 1000) : new Date(),
       level: l.level,
       type: l.type,
       msgid: l.msgid,
       message: l.message,
     });
+    // Measured as stored: each control character the client sent is kept as `\xNN`, four bytes.
+    if (!storeFirst && !(await this.withinBound(row.message))) return;
+    row.seq = ++this.seq;
+    this.stored++;
     this.batch.push(row);
     if (storeFirst) await this.flush();
     if (storeFirst || this.mayPublish()) {

@@ -32,12 +32,6 @@ export interface ConnectionContext {
 }
 
 /**
- * Requests (and their bytes) of one connection received but not yet answered. Past either bound
- * the socket is paused until half have been answered: a client that sends puts faster than they
- * are verified and stored waits, instead of the service holding an ever longer backlog of them
- * (DESIGN.md §4 invariant 11). Far above what keeps the crypto pool busy.
- */
-/**
  * A job's connections at once (attaching, live, closing or only announced by `hello`): a stock
  * borg has one, and one more while its restarted predecessor's session still cleans up. Past
  * this the job ends as a `quota-connections` violation and all its connections close: a client
@@ -45,8 +39,14 @@ export interface ConnectionContext {
  */
 export const MAX_CONNECTIONS_PER_JOB = 4;
 
-const MAX_PENDING = 1024;
-const MAX_PENDING_BYTES = 128 * 1024 * 1024;
+/**
+ * Requests (and their bytes) of one connection received but not yet answered. Past either bound
+ * the socket is paused until half have been answered: a client that sends puts faster than they
+ * are verified and stored waits, instead of the service holding an ever longer backlog of them
+ * (DESIGN.md §4 invariant 11). Far above what keeps the crypto pool busy.
+ */
+export const MAX_PENDING = 1024;
+export const MAX_PENDING_BYTES = 128 * 1024 * 1024;
 
 interface Queued {
   header: unknown;
