@@ -15,7 +15,8 @@
 // that never send a byte, default 1000), --cleanup-wait S (after the flood, wait at most S seconds
 // for its job's cleanup — the sweep of up to a quota's objects — before going on; 0, the
 // default: to its end), --flood-alone (the flood without the honest backup beside it, so that the
-// service's RSS is the flood's own), --attacks LIST (which to run, comma-separated, of
+// service's RSS is the flood's own), --service-node-args ARGS (node options for the repository
+// service, e.g. a heap limit: what of its RSS is garbage V8 has not collected yet), --attacks LIST (which to run, comma-separated, of
 // flood,connections,bombs,commits,timing; default all).
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -37,7 +38,7 @@ import { startBenchStack, type BenchStack } from './lib/stack.js';
 import { writeBigTree, type TreeInfo } from './lib/tree.js';
 import { createBenchUser, type BenchUser } from './lib/users.js';
 
-const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2 --connections 1000 --cleanup-wait S --flood-alone --attacks flood,connections,bombs,commits,timing]';
+const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2 --connections 1000 --cleanup-wait S --flood-alone --service-node-args ARGS --attacks flood,connections,bombs,commits,timing]';
 
 interface Setup {
   stack: BenchStack;
@@ -191,7 +192,7 @@ const stepOf = (o: AttackOutcome, what: string) => o.result?.steps?.find((s) => 
 type Opts = ReturnType<typeof parseOptions>;
 
 function parseOptions() {
-  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2, connections: 1000, cleanupWait: 0, floodAlone: false, attacks: 'flood,connections,bombs,commits,timing' }, usage);
+  return parseArgs({ puts: 10_000_000, putQuota: 0, bombs: 20, bombJobs: 3, randomMib: 50, timing: 2000, runs: 2, connections: 1000, cleanupWait: 0, floodAlone: false, serviceNodeArgs: '', attacks: 'flood,connections,bombs,commits,timing' }, usage);
 }
 
 /** The stack, the honest client with its tree, and the attacker with evil-borg.py as its borg. */
@@ -199,7 +200,7 @@ async function setUp(o: Opts): Promise<Setup> {
   const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
   if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
   note('starting BorgCube (database, data dir, sshd, repository service)…');
-  const stack = await startBenchStack({ mode: 'service-host' });
+  const stack = await startBenchStack({ mode: 'service-host', storageNodeArgs: o.serviceNodeArgs ? o.serviceNodeArgs.split(' ') : [] });
   const side = await setupClientSide(stack.serverPublicKey);
   const attacker = await createBenchUser();
   attacker.authorize(stack.serverPublicKey);
