@@ -6,7 +6,6 @@ import { posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context, heartbeat } from '@temporalio/activity';
 import type { SFTPWrapper } from 'ssh2';
-import { lastLogSeq } from '../../db/queries/jobs.js';
 import { sftpExists, sftpReadFrom, sftpReadSmall } from '../../infra/sftp.js';
 import type { SshConnection } from '../../infra/ssh.js';
 import { LineSplitter, type BorgLine } from '../borg-output.js';
@@ -89,7 +88,7 @@ export async function runDetached(deps: DetachedRunDeps, on: { conn: SshConnecti
   if (!(await sftpExists(sftp, posix.join(dir, 'key')))) {
     throw ApplicationFailure.nonRetryable(`the job folder ${dir} is gone from the client`, 'JobFolderMissing');
   }
-  const log = new JobLog(deps, jobId, await lastLogSeq(deps.db, jobId), borg.logLimits);
+  const log = await JobLog.resume(deps, jobId, borg.logLimits);
   log.listed = prev.listed ?? 0;
   log.progress = prev.progress;
   log.diskFull = prev.diskFull ?? false;

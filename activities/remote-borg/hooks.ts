@@ -10,7 +10,7 @@ import { posix } from 'node:path';
 import { CancelledFailure } from '@temporalio/activity';
 import type { Db } from '../../db/client.js';
 import { findClientById } from '../../db/queries/clients.js';
-import { findJob, lastLogSeq } from '../../db/queries/jobs.js';
+import { findJob } from '../../db/queries/jobs.js';
 import { findPolicyById } from '../../db/queries/policies.js';
 import { jobLimitsOf, type Hook } from '../../db/schema.js';
 import { shellQuote } from '../../infra/shell-quote.js';
@@ -168,7 +168,7 @@ export interface HookRun {
  * it); the others all run whatever the one before them did, and their failures are returned.
  */
 export async function runHookPhase(deps: JobLogDeps & { db: Db }, run: HookRun, phase: HookPhase, hooks: Hook[]): Promise<string[]> {
-  const log = new JobLog(deps, run.jobId, await lastLogSeq(deps.db, run.jobId), run.limits);
+  const log = await JobLog.resume(deps, run.jobId, run.limits);
   const failures: string[] = [];
   try {
     for (const [i, hook] of hooks.entries()) {

@@ -27,7 +27,7 @@ export class JobLog {
   private batch: Array<Parameters<typeof jobs.insertLogLines>[1][number]> = [];
   private lastFlush = Date.now();
   private stored = 0;
-  /** Bytes of messages stored by this follower (lines are counted per job through `seq`). */
+  /** Bytes of the job's messages stored, this follower's and earlier ones' (`resume`). */
   private storedBytes = 0;
   /** Set once the job's log reached its bound and said so. */
   private truncated = false;
@@ -51,6 +51,17 @@ export class JobLog {
     private seq: number,
     private readonly limits: LogLimits = JOB_LIMIT_DEFAULTS,
   ) {}
+
+  /**
+   * A follower that goes on with the job's log where earlier ones stopped: a retried activity or a
+   * hook's log does not get a fresh budget of the job's bounds.
+   */
+  static async resume(deps: JobLogDeps, jobId: string, limits: LogLimits = JOB_LIMIT_DEFAULTS): Promise<JobLog> {
+    const tally = await jobs.logTally(deps.db, jobId);
+    const log = new JobLog(deps, jobId, tally.seq, limits);
+    log.storedBytes = tally.bytes;
+    return log;
+  }
 
   /**
    * BorgCube's own lines (started, finished, cancelled) are few and mark where the job is: stored

@@ -16,7 +16,7 @@ import type { StorageActivities } from '../../activities/storage.js';
 import type { Db } from '../../db/client.js';
 import { insertArchiveOnce } from '../../db/queries/archives.js';
 import { recordClientContact } from '../../db/queries/clients.js';
-import { findJob, lastLogSeq, revokeJobCredentials } from '../../db/queries/jobs.js';
+import { findJob, revokeJobCredentials } from '../../db/queries/jobs.js';
 import type { JobStats } from '../../db/schema.js';
 import type { EventPublisher } from '../../infra/events.js';
 import type { Logger } from '../../infra/logger.js';
@@ -54,7 +54,6 @@ function simulatedStats(seconds: number): Required<Pick<JobStats, 'originalSize'
 
 /** The client activities the backup workflow calls on the main queue (probe, hooks, run), simulated; the simulated clients have no hooks. */
 export function createSimulatedClientActivities(deps: SimDeps): Pick<ClientActivities, 'probeClient' | 'runBeforeHooks' | 'runEndHooks' | 'runBorgCreate'> {
-  const { db } = deps;
   return {
     async probeClient(): Promise<ClientProbe> {
       await cancellableSleep(between(100, 600));
@@ -74,7 +73,7 @@ export function createSimulatedClientActivities(deps: SimDeps): Pick<ClientActiv
       await recordPhase(deps, jobId, 'run');
       const seconds = between(deps.runSeconds.min, deps.runSeconds.max);
       const stats = simulatedStats(seconds);
-      const log = new JobLog(deps, jobId, await lastLogSeq(db, jobId));
+      const log = await JobLog.resume(deps, jobId);
       await log.own('borg create started (simulated by bench:fleet: no SSH, no borg)');
       const started = Date.now();
       const end = started + seconds * 1000;

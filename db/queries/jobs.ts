@@ -180,6 +180,15 @@ async function appendLogLine(db: Db, row: Omit<LogLineInsert, 'seq'>): Promise<n
   }
 }
 
+/** A job's last log line number and the bytes of messages stored so far (a job's log bounds). */
+export async function logTally(db: Db, jobId: string): Promise<{ seq: number; bytes: number }> {
+  const r = await db
+    .select({ seq: sql<number>`coalesce(max(${jobLogLinesTable.seq}), 0)`, bytes: sql<number>`coalesce(sum(octet_length(${jobLogLinesTable.message})), 0)` })
+    .from(jobLogLinesTable)
+    .where(eq(jobLogLinesTable.jobId, jobId));
+  return { seq: Number(r[0]?.seq ?? 0), bytes: Number(r[0]?.bytes ?? 0) };
+}
+
 export async function lastLogSeq(db: Db, jobId: string): Promise<number> {
   const r = await db.select({ seq: sql<number>`coalesce(max(${jobLogLinesTable.seq}), 0)` }).from(jobLogLinesTable).where(eq(jobLogLinesTable.jobId, jobId));
   return Number(r[0]?.seq ?? 0);

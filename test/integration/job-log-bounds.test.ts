@@ -101,6 +101,21 @@ describe('JobLog bounds', () => {
     expect(log.lastError).toBe('Connection closed by remote host (past the cut)');
   });
 
+  it('a retried follower (JobLog.resume) goes on with the byte budget of the job instead of a fresh one', async () => {
+    const jobId = await newJob();
+    const limits = { ...plenty, logBytesPerJob: 4096 };
+    // Two attempts of the run activity (or a run and a hook), each flooding the same job.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const log = await JobLog.resume({ db: t.handle.db, events }, jobId, limits);
+      await flood(log, 200, (i) => clientLine(`${attempt} ${String(i).padStart(4, '0')} ${'y'.repeat(90)}`));
+      await log.flush();
+    }
+    const s = await stored(jobId);
+    expect(s.client_bytes).toBeLessThanOrEqual(limits.logBytesPerJob);
+    // Each attempt says so once: the second one finds the budget spent at its first line.
+    expect(s.cuts).toBe(2);
+  });
+
   /** Every event of the job's channel on a real Redis subscriber, until `done` is awaited. */
   async function subscribe(jobId: string) {
     const sub = createRedis(loadConfig().redisUrl);
