@@ -281,7 +281,10 @@ runBench('bench:attacks', async () => {
   const rows: string[][] = [];
   const summary: Record<string, unknown> = { aloneS, alone };
   const row = (name: string, r: Awaited<ReturnType<typeof during>>, achieved: string, extra: Record<string, unknown> = {}) => {
-    const refused = r.outcome.violations[0]?.split(':')[0] ?? (r.outcome.result?.outcome === 'refused' ? `refused (${r.outcome.result.error?.slice(0, 60)})` : 'not refused');
+    const res = r.outcome.result;
+    // An attack whose job could not even start (e.g. the attacker's last job still cleaning up) is no finding.
+    const didNotRun = res?.outcome === undefined && res?.error !== undefined && r.outcome.violations.length === 0;
+    const refused = r.outcome.violations[0]?.split(':')[0] ?? (res?.outcome === 'refused' ? `refused (${res.error?.slice(0, 60)})` : didNotRun ? `the attack did not run (${res.error?.slice(0, 80)})` : 'not refused');
     const honest = Number.isNaN(r.honestS) ? ['— (none)', '—'] : [f2(r.honestS), f2(r.honestS / aloneS)];
     rows.push([name, achieved, refused, `${mb(r.rss.before)} → ${mb(r.rss.peak)}${r.rss.died ? ' (the service died)' : ''}`, ...honest]);
     summary[name] = { achieved, violations: r.outcome.violations, rssBefore: r.rss.before, rssPeak: r.rss.peak, serviceDied: r.rss.died, honestS: r.honestS, attackS: r.outcome.wallS, ...extra };
@@ -295,9 +298,32 @@ runBench('bench:attacks', async () => {
     row('connection flood', r.during, r.achieved, r.extra);
   }
 
-  // 2. Tiny puts, as fast as the attacker's borg sends them, until the quota or the count
-  // (--puts 0 leaves it out). After the connections, because the sweep of the flood's objects
-  // runs on after the attack (see --cleanup-wait).
+  // 2. Decompression bombs: a ~2 KB object that decompresses to 64 MiB, many times, several jobs.
+  if (run.has('bombs')) {
+    const bombs = await bombJobs(su, o);
+    const bomb = stepOf(bombs.outcome, 'sending decompression bombs');
+    row('decompression bombs', bombs, `${o.bombJobs}×${o.bombs} objects of ${typeof bomb?.csize === 'number' ? bomb.csize : '?'} B → 64 MiB`);
+  }
+
+  // 3. Commit spam (the default bound: commitsPerMinute).
+  if (run.has('commits')) {
+    note('commit spam…');
+    const commits = await during(su, (repo) => attackJob(su, repo, 'commit-spam', { count: 1000 }), 2000);
+    row('commit spam', commits, `up to 1000 put+commit pairs, ${f1(commits.outcome.wallS)} s`);
+  }
+
+  // 4. The existence oracle: put round trips of new ids and of ids the repository has.
+  const t = run.has('timing') ? await putTiming(su, o.timing) : undefined;
+  if (t) {
+    const newUs = median(t.new_us);
+    const dupUs = median(t.dup_us);
+    summary.putTiming = { pairs: t.new_us.length, newMedianUs: newUs, existingMedianUs: dupUs };
+    note(`put round trip, median of ${t.new_us.length}: new id ${f1(newUs)} µs, existing id ${f1(dupUs)} µs (difference ${f1(newUs - dupUs)} µs)`);
+  }
+
+  // 5. Tiny puts, as fast as the attacker's borg sends them, until the quota or the count
+  // (--puts 0 leaves it out). Last: the sweep of the flood's objects runs on after the attack
+  // (see --cleanup-wait), and the attacker's next job could not start before it ends.
   const quota = o.putQuota || JOB_LIMIT_DEFAULTS.putsPerJob;
   if (o.puts > 0 && run.has('flood')) {
     note(`flood: ${o.puts.toLocaleString('en')} tiny puts (quota ${quota.toLocaleString('en')})…`);
@@ -312,29 +338,6 @@ runBench('bench:attacks', async () => {
     row('tiny-put flood', flood, `${sent.toLocaleString('en')} puts sent (quota ${quota.toLocaleString('en')}) in ${f1(flood.outcome.wallS)} s`, { putsSent: sent, quota, rssPerPutBytes: perPut, ...cleanup });
     note(`flood: ${f1(perPut)} bytes of service RSS per accepted put at the peak${o.floodAlone ? '' : " (the honest backup's own use included)"}`);
     if (c) note(`flood: the job's cleanup (the sweep of its objects) ${c.done ? 'took' : 'was still running after'} ${f1(c.seconds)} s; service RSS peak with it ${mb(flood.rssWithCleanup.peak)}${flood.rssWithCleanup.died ? ' (the service died)' : ''}`);
-  }
-
-  // 3. Decompression bombs: a ~2 KB object that decompresses to 64 MiB, many times, several jobs.
-  if (run.has('bombs')) {
-    const bombs = await bombJobs(su, o);
-    const bomb = stepOf(bombs.outcome, 'sending decompression bombs');
-    row('decompression bombs', bombs, `${o.bombJobs}×${o.bombs} objects of ${typeof bomb?.csize === 'number' ? bomb.csize : '?'} B → 64 MiB`);
-  }
-
-  // 4. Commit spam (the default bound: commitsPerMinute).
-  if (run.has('commits')) {
-    note('commit spam…');
-    const commits = await during(su, (repo) => attackJob(su, repo, 'commit-spam', { count: 1000 }), 2000);
-    row('commit spam', commits, `up to 1000 put+commit pairs, ${f1(commits.outcome.wallS)} s`);
-  }
-
-  // 5. The existence oracle: put round trips of new ids and of ids the repository has.
-  const t = run.has('timing') ? await putTiming(su, o.timing) : undefined;
-  if (t) {
-    const newUs = median(t.new_us);
-    const dupUs = median(t.dup_us);
-    summary.putTiming = { pairs: t.new_us.length, newMedianUs: newUs, existingMedianUs: dupUs };
-    note(`put round trip, median of ${t.new_us.length}: new id ${f1(newUs)} µs, existing id ${f1(dupUs)} µs (difference ${f1(newUs - dupUs)} µs)`);
   }
 
   print();
