@@ -91,7 +91,7 @@ const logMessage = z.object({
   msgid: z.string().max(200).optional(),
 });
 const fileStatus = z.object({ type: z.literal('file_status'), status: z.string().max(2), path: text });
-const question = z.object({ type: z.string().regex(/^question_/), msgid: z.string().max(200).optional(), message: text.optional() });
+const question = z.object({ type: z.string().max(64).regex(/^question_/), msgid: z.string().max(200).optional(), message: text.optional() });
 
 export type BorgLine =
   /** `totalSize`: what `borg extract` will write in all (a restore's bytes are its originalSize). */

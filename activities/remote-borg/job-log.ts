@@ -60,6 +60,7 @@ export class JobLog {
     const tally = await jobs.logTally(deps.db, jobId);
     const log = new JobLog(deps, jobId, tally.seq, limits);
     log.storedBytes = tally.bytes;
+    log.truncated = tally.cut;
     return log;
   }
 
@@ -89,15 +90,16 @@ export class JobLog {
    * flood of lines costs the database and the viewers a bounded amount, and the job goes on
    * (its outcome comes from borg's exit code and last error, tracked whether stored or not).
    */
-  private async withinBound(message: string): Promise<boolean> {
+  private async withinBound(row: { message: string; type: string; msgid?: string | null }): Promise<boolean> {
     if (this.truncated) return false;
-    const bytes = Buffer.byteLength(message);
+    // Every field the client chose counts, as logTally counts it: a question's type or a msgid is stored too.
+    const bytes = Buffer.byteLength(row.message) + Buffer.byteLength(row.type) + (row.msgid ? Buffer.byteLength(row.msgid) : 0);
     if (this.seq < this.limits.logLinesPerJob && this.storedBytes + bytes <= this.limits.logBytesPerJob) {
       this.storedBytes += bytes;
       return true;
     }
     this.truncated = true;
-    await this.own(`the log of this job reached its bound (${this.limits.logLinesPerJob} lines or ${this.limits.logBytesPerJob} bytes): further lines from the client are dropped`, 'WARNING');
+    await this.own(`${jobs.LOG_CUT_NOTICE} (${this.limits.logLinesPerJob} lines or ${this.limits.logBytesPerJob} bytes): further lines from the client are dropped`, 'WARNING');
     return false;
   }
 
@@ -132,6 +134,7 @@ export class JobLog {
       this.lastErrorTransient = transientError.test(l.message) || (l.msgid !== null && transientError.test(l.msgid));
     }
     if (this.stored >= MAX_STORED_LINES && !['WARNING', 'ERROR', 'CRITICAL'].includes(l.level)) return;
+    if (!storeFirst && this.truncated) return;
     const row = jobs.storableLogLine({
       jobId: this.jobId,
       seq: 0,
@@ -142,7 +145,7 @@ export class JobLog {
       message: l.message,
     });
     // Measured as stored: each control character the client sent is kept as `\xNN`, four bytes.
-    if (!storeFirst && !(await this.withinBound(row.message))) return;
+    if (!storeFirst && !(await this.withinBound(row))) return;
     row.seq = ++this.seq;
     this.stored++;
     this.batch.push(row);

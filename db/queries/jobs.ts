@@ -180,14 +180,25 @@ async function appendLogLine(db: Db, row: Omit<LogLineInsert, 'seq'>): Promise<n
   }
 }
 
-/** A job's last log line number and the bytes of messages stored so far (a job's log bounds). */
-export async function logTally(db: Db, jobId: string): Promise<{ seq: number; bytes: number }> {
+/**
+ * What a job's log holds against its bounds (JobLog.resume): its last line number, the bytes of
+ * the client's lines stored (message, type and msgid, as JobLog counts them; BorgCube's own lines
+ * are not the client's), and whether the log already says it was cut.
+ */
+export async function logTally(db: Db, jobId: string): Promise<{ seq: number; bytes: number; cut: boolean }> {
   const r = await db
-    .select({ seq: sql<number>`coalesce(max(${jobLogLinesTable.seq}), 0)`, bytes: sql<number>`coalesce(sum(octet_length(${jobLogLinesTable.message})), 0)` })
+    .select({
+      seq: sql<number>`coalesce(max(${jobLogLinesTable.seq}), 0)`,
+      bytes: sql<number>`coalesce(sum(octet_length(${jobLogLinesTable.message}) + octet_length(${jobLogLinesTable.type}) + coalesce(octet_length(${jobLogLinesTable.msgid}), 0)) filter (where ${jobLogLinesTable.type} <> 'borgcube'), 0)`,
+      cut: sql<boolean>`coalesce(bool_or(${jobLogLinesTable.type} = 'borgcube' and ${jobLogLinesTable.message} like ${`${LOG_CUT_NOTICE}%`}), false)`,
+    })
     .from(jobLogLinesTable)
     .where(eq(jobLogLinesTable.jobId, jobId));
-  return { seq: Number(r[0]?.seq ?? 0), bytes: Number(r[0]?.bytes ?? 0) };
+  return { seq: Number(r[0]?.seq ?? 0), bytes: Number(r[0]?.bytes ?? 0), cut: Boolean(r[0]?.cut) };
 }
+
+/** How the line that says a job's log reached its bound begins (JobLog writes it, logTally finds it). */
+export const LOG_CUT_NOTICE = 'the log of this job reached its bound';
 
 export async function lastLogSeq(db: Db, jobId: string): Promise<number> {
   const r = await db.select({ seq: sql<number>`coalesce(max(${jobLogLinesTable.seq}), 0)` }).from(jobLogLinesTable).where(eq(jobLogLinesTable.jobId, jobId));

@@ -41,7 +41,7 @@ describe('JobLog bounds', () => {
   async function stored(jobId: string) {
     const r = await t.handle.db.execute<{ client_lines: number; client_bytes: number; cuts: number; total: number }>(sql`
       select count(*) filter (where type <> 'borgcube')::int as client_lines,
-             coalesce(sum(octet_length(message)) filter (where type <> 'borgcube'), 0)::int as client_bytes,
+             coalesce(sum(octet_length(message) + octet_length(type) + coalesce(octet_length(msgid), 0)) filter (where type <> 'borgcube'), 0)::int as client_bytes,
              count(*) filter (where type = 'borgcube' and level = 'WARNING' and message like '%reached its bound%')::int as cuts,
              count(*)::int as total
       from job_log_lines where job_id = ${jobId}`);
@@ -112,8 +112,22 @@ describe('JobLog bounds', () => {
     }
     const s = await stored(jobId);
     expect(s.client_bytes).toBeLessThanOrEqual(limits.logBytesPerJob);
-    // Each attempt says so once: the second one finds the budget spent at its first line.
-    expect(s.cuts).toBe(2);
+    // Said once: the second follower finds the log cut already and adds nothing.
+    expect(s.cuts).toBe(1);
+  });
+
+  it('the fields a client chooses besides the message count too: question lines with a long type and no message', async () => {
+    const jobId = await newJob();
+    const limits = { ...plenty, logBytesPerJob: 4096 };
+    const log = new JobLog({ db: t.handle.db, events }, jobId, 0, limits);
+    const question = (i: number): BorgLine => ({ kind: 'log', level: 'WARNING', type: `question_${'q'.repeat(50)}`, msgid: `${i}`.padStart(40, 'm'), message: '', time: null });
+    await flood(log, 1000, question);
+    await log.flush();
+    const s = await stored(jobId);
+    expect(s.client_lines).toBeGreaterThan(0);
+    expect(s.client_lines).toBeLessThan(1000);
+    expect(s.client_bytes).toBeLessThanOrEqual(limits.logBytesPerJob);
+    expect(s.cuts).toBe(1);
   });
 
   /** Every event of the job's channel on a real Redis subscriber, until `done` is awaited. */
