@@ -40,6 +40,21 @@ import { createBenchUser, type BenchUser } from './lib/users.js';
 
 const usage = 'usage: npm run bench:attacks [-- --puts 10000000 --put-quota N --bombs 20 --bomb-jobs 3 --random-mib 50 --timing 2000 --runs 2 --connections 1000 --cleanup-wait S --flood-alone --service-node-args ARGS --attacks flood,connections,bombs,commits,timing]';
 
+/**
+ * The bound the README states for a put flood's rise of the service's RSS: the put table per put,
+ * plus the connection's backlog (128 MiB), V8's young generation (3 × the 64 MiB semi-space) and
+ * the old space V8 fills before its first full collection (256 MiB; bin/borgcube-storage).
+ */
+const FLOOD_RSS_BOUND = { perPut: 85, fixed: 576 * 2 ** 20 };
+
+/** The flood's rise of the service's RSS against FLOOD_RSS_BOUND, printed and returned. */
+function checkFloodBound(rss: { before: number; peak: number }, quota: number) {
+  const rise = rss.peak - rss.before;
+  const bound = FLOOD_RSS_BOUND.perPut * quota + FLOOD_RSS_BOUND.fixed;
+  note(`flood: service RSS rose ${mb(rise)}; the README's bound (${FLOOD_RSS_BOUND.perPut} B × quota + ${FLOOD_RSS_BOUND.fixed / 2 ** 20} MiB) is ${mb(bound)}: ${rise <= bound ? 'within' : 'OVER'}`);
+  return { rise, bound, within: rise <= bound };
+}
+
 interface Setup {
   stack: BenchStack;
   side: ClientSide;
@@ -106,12 +121,19 @@ interface AttackOutcome {
    * attack apart from the sweep of a flood's million objects (minutes on a loaded machine).
    */
   cleanup?: Promise<number>;
+  /** The attacker's job could not be prepared (e.g. its last job still cleaning up): nothing ran. */
+  notStarted?: boolean;
 }
 
 /** One job of the attacker running `attack`; ends like a failed job (revoked, cleaned up). */
 async function attackJob(su: Setup, repositoryId: string, attack: string, targets: Record<string, number | string> = {}, deferCleanup = false): Promise<AttackOutcome> {
   su.attacker.writeFile(join(su.attacker.home, 'attack.json'), JSON.stringify({ attack, targets }));
-  const job = await su.driver.prepare(su.evil, repositoryId, su.attacker);
+  let job: Awaited<ReturnType<JobDriver['prepare']>>;
+  try {
+    job = await su.driver.prepare(su.evil, repositoryId, su.attacker);
+  } catch (err) {
+    return { wallS: NaN, result: { error: (err as Error).message }, violations: [], notStarted: true };
+  }
   const r = await runAsUser(su.attacker, ['sh', job.script], sessionEnv(su.attacker), su.attacker.home);
   // The violation is recorded asynchronously to the client's exit.
   await new Promise((res) => setTimeout(res, 500));
@@ -200,7 +222,7 @@ async function setUp(o: Opts): Promise<Setup> {
   const swept = await sweepLeftovers({ databaseUrl: loadConfig().databaseUrl });
   if (swept.length) note(`removed leftovers of earlier bench runs: ${swept.join(', ')}`);
   note('starting BorgCube (database, data dir, sshd, repository service)…');
-  const stack = await startBenchStack({ mode: 'service-host', storageNodeArgs: o.serviceNodeArgs ? o.serviceNodeArgs.split(' ') : [] });
+  const stack = await startBenchStack({ mode: 'service-host', storageNodeArgs: o.serviceNodeArgs.split(/\s+/).filter(Boolean) });
   const side = await setupClientSide(stack.serverPublicKey);
   const attacker = await createBenchUser();
   attacker.authorize(stack.serverPublicKey);
@@ -253,9 +275,12 @@ function bombJobs(su: Setup, o: Opts) {
   return during(
     su,
     async (repo) => {
-      let last: AttackOutcome | undefined;
-      for (let i = 0; i < o.bombJobs; i++) last = await attackJob(su, repo, 'bomb', { count: o.bombs });
-      return last!;
+      // One row for all jobs: every job's violations, and "did not run" only if none ran.
+      const all: AttackOutcome[] = [];
+      for (let i = 0; i < o.bombJobs; i++) all.push(await attackJob(su, repo, 'bomb', { count: o.bombs }));
+      const ran = all.filter((a) => !a.notStarted);
+      const last = ran.at(-1) ?? all.at(-1)!;
+      return { ...last, violations: ran.flatMap((a) => a.violations), notStarted: ran.length === 0 };
     },
     2000,
   );
@@ -282,9 +307,9 @@ runBench('bench:attacks', async () => {
   const summary: Record<string, unknown> = { aloneS, alone };
   const row = (name: string, r: Awaited<ReturnType<typeof during>>, achieved: string, extra: Record<string, unknown> = {}) => {
     const res = r.outcome.result;
-    // An attack whose job could not even start (e.g. the attacker's last job still cleaning up) is no finding.
-    const didNotRun = res?.outcome === undefined && res?.error !== undefined && r.outcome.violations.length === 0;
-    const refused = r.outcome.violations[0]?.split(':')[0] ?? (res?.outcome === 'refused' ? `refused (${res.error?.slice(0, 60)})` : didNotRun ? `the attack did not run (${res.error?.slice(0, 80)})` : 'not refused');
+    // An attack whose job could not even be prepared (e.g. the attacker's last job still cleaning up) is no finding.
+    const didNotRun = r.outcome.notStarted === true;
+    const refused = r.outcome.violations[0]?.split(':')[0] ?? (res?.outcome === 'refused' ? `refused (${res.error?.slice(0, 60)})` : didNotRun ? `the attack did not run (${res?.error?.slice(0, 80)})` : 'not refused');
     const honest = Number.isNaN(r.honestS) ? ['— (none)', '—'] : [f2(r.honestS), f2(r.honestS / aloneS)];
     rows.push([name, achieved, refused, `${mb(r.rss.before)} → ${mb(r.rss.peak)}${r.rss.died ? ' (the service died)' : ''}`, ...honest]);
     summary[name] = { achieved, violations: r.outcome.violations, rssBefore: r.rss.before, rssPeak: r.rss.peak, serviceDied: r.rss.died, honestS: r.honestS, attackS: r.outcome.wallS, ...extra };
@@ -336,6 +361,7 @@ runBench('bench:attacks', async () => {
     const c = flood.cleanup;
     const cleanup = c ? { cleanupS: c.seconds, cleanupDone: c.done, rssPeakWithCleanup: flood.rssWithCleanup.peak } : {};
     row('tiny-put flood', flood, `${sent.toLocaleString('en')} puts sent (quota ${quota.toLocaleString('en')}) in ${f1(flood.outcome.wallS)} s`, { putsSent: sent, quota, rssPerPutBytes: perPut, ...cleanup });
+    summary.floodRssBound = checkFloodBound(flood.rss, quota);
     note(`flood: ${f1(perPut)} bytes of service RSS per accepted put at the peak${o.floodAlone ? '' : " (the honest backup's own use included)"}`);
     if (c) note(`flood: the job's cleanup (the sweep of its objects) ${c.done ? 'took' : 'was still running after'} ${f1(c.seconds)} s; service RSS peak with it ${mb(flood.rssWithCleanup.peak)}${flood.rssWithCleanup.died ? ' (the service died)' : ''}`);
   }
