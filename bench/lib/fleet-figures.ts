@@ -199,15 +199,17 @@ export interface ScheduleSample {
 }
 
 /** A loaded dev server fails some describes ("Failed to describe schedule"): a few tries, then undefined. */
-async function describeSchedule(temporal: TemporalClient, id: string): Promise<ScheduleDescription | undefined> {
-  for (let attempt = 1; ; attempt++) {
+async function describeSchedule(temporal: TemporalClient, id: string, signal: AbortSignal): Promise<ScheduleDescription | undefined> {
+  for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      return await temporal.schedule.getHandle(id).describe();
+      // Aborted at the sample's deadline: no call (or its client-side retry) outlives the report and the connection.
+      return await temporal.withAbortSignal(signal, () => temporal.schedule.getHandle(id).describe());
     } catch (err) {
       if (err instanceof ScheduleNotFoundError || attempt >= 5) return undefined;
       await sleep(1000 * attempt);
     }
   }
+  return undefined;
 }
 
 /**
@@ -224,10 +226,12 @@ export async function sampleSchedules(temporal: TemporalClient, ids: string[], s
     [pick[i], pick[j]] = [pick[j]!, pick[i]!];
   }
   const period = every * 60_000;
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), deadlineMs);
   await mapLimit(pick.slice(0, size), 8, async (id) => {
     // The client's own retries can hold a describe past the deadline: it races the clock.
     const left = deadline - Date.now();
-    const d = left > 0 ? await Promise.race([describeSchedule(temporal, id), sleep(left).then(() => undefined)]) : undefined;
+    const d = left > 0 ? await Promise.race([describeSchedule(temporal, id, stop.signal).catch(() => undefined), sleep(left).then(() => undefined)]) : undefined;
     if (!d) {
       fig.unreadable++;
       return;
@@ -243,6 +247,9 @@ export async function sampleSchedules(temporal: TemporalClient, ids: string[], s
       if ('workflow' in a.action) fig.taken.set(a.action.workflow.workflowId, a.takenAt);
     }
   });
+  // Whatever is still being described is given up now, before the caller closes the connection.
+  clearTimeout(timer);
+  stop.abort();
   return fig;
 }
 
