@@ -85,13 +85,12 @@ export class JobLog {
   }
 
   /**
-   * Whether a client's line may still be stored. Past the job's bound the log says once that it
+   * Whether a client's line may still be stored (line() has returned already once the log is cut). Past the job's bound the log says once that it
    * was cut and keeps nothing more of the client's (BorgCube's own lines, few, still go in): a
    * flood of lines costs the database and the viewers a bounded amount, and the job goes on
    * (its outcome comes from borg's exit code and last error, tracked whether stored or not).
    */
   private async withinBound(row: { message: string; type: string; msgid?: string | null }): Promise<boolean> {
-    if (this.truncated) return false;
     // Every field the client chose counts, as logTally counts it: a question's type or a msgid is stored too.
     const bytes = Buffer.byteLength(row.message) + Buffer.byteLength(row.type) + (row.msgid ? Buffer.byteLength(row.msgid) : 0);
     if (this.seq < this.limits.logLinesPerJob && this.storedBytes + bytes <= this.limits.logBytesPerJob) {
