@@ -124,6 +124,27 @@ describe('ProxyConnection backlog', () => {
     expect(puts.received).toBe(received);
   }
 
+  /**
+   * Answers all but one of the puts that bring the backlog to half (`shortOfHalf`): nothing new is
+   * read; the last one: reading resumes before anything else is answered; then every put the
+   * client sent (`sent`) arrives and is answered.
+   */
+  async function resumesAtHalf(shortOfHalf: number, sent: number): Promise<void> {
+    const before = puts.received;
+    puts.answer(shortOfHalf);
+    await stopsReading();
+    expect(puts.received).toBe(before);
+    puts.answer(1);
+    await vi.waitFor(() => expect(puts.received).toBeGreaterThan(before), { timeout: 10_000 });
+    await vi.waitFor(
+      () => {
+        puts.answer(puts.waiting);
+        expect(answered).toBe(1 + sent);
+      },
+      { timeout: 20_000, interval: 20 },
+    );
+  }
+
   it(`stops reading at ${MAX_PENDING_BYTES} bytes of unanswered puts and reads on once half are answered`, async () => {
     // One buffer sent 48 times: the client's memory is not the point.
     const object = randomBytes(4 * 1024 * 1024);
@@ -137,22 +158,7 @@ describe('ProxyConnection backlog', () => {
     // The rest waits on the client's side.
     expect(client.writableLength).toBeGreaterThan(perBound * 0.25 * object.length);
 
-    // One answer short of half: still not read.
-    const before = puts.received;
-    puts.answer(perBound / 2 - 1);
-    await stopsReading();
-    expect(puts.received).toBe(before);
-    // Half answered: read again, before anything else is answered.
-    puts.answer(1);
-    await vi.waitFor(() => expect(puts.received).toBeGreaterThan(before), { timeout: 10_000 });
-    // The client's puts all arrive and are answered as the service catches up.
-    await vi.waitFor(
-      () => {
-        puts.answer(puts.waiting);
-        expect(answered).toBe(1 + perBound * 1.5);
-      },
-      { timeout: 20_000, interval: 20 },
-    );
+    await resumesAtHalf(perBound / 2 - 1, perBound * 1.5);
     expect(client.writableLength).toBe(0);
   });
 
@@ -167,19 +173,6 @@ describe('ProxyConnection backlog', () => {
     expect(puts.waiting).toBeLessThanOrEqual(MAX_PENDING + READ_CHUNK / 90);
     expect(puts.received).toBeLessThan(n);
 
-    const before = puts.received;
-    puts.answer(puts.waiting - MAX_PENDING / 2 - 1);
-    await stopsReading();
-    expect(puts.received).toBe(before);
-    puts.answer(1);
-    // Half answered: read again, before anything else is answered.
-    await vi.waitFor(() => expect(puts.received).toBeGreaterThan(before), { timeout: 10_000 });
-    await vi.waitFor(
-      () => {
-        puts.answer(puts.waiting);
-        expect(answered).toBe(1 + n);
-      },
-      { timeout: 20_000, interval: 20 },
-    );
+    await resumesAtHalf(puts.waiting - MAX_PENDING / 2 - 1, n);
   });
 });
