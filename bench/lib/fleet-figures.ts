@@ -205,8 +205,8 @@ async function describeSchedule(temporal: TemporalClient, id: string, signal: Ab
       // Aborted at the sample's deadline: no call (or its client-side retry) outlives the report and the connection.
       return await temporal.withAbortSignal(signal, () => temporal.schedule.getHandle(id).describe());
     } catch (err) {
-      if (err instanceof ScheduleNotFoundError || attempt >= 5) return undefined;
-      await sleep(1000 * attempt);
+      if (err instanceof ScheduleNotFoundError || attempt >= 5 || signal.aborted) return undefined;
+      await sleep(1000 * attempt, undefined, { signal }).catch(() => {});
     }
   }
   return undefined;
@@ -218,7 +218,6 @@ async function describeSchedule(temporal: TemporalClient, id: string, signal: Ab
  * late: after `deadlineMs` the rest are counted unread instead of holding the report.
  */
 export async function sampleSchedules(temporal: TemporalClient, ids: string[], size: number, since: Date, every: number, phaseS: number, deadlineMs = 180_000): Promise<ScheduleSample> {
-  const deadline = Date.now() + deadlineMs;
   const fig: ScheduleSample = { lateS: [], taken: new Map(), described: 0, unreadable: 0, skippedOverlap: 0, missedCatchup: 0, jitterS: [] };
   const pick = [...ids];
   for (let i = pick.length - 1; i > 0; i--) {
@@ -229,9 +228,8 @@ export async function sampleSchedules(temporal: TemporalClient, ids: string[], s
   const stop = new AbortController();
   const timer = setTimeout(() => stop.abort(), deadlineMs);
   await mapLimit(pick.slice(0, size), 8, async (id) => {
-    // The client's own retries can hold a describe past the deadline: it races the clock.
-    const left = deadline - Date.now();
-    const d = left > 0 ? await Promise.race([describeSchedule(temporal, id, stop.signal).catch(() => undefined), sleep(left).then(() => undefined)]) : undefined;
+    // At the deadline the signal ends every describe, its client-side retries and its own tries.
+    const d = await describeSchedule(temporal, id, stop.signal);
     if (!d) {
       fig.unreadable++;
       return;
