@@ -43,6 +43,17 @@ describe('the backup workflow', () => {
     return name;
   }
 
+  /**
+   * Until the job's proxy session holds the repository: the repository service logs the attach.
+   * (Its client's borg.pid alone was not enough: on a loaded machine borg can take seconds from
+   * start to open, and a lease asked for meanwhile was granted at once.)
+   */
+  async function untilSessionAttached(jobId: string) {
+    const log = join(stack.config.paths.logDir, 'storage.log');
+    const attached = (line: string) => line.includes(`"job":"${jobId}"`) && line.includes('proxy session attached');
+    await waitUntil(() => Promise.resolve(existsSync(log) && readFileSync(log, 'utf8').split('\n').some(attached)), 120_000);
+  }
+
   /** After any job: no job folder on the client, and the stolen credential opens nothing. */
   async function expectJobGone(host: ClientHost, jobId: string, credential?: string) {
     expect(existsSync(host.path('.borgcube', 'jobs', jobId)), 'job folder left on the client').toBe(false);
@@ -236,8 +247,7 @@ describe('the backup workflow', () => {
     // small job (with the default compression it sometimes finished first on a quiet machine).
     await addClient(stack.deps, { name: 'slow-admin', host: sshd.host, port: sshd.port, user: big.username, paths: [big.path('data')], compression: 'lzma,6' });
     const first = await startBackup(stack.deps, { client: 'slow-admin', repository: repo });
-    await waitUntil(async () => (await getJob(stack.deps, first.id)).phase === 'run' && existsSync(big.path('.borgcube', 'jobs', first.id, 'borg.pid')), 120_000);
-    await new Promise((r) => setTimeout(r, 1500)); // its session is attached: the repository is in use
+    await untilSessionAttached(first.id);
     // `borgcube borg REPO -- …` (or the console's live archive list) waits for running jobs; this
     // one gives up after a second, like a user pressing Ctrl-C or a request timing out.
     const gaveUp = runAdminBorg(stack.deps, repo, ['info'], { onStdout: () => {}, onStderr: () => {}, signal: AbortSignal.timeout(1000) });
@@ -254,8 +264,7 @@ describe('the backup workflow', () => {
     // The big tree with lzma: a backup that runs for a long while (it is cancelled below).
     await addClient(stack.deps, { name: 'slow', host: sshd.host, port: sshd.port, user: big.username, paths: [big.path('data')], compression: 'lzma,6' });
     const slow = await startBackup(stack.deps, { client: 'slow', repository: repo });
-    await waitUntil(async () => (await getJob(stack.deps, slow.id)).phase === 'run' && existsSync(big.path('.borgcube', 'jobs', slow.id, 'borg.pid')), 120_000);
-    await new Promise((r) => setTimeout(r, 1500)); // its session is attached: the repository is in use
+    await untilSessionAttached(slow.id);
     const check = await startCheck(stack.deps, { repository: repo });
     await new Promise((r) => setTimeout(r, 1500)); // the check waits for the backup to end
     expect((await getJob(stack.deps, check.id)).state).toBe('running');
