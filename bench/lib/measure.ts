@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { f2, note } from './report.js';
-import { DescendantSampler, loadAverage, machineCpu, procTimes, treeCpu, waitForNoDescendants } from './procfs.js';
+import { DescendantSampler, loadAverage, machineCpu, procTimes, treeCpu, UserSampler, waitForNoDescendants } from './procfs.js';
 
 export interface TimedRun {
   wallS: number;
@@ -75,6 +75,20 @@ export function servicePart(pid: number, self: string, children: string): Part {
       const s1 = procTimes(pid)?.self ?? 0;
       const t1 = treeCpu(pid);
       return Promise.resolve({ [self]: s1 - s0, [children]: t1 - s1 - (t0 - s0) });
+    },
+  };
+}
+
+/** Every process of a Unix user (see UserSampler): CPU and run-queue wait by `classify`'s groups. */
+export function userPart(uid: number, classify: (cmd: string) => string): Part {
+  let sampler: UserSampler;
+  return {
+    start() {
+      sampler = new UserSampler(uid, classify, 50);
+      sampler.start();
+    },
+    stop() {
+      return Promise.resolve(sampler.stop());
     },
   };
 }

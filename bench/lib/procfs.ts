@@ -2,7 +2,7 @@
 // time (all threads), the CPU of its reaped children (cutime/cstime: a parent that waits for its
 // children inherits their totals — true for node/libuv and shells, not for sshd's sessions), its
 // live descendants, and the machine's busy time.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux on x86 and arm). */
@@ -152,5 +152,81 @@ export async function waitForNoDescendants(pid: number, pred: (cmd: string) => b
   while (descendantsOf(pid).some((d) => pred(cmdline(d)))) {
     if (Date.now() > deadline) return;
     await sleep(50);
+  }
+}
+
+/** Nanoseconds a process's main thread waited on a run queue for a core (/proc/<pid>/schedstat). */
+function runDelayS(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Every process of one Unix user, wherever it hangs in the process tree (a detached job's borg is
+ * re-parented to init, out of reach of DescendantSampler), sampled every `intervalMs`: CPU seconds
+ * per group, and `<group> run-queue wait` — time its processes were runnable but had no core.
+ */
+export class UserSampler {
+  private readonly seen = new Map<number, { group: string; cpu: number; wait: number }>();
+  private readonly baseline = new Map<number, { cpu: number; wait: number }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly uid: number,
+    private readonly classify: (cmd: string) => string,
+    private readonly intervalMs = 100,
+  ) {}
+
+  private pids(): number[] {
+    const out: number[] = [];
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        if (statSync(`/proc/${e}`).uid === this.uid) out.push(Number(e));
+      } catch {
+        /* gone */
+      }
+    }
+    return out;
+  }
+
+  start(): void {
+    for (const p of this.pids()) {
+      const t = procTimes(p);
+      if (t) this.baseline.set(p, { cpu: t.self, wait: runDelayS(p) });
+    }
+    this.sample();
+    this.timer = setInterval(() => this.sample(), this.intervalMs);
+  }
+
+  private sample(): void {
+    for (const p of this.pids()) {
+      const t = procTimes(p);
+      if (!t) continue;
+      const cmd = cmdline(p);
+      const prev = this.seen.get(p);
+      const wait = runDelayS(p);
+      if (prev) {
+        prev.cpu = t.self;
+        prev.wait = wait;
+        if (cmd) prev.group = this.classify(cmd);
+      } else this.seen.set(p, { group: this.classify(cmd), cpu: t.self, wait });
+    }
+  }
+
+  stop(): Record<string, number> {
+    this.sample();
+    clearInterval(this.timer);
+    const out: Record<string, number> = {};
+    for (const [pid, s] of this.seen) {
+      const b = this.baseline.get(pid);
+      out[s.group] = (out[s.group] ?? 0) + s.cpu - (b?.cpu ?? 0);
+      const w = `${s.group} run-queue wait`;
+      out[w] = (out[w] ?? 0) + s.wait - (b?.wait ?? 0);
+    }
+    return out;
   }
 }
