@@ -12,6 +12,7 @@ import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import { SshPool } from '../infra/ssh-pool.js';
 import { jobRepositoryUrl } from '../infra/storage-layout.js';
+import { appendJobLog } from '../db/queries/jobs.js';
 import { recordPhase } from './jobs.js';
 import { borgCreate } from './remote-borg/borg-create.js';
 import { borgExtract } from './remote-borg/borg-extract.js';
@@ -19,7 +20,7 @@ import { createClientBorg } from './remote-borg/client-borg.js';
 import { createClientConnections } from './remote-borg/client-connection.js';
 import { runDetached } from './remote-borg/detached-run.js';
 import { loadJobHooks, runHookPhase } from './remote-borg/hooks.js';
-import { checkDumpEntry, checkRestored, checkRestoreTarget, ensureRestoreTarget, type RestoreExpectation, type RestoreOutcome } from './remote-borg/restore-target.js';
+import { checkCounted, checkDumpEntry, checkRestored, checkRestoreTarget, countRestoreTarget, prepareRestoreTarget, type RestoreExpectation, type RestoreOutcome } from './remote-borg/restore-target.js';
 
 export { clientJobDir } from './remote-borg/job-folder.js';
 
@@ -64,6 +65,16 @@ export interface RunBorgExtractInput extends RunBorgInput {
   prepared: RestoreExpectation & { archiveName: string };
 }
 
+/** Runs `fn`, calling `beat` every 5 s meanwhile (the run activities' heartbeat timeout is 20 s). */
+async function beating<T>(beat: () => void, fn: () => Promise<T>): Promise<T> {
+  const timer = setInterval(beat, 5000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** A restore job's row, or the failure that it is none. */
 function restoreSpecOf(job: { id: string; restore: RestoreSpec | null }): RestoreSpec {
   if (!job.restore) throw ApplicationFailure.nonRetryable(`job ${job.id} is not a restore`, 'JobGone');
@@ -103,10 +114,22 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
       await recordPhase(deps, input.jobId, 'run');
       return withClient(input.jobId, async ({ conn, job, dir }) => {
         const spec = restoreSpecOf(job);
-        if (spec.dump) checkDumpEntry(spec.dump.entry, input.prepared);
-        else await ensureRestoreTarget(conn, spec);
-        const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, input.prepared.archiveName, input.borgCmd));
-        const outcome = checkRestored(r, input.prepared);
+        const expected = input.prepared;
+        const ctx = Context.current();
+        const signal = ctx.cancellationSignal;
+        if (spec.dump) checkDumpEntry(spec.dump.entry, expected);
+        // Heartbeats the previous attempt's details: they say whether borg was started already.
+        const check = await beating(() => ctx.heartbeat(ctx.info.heartbeatDetails), () => prepareRestoreTarget(conn, spec, dir, expected, signal));
+        const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, expected.archiveName, input.borgCmd, check));
+        let outcome: RestoreOutcome;
+        if (check === 'list' || expected.dirs === undefined || expected.nondirs === undefined) outcome = checkRestored(r, expected);
+        else {
+          // A folder of millions of files takes a while to walk.
+          const found = await beating(r.keepAlive ?? (() => ctx.heartbeat()), () => countRestoreTarget(conn, spec, dir, signal));
+          outcome = checkCounted(r, { ...expected, dirs: expected.dirs, nondirs: expected.nondirs }, found);
+          if (found.unreadable) await appendJobLog(deps.db, input.jobId, `restored ${outcome.items} items; some restored folders cannot be read by the client's account, so what is below them was not counted`, 'WARNING');
+          else await appendJobLog(deps.db, input.jobId, `restored ${outcome.items} items: ${found.nondirs} files, links and other non-directories and ${found.dirs} directories are in ${spec.target}`);
+        }
         return { ...outcome, durationSeconds: Math.round((Date.now() - (job.startedAt ?? job.createdAt).getTime()) / 1000) };
       });
     },

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Job, RestoreSpec } from '../../db/schema.js';
 import { diskFullInLine } from '../borg-output.js';
-import { checkRestored } from './restore-target.js';
+import { checkCounted, checkRestored } from './restore-target.js';
 import { jobRepositoryUrl } from '../../infra/storage-layout.js';
 import { borgExtract, borgExtractArgv, parseExtractLine, restoreTargetFullMessage } from './borg-extract.js';
 
@@ -15,6 +15,14 @@ describe('borg extract', () => {
       'ssh://borgcube@backup.example.org:2222/job-1::web-1-2026-12-06T10-00-00', 'pp:re:.*', 'pp:-rf', 'pp:etc/hosts',
     ]);
     expect(borgExtractArgv(jobRepositoryUrl(config, 'job-1'), spec, 'a', '/home/u/.borgcube/jobs/job-1/borg').slice(-1)).toEqual(['ssh://borgcube@backup.example.org:2222/job-1::a']);
+  });
+
+  it('lists each restored path only where the restore is checked by that list', () => {
+    const url = jobRepositoryUrl(config, 'job-1');
+    expect(borgExtractArgv(url, spec, 'a', 'borg', 'count')).toEqual(['borg', 'extract', '--log-json', '--progress', '--sparse', 'ssh://borgcube@backup.example.org:2222/job-1::a']);
+    expect(borgExtractArgv(url, spec, 'a', 'borg', 'list')).toContain('--list');
+    // A dump streams one file to stdout: always listed.
+    expect(borgExtractArgv(url, { ...spec, dump: { entry: 'x.sql', kind: 'postgresql', into: 'd' } }, 'a', 'borg', 'count')).toContain('--list');
   });
 
   it('reads borg 1.2 JSON lines: listed paths, byte progress with its total, the rest as log lines', () => {
@@ -37,6 +45,20 @@ describe('borg extract', () => {
     expect(checkRestored({ rc: 0, listed: 2 }, { items: 2, files: 0, bytes: 0 })).toMatchObject({ writtenBytes: 0 });
     expect(() => checkRestored({ rc: 0, listed: 4, progress }, { items: 5, files: 3, bytes: 100 })).toThrow(/borg restored 4 items .*selection holds 5 items/);
     expect(() => checkRestored({ rc: 0, listed: 5, progress }, { items: 5, files: 3, bytes: 80 })).toThrow(/does not match the archive/);
+  });
+
+  it('accepts a restore into an empty folder only when it holds exactly the selected non-directories and at least their directories', () => {
+    const progress = { kind: 'progress' as const, originalSize: 90, compressedSize: 0, deduplicatedSize: 0, nfiles: 0, path: '', time: 1, totalSize: 90 };
+    const expected = { items: 7, files: 3, dirs: 2, nondirs: 5, bytes: 100 };
+    // Two parents borg created beside the two selected directories (e.g. home and home/u).
+    expect(checkCounted({ rc: 0, listed: 0, progress }, expected, { nondirs: 5, dirs: 4, unreadable: false })).toEqual({ items: 7, nfiles: 3, restoredBytes: 100, writtenBytes: 90 });
+    expect(() => checkCounted({ rc: 0, listed: 0, progress }, expected, { nondirs: 4, dirs: 4, unreadable: false })).toThrow(/target holds 4 non-directories .* selection holds 5 and 2/);
+    expect(() => checkCounted({ rc: 0, listed: 0, progress }, expected, { nondirs: 6, dirs: 4, unreadable: false })).toThrow(/does not match/);
+    expect(() => checkCounted({ rc: 0, listed: 0, progress }, expected, { nondirs: 5, dirs: 1, unreadable: false })).toThrow(/does not match/);
+    expect(() => checkCounted({ rc: 0, listed: 0, progress }, { ...expected, bytes: 80 }, { nondirs: 5, dirs: 4, unreadable: false })).toThrow(/does not match/);
+    // A folder the account cannot read hides what is below it: fewer is not a mismatch, more is.
+    expect(checkCounted({ rc: 0, listed: 0, progress }, expected, { nondirs: 2, dirs: 1, unreadable: true })).toMatchObject({ items: 7 });
+    expect(() => checkCounted({ rc: 0, listed: 0, progress }, expected, { nondirs: 6, dirs: 1, unreadable: true })).toThrow(/does not match/);
   });
 
   it('a full target: borg 1.2.4 warns per file it could not write; the restore fails with one line naming the target', () => {

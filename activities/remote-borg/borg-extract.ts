@@ -5,6 +5,7 @@ import type { Job, RestoreSpec } from '../../db/schema.js';
 import { MAX_MESSAGE, parseBorgLine, type BorgLine } from '../borg-output.js';
 import type { DetachedBorg } from './detached-run.js';
 import { restoreDumpOutcome, restoreDumpParts } from './dump-streams.js';
+import type { RestoreCheck } from './restore-target.js';
 
 /**
  * borg extract's argv for the job, `borgCmd` being the borg on the client and `archiveName` the
@@ -13,14 +14,16 @@ import { restoreDumpOutcome, restoreDumpParts } from './dump-streams.js';
  * helpers/patterns.py parse_pattern), and `pp:` keeps each one a literal path prefix — the
  * selection the storage side serves chunks for. Nor can a path then pass for an option.
  */
-export function borgExtractArgv(repoUrl: string, spec: RestoreSpec, archiveName: string, borgCmd: string): string[] {
+export function borgExtractArgv(repoUrl: string, spec: RestoreSpec, archiveName: string, borgCmd: string, check: RestoreCheck = 'list'): string[] {
   const location = `${repoUrl}::${archiveName}`;
   // A dump entry goes to stdout, into the load command (dump-streams.ts).
   if (spec.dump) return [borgCmd, 'extract', '--log-json', '--progress', '--list', '--stdout', location, `pp:${spec.dump.entry}`];
   const strip = spec.stripComponents > 0 ? ['--strip-components', String(spec.stripComponents)] : [];
+  // --list only where the restore is checked by it (restore-target.ts RestoreCheck).
+  const list = check === 'list' ? ['--list'] : [];
   // --sparse: an all-zero chunk becomes a hole again, as the file most likely was (borg create
   // stores holes as zeros); the content is the same either way.
-  return [borgCmd, 'extract', '--log-json', '--progress', '--list', '--sparse', ...strip, location, ...spec.paths.map((p) => `pp:${p}`)];
+  return [borgCmd, 'extract', '--log-json', '--progress', ...list, '--sparse', ...strip, location, ...spec.paths.map((p) => `pp:${p}`)];
 }
 
 const finite = z.number().finite().nonnegative();
@@ -69,13 +72,13 @@ export function restoreTargetFullMessage(target: string): string {
   return `the disk of the restore target ${target} on the client is full (No space left on device); the files restored there so far are incomplete: free space there or restore elsewhere, and run the job again`;
 }
 
-export function borgExtract(repoUrl: string, job: Job, archiveName: string, borgCmd: string): DetachedBorg {
+export function borgExtract(repoUrl: string, job: Job, archiveName: string, borgCmd: string, check: RestoreCheck = 'list'): DetachedBorg {
   const spec = job.restore;
   if (!spec) throw new Error(`job ${job.id} is not a restore`);
   return {
     name: 'borg extract',
     jobName: 'restore',
-    argv: borgExtractArgv(repoUrl, spec, archiveName, borgCmd),
+    argv: borgExtractArgv(repoUrl, spec, archiveName, borgCmd, check),
     ...(spec.dump ? { parts: restoreDumpParts(spec.dump), toolOutcome: (read) => restoreDumpOutcome(spec.dump!, read) } : { cwd: spec.target }),
     parseLine: parseExtractLine,
     // 1 is "finished with warnings": a file that could not be written or an attribute that could

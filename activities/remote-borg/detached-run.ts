@@ -66,6 +66,8 @@ export interface DetachedResult {
   /** Paths borg listed (`--list`); 0 without it. */
   listed: number;
   progress?: BorgLine & { kind: 'progress' };
+  /** Heartbeats where the run stands, for work after it inside the same activity. */
+  keepAlive?: () => void;
 }
 
 interface Run {
@@ -217,7 +219,7 @@ async function finish(run: Run, rcText: string): Promise<DetachedResult> {
   const done = borg.succeeded(rc);
   if (done !== undefined) {
     await log.own(done);
-    return { rc, listed: log.listed, progress: log.progress };
+    return { rc, listed: log.listed, progress: log.progress, keepAlive: () => run.beat(false) };
   }
   // The next attempt starts borg again; its log continues after this one.
   await clearRunExit(conn, dir);

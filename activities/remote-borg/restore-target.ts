@@ -1,6 +1,7 @@
 // A restore's target directory on the client: checked before anything of the job reaches the
 // client, created when missing, and what borg restored into it compared with what the storage
 // side prepared.
+import { posix } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client, RestoreSpec } from '../../db/schema.js';
 import { shellQuote } from '../../infra/shell-quote.js';
@@ -11,12 +12,18 @@ import type { DetachedResult } from './detached-run.js';
 export interface RestoreExpectation {
   items: number;
   files: number;
+  /**
+   * Distinct paths of the selection's directories and of everything else: absent from what a
+   * storage host prepared before it counted them (then borg lists).
+   */
+  dirs?: number;
+  nondirs?: number;
   bytes: number;
 }
 
 /** What a restore did, as the job's stats record it. */
 export interface RestoreOutcome {
-  /** Items (files, directories, links, …) borg listed as restored. */
+  /** Items (files, directories, links, …) restored: as borg listed them, or the selection's when counted on disk. */
   items: number;
   /** Regular files among them, as the archive counts them. */
   nfiles: number;
@@ -70,10 +77,80 @@ export async function checkRestoreTarget(conn: SshConnection, client: Client, sp
   throw new Error(`checking the restore target ${on} failed: ${r.stderr.toString('utf8').trim().slice(0, 300) || `exit ${r.code}`}`);
 }
 
-/** Creates a missing target, private to the client's account (an existing one is left as it is). */
-export async function ensureRestoreTarget(conn: SshConnection, spec: RestoreSpec): Promise<void> {
-  if (spec.inPlace) return;
-  await conn.exec(['mkdir', '-p', '-m', '0700', '--', spec.target], { timeoutMs: 30_000 });
+/**
+ * How a restore's result is checked: by borg's `--list` of every path it restored (in place, into
+ * a folder that held something already, with --strip-components, for a dump), or — into an empty
+ * folder — by counting what is in it afterwards. `--list` is one JSON log record per item on the
+ * client's own core: ~20% of a whole restore's time (docs/performance.md, "Restore: … `--list`").
+ */
+export type RestoreCheck = 'list' | 'count';
+
+/**
+ * Creates a missing target, private to the client's account (an existing one is left as it is),
+ * and decides how the restore is checked. The decision is kept in the job folder: a run activity
+ * retried after borg started (the target no longer empty) checks the way the first attempt chose.
+ */
+export async function prepareRestoreTarget(conn: SshConnection, spec: RestoreSpec, jobDir: string, expected: RestoreExpectation, signal?: AbortSignal): Promise<RestoreCheck> {
+  if (spec.inPlace || spec.dump) return 'list';
+  // With --strip-components two archived paths may become one on disk: only borg's list tells.
+  const mayCount = spec.stripComponents === 0 && expected.dirs !== undefined && expected.nondirs !== undefined;
+  const script = [
+    `t=${shellQuote(spec.target)}`,
+    `f=${shellQuote(posix.join(jobDir, 'restore-check'))}`,
+    'mkdir -p -m 0700 -- "$t" || exit 1',
+    // Empty and readable: what is in it afterwards is what borg restored. ("$t/." also walks a
+    // target that is a link to a folder; find stops at the first entry, ls would sort them all.)
+    'if [ ! -f "$f" ]; then',
+    '  c=list',
+    `  if ${mayCount ? 'true' : 'false'} && [ -r "$t" ] && [ -x "$t" ]; then`,
+    '    n=$(LC_ALL=C find "$t/." -mindepth 1 -maxdepth 1 -print 2>/dev/null | head -c 1 | wc -c)',
+    '    [ $n -eq 0 ] && c=count',
+    '  fi',
+    '  printf %s "$c" > "$f.tmp" && mv -f -- "$f.tmp" "$f" || exit 1',
+    'fi',
+    'cat -- "$f"',
+  ].join('\n');
+  const r = await conn.execRaw(script, { timeoutMs: 120_000, maxOutput: 64, signal });
+  const out = r.stdout.toString('utf8');
+  if (r.code !== 0 || (out !== 'list' && out !== 'count')) throw new Error(`preparing the restore target failed: ${r.stderr.toString('utf8').trim().slice(0, 300) || `exit ${r.code}`}`);
+  return out;
+}
+
+/** What is in a restore's target afterwards: entries that are not directories, and directories. */
+export interface TargetCount {
+  nondirs: number;
+  dirs: number;
+  /** Some folder below the target cannot be read by the client's account: what is below it was not counted. */
+  unreadable: boolean;
+}
+
+/**
+ * Counts the target's entries below it (NUL-separated: any byte may be in a name). Exit codes:
+ * 3 when find failed for another reason than a folder it may not read.
+ */
+export async function countRestoreTarget(conn: SshConnection, spec: RestoreSpec, jobDir: string, signal?: AbortSignal): Promise<TargetCount> {
+  const file = (name: string) => shellQuote(posix.join(jobDir, name));
+  const script = [
+    `t=${shellQuote(spec.target)}; x=${file('count-errors')}; s=${file('count-status')}; o=${file('count')}`,
+    'e=0',
+    // count ARGS…: c = entries below the target matching ARGS. find's status would be lost in the
+    // pipe: it goes through a file; what it could not read shows in its error output.
+    'count() {',
+    `  { LC_ALL=C find "$t/." -mindepth 1 "$@" -print0 2> "$x"; echo $? > "$s"; } | tr -dc '\\000' | wc -c > "$o" || exit 3`,
+    '  if [ "$(cat "$s")" != 0 ]; then',
+    '    grep -qv "Permission denied" "$x" && exit 3',
+    '    e=1',
+    '  fi',
+    '  c=$(cat "$o")',
+    '}',
+    'count ! -type d; n=$c',
+    'count -type d; d=$c',
+    'echo $n $d $e',
+  ].join('\n');
+  const r = await conn.execRaw(script, { timeoutMs: 3_600_000, maxOutput: 256, signal });
+  const m = /^\s*(\d+)\s+(\d+)\s+([01])\s*$/.exec(r.stdout.toString('utf8'));
+  if (r.code !== 0 || !m) throw new Error(`counting what was restored into ${JSON.stringify(spec.target)} failed: ${r.stderr.toString('utf8').trim().slice(0, 300) || `exit ${r.code}`}`);
+  return { nondirs: Number(m[1]), dirs: Number(m[2]), unreadable: m[3] === '1' };
 }
 
 /**
@@ -93,6 +170,27 @@ export function checkRestored(r: DetachedResult, expected: RestoreExpectation): 
     );
   }
   return { items: r.listed, nfiles: expected.files, restoredBytes: expected.bytes, writtenBytes: written };
+}
+
+/**
+ * The same check for a restore into an empty folder, from what is in it afterwards: exactly the
+ * selection's non-directories, and at least its directories (borg also creates the missing
+ * parents of the selected paths, e.g. `home` of an archive of `/home/u/data`), each path once
+ * (an archive of overlapping paths holds some items twice; borg writes them twice). A folder the
+ * client's account cannot read (restored with such a mode) hides what is below it: then only
+ * "at most" holds, and the job's log says so.
+ */
+export function checkCounted(r: DetachedResult, expected: RestoreExpectation & { dirs: number; nondirs: number }, found: TargetCount): RestoreOutcome {
+  const written = r.progress?.totalSize ?? 0;
+  const nondirs = expected.nondirs;
+  const bad = found.unreadable ? found.nondirs > nondirs : found.nondirs !== nondirs || found.dirs < expected.dirs;
+  if (bad || written > expected.bytes) {
+    throw ApplicationFailure.nonRetryable(
+      `the restore does not match the archive: the target holds ${found.nondirs} non-directories (files, links, …) and ${found.dirs} directories (${written} bytes written), the archive's selection holds ${nondirs} and ${expected.dirs} (${expected.bytes} bytes)`,
+      'RestoreMismatch',
+    );
+  }
+  return { items: expected.items, nfiles: expected.files, restoredBytes: expected.bytes, writtenBytes: written };
 }
 
 /** A dump restore streams one regular file: refused before anything runs when the entry is something else. */

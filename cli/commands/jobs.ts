@@ -57,7 +57,7 @@ function oneJobCommands(program: Command, ctx: CliContext) {
         ['finished', d.finishedAt?.toISOString() ?? '-'],
       ];
       const pr = d.live?.progress;
-      if (pr && pr.totalSize !== undefined) rows.push(['progress', `${pr.nfiles} items, ${pr.originalSize} of ${pr.totalSize} bytes restored; at ${pr.path}`]);
+      if (pr && pr.totalSize !== undefined) rows.push(['progress', `${pr.nfiles ? `${pr.nfiles} items, ` : ''}${pr.originalSize} of ${pr.totalSize} bytes restored; at ${pr.path}`]);
       else if (pr) rows.push(['progress', `${pr.nfiles} files, ${pr.originalSize} bytes read, ${pr.deduplicatedSize} new; at ${pr.path}`]);
       for (const [k, v] of Object.entries(d.stats ?? {})) if (v !== undefined) rows.push([k, String(v)]);
       if (d.error) rows.push(['error', d.error]);

@@ -56,10 +56,13 @@ export interface PreparedRestore {
   archiveName: string;
   /**
    * What borg extract will restore: items selected, regular files among them (hard links
-   * included), and bytes as its progress total counts them (file contents, symlink targets).
+   * included), the distinct paths of its directories and of everything else (restore-selection.ts),
+   * and bytes as its progress total counts them (file contents, symlink targets).
    */
   items: number;
   files: number;
+  dirs: number;
+  nondirs: number;
   bytes: number;
 }
 

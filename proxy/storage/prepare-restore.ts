@@ -106,9 +106,9 @@ export async function prepareRestore(service: RepositoryService, jobId: string):
   writeFileSync(join(clientDir, 'passphrase'), `${jobKey.passphrase}\n`, { mode: 0o600 });
   writeFileSync(join(clientDir, 'id'), await issueJobCredential(db, jobId, client.id), { mode: 0o600 });
 
-  const { items, files, bytes } = selector.counts;
-  log.info({ job: jobId, archive: spec.archiveName, items, files, bytes, allowed }, 'restore prepared');
+  const { items, files, dirs, nondirs, bytes } = selector.finish();
+  log.info({ job: jobId, archive: spec.archiveName, items, files, dirs, nondirs, bytes, allowed }, 'restore prepared');
   const what = spec.paths.length ? `${spec.paths.length} path(s) of archive ${spec.archiveName}` : `archive ${spec.archiveName}`;
   await appendJobLog(db, jobId, `prepared: restoring ${what}: ${items} items, ${files} files, ${bytes} bytes; the client may read ${allowed + 1} objects`);
-  return { archiveName: archiveNameText(entry.name), items, files, bytes };
+  return { archiveName: archiveNameText(entry.name), items, files, dirs, nondirs, bytes };
 }

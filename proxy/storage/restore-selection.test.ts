@@ -37,7 +37,7 @@ function select(paths: string[], strip = 0, items = archive) {
   const sorted = ids.sorted();
   const got: number[] = [];
   for (let o = 0; o < sorted.length; o += 32) got.push(sorted[o]!);
-  return { counts: s.counts, ids: got, unmatched: s.unmatchedPaths() };
+  return { counts: s.finish(), ids: got, unmatched: s.unmatchedPaths() };
 }
 
 describe('restore selection (borg 1.2.4 extract semantics)', () => {
@@ -52,27 +52,33 @@ describe('restore selection (borg 1.2.4 extract semantics)', () => {
   it('no paths: every item, every data chunk; hard-link slaves read nothing of their own', () => {
     const r = select([]);
     // Bytes as borg's progress total counts them: file contents plus the symlink's target ("one").
-    expect(r.counts).toEqual({ items: 11, files: 6, bytes: 20 + 10 + 0 + 10 + 10 + 20 + 3 });
+    expect(r.counts).toEqual({ items: 11, files: 6, dirs: 3, nondirs: 8, bytes: 20 + 10 + 0 + 10 + 10 + 20 + 3 });
     expect(r.ids).toEqual([1, 2, 3, 4, 5]);
     expect(r.unmatched).toEqual([]);
   });
 
+  it('counts each path once where an archive of overlapping paths holds items twice', () => {
+    // borg create /home /home/a: the items below home/a come again after the first walk.
+    const twice = [...archive, dir('home/a'), file('home/a/one', [1, 2])];
+    expect(select([], 0, twice).counts).toMatchObject({ items: 13, dirs: 3, nondirs: 8 });
+  });
+
   it('a path selects the item and what is below it, not a sibling sharing its prefix', () => {
     const r = select(['home/a']);
-    expect(r.counts).toEqual({ items: 5, files: 3, bytes: 30 + 3 });
+    expect(r.counts).toEqual({ items: 5, files: 3, dirs: 1, nondirs: 4, bytes: 30 + 3 });
     expect(r.ids).toEqual([1, 2, 3]);
     // "home/a" is not a prefix of "home/ab/…" as a path.
     expect(select(['home/a/']).ids).toEqual([1, 2, 3]);
   });
 
   it('one file', () => {
-    expect(select(['home/top'])).toEqual({ counts: { items: 1, files: 1, bytes: 20 }, ids: [1, 5], unmatched: [] });
-    expect(select(['/home/top'])).toEqual({ counts: { items: 1, files: 1, bytes: 20 }, ids: [1, 5], unmatched: [] });
+    expect(select(['home/top'])).toEqual({ counts: { items: 1, files: 1, dirs: 0, nondirs: 1, bytes: 20 }, ids: [1, 5], unmatched: [] });
+    expect(select(['/home/top'])).toEqual({ counts: { items: 1, files: 1, dirs: 0, nondirs: 1, bytes: 20 }, ids: [1, 5], unmatched: [] });
   });
 
   it('a selected hard-link slave whose master is not selected reads the master\'s chunks', () => {
     const r = select(['home/ab']);
-    expect(r.counts).toEqual({ items: 3, files: 2, bytes: 20 });
+    expect(r.counts).toEqual({ items: 3, files: 2, dirs: 1, nondirs: 2, bytes: 20 });
     expect(r.ids).toEqual([3, 4]);
     // With its master selected too, nothing changes for the chunks.
     expect(select(['home/ab', 'home/a/link-master']).ids).toEqual([3, 4]);
@@ -82,13 +88,13 @@ describe('restore selection (borg 1.2.4 extract semantics)', () => {
     const old = archive.map((i) => ({ ...i, hardlinkMaster: false }));
     const r = select(['home/ab/link-slave'], 0, old);
     expect(r.ids).toEqual([3]);
-    expect(r.counts).toEqual({ items: 1, files: 1, bytes: 10 });
+    expect(r.counts).toEqual({ items: 1, files: 1, dirs: 0, nondirs: 1, bytes: 10 });
   });
 
   it('--strip-components leaves out items with nothing left of their path', () => {
     const r = select(['home/a'], 2);
     // "home" is not selected anyway; "home/a" itself strips to nothing.
-    expect(r.counts).toEqual({ items: 4, files: 3, bytes: 30 + 3 });
+    expect(r.counts).toEqual({ items: 4, files: 3, dirs: 0, nondirs: 0, bytes: 30 + 3 });
     const all = select([], 1);
     expect(all.counts.items).toBe(10);
     // Nothing below "home" has more than three components.

@@ -10,8 +10,9 @@
 //    (hardlinkable mode, `source`, no chunks) whose master was not selected is written from the
 //    master's chunks, which borg remembered while filtering (peek_and_store_hardlink_masters).
 import type { ArchiveItem, ChunkRef } from '../borg/item.js';
-import { itemSize, S_IFBLK, S_IFCHR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../borg/item.js';
-import type { IdCollector } from './id-set.js';
+import { itemSize, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG } from '../borg/item.js';
+import { createHash } from 'node:crypto';
+import { IdCollector } from './id-set.js';
 
 const SLASH = 0x2f;
 
@@ -55,6 +56,13 @@ export interface SelectionCounts {
   /** Regular files among them (hard links included). */
   files: number;
   /**
+   * Distinct paths of the directories among them, and of everything else (an archive of
+   * overlapping paths, e.g. /srv and /srv/x, holds some items twice). Not counted with
+   * --strip-components (0 then), which can map two paths to one.
+   */
+  dirs: number;
+  nondirs: number;
+  /**
    * Bytes as borg extract's progress total counts them (Item.get_size): file contents, and the
    * length of each symlink's target.
    */
@@ -67,7 +75,10 @@ export interface SelectionCounts {
  * masters, i.e. bounded by the archive's hard-linked files, not by its size.
  */
 export class RestoreSelector {
-  readonly counts: SelectionCounts = { items: 0, files: 0, bytes: 0 };
+  readonly counts: SelectionCounts = { items: 0, files: 0, dirs: 0, nondirs: 0, bytes: 0 };
+  /** Hashes of the selected paths, directories apart (for the distinct counts). */
+  private readonly dirPaths = new IdCollector();
+  private readonly otherPaths = new IdCollector();
   private readonly patterns: Array<{ text: string; prefix: Buffer; matched: boolean }>;
   private readonly partial: boolean;
   /** Unselected hard-link masters' chunks, by path (hardlink_masters in do_extract). */
@@ -112,6 +123,7 @@ export class RestoreSelector {
     this.counts.items++;
     const regular = (item.mode & S_IFMT) === S_IFREG;
     if (regular) this.counts.files++;
+    if (this.stripComponents === 0) (((item.mode & S_IFMT) === S_IFDIR) ? this.dirPaths : this.otherPaths).add(createHash('sha256').update(stripLeadingSlashes(item.path)).digest());
     if (item.chunks) {
       for (const c of item.chunks) this.ids.add(c.id);
       if (regular) this.counts.bytes += itemSize(item);
@@ -146,6 +158,13 @@ export class RestoreSelector {
     for (const c of item.chunks ?? []) this.ids.add(c.id);
     this.counts.bytes += itemSize(item) * this.missing.get(key)!;
     this.missing.delete(key);
+  }
+
+  /** Fills in the distinct path counts once every item was added. */
+  finish(): SelectionCounts {
+    this.counts.dirs = this.dirPaths.sorted().length / 32;
+    this.counts.nondirs = this.otherPaths.sorted().length / 32;
+    return this.counts;
   }
 
   /** The given paths that matched no item (borg: "Include pattern '…' never matched."). */

@@ -223,13 +223,14 @@ async function untilUploading(rig: FaultRig, jobId: string): Promise<void> {
 }
 
 /**
- * Mid-extract: borg extract has connected, read the archive's items and listed its first file (it
- * lists a path before writing it), so its data is streaming; returns its pids at that moment.
+ * Mid-extract: borg extract has connected, read the archive's items and reported its progress in
+ * a file (its progress line names the file it writes), so its data is streaming; returns its
+ * pids at that moment.
  */
 async function untilExtracting(rig: FaultRig, jobId: string, ended: () => Promise<boolean>): Promise<number[]> {
   const borgLog = rig.host.path('.borgcube', 'jobs', jobId, 'borg.log');
-  // --log-json: {"type": "log_message", …, "message": "<path>", …, "name": "borg.output.list"}
-  const listedFile = (line: string) => line.includes('"borg.output.list"') && line.includes('.bin"');
+  // --log-json --progress: {"message": " 12.5% Extracting: <path>", …, "msgid": "extract", "type": "progress_percent", …}
+  const listedFile = (line: string) => line.includes('"progress_percent"') && line.includes('"extract"') && line.includes('.bin"');
   return untilProcesses(
     'borg extract writing its first file',
     () => {

@@ -38,7 +38,7 @@ ${d.running.length
 <tbody>${d.running.map(
       (j) => html`<tr data-job-id="${j.id}" data-estimate="${j.estimate ?? ''}">
   <td><a href="/jobs/${j.id}">${j.id.slice(0, 8)}</a></td><td>${j.clientName ?? '—'}</td><td>${j.repositoryName ?? '—'}</td>
-  <td data-cell="phase">${j.livePhase ?? j.phase}</td><td>${progressBar(j)}</td><td data-cell="read">${bytes(j.progress?.originalSize)}</td><td data-cell="files">${j.progress?.nfiles ?? '—'}</td>
+  <td data-cell="phase">${j.livePhase ?? j.phase}</td><td>${progressBar(j)}</td><td data-cell="read">${bytes(j.progress?.originalSize)}</td><td data-cell="files">${j.progress?.totalSize !== undefined && !j.progress.nfiles ? '—' : (j.progress?.nfiles ?? '—')}</td>
   <td>${duration((now.getTime() - (j.startedAt ?? j.createdAt).getTime()) / 1000)}</td></tr>`,
     )}</tbody></table>${d.counts.running > d.running.length ? html`<p class="muted small" id="running-more">${d.running.length} of ${d.counts.running} running jobs shown: <a href="/jobs?state=running">all running jobs</a>.</p>` : ''}`
   : html`<p class="muted">Nothing runs right now.</p>`}

@@ -23,7 +23,8 @@ for (const row of document.querySelectorAll('tr[data-job-id]')) {
       const m = JSON.parse(ev.data);
       if (m.type === 'progress') {
         cell('read').textContent = bytes(m.originalSize);
-        cell('files').textContent = String(m.nfiles);
+        // A restore into an empty folder is counted at its end, not listed as it goes.
+        cell('files').textContent = typeof m.totalSize === 'number' && !m.nfiles ? '—' : String(m.nfiles);
         if (bar) {
           // A restore reports its total; a backup is measured against the previous one.
           const of = m.totalSize > 0 ? m.totalSize : estimate;

@@ -88,7 +88,8 @@ if (root) {
     if (typeof m.totalSize === 'number') setText($('p-total'), bytes(m.totalSize));
     setText($('p-compressed'), bytes(m.compressedSize));
     setText($('p-dedup'), bytes(m.deduplicatedSize));
-    setText($('p-files'), String(m.nfiles));
+    // A restore into an empty folder is counted at its end, not listed as it goes.
+    setText($('p-files'), typeof m.totalSize === 'number' && !m.nfiles ? '—' : String(m.nfiles));
     setText($('p-path'), m.path || '');
     const now = Date.now();
     if (prev && now > prev.t) {

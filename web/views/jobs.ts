@@ -113,14 +113,14 @@ function backupProgress(pr: Progress, stats: JobDetails['stats']): Html {
 </dl>`;
 }
 
-/** A restore's progress: bytes written of borg extract's total, items restored (its --list). */
+/** A restore's progress: bytes written of borg extract's total, items restored (live only with its --list; else counted at the end). */
 function restoreProgress(pr: Progress, stats: JobDetails['stats']): Html {
   const restored = pr?.originalSize ?? (typeof stats?.restoredBytes === 'number' ? stats.restoredBytes : undefined);
   const total = pr?.totalSize ?? (typeof stats?.restoredBytes === 'number' ? stats.restoredBytes : undefined);
   return html`<dl class="facts wide">
   <dt>Restored</dt><dd id="p-original">${bytes(restored)}</dd>
   <dt>Of</dt><dd id="p-total">${bytes(total)}</dd>
-  <dt>Items</dt><dd id="p-files">${pr?.nfiles ?? stats?.items ?? '—'}</dd>
+  <dt>Items</dt><dd id="p-files">${pr?.nfiles || stats?.items || '—'}</dd>
   <dt>Throughput</dt><dd id="p-rate">—</dd>
   <dt>Current path</dt><dd id="p-path" class="path">${pr?.path ?? ''}</dd>
 </dl>`;
