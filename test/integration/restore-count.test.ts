@@ -1,0 +1,88 @@
+// How a restore into an empty folder is checked without borg's --list (activities/remote-borg/
+// restore-target.ts): the decision before borg starts and the count afterwards, both shell scripts
+// run over a real SSH session as an unprivileged client account (Debian's dash as its shell).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RestoreSpec } from '../../db/schema.js';
+import { SshConnection } from '../../infra/ssh.js';
+import { countRestoreTarget, prepareRestoreTarget } from '../../activities/remote-borg/restore-target.js';
+import { runCleanups } from '../harness/cleanup.js';
+import { createClientHost, type ClientHost } from '../harness/client-host.js';
+import { generateTestKey } from '../harness/keys.js';
+import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
+
+const expected = { items: 0, files: 0, dirs: 0, nondirs: 0, bytes: 0 };
+
+describe('restore check by counting the target', () => {
+  let sshd: ClientSshd;
+  let host: ClientHost;
+  let conn: SshConnection;
+  let jobs = 0;
+
+  beforeAll(async () => {
+    const key = generateTestKey();
+    sshd = await startClientSshd();
+    host = await createClientHost({ authorizedKeys: [key.publicKey] });
+    conn = await SshConnection.connect({ host: sshd.host, port: sshd.port, username: host.username }, { privateKey: key.privateKey, pinnedHostKey: sshd.hostPublicKey });
+  });
+  afterAll(async () => {
+    conn?.close();
+    await sshd?.stop();
+    await runCleanups();
+  });
+
+  const spec = (target: string, over: Partial<RestoreSpec> = {}): RestoreSpec => ({ archiveId: 'x', archiveBorgId: 'f'.repeat(64), archiveName: 'a', sourceClientId: null, paths: [], target, inPlace: false, stripComponents: 0, ...over });
+  /** A fresh job folder, as pushJobFolder leaves it. */
+  async function jobDir(): Promise<string> {
+    const dir = host.path('.borgcube', 'jobs', `job-${++jobs}`);
+    await sh(`mkdir -p -m 0700 ${dir}`);
+    return dir;
+  }
+  async function sh(script: string): Promise<void> {
+    const r = await conn.execRaw(script, { timeoutMs: 30_000 });
+    expect(r.code, r.stderr.toString()).toBe(0);
+  }
+
+  it('counts into a new folder, and keeps that decision when the folder has filled (a retried run)', async () => {
+    const dir = await jobDir();
+    const s = spec(host.path('new', 'target'));
+    expect(await prepareRestoreTarget(conn, s, dir, expected)).toBe('count');
+    // What borg might restore: files, a symlink, a FIFO, a name with a newline, nested folders.
+    await sh(`cd ${s.target} && mkdir -p a/b/c && echo x > a/f && ln -s f a/l && mkfifo a/p && touch "a/new
+line" && : > a/b/c/empty`);
+    expect(await prepareRestoreTarget(conn, s, dir, expected)).toBe('count');
+    expect(await countRestoreTarget(conn, s, dir)).toEqual({ nondirs: 5, dirs: 3, unreadable: false });
+  });
+
+  it('lists into a folder that holds something, in place, and with --strip-components (the folder still made)', async () => {
+    await sh(`mkdir -p ${host.path('used')} && touch ${host.path('used', '.hidden')}`);
+    expect(await prepareRestoreTarget(conn, spec(host.path('used')), await jobDir(), expected)).toBe('list');
+    expect(await prepareRestoreTarget(conn, spec('/', { inPlace: true }), await jobDir(), expected)).toBe('list');
+    const stripped = spec(host.path('stripped'), { stripComponents: 2 });
+    expect(await prepareRestoreTarget(conn, stripped, await jobDir(), expected)).toBe('list');
+    await sh(`test -d ${stripped.target}`);
+    // A storage host that prepared without the distinct counts: listed.
+    expect(await prepareRestoreTarget(conn, spec(host.path('old-host')), await jobDir(), { items: 0, files: 0, bytes: 0 })).toBe('list');
+  });
+
+  it('follows a target that is a link to an empty folder', async () => {
+    await sh(`mkdir ${host.path('real')} && ln -s real ${host.path('linked')}`);
+    const s = spec(host.path('linked'));
+    const dir = await jobDir();
+    expect(await prepareRestoreTarget(conn, s, dir, expected)).toBe('count');
+    await sh(`mkdir ${host.path('real', 'd')} && touch ${host.path('real', 'd', 'f')}`);
+    expect(await countRestoreTarget(conn, s, dir)).toEqual({ nondirs: 1, dirs: 1, unreadable: false });
+  });
+
+  it('says so when a restored folder cannot be read, and fails when find fails otherwise', async () => {
+    const s = spec(host.path('closed'));
+    const dir = await jobDir();
+    expect(await prepareRestoreTarget(conn, s, dir, expected)).toBe('count');
+    await sh(`cd ${s.target} && mkdir -p shut open && touch shut/x open/y && chmod 000 shut`);
+    try {
+      expect(await countRestoreTarget(conn, s, dir)).toEqual({ nondirs: 1, dirs: 2, unreadable: true });
+    } finally {
+      await sh(`chmod 700 ${host.path('closed', 'shut')}`);
+    }
+    await expect(countRestoreTarget(conn, spec(host.path('no-such-folder')), dir)).rejects.toThrow(/counting what was restored into ".*no-such-folder" failed: exit 3/);
+  });
+});
