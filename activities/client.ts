@@ -125,7 +125,7 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
         if (check === 'list' || expected.dirs === undefined || expected.nondirs === undefined) outcome = checkRestored(r, expected);
         else {
           // A folder of millions of files takes a while to walk.
-          const found = await beating(r.keepAlive ?? (() => ctx.heartbeat()), () => countRestoreTarget(conn, spec, dir, signal));
+          const found = await beating(r.keepAlive, () => countRestoreTarget(conn, spec, dir, signal));
           outcome = checkCounted(r, { ...expected, dirs: expected.dirs, nondirs: expected.nondirs }, found);
           if (found.unreadable) await appendJobLog(deps.db, input.jobId, `restored ${outcome.items} items; some restored folders cannot be read by the client's account, so what is below them was not counted`, 'WARNING');
           else await appendJobLog(deps.db, input.jobId, `restored ${outcome.items} items: ${found.nondirs} files, links and other non-directories and ${found.dirs} directories are in ${spec.target}`);

@@ -67,7 +67,7 @@ export interface DetachedResult {
   listed: number;
   progress?: BorgLine & { kind: 'progress' };
   /** Heartbeats where the run stands, for work after it inside the same activity. */
-  keepAlive?: () => void;
+  keepAlive: () => void;
 }
 
 interface Run {

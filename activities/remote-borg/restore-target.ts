@@ -100,9 +100,11 @@ export async function prepareRestoreTarget(conn: SshConnection, spec: RestoreSpe
     'mkdir -p -m 0700 -- "$t" || exit 1',
     // Empty and readable: what is in it afterwards is what borg restored. ("$t/." also walks a
     // target that is a link to a folder; find stops at the first entry, ls would sort them all.)
+    // The job folder pushJobFolder made: gone, the job's round starts over (JobFolderMissing).
+    '[ -d "$(dirname -- "$f")" ] || exit 4',
     'if [ ! -f "$f" ]; then',
     '  c=list',
-    `  if ${mayCount ? 'true' : 'false'} && [ -r "$t" ] && [ -x "$t" ]; then`,
+    `  if ${mayCount ? 'true' : 'false'} && [ -r "$t" ] && [ -x "$t" ] && command -v find > /dev/null; then`,
     '    n=$(LC_ALL=C find "$t/." -mindepth 1 -maxdepth 1 -print 2>/dev/null | head -c 1 | wc -c)',
     '    [ $n -eq 0 ] && c=count',
     '  fi',
@@ -111,6 +113,7 @@ export async function prepareRestoreTarget(conn: SshConnection, spec: RestoreSpe
     'cat -- "$f"',
   ].join('\n');
   const r = await conn.execRaw(script, { timeoutMs: 120_000, maxOutput: 64, signal });
+  if (r.code === 4) throw ApplicationFailure.nonRetryable(`the job folder ${jobDir} is gone from the client`, 'JobFolderMissing');
   const out = r.stdout.toString('utf8');
   if (r.code !== 0 || (out !== 'list' && out !== 'count')) throw new Error(`preparing the restore target failed: ${r.stderr.toString('utf8').trim().slice(0, 300) || `exit ${r.code}`}`);
   return out;
@@ -138,6 +141,8 @@ export async function countRestoreTarget(conn: SshConnection, spec: RestoreSpec,
     'count() {',
     `  { LC_ALL=C find "$t/." -mindepth 1 "$@" -print0 2> "$x"; echo $? > "$s"; } | tr -dc '\\000' | wc -c > "$o" || exit 3`,
     '  if [ "$(cat "$s")" != 0 ]; then',
+    // Failed without a word (killed, say), or for another reason than a folder it may not read.
+    '    [ -s "$x" ] || exit 3',
     '    grep -qv "Permission denied" "$x" && exit 3',
     '    e=1',
     '  fi',
@@ -161,7 +166,7 @@ export async function countRestoreTarget(conn: SshConnection, spec: RestoreSpec,
  * counts the same but every hard link in full, so the total may only fall short of the
  * selection's bytes, never exceed them.
  */
-export function checkRestored(r: DetachedResult, expected: RestoreExpectation): RestoreOutcome {
+export function checkRestored(r: Pick<DetachedResult, 'rc' | 'listed' | 'progress'>, expected: RestoreExpectation): RestoreOutcome {
   const written = r.progress?.totalSize ?? 0;
   if (r.listed !== expected.items || written > expected.bytes) {
     throw ApplicationFailure.nonRetryable(
@@ -180,7 +185,7 @@ export function checkRestored(r: DetachedResult, expected: RestoreExpectation): 
  * client's account cannot read (restored with such a mode) hides what is below it: then only
  * "at most" holds, and the job's log says so.
  */
-export function checkCounted(r: DetachedResult, expected: RestoreExpectation & { dirs: number; nondirs: number }, found: TargetCount): RestoreOutcome {
+export function checkCounted(r: Pick<DetachedResult, 'rc' | 'listed' | 'progress'>, expected: RestoreExpectation & { dirs: number; nondirs: number }, found: TargetCount): RestoreOutcome {
   const written = r.progress?.totalSize ?? 0;
   const nondirs = expected.nondirs;
   const bad = found.unreadable ? found.nondirs > nondirs : found.nondirs !== nondirs || found.dirs < expected.dirs;

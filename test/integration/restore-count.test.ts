@@ -64,6 +64,11 @@ line" && : > a/b/c/empty`);
     expect(await prepareRestoreTarget(conn, spec(host.path('old-host')), await jobDir(), { items: 0, files: 0, bytes: 0 })).toBe('list');
   });
 
+  it('a job folder gone from the client ends the round as JobFolderMissing, not as a retried error', async () => {
+    const gone = host.path('.borgcube', 'jobs', 'never-pushed');
+    await expect(prepareRestoreTarget(conn, spec(host.path('for-gone')), gone, expected)).rejects.toMatchObject({ type: 'JobFolderMissing', nonRetryable: true });
+  });
+
   it('follows a target that is a link to an empty folder', async () => {
     await sh(`mkdir ${host.path('real')} && ln -s real ${host.path('linked')}`);
     const s = spec(host.path('linked'));
