@@ -45,6 +45,7 @@ interface Sample {
   wallS: number;
   /** CPU seconds of the server side (see the header). */
   serverCpuS: number;
+  /** CPU seconds by process group, and the client account's breakdown with its run-queue waits. */
   cpu: Record<string, number>;
   busyAtStart?: number;
   /** BorgCube: the workflow's activities and the time between them. */
@@ -161,7 +162,7 @@ async function sample(s: Setup, path: Sample['path'], run: number, quietWait: nu
   const serverCpuS = SERVER_PARTS[path].reduce((n, k) => n + (m.cpu[k] ?? 0), 0);
   const steps = phases ? `: ${Object.entries(phases.activities).map(([name, a]) => `${name} ${f2(a.ms / 1000)}`).join(', ')}, between ${f2(phases.betweenMs / 1000)}` : '';
   note(`run ${run} ${path.padEnd(8)} ${f2(m.wallS)} s${steps}`);
-  return { run, path, wallS: m.wallS, serverCpuS, cpu: m.cpu, busyAtStart, phases };
+  return { run, path, wallS: m.wallS, serverCpuS, cpu: { ...m.cpu, ...m.detail }, busyAtStart, phases };
 }
 
 /** Reads every file below `dir` once (into the page cache; segments are up to 500 MiB each). */

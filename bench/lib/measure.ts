@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { f2, note } from './report.js';
-import { DescendantSampler, loadAverage, machineCpu, procTimes, treeCpu, UserSampler, waitForNoDescendants } from './procfs.js';
+import { descendantsOf, loadAverage, machineCpu, processesOfUser, ProcessSampler, procTimes, treeCpu, waitForNoDescendants } from './procfs.js';
 
 export interface TimedRun {
   wallS: number;
@@ -39,6 +39,8 @@ export interface Part {
   start(): void;
   /** CPU seconds by group since start(). */
   stop(): Promise<Record<string, number>>;
+  /** After stop(): figures that break down CPU counted elsewhere (not added to the machine's accounting). */
+  detail?(): Record<string, number>;
 }
 
 /**
@@ -49,15 +51,15 @@ export interface Part {
  * than that (AuthorizedKeysCommand runs, partly) are missed. Waits for the sessions to end.
  */
 export function sshdPart(pid: number, classify: (cmd: string) => string | undefined, label = 'sshd'): Part {
-  let sampler: DescendantSampler;
+  let sampler: ProcessSampler;
   return {
     start() {
-      sampler = new DescendantSampler(pid, (cmd) => classify(cmd) ?? label, 50);
+      sampler = new ProcessSampler(() => descendantsOf(pid), (cmd) => classify(cmd) ?? label, 50);
       sampler.start();
     },
     async stop() {
       await waitForNoDescendants(pid, () => true);
-      return sampler.stop();
+      return sampler.stop().cpu;
     },
   };
 }
@@ -79,22 +81,34 @@ export function servicePart(pid: number, self: string, children: string): Part {
   };
 }
 
-/** Every process of a Unix user (see UserSampler): CPU and run-queue wait by `classify`'s groups. */
+/**
+ * Every process of a Unix user (processesOfUser), by `classify`'s groups, as a breakdown (detail):
+ * CPU seconds, and `<group> run-queue wait`, the time they waited for a core. Not counted as CPU of
+ * its own: the client's processes are the bench's own child (clientCpuS) on one path and
+ * "other" on the other.
+ */
 export function userPart(uid: number, classify: (cmd: string) => string): Part {
-  let sampler: UserSampler;
+  let sampler: ProcessSampler;
+  const detail: Record<string, number> = {};
   return {
     start() {
-      sampler = new UserSampler(uid, classify, 50);
+      sampler = new ProcessSampler(() => processesOfUser(uid), classify, 50);
       sampler.start();
     },
     stop() {
-      return Promise.resolve(sampler.stop());
+      const { cpu, wait } = sampler.stop();
+      Object.assign(detail, cpu);
+      for (const [group, s] of Object.entries(wait)) detail[`${group} run-queue wait`] = s;
+      return Promise.resolve({});
     },
+    detail: () => detail,
   };
 }
 
 export interface Measured extends TimedRun {
   cpu: Record<string, number>;
+  /** The parts' breakdowns (Part.detail), apart from the CPU accounted below. */
+  detail: Record<string, number>;
   /** Busy CPU seconds of the whole machine (both cores) during the run. */
   machineBusyS: number;
   /** machineBusyS minus everything accounted for above: other processes on this machine. */
@@ -109,9 +123,11 @@ export async function measure(parts: Part[], fn: () => Promise<TimedRun>): Promi
   const r = await fn();
   const cpu: Record<string, number> = { client: r.clientCpuS };
   for (const p of parts) Object.assign(cpu, await p.stop());
+  const detail: Record<string, number> = {};
+  for (const p of parts) Object.assign(detail, p.detail?.());
   const machineBusyS = machineCpu().busy - m0;
   const accounted = Object.values(cpu).reduce((a, b) => a + b, 0);
-  return { ...r, cpu, machineBusyS, otherCpuS: Math.max(0, machineBusyS - accounted), load1 };
+  return { ...r, cpu, detail, machineBusyS, otherCpuS: Math.max(0, machineBusyS - accounted), load1 };
 }
 
 /**

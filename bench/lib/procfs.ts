@@ -97,52 +97,60 @@ export function loadAverage(): number {
 }
 
 /**
- * Follows the descendants of one process while a backup runs and remembers the last CPU time
- * seen of each, grouped by a classifier. Short-lived processes are caught only if they live
- * across a sample; the listener's reaped time (see treeCpu) gives the exact total.
+ * Follows a set of processes while a backup runs (`list`: e.g. a process's descendants, or every
+ * process of a user) and remembers the last CPU time and run-queue wait seen of each, grouped by a
+ * classifier. Short-lived processes are caught only if they live across a sample; the listener's
+ * reaped time (see treeCpu) gives the exact total.
  */
-export class DescendantSampler {
-  private readonly seen = new Map<number, { group: string; cpu: number }>();
-  private readonly baseline = new Map<number, number>();
+export class ProcessSampler {
+  private readonly seen = new Map<number, { group: string; cpu: number; wait: number }>();
+  private readonly baseline = new Map<number, { cpu: number; wait: number }>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly root: number,
+    private readonly list: () => number[],
     private readonly classify: (cmd: string, comm: string) => string,
     private readonly intervalMs = 100,
   ) {}
 
   start(): void {
-    for (const d of descendantsOf(this.root)) {
-      const t = procTimes(d);
-      if (t) this.baseline.set(d, t.self);
+    for (const p of this.list()) {
+      const t = procTimes(p);
+      if (t) this.baseline.set(p, { cpu: t.self, wait: runDelayS(p) });
     }
     this.sample();
     this.timer = setInterval(() => this.sample(), this.intervalMs);
   }
 
   private sample(): void {
-    for (const d of descendantsOf(this.root)) {
-      const t = procTimes(d);
+    for (const p of this.list()) {
+      const t = procTimes(p);
       if (!t) continue;
       // Classified again each time: a forked child becomes what it execs (sh -c → borg serve).
       // (A zombie's command line is empty: it keeps the group it had.)
-      const cmd = cmdline(d);
-      const prev = this.seen.get(d);
+      const cmd = cmdline(p);
+      const wait = runDelayS(p);
+      const prev = this.seen.get(p);
       if (prev) {
         prev.cpu = t.self;
+        prev.wait = wait;
         if (cmd) prev.group = this.classify(cmd, t.comm);
-      } else this.seen.set(d, { group: this.classify(cmd, t.comm), cpu: t.self });
+      } else this.seen.set(p, { group: this.classify(cmd, t.comm), cpu: t.self, wait });
     }
   }
 
-  /** CPU seconds per group since start(). */
-  stop(): Record<string, number> {
+  /** CPU seconds per group since start(), and seconds its processes waited for a core. */
+  stop(): { cpu: Record<string, number>; wait: Record<string, number> } {
     this.sample();
     clearInterval(this.timer);
-    const out: Record<string, number> = {};
-    for (const [pid, s] of this.seen) out[s.group] = (out[s.group] ?? 0) + s.cpu - (this.baseline.get(pid) ?? 0);
-    return out;
+    const cpu: Record<string, number> = {};
+    const wait: Record<string, number> = {};
+    for (const [pid, s] of this.seen) {
+      const b = this.baseline.get(pid);
+      cpu[s.group] = (cpu[s.group] ?? 0) + s.cpu - (b?.cpu ?? 0);
+      wait[s.group] = (wait[s.group] ?? 0) + s.wait - (b?.wait ?? 0);
+    }
+    return { cpu, wait };
   }
 }
 
@@ -155,7 +163,7 @@ export async function waitForNoDescendants(pid: number, pred: (cmd: string) => b
   }
 }
 
-/** Nanoseconds a process's main thread waited on a run queue for a core (/proc/<pid>/schedstat). */
+/** Seconds a process's main thread waited on a run queue for a core (/proc/<pid>/schedstat). */
 function runDelayS(pid: number): number {
   try {
     return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
@@ -166,67 +174,17 @@ function runDelayS(pid: number): number {
 
 /**
  * Every process of one Unix user, wherever it hangs in the process tree (a detached job's borg is
- * re-parented to init, out of reach of DescendantSampler), sampled every `intervalMs`: CPU seconds
- * per group, and `<group> run-queue wait` — time its processes were runnable but had no core.
+ * re-parented to init, out of reach of descendantsOf).
  */
-export class UserSampler {
-  private readonly seen = new Map<number, { group: string; cpu: number; wait: number }>();
-  private readonly baseline = new Map<number, { cpu: number; wait: number }>();
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly uid: number,
-    private readonly classify: (cmd: string) => string,
-    private readonly intervalMs = 100,
-  ) {}
-
-  private pids(): number[] {
-    const out: number[] = [];
-    for (const e of readdirSync('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      try {
-        if (statSync(`/proc/${e}`).uid === this.uid) out.push(Number(e));
-      } catch {
-        /* gone */
-      }
-    }
-    return out;
-  }
-
-  start(): void {
-    for (const p of this.pids()) {
-      const t = procTimes(p);
-      if (t) this.baseline.set(p, { cpu: t.self, wait: runDelayS(p) });
-    }
-    this.sample();
-    this.timer = setInterval(() => this.sample(), this.intervalMs);
-  }
-
-  private sample(): void {
-    for (const p of this.pids()) {
-      const t = procTimes(p);
-      if (!t) continue;
-      const cmd = cmdline(p);
-      const prev = this.seen.get(p);
-      const wait = runDelayS(p);
-      if (prev) {
-        prev.cpu = t.self;
-        prev.wait = wait;
-        if (cmd) prev.group = this.classify(cmd);
-      } else this.seen.set(p, { group: this.classify(cmd), cpu: t.self, wait });
+export function processesOfUser(uid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (statSync(`/proc/${e}`).uid === uid) out.push(Number(e));
+    } catch {
+      /* gone */
     }
   }
-
-  stop(): Record<string, number> {
-    this.sample();
-    clearInterval(this.timer);
-    const out: Record<string, number> = {};
-    for (const [pid, s] of this.seen) {
-      const b = this.baseline.get(pid);
-      out[s.group] = (out[s.group] ?? 0) + s.cpu - (b?.cpu ?? 0);
-      const w = `${s.group} run-queue wait`;
-      out[w] = (out[w] ?? 0) + s.wait - (b?.wait ?? 0);
-    }
-    return out;
-  }
+  return out;
 }
