@@ -187,11 +187,10 @@ export function checkRestored(r: Pick<DetachedResult, 'rc' | 'listed' | 'progres
  */
 export function checkCounted(r: Pick<DetachedResult, 'rc' | 'listed' | 'progress'>, expected: RestoreExpectation & { dirs: number; nondirs: number }, found: TargetCount): RestoreOutcome {
   const written = r.progress?.totalSize ?? 0;
-  const nondirs = expected.nondirs;
-  const bad = found.unreadable ? found.nondirs > nondirs : found.nondirs !== nondirs || found.dirs < expected.dirs;
+  const bad = found.unreadable ? found.nondirs > expected.nondirs : found.nondirs !== expected.nondirs || found.dirs < expected.dirs;
   if (bad || written > expected.bytes) {
     throw ApplicationFailure.nonRetryable(
-      `the restore does not match the archive: the target holds ${found.nondirs} non-directories (files, links, …) and ${found.dirs} directories (${written} bytes written), the archive's selection holds ${nondirs} and ${expected.dirs} (${expected.bytes} bytes)`,
+      `the restore does not match the archive: the target holds ${found.nondirs} non-directories (files, links, …) and ${found.dirs} directories (${written} bytes written), the archive's selection holds ${expected.nondirs} and ${expected.dirs} (${expected.bytes} bytes)`,
       'RestoreMismatch',
     );
   }

@@ -121,16 +121,21 @@ export class RestoreSelector {
     }
     if (!matched) return;
     this.counts.items++;
-    const regular = (item.mode & S_IFMT) === S_IFREG;
+    const type = item.mode & S_IFMT;
+    const regular = type === S_IFREG;
     if (regular) this.counts.files++;
-    if (this.stripComponents === 0) (((item.mode & S_IFMT) === S_IFDIR) ? this.dirPaths : this.otherPaths).add(createHash('sha256').update(stripLeadingSlashes(item.path)).digest());
+    // Distinct paths only without --strip-components: with it the restore is checked by borg's list.
+    if (this.stripComponents === 0) {
+      const pathHash = createHash('sha256').update(stripLeadingSlashes(item.path)).digest();
+      (type === S_IFDIR ? this.dirPaths : this.otherPaths).add(pathHash);
+    }
     if (item.chunks) {
       for (const c of item.chunks) this.ids.add(c.id);
       if (regular) this.counts.bytes += itemSize(item);
       if (item.hardlinkMaster) this.mastersRead.add(key);
       return;
     }
-    if ((item.mode & S_IFMT) === S_IFLNK) this.counts.bytes += item.source?.length ?? 0;
+    if (type === S_IFLNK) this.counts.bytes += item.source?.length ?? 0;
     if (!linkable || item.source === undefined) return;
     // A hard-link slave: its content is its master's.
     const source = keyOf(item.source);
