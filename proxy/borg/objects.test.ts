@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { compressLz4, compressNone } from './compression.js';
 import { IntegrityError } from './errors.js';
 import { asKeyType, createJobKey, isEncrypted, loadKey, type BorgKey } from './keys.js';
-import { MANIFEST_ID, blocksUsed, decryptObject, decryptUnchecked, encryptObject, idHash, reencrypt, verifyChunk } from './objects.js';
+import { MANIFEST_ID, blocksUsed, decryptObject, decryptUnchecked, encryptObject, idHash, reencrypt, resealInPlace, verifyChunk } from './objects.js';
 import { iterRepository, liveObjects, HAVE_BORG, MODES, VERIFY_PY, borgCheckSchema, borgPython, keyText, loadExpect, repoDir, type Mode } from './test-fixtures.js';
 import { encodeRequest } from './rpc.js';
 import { tempDir } from '../../test/harness/temp-dir.js';
@@ -134,5 +134,33 @@ describe.runIf(HAVE_BORG && VERIFY_PY !== undefined)('the independent verify.py 
     expect(lines).toHaveLength(3);
     for (const l of lines) expect(l).toMatch(/ id-ok$/);
     expect(lines[1]).toMatch(/comp=lz4/);
+  });
+});
+
+describe('resealInPlace: a restore object re-encrypted for the job key in its own memory', () => {
+  it.each(['repokey', 'repokey-blake2', 'keyfile'] as const)('%s: the same bytes as decrypt + encrypt, in the same buffer', (mode) => {
+    const key = keyFor(mode);
+    const job = createJobKey(key).key;
+    for (const data of [Buffer.alloc(0), Buffer.from('x'), randomBytes(4000), randomBytes(300_000)]) {
+      const stored = encryptObject(key, compressNone(data), 12345n);
+      const expected = encryptObject(job, decryptObject(key, stored).payload, 999n);
+      const obj = Buffer.from(stored);
+      expect(resealInPlace(key, job, obj, 999n)).toBe(obj);
+      expect(obj.equals(expected)).toBe(true);
+      expect(decryptObject(job, obj).payload.equals(compressNone(data))).toBe(true);
+    }
+  });
+
+  it('refuses a damaged object before changing a byte, and non-AES keys', () => {
+    const key = keyFor('repokey');
+    const job = createJobKey(key).key;
+    const obj = encryptObject(key, compressNone(randomBytes(100)), 7n);
+    obj[60]! ^= 1;
+    const before = Buffer.from(obj);
+    expect(() => resealInPlace(key, job, obj, 1n)).toThrow(IntegrityError);
+    expect(obj.equals(before)).toBe(true);
+    expect(() => resealInPlace(job, key, encryptObject(key, compressNone(Buffer.from('a')), 1n), 1n)).toThrow(IntegrityError);
+    const plain = keyFor('authenticated');
+    expect(() => resealInPlace(plain, plain, encryptObject(plain, compressNone(Buffer.from('a'))), 1n)).toThrow(RangeError);
   });
 });

@@ -1,6 +1,6 @@
 // Repository segment files (BORG_PROTOCOL.md §3.3; borg/repository.py `LoggedIO.iter_objects` / `_read`).
-// Used by tests and diagnostics (e.g. checking that no AES-CTR nonce was used twice); the proxy itself never
-// reads segments, it talks to `borg serve`. Reading the files is test-fixtures.ts's (no I/O here).
+// Used by tests and diagnostics (e.g. checking that no AES-CTR nonce was used twice), and by a restore's
+// reads (putEntrySize; ../storage/segment-reader.ts); everything else talks to `borg serve`. No I/O here.
 //
 //   file  := "BORG_SEG" entry*
 //   entry := crc32:u32le size:u32le tag:u8 [id:32 data]     (PUT 0 / DELETE 1 carry id; COMMIT 2 is 9 bytes)
@@ -11,7 +11,8 @@ import { MAX_OBJECT_SIZE } from './msgpack.js';
 
 export const SEGMENT_MAGIC = Buffer.from('BORG_SEG');
 const HEADER = 9;
-const PUT_HEADER = 41;
+/** crc32, size, tag and the object id in front of a put entry's object. */
+export const PUT_HEADER = 41;
 /** LoggedIO: tags above MAX_TAG_ID (15) are invalid. */
 const TAGS = { 0: 'put', 1: 'delete', 2: 'commit' } as const;
 
@@ -54,6 +55,18 @@ export function* iterSegment(buf: Buffer, segment: number): Generator<SegmentEnt
     }
     pos += size;
   }
+}
+
+/**
+ * A put entry's header, read on its own at an offset the repository index gave (no crc check:
+ * callers authenticate the object itself): the entry's size, or undefined when the bytes there
+ * are not a put of `id`.
+ */
+export function putEntrySize(head: Buffer, id: Buffer): number | undefined {
+  if (head.length < PUT_HEADER || head[8] !== 0) return undefined;
+  const size = head.readUInt32LE(4);
+  if (size < PUT_HEADER || size > MAX_OBJECT_SIZE) return undefined;
+  return head.compare(id, 0, 32, 9, PUT_HEADER) === 0 ? size : undefined;
 }
 
 /** Committed objects (hex id -> object) after replaying PUT/DELETE; entries after the last COMMIT are ignored. */

@@ -114,11 +114,14 @@ async function attachProven(deps: AttachDeps, req: Extract<ProxyRequest, { t: 'a
     repo = await deps.repository(job.repositoryId);
     ensureOpen(entry);
     // Behind a prune or check this may wait long: a connection that closes meanwhile leaves the
-    // queue at once, and takes nothing.
-    up = await repo.acquire(entry.closedSignal).catch((err: Error) => {
-      if (entry.closed) closedError();
-      throw err;
-    });
+    // queue at once, and takes nothing. A read-only session takes the upstream per read, and
+    // mostly never (it reads the segment files): it does not start a borg serve here.
+    if (!policy.readOnly) {
+      up = await repo.acquire(entry.closedSignal).catch((err: Error) => {
+        if (entry.closed) closedError();
+        throw err;
+      });
+    }
     // The job may have ended, or its credential been revoked, while this waited.
     ensureOpen(entry);
     if (!(await authenticatedFor(db, job.id, req.authInfo))) throw new SessionError('PathNotAllowed', 'the job ended or its credential was revoked while the session was opening');
@@ -126,8 +129,6 @@ async function attachProven(deps: AttachDeps, req: Extract<ProxyRequest, { t: 'a
     if (sessions.hasOther(job.id, entry)) throw new PolicyViolation('second-session', 'a second connection with the credential of a job that already has a live session');
     // Synchronous from the last check on: nothing can end the job or the connection in between.
     const session = policy.open({ job, jobKey, state, config, repo, up, pool: deps.pool, hooks: deps.hooks(job.id), log });
-    // A read-only session takes the upstream per read (the connection does not release it at close).
-    if (policy.readOnly) repo.release();
     repo.sessions.add(session);
     log.info({ job: job.id, repository: repo.info.name }, 'proxy session attached');
     return { session, policy, result: { keyText: jobKey.keyText, repoId: state.fakeRepoId } };

@@ -44,7 +44,7 @@ async function runBatch(m: BatchMessage) {
       continue;
     }
     try {
-      const result = await runVerifyTask(key, jobKey, { op: t.op, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: buf(t.id), object: buf(t.object), maxPlaintext: t.maxPlaintext, iv: t.iv }, scratch);
+      const result = await runVerifyTask(key, jobKey, { op: t.op, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: buf(t.id), object: buf(t.object), maxPlaintext: t.maxPlaintext, iv: t.iv, inPlace: t.inPlace }, scratch);
       if (result.ok && result.object) {
         const obj = new Uint8Array(result.object.buffer, result.object.byteOffset, result.object.byteLength);
         const r = { seq: t.seq, result: { ...result, object: obj } };

@@ -50,7 +50,10 @@ export const backupPolicy: SessionPolicy = {
   // archiver.py do_create: @with_repository(exclusive=True, …)
   exclusive: true,
   refuses: (job) => (!job.clientId || !job.archiveName ? 'no such running job' : undefined),
-  open: (o) => new BackupSession(loadBackupContext(o), o.repo, o.up, o.pool, o.hooks, o.log.child({ job: o.job.id })),
+  open: (o) => {
+    if (!o.up) throw new Error('a backup session needs a share of the upstream');
+    return new BackupSession(loadBackupContext(o), o.repo, o.up, o.pool, o.hooks, o.log.child({ job: o.job.id }));
+  },
 };
 
 /** Put ids appended to the job's put log in batches of this many, not only at commits: the ids waiting cost memory. */

@@ -54,7 +54,8 @@ export interface SessionOpening {
   state: JobStateFile;
   config: Config;
   repo: RepositoryHandle;
-  up: Upstream;
+  /** A share of the repository's upstream, held for the session; none for a read-only policy. */
+  up: Upstream | undefined;
   pool: CryptoPool;
   hooks: SessionHooks;
   log: Logger;
@@ -65,8 +66,8 @@ export interface SessionPolicy {
   readonly allows: ReadonlySet<SessionOperation>;
   /**
    * The session only reads: its gets run concurrently (there are no puts to order them after),
-   * and it keeps no share of the repository's upstream between requests — it takes the upstream
-   * for each read, never while it waits for its client (DESIGN.md §4.10).
+   * and it keeps no share of the repository's upstream — it takes the upstream for each read
+   * that needs it, never while it waits for its client (DESIGN.md §4.10), and attaches without.
    */
   readonly readOnly?: boolean;
   /**

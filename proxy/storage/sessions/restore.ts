@@ -2,8 +2,9 @@
 // its fake manifest, the archive being restored (re-signed with the job key at prepare time,
 // served under that object's id) and the objects listed in the job's allowed.ids — the archive's
 // items chunks and the data chunks of the selected paths (prepare-restore.ts). Each is read from
-// the repository, decrypted with the real key and its compressed payload encrypted unchanged with
-// the job key (crypto pool, `reseal`). Any other get, and every write, is a violation.
+// the repository's segment files (segment-reader.ts; through `borg serve` when they cannot say),
+// decrypted with the real key and its compressed payload encrypted unchanged with the job key
+// (crypto pool, `reseal`). Any other get, and every write, is a violation.
 //
 // Of the operations the forced command forwards, `borg extract` uses only get (the manifest is a
 // get of id 0). `rollback` is allowed as a no-op: borg's RemoteRepository calls it whenever the
@@ -19,6 +20,7 @@ import { IdFile } from '../id-set.js';
 import type { OpenedJobKey } from '../job-key.js';
 import { allowedIdsPath, servedArchivePath } from '../job-state.js';
 import type { RepositoryHandle } from '../repository.js';
+import { SegmentReader } from '../segment-reader.js';
 import { PolicyViolation } from './errors.js';
 import type { JobSession, SessionHooks, SessionOpening, SessionOperation, SessionPolicy } from './policy.js';
 
@@ -60,7 +62,9 @@ export class RestoreSession implements JobSession {
   private readonly readWaiters: Array<() => void> = [];
   private nonceNext = 0n;
   private nonceEnd = 0n;
-  private refill: Promise<void> | undefined;
+  private nextReservation: Promise<{ start: bigint; end: bigint }> | undefined;
+  /** Reads objects from the segment files (opened at the first get; null: all through borg serve). */
+  private reader: SegmentReader | null | undefined;
   private closed = false;
 
   constructor(o: SessionOpening) {
@@ -92,24 +96,38 @@ export class RestoreSession implements JobSession {
     const hex = id.toString('hex');
     if (hex === this.archiveIdHex) return this.jobEncrypt(this.archive);
     if (!this.allowed.has(id)) throw new PolicyViolation('forbidden-get', `get of object ${hex}, which the archive being restored does not hold for the selected paths`);
-    const object = await this.read(id);
-    if (object.length < AES_OVERHEAD) throw new Error(`object ${hex} is too short to be encrypted`);
-    const iv = await this.jobNonce(BigInt(blocksUsed(object.length - AES_OVERHEAD)));
-    const r = await this.pool.reseal({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, iv });
+    this.reader ??= SegmentReader.open(this.repo.info.path, this.log) ?? null;
+    const stored = this.reader?.read(id);
+    // What the segment file gave must also open with the real key; if not, borg serve reads it
+    // again and reports any damage its own way.
+    const resealed = stored && (await this.reseal(id, stored.object, stored));
+    if (resealed?.ok && resealed.object) return resealed.object;
+    const object = await this.inFlight(() => this.repo.use(async (up) => asBytes(await up.call('get', { id }), 'object')));
+    const r = await this.reseal(id, object);
     if (!r.ok || !r.object) throw new Error(`object ${hex} of the repository does not open with its key: ${r.ok ? 'no result' : r.detail}`);
     return r.object;
   }
 
   /**
-   * One object from the repository, at most READS_IN_FLIGHT at once (the next waiting get starts
+   * `stored`: read from a segment file, so its memory is this get's own (resealed in place), and
+   * handed over whole when `owned` (it may move to a crypto thread without a copy).
+   */
+  private async reseal(id: Buffer, object: Buffer, stored?: { owned: boolean }) {
+    if (object.length < AES_OVERHEAD) return { ok: false as const, detail: 'it is too short to be encrypted' };
+    const iv = await this.jobNonce(BigInt(blocksUsed(object.length - AES_OVERHEAD)));
+    return this.pool.reseal({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, iv, transfer: stored?.owned, inPlace: stored !== undefined });
+  }
+
+  /**
+   * Runs one read of the repository, at most READS_IN_FLIGHT at once (the next waiting get starts
    * as soon as any read ends, not behind a particular one). The upstream only for the read
    * itself: a tenant's commit waits for no restore's client.
    */
-  private async read(id: Buffer): Promise<Buffer> {
+  private async inFlight<T>(read: () => Promise<T>): Promise<T> {
     while (this.reading >= READS_IN_FLIGHT) await new Promise<void>((resolve) => this.readWaiters.push(resolve));
     this.reading++;
     try {
-      return await this.repo.use(async (up) => asBytes(await up.call('get', { id }), 'object'));
+      return await read();
     } finally {
       this.reading--;
       this.readWaiters.shift()?.();
@@ -121,20 +139,38 @@ export class RestoreSession implements JobSession {
     return encryptObject(this.jobKey.key, payload, await this.jobNonce(BigInt(blocksUsed(payload.length))));
   }
 
-  /** Job-key counters from a reservation of the session's own, refilled from the job's row. */
+  /**
+   * Job-key counters from a reservation of the session's own. The next reservation is taken from
+   * the job's row while half of this one is left: every get needs a counter, and waiting for that
+   * database write stalled the whole restore (up to half a second here, twice per GB).
+   */
   private async jobNonce(blocks: bigint): Promise<bigint> {
     while (this.nonceNext + blocks > this.nonceEnd) {
-      this.refill ??= (async () => {
-        const want = blocks > NONCE_RESERVATION ? blocks : NONCE_RESERVATION;
-        const start = await this.hooks.allocateJobNonce(want);
-        this.nonceNext = start;
-        this.nonceEnd = start + want;
-      })().finally(() => (this.refill = undefined));
-      await this.refill;
+      const next = this.reserve(blocks);
+      const r = await next;
+      // The first get to wake switches to it; the others find room in it, or reserve again.
+      if (this.nextReservation === next) {
+        this.nextReservation = undefined;
+        this.nonceNext = r.start;
+        this.nonceEnd = r.end;
+      }
     }
     const n = this.nonceNext;
     this.nonceNext += blocks;
+    if (this.nonceEnd - this.nonceNext < NONCE_RESERVATION / 2n) this.reserve(blocks).catch(() => {});
     return n;
+  }
+
+  /** The next reservation, asked for once; forgotten if it fails, so that the next get asks again. */
+  private reserve(blocks: bigint): Promise<{ start: bigint; end: bigint }> {
+    if (this.nextReservation) return this.nextReservation;
+    const want = blocks > NONCE_RESERVATION ? blocks : NONCE_RESERVATION;
+    const p = this.hooks.allocateJobNonce(want).then((start) => ({ start, end: start + want }));
+    this.nextReservation = p;
+    p.catch(() => {
+      if (this.nextReservation === p) this.nextReservation = undefined;
+    });
+    return p;
   }
 
   put(id: Buffer): Promise<void> {
@@ -164,6 +200,7 @@ export class RestoreSession implements JobSession {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     this.allowed.close();
+    this.reader?.close();
     this.pool.forgetKey(this.jobKeyRef);
     this.repo.sessions.delete(this);
     this.log.debug('restore session closed');

@@ -1,0 +1,94 @@
+// The repository index of the fixtures borg 1.2.4 wrote: every committed object is found where the
+// segment files hold its last put, and nothing else is found.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { NS_BUCKET, NS_HEADER, nsProbe, nsStartBucket, parseNsIndexHeader, type ObjectLocation } from './ns-index.js';
+import { putEntrySize } from './segments.js';
+import { iterRepository, repoDir } from './test-fixtures.js';
+
+/** The fixture repository's index file (borg names it after its last commit). */
+function indexFile(dir: string): Buffer {
+  const name = readdirSync(dir).find((n) => /^index\.\d+$/.test(n));
+  if (!name) throw new Error(`no index in ${dir}`);
+  return readFileSync(join(dir, name));
+}
+
+/** A whole-table lookup, as segment-reader.ts does it run by run. */
+function lookup(table: Buffer, id: Buffer): ObjectLocation | undefined {
+  const { buckets } = parseNsIndexHeader(table.subarray(0, NS_HEADER), table.length);
+  let bucket = nsStartBucket(id, buckets);
+  for (let seen = 0; seen < buckets; ) {
+    const n = Math.min(7, buckets - bucket, buckets - seen);
+    const r = nsProbe(table.subarray(NS_HEADER + bucket * NS_BUCKET, NS_HEADER + (bucket + n) * NS_BUCKET), id);
+    if (r === 'absent') return undefined;
+    if (r !== 'more') return r;
+    seen += n;
+    bucket = (bucket + n) % buckets;
+  }
+  return undefined;
+}
+
+describe('the repository index (index.N)', () => {
+  for (const mode of ['repokey', 'none'] as const) {
+    it(`${mode}: each committed object is found at its last put, with its size`, () => {
+      const dir = repoDir(mode);
+      const table = indexFile(dir);
+      const header = parseNsIndexHeader(table.subarray(0, NS_HEADER), table.length);
+      // Replay: the last committed put of each id (a delete drops it).
+      const live = new Map<string, { segment: number; offset: number; size: number }>();
+      let pending: Array<{ hex: string; at?: { segment: number; offset: number; size: number } }> = [];
+      for (const e of iterRepository(dir)) {
+        if (e.tag === 'commit') {
+          for (const p of pending) {
+            if (p.at) live.set(p.hex, p.at);
+            else live.delete(p.hex);
+          }
+          pending = [];
+        } else {
+          pending.push({ hex: e.id!.toString('hex'), at: e.tag === 'put' ? { segment: e.segment, offset: e.offset, size: 41 + e.data!.length } : undefined });
+        }
+      }
+      expect(live.size).toBeGreaterThan(3);
+      expect(header.entries).toBe(live.size);
+      for (const [hex, at] of live) {
+        const id = Buffer.from(hex, 'hex');
+        expect(lookup(table, id)).toEqual({ segment: at.segment, offset: at.offset });
+        const segment = readFileSync(join(dir, 'data', '0', String(at.segment)));
+        expect(putEntrySize(segment.subarray(at.offset, at.offset + 41), id)).toBe(at.size);
+        // The same bytes are no put of another id.
+        const other = Buffer.from(id);
+        other[31]! ^= 1;
+        expect(putEntrySize(segment.subarray(at.offset, at.offset + 41), other)).toBeUndefined();
+      }
+      const absent = Buffer.alloc(32, 0x5a);
+      expect(lookup(table, absent)).toBeUndefined();
+    });
+  }
+
+  it('refuses a file that is not a repository index', () => {
+    const table = indexFile(repoDir('none'));
+    const head = Buffer.from(table.subarray(0, NS_HEADER));
+    expect(() => parseNsIndexHeader(head, table.length - 1)).toThrow(/do not fit/);
+    const chunks = Buffer.from(head);
+    chunks[17] = 12; // the chunks cache's value size
+    expect(() => parseNsIndexHeader(chunks, table.length)).toThrow(/not 32\/8/);
+    const magic = Buffer.from(head);
+    magic[0] = 0x41;
+    expect(() => parseNsIndexHeader(magic, table.length)).toThrow(/magic/);
+  });
+
+  it('a probe passes deleted buckets and stops at the first empty one', () => {
+    const id = Buffer.alloc(32, 7);
+    const run = Buffer.alloc(3 * NS_BUCKET);
+    run.writeUInt32LE(0xfffffffe, 32); // deleted
+    id.copy(run, NS_BUCKET);
+    run.writeUInt32LE(4, NS_BUCKET + 32);
+    run.writeUInt32LE(1234, NS_BUCKET + 36);
+    expect(nsProbe(run, id)).toEqual({ segment: 4, offset: 1234 });
+    run.writeUInt32LE(0xffffffff, NS_BUCKET + 32); // now empty: the id behind it is not reached
+    id.copy(run, 2 * NS_BUCKET);
+    expect(nsProbe(run, id)).toBe('absent');
+    expect(nsProbe(Buffer.alloc(0), id)).toBe('more');
+  });
+});
