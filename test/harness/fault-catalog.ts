@@ -134,7 +134,8 @@ export const faults = {
   },
   borgServe: {
     name: 'its borg serve SIGKILL',
-    kinds: ['backup', 'restore'],
+    // A restore reads the segment files and starts no borg serve (proxy/storage/segment-reader.ts).
+    kinds: ['backup'],
     expect: 'succeeded',
     budgetMs: 3 * minute,
     inject: (rig) => Promise.resolve(killPids(mustFind('borg serve', borgServes(rig)))),
