@@ -26,6 +26,7 @@ import { MAX_PLAINTEXT, type RepositoryHandle } from './repository.js';
 import { RestorePathGuard, UnsafeArchivePath } from './restore-safety.js';
 import { RestoreSelector } from './restore-selection.js';
 import { SegmentReader } from './segment-reader.js';
+import type { Upstream } from './upstream.js';
 import type { RepositoryService } from './service.js';
 
 /** A restore job with its target client and spec, or StorageJobError. */
@@ -47,18 +48,23 @@ function entryIn(manifest: Manifest, spec: RestoreSpec): LiveEntry | undefined {
   return undefined;
 }
 
+/** A repository read from the segment files, with borg serve as the fallback. */
+interface Reads {
+  /** The segment files' answer, or undefined when they have none or it does not check out. */
+  segment<T>(id: Buffer, open: (stored: Buffer) => Promise<T>): Promise<T | undefined>;
+  /** Through borg serve (a hold keeps it open until the job's cleanup, for the session too). */
+  upstream<T>(fn: (up: Upstream) => Promise<T>): Promise<T>;
+}
+
 /**
  * The archive's entry in the committed manifest (by its id: a rename gives a new id), or
  * StorageJobError. From the segment files' snapshot when it has the archive; otherwise borg
  * serve's word is final (the snapshot may predate the archive if borg did not write its index).
  */
-async function liveEntry(repo: RepositoryHandle, spec: RestoreSpec, reader: SegmentReader | undefined): Promise<LiveEntry> {
-  const stored = reader?.read(MANIFEST_ID);
-  if (stored) {
-    const found = entryIn(parseManifest(repo.key, (await decryptUnchecked(repo.key, stored.object, { maxOutput: MAX_PLAINTEXT })).data), spec);
-    if (found) return found;
-  }
-  return repo.use(() => {
+async function liveEntry(repo: RepositoryHandle, spec: RestoreSpec, reads: Reads): Promise<LiveEntry> {
+  const found = await reads.segment(MANIFEST_ID, async (o) => entryIn(parseManifest(repo.key, (await decryptUnchecked(repo.key, o, { maxOutput: MAX_PLAINTEXT })).data), spec));
+  if (found) return found;
+  return reads.upstream(() => {
     const found = entryIn(repo.manifest.parsed, spec);
     if (found) return Promise.resolve(found);
     return Promise.reject(new StorageJobError('ArchiveMissing', `archive ${spec.archiveName} is no longer in repository ${repo.info.name}`));
@@ -69,15 +75,30 @@ export async function prepareRestore(service: RepositoryService, jobId: string):
   const loaded = await loadRestoreJob(service, jobId);
   const { job } = loaded;
   const repo = await service.repository(job.repositoryId);
-  // A borg serve this job opens stays open until its cleanup: its session may read through it too
-  // (RepositoryHandle.holdFor).
-  repo.holdFor(jobId);
   // Read from the segment files when the repository's index allows it: a restore then starts no
   // `borg serve` at all (its session reads the same way), which cost 0.5–0.8 s before the client's
-  // borg could start. Each object falls back to borg serve on its own.
+  // borg could start. Each object falls back to borg serve on its own, when the files have no
+  // answer or it does not check out.
   const reader = SegmentReader.open(repo.info.path, service.deps.log);
+  const reads: Reads = {
+    segment: async (id, open) => {
+      const stored = reader?.read(id);
+      if (!stored) return undefined;
+      try {
+        return await open(stored.object);
+      } catch (err) {
+        service.deps.log.warn({ job: jobId, object: id.toString('hex'), err: (err as Error).message }, 'an object read from a segment file did not check out; asking borg serve');
+        return undefined;
+      }
+    },
+    upstream: (fn) => {
+      // The borg serve this opens stays open until the job's cleanup (RepositoryHandle.holdFor).
+      repo.holdFor(jobId);
+      return repo.use(fn);
+    },
+  };
   try {
-    return await prepareFrom(service, loaded, repo, reader);
+    return await prepareFrom(service, loaded, repo, reads);
   } finally {
     reader?.close();
   }
@@ -87,11 +108,11 @@ async function prepareFrom(
   service: RepositoryService,
   { job, client, spec }: Awaited<ReturnType<typeof loadRestoreJob>>,
   repo: RepositoryHandle,
-  reader: SegmentReader | undefined,
+  reads: Reads,
 ): Promise<PreparedRestore> {
   const { db, config, log, masterKey } = service.deps;
   const jobId = job.id;
-  const entry = await liveEntry(repo, spec, reader);
+  const entry = await liveEntry(repo, spec, reads);
   const dir = jobServerDir(config, jobId);
   const clientDir = jobClientFilesDir(config, jobId);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -102,11 +123,9 @@ async function prepareFrom(
 
   const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key);
   // Through borg serve, one object per hold of the repository: a big archive's item stream takes a while to read.
-  const read = async (id: Buffer) => {
-    const stored = reader?.read(id);
-    if (!stored) return repo.use((up) => repo.readObject(up, id));
-    return { plaintext: (await verifyChunk(repo.key, id, stored.object, MAX_PLAINTEXT)).plaintext, csize: stored.object.length };
-  };
+  const read = async (id: Buffer) =>
+    (await reads.segment(id, async (o) => ({ plaintext: (await verifyChunk(repo.key, id, o, MAX_PLAINTEXT)).plaintext, csize: o.length }))) ??
+    reads.upstream((up) => repo.readObject(up, id));
   const archive = await openArchive(read, repo.key, entry.id);
   const ids = new IdCollector();
   for (const id of archive.meta.items) ids.add(id);

@@ -2,9 +2,10 @@
 // committed index (index.N), instead of one `borg serve` round trip each: that round trip was most
 // of the server's CPU per object of a restore (docs/performance.md, "Restore: reading segments").
 //
-// Read-only and never trusted blindly: the index is the one of the newest commit when the reader
-// opened (borg writes it whole and renames it into place), segment files are never rewritten in
-// place, and every object is still checked by its caller (the entry must be a put of the asked
+// Read-only and never trusted blindly: the index is the newest `index.N` when the reader opened
+// (borg writes it whole and renames it into place; it is the last commit's, unless borg died
+// between a commit and its index, which its next open repairs), segment files are never rewritten
+// in place, and every object is still checked by its caller (the entry must be a put of the asked
 // id, the object must open with the real key). Anything else — an id the snapshot lacks, a segment
 // `borg compact` removed since, a short read, a foreign header — answers undefined, and the
 // caller asks `borg serve` instead. An unlinked file stays readable through its open descriptor,
@@ -12,8 +13,9 @@
 //
 // The reads are synchronous: on this VM handing a read to libuv's thread pool cost ~48 µs of the
 // service's main thread (waking a pool thread), more than the read itself (3–14 µs from the page
-// cache). A read that misses the page cache blocks that thread for one disk read, as the job's
-// allowed-id lookup (IdFile) already does.
+// cache). An object (up to 20 MiB) that is not in the page cache blocks that thread for its disk
+// reads, as the job's allowed-id lookup (IdFile) does; a session reads at most READS_IN_FLIGHT
+// objects before their reseals let the thread go on (sessions/restore.ts).
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../infra/logger.js';
@@ -68,10 +70,16 @@ export class SegmentReader {
       const config = readFileSync(join(repoPath, 'config'), 'utf8');
       const perDir = Number(/^\s*segments_per_dir\s*=\s*(\d+)\s*$/m.exec(config)?.[1] ?? NaN);
       if (!Number.isSafeInteger(perDir) || perDir < 1) throw new Error('the repository config names no segments_per_dir');
-      const n = newestIndex(repoPath);
-      if (n === undefined) throw new Error('the repository has no index file');
-      // borg removes the older index once it has written a newer one: a lost race is a miss.
-      fd = openSync(join(repoPath, `index.${n}`), 'r');
+      // borg removes the older index once it has written a newer one: a lost race looks again.
+      for (let attempt = 1; fd === undefined; attempt++) {
+        const n = newestIndex(repoPath);
+        if (n === undefined) throw new Error('the repository has no index file');
+        try {
+          fd = openSync(join(repoPath, `index.${n}`), 'r');
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 3) throw err;
+        }
+      }
       const head = Buffer.alloc(NS_HEADER);
       if (readSync(fd, head, 0, NS_HEADER, 0) !== NS_HEADER) throw new Error('the repository index is truncated');
       return new SegmentReader(repoPath, fd, parseNsIndexHeader(head, fstatSync(fd).size), perDir);

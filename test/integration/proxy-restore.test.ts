@@ -3,7 +3,7 @@
 // and a partial restore give back exactly what was backed up (a partial one with a hard link
 // whose other name is outside the selection); what the session may serve is only the archive's
 // objects, and in the default `client` dedup scope only objects of that client's own archives.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findJobKey } from '../../db/queries/job-keys.js';
@@ -114,5 +114,21 @@ describe('restore through the proxy with stock borg', () => {
     await expect(prepareRestoreJob(w, a, { ...aArchives[0]!, borgId: '00'.repeat(32) })).rejects.toThrow(`archive ${aArchives[0]!.name} is no longer in repository rst`);
     const backupJob = aArchives[0]!.jobId!;
     await expect(w.stack.storageCall('prepareRestore', { jobId: backupJob })).rejects.toThrow(/is a backup job, not a restore/);
+  });
+
+  // Last: it takes the repository's index away (borg serve rebuilds it from the segments).
+  it('without a readable repository index every object comes through borg serve, and the restore is the same', async () => {
+    const index = readdirSync(w.repo.path).find((n) => /^index\.\d+$/.test(n))!;
+    renameSync(join(w.repo.path, index), join(w.repo.path, `moved-${index}`));
+    const log = join(w.stack.config.paths.logDir, 'storage.log');
+    const before = readFileSync(log, 'utf8').split('repository index is not readable').length;
+    const job = await prepareRestoreJob(w, a, aArchives[1]!);
+    const r = await runRestore(w, a, job);
+    expect(r.rc, r.log).toBe('0');
+    expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
+    await finishRestore(w, job.jobId, true);
+    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
+    // Prepare and the session each found no index to read.
+    expect(readFileSync(log, 'utf8').split('repository index is not readable').length - before).toBeGreaterThanOrEqual(2);
   });
 });

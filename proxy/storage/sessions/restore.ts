@@ -29,10 +29,14 @@ const restoreOperations: ReadonlySet<SessionOperation> = new Set(['getManifest',
 /** Job-key counter blocks reserved at a time (one database write per 256 MiB served, not one per get). */
 const NONCE_RESERVATION = 1n << 24n;
 /**
- * Objects read from the repository at once for one session (borg preloads up to 100 gets): enough
- * that borg serve always has the next read queued while replies travel, on a loaded machine too.
+ * Objects read and being resealed at once for one session, from the segment files or borg serve
+ * (borg preloads up to 100 gets, a hostile client up to the proxy's 1,024): bounds the memory a
+ * client's pipelined gets of 20 MiB objects hold, and keeps borg serve's next read queued while
+ * replies travel.
  */
 const READS_IN_FLIGHT = 16;
+/** How long after a failed open of the segment reader the next get tries again. */
+const REOPEN_MS = 5000;
 
 export const restorePolicy: SessionPolicy = {
   allows: restoreOperations,
@@ -63,8 +67,9 @@ export class RestoreSession implements JobSession {
   private nonceNext = 0n;
   private nonceEnd = 0n;
   private nextReservation: Promise<{ start: bigint; end: bigint }> | undefined;
-  /** Reads objects from the segment files (opened at the first get; null: all through borg serve). */
-  private reader: SegmentReader | null | undefined;
+  /** Reads objects from the segment files (undefined: not open, the gets go through borg serve). */
+  private reader: SegmentReader | undefined;
+  private readerRetryAt = 0;
   private closed = false;
 
   constructor(o: SessionOpening) {
@@ -96,16 +101,32 @@ export class RestoreSession implements JobSession {
     const hex = id.toString('hex');
     if (hex === this.archiveIdHex) return this.jobEncrypt(this.archive);
     if (!this.allowed.has(id)) throw new PolicyViolation('forbidden-get', `get of object ${hex}, which the archive being restored does not hold for the selected paths`);
-    this.reader ??= SegmentReader.open(this.repo.info.path, this.log) ?? null;
-    const stored = this.reader?.read(id);
-    // What the segment file gave must also open with the real key; if not, borg serve reads it
-    // again and reports any damage its own way.
-    const resealed = stored && (await this.reseal(id, stored.object, stored));
-    if (resealed?.ok && resealed.object) return resealed.object;
-    const object = await this.inFlight(() => this.repo.use(async (up) => asBytes(await up.call('get', { id }), 'object')));
-    const r = await this.reseal(id, object);
-    if (!r.ok || !r.object) throw new Error(`object ${hex} of the repository does not open with its key: ${r.ok ? 'no result' : r.detail}`);
-    return r.object;
+    const fromSegment = await this.inFlight(async () => {
+      const stored = this.openReader()?.read(id);
+      // What the segment file gave must also open with the real key; if not, borg serve reads it
+      // again and reports any damage its own way.
+      const resealed = stored && (await this.reseal(id, stored.object, stored));
+      return resealed?.ok ? resealed.object : undefined;
+    });
+    if (fromSegment) return fromSegment;
+    return this.inFlight(async () => {
+      const object = asBytes(await this.repo.use((up) => up.call('get', { id })), 'object');
+      const r = await this.reseal(id, object);
+      if (!r.ok || !r.object) throw new Error(`object ${hex} of the repository does not open with its key: ${r.ok ? 'no result' : r.detail}`);
+      return r.object;
+    });
+  }
+
+  /**
+   * The segment reader, opened at the first get; after a failed open (logged) it is tried again
+   * at most every REOPEN_MS, the gets meanwhile going through borg serve.
+   */
+  private openReader(): SegmentReader | undefined {
+    if (this.reader === undefined && performance.now() >= this.readerRetryAt) {
+      this.reader = SegmentReader.open(this.repo.info.path, this.log);
+      if (!this.reader) this.readerRetryAt = performance.now() + REOPEN_MS;
+    }
+    return this.reader;
   }
 
   /**
@@ -119,9 +140,9 @@ export class RestoreSession implements JobSession {
   }
 
   /**
-   * Runs one read of the repository, at most READS_IN_FLIGHT at once (the next waiting get starts
-   * as soon as any read ends, not behind a particular one). The upstream only for the read
-   * itself: a tenant's commit waits for no restore's client.
+   * Runs one read of the repository and its reseal, at most READS_IN_FLIGHT at once (the next
+   * waiting get starts as soon as any ends, not behind a particular one). The upstream only for
+   * the read itself: a tenant's commit waits for no restore's client.
    */
   private async inFlight<T>(read: () => Promise<T>): Promise<T> {
     while (this.reading >= READS_IN_FLIGHT) await new Promise<void>((resolve) => this.readWaiters.push(resolve));
