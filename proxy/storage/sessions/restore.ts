@@ -122,6 +122,8 @@ export class RestoreSession implements JobSession {
    * at most every REOPEN_MS, the gets meanwhile going through borg serve.
    */
   private openReader(): SegmentReader | undefined {
+    // A get that was waiting for a slot when the session closed opens nothing that close missed.
+    if (this.closed) return undefined;
     if (this.reader === undefined && performance.now() >= this.readerRetryAt) {
       this.reader = SegmentReader.open(this.repo.info.path, this.log);
       if (!this.reader) this.readerRetryAt = performance.now() + REOPEN_MS;
