@@ -3,8 +3,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NS_BUCKET, NS_HEADER, nsProbe, nsStartBucket, parseNsIndexHeader, type ObjectLocation } from './ns-index.js';
-import { putEntrySize } from './segments.js';
+import { NS_BUCKET, NS_HEADER, nsLookup, nsProbe, parseNsIndexHeader, type ObjectLocation } from './ns-index.js';
+import { putEntrySize, replayCommittedEntries } from './segments.js';
 import { iterRepository, repoDir } from './test-fixtures.js';
 
 /** The fixture repository's index file (borg names it after its last commit). */
@@ -14,19 +14,10 @@ function indexFile(dir: string): Buffer {
   return readFileSync(join(dir, name));
 }
 
-/** A whole-table lookup, as segment-reader.ts does it run by run. */
+/** A lookup in a table held whole, in runs of 7 buckets (segment-reader.ts reads them from the file). */
 function lookup(table: Buffer, id: Buffer): ObjectLocation | undefined {
   const { buckets } = parseNsIndexHeader(table.subarray(0, NS_HEADER), table.length);
-  let bucket = nsStartBucket(id, buckets);
-  for (let seen = 0; seen < buckets; ) {
-    const n = Math.min(7, buckets - bucket, buckets - seen);
-    const r = nsProbe(table.subarray(NS_HEADER + bucket * NS_BUCKET, NS_HEADER + (bucket + n) * NS_BUCKET), id);
-    if (r === 'absent') return undefined;
-    if (r !== 'more') return r;
-    seen += n;
-    bucket = (bucket + n) % buckets;
-  }
-  return undefined;
+  return nsLookup(id, buckets, 7, (bucket, n) => table.subarray(NS_HEADER + bucket * NS_BUCKET, NS_HEADER + (bucket + n) * NS_BUCKET));
 }
 
 describe('the repository index (index.N)', () => {
@@ -35,23 +26,12 @@ describe('the repository index (index.N)', () => {
       const dir = repoDir(mode);
       const table = indexFile(dir);
       const header = parseNsIndexHeader(table.subarray(0, NS_HEADER), table.length);
-      // Replay: the last committed put of each id (a delete drops it).
-      const live = new Map<string, { segment: number; offset: number; size: number }>();
-      let pending: Array<{ hex: string; at?: { segment: number; offset: number; size: number } }> = [];
-      for (const e of iterRepository(dir)) {
-        if (e.tag === 'commit') {
-          for (const p of pending) {
-            if (p.at) live.set(p.hex, p.at);
-            else live.delete(p.hex);
-          }
-          pending = [];
-        } else {
-          pending.push({ hex: e.id!.toString('hex'), at: e.tag === 'put' ? { segment: e.segment, offset: e.offset, size: 41 + e.data!.length } : undefined });
-        }
-      }
+      // The last committed put of each id (a delete drops it).
+      const live = replayCommittedEntries(iterRepository(dir));
       expect(live.size).toBeGreaterThan(3);
       expect(header.entries).toBe(live.size);
-      for (const [hex, at] of live) {
+      for (const [hex, e] of live) {
+        const at = { segment: e.segment, offset: e.offset, size: 41 + e.data.length };
         const id = Buffer.from(hex, 'hex');
         expect(lookup(table, id)).toEqual({ segment: at.segment, offset: at.offset });
         const segment = readFileSync(join(dir, 'data', '0', String(at.segment)));

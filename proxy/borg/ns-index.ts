@@ -57,3 +57,23 @@ export function nsProbe(run: Buffer, id: Buffer): ObjectLocation | 'absent' | 'm
   }
   return 'more';
 }
+
+/**
+ * hashindex_lookup over a table read run by run: `readRun(bucket, n)` gives `n` consecutive
+ * buckets from `bucket` (undefined: the table could not be read there). Probes from the start
+ * bucket, wrapping around, each bucket at most once.
+ */
+export function nsLookup(id: Buffer, buckets: number, runBuckets: number, readRun: (bucket: number, n: number) => Buffer | undefined): ObjectLocation | undefined {
+  let bucket = nsStartBucket(id, buckets);
+  for (let seen = 0; seen < buckets; ) {
+    const n = Math.min(runBuckets, buckets - bucket, buckets - seen);
+    const run = readRun(bucket, n);
+    if (!run) return undefined;
+    const r = nsProbe(run, id);
+    if (r === 'absent') return undefined;
+    if (r !== 'more') return r;
+    seen += n;
+    bucket = (bucket + n) % buckets;
+  }
+  return undefined;
+}

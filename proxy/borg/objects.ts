@@ -50,16 +50,27 @@ export interface Decrypted {
   readonly iv?: bigint;
 }
 
-/** Checks the type byte and MAC, then decrypts. Throws IntegrityError. */
-export function decryptObject(key: BorgKey, obj: Buffer): Decrypted {
+function checkTypeByte(key: BorgKey, obj: Buffer) {
   if (!typeMatches(key, obj[0])) {
     throw new IntegrityError(`object type byte 0x${(obj[0] ?? 0).toString(16)} does not match key type 0x${key.type.toString(16)}`, 'type-byte');
   }
-  if (!isEncrypted(key.type)) return { payload: obj.subarray(1) };
+}
+
+/** An AES object's envelope: long enough, and its MAC under `key` right. */
+function checkAesMac(key: BorgKey, obj: Buffer) {
   if (obj.length < AES_OVERHEAD) throw new IntegrityError('object shorter than the AES envelope', 'length');
-  const mac = obj.subarray(1, 33);
-  const ivAndCt = obj.subarray(33);
-  if (!constantTimeEqual(objectMac(key, ivAndCt), mac)) throw new IntegrityError('MAC Authentication failed', 'mac');
+  if (!constantTimeEqual(objectMac(key, obj.subarray(33)), obj.subarray(1, 33))) throw new IntegrityError('MAC Authentication failed', 'mac');
+}
+
+function checkIvRange(iv: bigint, payloadLength: number) {
+  if (iv < 0n || iv + BigInt(blocksUsed(payloadLength)) > 2n ** 64n) throw new RangeError('IV outside the 64-bit counter space');
+}
+
+/** Checks the type byte and MAC, then decrypts. Throws IntegrityError. */
+export function decryptObject(key: BorgKey, obj: Buffer): Decrypted {
+  checkTypeByte(key, obj);
+  if (!isEncrypted(key.type)) return { payload: obj.subarray(1) };
+  checkAesMac(key, obj);
   const iv8 = obj.subarray(33, 41);
   return { payload: aes256Ctr(key.encKey, counterBlock(iv8), obj.subarray(41)), iv: iv8.readBigUInt64BE(0) };
 }
@@ -76,7 +87,7 @@ export function encryptObject(key: BorgKey, payload: Uint8Array, iv: bigint | nu
     return out;
   }
   const ivb = typeof iv === 'bigint' ? iv : BigInt(iv);
-  if (ivb < 0n || ivb + BigInt(blocksUsed(payload.length)) > 2n ** 64n) throw new RangeError('IV outside the 64-bit counter space');
+  checkIvRange(ivb, payload.length);
   const out = Buffer.allocUnsafe(AES_OVERHEAD + payload.length);
   out[0] = key.type;
   out.writeBigUInt64BE(ivb, 33);
@@ -94,13 +105,10 @@ export function encryptObject(key: BorgKey, payload: Uint8Array, iv: bigint | nu
  */
 export function resealInPlace(key: BorgKey, jobKey: BorgKey, obj: Buffer, iv: bigint): Buffer {
   if (!isEncrypted(key.type) || !isEncrypted(jobKey.type)) throw new RangeError('an in-place reseal needs two AES keys');
-  if (!typeMatches(key, obj[0])) {
-    throw new IntegrityError(`object type byte 0x${(obj[0] ?? 0).toString(16)} does not match key type 0x${key.type.toString(16)}`, 'type-byte');
-  }
-  if (obj.length < AES_OVERHEAD) throw new IntegrityError('object shorter than the AES envelope', 'length');
-  if (!constantTimeEqual(objectMac(key, obj.subarray(33)), obj.subarray(1, 33))) throw new IntegrityError('MAC Authentication failed', 'mac');
+  checkTypeByte(key, obj);
+  checkAesMac(key, obj);
   const body = obj.subarray(41);
-  if (iv < 0n || iv + BigInt(blocksUsed(body.length)) > 2n ** 64n) throw new RangeError('IV outside the 64-bit counter space');
+  checkIvRange(iv, body.length);
   aes256Ctr(key.encKey, counterBlock(obj.subarray(33, 41)), body, body);
   obj[0] = jobKey.type;
   obj.writeBigUInt64BE(iv, 33);

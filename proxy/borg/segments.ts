@@ -69,9 +69,9 @@ export function putEntrySize(head: Buffer, id: Buffer): number | undefined {
   return head.compare(id, 0, 32, 9, PUT_HEADER) === 0 ? size : undefined;
 }
 
-/** Committed objects (hex id -> object) after replaying PUT/DELETE; entries after the last COMMIT are ignored. */
-export function replayCommitted(entries: Iterable<SegmentEntry>): Map<string, Buffer> {
-  const live = new Map<string, Buffer>();
+/** The committed put entry of each object (hex id -> entry) after replaying PUT/DELETE; entries after the last COMMIT are ignored. */
+export function replayCommittedEntries(entries: Iterable<SegmentEntry>): Map<string, SegmentEntry & { data: Buffer }> {
+  const live = new Map<string, SegmentEntry & { data: Buffer }>();
   let pending: SegmentEntry[] = [];
   for (const e of entries) {
     if (e.tag !== 'commit') {
@@ -80,10 +80,15 @@ export function replayCommitted(entries: Iterable<SegmentEntry>): Map<string, Bu
     }
     for (const p of pending) {
       const k = (p.id ?? Buffer.alloc(0)).toString('hex');
-      if (p.tag === 'put' && p.data) live.set(k, p.data);
+      if (p.tag === 'put' && p.data) live.set(k, { ...p, data: p.data });
       else live.delete(k);
     }
     pending = [];
   }
   return live;
+}
+
+/** Committed objects (hex id -> object) after replaying PUT/DELETE; entries after the last COMMIT are ignored. */
+export function replayCommitted(entries: Iterable<SegmentEntry>): Map<string, Buffer> {
+  return new Map([...replayCommittedEntries(entries)].map(([k, e]) => [k, e.data]));
 }

@@ -276,12 +276,16 @@ export class CryptoPool {
     return this.verify({ ...t, op: 'reseal', maxPlaintext: 0 });
   }
 
-  /** Sends the waiting batch to the least busy worker thread, with the keys it has not seen. */
-  private flush() {
+  private unschedule() {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     clearImmediate(this.flushSoon);
     this.flushSoon = undefined;
+  }
+
+  /** Sends the waiting batch to the least busy worker thread, with the keys it has not seen. */
+  private flush() {
+    this.unschedule();
     const { tasks, transfer, toPack } = this.batch;
     if (!tasks.length) return;
     this.batch = emptyBatch();
@@ -305,10 +309,7 @@ export class CryptoPool {
   }
 
   async close() {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    clearImmediate(this.flushSoon);
-    this.flushSoon = undefined;
+    this.unschedule();
     this.batch = emptyBatch();
     for (const [, p] of this.pending) p.reject(new Error('the crypto pool is closed'));
     this.pending.clear();

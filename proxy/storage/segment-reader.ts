@@ -19,7 +19,7 @@
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../infra/logger.js';
-import { NS_BUCKET, NS_HEADER, nsProbe, nsStartBucket, parseNsIndexHeader, type NsIndexHeader, type ObjectLocation } from '../borg/ns-index.js';
+import { NS_BUCKET, NS_HEADER, nsLookup, parseNsIndexHeader, type NsIndexHeader, type ObjectLocation } from '../borg/ns-index.js';
 import { PUT_HEADER, putEntrySize } from '../borg/segments.js';
 
 /** Buckets read per probe step: a lookup nearly always ends within them (the load is at most 75%). */
@@ -103,20 +103,10 @@ export class SegmentReader {
   }
 
   private locate(id: Buffer): ObjectLocation | undefined {
-    const { buckets } = this.header;
-    let bucket = nsStartBucket(id, buckets);
-    // At most every bucket once (a full table without an empty bucket ends the probe too).
-    for (let seen = 0; seen < buckets; ) {
-      const n = Math.min(PROBE_BUCKETS, buckets - bucket, buckets - seen);
+    return nsLookup(id, this.header.buckets, PROBE_BUCKETS, (bucket, n) => {
       const run = Buffer.allocUnsafe(n * NS_BUCKET);
-      if (readSync(this.indexFd, run, 0, run.length, NS_HEADER + bucket * NS_BUCKET) !== run.length) return undefined;
-      const r = nsProbe(run, id);
-      if (r === 'absent') return undefined;
-      if (r !== 'more') return r;
-      seen += n;
-      bucket = (bucket + n) % buckets;
-    }
-    return undefined;
+      return readSync(this.indexFd, run, 0, run.length, NS_HEADER + bucket * NS_BUCKET) === run.length ? run : undefined;
+    });
   }
 
   /** A segment file's descriptor, opened once; null (remembered) when the file is gone. */
