@@ -39,6 +39,13 @@ describe('borg extract', () => {
     expect(parseExtractLine('{"type": "progress_percent", "msgid": "extract", "current": -1, "total": 5, "time": 1}')).toBeNull();
   });
 
+  it('keeps borg\'s question about an unknown unencrypted repository, answered by the job on purpose, out of the log; other questions stay', () => {
+    // As borg 1.2.4 prints them with an authenticated job key and a new security folder.
+    expect(parseExtractLine('{"type": "question_prompt", "msgid": "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "message": "Warning: Attempting to access a previously unknown unencrypted repository!\\nDo you want to continue? [yN] "}')).toBeNull();
+    expect(parseExtractLine('{"env_var": "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "type": "question_env_answer", "msgid": "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "message": "yes (from BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK)"}')).toBeNull();
+    expect(parseExtractLine('{"type": "question_prompt", "msgid": "BORG_RELOCATED_REPO_ACCESS_IS_OK", "message": "Warning: The repository at location x was previously located at y"}')).toMatchObject({ kind: 'log', level: 'WARNING' });
+  });
+
   it('accepts a restore only when borg listed exactly the selected items and wrote no more than they hold', () => {
     const progress = { kind: 'progress' as const, originalSize: 90, compressedSize: 0, deduplicatedSize: 0, nfiles: 5, path: '', time: 1, totalSize: 90 };
     expect(checkRestored({ rc: 0, listed: 5, progress }, { items: 5, files: 3, bytes: 100 })).toEqual({ items: 5, nfiles: 3, restoredBytes: 100, writtenBytes: 90 });

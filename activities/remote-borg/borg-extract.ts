@@ -40,6 +40,12 @@ const extractProgress = z.object({
 /** `--list` prints each path through the logger `borg.output.list` (archiver.py do_extract). */
 const listedPath = z.object({ type: z.literal('log_message'), name: z.literal('borg.output.list'), message: z.string() });
 
+/**
+ * borg's question about an unencrypted repository it has not seen, and the answer the job's script
+ * gives on purpose (the job key is authenticated: run-script.ts): nothing for the job's log.
+ */
+const unencryptedQuestion = z.object({ type: z.enum(['question_prompt', 'question_env_answer']), msgid: z.literal('BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK') });
+
 /** One stderr line of `borg extract --log-json --progress --list` → a typed event; never throws. */
 export function parseExtractLine(raw: string, truncated = false): BorgLine | null {
   if (!truncated && raw.startsWith('{')) {
@@ -49,6 +55,7 @@ export function parseExtractLine(raw: string, truncated = false): BorgLine | nul
     } catch {
       json = undefined;
     }
+    if (unencryptedQuestion.safeParse(json).success) return null;
     const listed = listedPath.safeParse(json);
     if (listed.success) return { kind: 'listed', path: cut(listed.data.message) };
     const p = extractProgress.safeParse(json);
@@ -79,6 +86,8 @@ export function borgExtract(repoUrl: string, job: Job, archiveName: string, borg
     name: 'borg extract',
     jobName: 'restore',
     argv: borgExtractArgv(repoUrl, spec, archiveName, borgCmd, check),
+    // A restore prepared before job keys became authenticated has an AES one: then borg never asks.
+    authenticatedKey: true,
     ...(spec.dump ? { parts: restoreDumpParts(spec.dump), toolOutcome: (read) => restoreDumpOutcome(spec.dump!, read) } : { cwd: spec.target }),
     parseLine: parseExtractLine,
     // 1 is "finished with warnings": a file that could not be written or an attribute that could

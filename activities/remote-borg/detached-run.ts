@@ -25,6 +25,8 @@ export interface DetachedBorg {
   cwd?: string;
   /** Shell lines run.sh runs around borg (database dumps and loads). */
   parts?: ScriptParts;
+  /** The job key is `authenticated` (a restore's; see run-script.ts). */
+  authenticatedKey?: boolean;
   /**
    * What the parts' tools left in the job folder once borg exited: lines for the log, and a
    * failure that decides the run's outcome whatever borg's exit code (dump-streams.ts).
@@ -115,7 +117,7 @@ async function startOrReattach(run: Run, jobId: string, retry: boolean, startedB
   log.listed = 0;
   log.progress = undefined;
   log.diskFull = false;
-  await startRunScript(conn, sftp, dir, runScript({ jobId, dir, argv: borg.argv, cwd: borg.cwd, parts: borg.parts }));
+  await startRunScript(conn, sftp, dir, runScript({ jobId, dir, argv: borg.argv, cwd: borg.cwd, parts: borg.parts, authenticatedKey: borg.authenticatedKey }));
   await log.own(startedBefore ? `${borg.name} restarted on the client` : `${borg.name} started on the client`);
 }
 

@@ -52,6 +52,14 @@ describe('runScript', () => {
     expect(script).toContain(`ssh://borgcube-proxy@backup.example:2222/${job.id}::${job.archiveName}`);
   });
 
+  it("lets borg read an unencrypted repository it has not seen only for an authenticated job key (a restore's)", () => {
+    const env = (authenticatedKey?: boolean) => runScript({ jobId: job.id, dir: '/x', argv, authenticatedKey }).split('\n').find((l) => l.includes('BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK'));
+    expect(env()).toContain('BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no ');
+    expect(env(true)).toContain('BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes ');
+    // A relocated repository is refused either way.
+    expect(env(true)).toContain('BORG_RELOCATED_REPO_ACCESS_IS_OK=no ');
+  });
+
   it('records each pid with its start time, and the exit code once the command ended', () => {
     const dir = runLocally(['sh', '-c', 'echo out; echo err >&2; exit 3']);
     try {

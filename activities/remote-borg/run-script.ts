@@ -32,6 +32,12 @@ export interface RunScriptInput {
   cwd?: string;
   /** Shell lines around borg (database dumps and loads: dump-streams.ts). */
   parts?: ScriptParts;
+  /**
+   * The job key is `authenticated` (a restore's, proxy/storage/job-key.ts): borg asks before it
+   * reads an unencrypted repository its security folder has not seen, and the job folder's is new
+   * each time. The client reaches only BorgCube's sshd, pinned in known_hosts.
+   */
+  authenticatedKey?: boolean;
 }
 
 /**
@@ -60,7 +66,7 @@ function borgRsh(dir: string): string {
 }
 
 /** The script that runs borg on the client, detached from the SSH session. */
-export function runScript({ jobId, dir, argv, cwd, parts = {} }: RunScriptInput): string {
+export function runScript({ jobId, dir, argv, cwd, parts = {}, authenticatedKey = false }: RunScriptInput): string {
   const q = shellQuote;
   const borg = cwd === undefined ? shellCommand(argv) : `(cd ${q(cwd)} && exec ${shellCommand(argv)})`;
   return [
@@ -77,7 +83,7 @@ export function runScript({ jobId, dir, argv, cwd, parts = {} }: RunScriptInput)
     // the default list needs 8.2, too new for some hosts.
     'if grep -qw aes /proc/cpuinfo 2> /dev/null; then ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com; else ciphers=chacha20-poly1305@openssh.com,aes128-gcm@openssh.com; fi',
     `export BORG_RSH=${q(borgRsh(dir))}" -o Ciphers=$ciphers"`,
-    'export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no BORG_EXIT_CODES=legacy',
+    `export BORG_RELOCATED_REPO_ACCESS_IS_OK=no BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=${authenticatedKey ? 'yes' : 'no'} BORG_EXIT_CODES=legacy`,
     'export LANG=C.UTF-8 LC_ALL=C.UTF-8',
     'unset BORG_PASSPHRASE BORG_PASSPHRASE_FD BORG_REPO BORG_NEW_PASSPHRASE',
     PROCESS_IDENTITY,

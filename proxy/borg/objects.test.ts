@@ -151,6 +151,24 @@ describe('resealInPlace: a restore object re-encrypted for the job key in its ow
     }
   });
 
+  it.each([
+    ['repokey', 0x07],
+    ['repokey-blake2', 0x06],
+  ] as const)('%s to an authenticated job key: [type][payload] in the same memory, no counter needed', (mode, type) => {
+    const key = keyFor(mode);
+    const job = createJobKey(key, type).key;
+    for (const data of [Buffer.alloc(0), Buffer.from('x'), randomBytes(4000), randomBytes(300_000)]) {
+      const stored = encryptObject(key, compressNone(data), 12345n);
+      const obj = Buffer.from(stored);
+      const out = resealInPlace(key, job, obj);
+      expect(out.buffer).toBe(obj.buffer);
+      expect(out.equals(encryptObject(job, decryptObject(key, stored).payload))).toBe(true);
+      expect(decryptObject(job, out).payload.equals(compressNone(data))).toBe(true);
+    }
+    // An AES job key still needs its counter.
+    expect(() => resealInPlace(key, createJobKey(key).key, encryptObject(key, compressNone(Buffer.from('a')), 1n))).toThrow(RangeError);
+  });
+
   it('refuses a damaged object before changing a byte, and non-AES keys', () => {
     const key = keyFor('repokey');
     const job = createJobKey(key).key;

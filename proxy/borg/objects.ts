@@ -97,17 +97,24 @@ export function encryptObject(key: BorgKey, payload: Uint8Array, iv: bigint | nu
 }
 
 /**
- * An AES object of `key` re-encrypted for `jobKey` in its own memory (AES-CTR keeps the length):
- * type byte and MAC checked, decrypted, encrypted at counter `iv`, MAC'd; returns `obj`. Both keys
- * must be AES types. Allocates nothing: a restore's objects are a few hundred MB, and fresh
- * buffers for the plaintext and the new object each cost a page fault per 4 KiB here. Throws
- * IntegrityError before anything is changed.
+ * An AES object of `key` resealed for `jobKey` in its own memory: type byte and MAC checked,
+ * decrypted; then, for an AES `jobKey`, encrypted at counter `iv` and MAC'd (AES-CTR keeps the
+ * length; returns `obj`), for an authenticated one wrapped as `[type][P]` (returns the view of
+ * `obj` from its last IV byte on). Allocates nothing: a restore's objects are a few hundred MB,
+ * and fresh buffers for the plaintext and the new object each cost a page fault per 4 KiB here.
+ * Throws IntegrityError before anything is changed.
  */
-export function resealInPlace(key: BorgKey, jobKey: BorgKey, obj: Buffer, iv: bigint): Buffer {
-  if (!isEncrypted(key.type) || !isEncrypted(jobKey.type)) throw new RangeError('an in-place reseal needs two AES keys');
+export function resealInPlace(key: BorgKey, jobKey: BorgKey, obj: Buffer, iv?: bigint): Buffer {
+  if (!isEncrypted(key.type) || jobKey.type === 0x02) throw new RangeError('an in-place reseal needs an AES key and a job key');
   checkTypeByte(key, obj);
   checkAesMac(key, obj);
   const body = obj.subarray(41);
+  if (!isEncrypted(jobKey.type)) {
+    aes256Ctr(key.encKey, counterBlock(obj.subarray(33, 41)), body, body);
+    obj[40] = jobKey.type;
+    return obj.subarray(40);
+  }
+  if (iv === undefined) throw new RangeError('an AES job key needs a counter');
   checkIvRange(iv, body.length);
   aes256Ctr(key.encKey, counterBlock(obj.subarray(33, 41)), body, body);
   obj[0] = jobKey.type;

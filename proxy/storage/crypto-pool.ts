@@ -15,8 +15,9 @@ export interface VerifyTask {
   /**
    * `verify` (default): a client's put, checked as described at runVerifyTask. `reseal`: an object
    * of the repository served to a client — decrypted with `keyRef`, its compressed payload
-   * encrypted unchanged with `jobKeyRef` at `iv` (a restore's gets; no id check: the client's
-   * borg checks every id itself, and the payload is not even decompressed here).
+   * encrypted unchanged with `jobKeyRef` at `iv`, or wrapped as it is for an authenticated job key
+   * (a restore's gets; no id check: the client's borg checks every id itself, and the payload is
+   * not even decompressed here).
    */
   op?: 'verify' | 'reseal';
   /** The real key (ids, and the encryption of what is stored). */
@@ -27,7 +28,7 @@ export interface VerifyTask {
   /** The object as the client sent it. */
   object: Buffer;
   maxPlaintext: number;
-  /** When set, also encrypt the payload with the real key at this counter. */
+  /** `verify`: when set, also encrypt the payload with the real key at this counter. `reseal`: the job key's counter (AES job keys only). */
   iv?: bigint;
   /**
    * The caller hands over `object`'s memory (an allocation of its own that it will not touch
@@ -72,8 +73,9 @@ export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask
 }
 
 function runResealTask(key: BorgKey, jobKey: BorgKey, t: Pick<VerifyTask, 'object' | 'iv' | 'inPlace'>): VerifyResult {
-  if (t.iv === undefined) throw new Error('a reseal task needs an iv');
-  if (t.inPlace && isEncrypted(key.type) && isEncrypted(jobKey.type)) {
+  // An authenticated job key (a restore's) takes no counter; an AES one must never default to 0.
+  if (t.iv === undefined && isEncrypted(jobKey.type)) throw new Error('a reseal task for an AES job key needs an iv');
+  if (t.inPlace && isEncrypted(key.type)) {
     try {
       return { ok: true, plaintextLength: t.object.length - AES_OVERHEAD, object: resealInPlace(key, jobKey, t.object, t.iv) };
     } catch (err) {
@@ -266,7 +268,7 @@ export class CryptoPool {
    * trip to a worker thread (a message each way, a copy each way) — a restore's profile had this
    * thread spend 3.1 s in postMessage for 357 MB, mostly for objects of a few KiB.
    */
-  async reseal(t: Omit<VerifyTask, 'op' | 'maxPlaintext'> & { iv: bigint }): Promise<VerifyResult> {
+  async reseal(t: Omit<VerifyTask, 'op' | 'maxPlaintext'>): Promise<VerifyResult> {
     if (t.object.length < INLINE_RESEAL) {
       const key = this.keys.get(t.keyRef);
       const jobKey = this.keys.get(t.jobKeyRef);

@@ -2,6 +2,7 @@
 // job keys of live sessions) and runs the verify tasks of each batch, answering with one message.
 import { parentPort } from 'node:worker_threads';
 import type { BorgKey } from '../borg/keys.js';
+import { AES_OVERHEAD } from '../borg/objects.js';
 import { packObjects, runVerifyTask, type BatchMessage, type ResultMessage } from './crypto-pool.js';
 
 const keys = new Map<string, BorgKey>();
@@ -17,6 +18,13 @@ const scratch = Buffer.allocUnsafeSlow(8 * 1024 * 1024);
 
 /** Batches run one after the other: a task owns `scratch` until it has settled. */
 let queue: Promise<void> = Promise.resolve();
+
+/**
+ * Whether `obj` is its buffer's only content: all of it, or all but an envelope's head (an object
+ * resealed in place for an authenticated job key starts at its old last IV byte). No other object
+ * fits in 41 bytes, so moving the buffer moves nothing else.
+ */
+const ownsBuffer = (obj: Uint8Array) => obj.byteOffset + obj.byteLength === obj.buffer.byteLength && obj.byteOffset <= AES_OVERHEAD;
 
 const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -52,7 +60,7 @@ async function runBatch(m: BatchMessage) {
         // A big buffer of its own moves as it is; the rest go in one buffer below (a small one
         // may be a view into Node's shared pool, and one transfer per object cost more than the
         // copy: see CryptoPool.flush).
-        if (obj.byteLength >= MOVE_FROM && obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength) transfer.push(obj.buffer as ArrayBuffer);
+        if (obj.byteLength >= MOVE_FROM && ownsBuffer(obj)) transfer.push(obj.buffer as ArrayBuffer);
         else toPack.push(r.result);
       } else out.results.push({ seq: t.seq, result });
     } catch (err) {

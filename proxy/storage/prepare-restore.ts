@@ -121,7 +121,7 @@ async function prepareFrom(
   rmSync(clientDir, { recursive: true, force: true });
   mkdirSync(clientDir, { mode: 0o700 });
 
-  const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key);
+  const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key, 'restore');
   // Through borg serve, one object per hold of the repository: a big archive's item stream takes a while to read.
   const read = async (id: Buffer) =>
     (await reads.segment(id, async (o) => ({ plaintext: (await verifyChunk(repo.key, id, o, MAX_PLAINTEXT)).plaintext, csize: o.length }))) ??
@@ -160,6 +160,8 @@ async function prepareFrom(
   });
   writeJobState(config, jobId, { fakeRepoId: jobKey.row.fakeRepoId, servedManifest: manifest.toString('base64'), idMap: { [servedId.toString('hex')]: entry.id.toString('hex') } });
 
+  // An authenticated job key is a repokey: borg reads it through load_key, which the proxy answers
+  // with this same text; the file keeps the job folder's layout (BORG_KEY_FILE names it).
   writeFileSync(join(clientDir, 'key'), jobKey.keyText, { mode: 0o600 });
   writeFileSync(join(clientDir, 'passphrase'), `${jobKey.passphrase}\n`, { mode: 0o600 });
   writeFileSync(join(clientDir, 'id'), await issueJobCredential(db, jobId, client.id), { mode: 0o600 });

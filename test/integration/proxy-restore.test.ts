@@ -10,6 +10,7 @@ import { findJobKey } from '../../db/queries/job-keys.js';
 import { findJob, listViolations } from '../../db/queries/jobs.js';
 import { jobServerDir } from '../../infra/storage-layout.js';
 import type { ArchiveDetail } from '../../db/queries/archives.js';
+import { addRepository } from '../../services/repositories.js';
 import { borgCheck } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { describeTree } from '../harness/client-host.js';
@@ -51,6 +52,8 @@ describe('restore through the proxy with stock borg', () => {
     expect(job.prepared.files).toBe(8);
     // As borg's progress total counts them: file contents, and sub/link's target.
     expect(job.prepared.bytes).toBe(300_000 * 2 + 4000 + 4000 + 1_500_000 + 0 + 200_000 + 'written after the first backup\n'.length + '../top.txt'.length);
+    // The job key is `authenticated` (proxy/storage/job-key.ts): borg reads it through load_key.
+    expect((await findJobKey(w.stack.db.handle.db, job.jobId))?.keyType).toBe(0x07);
     const r = await runRestore(w, a, job);
     expect(r.rc, r.log).toBe('0');
     expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
@@ -114,6 +117,20 @@ describe('restore through the proxy with stock borg', () => {
     await expect(prepareRestoreJob(w, a, { ...aArchives[0]!, borgId: '00'.repeat(32) })).rejects.toThrow(`archive ${aArchives[0]!.name} is no longer in repository rst`);
     const backupJob = aArchives[0]!.jobId!;
     await expect(w.stack.storageCall('prepareRestore', { jobId: backupJob })).rejects.toThrow(/is a backup job, not a restore/);
+  });
+
+  it('a repokey-blake2 repository restores through an authenticated-blake2 job key, identical', async () => {
+    const path = join(w.stack.reposDir, 'rst-b2');
+    const repo = await addRepository(w.stack.deps, { name: 'rst-b2', path, encryption: 'repokey-blake2' });
+    const w2: RestoreWorld = { ...w, repo: { id: repo.id, name: repo.name, path } };
+    const c = await addParty(w2, 'carol', { 'c.bin': { type: 'file', size: 700_000, seed: 'carol' }, 'd/e.txt': 'e\n'.repeat(500), 'd/l': { type: 'symlink', target: 'e.txt' } });
+    const job = await prepareRestoreJob(w2, c, await backupOf(w2, c));
+    expect((await findJobKey(w.stack.db.handle.db, job.jobId))?.keyType).toBe(0x06);
+    const r = await runRestore(w2, c, job);
+    expect(r.rc, r.log).toBe('0');
+    expect(describeTree(restoredData(job, c))).toEqual(describeTree(c.data));
+    await finishRestore(w2, job.jobId, true);
+    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
   });
 
   // Last: it takes the repository's index away (borg serve rebuilds it from the segments).

@@ -3,8 +3,9 @@
 // served under that object's id) and the objects listed in the job's allowed.ids — the archive's
 // items chunks and the data chunks of the selected paths (prepare-restore.ts). Each is read from
 // the repository's segment files (segment-reader.ts; through `borg serve` when they cannot say),
-// decrypted with the real key and its compressed payload encrypted unchanged with the job key
-// (crypto pool, `reseal`). Any other get, and every write, is a violation.
+// decrypted with the real key and its compressed payload handed on unchanged under the job key,
+// which is `authenticated` (job-key.ts says why; crypto pool, `reseal`). Any other get, and every
+// write, is a violation.
 //
 // Of the operations the forced command forwards, `borg extract` uses only get (the manifest is a
 // get of id 0). `rollback` is allowed as a no-op: borg's RemoteRepository calls it whenever the
@@ -14,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from '../../../infra/logger.js';
 import { compressNone } from '../../borg/compression.js';
 import { asBytes } from '../../borg/msgpack.js';
+import { isEncrypted } from '../../borg/keys.js';
 import { AES_OVERHEAD, blocksUsed, encryptObject } from '../../borg/objects.js';
 import type { CryptoPool } from '../crypto-pool.js';
 import { IdFile } from '../id-set.js';
@@ -137,7 +139,7 @@ export class RestoreSession implements JobSession {
    */
   private async reseal(id: Buffer, object: Buffer, stored?: { owned: boolean }) {
     if (object.length < AES_OVERHEAD) return { ok: false as const, detail: 'it is too short to be encrypted' };
-    const iv = await this.jobNonce(BigInt(blocksUsed(object.length - AES_OVERHEAD)));
+    const iv = await this.jobNonce(object.length - AES_OVERHEAD);
     return this.pool.reseal({ keyRef: this.repo.keyRef, jobKeyRef: this.jobKeyRef, id, object, iv, transfer: stored?.owned, inPlace: stored !== undefined });
   }
 
@@ -159,15 +161,19 @@ export class RestoreSession implements JobSession {
 
   private async jobEncrypt(plaintext: Buffer): Promise<Buffer> {
     const payload = compressNone(plaintext);
-    return encryptObject(this.jobKey.key, payload, await this.jobNonce(BigInt(blocksUsed(payload.length))));
+    return encryptObject(this.jobKey.key, payload, await this.jobNonce(payload.length));
   }
 
   /**
-   * Job-key counters from a reservation of the session's own. The next reservation is taken from
-   * the job's row while half of this one is left: every get needs a counter, and waiting for that
-   * database write stalled the whole restore (up to half a second here, twice per GB).
+   * The job-key counter for a payload of `length` bytes; none for an authenticated job key (every
+   * restore prepared since it became one). AES job keys (restores prepared before) take counters
+   * from a reservation of the session's own. The next reservation is taken from the job's row
+   * while half of this one is left: every get needs a counter, and waiting for that database write
+   * stalled the whole restore (up to half a second here, twice per GB).
    */
-  private async jobNonce(blocks: bigint): Promise<bigint> {
+  private async jobNonce(length: number): Promise<bigint | undefined> {
+    if (!isEncrypted(this.jobKey.key.type)) return undefined;
+    const blocks = BigInt(blocksUsed(length));
     while (this.nonceNext + blocks > this.nonceEnd) {
       const next = this.reserve(blocks);
       const r = await next;
