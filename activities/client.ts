@@ -61,8 +61,12 @@ export interface EndHooksInput extends JobRef {
 }
 
 export interface RunBorgExtractInput extends RunBorgInput {
-  /** What the storage side prepared (prepareRestore): the archive's name in the job's manifest and the selection's counts. */
-  prepared: RestoreExpectation & { archiveName: string };
+  /**
+   * What the storage side prepared (prepareRestore): the archive's name in the job's manifest, the
+   * selection's counts, and whether the job key is `authenticated` (absent from a storage host
+   * that predates it: a key file).
+   */
+  prepared: RestoreExpectation & { archiveName: string; authenticatedKey?: boolean };
 }
 
 /** Runs `fn`, calling `beat` every 5 s meanwhile (the run activities' heartbeat timeout is 20 s). */
@@ -120,7 +124,7 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
         if (spec.dump) checkDumpEntry(spec.dump.entry, expected);
         // Heartbeats the previous attempt's details: they say whether borg was started already.
         const check = await beating(() => ctx.heartbeat(ctx.info.heartbeatDetails), () => prepareRestoreTarget(conn, spec, dir, expected, signal));
-        const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, expected.archiveName, input.borgCmd, check));
+        const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, expected.archiveName, input.borgCmd, check, expected.authenticatedKey === true));
         let outcome: RestoreOutcome;
         if (check === 'list' || expected.dirs === undefined || expected.nondirs === undefined) outcome = checkRestored(r, expected);
         else {

@@ -40,9 +40,13 @@ export function createStorageActivities(deps: StorageActivityDeps) {
       return nonRetryableIfGone(storage.prepareJob(jobId));
     },
 
-    /** The restore's job key, fake manifest, allowed objects and credential (StorageApi.prepareRestore). */
-    async prepareRestore({ jobId }: { jobId: string }): Promise<PreparedRestore> {
-      return nonRetryableIfGone(storage.prepareRestore(jobId));
+    /**
+     * The restore's job key, fake manifest, allowed objects and credential (StorageApi.prepareRestore).
+     * `jobKey: 'authenticated'` comes from workflows whose worker lets borg read such a key; an
+     * older workflow's restore gets a key file.
+     */
+    async prepareRestore({ jobId, jobKey }: { jobId: string; jobKey?: 'authenticated' }): Promise<PreparedRestore> {
+      return nonRetryableIfGone(storage.prepareRestore(jobId, jobKey === 'authenticated' ? 'authenticated' : 'keyfile'));
     },
 
     /** The archive must be in the real manifest under its reserved name; record it. */

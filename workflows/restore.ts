@@ -54,7 +54,7 @@ class RestoreJob {
       if (round > 1) await jobSteps.setPhase({ jobId, phase: 'prepare' });
       // Both are awaited before going on, so a failure of one never leaves the other running.
       this.hostTouched = true;
-      const [prep, probe] = await Promise.allSettled([this.storage.prepare.prepareRestore({ jobId }), clientActs.probeRestoreClient({ jobId })]);
+      const [prep, probe] = await Promise.allSettled([this.storage.prepare.prepareRestore({ jobId, jobKey: 'authenticated' }), clientActs.probeRestoreClient({ jobId })]);
       // No worker of the host took the first step: nothing of the job is there to clean up.
       if (round === 1 && prep.status === 'rejected' && neverStarted(prep.reason)) this.hostTouched = false;
       if (probe.status === 'rejected') throw probe.reason;

@@ -79,15 +79,14 @@ export function restoreTargetFullMessage(target: string): string {
   return `the disk of the restore target ${target} on the client is full (No space left on device); the files restored there so far are incomplete: free space there or restore elsewhere, and run the job again`;
 }
 
-export function borgExtract(repoUrl: string, job: Job, archiveName: string, borgCmd: string, check: RestoreCheck = 'list'): DetachedBorg {
+export function borgExtract(repoUrl: string, job: Job, archiveName: string, borgCmd: string, check: RestoreCheck = 'list', authenticatedKey = false): DetachedBorg {
   const spec = job.restore;
   if (!spec) throw new Error(`job ${job.id} is not a restore`);
   return {
     name: 'borg extract',
     jobName: 'restore',
     argv: borgExtractArgv(repoUrl, spec, archiveName, borgCmd, check),
-    // A restore prepared before job keys became authenticated has an AES one: then borg never asks.
-    authenticatedKey: true,
+    authenticatedKey,
     ...(spec.dump ? { parts: restoreDumpParts(spec.dump), toolOutcome: (read) => restoreDumpOutcome(spec.dump!, read) } : { cwd: spec.target }),
     parseLine: parseExtractLine,
     // 1 is "finished with warnings": a file that could not be written or an attribute that could

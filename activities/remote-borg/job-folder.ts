@@ -1,7 +1,8 @@
 // The job folder on the client, ~/.borgcube/jobs/<job id> (0700): the job key, its passphrase,
 // the job's SSH credential, the known_hosts entry of BorgCube's sshd, the prepared cache and,
 // while borg runs, run.sh and its files (run-script.ts). No secret ever appears on a command
-// line: borg reads them through BORG_KEY_FILE / BORG_PASSCOMMAND / ssh -i, all pointing here.
+// line: borg reads them through BORG_KEY_FILE / BORG_PASSCOMMAND / ssh -i, all pointing here (a
+// restore's authenticated job key is a repokey, which borg asks the proxy for with load_key).
 import { createHash } from 'node:crypto';
 import { closeSync, constants, createReadStream, fchownSync, fstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, posix } from 'node:path';

@@ -135,10 +135,14 @@ export const jobCredentialsTable = pgTable(
 );
 export type JobCredential = typeof jobCredentialsTable.$inferSelect;
 
-/** What the repository service prepared for a backup job: the job key and the fake manifest. */
+/** The job key the repository service prepared for a backup or restore job. */
 export const jobKeysTable = pgTable('job_keys', {
   jobId: uuid('job_id').primaryKey().references(() => jobsTable.id, { onDelete: 'cascade' }),
-  /** Borg key type byte of the job key: a backup's 0x00 keyfile or 0x04 keyfile-blake2, a restore's 0x07 authenticated or 0x06 authenticated-blake2 (proxy/storage/job-key.ts). */
+  /**
+   * Borg key type byte of the job key: 0x00 keyfile or 0x04 keyfile-blake2 (backups, and restores
+   * whose workflow predates authenticated keys), 0x07 authenticated or 0x06 authenticated-blake2
+   * (restores; proxy/storage/job-key.ts).
+   */
   keyType: integer('key_type').notNull(),
   /** {keyText, passphrase} sealed. */
   keySealed: text('key_sealed').notNull(),

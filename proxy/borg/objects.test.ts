@@ -137,7 +137,7 @@ describe.runIf(HAVE_BORG && VERIFY_PY !== undefined)('the independent verify.py 
   });
 });
 
-describe('resealInPlace: a restore object re-encrypted for the job key in its own memory', () => {
+describe('resealInPlace: a restore object resealed for the job key in its own memory', () => {
   it.each(['repokey', 'repokey-blake2', 'keyfile'] as const)('%s: the same bytes as decrypt + encrypt, in the same buffer', (mode) => {
     const key = keyFor(mode);
     const job = createJobKey(key).key;
@@ -162,9 +162,16 @@ describe('resealInPlace: a restore object re-encrypted for the job key in its ow
       const obj = Buffer.from(stored);
       const out = resealInPlace(key, job, obj);
       expect(out.buffer).toBe(obj.buffer);
+      expect(out.byteOffset).toBe(obj.byteOffset + 40);
       expect(out.equals(encryptObject(job, decryptObject(key, stored).payload))).toBe(true);
       expect(decryptObject(job, out).payload.equals(compressNone(data))).toBe(true);
     }
+    // A damaged object is refused before a byte changes, as for an AES job key.
+    const damaged = encryptObject(key, compressNone(randomBytes(100)), 7n);
+    damaged[60]! ^= 1;
+    const before = Buffer.from(damaged);
+    expect(() => resealInPlace(key, job, damaged)).toThrow(IntegrityError);
+    expect(damaged.equals(before)).toBe(true);
     // An AES job key still needs its counter.
     expect(() => resealInPlace(key, createJobKey(key).key, encryptObject(key, compressNone(Buffer.from('a')), 1n))).toThrow(RangeError);
   });

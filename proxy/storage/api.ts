@@ -5,6 +5,7 @@
 import type { JobStats } from '../../db/schema.js';
 import type { StorageLayoutConfig } from '../../infra/storage-layout.js';
 import type { RepairOutcome, RepairTarget } from './repair.js';
+import type { JobKeyForm } from './job-key.js';
 
 export { acquireRepositoryLease, type Lease } from './lease-client.js';
 export { catalogFind, catalogList, catalogStat, catalogTar, CatalogRequestError, MAX_FIND, MAX_PAGE, MAX_TAR_PATHS, type CatalogArchiveRef, type CatalogEntryType, type CatalogItem } from './catalog-client.js';
@@ -64,6 +65,8 @@ export interface PreparedRestore {
   dirs: number;
   nondirs: number;
   bytes: number;
+  /** The job key is `authenticated` (job-key.ts): the client's script must let borg read it. */
+  authenticatedKey: boolean;
 }
 
 export interface StorageApi {
@@ -76,8 +79,9 @@ export interface StorageApi {
    * Everything a restore's client gets and its read-only session may serve, in the job's server
    * folder: the job key, a manifest listing only the archive restored, the ids of the objects
    * `borg extract` reads for the selected paths, and a fresh SSH credential. No Borg cache.
+   * The job key is a key file unless `form` asks for `authenticated` (job-key.ts).
    */
-  prepareRestore(jobId: string): Promise<PreparedRestore>;
+  prepareRestore(jobId: string, form?: JobKeyForm): Promise<PreparedRestore>;
   /** The archive is in the real manifest under its reserved name: record it, drop checkpoints. */
   finalizeJob(jobId: string): Promise<{ stats: JobStats }>;
   /** The job's credential stops opening sessions, and its live sessions end. */

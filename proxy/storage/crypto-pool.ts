@@ -22,7 +22,7 @@ export interface VerifyTask {
   op?: 'verify' | 'reseal';
   /** The real key (ids, and the encryption of what is stored). */
   keyRef: string;
-  /** The job key the client encrypted with. */
+  /** The job key: the one the client encrypted with (`verify`), the one it is served under (`reseal`). */
   jobKeyRef: string;
   id: Buffer;
   /** The object as the client sent it. */
@@ -126,6 +126,8 @@ export interface TaskMessage {
   maxPlaintext: number;
   iv?: bigint;
   inPlace?: boolean;
+  /** `object` crossed in an ArrayBuffer of its own (VerifyTask.transfer), not in the batch's shared one. */
+  moved?: boolean;
 }
 
 export interface KeyMessage {
@@ -249,7 +251,7 @@ export class CryptoPool {
     // An owned buffer moves as it is; others are copied into the batch's one buffer when it is
     // sent (the socket's buffer may hold other frames too).
     const object = t.transfer ? new Uint8Array(t.object.buffer, t.object.byteOffset, t.object.byteLength) : t.object;
-    const task: TaskMessage = { seq, op: t.op, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv, inPlace: t.inPlace };
+    const task: TaskMessage = { seq, op: t.op, keyRef: t.keyRef, jobKeyRef: t.jobKeyRef, id: new Uint8Array(t.id), object, maxPlaintext: t.maxPlaintext, iv: t.iv, inPlace: t.inPlace, moved: t.transfer === true };
     const b = this.batch;
     b.tasks.push(task);
     b.bytes += object.byteLength;
@@ -263,10 +265,10 @@ export class CryptoPool {
   }
 
   /**
-   * An object of the repository, re-encrypted for a client (VerifyTask `reseal`). A small one is
-   * done on this thread: its MAC check and two AES passes take a few tens of µs, less than its
-   * trip to a worker thread (a message each way, a copy each way) — a restore's profile had this
-   * thread spend 3.1 s in postMessage for 357 MB, mostly for objects of a few KiB.
+   * An object of the repository, resealed for a client (VerifyTask `reseal`). A small one is done
+   * on this thread: its MAC check and AES pass (two with an AES job key) take a few tens of µs,
+   * less than its trip to a worker thread (a message each way, a copy each way) — a restore's
+   * profile had this thread spend 3.1 s in postMessage for 357 MB, mostly for objects of a few KiB.
    */
   async reseal(t: Omit<VerifyTask, 'op' | 'maxPlaintext'>): Promise<VerifyResult> {
     if (t.object.length < INLINE_RESEAL) {

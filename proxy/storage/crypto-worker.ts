@@ -2,12 +2,11 @@
 // job keys of live sessions) and runs the verify tasks of each batch, answering with one message.
 import { parentPort } from 'node:worker_threads';
 import type { BorgKey } from '../borg/keys.js';
-import { AES_OVERHEAD } from '../borg/objects.js';
-import { packObjects, runVerifyTask, type BatchMessage, type ResultMessage } from './crypto-pool.js';
+import { packObjects, runVerifyTask, type BatchMessage, type ResultMessage, type TaskMessage } from './crypto-pool.js';
 
 const keys = new Map<string, BorgKey>();
 
-/** Re-encrypted objects from this size on cross back in their own buffer, without a copy. */
+/** Resulting objects from this size on cross back in their own buffer, without a copy. */
 const MOVE_FROM = 256 * 1024;
 
 /**
@@ -20,11 +19,11 @@ const scratch = Buffer.allocUnsafeSlow(8 * 1024 * 1024);
 let queue: Promise<void> = Promise.resolve();
 
 /**
- * Whether `obj` is its buffer's only content: all of it, or all but an envelope's head (an object
- * resealed in place for an authenticated job key starts at its old last IV byte). No other object
- * fits in 41 bytes, so moving the buffer moves nothing else.
+ * Whether `obj`'s whole buffer may move with it: a fresh allocation it fills, or the task's own
+ * moved buffer it was resealed in (for an authenticated job key it starts past the old envelope's
+ * head). The batch's shared buffer never moves: it holds other tasks' objects.
  */
-const ownsBuffer = (obj: Uint8Array) => obj.byteOffset + obj.byteLength === obj.buffer.byteLength && obj.byteOffset <= AES_OVERHEAD;
+const ownsBuffer = (obj: Uint8Array, t: TaskMessage) => (obj.byteOffset === 0 && obj.byteLength === obj.buffer.byteLength) || (t.moved === true && obj.buffer === t.object.buffer);
 
 const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
@@ -60,7 +59,7 @@ async function runBatch(m: BatchMessage) {
         // A big buffer of its own moves as it is; the rest go in one buffer below (a small one
         // may be a view into Node's shared pool, and one transfer per object cost more than the
         // copy: see CryptoPool.flush).
-        if (obj.byteLength >= MOVE_FROM && ownsBuffer(obj)) transfer.push(obj.buffer as ArrayBuffer);
+        if (obj.byteLength >= MOVE_FROM && ownsBuffer(obj, t)) transfer.push(obj.buffer as ArrayBuffer);
         else toPack.push(r.result);
       } else out.results.push({ seq: t.seq, result });
     } catch (err) {

@@ -30,16 +30,24 @@ const context = (jobId: string) => `job:${jobId}:key`;
  * that `load_key` answers: its objects travel as `[type][compressed payload]` with no AES and no
  * MAC of their own. Encrypting them to a key the receiving client holds would hide nothing from
  * it; the SSH channel protects them on the way, and the client still checks every chunk against
- * its id (the id key is the real one) and the manifest and archive against their TAM. It saves
- * the server an AES pass and a MAC per object, and the client the same (docs/performance.md,
+ * its id (the id key is the real one) and the manifest against its TAM (the archive's too from
+ * borg 1.2.5 on; before, the archive is known by its id, listed in that manifest). It saves the
+ * server an AES pass and a MAC per object, and the client the same (docs/performance.md,
  * "Restore: an authenticated job key").
  */
-export function jobKeyType(real: BorgKey, kind: JobKeyKind): KeyType {
-  if (kind === 'restore') return isBlake2(real.type) ? 0x06 : 0x07;
+export function jobKeyType(real: BorgKey, form: JobKeyForm): KeyType {
+  if (form === 'authenticated') return isBlake2(real.type) ? 0x06 : 0x07;
   return isBlake2(real.type) ? 0x04 : 0x00;
 }
 
-export type JobKeyKind = 'backup' | 'restore';
+/**
+ * `authenticated` only for a restore whose workflow asked for it: a worker that predates it
+ * writes a script that refuses borg's question about an unencrypted repository (run-script.ts).
+ */
+export type JobKeyForm = 'keyfile' | 'authenticated';
+
+/** Whether a job key is borg's `authenticated` type (its client reads it through load_key). */
+export const isAuthenticatedJobKey = (key: BorgKey): boolean => key.type === 0x06 || key.type === 0x07;
 
 export function openJobKey(masterKey: MasterKey, row: JobKey): OpenedJobKey {
   const secrets = JSON.parse(masterKey.openText(row.keySealed, context(row.jobId))) as JobKeySecrets;
@@ -47,11 +55,12 @@ export function openJobKey(masterKey: MasterKey, row: JobKey): OpenedJobKey {
 }
 
 /** The job's key, created (with a fresh fake repository id) on its first round, kept after. */
-export async function ensureJobKey(db: Db, masterKey: MasterKey, jobId: string, real: BorgKey, kind: JobKeyKind): Promise<OpenedJobKey> {
+/** `form` applies to a new key only: a job keeps the key of its first round. */
+export async function ensureJobKey(db: Db, masterKey: MasterKey, jobId: string, real: BorgKey, form: JobKeyForm): Promise<OpenedJobKey> {
   const existing = await findJobKey(db, jobId);
   if (existing) return openJobKey(masterKey, existing);
   const fakeRepoId = randomBytes(32);
-  const jk = createJobKey(real, jobKeyType(real, kind));
+  const jk = createJobKey(real, jobKeyType(real, form));
   const render = isRepokey(jk.key.type) ? renderRepokey : renderKeyfile;
   const secrets: JobKeySecrets = { keyText: render({ ...jk.key, repositoryId: fakeRepoId }, jk.passphrase, JOB_KEY_ITERATIONS), passphrase: jk.passphrase };
   const row = await insertJobKey(db, { jobId, keyType: jk.key.type, keySealed: masterKey.seal(JSON.stringify(secrets), context(jobId)), fakeRepoId: fakeRepoId.toString('hex') });

@@ -36,7 +36,7 @@ export async function prepareJob(service: RepositoryService, filesCaches: FilesC
     chmodSync(dir, 0o700);
 
     // 1. The job key (kept across rounds, so the client's counters and cache stay consistent).
-    const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key, 'backup');
+    const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key, 'keyfile');
     // 2. The manifest the client is served.
     const state = servedState(service, repo, jobKey, jobId, name);
     const served = Buffer.from(state.servedManifest, 'base64');

@@ -20,7 +20,7 @@ import { StorageJobError, type PreparedRestore } from './api.js';
 import { openArchive } from './archive-items.js';
 import { issueJobCredential } from './credentials.js';
 import { IdCollector } from './id-set.js';
-import { ensureJobKey } from './job-key.js';
+import { ensureJobKey, isAuthenticatedJobKey, type JobKeyForm } from './job-key.js';
 import { allowedIdsPath, servedArchivePath, writeJobState } from './job-state.js';
 import { MAX_PLAINTEXT, type RepositoryHandle } from './repository.js';
 import { RestorePathGuard, UnsafeArchivePath } from './restore-safety.js';
@@ -71,7 +71,7 @@ async function liveEntry(repo: RepositoryHandle, spec: RestoreSpec, reads: Reads
   });
 }
 
-export async function prepareRestore(service: RepositoryService, jobId: string): Promise<PreparedRestore> {
+export async function prepareRestore(service: RepositoryService, jobId: string, form: JobKeyForm = 'keyfile'): Promise<PreparedRestore> {
   const loaded = await loadRestoreJob(service, jobId);
   const { job } = loaded;
   const repo = await service.repository(job.repositoryId);
@@ -98,7 +98,7 @@ export async function prepareRestore(service: RepositoryService, jobId: string):
     },
   };
   try {
-    return await prepareFrom(service, loaded, repo, reads);
+    return await prepareFrom(service, loaded, repo, reads, form);
   } finally {
     reader?.close();
   }
@@ -109,6 +109,7 @@ async function prepareFrom(
   { job, client, spec }: Awaited<ReturnType<typeof loadRestoreJob>>,
   repo: RepositoryHandle,
   reads: Reads,
+  form: JobKeyForm,
 ): Promise<PreparedRestore> {
   const { db, config, log, masterKey } = service.deps;
   const jobId = job.id;
@@ -121,7 +122,7 @@ async function prepareFrom(
   rmSync(clientDir, { recursive: true, force: true });
   mkdirSync(clientDir, { mode: 0o700 });
 
-  const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key, 'restore');
+  const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key, form);
   // Through borg serve, one object per hold of the repository: a big archive's item stream takes a while to read.
   const read = async (id: Buffer) =>
     (await reads.segment(id, async (o) => ({ plaintext: (await verifyChunk(repo.key, id, o, MAX_PLAINTEXT)).plaintext, csize: o.length }))) ??
@@ -160,8 +161,9 @@ async function prepareFrom(
   });
   writeJobState(config, jobId, { fakeRepoId: jobKey.row.fakeRepoId, servedManifest: manifest.toString('base64'), idMap: { [servedId.toString('hex')]: entry.id.toString('hex') } });
 
-  // An authenticated job key is a repokey: borg reads it through load_key, which the proxy answers
-  // with this same text; the file keeps the job folder's layout (BORG_KEY_FILE names it).
+  // Every job folder has a key file: the worker checks for it to tell a pushed folder (and a
+  // hacked client's borg finds the folder through BORG_KEY_FILE). An authenticated job key is a
+  // repokey, which borg reads through load_key instead; the proxy answers with this same text.
   writeFileSync(join(clientDir, 'key'), jobKey.keyText, { mode: 0o600 });
   writeFileSync(join(clientDir, 'passphrase'), `${jobKey.passphrase}\n`, { mode: 0o600 });
   writeFileSync(join(clientDir, 'id'), await issueJobCredential(db, jobId, client.id), { mode: 0o600 });
@@ -170,5 +172,5 @@ async function prepareFrom(
   log.info({ job: jobId, archive: spec.archiveName, items, files, dirs, nondirs, bytes, allowed }, 'restore prepared');
   const what = spec.paths.length ? `${spec.paths.length} path(s) of archive ${spec.archiveName}` : `archive ${spec.archiveName}`;
   await appendJobLog(db, jobId, `prepared: restoring ${what}: ${items} items, ${files} files, ${bytes} bytes; the client may read ${allowed + 1} objects`);
-  return { archiveName: archiveNameText(entry.name), items, files, dirs, nondirs, bytes };
+  return { archiveName: archiveNameText(entry.name), items, files, dirs, nondirs, bytes, authenticatedKey: isAuthenticatedJobKey(jobKey.key) };
 }

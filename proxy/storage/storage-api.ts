@@ -18,7 +18,7 @@ export function createStorageApi(service: RepositoryService): StorageApi {
   const filesCaches = new FilesCaches(service.deps.log);
   return {
     prepareJob: (jobId) => prepareJob(service, filesCaches, jobId),
-    prepareRestore: (jobId) => prepareRestore(service, jobId),
+    prepareRestore: (jobId, form) => prepareRestore(service, jobId, form),
     finalizeJob: (jobId) => finalizeJob(service, jobId),
     async revokeJob(jobId) {
       await jobsQ.revokeJobCredentials(service.deps.db, jobId);

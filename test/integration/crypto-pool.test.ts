@@ -97,4 +97,33 @@ describe('CryptoPool with worker threads', () => {
     expect(await verified).toMatchObject({ ok: true, plaintextLength: 3000 });
     pool.forgetKey('job:3');
   });
+
+  it('reseals in place for an authenticated job key: big ones moved both ways, small ones packed, each [0x07][payload] of its own', async () => {
+    const job = createJobKey(real, 0x07).key;
+    pool.registerKey('job:4', job);
+    const sizes = [0, 17, 40_000, 300_000, 2_000_000];
+    const stored = Array.from({ length: 30 }, (_, n) => {
+      const plain = n % 2 ? randomBytes(sizes[n % sizes.length]!) : Buffer.from(`${n}`.repeat(sizes[n % sizes.length]!).slice(0, sizes[n % sizes.length]));
+      const payload = n % 2 ? compressNone(plain) : compressLz4(plain);
+      return { payload, object: encryptObject(real, payload, BigInt(n) * 1_000_000n) };
+    });
+    // As the restore session hands segment reads over: its own memory, big ones in an allocation of their own.
+    const results = stored.map((s) => {
+      const own = s.object.length >= 256 * 1024;
+      return pool.reseal({ keyRef: 'real', jobKeyRef: 'job:4', id: Buffer.alloc(32), object: Buffer.from(s.object), transfer: own, inPlace: true });
+    });
+    for (const [n, r] of (await Promise.all(results)).entries()) {
+      if (!r.ok) throw new Error(`object ${n}: ${r.reason} ${r.detail}`);
+      const served = r.object!;
+      expect(served[0]).toBe(0x07);
+      expect(served.subarray(1).equals(stored[n]!.payload)).toBe(true);
+    }
+    // An AES job key is never served at a made-up counter.
+    pool.registerKey('job:5', createJobKey(real).key);
+    const big = Buffer.from(stored[4]!.object);
+    await expect(pool.reseal({ keyRef: 'real', jobKeyRef: 'job:5', id: Buffer.alloc(32), object: big })).rejects.toThrow(/needs an iv/);
+    await expect(pool.reseal({ keyRef: 'real', jobKeyRef: 'job:5', id: Buffer.alloc(32), object: Buffer.from(stored[1]!.object) })).rejects.toThrow(/needs an iv/);
+    pool.forgetKey('job:4');
+    pool.forgetKey('job:5');
+  });
 });

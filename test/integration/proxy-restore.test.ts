@@ -54,6 +54,7 @@ describe('restore through the proxy with stock borg', () => {
     expect(job.prepared.bytes).toBe(300_000 * 2 + 4000 + 4000 + 1_500_000 + 0 + 200_000 + 'written after the first backup\n'.length + '../top.txt'.length);
     // The job key is `authenticated` (proxy/storage/job-key.ts): borg reads it through load_key.
     expect((await findJobKey(w.stack.db.handle.db, job.jobId))?.keyType).toBe(0x07);
+    expect(job.prepared.authenticatedKey).toBe(true);
     const r = await runRestore(w, a, job);
     expect(r.rc, r.log).toBe('0');
     expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
@@ -117,6 +118,19 @@ describe('restore through the proxy with stock borg', () => {
     await expect(prepareRestoreJob(w, a, { ...aArchives[0]!, borgId: '00'.repeat(32) })).rejects.toThrow(`archive ${aArchives[0]!.name} is no longer in repository rst`);
     const backupJob = aArchives[0]!.jobId!;
     await expect(w.stack.storageCall('prepareRestore', { jobId: backupJob })).rejects.toThrow(/is a backup job, not a restore/);
+  });
+
+  it('a restore whose workflow asks for no authenticated job key (an older worker\'s) gets an AES key file and comes back identical', async () => {
+    const job = await prepareRestoreJob(w, a, aArchives[1]!, { jobKey: 'keyfile' });
+    expect(job.prepared.authenticatedKey).toBe(false);
+    expect((await findJobKey(w.stack.db.handle.db, job.jobId))?.keyType).toBe(0x00);
+    const r = await runRestore(w, a, job);
+    expect(r.rc, r.log).toBe('0');
+    // With an AES job key borg never asks about an unencrypted repository.
+    expect(r.log).not.toMatch(/UNENCRYPTED/);
+    expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
+    await finishRestore(w, job.jobId, true);
+    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
   });
 
   it('a repokey-blake2 repository restores through an authenticated-blake2 job key, identical', async () => {

@@ -28,7 +28,7 @@ import type { JobSession, SessionHooks, SessionOpening, SessionOperation, Sessio
 
 const restoreOperations: ReadonlySet<SessionOperation> = new Set(['getManifest', 'get', 'rollback']);
 
-/** Job-key counter blocks reserved at a time (one database write per 256 MiB served, not one per get). */
+/** AES job keys only: counter blocks reserved at a time (one database write per 256 MiB served, not one per get). */
 const NONCE_RESERVATION = 1n << 24n;
 /**
  * Objects read and being resealed at once for one session, from the segment files or borg serve
