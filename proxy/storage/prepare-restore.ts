@@ -169,8 +169,9 @@ async function prepareFrom(
   writeFileSync(join(clientDir, 'id'), await issueJobCredential(db, jobId, client.id), { mode: 0o600 });
 
   const { items, files, dirs, nondirs, bytes } = selector.finish();
-  log.info({ job: jobId, archive: spec.archiveName, items, files, dirs, nondirs, bytes, allowed }, 'restore prepared');
+  const authenticatedKey = isAuthenticatedJobKey(jobKey.key);
+  log.info({ job: jobId, archive: spec.archiveName, items, files, dirs, nondirs, bytes, allowed, jobKey: authenticatedKey ? 'authenticated' : 'keyfile' }, 'restore prepared');
   const what = spec.paths.length ? `${spec.paths.length} path(s) of archive ${spec.archiveName}` : `archive ${spec.archiveName}`;
   await appendJobLog(db, jobId, `prepared: restoring ${what}: ${items} items, ${files} files, ${bytes} bytes; the client may read ${allowed + 1} objects`);
-  return { archiveName: archiveNameText(entry.name), items, files, dirs, nondirs, bytes, authenticatedKey: isAuthenticatedJobKey(jobKey.key) };
+  return { archiveName: archiveNameText(entry.name), items, files, dirs, nondirs, bytes, authenticatedKey };
 }

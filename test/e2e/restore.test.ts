@@ -5,7 +5,7 @@
 // bad input refused with one line and no job, and after every job nothing left on the client and
 // a credential that opens nothing. These clients are unprivileged users: owners are checked as
 // "the restoring account's"; restore-root.test.ts restores as root and checks the originals.
-import { existsSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findClientByName, updateClient } from '../../db/queries/clients.js';
@@ -115,6 +115,9 @@ describe('the restore workflow', () => {
     expect(Number(job.stats?.items)).toBe(Object.keys(original).length + 1);
     expect(Number(job.stats?.nfiles)).toBe(Object.values(original).filter((n) => n.type === 'file').length);
     expect(Number(job.stats?.restoredBytes)).toBeGreaterThan(27 * 1024 * 1024);
+    // The workflow asked for an authenticated job key and got one (proxy/storage/job-key.ts).
+    const prepared = readFileSync(join(stack.config.paths.logDir, 'storage.log'), 'utf8').split('\n').find((l) => l.includes(job.id) && l.includes('restore prepared'));
+    expect(prepared).toContain('"jobKey":"authenticated"');
   });
 
   it('restores onto a second client, identical, owned by that client account', async () => {
