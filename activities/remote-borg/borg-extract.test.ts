@@ -39,6 +39,13 @@ describe('borg extract', () => {
     expect(parseExtractLine('{"type": "progress_percent", "msgid": "extract", "current": -1, "total": 5, "time": 1}')).toBeNull();
   });
 
+  it('lets borg read an authenticated job key only when the prepared restore says it got one', () => {
+    const job = { id: 'job-1', restore: spec } as Job;
+    // A storage host that predates authenticated keys says nothing: a key file, and the script says no.
+    expect(borgExtract('ssh://x/job-1', job, spec.archiveName, 'borg').authenticatedKey).toBe(false);
+    expect(borgExtract('ssh://x/job-1', job, spec.archiveName, 'borg', 'list', true).authenticatedKey).toBe(true);
+  });
+
   it('keeps borg\'s question about an unknown unencrypted repository, answered by the job on purpose, out of the log; other questions stay', () => {
     // As borg 1.2.4 prints them with an authenticated job key and a new security folder.
     expect(parseExtractLine('{"type": "question_prompt", "msgid": "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK", "message": "Warning: Attempting to access a previously unknown unencrypted repository!\\nDo you want to continue? [yN] "}')).toBeNull();

@@ -65,8 +65,11 @@ export interface PreparedRestore {
   dirs: number;
   nondirs: number;
   bytes: number;
-  /** The job key is `authenticated` (job-key.ts): the client's script must let borg read it. */
-  authenticatedKey: boolean;
+  /**
+   * The job key is `authenticated` (job-key.ts): the client's script must let borg read it.
+   * Absent from a storage host that predates them (a key file).
+   */
+  authenticatedKey?: boolean;
 }
 
 export interface StorageApi {

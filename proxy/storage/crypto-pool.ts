@@ -73,7 +73,7 @@ export async function runVerifyTask(key: BorgKey, jobKey: BorgKey, t: VerifyTask
 }
 
 function runResealTask(key: BorgKey, jobKey: BorgKey, t: Pick<VerifyTask, 'object' | 'iv' | 'inPlace'>): VerifyResult {
-  // An authenticated job key (a restore's) takes no counter; an AES one must never default to 0.
+  // An authenticated job key takes no counter; an AES one must never default to 0.
   if (t.iv === undefined && isEncrypted(jobKey.type)) throw new Error('a reseal task for an AES job key needs an iv');
   if (t.inPlace && isEncrypted(key.type)) {
     try {

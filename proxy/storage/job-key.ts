@@ -26,8 +26,8 @@ const context = (jobId: string) => `job:${jobId}:key`;
 
 /**
  * The job key's type, of the real key's id-hash family. A backup's is a key file (read through
- * BORG_KEY_FILE): its client encrypts what it uploads. A restore's is `authenticated`, a repokey
- * that `load_key` answers: its objects travel as `[type][compressed payload]` with no AES and no
+ * BORG_KEY_FILE): its client encrypts what it uploads. A restore's is `authenticated` when its
+ * workflow asks (JobKeyForm), a repokey that `load_key` answers: its objects travel as `[type][compressed payload]` with no AES and no
  * MAC of their own. Encrypting them to a key the receiving client holds would hide nothing from
  * it; the SSH channel protects them on the way, and the client still checks every chunk against
  * its id (the id key is the real one) and the manifest against its TAM (the archive's too from
@@ -54,8 +54,10 @@ export function openJobKey(masterKey: MasterKey, row: JobKey): OpenedJobKey {
   return { ...secrets, row, key: loadKey(secrets.keyText, secrets.passphrase, asKeyType(row.keyType)) };
 }
 
-/** The job's key, created (with a fresh fake repository id) on its first round, kept after. */
-/** `form` applies to a new key only: a job keeps the key of its first round. */
+/**
+ * The job's key, created (with a fresh fake repository id) on its first round, kept after: `form`
+ * applies to a new key only.
+ */
 export async function ensureJobKey(db: Db, masterKey: MasterKey, jobId: string, real: BorgKey, form: JobKeyForm): Promise<OpenedJobKey> {
   const existing = await findJobKey(db, jobId);
   if (existing) return openJobKey(masterKey, existing);

@@ -124,10 +124,10 @@ describe('restore through the proxy with stock borg', () => {
     const job = await prepareRestoreJob(w, a, aArchives[1]!, { jobKey: 'keyfile' });
     expect(job.prepared.authenticatedKey).toBe(false);
     expect((await findJobKey(w.stack.db.handle.db, job.jobId))?.keyType).toBe(0x00);
+    // A key file, read through BORG_KEY_FILE.
+    expect(readFileSync(join(job.dir, 'key'), 'utf8')).toMatch(/^BORG_KEY [0-9a-f]{64}\n/);
     const r = await runRestore(w, a, job);
     expect(r.rc, r.log).toBe('0');
-    // With an AES job key borg never asks about an unencrypted repository.
-    expect(r.log).not.toMatch(/UNENCRYPTED/);
     expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
     await finishRestore(w, job.jobId, true);
     expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);

@@ -3,9 +3,10 @@
 // served under that object's id) and the objects listed in the job's allowed.ids — the archive's
 // items chunks and the data chunks of the selected paths (prepare-restore.ts). Each is read from
 // the repository's segment files (segment-reader.ts; through `borg serve` when they cannot say),
-// decrypted with the real key and its compressed payload handed on unchanged under the job key,
-// which is `authenticated` (job-key.ts says why; crypto pool, `reseal`). Any other get, and every
-// write, is a violation.
+// decrypted with the real key and its compressed payload handed on unchanged under the job key:
+// as it is for an `authenticated` one (what the restore workflow asks for; job-key.ts says why),
+// encrypted again for an AES key file (crypto pool, `reseal`). Any other get, and every write, is
+// a violation.
 //
 // Of the operations the forced command forwards, `borg extract` uses only get (the manifest is a
 // get of id 0). `rollback` is allowed as a no-op: borg's RemoteRepository calls it whenever the
@@ -165,8 +166,8 @@ export class RestoreSession implements JobSession {
   }
 
   /**
-   * The job-key counter for a payload of `length` bytes; none for an authenticated job key (every
-   * restore prepared since it became one). AES job keys (restores prepared before) take counters
+   * The job-key counter for a payload of `length` bytes; none for an authenticated job key. AES
+   * job keys (a restore whose workflow or storage host predates authenticated ones) take counters
    * from a reservation of the session's own. The next reservation is taken from the job's row
    * while half of this one is left: every get needs a counter, and waiting for that database write
    * stalled the whole restore (up to half a second here, twice per GB).
