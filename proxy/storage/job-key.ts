@@ -27,8 +27,8 @@ const context = (jobId: string) => `job:${jobId}:key`;
 /**
  * The job key's type, of the real key's id-hash family. A backup's is a key file (read through
  * BORG_KEY_FILE): its client encrypts what it uploads. A restore's is `authenticated` when its
- * workflow asks (JobKeyForm), a repokey that `load_key` answers: its objects travel as `[type][compressed payload]` with no AES and no
- * MAC of their own. Encrypting them to a key the receiving client holds would hide nothing from
+ * workflow asks (JobKeyForm), a repokey that `load_key` answers: its objects travel as
+ * `[type][compressed payload]` with no AES and no MAC of their own. Encrypting them to a key the receiving client holds would hide nothing from
  * it; the SSH channel protects them on the way, and the client still checks every chunk against
  * its id (the id key is the real one) and the manifest against its TAM (the archive's too from
  * borg 1.2.5 on; before, the archive is known by its id, listed in that manifest). It saves the

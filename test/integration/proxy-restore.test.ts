@@ -14,7 +14,7 @@ import { addRepository } from '../../services/repositories.js';
 import { borgCheck } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { describeTree } from '../harness/client-host.js';
-import { addParty, adminArchive, allowedIds, backupOf, finishRestore, prepareRestoreJob, realKey, refsOf, runRestore, setUpRestoreWorld, type RestoreParty, type RestoreWorld } from '../fixtures/restore.js';
+import { addParty, adminArchive, allowedIds, backupOf, finishRestore, prepareRestoreJob, realKey, refsOf, runRestore, setUpRestoreWorld, type RestoreJob, type RestoreParty, type RestoreWorld } from '../fixtures/restore.js';
 
 describe('restore through the proxy with stock borg', () => {
   let w: RestoreWorld;
@@ -44,6 +44,15 @@ describe('restore through the proxy with stock borg', () => {
   afterAll(runCleanups);
 
   const restoredData = (job: { target: string }, p: RestoreParty) => join(job.target, p.dataInArchive);
+
+  /** Runs the restore with stock borg and ends the job: the party's data comes back identical, no violation. */
+  async function restoresIdentically(world: RestoreWorld, p: RestoreParty, job: RestoreJob) {
+    const r = await runRestore(world, p, job);
+    expect(r.rc, r.log).toBe('0');
+    expect(describeTree(restoredData(job, p))).toEqual(describeTree(p.data));
+    await finishRestore(world, job.jobId, true);
+    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
+  }
 
   it('a whole archive comes back identical, hard link included, and the job leaves nothing behind', async () => {
     const job = await prepareRestoreJob(w, a, aArchives[1]!);
@@ -126,11 +135,7 @@ describe('restore through the proxy with stock borg', () => {
     expect((await findJobKey(w.stack.db.handle.db, job.jobId))?.keyType).toBe(0x00);
     // A key file, read through BORG_KEY_FILE.
     expect(readFileSync(join(job.dir, 'key'), 'utf8')).toMatch(/^BORG_KEY [0-9a-f]{64}\n/);
-    const r = await runRestore(w, a, job);
-    expect(r.rc, r.log).toBe('0');
-    expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
-    await finishRestore(w, job.jobId, true);
-    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
+    await restoresIdentically(w, a, job);
   });
 
   it('a repokey-blake2 repository restores through an authenticated-blake2 job key, identical', async () => {
@@ -140,11 +145,7 @@ describe('restore through the proxy with stock borg', () => {
     const c = await addParty(w2, 'carol', { 'c.bin': { type: 'file', size: 700_000, seed: 'carol' }, 'd/e.txt': 'e\n'.repeat(500), 'd/l': { type: 'symlink', target: 'e.txt' } });
     const job = await prepareRestoreJob(w2, c, await backupOf(w2, c));
     expect((await findJobKey(w.stack.db.handle.db, job.jobId))?.keyType).toBe(0x06);
-    const r = await runRestore(w2, c, job);
-    expect(r.rc, r.log).toBe('0');
-    expect(describeTree(restoredData(job, c))).toEqual(describeTree(c.data));
-    await finishRestore(w2, job.jobId, true);
-    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
+    await restoresIdentically(w2, c, job);
   });
 
   // Last: it takes the repository's index away (borg serve rebuilds it from the segments).
@@ -153,12 +154,7 @@ describe('restore through the proxy with stock borg', () => {
     renameSync(join(w.repo.path, index), join(w.repo.path, `moved-${index}`));
     const log = join(w.stack.config.paths.logDir, 'storage.log');
     const before = readFileSync(log, 'utf8').split('repository index is not readable').length;
-    const job = await prepareRestoreJob(w, a, aArchives[1]!);
-    const r = await runRestore(w, a, job);
-    expect(r.rc, r.log).toBe('0');
-    expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
-    await finishRestore(w, job.jobId, true);
-    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
+    await restoresIdentically(w, a, await prepareRestoreJob(w, a, aArchives[1]!));
     // Prepare and the session each found no index to read.
     expect(readFileSync(log, 'utf8').split('repository index is not readable').length - before).toBeGreaterThanOrEqual(2);
   });
