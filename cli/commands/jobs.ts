@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createRedis } from '../../infra/events.js';
+import { createRedis, type ProgressEvent } from '../../infra/events.js';
 import { createJobEventHub } from '../../infra/job-event-hub.js';
 import { JobStream } from '../../services/job-stream.js';
 import { cancelJob, getJob, getJobDetails, jobLogTail, jobStates, listJobs, startBackup } from '../../services/jobs.js';
@@ -56,9 +56,7 @@ function oneJobCommands(program: Command, ctx: CliContext) {
         ['created', d.createdAt.toISOString()],
         ['finished', d.finishedAt?.toISOString() ?? '-'],
       ];
-      const pr = d.live?.progress;
-      if (pr && pr.totalSize !== undefined) rows.push(['progress', `${pr.nfiles ? `${pr.nfiles} items, ` : ''}${pr.originalSize} of ${pr.totalSize} bytes restored; at ${pr.path}`]);
-      else if (pr) rows.push(['progress', `${pr.nfiles} files, ${pr.originalSize} bytes read, ${pr.deduplicatedSize} new; at ${pr.path}`]);
+      if (d.live?.progress) rows.push(['progress', progressText(d.live.progress)]);
       for (const [k, v] of Object.entries(d.stats ?? {})) if (v !== undefined) rows.push([k, String(v)]);
       if (d.error) rows.push(['error', d.error]);
       for (const v of d.violations) rows.push(['violation', `${v.createdAt.toISOString()} ${v.kind}: ${v.detail}`]);
@@ -93,6 +91,20 @@ function oneJobCommands(program: Command, ctx: CliContext) {
       ctx.print(outcome === 'requested' ? `cancel requested for ${id}` : `job ${id} had no running workflow any more; it is marked failed`);
     });
 }
+
+type Progress = Pick<ProgressEvent, 'originalSize' | 'deduplicatedSize' | 'nfiles' | 'path' | 'totalSize'>;
+
+/** A progress report in one line: a restore's bytes of its total (and items where known), a backup's files and bytes read. */
+export function progressText(pr: Progress): string {
+  if (pr.totalSize !== undefined) {
+    const pct = pr.totalSize > 0 ? ` (${((100 * pr.originalSize) / pr.totalSize).toFixed(1)}%)` : '';
+    return `${pr.nfiles ? `${pr.nfiles} items, ` : ''}${pr.originalSize} of ${pr.totalSize} bytes restored${pct}; at ${pr.path}`;
+  }
+  return `${pr.nfiles} files, ${pr.originalSize} bytes read, ${pr.deduplicatedSize} new; at ${pr.path}`;
+}
+
+/** How often `job logs --follow` prints a progress line: borg reports five times a second. */
+export const FOLLOW_PROGRESS_EVERY_MS = 5000;
 
 /** A job's state, with its place in the queue while it waits for a slot ("queued (position 3)"). */
 export function stateText(j: { state: string; queuePosition: number | null }): string {
@@ -152,6 +164,7 @@ async function followLogs(ctx: CliContext, id: string, tail: number) {
   // Start after the line before the last `tail` ones (after the last line for --lines 0).
   const after = tail === 0 ? ((await jobLogTail(deps, id, 1))[0]?.seq ?? 0) : ((await jobLogTail(deps, id, tail))[0]?.seq ?? 1) - 1;
   let waiting = false;
+  let lastProgress = 0;
   await new Promise<void>((resolve, reject) => {
     const stream = new JobStream(deps, hub, id, after, {
       send: (m) => {
@@ -162,6 +175,10 @@ async function followLogs(ctx: CliContext, id: string, tail: number) {
           waiting = false;
           ctx.print('job running: it got a slot');
         } else if (m.type === 'log') printLine(ctx, m.time, m.level, m.message);
+        else if (m.type === 'progress' && Date.now() - lastProgress >= FOLLOW_PROGRESS_EVERY_MS) {
+          lastProgress = Date.now();
+          printLine(ctx, new Date(), 'PROGRESS', progressText(m));
+        }
         else if (m.type === 'gap') ctx.print(`(log lines ${m.from}–${m.to} could not be read)`);
         else if (m.type === 'state' && (m.phase === 'done' || !isActive(m.state))) ctx.print(`job ${m.state}${m.error ? `: ${printable(m.error)}` : ''}`);
       },
