@@ -2,6 +2,8 @@
 // through BorgCube's proxy, in the target directory on the client (DESIGN.md §3, restore).
 import { z } from 'zod';
 import type { Job, RestoreSpec } from '../../db/schema.js';
+import { shellQuote } from '../../infra/shell-quote.js';
+import type { SshConnection } from '../../infra/ssh.js';
 import { MAX_MESSAGE, parseBorgLine, type BorgLine } from '../borg-output.js';
 import type { DetachedBorg } from './detached-run.js';
 import { restoreDumpOutcome, restoreDumpParts } from './dump-streams.js';
@@ -88,6 +90,8 @@ export function borgExtract(repoUrl: string, job: Job, archiveName: string, borg
     argv: borgExtractArgv(repoUrl, spec, archiveName, borgCmd, check),
     authenticatedKey,
     ...(spec.dump ? { parts: restoreDumpParts(spec.dump), toolOutcome: (read) => restoreDumpOutcome(spec.dump!, read) } : { cwd: spec.target }),
+    // Without --list borg says only bytes: the items so far are counted in the (empty) target.
+    ...(check === 'count' && !spec.dump ? { countSoFar: (conn: SshConnection, signal: AbortSignal) => countSoFar(conn, spec.target, signal) } : {}),
     parseLine: parseExtractLine,
     // 1 is "finished with warnings": a file that could not be written or an attribute that could
     // not be set. A restore that is not what the archive holds has failed.
@@ -95,4 +99,11 @@ export function borgExtract(repoUrl: string, job: Job, archiveName: string, borg
     // borg extract goes on after a file it could not write; the restore fails once, for good.
     ...(spec.dump ? {} : { diskFull: restoreTargetFullMessage(spec.target) }),
   };
+}
+
+/** Entries below `target` now (NUL-separated: any byte may be in a name); undefined when find failed. */
+export async function countSoFar(conn: SshConnection, target: string, signal: AbortSignal): Promise<number | undefined> {
+  const r = await conn.execRaw(`LC_ALL=C find ${shellQuote(`${target}/.`)} -mindepth 1 -print0 2>/dev/null | tr -dc '\\000' | wc -c`, { timeoutMs: 60_000, maxOutput: 64, signal });
+  const n = /^\s*(\d+)\s*$/.exec(r.stdout.toString('utf8'));
+  return r.code === 0 && n ? Number(n[1]) : undefined;
 }

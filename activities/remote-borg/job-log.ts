@@ -44,6 +44,8 @@ export class JobLog {
   progress: (BorgLine & { kind: 'progress' }) | undefined;
   /** Paths borg listed (`--list`): a restore's count of restored items. */
   listed = 0;
+  /** A restore without `--list`: the items counted in its target so far (DetachedBorg.countSoFar). */
+  counted = 0;
 
   constructor(
     private readonly deps: JobLogDeps,
@@ -112,8 +114,8 @@ export class JobLog {
       l = { kind: 'log', level: 'INFO', type: 'listed', msgid: null, message: l.path, time: null };
     }
     if (l.kind === 'progress') {
-      // A restore's progress counts the paths listed so far as its files.
-      if (l.totalSize !== undefined) l = { ...l, nfiles: this.listed };
+      // A restore's progress counts the paths listed (or, without --list, counted) so far as its files.
+      if (l.totalSize !== undefined) l = { ...l, nfiles: Math.max(this.listed, this.counted) };
       const now = Date.now();
       // Borg prints at most 5 lines a second; publish them all, but never faster than 10/s.
       if (now - this.lastProgressPublish >= 100 && this.mayPublish()) {

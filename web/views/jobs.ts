@@ -113,7 +113,7 @@ function backupProgress(pr: Progress, stats: JobDetails['stats']): Html {
 </dl>`;
 }
 
-/** A restore's progress: bytes written of borg extract's total, items restored (live only with its --list; else counted at the end). */
+/** A restore's progress: bytes written of borg extract's total, items restored so far (listed by borg, or counted in the target). */
 function restoreProgress(pr: Progress, stats: JobDetails['stats']): Html {
   const restored = pr?.originalSize ?? (typeof stats?.restoredBytes === 'number' ? stats.restoredBytes : undefined);
   const total = pr?.totalSize ?? (typeof stats?.restoredBytes === 'number' ? stats.restoredBytes : undefined);
