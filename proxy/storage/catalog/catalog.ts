@@ -94,27 +94,9 @@ export class Catalog {
     this.evict(path);
   }
 
-  /** Removes the least recently used indexes until all of them fit the budget (`keep` stays). */
+  /** Keeps the indexes within their disk budget after a build (the new one stays). */
   private evict(keep: string): void {
-    const root = catalogDir(this.deps.config);
-    const files: Array<{ path: string; size: number; used: number }> = [];
-    for (const repo of existsSync(root) ? readdirSync(root) : []) {
-      for (const f of readdirSync(join(root, repo))) {
-        if (!f.endsWith('.idx')) continue;
-        const p = join(root, repo, f);
-        const st = statSync(p, { throwIfNoEntry: false });
-        if (st) files.push({ path: p, size: st.size, used: st.mtimeMs });
-      }
-    }
-    let total = files.reduce((n, f) => n + f.size, 0);
-    const budget = this.deps.budgetBytes ?? CATALOG_BUDGET_BYTES;
-    for (const f of files.sort((a, b) => a.used - b.used)) {
-      if (total <= budget) break;
-      if (f.path === keep) continue;
-      rmSync(f.path, { force: true });
-      total -= f.size;
-      this.deps.log.info({ index: f.path, bytes: f.size }, 'catalog index evicted (budget)');
-    }
+    evictIndexes(catalogDir(this.deps.config), this.deps.budgetBytes ?? CATALOG_BUDGET_BYTES, keep, this.deps.log);
   }
 
   /** Drops the indexes of archives no longer in the repository's manifest. */
@@ -124,5 +106,26 @@ export class Catalog {
       const hex = f.replace(/\.idx$/, '');
       if (f.endsWith('.idx') && !liveArchiveIds.has(hex)) rmSync(join(dir, f), { force: true });
     }
+  }
+}
+
+/** Removes the least recently used indexes below `root` until all of them fit `budget` bytes (`keep` stays). */
+export function evictIndexes(root: string, budget: number, keep: string, log: Pick<Logger, 'info'>): void {
+  const files: Array<{ path: string; size: number; used: number }> = [];
+  for (const repo of existsSync(root) ? readdirSync(root) : []) {
+    for (const f of readdirSync(join(root, repo))) {
+      if (!f.endsWith('.idx')) continue;
+      const p = join(root, repo, f);
+      const st = statSync(p, { throwIfNoEntry: false });
+      if (st) files.push({ path: p, size: st.size, used: st.mtimeMs });
+    }
+  }
+  let total = files.reduce((n, f) => n + f.size, 0);
+  for (const f of files.sort((a, b) => a.used - b.used)) {
+    if (total <= budget) break;
+    if (f.path === keep) continue;
+    rmSync(f.path, { force: true });
+    total -= f.size;
+    log.info({ index: f.path, bytes: f.size }, 'catalog index evicted (budget)');
   }
 }
