@@ -146,6 +146,16 @@ describe('a restore onto a client logged in as root', () => {
     expect(sshd.log, 'BorgCube logged in as root').toMatch(/Accepted publickey for root from 127\.0\.0\.1/);
   });
 
+  it('keeps owners too on a second client logged in as root (a replacement host, its own sshd)', async () => {
+    const second = await startClientSshd({ rootKeys: [stack.serverPublicKey] });
+    registerCleanup('second root sshd', () => second.stop());
+    await addClient(stack.deps, { name: 'rootdst', host: second.host, port: second.port, user: 'root', paths: [join(work, 'nothing-to-back-up')] });
+    const target = join(work, 'on-the-second-host');
+    await rootJob(() => startRestore(stack.deps, admin, { archive, client: 'rootdst', target }));
+    expect(await describeRichTree(join(target, dataRel))).toEqual(original);
+    expect(second.log, 'BorgCube logged in to the second host as root').toMatch(/Accepted publickey for root from 127\.0\.0\.1/);
+  });
+
   it('restores onto an unprivileged client: the same tree, everything owned by the restoring account', async () => {
     const started = await startRestore(stack.deps, admin, { archive, client: 'other', target: other.path('restored') });
     const job = await waitForJob(stack, started.id);

@@ -163,7 +163,17 @@ describe('the restore workflow', () => {
     expect(subtree(now, 'plain.txt', 'deep')).toEqual(subtree(original, 'plain.txt', 'deep'));
     // links/two is a name of the archived file again (its content, mode and times).
     expect({ ...now['links/two'], linkGroup: undefined, uid: 0, gid: 0 }).toEqual({ ...original['links/two'], linkGroup: undefined, uid: 0, gid: 0 });
-    for (const k of ['exec.sh', 'new-file', 'empty', 'odd', 'links/one', 'hl-other']) expect(now[k], k).toEqual(outside[k]);
+    // Everything outside the selected paths is as it was before the restore, entry by entry; the
+    // folders above a selected path only got a new mtime (an entry made in them).
+    const selected = ['plain.txt', 'deep', 'links/two'];
+    const unselected = (tree: typeof now) =>
+      Object.fromEntries(
+        Object.entries(tree)
+          .filter(([k]) => !selected.some((p) => k === p || k.startsWith(`${p}/`)))
+          .map(([k, n]) => [k, selected.some((p) => p.startsWith(`${k}/`)) ? { ...n, mtime: 'a parent of a selected path' } : n]),
+      );
+    expect(Object.keys(unselected(outside)).length).toBeGreaterThan(10);
+    expect(unselected(now)).toEqual(unselected(outside));
   });
 
   it('starts a restore through POST /api/v1/restores (operator or admin), documented, and shows it on the job page', async () => {
@@ -241,6 +251,7 @@ describe('the restore workflow', () => {
     expect(ours.error).toMatch(/is inside BorgCube's job folders$/);
     const missing = await restore(other, { client: 'other', target: other.path('missing'), paths: [`${dataRel}/no/such/path`] }, 'failed');
     expect(missing.error).toMatch(/is not in archive/);
+    expect(existsSync(other.path('missing')), 'the target of a refused selection was made').toBe(false);
     for (const j of [file, denied, ours, missing]) expect(j.error!.includes('\n'), j.error!).toBe(false);
     expect(existsSync(other.path('.borgcube', 'jobs')) ? readdirSync(other.path('.borgcube', 'jobs')) : []).toEqual([]);
   });
@@ -300,7 +311,6 @@ describe('the restore workflow', () => {
   it('runs one restore per target of a client at a time, and a cancelled restore cleans up', async () => {
     const gate = await gatedClient();
     gate.hold();
-    const holdFile = src.path('hold');
     const target = src.path('gated-target');
     const first = await startRestore(stack.deps, admin, { archive, client: 'gated', target });
     const cred = stealCredential(src, first.id, stack.dataDir);
@@ -311,8 +321,10 @@ describe('the restore workflow', () => {
     cred.stop();
     expect(done.state).toBe('cancelled');
     await expectJobGone(src, first.id, cred.path);
+    // Stopped on the client, not just given up on: nothing of the held borg extract runs on.
+    const ps = await run('pgrep', ['-u', String(src.uid), '-f', 'borg extract'], { timeoutMs: 10_000 });
+    expect(ps.stdout.toString().trim(), 'borg extract still runs after the cancel').toBe('');
     gate.release();
-    expect(existsSync(holdFile)).toBe(false);
   });
 
   it('ends a restore whose workflow was terminated and cleans up after it', async () => {
