@@ -136,6 +136,8 @@ describe('the backup workflow', () => {
     // Lines arrived while the job was still running, and the follower ended with the job.
     expect(lines.filter((l) => l.at < endedAt - 1000).length, JSON.stringify(lines.map((l) => [l.at - endedAt, l.line.slice(0, 80)]))).toBeGreaterThan(0);
     expect(lines.some((l) => /borg create started/.test(l.line))).toBe(true);
+    // Progress too, as `job show` words it: files, bytes read, new bytes, the current path.
+    expect(lines.some((l) => /^\S+ PROGRESS \d+ files, \d+ bytes read, \d+ new; at /.test(l.line))).toBe(true);
     expect(lines.at(-1)?.line).toMatch(/^job succeeded/);
   });
 

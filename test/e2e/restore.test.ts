@@ -128,6 +128,13 @@ describe('the restore workflow', () => {
     expect((await getJob(stack.deps, job.id)).clientName).toBe('other');
   });
 
+  it("deploys the server's borg to a target client that has none, and removes it afterwards", async () => {
+    await addClient(stack.deps, { name: 'other-noborg', host: sshd.host, port: sshd.port, user: other.username, paths: [other.path('data')], borgPath: '/opt/no-such-borg/borg' });
+    const job = await restore(other, { client: 'other-noborg', target: other.path('deployed'), paths: [`${dataRel}/odd`] });
+    expect(await describeJob(stack, job.id)).toMatch(/deployed borg 1\.2\.\d+/);
+    expect(subtree(await describeRichTree(other.path('deployed', dataRel)), 'odd')).toEqual(subtree(original, 'odd'));
+  });
+
   it('restores one folder and one file, and strips leading components when asked', async () => {
     await restore(other, { client: 'other', target: other.path('partial'), paths: [`/${dataRel}/links`, `${dataRel}/plain.txt`] });
     const restored = await describeRichTree(other.path('partial', dataRel));
@@ -299,6 +306,7 @@ describe('the restore workflow', () => {
     const followed = await follow;
     expect(followed.code, followed.err).toBe(0);
     expect(followed.out).toMatch(/borg extract started on the client/);
+    expect(followed.out).toMatch(/ PROGRESS (\d+ items, )?\d+ of \d+ bytes restored \(\d+\.\d%\); at /);
     // Restored into a new folder: counted there, not listed path by path.
     expect(followed.out).toMatch(/restored \d+ items: \d+ files, links and other non-directories and \d+ directories are in .*after-sigkill/);
     expect(followed.out).toMatch(/job succeeded/);

@@ -1,7 +1,8 @@
 // Issue 20 points 1 and 2 through a real stack: a backup made by the harness, then browsed over
 // the API (the web process) and the CLI, and downloaded as tar: GNU tar unpacks it to the same
-// bytes as the source, a 300 MB folder streams with the web process's RSS bounded even while the
-// reader pauses, and bad input (unknown archive, a path not in it, a viewer's download) gets one
+// bytes as the source, a 300 MB folder (1 GB or more with BORGCUBE_CATALOG_BIG_MB) streams with
+// the web process's and the repository service's RSS bounded even while the reader pauses, the
+// archive list says when, how big, by which job and under which policy, and bad input (unknown archive, a path not in it, a viewer's download) gets one
 // clear error.
 import { spawnSync } from 'node:child_process';
 import { lchownSync, linkSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,8 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listAuditEvents } from '../../db/queries/audit.js';
 import { createApiToken } from '../../services/auth.js';
 import { addClient } from '../../services/clients.js';
+import { startBackup } from '../../services/jobs.js';
+import { addPolicy } from '../../services/policies.js';
 import { addUser } from '../../services/users.js';
-import { backup, expectSameTree } from '../harness/backup.js';
+import { describeJob, expectSameTree, waitForJob } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { createClientHost, pseudoRandomBytes, type ClientHost } from '../harness/client-host.js';
 import { startClientSshd, type ClientSshd } from '../harness/sshd.js';
@@ -21,6 +24,8 @@ import { startWeb } from '../harness/web.js';
 
 // 300 MB keeps npm test short; BORGCUBE_CATALOG_BIG_MB=1024 runs the issue's 1 GB case.
 const BIG_MB = Number(process.env.BORGCUBE_CATALOG_BIG_MB ?? 300);
+/** The repository service may grow by this while it streams: not by the size of what it streams. */
+const SERVICE_RSS_GROWTH_BOUND = 150 * 1024 * 1024;
 
 describe('browse and download archives', () => {
   let stack: TestStack;
@@ -29,6 +34,8 @@ describe('browse and download archives', () => {
   let web: { url: string; proc: { pid?: number } };
   let archiveId: string;
   let archiveName: string;
+  let backupJobId: string;
+  let backedUpAfter: Date;
   const tokens: Record<string, string> = {};
   const odd = Buffer.concat([Buffer.from('odd-'), Buffer.from([0xff, 0xfe]), Buffer.from('.bin')]);
 
@@ -70,7 +77,13 @@ describe('browse and download archives', () => {
     const r = await stack.cli(['repo', 'add', 'r1', '--path', `${stack.dataDir}-repos/r1`]);
     expect(r.code, r.err).toBe(0);
     await addClient(stack.deps, { name: 'c1', host: sshd.host, port: sshd.port, user: host.username, paths: [data] });
-    const job = await backup(stack, 'c1', 'r1');
+    // Made under a policy, so that the archive list names it.
+    const policy = await addPolicy(stack.deps, { name: 'nightly', client: 'c1', repository: 'r1', retention: { daily: 7 } });
+    backedUpAfter = new Date();
+    const started = await startBackup(stack.deps, { client: 'c1', repository: 'r1', policyId: policy.id, triggeredBy: 'test' });
+    const job = await waitForJob(stack, started.id);
+    expect(job.state, await describeJob(stack, job.id)).toBe('succeeded');
+    backupJobId = job.id;
     archiveName = job.archiveName!;
     web = await startWeb(stack, 'admin-password-123');
     for (const role of ['operator', 'viewer'] as const) {
@@ -85,15 +98,31 @@ describe('browse and download archives', () => {
   it("lists the client's archives and shows one", async () => {
     const list = await json('viewer', '/clients/c1/archives');
     expect(list.status).toBe(200);
-    const archives = list.body.archives as Array<{ id: string; name: string; nfiles: number; policyName: string | null; jobId: string }>;
+    type Row = { id: string; name: string; time: string; originalSize: number; deduplicatedSize: number; nfiles: number; policyName: string | null; jobId: string; repositoryName: string };
+    const archives = list.body.archives as Row[];
     expect(archives.map((a) => a.name)).toEqual([archiveName]);
-    archiveId = archives[0]!.id;
-    expect(archives[0]!.nfiles).toBeGreaterThan(5);
+    const a = archives[0]!;
+    archiveId = a.id;
+    // The server's time of the backup, its figures, the job that made it and that job's policy.
+    expect(new Date(a.time).getTime()).toBeGreaterThanOrEqual(backedUpAfter.getTime() - 1000);
+    expect(new Date(a.time).getTime()).toBeLessThanOrEqual(Date.now());
+    expect(a.originalSize).toBeGreaterThan(BIG_MB * 2 ** 20);
+    expect(a.deduplicatedSize).toBeGreaterThan(0);
+    expect(a.nfiles).toBeGreaterThan(5);
+    expect([a.jobId, a.policyName, a.repositoryName]).toEqual([backupJobId, 'nightly', 'r1']);
     const one = await json('viewer', `/archives/${archiveId}`);
     expect(one.body.name).toBe(archiveName);
     const cli = await stack.cli(['archives', 'c1']);
     expect(cli.code, cli.err).toBe(0);
     expect(cli.out).toContain(archiveName);
+    expect(cli.out).toMatch(/NAME +TIME +ORIGINAL +DEDUPLICATED +FILES +REPOSITORY +POLICY +JOB/);
+    expect(cli.out).toContain(backupJobId);
+    const asJson = await stack.cli(['archives', 'c1', '--repo', 'r1', '--json']);
+    expect(asJson.code, asJson.err).toBe(0);
+    expect((JSON.parse(asJson.out) as Row[]).map((r) => [r.id, r.name, r.nfiles, r.originalSize, r.policyName, r.jobId])).toEqual([[a.id, a.name, a.nfiles, a.originalSize, 'nightly', backupJobId]]);
+    const elsewhere = await stack.cli(['archives', 'c1', '--repo', 'no-such-repo']);
+    expect(elsewhere.code).not.toBe(0);
+    expect(elsewhere.err.trim()).toMatch(/^[^\n]*no-such-repo/);
   });
 
   it('browses directories page by page, with metadata, over the API and the CLI', async () => {
@@ -156,10 +185,13 @@ describe('browse and download archives', () => {
     expect(audit.map((e) => (e.detail as { paths: string[] }).paths).flat()).toContain(`${top()}/docs`);
   });
 
-  it(`streams a ${BIG_MB} MB folder with the web process's memory bounded; a paused reader holds no lock`, async () => {
-    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${web.proc.pid}/status`, 'utf8'))![1]) * 1024;
+  it(`streams a ${BIG_MB} MB folder with the web process's and the repository service's memory bounded; a paused reader holds no lock`, async () => {
+    const rssOf = (pid: number | undefined) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+    const rss = () => rssOf(web.proc.pid);
     const before = rss();
     let peak = before;
+    const serviceBefore = rssOf(stack.storage.pid);
+    let servicePeak = serviceBefore;
     const r = await api('operator', `/archives/${archiveId}/download?path=${encodeURIComponent(`${top()}/big`)}`);
     expect(r.status).toBe(200);
     const expected = Number(r.headers.get('content-length'));
@@ -172,6 +204,7 @@ describe('browse and download archives', () => {
       if (done) break;
       got += value.length;
       peak = Math.max(peak, rss());
+      servicePeak = Math.max(servicePeak, rssOf(stack.storage.pid));
       if (!paused && got > 20 * 1024 * 1024) {
         paused = true;
         // Without back-pressure the service would push the rest into the web process meanwhile.
@@ -189,8 +222,10 @@ describe('browse and download archives', () => {
       }
     }
     expect(got).toBe(expected);
-    console.log(`download of ${Math.round(got / 2 ** 20)} MiB: web RSS ${Math.round(before / 2 ** 20)} → peak ${Math.round(peak / 2 ** 20)} MiB`);
+    const mib = (n: number) => Math.round(n / 2 ** 20);
+    console.log(`download of ${mib(got)} MiB: web RSS ${mib(before)} → peak ${mib(peak)} MiB; repository service RSS ${mib(serviceBefore)} → peak ${mib(servicePeak)} MiB`);
     expect(peak - before).toBeLessThan(100 * 1024 * 1024);
+    expect(servicePeak - serviceBefore).toBeLessThan(SERVICE_RSS_GROWTH_BOUND);
   });
 
   it('console: client → archives → tree with breadcrumbs, metadata, picks and downloads (escaped)', async () => {
