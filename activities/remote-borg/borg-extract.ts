@@ -101,9 +101,18 @@ export function borgExtract(repoUrl: string, job: Job, archiveName: string, borg
   };
 }
 
-/** Entries below `target` now (NUL-separated: any byte may be in a name); undefined when find failed. */
+/**
+ * Entries below `target` now (NUL-separated: any byte may be in a name), folders borg made above
+ * the selected paths included; undefined when the walk did not finish (it stops after 20 s where
+ * `timeout` exists, so that an abandoned walk does not go on on the client) or could not run.
+ */
 export async function countSoFar(conn: SshConnection, target: string, signal: AbortSignal): Promise<number | undefined> {
-  const r = await conn.execRaw(`LC_ALL=C find ${shellQuote(`${target}/.`)} -mindepth 1 -print0 2>/dev/null | tr -dc '\\000' | wc -c`, { timeoutMs: 60_000, maxOutput: 64, signal });
-  const n = /^\s*(\d+)\s*$/.exec(r.stdout.toString('utf8'));
-  return r.code === 0 && n ? Number(n[1]) : undefined;
+  const script = [
+    "command -v timeout > /dev/null 2>&1 && t='timeout 20' || t=",
+    // find's status goes out first on fd 3 (1: a folder it may not read, still a fair count), then the count.
+    `{ { LC_ALL=C $t find ${shellQuote(`${target}/.`)} -mindepth 1 -print0 2> /dev/null; echo $? >&3; } | tr -dc '\\000' | wc -c; } 3>&1`,
+  ].join('\n');
+  const r = await conn.execRaw(script, { timeoutMs: 30_000, maxOutput: 64, signal });
+  const m = /^(\d+)\n\s*(\d+)\s*$/.exec(r.stdout.toString('utf8'));
+  return r.code === 0 && m && (m[1] === '0' || m[1] === '1') ? Number(m[2]) : undefined;
 }

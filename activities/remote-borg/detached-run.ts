@@ -63,6 +63,9 @@ interface RunHeartbeat {
   progress?: BorgLine & { kind: 'progress' };
   /** Paths listed (`--list`) up to `offset` by the borg now running. */
   listed?: number;
+  /** Entries counted in the target by countSoFar, and the wait before the next count. */
+  counted?: number;
+  countGapMs?: number;
   /** borg reported ENOSPC before `offset`. */
   diskFull?: boolean;
 }
@@ -85,6 +88,8 @@ interface Run {
   dir: string;
   log: JobLog;
   offset: number;
+  /** The wait between two countSoFar calls: 20 times the last one's own time, at least COUNT_EVERY_MS. */
+  countGapMs: number;
   beat(started: boolean): void;
 }
 
@@ -102,10 +107,12 @@ export async function runDetached(deps: DetachedRunDeps, on: { conn: SshConnecti
   }
   const log = await JobLog.resume(deps, jobId, borg.logLimits);
   log.listed = prev.listed ?? 0;
+  log.counted = prev.counted ?? 0;
   log.progress = prev.progress;
   log.diskFull = prev.diskFull ?? false;
-  const run: Run = { deps, borg, conn, sftp, dir, log, offset: prev.offset, beat: () => {} };
-  run.beat = (started) => heartbeat({ offset: run.offset, started, progress: log.progress, listed: log.listed, diskFull: log.diskFull || undefined } satisfies RunHeartbeat);
+  const run: Run = { deps, borg, conn, sftp, dir, log, offset: prev.offset, countGapMs: prev.countGapMs ?? COUNT_EVERY_MS, beat: () => {} };
+  run.beat = (started) =>
+    heartbeat({ offset: run.offset, started, progress: log.progress, listed: log.listed, counted: log.counted || undefined, countGapMs: run.countGapMs, diskFull: log.diskFull || undefined } satisfies RunHeartbeat);
   await startOrReattach(run, jobId, ctx.info.attempt > 1, prev.started);
   run.beat(true);
   return follow(run, ctx.cancellationSignal);
@@ -151,9 +158,7 @@ async function follow(run: Run, cancel: AbortSignal): Promise<DetachedResult> {
   let polledAfterEnd = 0;
   // One read buffer for the whole run: a fresh MiB per poll kept the worker's GC busy.
   const scratch = Buffer.allocUnsafe(1024 * 1024);
-  // Counting walks what was made so far on the client's disk, so it waits at least 20 times as
-  // long as it took: at most ~5% of a client core, whatever the size of the restore.
-  let nextCount = Date.now() + COUNT_EVERY_MS;
+  const count = new LiveCount(run, cancel);
   try {
     for (;;) {
       if (cancel.aborted) {
@@ -178,12 +183,7 @@ async function follow(run: Run, cancel: AbortSignal): Promise<DetachedResult> {
         for (const l of splitter.flush()) await log.line(borg.parseLine(l.line, l.truncated));
         return await finish(run, rcText);
       }
-      if (borg.countSoFar && state.waiter === 'waiting' && Date.now() >= nextCount) {
-        const began = Date.now();
-        const n = await borg.countSoFar(conn, cancel).catch(() => undefined);
-        if (n !== undefined) log.counted = n;
-        nextCount = Date.now() + Math.max(COUNT_EVERY_MS, 20 * (Date.now() - began));
-      }
+      if (state.waiter === 'waiting') count.maybeStart();
       const now = Date.now();
       if (now - lastBeat > 2000 || chunk.length) {
         run.beat(true);
@@ -208,6 +208,48 @@ async function follow(run: Run, cancel: AbortSignal): Promise<DetachedResult> {
     }
   } finally {
     waiter.abort();
+    count.stop();
+  }
+}
+
+/**
+ * The run's DetachedBorg.countSoFar, when it has one. Counting walks what was made so far on the
+ * client's disk, so it waits at least 20 times as long as it took: at most ~5% of a client core,
+ * whatever the size of the restore. It runs beside the follow loop, one at a time: a slow walk
+ * must not hold back the log, the heartbeats or noticing borg's end.
+ */
+class LiveCount {
+  private next: number;
+  private running = false;
+  private readonly stopped = new AbortController();
+
+  constructor(
+    private readonly run: Run,
+    private readonly cancel: AbortSignal,
+  ) {
+    this.next = Date.now() + run.countGapMs;
+  }
+
+  maybeStart(): void {
+    const { borg, conn, log } = this.run;
+    if (!borg.countSoFar || this.running || Date.now() < this.next) return;
+    this.running = true;
+    const began = Date.now();
+    void borg
+      .countSoFar(conn, AbortSignal.any([this.cancel, this.stopped.signal]))
+      .then(
+        (n) => void (n !== undefined && (log.counted = Math.max(log.counted, n))),
+        () => {},
+      )
+      .finally(() => {
+        this.run.countGapMs = Math.max(COUNT_EVERY_MS, 20 * (Date.now() - began));
+        this.next = Date.now() + this.run.countGapMs;
+        this.running = false;
+      });
+  }
+
+  stop(): void {
+    this.stopped.abort();
   }
 }
 

@@ -66,7 +66,7 @@ function oneJobCommands(program: Command, ctx: CliContext) {
 
   job
     .command('logs')
-    .description("print a job's log; --follow keeps printing new lines until the job ends")
+    .description("print a job's log; --follow keeps printing new lines, and the progress every 5 s, until the job ends")
     .argument('<id>', 'job id')
     .option('--follow', 'follow live')
     .option('--lines <n>', 'how many of the last lines to print first', '200')
@@ -103,7 +103,7 @@ export function progressText(pr: Progress): string {
   return `${pr.nfiles} files, ${pr.originalSize} bytes read, ${pr.deduplicatedSize} new; at ${pr.path}`;
 }
 
-/** How often `job logs --follow` prints a progress line: borg reports five times a second. */
+/** How often `job logs --follow` prints a progress line (borg's reports reach it up to 10 times a second). */
 export const FOLLOW_PROGRESS_EVERY_MS = 5000;
 
 /** A job's state, with its place in the queue while it waits for a slot ("queued (position 3)"). */
@@ -155,7 +155,7 @@ function printLine(ctx: CliContext, time: Date | string, level: string, message:
 /**
  * The console's live view (services/job-stream.ts) printed as lines: the stored tail first, then
  * live lines in order — a line published before its batch reached PostgreSQL is read from there,
- * not skipped — until the job ends.
+ * not skipped — and the progress at most every FOLLOW_PROGRESS_EVERY_MS, until the job ends.
  */
 async function followLogs(ctx: CliContext, id: string, tail: number) {
   const deps = ctx.deps();
@@ -165,6 +165,13 @@ async function followLogs(ctx: CliContext, id: string, tail: number) {
   const after = tail === 0 ? ((await jobLogTail(deps, id, 1))[0]?.seq ?? 0) : ((await jobLogTail(deps, id, tail))[0]?.seq ?? 1) - 1;
   let waiting = false;
   let lastProgress = 0;
+  let held: ProgressEvent | undefined;
+  const printHeld = () => {
+    if (!held) return;
+    printLine(ctx, new Date(), 'PROGRESS', progressText(held));
+    lastProgress = Date.now();
+    held = undefined;
+  };
   await new Promise<void>((resolve, reject) => {
     const stream = new JobStream(deps, hub, id, after, {
       send: (m) => {
@@ -175,12 +182,15 @@ async function followLogs(ctx: CliContext, id: string, tail: number) {
           waiting = false;
           ctx.print('job running: it got a slot');
         } else if (m.type === 'log') printLine(ctx, m.time, m.level, m.message);
-        else if (m.type === 'progress' && Date.now() - lastProgress >= FOLLOW_PROGRESS_EVERY_MS) {
-          lastProgress = Date.now();
-          printLine(ctx, new Date(), 'PROGRESS', progressText(m));
+        else if (m.type === 'progress') {
+          held = m;
+          if (Date.now() - lastProgress >= FOLLOW_PROGRESS_EVERY_MS) printHeld();
+        } else if (m.type === 'gap') ctx.print(`(log lines ${m.from}–${m.to} could not be read)`);
+        else if (m.type === 'state' && (m.phase === 'done' || !isActive(m.state))) {
+          // The last figures (often the 100% of a restore) came within the throttle: say them before the end.
+          printHeld();
+          ctx.print(`job ${m.state}${m.error ? `: ${printable(m.error)}` : ''}`);
         }
-        else if (m.type === 'gap') ctx.print(`(log lines ${m.from}–${m.to} could not be read)`);
-        else if (m.type === 'state' && (m.phase === 'done' || !isActive(m.state))) ctx.print(`job ${m.state}${m.error ? `: ${printable(m.error)}` : ''}`);
       },
       // 1000 after the job's end; anything else is why following stopped.
       close: (code, reason) => (code === 1000 ? resolve() : reject(new Error(`following the log stopped: ${reason}`))),

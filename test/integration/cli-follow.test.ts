@@ -44,17 +44,20 @@ describe('borgcube job logs --follow', () => {
     await publish(5);
     await new Promise((r) => setTimeout(r, 1000));
     await jobsQ.insertLogLines(stack.deps.db, [line(4), line(5)]);
-    // Progress comes five times a second; the follower prints one line per FOLLOW_PROGRESS_EVERY_MS.
+    // Progress comes up to ten times a second; the follower prints one line per
+    // FOLLOW_PROGRESS_EVERY_MS, and the last one held back before the job's end.
     const progress = (n: number, done: number) => events.publish(job.id, { type: 'progress', originalSize: done, compressedSize: 0, deduplicatedSize: 0, nfiles: 0, path: 'srv/a\u001bb', time: Date.now() / 1000, totalSize: 400, n });
     await progress(1, 100);
     await progress(2, 200);
+    await progress(3, 300);
 
     await jobsQ.completeJob(stack.deps.db, job.id, 'succeeded', null, null);
     await events.publish(job.id, { type: 'state', jobId: job.id, state: 'succeeded', phase: 'done', error: null });
     const r = await following;
     expect(r.code, r.err).toBe(0);
     const printed = r.out.split('\n').filter(Boolean);
-    expect(printed.map((l) => l.replace(/^\S+ \S+\s+/, ''))).toEqual(['line 1', 'line 2', 'line 3', 'line 4', 'line 5', '100 of 400 bytes restored (25.0%); at srv/a\\x1bb', 'job succeeded']);
+    expect(printed.map((l) => l.replace(/^\S+ \S+\s+/, ''))).toEqual(['line 1', 'line 2', 'line 3', 'line 4', 'line 5', '100 of 400 bytes restored (25.0%); at srv/a\\x1bb', '300 of 400 bytes restored (75.0%); at srv/a\\x1bb', 'job succeeded']);
     expect(printed[5]).toMatch(/^\S+ PROGRESS /);
+    expect(printed[6]).toMatch(/^\S+ PROGRESS /);
   });
 });
