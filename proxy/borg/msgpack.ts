@@ -203,6 +203,13 @@ function packStrHeader(w: Writer, n: number): void {
   else throw new MsgpackError(`string of ${n} bytes is too long for msgpack`, 'pack-range');
 }
 
+/** The header a byte string of `n` bytes packs with (what packb writes before the bytes themselves). */
+export function strHeader(n: number): Buffer {
+  const w = new Writer(5);
+  packStrHeader(w, n);
+  return Buffer.concat(w.finish());
+}
+
 function packKey(w: Writer, k: string): void {
   const b = Buffer.from(k, 'latin1');
   if (b.length !== k.length || b.toString('latin1') !== k) {

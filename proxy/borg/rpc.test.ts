@@ -14,6 +14,7 @@ import {
   negotiateResult,
   parseReply,
   parseRequest,
+  replyBytesHead,
 } from './rpc.js';
 import { HAVE_BORG, TESTDATA, relayStreams, repoDir } from './test-fixtures.js';
 import { tempDir } from '../../test/harness/temp-dir.js';
@@ -157,5 +158,16 @@ describe('error replies', () => {
     }
     const len = replies[4];
     expect(len?.ok && typeof len.result).toBe('number'); // __len__
+  });
+});
+
+describe('replyBytesHead', () => {
+  it('is encodeReply of the bytes up to the bytes themselves, at every header size', () => {
+    for (const msgid of [0, 1, 127, 128, 70_000, 2 ** 31]) {
+      for (const n of [0, 1, 31, 32, 0xffff, 0x10000, 3_000_000]) {
+        const bytes = Buffer.alloc(n, 0x5a);
+        expect(Buffer.concat([replyBytesHead(msgid, n), bytes]).equals(encodeReply(msgid, bytes)), `msgid ${msgid}, ${n} bytes`).toBe(true);
+      }
+    }
   });
 });

@@ -9,7 +9,7 @@
 // `borg serve` parses the envelope outside its error handler (a missing `a` or `m` kills it, §1.3); here every
 // envelope problem is a typed BorgFormatError so the proxy can answer or drop the connection deliberately.
 import { BorgFormatError } from './errors.js';
-import { asArray, asInt, asMap, asText, packb, type Packable, type Value, type ValueMap } from './msgpack.js';
+import { asArray, asInt, asMap, asText, packb, strHeader, type Packable, type Value, type ValueMap } from './msgpack.js';
 
 export const RPC_PROTOCOL_VERSION = 2;
 /** Most requests a borg client keeps in flight (`get_many`). */
@@ -80,6 +80,18 @@ export function encodeReply(msgid: number, result: Packable): Buffer {
 }
 
 /** `[1, msgid, nil, result]`, the reply to a legacy request (what borg serve sends for negotiate). */
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * encodeReply(msgid, bytes) up to the bytes themselves, for a reply whose `length` bytes are
+ * written after it as they are (the proxy relays objects without copying them).
+ */
+export function replyBytesHead(msgid: number, length: number): Buffer {
+  const head = encodeReply(msgid, EMPTY);
+  // The empty byte string packs as its header alone, one byte, last: the real one takes its place.
+  return Buffer.concat([head.subarray(0, head.length - 1), strHeader(length)]);
+}
+
 export function encodeLegacyReply(msgid: number, result: Packable): Buffer {
   return packb([1, msgid, null, result]);
 }

@@ -6,7 +6,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { writeCoalesced } from '../protocol/frames.js';
 import { LIMITS, Unpacker, asBytes, packParts, type Packable, type Value, type ValueMap } from '../borg/msgpack.js';
-import { encodeError, encodeLegacyReply, negotiateResult, parseRequest } from '../borg/rpc.js';
+import { encodeError, encodeLegacyReply, negotiateResult, parseRequest, replyBytesHead } from '../borg/rpc.js';
 import type { AttachResult, ServiceMessage } from '../protocol/replies.js';
 import { BadArguments, checkCallArgs, checkNegotiateArgs, hasSignature } from './call-args.js';
 import type { StorageLink } from './storage-link.js';
@@ -55,7 +55,7 @@ export class ClientSession {
   constructor(private readonly o: ClientSessionOptions) {}
 
   start() {
-    this.o.service.onMessage((m, payload) => this.fromService(m, payload));
+    this.o.service.onMessage((m, payload, length) => this.fromService(m, payload, length));
     this.o.input.on('data', (chunk: Buffer) => this.fromClient(chunk));
     this.o.input.on('end', () => this.end(0));
     this.o.input.on('error', () => this.end(1));
@@ -175,7 +175,7 @@ export class ClientSession {
 
   // ---- service → proxy → client -------------------------------------------------------------------
 
-  private fromService(m: ServiceMessage, payload: Buffer) {
+  private fromService(m: ServiceMessage, payload: Buffer[], length: number) {
     if (this.ended) return;
     if (m.t === 'abort') {
       this.o.tell('ERROR', `BorgCube ended this session: ${m.reason}`);
@@ -203,7 +203,8 @@ export class ClientSession {
     }
     if (r === null) return this.reply(w.msgid, null);
     if ('int' in r) return this.reply(w.msgid, BigInt(r.int));
-    if ('bytes' in r) return this.reply(w.msgid, payload);
+    // The object goes out in the memory it came in: the reply's head, then the socket's slices.
+    if ('bytes' in r) return void writeCoalesced(this.o.output, [replyBytesHead(w.msgid, length), ...payload]);
     this.end(2);
   }
 
