@@ -108,7 +108,8 @@ export function borgExtract(repoUrl: string, job: Job, archiveName: string, borg
  */
 export async function countSoFar(conn: SshConnection, target: string, signal: AbortSignal): Promise<number | undefined> {
   const script = [
-    "command -v timeout > /dev/null 2>&1 && t='timeout 20' || t=",
+    // Tried, not looked up: BusyBox before 1.30 wants `timeout -t 20`.
+    "timeout 1 true > /dev/null 2>&1 && t='timeout 20' || t=",
     // find's status goes out first on fd 3 (1: a folder it may not read, still a fair count), then the count.
     `{ { LC_ALL=C $t find ${shellQuote(`${target}/.`)} -mindepth 1 -print0 2> /dev/null; echo $? >&3; } | tr -dc '\\000' | wc -c; } 3>&1`,
   ].join('\n');

@@ -131,6 +131,7 @@ async function startOrReattach(run: Run, jobId: string, retry: boolean, startedB
   // A borg started anew lists and reports from its beginning.
   log.listed = 0;
   log.counted = 0;
+  run.countGapMs = COUNT_EVERY_MS;
   log.progress = undefined;
   log.diskFull = false;
   await startRunScript(conn, sftp, dir, runScript({ jobId, dir, argv: borg.argv, cwd: borg.cwd, parts: borg.parts, authenticatedKey: borg.authenticatedKey }));
@@ -180,6 +181,8 @@ async function follow(run: Run, cancel: AbortSignal): Promise<DetachedResult> {
       }
       const rcText = chunk.length === 0 ? await sftpReadSmall(sftp, posix.join(dir, 'rc')) : undefined;
       if (rcText !== undefined) {
+        // borg is done: a walk still in flight would only compete with the check that follows.
+        count.stop();
         for (const l of splitter.flush()) await log.line(borg.parseLine(l.line, l.truncated));
         return await finish(run, rcText);
       }
@@ -242,6 +245,7 @@ class LiveCount {
         () => {},
       )
       .finally(() => {
+        if (this.stopped.signal.aborted) return;
         this.run.countGapMs = Math.max(COUNT_EVERY_MS, 20 * (Date.now() - began));
         this.next = Date.now() + this.run.countGapMs;
         this.running = false;
@@ -250,6 +254,8 @@ class LiveCount {
 
   stop(): void {
     this.stopped.abort();
+    // Nothing starts after this: the loop is ending.
+    this.next = Infinity;
   }
 }
 

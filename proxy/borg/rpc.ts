@@ -79,7 +79,6 @@ export function encodeReply(msgid: number, result: Packable): Buffer {
   return packb(new Map<string, Packable>([['i', msgid], ['r', result]]));
 }
 
-/** `[1, msgid, nil, result]`, the reply to a legacy request (what borg serve sends for negotiate). */
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -92,6 +91,7 @@ export function replyBytesHead(msgid: number, length: number): Buffer {
   return Buffer.concat([head.subarray(0, head.length - 1), strHeader(length)]);
 }
 
+/** `[1, msgid, nil, result]`, the reply to a legacy request (what borg serve sends for negotiate). */
 export function encodeLegacyReply(msgid: number, result: Packable): Buffer {
   return packb([1, msgid, null, result]);
 }

@@ -18,17 +18,23 @@ export interface StorageLink {
 export function storageSocketLink(sock: Socket, onBroken: () => void): StorageLink {
   const decoder = new FrameDecoder();
   let handler: (m: ServiceMessage, payload: Buffer[], length: number) => void = () => {};
+  // Once a frame was bad the rest of the stream means nothing: read no further.
+  let broken = false;
+  const breakLink = () => {
+    broken = true;
+    onBroken();
+  };
   sock.on('data', (chunk: Buffer) => {
+    if (broken) return;
     let frames: SlicedFrame[];
     try {
       frames = decoder.pushSliced(chunk);
     } catch {
-      onBroken();
-      return;
+      return breakLink();
     }
     for (const f of frames) {
       const m = parseServiceMessage(f.header);
-      if (!m) return onBroken();
+      if (!m) return breakLink();
       handler(m, f.parts, f.length);
     }
   });
