@@ -62,21 +62,11 @@ export class FrameDecoder {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.buffered < 4) break;
-      const len = this.peekU32();
-      if (len < 4 || len > this.maxFrame) throw new FrameError(`frame length ${len} out of bounds`);
-      if (this.buffered < 4 + len) break;
+    for (let len = this.wholeFrame(); len !== undefined; len = this.wholeFrame()) {
       const owned = 4 + len >= OWN_ALLOCATION;
       const buf = this.take(4 + len, owned);
       const hlen = buf.readUInt32BE(4);
-      if (hlen > MAX_HEADER || hlen > len - 4) throw new FrameError('bad frame header length');
-      let header: unknown;
-      try {
-        header = JSON.parse(buf.toString('utf8', 8, 8 + hlen));
-      } catch {
-        throw new FrameError('frame header is not JSON');
-      }
+      const header = parseHeader(len, hlen, () => buf.toString('utf8', 8, 8 + hlen));
       frames.push({ header, payload: buf.subarray(8 + hlen), owned });
     }
     return frames;
@@ -91,24 +81,21 @@ export class FrameDecoder {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     const frames: SlicedFrame[] = [];
-    for (;;) {
-      if (this.buffered < 8) break;
-      const len = this.peekU32();
-      if (len < 4 || len > this.maxFrame) throw new FrameError(`frame length ${len} out of bounds`);
-      if (this.buffered < 4 + len) break;
-      const pre = Buffer.concat(this.takeSlices(8));
-      const hlen = pre.readUInt32BE(4);
-      if (hlen > MAX_HEADER || hlen > len - 4) throw new FrameError('bad frame header length');
-      let header: unknown;
-      try {
-        header = JSON.parse(Buffer.concat(this.takeSlices(hlen)).toString('utf8'));
-      } catch {
-        throw new FrameError('frame header is not JSON');
-      }
+    for (let len = this.wholeFrame(); len !== undefined; len = this.wholeFrame()) {
+      const hlen = Buffer.concat(this.takeSlices(8)).readUInt32BE(4);
+      const header = parseHeader(len, hlen, () => Buffer.concat(this.takeSlices(hlen)).toString('utf8'));
       const length = len - 4 - hlen;
       frames.push({ header, parts: this.takeSlices(length), length });
     }
     return frames;
+  }
+
+  /** The next frame's length once all of it is buffered (undefined before); out of bounds, an error. */
+  private wholeFrame(): number | undefined {
+    if (this.buffered < 4) return undefined;
+    const len = this.peekU32();
+    if (len < 4 || len > this.maxFrame) throw new FrameError(`frame length ${len} out of bounds`);
+    return this.buffered < 4 + len ? undefined : len;
   }
 
   /** The next `n` bytes as slices of the buffered chunks (no copy). */
@@ -176,6 +163,16 @@ export class FrameDecoder {
     this.chunks = all.length > n ? [all.subarray(n)] : [];
     this.buffered -= n;
     return out;
+  }
+}
+
+/** A frame's JSON header, read by `text` once its length `hlen` is known to fit the frame's `len`. */
+function parseHeader(len: number, hlen: number, text: () => string): unknown {
+  if (hlen > MAX_HEADER || hlen > len - 4) throw new FrameError('bad frame header length');
+  try {
+    return JSON.parse(text());
+  } catch {
+    throw new FrameError('frame header is not JSON');
   }
 }
 

@@ -61,6 +61,21 @@ describe('a restore counted in its target: live item counts', () => {
     await runCleanups();
   });
 
+  /**
+   * A job, its folder on the client as pushJobFolder leaves it, and the fake borg's restore into
+   * the new, empty folder `targetName`, counted there.
+   */
+  async function restoreRun(targetName: string) {
+    const jobId = (await jobsQ.insertJob(t.handle.db, { id: randomUUID(), kind: 'backup', repositoryId })).id;
+    const dir = host.path('.borgcube', 'jobs', jobId);
+    const target = host.path(targetName);
+    host.writeTree({ 'fake-borg': { type: 'file', mode: 0o755, content: fakeBorg } });
+    const prep = await conn.execRaw(`mkdir -p -m 0700 ${dir} ${target} && : > ${dir}/key`, { timeoutMs: 30_000 });
+    expect(prep.code, prep.stderr.toString()).toBe(0);
+    const spec: RestoreSpec = { archiveId: 'x', archiveBorgId: 'f'.repeat(64), archiveName: 'a', sourceClientId: null, paths: [], target, inPlace: false, stripComponents: 0 };
+    return { jobId, dir, borg: borgExtract('ssh://borgcube@127.0.0.1:1/job', { id: jobId, restore: spec } as Job, 'a', host.path('fake-borg'), 'count') };
+  }
+
   it('counts what is in the target', async () => {
     const target = host.path('counted');
     const r = await conn.execRaw(`mkdir -p ${target}/a/b && touch ${target}/a/f "${target}/a/new\nline" && ln -s f ${target}/a/l`, { timeoutMs: 30_000 });
@@ -76,14 +91,7 @@ describe('a restore counted in its target: live item counts', () => {
   });
 
   it('sends the items counted so far with the progress while borg runs, and the run ends as before', async () => {
-    const jobId = (await jobsQ.insertJob(t.handle.db, { id: randomUUID(), kind: 'backup', repositoryId })).id;
-    const dir = host.path('.borgcube', 'jobs', jobId);
-    const target = host.path('restore-into');
-    host.writeTree({ 'fake-borg': { type: 'file', mode: 0o755, content: fakeBorg } });
-    const prep = await conn.execRaw(`mkdir -p -m 0700 ${dir} ${target} && : > ${dir}/key`, { timeoutMs: 30_000 });
-    expect(prep.code, prep.stderr.toString()).toBe(0);
-    const spec: RestoreSpec = { archiveId: 'x', archiveBorgId: 'f'.repeat(64), archiveName: 'a', sourceClientId: null, paths: [], target, inPlace: false, stripComponents: 0 };
-    const job = { id: jobId, restore: spec } as Job;
+    const { jobId, dir, borg } = await restoreRun('restore-into');
 
     const sub = createRedis(loadConfig().redisUrl);
     registerCleanup('redis subscriber', () => void sub.disconnect());
@@ -94,7 +102,6 @@ describe('a restore counted in its target: live item counts', () => {
     });
     await sub.subscribe(jobChannel(jobId));
 
-    const borg = borgExtract('ssh://borgcube@127.0.0.1:1/job', job, 'a', host.path('fake-borg'), 'count');
     expect(borg.argv).not.toContain('--list');
     const res: DetachedResult = await new MockActivityEnvironment().run(() => runDetached({ db: t.handle.db, events, pollMs: 100 }, { conn, jobId, dir }, borg));
     expect(res.rc).toBe(0);
@@ -111,16 +118,11 @@ describe('a restore counted in its target: live item counts', () => {
   });
 
   it('a count that hangs holds back neither the heartbeats nor the end of the run, and is stopped with it', async () => {
-    const jobId = (await jobsQ.insertJob(t.handle.db, { id: randomUUID(), kind: 'backup', repositoryId })).id;
-    const dir = host.path('.borgcube', 'jobs', jobId);
-    const target = host.path('restore-hung-count');
-    const prep = await conn.execRaw(`mkdir -p -m 0700 ${dir} ${target} && : > ${dir}/key`, { timeoutMs: 30_000 });
-    expect(prep.code, prep.stderr.toString()).toBe(0);
-    const spec: RestoreSpec = { archiveId: 'x', archiveBorgId: 'f'.repeat(64), archiveName: 'a', sourceClientId: null, paths: [], target, inPlace: false, stripComponents: 0 };
+    const { jobId, dir, borg: counted } = await restoreRun('restore-hung-count');
     let counts = 0;
     let stopped = false;
     const borg = {
-      ...borgExtract('ssh://borgcube@127.0.0.1:1/job', { id: jobId, restore: spec } as Job, 'a', host.path('fake-borg'), 'count'),
+      ...counted,
       // A walk over a slow disk: it answers only when it is told to stop.
       countSoFar: (_conn: SshConnection, signal: AbortSignal) =>
         new Promise<number | undefined>((resolve) => {
