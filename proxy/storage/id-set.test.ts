@@ -56,6 +56,20 @@ describe('sorted id files', () => {
     expect(() => new IdCollector().add(Buffer.alloc(31))).toThrow(/32 bytes/);
   });
 
+  it('sorts and de-duplicates ids that share their first bytes (the sort compares four first)', () => {
+    // 2,000 ids over 8 heads, differing from byte 4 or only in their last byte; each added twice.
+    const ids = Array.from({ length: 2000 }, (_, i) => {
+      const id = i % 2 ? randomBytes(32) : Buffer.alloc(32, 0x5a);
+      id.writeUInt32BE(i % 8, 0);
+      if (i % 2 === 0) id.writeUInt16BE(i, 30);
+      return id;
+    });
+    const c = new IdCollector();
+    for (const id of [...ids, ...[...ids].reverse()]) c.add(id);
+    const expected = Buffer.concat([...new Map(ids.map((id) => [id.toString('hex'), id])).values()].sort((a, b) => Buffer.compare(a, b)));
+    expect(c.sorted().equals(expected)).toBe(true);
+  });
+
   it('finds every id and no neighbour at the edges of its index blocks (256 ids each)', () => {
     for (const n of [1, 255, 256, 257, 513]) {
       const c = new IdCollector();

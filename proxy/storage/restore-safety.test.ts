@@ -22,11 +22,11 @@ function run(items: ArchiveItem[]): void {
 describe('restore path guard', () => {
   it('lets what borg create writes through, odd and non-UTF-8 names and symlinks to anywhere included', () => {
     expect(() =>
-      run([item('home', S_IFDIR | 0o755), item('home/a..b'), item('home/.hidden'), item(Buffer.from([0x68, 0x2f, 0xff, 0xfe])), item('home/link', S_IFLNK | 0o777, '/etc'), item('home/linkish/x'), item('.', S_IFDIR | 0o755)]),
+      run([item('home', S_IFDIR | 0o755), item('home/a..b'), item('home/.hidden'), item(Buffer.from([0x68, 0x2f, 0xff, 0xfe])), item('home/link', S_IFLNK | 0o777, '/etc'), item('home/linkish/x'), item('...'), item('home/..x/.y.'), item('.', S_IFDIR | 0o755)]),
     ).not.toThrow();
   });
 
-  it.each(['a/../../etc/passwd', '../x', '/etc/passwd', 'a//b', 'a/./b', 'a/', '', '..', './a'])('refuses the crafted path %j', (p) => {
+  it.each(['a/../../etc/passwd', '../x', '/etc/passwd', 'a//b', 'a/./b', 'a/', '', '..', './a', 'a/..', 'a/.', 'a\u0000b'])('refuses the crafted path %j', (p) => {
     expect(() => run([item(p)])).toThrow(UnsafeArchivePath);
   });
 

@@ -114,8 +114,9 @@ export class RestoreSelector {
   add(item: ArchiveItem): void {
     const matched = this.matches(item.path) && (this.stripComponents === 0 || survivesStrip(item.path, this.stripComponents));
     const linkable = hardlinkable(item.mode);
-    const key = keyOf(item.path);
-    if (linkable && item.source === undefined && item.hardlinkMaster) {
+    // A hard-link master's path, as a map key (made only for masters: this runs for every item).
+    const key = linkable && item.source === undefined && item.hardlinkMaster ? keyOf(item.path) : undefined;
+    if (key !== undefined) {
       this.masterSizes.set(key, itemSize(item));
       if (this.partial && !matched) this.unselectedMasters.set(key, item.chunks);
     }
@@ -132,7 +133,7 @@ export class RestoreSelector {
     if (item.chunks) {
       for (const c of item.chunks) this.ids.add(c.id);
       if (regular) this.counts.bytes += itemSize(item);
-      if (item.hardlinkMaster) this.mastersRead.add(key);
+      if (item.hardlinkMaster) this.mastersRead.add(key ?? keyOf(item.path));
       return;
     }
     if (type === S_IFLNK) this.counts.bytes += item.source?.length ?? 0;
