@@ -128,28 +128,37 @@ export interface TargetCount {
 }
 
 /**
- * Counts the target's entries below it (NUL-separated: any byte may be in a name). Exit codes:
- * 3 when find failed for another reason than a folder it may not read.
+ * Counts the target's entries below it (a character per entry, or a NUL per path: any byte may be
+ * in a name). Exit codes: 3 when find failed for another reason than a folder it may not read.
  */
 export async function countRestoreTarget(conn: SshConnection, spec: RestoreSpec, jobDir: string, signal?: AbortSignal): Promise<TargetCount> {
   const file = (name: string) => shellQuote(posix.join(jobDir, name));
   const script = [
     `t=${shellQuote(spec.target)}; x=${file('count-errors')}; s=${file('count-status')}; o=${file('count')}`,
     'e=0',
-    // count ARGS…: c = entries below the target matching ARGS. find's status would be lost in the
-    // pipe: it goes through a file; what it could not read shows in its error output.
-    'count() {',
-    `  { LC_ALL=C find "$t/." -mindepth 1 "$@" -print0 2> "$x"; echo $? > "$s"; } | tr -dc '\\000' | wc -c > "$o" || exit 3`,
+    // walk FILTER ARGS…: find below the target with ARGS, its output through FILTER into $o. find's
+    // status goes through a file; what it could not read shows in its error output.
+    'walk() {',
+    '  f=$1; shift',
+    `  { LC_ALL=C find "$t/." -mindepth 1 "$@" 2> "$x"; echo $? > "$s"; } | "$f" > "$o" || exit 3`,
     '  if [ "$(cat "$s")" != 0 ]; then',
     // Failed without a word (killed, say), or for another reason than a folder it may not read.
     '    [ -s "$x" ] || exit 3',
     '    grep -qv "Permission denied" "$x" && exit 3',
     '    e=1',
     '  fi',
-    '  c=$(cat "$o")',
     '}',
-    'count ! -type d; n=$c',
-    'count -type d; d=$c',
+    'lines_and_bytes() { wc -lc; }',
+    "nuls() { tr -dc '\\000' | wc -c; }",
+    // GNU find: one walk, a newline per directory and a letter per other entry (a walk of every
+    // path's name costs twice that). BusyBox has no -printf: two walks, their paths' NULs counted.
+    `if LC_ALL=C find "$t/." -maxdepth 0 -printf '' 2> /dev/null; then`,
+    "  walk lines_and_bytes \\( -type d -printf '\\n' \\) -o -printf n",
+    '  read -r d c < "$o"; n=$((c - d))',
+    'else',
+    '  walk nuls ! -type d -print0; n=$(cat "$o")',
+    '  walk nuls -type d -print0; d=$(cat "$o")',
+    'fi',
     'echo $n $d $e',
   ].join('\n');
   const r = await conn.execRaw(script, { timeoutMs: 3_600_000, maxOutput: 256, signal });

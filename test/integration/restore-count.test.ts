@@ -90,4 +90,44 @@ line" && : > a/b/c/empty`);
     }
     await expect(countRestoreTarget(conn, spec(host.path('no-such-folder')), dir)).rejects.toThrow(/counting what was restored into ".*no-such-folder" failed: exit 3/);
   });
+
+  it('counts with one walk where find has -printf (GNU), with two where it has none (BusyBox): the same', async () => {
+    // The same account behind sshds whose sessions find a `find` shim first that refuses one option.
+    const key = generateTestKey();
+    host.authorize(key.publicKey);
+    const opened: Array<{ sshd: ClientSshd; conn: SshConnection }> = [];
+    async function refusing(option: string): Promise<SshConnection> {
+      const shim = `find-without${option}`;
+      host.writeTree({ [`${shim}/find`]: { type: 'file', mode: 0o755, content: ['#!/bin/sh', `for a; do [ "$a" = ${option} ] && { echo "find: unrecognized: ${option}" >&2; exit 1; }; done`, 'exec /usr/bin/find "$@"', ''].join('\n') } });
+      const d = await startClientSshd({ extraConfig: [`SetEnv PATH=${host.path(shim)}:/usr/bin:/bin`] });
+      const c = await SshConnection.connect({ host: d.host, port: d.port, username: host.username }, { privateKey: key.privateKey, pinnedHostKey: d.hostPublicKey });
+      opened.push({ sshd: d, conn: c });
+      const r = await c.execRaw(`find . -maxdepth 0 ${option} x`, { timeoutMs: 30_000 });
+      expect(r.code).not.toBe(0);
+      return c;
+    }
+    try {
+      const busybox = await refusing('-printf');
+      // Only the one walk with -printf can count here.
+      const gnu = await refusing('-print0');
+      const s = spec(host.path('both'));
+      const dir = await jobDir();
+      expect(await prepareRestoreTarget(busybox, s, dir, expected)).toBe('count');
+      await sh(`cd ${s.target} && mkdir -p a/b shut && echo x > a/f && ln -s f a/l && mkfifo a/p && touch "a/new
+line" shut/x && chmod 000 shut`);
+      try {
+        const counted = { nondirs: 4, dirs: 3, unreadable: true };
+        expect(await countRestoreTarget(busybox, s, dir)).toEqual(counted);
+        expect(await countRestoreTarget(gnu, s, dir)).toEqual(counted);
+        expect(await countRestoreTarget(conn, s, dir)).toEqual(counted);
+      } finally {
+        await sh(`chmod 700 ${host.path('both', 'shut')}`);
+      }
+    } finally {
+      for (const o of opened) {
+        o.conn.close();
+        await o.sshd.stop();
+      }
+    }
+  });
 });
