@@ -21,6 +21,11 @@ export interface StorageActivityDeps {
   storage: StorageApi;
   /** Live job events (phase changes); none in the benchmark's service host. */
   events?: EventPublisher;
+  /**
+   * Opens this worker's connection to a job's client while it is prepared, for the push that
+   * follows (client-connection.ts warm); absent where no client activities run beside these.
+   */
+  warmClient?: (jobId: string) => void;
 }
 
 /** Known permanent failures of the storage side become non-retryable at the activity boundary. */
@@ -37,6 +42,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
   const { storage } = deps;
   return {
     async prepareBackup({ jobId }: { jobId: string }): Promise<{ archiveName: string; handedObjects: number }> {
+      deps.warmClient?.(jobId);
       return nonRetryableIfGone(storage.prepareJob(jobId));
     },
 
@@ -46,6 +52,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
      * older workflow's restore gets a key file.
      */
     async prepareRestore({ jobId, jobKey }: { jobId: string; jobKey?: 'authenticated' }): Promise<PreparedRestore> {
+      deps.warmClient?.(jobId);
       return nonRetryableIfGone(storage.prepareRestore(jobId, jobKey === 'authenticated' ? 'authenticated' : 'keyfile'));
     },
 

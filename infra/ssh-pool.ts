@@ -12,6 +12,10 @@ interface Idle {
 
 export class SshPool {
   private readonly idle = new Map<string, Idle[]>();
+  /** Connections being opened ahead of need (open), by key. */
+  private readonly opening = new Map<string, Promise<SshConnection | undefined>>();
+  /** After closeAll (shutdown): nothing is kept or opened any more. */
+  private closed = false;
 
   constructor(
     private readonly idleMs = 30_000,
@@ -31,11 +35,57 @@ export class SshPool {
     return found;
   }
 
+  /**
+   * An idle connection for `key`, else the one being opened for it ahead of need (waited for
+   * until `signal` aborts; one that arrives later goes idle), else undefined.
+   */
+  async claim(key: string, signal?: AbortSignal): Promise<SshConnection | undefined> {
+    const kept = this.take(key);
+    if (kept) return kept;
+    const pending = this.opening.get(key);
+    if (!pending || signal?.aborted) return undefined;
+    this.opening.delete(key);
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => resolve('aborted');
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const conn = await Promise.race([pending, aborted]);
+      if (conn === 'aborted') {
+        void pending.then((late) => late && this.give(key, late));
+        return undefined;
+      }
+      return conn && !conn.isClosed ? conn : undefined;
+    } finally {
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /**
+   * Opens a connection for `key` ahead of need (the next job step's), unless one is idle or being
+   * opened: the next claim waits for it instead of opening its own; unclaimed, it goes idle like
+   * one given back. `open` settles to undefined when it failed (the step then connects itself and
+   * reports why).
+   */
+  open(key: string, open: () => Promise<SshConnection | undefined>): void {
+    if (this.closed || this.idle.has(key) || this.opening.has(key)) return;
+    const p = Promise.resolve()
+      .then(open)
+      .catch(() => undefined);
+    this.opening.set(key, p);
+    void p.then((conn) => {
+      if (this.opening.get(key) !== p) return;
+      this.opening.delete(key);
+      if (conn) this.give(key, conn);
+    });
+  }
+
   /** Keeps a healthy connection for reuse; closes it when the pool is full or after idleMs. */
   give(key: string, conn: SshConnection): void {
     if (conn.isClosed) return;
     const list = this.idle.get(key) ?? [];
-    if (list.length >= this.maxIdlePerKey) {
+    if (this.closed || list.length >= this.maxIdlePerKey) {
       conn.close();
       return;
     }
@@ -61,6 +111,7 @@ export class SshPool {
   }
 
   closeAll(): void {
+    this.closed = true;
     for (const list of this.idle.values()) {
       for (const e of list) {
         clearTimeout(e.timer);
@@ -68,5 +119,7 @@ export class SshPool {
       }
     }
     this.idle.clear();
+    for (const p of this.opening.values()) void p.then((conn) => conn?.close());
+    this.opening.clear();
   }
 }

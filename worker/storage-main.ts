@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { runMain, runUntilSignal } from './lifecycle.js';
 import { createClientFileActivities } from '../activities/client-files.js';
+import { createClientConnections } from '../activities/remote-borg/client-connection.js';
 import { createMaintenanceActivities } from '../activities/maintenance.js';
 import { createStorageActivities } from '../activities/storage.js';
 import { createDb } from '../db/client.js';
@@ -52,12 +53,13 @@ async function main() {
   // The job folder's connections to a client (push, then cleanup) are kept between its activities.
   const sshPool = new SshPool();
   const clientDeps = { db: dbh.db, config, events, log, sshPool, storageAccount: () => requireAccount(config.accounts.storage) };
+  const { warm: warmClient } = createClientConnections(clientDeps, sshPool);
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: storageTaskQueue(config.storageHost),
     activities: {
-      ...createStorageActivities({ db: dbh.db, log, storage, events }),
+      ...createStorageActivities({ db: dbh.db, log, storage, events, warmClient }),
       ...createMaintenanceActivities({ db: dbh.db, config, log, masterKey, storage, events }),
       ...createClientFileActivities(clientDeps),
     },

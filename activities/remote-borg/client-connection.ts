@@ -31,6 +31,17 @@ export interface ClientConnectionDeps {
   log: Logger;
 }
 
+/** How long a connection opened ahead of need (warm) may take, SFTP included. */
+const WARM_MS = 10_000;
+
+/** Rejects when `signal` aborts (a race's timeout). */
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    else signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
+}
+
 export function createClientConnections(deps: ClientConnectionDeps, pool: SshPool) {
   const { db } = deps;
 
@@ -48,7 +59,7 @@ export function createClientConnections(deps: ClientConnectionDeps, pool: SshPoo
 
   async function connect(client: Client): Promise<SshConnection> {
     const key = poolKey(client);
-    const kept = key ? pool.take(key) : undefined;
+    const kept = key ? await pool.claim(key, Context.current().cancellationSignal) : undefined;
     if (kept) return kept;
     try {
       return (await connectClient(deps, client, { signal: Context.current().cancellationSignal })).conn;
@@ -77,5 +88,34 @@ export function createClientConnections(deps: ClientConnectionDeps, pool: SshPoo
     }
   }
 
-  return { withClient };
+  /**
+   * Opens a connection to the job's client ahead of its next step on this worker, while the
+   * server prepares: a cold handshake was on the job's critical path (docs/performance.md,
+   * "Restore: fixed costs"). Only to a client whose host key is pinned. Bounded by WARM_MS, so a
+   * step waiting for it soon connects itself, and reports why if that fails too.
+   */
+  function warm(jobId: string): void {
+    void loadJob(jobId).then(
+      ({ client }) => {
+        const key = poolKey(client);
+        if (!key) return;
+        pool.open(key, async () => {
+          const signal = AbortSignal.timeout(WARM_MS);
+          let conn: SshConnection | undefined;
+          try {
+            conn = (await connectClient(deps, client, { signal, readyTimeoutMs: WARM_MS })).conn;
+            await Promise.race([conn.sftp(), rejectOnAbort(signal)]);
+            return conn;
+          } catch (err) {
+            conn?.close();
+            deps.log.debug({ job: jobId, client: client.name, err: (err as Error).message }, 'connecting ahead of the job step failed');
+            return undefined;
+          }
+        });
+      },
+      () => {},
+    );
+  }
+
+  return { withClient, warm };
 }
