@@ -29,4 +29,15 @@ describe('openArchive over a repository borg 1.2.4 wrote', () => {
       if (itemType(i) === 'file') expect((i.chunks ?? []).reduce((n, c) => n + c.size, 0)).toBe(i.size ?? 0);
     }
   });
+
+  it('lets the event loop turn while it walks, even when every read settles without I/O', async () => {
+    const [, a] = Object.entries(e.archives)[0]!;
+    const archive = await openArchive(read, key, Buffer.from(a.id, 'hex'));
+    let turned = false;
+    setImmediate(() => (turned = true));
+    let n = 0;
+    for await (const _ of archive.items()) n++;
+    expect(n).toBe(a.nitems);
+    expect(turned).toBe(true);
+  });
 });

@@ -2,6 +2,7 @@
 // its items chunks in order, decoded item by item. Shared by the catalog (browse, download) and
 // restore preparation. `read` fetches and decrypts one object; callers decide how long they hold
 // the repository for it.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { parseArchive, type ArchiveMeta } from '../borg/archive.js';
 import type { BorgKey } from '../borg/keys.js';
 import { decodeItem, type ArchiveItem } from '../borg/item.js';
@@ -26,6 +27,9 @@ export async function openArchive(read: ReadObject, key: BorgKey, archiveId: Buf
         const chunk = await read(id);
         unpacker.feed(chunk.plaintext);
         for (const v of unpacker) yield decodeItem(v);
+        // Reads from the segment files settle without I/O: without a turn of the event loop per
+        // chunk, a walk of a big archive would hold up every other session of the service.
+        await nextTurn();
       }
       if (unpacker.bufferedBytes) throw new Error(`archive ${archiveId.toString('hex')}: its item stream ends inside an item`);
     },
