@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { describe, expect, it, vi } from 'vitest';
 import type { SshConnection } from './ssh.js';
 import { SshPool } from './ssh-pool.js';
@@ -99,6 +100,7 @@ describe('SshPool', () => {
       opens++;
       return Promise.resolve(fakeConn());
     });
+    await settle();
     expect(opens).toBe(0);
     expect(await pool.claim('k')).toBe(c);
 
@@ -129,6 +131,7 @@ describe('SshPool', () => {
       opens++;
       return Promise.resolve(fakeConn());
     });
+    await settle();
     expect(opens).toBe(0);
     const after = fakeConn();
     pool.give('n', after);
@@ -149,5 +152,30 @@ describe('SshPool', () => {
     for (let i = 0; i < 5; i++) await Promise.resolve();
     expect(pool.size).toBe(1);
     expect(await pool.claim('k')).toBe(c);
+  });
+
+  it('a second claim does not wait for the connection the first took; a claim leaves no listener on its signal; idle but closed ones do not stop an opening', async () => {
+    const pool = new SshPool(60_000);
+    const c = fakeConn();
+    let opened!: (conn: SshConnection | undefined) => void;
+    pool.open('k', () => new Promise((resolve) => (opened = resolve)));
+    await Promise.resolve();
+    const cancel = new AbortController();
+    const first = pool.claim('k', cancel.signal);
+    expect(await pool.claim('k')).toBeUndefined();
+    opened(c);
+    expect(await first).toBe(c);
+    expect(getEventListeners(cancel.signal, 'abort')).toHaveLength(0);
+
+    const dead = fakeConn();
+    pool.give('d', dead);
+    dead.close();
+    let opens = 0;
+    pool.open('d', () => {
+      opens++;
+      return Promise.resolve(fakeConn());
+    });
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(opens).toBe(1);
   });
 });

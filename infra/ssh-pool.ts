@@ -69,7 +69,7 @@ export class SshPool {
    * reports why).
    */
   open(key: string, open: () => Promise<SshConnection | undefined>): void {
-    if (this.closed || this.idle.has(key) || this.opening.has(key)) return;
+    if (this.closed || this.opening.has(key) || this.idle.get(key)?.some((e) => !e.conn.isClosed)) return;
     const p = Promise.resolve()
       .then(open)
       .catch(() => undefined);

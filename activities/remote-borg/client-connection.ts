@@ -95,8 +95,8 @@ export function createClientConnections(deps: ClientConnectionDeps, pool: SshPoo
    * step waiting for it soon connects itself, and reports why if that fails too.
    */
   function warm(jobId: string): void {
-    void loadJob(jobId).then(
-      ({ client }) => {
+    void loadJob(jobId)
+      .then(({ client }) => {
         const key = poolKey(client);
         if (!key) return;
         pool.open(key, async () => {
@@ -112,9 +112,8 @@ export function createClientConnections(deps: ClientConnectionDeps, pool: SshPoo
             return undefined;
           }
         });
-      },
-      () => {},
-    );
+      })
+      .catch(() => {});
   }
 
   return { withClient, warm };

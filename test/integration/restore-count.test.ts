@@ -95,13 +95,15 @@ line" && : > a/b/c/empty`);
     // The same account behind sshds whose sessions find a `find` shim first that refuses one option.
     const key = generateTestKey();
     host.authorize(key.publicKey);
-    const opened: Array<{ sshd: ClientSshd; conn: SshConnection }> = [];
+    const opened: Array<{ sshd: ClientSshd; conn?: SshConnection }> = [];
     async function refusing(option: string): Promise<SshConnection> {
       const shim = `find-without${option}`;
       host.writeTree({ [`${shim}/find`]: { type: 'file', mode: 0o755, content: ['#!/bin/sh', `for a; do [ "$a" = ${option} ] && { echo "find: unrecognized: ${option}" >&2; exit 1; }; done`, 'exec /usr/bin/find "$@"', ''].join('\n') } });
       const d = await startClientSshd({ extraConfig: [`SetEnv PATH=${host.path(shim)}:/usr/bin:/bin`] });
+      const o: { sshd: ClientSshd; conn?: SshConnection } = { sshd: d };
+      opened.push(o);
       const c = await SshConnection.connect({ host: d.host, port: d.port, username: host.username }, { privateKey: key.privateKey, pinnedHostKey: d.hostPublicKey });
-      opened.push({ sshd: d, conn: c });
+      o.conn = c;
       const r = await c.execRaw(`find . -maxdepth 0 ${option} x`, { timeoutMs: 30_000 });
       expect(r.code).not.toBe(0);
       return c;
@@ -125,7 +127,7 @@ line" shut/x && chmod 000 shut`);
       }
     } finally {
       for (const o of opened) {
-        o.conn.close();
+        o.conn?.close();
         await o.sshd.stop();
       }
     }
