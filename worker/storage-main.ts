@@ -50,7 +50,8 @@ async function main() {
   const connection = await NativeConnection.connect(temporalConnectionOptions(config)).catch((err: unknown) => {
     throw temporalConnectError(config, err);
   });
-  // The job folder's connections to a client (push, then cleanup) are kept between its activities.
+  // The job folder's connections to a client (push, then cleanup) are kept between its activities;
+  // the first is opened while the job is prepared (warmClient), in this same pool.
   const sshPool = new SshPool();
   const clientDeps = { db: dbh.db, config, events, log, sshPool, storageAccount: () => requireAccount(config.accounts.storage) };
   const { warm: warmClient } = createClientConnections(clientDeps, sshPool);
