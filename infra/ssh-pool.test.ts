@@ -17,6 +17,25 @@ function fakeConn(): SshConnection & { closes: () => number } {
   return c as unknown as SshConnection & { closes: () => number };
 }
 
+/** Lets the pool's promise chains run: open calls its callback a microtask later, and keeps what it opened after a then. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
+/** An `open` callback that counts its calls; each opens at once (`now`) or when `finish` is called. */
+function opener(now = false) {
+  let opens = 0;
+  let finish: (conn: SshConnection | undefined) => void = () => {};
+  return {
+    open: (): Promise<SshConnection | undefined> => {
+      opens++;
+      return now ? Promise.resolve(fakeConn()) : new Promise((resolve) => (finish = resolve));
+    },
+    opens: () => opens,
+    finish: (conn: SshConnection | undefined) => finish(conn),
+  };
+}
+
 describe('SshPool', () => {
   it('hands a kept connection back once, for the same key only', () => {
     const pool = new SshPool(60_000);
@@ -66,19 +85,14 @@ describe('SshPool', () => {
   it('a connection opened ahead of need goes to the next claim, which waits for it', async () => {
     const pool = new SshPool(60_000);
     const c = fakeConn();
-    let opened!: (conn: SshConnection | undefined) => void;
-    let opens = 0;
-    const open = () => {
-      opens++;
-      return new Promise<SshConnection | undefined>((resolve) => (opened = resolve));
-    };
-    pool.open('k', open);
+    const o = opener();
+    pool.open('k', o.open);
     // One at a time per key: a second request while it is being opened opens nothing.
-    pool.open('k', open);
+    pool.open('k', o.open);
     await Promise.resolve();
-    expect(opens).toBe(1);
+    expect(o.opens()).toBe(1);
     const claimed = pool.claim('k');
-    opened(c);
+    o.finish(c);
     expect(await claimed).toBe(c);
     // Claimed: not also kept idle.
     expect(pool.size).toBe(0);
@@ -86,22 +100,16 @@ describe('SshPool', () => {
   });
 
   it('an unclaimed one goes idle; a failed one leaves the claim to connect itself; closeAll closes one still opening', async () => {
-    const settle = async () => {
-      for (let i = 0; i < 5; i++) await Promise.resolve();
-    };
     const pool = new SshPool(60_000);
     const c = fakeConn();
     pool.open('k', () => Promise.resolve(c));
     await settle();
     expect(pool.size).toBe(1);
     // Idle already: nothing more is opened.
-    let opens = 0;
-    pool.open('k', () => {
-      opens++;
-      return Promise.resolve(fakeConn());
-    });
+    const more = opener(true);
+    pool.open('k', more.open);
     await settle();
-    expect(opens).toBe(0);
+    expect(more.opens()).toBe(0);
     expect(await pool.claim('k')).toBe(c);
 
     // Failures, thrown or rejected, leave nothing to claim (and no unhandled rejection).
@@ -118,21 +126,18 @@ describe('SshPool', () => {
     expect(await pool.claim('d')).toBeUndefined();
 
     const late = fakeConn();
-    let opened!: (conn: SshConnection | undefined) => void;
-    pool.open('l', () => new Promise((resolve) => (opened = resolve)));
+    const slow = opener();
+    pool.open('l', slow.open);
     await settle();
     pool.closeAll();
-    opened(late);
+    slow.finish(late);
     await settle();
     expect(late.closes()).toBe(1);
     expect(pool.size).toBe(0);
     // Shut down: nothing is opened or kept any more.
-    pool.open('n', () => {
-      opens++;
-      return Promise.resolve(fakeConn());
-    });
+    pool.open('n', more.open);
     await settle();
-    expect(opens).toBe(0);
+    expect(more.opens()).toBe(0);
     const after = fakeConn();
     pool.give('n', after);
     expect(after.closes()).toBe(1);
@@ -141,15 +146,15 @@ describe('SshPool', () => {
   it('a claim stops waiting when its signal aborts; the connection, when it comes, goes idle', async () => {
     const pool = new SshPool(60_000);
     const c = fakeConn();
-    let opened!: (conn: SshConnection | undefined) => void;
-    pool.open('k', () => new Promise((resolve) => (opened = resolve)));
+    const o = opener();
+    pool.open('k', o.open);
     await Promise.resolve();
     const cancel = new AbortController();
     const claimed = pool.claim('k', cancel.signal);
     cancel.abort();
     expect(await claimed).toBeUndefined();
-    opened(c);
-    for (let i = 0; i < 5; i++) await Promise.resolve();
+    o.finish(c);
+    await settle();
     expect(pool.size).toBe(1);
     expect(await pool.claim('k')).toBe(c);
   });
@@ -157,25 +162,22 @@ describe('SshPool', () => {
   it('a second claim does not wait for the connection the first took; a claim leaves no listener on its signal; idle but closed ones do not stop an opening', async () => {
     const pool = new SshPool(60_000);
     const c = fakeConn();
-    let opened!: (conn: SshConnection | undefined) => void;
-    pool.open('k', () => new Promise((resolve) => (opened = resolve)));
+    const o = opener();
+    pool.open('k', o.open);
     await Promise.resolve();
     const cancel = new AbortController();
     const first = pool.claim('k', cancel.signal);
     expect(await pool.claim('k')).toBeUndefined();
-    opened(c);
+    o.finish(c);
     expect(await first).toBe(c);
     expect(getEventListeners(cancel.signal, 'abort')).toHaveLength(0);
 
     const dead = fakeConn();
     pool.give('d', dead);
     dead.close();
-    let opens = 0;
-    pool.open('d', () => {
-      opens++;
-      return Promise.resolve(fakeConn());
-    });
-    for (let i = 0; i < 5; i++) await Promise.resolve();
-    expect(opens).toBe(1);
+    const again = opener(true);
+    pool.open('d', again.open);
+    await settle();
+    expect(again.opens()).toBe(1);
   });
 });
