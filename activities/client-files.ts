@@ -56,9 +56,10 @@ export function createClientFileActivities(deps: ClientActivityDeps) {
      * Stops borg if it still runs and removes the job folder. Always called, whatever happened.
      * After borg ended well it first copies the client's files cache back; cleanupJob keeps it for
      * the client's next job (it only ever goes back to the same client) if the job succeeded.
-     * Losing it costs speed, never correctness.
+     * Losing it costs speed, never correctness. After a failed restore (`failedRestore`), the
+     * target folders the job made go too while they are empty.
      */
-    async cleanupClient({ jobId, keepFilesCache }: JobRef & { keepFilesCache?: boolean }): Promise<void> {
+    async cleanupClient({ jobId, keepFilesCache, failedRestore }: JobRef & { keepFilesCache?: boolean; failedRestore?: boolean }): Promise<void> {
       await withClient(jobId, async ({ conn, job, dir }) => {
         if (keepFilesCache) {
           // Whatever goes wrong here, the backup's outcome stands: its next run reads every file again.
@@ -69,7 +70,8 @@ export function createClientFileActivities(deps: ClientActivityDeps) {
             log.warn({ job: jobId, err: (err as Error).message }, 'the files cache could not be kept');
           }
         }
-        const undone = await folders.remove(conn, dir);
+        // A restore that did not succeed leaves no empty target behind that it made (a bad path, a crafted archive).
+        const undone = await folders.remove(conn, dir, failedRestore && job.restore ? job.restore.target : undefined);
         if (undone) await appendJobLog(db, jobId, undone.message, undone.ok ? 'INFO' : 'WARNING');
       });
     },

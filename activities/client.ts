@@ -20,7 +20,19 @@ import { createClientBorg } from './remote-borg/client-borg.js';
 import { createClientConnections } from './remote-borg/client-connection.js';
 import { runDetached } from './remote-borg/detached-run.js';
 import { loadJobHooks, runHookPhase } from './remote-borg/hooks.js';
-import { checkCounted, checkDumpEntry, checkRestored, checkRestoreTarget, countRestoreTarget, prepareRestoreTarget, type RestoreExpectation, type RestoreOutcome } from './remote-borg/restore-target.js';
+import {
+  checkCounted,
+  checkDumpEntry,
+  checkRestored,
+  checkRestoreTarget,
+  countRestoreTarget,
+  prepareRestoreTarget,
+  type Extracted,
+  type RestoreCheck,
+  type RestoreExpectation,
+  type RestoreOutcome,
+  type TargetCount,
+} from './remote-borg/restore-target.js';
 
 export { clientJobDir } from './remote-borg/job-folder.js';
 
@@ -60,13 +72,27 @@ export interface EndHooksInput extends JobRef {
   state: 'succeeded' | 'failed' | 'violation' | 'cancelled';
 }
 
-export interface RunBorgExtractInput extends RunBorgInput {
+export interface ExtractRestoreInput extends RunBorgInput {
   /**
-   * What the storage side prepared (prepareRestore): the archive's name in the job's manifest, the
-   * selection's counts, and whether the job key is `authenticated` (absent from a storage host
-   * that predates it: a key file).
+   * What the storage side prepared (prepareRestore): the archive's name in the job's manifest and
+   * whether the job key is `authenticated` (absent from a storage host that predates it: a key file).
    */
-  prepared: RestoreExpectation & { archiveName: string; authenticatedKey?: boolean };
+  prepared: { archiveName: string; authenticatedKey?: boolean };
+}
+
+export interface RunBorgExtractInput extends ExtractRestoreInput {
+  /** …and the selection's counts. */
+  prepared: ExtractRestoreInput['prepared'] & RestoreExpectation;
+}
+
+/** What a restore's borg extract did, for the check against the selection (checkRestore). */
+export interface RestoreRun extends Extracted {
+  /** How it is checked (restore-target.ts prepareRestoreTarget). */
+  check: RestoreCheck;
+  /** What is in the target afterwards, when it is checked by counting. */
+  found?: TargetCount;
+  target: string;
+  durationSeconds: number;
 }
 
 /** Runs `fn`, calling `beat` every 5 s meanwhile (the run activities' heartbeat timeout is 20 s). */
@@ -88,6 +114,29 @@ function restoreSpecOf(job: { id: string; restore: RestoreSpec | null }): Restor
 /** The restore's own client steps (the rest is shared with backups). */
 function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<typeof createClientConnections>['withClient'], borg: ReturnType<typeof createClientBorg>) {
   const { config } = deps;
+
+  /** borg extract in the target, to its end, and the target counted when the restore is checked that way. */
+  async function extract(input: ExtractRestoreInput, counted: boolean, expected?: RestoreExpectation): Promise<RestoreRun> {
+    await recordPhase(deps, input.jobId, 'run');
+    return withClient(input.jobId, async ({ conn, job, dir }) => {
+      const spec = restoreSpecOf(job);
+      const ctx = Context.current();
+      const signal = ctx.cancellationSignal;
+      if (spec.dump) {
+        if (!expected) throw ApplicationFailure.nonRetryable(`job ${job.id} restores a dump, which is prepared whole`, 'RestoreTargetInvalid');
+        checkDumpEntry(spec.dump.entry, expected);
+      }
+      // Heartbeats the previous attempt's details: they say whether borg was started already.
+      const check = await beating(() => ctx.heartbeat(ctx.info.heartbeatDetails), () => prepareRestoreTarget(conn, spec, dir, counted, signal));
+      const { prepared } = input;
+      const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, prepared.archiveName, input.borgCmd, check, prepared.authenticatedKey === true));
+      // A folder of millions of files takes a while to walk.
+      const found = check === 'count' ? await beating(r.keepAlive, () => countRestoreTarget(conn, spec, dir, signal)) : undefined;
+      const durationSeconds = Math.round((Date.now() - (job.startedAt ?? job.createdAt).getTime()) / 1000);
+      return { check, listed: r.listed, writtenBytes: r.progress?.totalSize ?? 0, found, target: spec.target, durationSeconds };
+    });
+  }
+
   return {
     /**
      * probeClient for a restore, and the target checked (is a directory or can be created, and
@@ -112,32 +161,38 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
     /**
      * Starts `borg extract` detached in the restore's target (created when missing) or re-attaches
      * to it, follows it like runBorgCreate, and checks what it restored against what the storage
-     * side prepared.
+     * side prepared. (Workflows from before extractRestore.)
      */
     async runBorgExtract(input: RunBorgExtractInput): Promise<RestoreOutcome & { durationSeconds: number }> {
-      await recordPhase(deps, input.jobId, 'run');
-      return withClient(input.jobId, async ({ conn, job, dir }) => {
-        const spec = restoreSpecOf(job);
-        const expected = input.prepared;
-        const ctx = Context.current();
-        const signal = ctx.cancellationSignal;
-        if (spec.dump) checkDumpEntry(spec.dump.entry, expected);
-        // Heartbeats the previous attempt's details: they say whether borg was started already.
-        const check = await beating(() => ctx.heartbeat(ctx.info.heartbeatDetails), () => prepareRestoreTarget(conn, spec, dir, expected, signal));
-        const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, expected.archiveName, input.borgCmd, check, expected.authenticatedKey === true));
-        let outcome: RestoreOutcome;
-        if (check === 'list' || expected.dirs === undefined || expected.nondirs === undefined) outcome = checkRestored(r, expected);
-        else {
-          // A folder of millions of files takes a while to walk.
-          const found = await beating(r.keepAlive, () => countRestoreTarget(conn, spec, dir, signal));
-          outcome = checkCounted(r, { ...expected, dirs: expected.dirs, nondirs: expected.nondirs }, found);
-          if (found.unreadable) await appendJobLog(deps.db, input.jobId, `restored ${outcome.items} items; some restored folders cannot be read by the client's account, so what is below them was not counted`, 'WARNING');
-          else await appendJobLog(deps.db, input.jobId, `restored ${outcome.items} items: ${found.nondirs} files, links and other non-directories and ${found.dirs} directories are in ${spec.target}`);
-        }
-        return { ...outcome, durationSeconds: Math.round((Date.now() - (job.startedAt ?? job.createdAt).getTime()) / 1000) };
-      });
+      const expected = input.prepared;
+      const ran = await extract(input, expected.dirs !== undefined && expected.nondirs !== undefined, expected);
+      return { ...(await checkRun(deps, input.jobId, ran, expected)), durationSeconds: ran.durationSeconds };
+    },
+
+    /**
+     * The same run, started while the storage side still makes the selection: what borg did and
+     * what is in the target, for checkRestore once the selection's counts are known. Never a dump
+     * restore (prepared whole).
+     */
+    async extractRestore(input: ExtractRestoreInput): Promise<RestoreRun> {
+      return extract(input, true);
+    },
+
+    /** What extractRestore found against the selection (restoreSelection's counts). */
+    async checkRestore({ jobId, expected, ran }: { jobId: string; expected: RestoreExpectation; ran: RestoreRun }): Promise<RestoreOutcome & { durationSeconds: number }> {
+      return { ...(await checkRun(deps, jobId, ran, expected)), durationSeconds: ran.durationSeconds };
     },
   };
+}
+
+/** A restore's run checked against the selection: borg's list, or the count of the target (logged). */
+async function checkRun(deps: ClientActivityDeps, jobId: string, ran: RestoreRun, expected: RestoreExpectation): Promise<RestoreOutcome> {
+  if (ran.check === 'list' || !ran.found || expected.dirs === undefined || expected.nondirs === undefined) return checkRestored(ran, expected);
+  const { found } = ran;
+  const outcome = checkCounted(ran, { ...expected, dirs: expected.dirs, nondirs: expected.nondirs }, found);
+  if (found.unreadable) await appendJobLog(deps.db, jobId, `restored ${outcome.items} items; some restored folders cannot be read by the client's account, so what is below them was not counted`, 'WARNING');
+  else await appendJobLog(deps.db, jobId, `restored ${outcome.items} items: ${found.nondirs} files, links and other non-directories and ${found.dirs} directories are in ${ran.target}`);
+  return outcome;
 }
 
 /** A backup's hooks (remote-borg/hooks.ts): before it, and on failure and after it. */

@@ -3,7 +3,8 @@
 // call it through its public API (proxy/storage/api.ts).
 //  * prepareBackup: everything the client gets (BORG_PROTOCOL.md §6.6), in the job's server folder;
 //  * prepareRestore: the same for a restore — job key, a manifest of only its archive, the objects
-//    its read-only session may serve, the credential;
+//    its read-only session may serve, the credential; restoreSelection: those objects' counts
+//    once walked, when prepareRestore returned before;
 //  * finalizeBackup: the archive is in the real manifest → record it; drop the job's checkpoints;
 //  * cleanupJob: remove what a job left that no archive references; forget the job's secrets;
 //  * revokeCredential: the credential stops opening the proxy, live sessions end.
@@ -12,7 +13,7 @@ import type { Db } from '../db/client.js';
 import type { JobStats } from '../db/schema.js';
 import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
-import { StorageJobError, type PreparedRestore, type StorageApi } from '../proxy/storage/api.js';
+import { StorageJobError, type PreparedRestore, type PreparedRestoreStart, type RestoreCounts, type StorageApi } from '../proxy/storage/api.js';
 import { recordPhase } from './jobs.js';
 
 export interface StorageActivityDeps {
@@ -51,9 +52,22 @@ export function createStorageActivities(deps: StorageActivityDeps) {
      * `jobKey: 'authenticated'` comes from workflows whose worker lets borg read such a key; an
      * older workflow's restore gets a key file.
      */
-    async prepareRestore({ jobId, jobKey }: { jobId: string; jobKey?: 'authenticated' }): Promise<PreparedRestore> {
+    async prepareRestore({ jobId, jobKey, selectLater }: { jobId: string; jobKey?: 'authenticated'; selectLater?: boolean }): Promise<PreparedRestore | PreparedRestoreStart> {
       deps.warmClient?.(jobId);
-      return nonRetryableIfGone(storage.prepareRestore(jobId, jobKey === 'authenticated' ? 'authenticated' : 'keyfile'));
+      const form = jobKey === 'authenticated' ? 'authenticated' : 'keyfile';
+      // `selectLater` comes from workflows that await restoreSelection (StorageApi.prepareRestoreStart).
+      return nonRetryableIfGone(selectLater ? storage.prepareRestoreStart(jobId, form) : storage.prepareRestore(jobId, form));
+    },
+
+    /** The counts of the selection prepareRestore left walking (StorageApi.restoreSelection). */
+    async restoreSelection({ jobId }: { jobId: string }): Promise<RestoreCounts> {
+      // The walk may take minutes (millions of items): the heartbeats say this process still runs it.
+      const beat = setInterval(() => heartbeat(), 10_000);
+      try {
+        return await nonRetryableIfGone(storage.restoreSelection(jobId));
+      } finally {
+        clearInterval(beat);
+      }
     },
 
     /** The archive must be in the real manifest under its reserved name; record it. */

@@ -1,7 +1,7 @@
 // The `restore` workflow (DESIGN.md §3, restore paragraph; issue 20 point 3): the job lifecycle
 // (job-lifecycle.ts) with the backup's steps and `borg extract` on the target client. Only
 // orchestration here; every side effect is an activity.
-import { CancellationScope, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ClientActivities } from '../activities/client.js';
 import { failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobStats } from './job-lifecycle.js';
@@ -27,6 +27,8 @@ export interface RestoreResult {
 // As in backup.ts: the run heartbeats every 2 s; a retry after a worker's death re-attaches to the
 // borg extract still running on the client.
 const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry });
+// The check of a run against the selection: a comparison and a log line, in the worker itself.
+const clientChecks = proxyLocalActivities<ClientActivities>({ startToCloseTimeout: '30s', retry });
 
 class RestoreJob {
   readonly status: BackupStatus;
@@ -45,7 +47,12 @@ class RestoreJob {
     this.status.archiveName = reserved.archiveName;
   }
 
-  /** Prepare ∥ probe (with the target's checks), push, extract; the result is the job's stats. */
+  /**
+   * Prepare ∥ probe (with the target's checks), push, extract; the result is the job's stats. The
+   * storage host walks the archive for the selection while the client's borg starts (prepare
+   * returns before it, restoreSelection gives its counts); one that prepares whole (older hosts,
+   * a dump restore) gives the counts at once, and the run checks against them itself.
+   */
   async run(): Promise<JobStats> {
     const jobId = this.input.jobId;
     for (let round = 1; ; round++) {
@@ -54,21 +61,38 @@ class RestoreJob {
       if (round > 1) await jobSteps.setPhase({ jobId, phase: 'prepare' });
       // Both are awaited before going on, so a failure of one never leaves the other running.
       this.hostTouched = true;
-      const [prep, probe] = await Promise.allSettled([this.storage.prepare.prepareRestore({ jobId, jobKey: 'authenticated' }), clientActs.probeRestoreClient({ jobId })]);
+      const [prep, probe] = await Promise.allSettled([this.storage.prepare.prepareRestore({ jobId, jobKey: 'authenticated', selectLater: true }), clientActs.probeRestoreClient({ jobId })]);
       // No worker of the host took the first step: nothing of the job is there to clean up.
       if (round === 1 && prep.status === 'rejected' && neverStarted(prep.reason)) this.hostTouched = false;
       if (probe.status === 'rejected') throw probe.reason;
       if (prep.status === 'rejected') throw storageHostFailure(this.input.storageHost, prep.reason);
+      const prepared = prep.value;
       this.status.phase = 'push';
       const { borgCmd, location } = await this.storage.clientFiles.pushJobFolder({ jobId, probed: probe.value });
       this.status.phase = 'run';
+      let restored: Awaited<ReturnType<ClientActivities['checkRestore']>>;
       try {
-        const restored = await clientActs.runBorgExtract({ jobId, borgCmd, location, prepared: prep.value });
-        return { nfiles: restored.nfiles, items: restored.items, restoredBytes: restored.restoredBytes, writtenBytes: restored.writtenBytes, durationSeconds: restored.durationSeconds };
+        if (!('selecting' in prepared)) restored = await clientActs.runBorgExtract({ jobId, borgCmd, location, prepared });
+        else {
+          // The walk runs since prepare: this only waits for its end.
+          const selection = this.storage.selection.restoreSelection({ jobId });
+          const extractScope = new CancellationScope();
+          const extracting = extractScope.run(() => clientActs.extractRestore({ jobId, borgCmd, location, prepared }));
+          // A selection that fails (a path not in the archive, an unsafe one) stops borg at once and is the job's error.
+          const stopping = selection.catch((err: unknown) => {
+            extractScope.cancel();
+            throw err;
+          });
+          const [selected, ran] = await Promise.allSettled([stopping, extracting]);
+          if (selected.status === 'rejected') throw selected.reason;
+          if (ran.status === 'rejected') throw ran.reason;
+          restored = await clientChecks.checkRestore({ jobId, expected: selected.value, ran: ran.value });
+        }
       } catch (err) {
         if (round < 3 && failureType(err) === 'JobFolderMissing') continue;
         throw err;
       }
+      return { nfiles: restored.nfiles, items: restored.items, restoredBytes: restored.restoredBytes, writtenBytes: restored.writtenBytes, durationSeconds: restored.durationSeconds };
     }
   }
 
@@ -78,7 +102,7 @@ class RestoreJob {
     this.status.phase = 'cleanup';
     await jobSteps.setPhase({ jobId, phase: 'cleanup' });
     if (!hostCleanupNeeded(this.hostTouched)) return;
-    await Promise.all([settle(this.storage.repo.revokeCredential({ jobId })), settle(this.storage.clientCleanup.cleanupClient({ jobId }))]);
+    await Promise.all([settle(this.storage.repo.revokeCredential({ jobId })), settle(this.storage.clientCleanup.cleanupClient({ jobId, failedRestore: !succeeded }))]);
     await settle(this.storage.repo.cleanupJob({ jobId, succeeded }));
   }
 }

@@ -21,6 +21,9 @@ export function storageHostActivities(storageHost: string) {
     // Preparing a large repository's indexes can take long; these do not heartbeat.
     prepare: proxyActivities<StorageActivities>({ taskQueue, startToCloseTimeout: '2h', scheduleToStartTimeout: STORAGE_HOST_START_TIMEOUT, retry }),
     repo: proxyActivities<StorageActivities>({ taskQueue, startToCloseTimeout: '2h', retry }),
+    // A restore's selection, walked in the repository service: a walk lost with a restarted
+    // service is noticed within a minute (and walked again), not after the 2 h.
+    selection: proxyActivities<StorageActivities>({ taskQueue, startToCloseTimeout: '2h', heartbeatTimeout: '1m', retry }),
     // As the client activities on the main queue: uploads heartbeat as they go.
     clientFiles: proxyActivities<ClientFileActivities>({ taskQueue, startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry }),
     // Cleanup of an unreachable client gives up after about half a minute: the credential is

@@ -20,6 +20,7 @@ import { normalizeKey } from '../../infra/ssh.js';
 import { sshdPaths } from '../../infra/sshd.js';
 import { jobClientFilesDir, jobPulledFilesCachePath, jobServerDir, MAX_FILES_CACHE } from '../../infra/storage-layout.js';
 import { UNDO_SCRIPT } from './dump-streams.js';
+import { MADE_TARGET } from './restore-target.js';
 import { stopRunScript } from './run-script.js';
 
 const { O_RDONLY, O_DIRECTORY, O_WRONLY, O_CREAT, O_EXCL } = constants;
@@ -121,9 +122,13 @@ export function createJobFolders(deps: JobFolderDeps) {
     }
   }
 
-  /** Stops borg, undoes, removes the job folder (removeScript); returns undo.sh's line, if it ran. */
-  async function remove(conn: SshConnection, dir: string): Promise<UndoOutcome | undefined> {
-    const r = await conn.execRaw(removeScript(dir), { timeoutMs: 120_000, maxOutput: 8192 });
+  /**
+   * Stops borg, undoes, removes the job folder (removeScript); returns undo.sh's line, if it ran.
+   * `madeTarget`: a failed restore's target, removed with the folders above it that the job made,
+   * as far as they are empty.
+   */
+  async function remove(conn: SshConnection, dir: string, madeTarget?: string): Promise<UndoOutcome | undefined> {
+    const r = await conn.execRaw(removeScript(dir, madeTarget), { timeoutMs: 120_000, maxOutput: 8192 });
     if (r.code !== 0) throw new Error(`removing ${dir} on the client failed: ${r.stderr.toString('utf8').trim().slice(0, 300)}`);
     if (await sftpExists(await conn.sftp(), dir)) throw new Error(`${dir} is still on the client`);
     return undoOutcome(r.stdout.toString('utf8'));
@@ -139,11 +144,16 @@ export function createJobFolders(deps: JobFolderDeps) {
  * client). Leaves no empty BorgCube folders behind either (rmdir fails harmlessly while other
  * jobs run).
  */
-function removeScript(dir: string): string {
+function removeScript(dir: string, madeTarget?: string): string {
   const undo = shellQuote(posix.join(dir, UNDO_SCRIPT));
+  const made = shellQuote(posix.join(dir, MADE_TARGET));
   return [
     `(\n${stopRunScript(dir)}\n)`,
     `if [ -f ${undo} ]; then if out=$(sh ${undo} 2>&1 < /dev/null); then printf 'undone %s\\n' "$out"; else printf 'undo-failed %s\\n' "$out"; fi; fi`,
+    // rmdir removes only empty folders: whatever borg restored stays, and the folders above it.
+    ...(madeTarget
+      ? [`if [ -f ${made} ]; then n=$(head -c 20 -- ${made}); case $n in ''|*[!0-9]*) n=0;; esac; d=${shellQuote(madeTarget)}; while [ "$n" -gt 0 ] && rmdir -- "$d" 2>/dev/null; do n=$((n-1)); d=$(dirname -- "$d"); done; fi`]
+      : []),
     `${shellCommand(['rm', '-rf', '--', dir])} || exit $?; ${shellCommand(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))])} 2>/dev/null; exit 0`,
   ].join('; ');
 }

@@ -6,7 +6,6 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Client, RestoreSpec } from '../../db/schema.js';
 import { shellQuote } from '../../infra/shell-quote.js';
 import type { SshConnection } from '../../infra/ssh.js';
-import type { DetachedResult } from './detached-run.js';
 
 /** What the storage side prepared for the restore (proxy/storage/api.ts PreparedRestore). */
 export interface RestoreExpectation {
@@ -85,23 +84,34 @@ export async function checkRestoreTarget(conn: SshConnection, client: Client, sp
  */
 export type RestoreCheck = 'list' | 'count';
 
+/** The job folder's record of how many folders of the target's path the restore made. */
+export const MADE_TARGET = 'restore-made';
+
 /**
  * Creates a missing target, private to the client's account (an existing one is left as it is),
- * and decides how the restore is checked. The decision is kept in the job folder: a run activity
+ * and decides how the restore is checked (`counted`: the storage side gives the selection's
+ * distinct counts of directories and the rest, which a count on disk is checked against). The decision is kept in the job folder: a run activity
  * retried after borg started (the target no longer empty) checks the way the first attempt chose.
  */
-export async function prepareRestoreTarget(conn: SshConnection, spec: RestoreSpec, jobDir: string, expected: RestoreExpectation, signal?: AbortSignal): Promise<RestoreCheck> {
+export async function prepareRestoreTarget(conn: SshConnection, spec: RestoreSpec, jobDir: string, counted: boolean, signal?: AbortSignal): Promise<RestoreCheck> {
   if (spec.inPlace || spec.dump) return 'list';
   // With --strip-components two archived paths may become one on disk: only borg's list tells.
-  const mayCount = spec.stripComponents === 0 && expected.dirs !== undefined && expected.nondirs !== undefined;
+  const mayCount = spec.stripComponents === 0 && counted;
   const script = [
     `t=${shellQuote(spec.target)}`,
     `f=${shellQuote(posix.join(jobDir, 'restore-check'))}`,
+    `m=${shellQuote(posix.join(jobDir, MADE_TARGET))}`,
+    // The job folder pushJobFolder made: gone, the job's round starts over (JobFolderMissing).
+    '[ -d "$(dirname -- "$f")" ] || exit 4',
+    // How many folders of the target's path this job makes (the first attempt's word stands):
+    // a failed restore removes them again while they are empty (job-folder.ts removeScript).
+    'if [ ! -f "$m" ]; then',
+    '  n=0; p=$t; while [ ! -e "$p" ] && [ ! -L "$p" ]; do n=$((n+1)); p=$(dirname -- "$p"); done',
+    '  printf %s "$n" > "$m.tmp" && mv -f -- "$m.tmp" "$m" || exit 1',
+    'fi',
     'mkdir -p -m 0700 -- "$t" || exit 1',
     // Empty and readable: what is in it afterwards is what borg restored. ("$t/." also walks a
     // target that is a link to a folder; find stops at the first entry, ls would sort them all.)
-    // The job folder pushJobFolder made: gone, the job's round starts over (JobFolderMissing).
-    '[ -d "$(dirname -- "$f")" ] || exit 4',
     'if [ ! -f "$f" ]; then',
     '  c=list',
     `  if ${mayCount ? 'true' : 'false'} && [ -r "$t" ] && [ -x "$t" ] && command -v find > /dev/null; then`,
@@ -175,8 +185,14 @@ export async function countRestoreTarget(conn: SshConnection, spec: RestoreSpec,
  * counts the same but every hard link in full, so the total may only fall short of the
  * selection's bytes, never exceed them.
  */
-export function checkRestored(r: Pick<DetachedResult, 'rc' | 'listed' | 'progress'>, expected: RestoreExpectation): RestoreOutcome {
-  const written = r.progress?.totalSize ?? 0;
+/** What borg did: paths it listed (0 without `--list`), bytes it wrote as its progress counted them. */
+export interface Extracted {
+  listed: number;
+  writtenBytes: number;
+}
+
+export function checkRestored(r: Extracted, expected: RestoreExpectation): RestoreOutcome {
+  const written = r.writtenBytes;
   if (r.listed !== expected.items || written > expected.bytes) {
     throw ApplicationFailure.nonRetryable(
       `the restore does not match the archive: borg restored ${r.listed} items (${written} bytes written), the archive's selection holds ${expected.items} items (${expected.bytes} bytes)`,
@@ -194,8 +210,8 @@ export function checkRestored(r: Pick<DetachedResult, 'rc' | 'listed' | 'progres
  * client's account cannot read (restored with such a mode) hides what is below it: then only
  * "at most" holds, and the job's log says so.
  */
-export function checkCounted(r: Pick<DetachedResult, 'rc' | 'listed' | 'progress'>, expected: RestoreExpectation & { dirs: number; nondirs: number }, found: TargetCount): RestoreOutcome {
-  const written = r.progress?.totalSize ?? 0;
+export function checkCounted(r: Extracted, expected: RestoreExpectation & { dirs: number; nondirs: number }, found: TargetCount): RestoreOutcome {
+  const written = r.writtenBytes;
   const bad = found.unreadable ? found.nondirs > expected.nondirs : found.nondirs !== expected.nondirs || found.dirs < expected.dirs;
   if (bad || written > expected.bytes) {
     throw ApplicationFailure.nonRetryable(

@@ -20,7 +20,7 @@ import { createStorageApi } from '../../proxy/storage/storage-api.js';
 import { runActivity } from './activity-env.js';
 import { projectRoot } from './paths.js';
 
-export type StorageCallName = 'prepareBackup' | 'prepareRestore' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob';
+export type StorageCallName = 'prepareBackup' | 'prepareRestore' | 'restoreSelection' | 'finalizeBackup' | 'revokeCredential' | 'cleanupJob';
 export interface StorageCall {
   id: number;
   name: StorageCallName;

@@ -52,24 +52,38 @@ export interface PreparedJob {
   handedObjects: number;
 }
 
-export interface PreparedRestore {
-  /** The archive name the client's borg names after `::` (the archive being restored). */
-  archiveName: string;
-  /**
-   * What borg extract will restore: items selected, regular files among them (hard links
-   * included), the distinct paths of its directories and of everything else (restore-selection.ts),
-   * and bytes as its progress total counts them (file contents, symlink targets).
-   */
+/**
+ * What borg extract will restore: items selected, regular files among them (hard links included),
+ * the distinct paths of its directories and of everything else (restore-selection.ts), and bytes
+ * as its progress total counts them (file contents, symlink targets).
+ */
+export interface RestoreCounts {
   items: number;
   files: number;
   dirs: number;
   nondirs: number;
   bytes: number;
+}
+
+/** What the client's side of a restore needs before borg starts. */
+export interface RestoreStart {
+  /** The archive name the client's borg names after `::` (the archive being restored). */
+  archiveName: string;
   /**
    * The job key is `authenticated` (job-key.ts): the client's script must let borg read it.
    * Absent from a storage host that predates them (a key file).
    */
   authenticatedKey?: boolean;
+}
+
+export interface PreparedRestore extends RestoreStart, RestoreCounts {}
+
+/**
+ * prepareRestore asked to select later: everything the client needs is written, while the
+ * archive's items are still walked for the selection (restoreSelection gives its counts).
+ */
+export interface PreparedRestoreStart extends RestoreStart {
+  selecting: true;
 }
 
 export interface StorageApi {
@@ -85,6 +99,15 @@ export interface StorageApi {
    * The job key is a key file unless `form` asks for `authenticated` (job-key.ts).
    */
   prepareRestore(jobId: string, form?: JobKeyForm): Promise<PreparedRestore>;
+  /**
+   * The same, returning before the selection is made: the archive's items are walked in the
+   * service meanwhile, so that the client's borg starts while they are. The session serves the
+   * manifest and the archive at once, and holds back other gets until the walk is done. A dump
+   * restore (its entry checked first) is prepared whole.
+   */
+  prepareRestoreStart(jobId: string, form?: JobKeyForm): Promise<PreparedRestore | PreparedRestoreStart>;
+  /** The counts of a restore's selection once its walk is done (started again after a restart of the service). */
+  restoreSelection(jobId: string): Promise<RestoreCounts>;
   /** The archive is in the real manifest under its reserved name: record it, drop checkpoints. */
   finalizeJob(jobId: string): Promise<{ stats: JobStats }>;
   /** The job's credential stops opening sessions, and its live sessions end. */

@@ -2,7 +2,7 @@
 // positioned reads: a restore of a million-file archive allows millions of ids, which as a JS Set
 // of hex strings would cost the service ~100 bytes each for the whole session; here they cost
 // 32 bytes on disk and one read per lookup (IdFile).
-import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, renameSync, writeFileSync } from 'node:fs';
 
 const ID = 32;
 
@@ -53,10 +53,11 @@ export class IdCollector {
     return out.subarray(0, m * ID);
   }
 
-  /** Writes the sorted distinct ids to `path` (0600); returns how many. */
+  /** Replaces `path` (0600) with the sorted distinct ids at once (a reader has the old file or the new one); returns how many. */
   writeSorted(path: string): number {
     const s = this.sorted();
-    writeFileSync(path, s, { mode: 0o600 });
+    writeFileSync(`${path}.tmp`, s, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
     return s.length / ID;
   }
 }

@@ -7,6 +7,7 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../../infra/config.js';
 import { jobServerDir } from '../../infra/storage-layout.js';
+import type { RestoreCounts } from './api.js';
 
 /** The persistent part of a job's context. */
 export interface JobStateFile {
@@ -15,6 +16,10 @@ export interface JobStateFile {
   servedManifest: string;
   /** Archive ids as the client knows them → ids in the real repository. */
   idMap: Record<string, string>;
+  /** A restore whose selection is still walked (prepare-restore.ts): its session holds back gets beyond the manifest and the archive. */
+  selecting?: boolean;
+  /** A restore's selection, once made. */
+  selected?: RestoreCounts;
 }
 
 export const handedPath = (config: Config, jobId: string) => join(jobServerDir(config, jobId), 'handed.idx');

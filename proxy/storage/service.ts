@@ -26,6 +26,7 @@ import { readJobState, writeJobState } from './job-state.js';
 import { JobQuota, readJobLimits } from './job-quota.js';
 import { listen } from './listener.js';
 import { ITEMS_CACHE_BYTES, RepositoryHandle } from './repository.js';
+import { RestoreSelections } from './restore-selections.js';
 import { SessionRegistry } from './session-registry.js';
 import type { SessionHooks } from './sessions/policy.js';
 import { Violations } from './violations.js';
@@ -49,6 +50,8 @@ export type JobStats = SessionHooks['stats'];
 export class RepositoryService {
   readonly pool = new CryptoPool();
   readonly sessions = new SessionRegistry();
+  /** Restore selections walked while the client's borg starts (prepare-restore.ts). */
+  readonly restoreSelections = new RestoreSelections();
   private readonly itemsCache = new ItemsCache(ITEMS_CACHE_BYTES);
   private readonly repos = new Map<string, Promise<RepositoryHandle>>();
   private readonly stats = new Map<string, JobStats>();
@@ -168,6 +171,7 @@ export class RepositoryService {
       stats: this.jobStats(jobId),
       quota: this.jobQuota(jobId),
       allocateJobNonce: (blocks) => this.nonces.allocate(jobId, blocks),
+      restoreSelection: () => this.restoreSelections.get(jobId),
     };
   }
 }

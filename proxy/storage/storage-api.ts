@@ -10,7 +10,7 @@ import { FilesCaches } from './files-caches.js';
 import { dropEntries, ownEntries, recordCheckpoints, refreshRepositoryStats } from './job-archives.js';
 import { putLogPath, readJobState } from './job-state.js';
 import { prepareJob } from './prepare-job.js';
-import { prepareRestore } from './prepare-restore.js';
+import { prepareRestore, prepareRestoreStart, restoreSelection } from './prepare-restore.js';
 import type { RepositoryService } from './service.js';
 import { sweepPutLog } from './sweep.js';
 
@@ -19,6 +19,8 @@ export function createStorageApi(service: RepositoryService): StorageApi {
   return {
     prepareJob: (jobId) => prepareJob(service, filesCaches, jobId),
     prepareRestore: (jobId, form) => prepareRestore(service, jobId, form),
+    prepareRestoreStart: (jobId, form) => prepareRestoreStart(service, jobId, form),
+    restoreSelection: (jobId) => restoreSelection(service, jobId),
     finalizeJob: (jobId) => finalizeJob(service, jobId),
     async revokeJob(jobId) {
       await jobsQ.revokeJobCredentials(service.deps.db, jobId);
@@ -72,6 +74,8 @@ async function cleanupJob(service: RepositoryService, filesCaches: FilesCaches, 
   if (!job) return { removedObjects: 0 };
   const dir = jobServerDir(config, jobId);
   service.sessions.abortJob(jobId, 'the job ended');
+  // A restore's walk stops, and a prepare of it arriving late (a cancelled workflow's) prepares nothing.
+  if (job.kind === 'restore') await service.restoreSelections.stop(jobId, true);
   for (let i = 0; i < 60 && service.sessions.has(jobId); i++) await new Promise((r) => setTimeout(r, 500));
   let removed = 0;
   try {

@@ -2,7 +2,9 @@
 // BorgCube's sshd and the proxy in restore mode, from a job prepared by prepareRestore. A full
 // and a partial restore give back exactly what was backed up (a partial one with a hard link
 // whose other name is outside the selection); what the session may serve is only the archive's
-// objects, and in the default `client` dedup scope only objects of that client's own archives.
+// objects, and in the default `client` dedup scope only objects of that client's own archives. A
+// job prepared before its selection (as the workflow asks) restores the same, and a selection that
+// fails meanwhile ends the client's borg without a violation.
 import { existsSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +16,7 @@ import { addRepository } from '../../services/repositories.js';
 import { borgCheck } from '../harness/backup.js';
 import { runCleanups } from '../harness/cleanup.js';
 import { describeTree } from '../harness/client-host.js';
-import { addParty, adminArchive, allowedIds, backupOf, finishRestore, prepareRestoreJob, realKey, refsOf, runRestore, setUpRestoreWorld, type RestoreJob, type RestoreParty, type RestoreWorld } from '../fixtures/restore.js';
+import { addParty, adminArchive, allowedIds, backupOf, finishRestore, prepareRestoreJob, realKey, refsOf, runRestore, setUpRestoreWorld, startRestoreJob, type RestoreJob, type RestoreParty, type RestoreWorld } from '../fixtures/restore.js';
 
 describe('restore through the proxy with stock borg', () => {
   let w: RestoreWorld;
@@ -120,6 +122,32 @@ describe('restore through the proxy with stock borg', () => {
     expect(mine(describeTree(restoredData(job, a)))).toEqual(mine(describeTree(a.data)));
     await finishRestore(w, job.jobId, true);
     await borgCheck(w.stack, w.repo.name);
+  });
+
+  it('prepared before its selection (as the workflow asks), borg starts at once and the archive comes back identical', async () => {
+    const job = await startRestoreJob(w, a, aArchives[1]!);
+    expect(job.prepared).toEqual({ archiveName: aArchives[1]!.name, authenticatedKey: true, selecting: true });
+    const r = await runRestore(w, a, job);
+    expect(r.rc, r.log).toBe('0');
+    expect(describeTree(restoredData(job, a))).toEqual(describeTree(a.data));
+    // The selection's counts, as a restore prepared whole gives them (the first test).
+    const counts = await w.stack.storageCall<Record<string, number>>('restoreSelection', { jobId: job.jobId });
+    expect(counts).toMatchObject({ files: 8, bytes: 300_000 * 2 + 4000 + 4000 + 1_500_000 + 0 + 200_000 + 'written after the first backup\n'.length + '../top.txt'.length });
+    expect(allowedIds(w, job.jobId).size).toBeGreaterThan(5);
+    await finishRestore(w, job.jobId, true);
+    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
+  });
+
+  it('a selection that fails while borg starts ends borg with an error, not a violation, and writes nothing', async () => {
+    const paths = [`${a.dataInArchive}/nope`];
+    const job = await startRestoreJob(w, a, aArchives[0]!, { paths });
+    const r = await runRestore(w, a, job, { paths });
+    expect(r.rc, r.log).not.toBe('0');
+    expect(r.log).toMatch(/this restore's selection failed, or is not being made, on the storage host/);
+    expect(readdirSync(job.target)).toEqual([]);
+    await expect(w.stack.storageCall('restoreSelection', { jobId: job.jobId })).rejects.toThrow(`path ${a.dataInArchive}/nope is not in archive ${aArchives[0]!.name}`);
+    await finishRestore(w, job.jobId, false);
+    expect(await listViolations(w.stack.db.handle.db, job.jobId)).toEqual([]);
   });
 
   it('bad jobs are refused with one clear line', async () => {

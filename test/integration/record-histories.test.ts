@@ -1,7 +1,7 @@
 // Records the histories that workflows/replay.test.ts replays (issue 19 point 6): one real run of
 // each workflow on the harness — backup (succeeded, failed, cancelled), prune, check, a scheduled
 // backup, the alert sweep and delivery, the cleanup of an orphaned job, restore (succeeded, failed,
-// cancelled) — written as JSON fixtures
+// cancelled; see the restore case for the older path's) — written as JSON fixtures
 // into workflows/histories/. Runs only with BORGCUBE_RECORD_HISTORIES=1: record again after a
 // deliberate change of a workflow's commands (and say so in the commit).
 import { writeFileSync } from 'node:fs';
@@ -99,19 +99,22 @@ describe.skipIf(process.env.BORGCUBE_RECORD_HISTORIES !== '1')('recording workfl
     await record('scheduled-backup', await newestClosed('scheduledBackup'));
   });
 
+  // restore-succeeded, -failed and -cancelled were recorded when the storage host prepared a
+  // restore whole before the client's borg started: the path an older storage host still takes
+  // (kept as they are). These are the selection walked while borg starts.
   it('records the restore workflow: succeeded, failed, cancelled', async () => {
     const archive = (await backup(stack, 'c1', 'r1')).archiveName!;
     const admin = { actor: 'test', userId: null, role: 'admin' as const };
     const ok = await startRestore(stack.deps, admin, { archive, target: host.path('restored') });
     expect((await waitForJob(stack, ok.id)).state).toBe('succeeded');
-    await record('restore-succeeded', ok.id);
+    await record('restore-selecting-succeeded', ok.id);
     const bad = await startRestore(stack.deps, admin, { archive, target: host.path('restored-2'), paths: ['no/such/path'] });
     expect((await waitForJob(stack, bad.id)).state).toBe('failed');
-    await record('restore-failed', bad.id);
+    await record('restore-selecting-failed', bad.id);
     const cancelled = await startRestore(stack.deps, admin, { archive, target: host.path('restored-3') });
     await cancelJob(stack.deps, cancelled.id);
     expect((await waitForJob(stack, cancelled.id)).state).toBe('cancelled');
-    await record('restore-cancelled', cancelled.id);
+    await record('restore-selecting-cancelled', cancelled.id);
   });
 
   it('records the alert sweep', async () => {

@@ -1,7 +1,9 @@
 // The restore workflow's branches with mocked activities (STYLE.md §18) on the run's Temporal
 // server: a violation stops the running extract and still cleans up everything; a target the
 // client refuses ends the job before anything reaches the client; a vanished job folder sends
-// the job back to prepare and push. The real activities run in test/e2e/restore.test.ts.
+// the job back to prepare and push; a storage host that prepares before the selection is walked
+// has the extract started meanwhile, checked against the selection's counts, and stopped by a
+// selection that fails. The real activities run in test/e2e/restore.test.ts.
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ApplicationFailure, Context } from '@temporalio/activity';
@@ -20,7 +22,20 @@ const prepared = { archiveName: 'a', items: 3, files: 2, bytes: 10 };
 type Behaviour = {
   probe?: () => Promise<{ version: string | null }>;
   run?: (round: number) => Promise<unknown>;
+  /** The storage host prepares before the selection (prepareRestoreStart), whose counts this gives. */
+  selection?: () => Promise<unknown>;
 };
+
+const ran = { check: 'count', listed: 0, writtenBytes: 10, found: { nondirs: 2, dirs: 1, unreadable: false }, target: '/t', durationSeconds: 1 };
+
+/** Runs until cancelled, as the real run does (it stops borg on the client then). */
+async function untilCancelled(): Promise<never> {
+  const ctx = Context.current();
+  for (;;) {
+    ctx.heartbeat();
+    await Promise.race([ctx.cancelled, new Promise((r) => setTimeout(r, 100))]);
+  }
+}
 
 describe('the restore workflow (mocked activities)', () => {
   let env: TestWorkflowEnvironment;
@@ -57,6 +72,15 @@ describe('the restore workflow (mocked activities)', () => {
           if (b) return b(round);
           return { items: 3, nfiles: 2, restoredBytes: 10, writtenBytes: 10, durationSeconds: 1 };
         },
+        extractRestore: ({ jobId }: { jobId: string }) => {
+          record(jobId, 'extract');
+          started.get(jobId)?.();
+          return behaviour.get(jobId)?.run?.(1) ?? Promise.resolve(ran);
+        },
+        checkRestore: ({ jobId, expected, ran: r }: { jobId: string; expected: { items: number; files: number; bytes: number }; ran: typeof ran }) => {
+          record(jobId, `check:${expected.items}:${r.found.nondirs}`);
+          return Promise.resolve({ items: expected.items, nfiles: expected.files, restoredBytes: expected.bytes, writtenBytes: r.writtenBytes, durationSeconds: r.durationSeconds });
+        },
       },
     });
     const storage = await Worker.create({
@@ -64,10 +88,20 @@ describe('the restore workflow (mocked activities)', () => {
       namespace: env.namespace,
       taskQueue: storageTaskQueue(storageHost),
       activities: {
-        prepareRestore: ({ jobId }: { jobId: string }) => (record(jobId, 'prepare'), Promise.resolve(prepared)),
+        prepareRestore: ({ jobId, selectLater }: { jobId: string; selectLater?: boolean }) => {
+          record(jobId, 'prepare');
+          // Asked by every restore workflow now; only some hosts prepare before the selection.
+          record(jobId, `selectLater:${selectLater}`);
+          return Promise.resolve(behaviour.get(jobId)?.selection ? { archiveName: 'a', selecting: true } : prepared);
+        },
+        restoreSelection: async ({ jobId }: { jobId: string }) => {
+          const r = await behaviour.get(jobId)!.selection!();
+          record(jobId, 'selected');
+          return r;
+        },
         // The job folder's way to the client and back runs where its files are (activities/client-files.ts).
         pushJobFolder: ({ jobId }: { jobId: string }) => (record(jobId, 'push'), Promise.resolve({ borgCmd: 'borg', deployed: false, version: '1.2.4', location: 'ssh://borgcube@127.0.0.1:2222/x' })),
-        cleanupClient: ({ jobId }: { jobId: string }) => (record(jobId, 'cleanupClient'), Promise.resolve()),
+        cleanupClient: ({ jobId, failedRestore }: { jobId: string; failedRestore?: boolean }) => (record(jobId, 'cleanupClient'), record(jobId, `failedRestore:${failedRestore}`), Promise.resolve()),
         revokeCredential: ({ jobId }: { jobId: string }) => (record(jobId, 'revoke'), Promise.resolve()),
         cleanupJob: ({ jobId, succeeded }: { jobId: string; succeeded: boolean }) => (record(jobId, `cleanupJob:${succeeded}`), Promise.resolve({ removedObjects: 0 })),
       },
@@ -96,20 +130,51 @@ describe('the restore workflow (mocked activities)', () => {
     const { jobId, handle } = start();
     const r = await (await handle).result();
     expect(r.state).toBe('succeeded');
-    expect(calls.get(jobId)).toEqual(expect.arrayContaining(['reserve', 'prepare', 'probe', 'push', 'run', 'phase:cleanup', 'revoke', 'cleanupClient', 'cleanupJob:true', 'complete:succeeded']));
+    expect(calls.get(jobId)).toEqual(expect.arrayContaining(['reserve', 'prepare', 'selectLater:true', 'probe', 'push', 'run', 'phase:cleanup', 'revoke', 'cleanupClient', 'failedRestore:false', 'cleanupJob:true', 'complete:succeeded']));
+  }, 60_000);
+
+  it('starts the extract while the storage host walks the selection, and checks it against the selection’s counts', async () => {
+    let extracting!: () => void;
+    const extractStarted = new Promise<void>((r) => (extracting = r));
+    const { jobId, handle, running } = start({
+      // The selection ends only once borg runs: the two overlap.
+      selection: async () => (await extractStarted, { items: 7, files: 2, dirs: 1, nondirs: 2, bytes: 10 }),
+    });
+    void running.then(extracting);
+    const r = await (await handle).result();
+    expect(r.state).toBe('succeeded');
+    const c = calls.get(jobId)!;
+    expect(c).not.toContain('run');
+    expect(c.indexOf('extract')).toBeLessThan(c.indexOf('selected'));
+    expect(c).toEqual(expect.arrayContaining(['check:7:2', 'failedRestore:false', 'cleanupJob:true', 'complete:succeeded']));
+    expect(c.indexOf('check:7:2')).toBeGreaterThan(c.indexOf('selected'));
+  }, 60_000);
+
+  it('a selection that fails stops the running extract, is the job’s error, and has the made target removed', async () => {
+    let extracting!: () => void;
+    const extractStarted = new Promise<void>((r) => (extracting = r));
+    const { jobId, handle, running } = start({
+      run: untilCancelled,
+      selection: async () => {
+        await extractStarted;
+        throw ApplicationFailure.nonRetryable('path /srv/nope is not in archive a', 'PathNotInArchive');
+      },
+    });
+    void running.then(extracting);
+    const err = await (await handle).result().then(() => undefined, (e: Error) => e);
+    expect((err?.cause as Error | undefined)?.message).toBe('path /srv/nope is not in archive a');
+    // The running extract was asked to stop (it learns so at its next heartbeat, maybe after the job ended).
+    const events = (await (await handle).fetchHistory()).events ?? [];
+    const scheduled = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name]));
+    const cancelRequested = events.filter((e) => e.activityTaskCancelRequestedEventAttributes).map((e) => scheduled.get(String(e.activityTaskCancelRequestedEventAttributes!.scheduledEventId)));
+    expect(cancelRequested).toEqual(['extractRestore']);
+    const c = calls.get(jobId)!;
+    expect(c.some((x) => x.startsWith('check:'))).toBe(false);
+    expect(c).toEqual(expect.arrayContaining(['revoke', 'cleanupClient', 'failedRestore:true', 'cleanupJob:false', 'complete:failed']));
   }, 60_000);
 
   it('a violation stops the running extract and still cleans up everything', async () => {
-    const { jobId, handle, running } = start({
-      run: async () => {
-        // Runs until cancelled, as the real one does (it stops borg on the client then).
-        const ctx = Context.current();
-        for (;;) {
-          ctx.heartbeat();
-          await Promise.race([ctx.cancelled, new Promise((r) => setTimeout(r, 100))]);
-        }
-      },
-    });
+    const { jobId, handle, running } = start({ run: untilCancelled });
     const h = await handle;
     await running;
     await h.signal(violationSignal, { kind: 'forbidden-method', detail: 'put in a restore', at: new Date().toISOString() });

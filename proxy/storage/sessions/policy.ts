@@ -28,6 +28,8 @@ export interface SessionHooks {
   quota: JobQuota;
   /** Job-key counters for objects the service encrypts for the client. */
   allocateJobNonce(blocks: bigint): Promise<bigint>;
+  /** A restore's selection being walked in this service (prepare-restore.ts), or undefined when none is. */
+  restoreSelection(): Promise<unknown> | undefined;
 }
 
 /** One attached session: the operations the policy allows, against the real repository. */

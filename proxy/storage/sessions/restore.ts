@@ -24,7 +24,7 @@ import type { OpenedJobKey } from '../job-key.js';
 import { allowedIdsPath, servedArchivePath } from '../job-state.js';
 import type { RepositoryHandle } from '../repository.js';
 import { SegmentReader } from '../segment-reader.js';
-import { PolicyViolation } from './errors.js';
+import { PolicyViolation, SessionError } from './errors.js';
 import type { JobSession, SessionHooks, SessionOpening, SessionOperation, SessionPolicy } from './policy.js';
 
 const restoreOperations: ReadonlySet<SessionOperation> = new Set(['getManifest', 'get', 'rollback']);
@@ -63,7 +63,10 @@ export class RestoreSession implements JobSession {
   private readonly manifest: Buffer;
   private readonly archiveIdHex: string;
   private readonly archive: Buffer;
-  private readonly allowed: IdFile;
+  private allowed: IdFile;
+  private readonly allowedPath: string;
+  /** The selection is still walked: allowed.ids is empty until then (prepare-restore.ts). */
+  private selecting: boolean;
   private reading = 0;
   /** Gets waiting for one of the READS_IN_FLIGHT reads to end, in arrival order. */
   private readonly readWaiters: Array<() => void> = [];
@@ -87,7 +90,9 @@ export class RestoreSession implements JobSession {
     if (served.length !== 1) throw new Error('the restore job state names no archive');
     this.archiveIdHex = served[0]!;
     this.archive = readFileSync(servedArchivePath(o.config, o.job.id));
-    this.allowed = new IdFile(allowedIdsPath(o.config, o.job.id));
+    this.allowedPath = allowedIdsPath(o.config, o.job.id);
+    this.allowed = new IdFile(this.allowedPath);
+    this.selecting = o.state.selecting === true;
     o.pool.registerKey(this.jobKeyRef, o.jobKey.key);
   }
 
@@ -103,7 +108,7 @@ export class RestoreSession implements JobSession {
     if (this.closed) throw new Error('the session has ended');
     const hex = id.toString('hex');
     if (hex === this.archiveIdHex) return this.jobEncrypt(this.archive);
-    if (!this.allowed.has(id)) throw new PolicyViolation('forbidden-get', `get of object ${hex}, which the archive being restored does not hold for the selected paths`);
+    if (!this.allowed.has(id) && !(await this.selectedHas(id))) throw new PolicyViolation('forbidden-get', `get of object ${hex}, which the archive being restored does not hold for the selected paths`);
     const fromSegment = await this.inFlight(async () => {
       const stored = this.openReader()?.read(id);
       // What the segment file gave must also open with the real key; if not, borg serve reads it
@@ -118,6 +123,33 @@ export class RestoreSession implements JobSession {
       if (!r.ok || !r.object) throw new Error(`object ${hex} of the repository does not open with its key: ${r.ok ? 'no result' : r.detail}`);
       return r.object;
     });
+  }
+
+  /**
+   * Whether the selection, once walked, allows `id`; false at once when it is made already. While
+   * it is walked, this get waits for it (a get the selection does not allow is a violation then,
+   * as before); a walk that failed or is not running ends this get with an error, not a violation
+   * (the restoreSelection activity fails the job with the walk's own message).
+   */
+  private async selectedHas(id: Buffer): Promise<boolean> {
+    if (!this.selecting) return false;
+    const walk = this.hooks.restoreSelection();
+    const unready = new SessionError('ProxyError', "BorgCube: this restore's selection failed, or is not being made, on the storage host; the job's error says why");
+    if (!walk) throw unready;
+    try {
+      await walk;
+    } catch {
+      throw unready;
+    }
+    // The first get to wake opens the new file; a session closed meanwhile opens nothing.
+    if (this.closed) throw new Error('the session has ended');
+    if (this.selecting) {
+      const full = new IdFile(this.allowedPath);
+      this.allowed.close();
+      this.allowed = full;
+      this.selecting = false;
+    }
+    return this.allowed.has(id);
   }
 
   /**
