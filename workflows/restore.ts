@@ -1,7 +1,7 @@
 // The `restore` workflow (DESIGN.md §3, restore paragraph; issue 20 point 3): the job lifecycle
 // (job-lifecycle.ts) with the backup's steps and `borg extract` on the target client. Only
 // orchestration here; every side effect is an activity.
-import { CancellationScope, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, CancellationScope, proxyActivities, proxyLocalActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { ClientActivities } from '../activities/client.js';
 import { failureType, retry } from './failures.js';
 import { jobSteps, runJob, settle, type JobStats } from './job-lifecycle.js';
@@ -27,6 +27,9 @@ export interface RestoreResult {
 // As in backup.ts: the run heartbeats every 2 s; a retry after a worker's death re-attaches to the
 // borg extract still running on the client.
 const clientActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry });
+// The run started beside the selection: a cancelled one (the selection failed) is waited for until
+// it has stopped borg, so that the cleanup after it finds nothing of the job still running.
+const extractActs = proxyActivities<ClientActivities>({ startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
 // The check of a run against the selection: a comparison and a log line, in the worker itself.
 const clientChecks = proxyLocalActivities<ClientActivities>({ startToCloseTimeout: '30s', retry });
 
@@ -77,7 +80,7 @@ class RestoreJob {
           // The walk runs since prepare: this only waits for its end.
           const selection = this.storage.selection.restoreSelection({ jobId });
           const extractScope = new CancellationScope();
-          const extracting = extractScope.run(() => clientActs.extractRestore({ jobId, borgCmd, location, prepared }));
+          const extracting = extractScope.run(() => extractActs.extractRestore({ jobId, borgCmd, location, prepared }));
           // A selection that fails (a path not in the archive, an unsafe one) stops borg at once and is the job's error.
           const stopping = selection.catch((err: unknown) => {
             extractScope.cancel();

@@ -23,7 +23,7 @@ export function storageHostActivities(storageHost: string) {
     repo: proxyActivities<StorageActivities>({ taskQueue, startToCloseTimeout: '2h', retry }),
     // A restore's selection, walked in the repository service: a walk lost with a restarted
     // service is noticed within a minute (and walked again), not after the 2 h.
-    selection: proxyActivities<StorageActivities>({ taskQueue, startToCloseTimeout: '2h', heartbeatTimeout: '1m', retry }),
+    selection: proxyActivities<StorageActivities>({ taskQueue, startToCloseTimeout: '2h', heartbeatTimeout: '1m', scheduleToStartTimeout: STORAGE_HOST_START_TIMEOUT, retry }),
     // As the client activities on the main queue: uploads heartbeat as they go.
     clientFiles: proxyActivities<ClientFileActivities>({ taskQueue, startToCloseTimeout: '7 days', heartbeatTimeout: '20s', retry }),
     // Cleanup of an unreachable client gives up after about half a minute: the credential is

@@ -150,9 +150,11 @@ function removeScript(dir: string, madeTarget?: string): string {
   return [
     `(\n${stopRunScript(dir)}\n)`,
     `if [ -f ${undo} ]; then if out=$(sh ${undo} 2>&1 < /dev/null); then printf 'undone %s\\n' "$out"; else printf 'undo-failed %s\\n' "$out"; fi; fi`,
-    // rmdir removes only empty folders: whatever borg restored stays, and the folders above it.
+    // rmdir removes only empty folders: whatever borg restored stays, and the folders above it. A
+    // subshell, so that nothing in the client's record (a number with a leading zero is no number
+    // to the shell's arithmetic) can keep the folder's removal below from running.
     ...(madeTarget
-      ? [`if [ -f ${made} ]; then n=$(head -c 20 -- ${made}); case $n in ''|*[!0-9]*) n=0;; esac; d=${shellQuote(madeTarget)}; while [ "$n" -gt 0 ] && rmdir -- "$d" 2>/dev/null; do n=$((n-1)); d=$(dirname -- "$d"); done; fi`]
+      ? [`(if [ -f ${made} ]; then n=$(head -c 20 -- ${made}); case $n in ''|0?*|*[!0-9]*) n=0;; esac; d=${shellQuote(madeTarget)}; while [ "$n" -gt 0 ] && rmdir -- "$d" 2>/dev/null; do n=$((n-1)); d=$(dirname -- "$d"); done; fi)`]
       : []),
     `${shellCommand(['rm', '-rf', '--', dir])} || exit $?; ${shellCommand(['rmdir', '--', posix.dirname(dir), posix.dirname(posix.dirname(dir))])} 2>/dev/null; exit 0`,
   ].join('; ');

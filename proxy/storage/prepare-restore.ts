@@ -123,15 +123,17 @@ function openArchiveFrom(repo: RepositoryHandle, reads: Reads, archiveId: Buffer
 }
 
 /** Everything of the restore, the selection included, before it returns (StorageApi.prepareRestore). */
-export async function prepareRestore(service: RepositoryService, jobId: string, form: JobKeyForm = 'keyfile'): Promise<PreparedRestore> {
-  const loaded = await loadRestoreJob(service, jobId);
-  // A prepare that arrives after the job's cleanup (a cancelled workflow's) prepares nothing.
-  service.restoreSelections.refuseEnded(jobId);
-  const repo = await service.repository(loaded.job.repositoryId);
-  await service.restoreSelections.stop(jobId);
-  return withReads(service, repo, jobId, async (reads) => {
-    const { start, archive } = await prepareServed(service, loaded, repo, reads, form, false);
-    return { ...start, ...(await walkSelection(service, loaded, archive, new AbortController().signal)) };
+export function prepareRestore(service: RepositoryService, jobId: string, form: JobKeyForm = 'keyfile'): Promise<PreparedRestore> {
+  // A prepare that arrives after the job's cleanup (a cancelled workflow's) prepares nothing; one
+  // that runs while the cleanup starts is waited for by it.
+  return service.restoreSelections.preparing(jobId, async () => {
+    const loaded = await loadRestoreJob(service, jobId);
+    const repo = await service.repository(loaded.job.repositoryId);
+    await service.restoreSelections.stop(jobId);
+    return withReads(service, repo, jobId, async (reads) => {
+      const { start, archive } = await prepareServed(service, loaded, repo, reads, form, false);
+      return { ...start, ...(await walkSelection(service, loaded, archive, new AbortController().signal)) };
+    });
   });
 }
 
@@ -140,17 +142,18 @@ export async function prepareRestore(service: RepositoryService, jobId: string, 
  * (StorageApi.prepareRestoreStart). A dump restore is prepared whole: its entry must be a single
  * file before anything streams into a database.
  */
-export async function prepareRestoreStart(service: RepositoryService, jobId: string, form: JobKeyForm = 'keyfile'): Promise<PreparedRestore | PreparedRestoreStart> {
-  const loaded = await loadRestoreJob(service, jobId);
-  service.restoreSelections.refuseEnded(jobId);
-  if (loaded.spec.dump) return prepareRestore(service, jobId, form);
-  const repo = await service.repository(loaded.job.repositoryId);
-  await service.restoreSelections.stop(jobId);
-  const { start } = await withReads(service, repo, jobId, (reads) => prepareServed(service, loaded, repo, reads, form, true));
-  // Before the credential can reach the client: a session that finds the selection pending waits
-  // for this walk; its failure goes to the session and to restoreSelection (the registry keeps it).
-  service.restoreSelections.start(jobId, (signal) => selectRestore(service, jobId, signal)).catch(() => {});
-  return { ...start, selecting: true };
+export function prepareRestoreStart(service: RepositoryService, jobId: string, form: JobKeyForm = 'keyfile'): Promise<PreparedRestore | PreparedRestoreStart> {
+  return service.restoreSelections.preparing(jobId, async () => {
+    const loaded = await loadRestoreJob(service, jobId);
+    if (loaded.spec.dump) return prepareRestore(service, jobId, form);
+    const repo = await service.repository(loaded.job.repositoryId);
+    await service.restoreSelections.stop(jobId);
+    const { start } = await withReads(service, repo, jobId, (reads) => prepareServed(service, loaded, repo, reads, form, true));
+    // Before the credential can reach the client: a session that finds the selection pending waits
+    // for this walk; its failure goes to the session and to restoreSelection (the registry keeps it).
+    service.restoreSelections.start(jobId, (signal) => selectRestore(service, jobId, signal)).catch(() => {});
+    return { ...start, selecting: true as const };
+  });
 }
 
 /** The counts of the job's selection: from the walk in this service, the job's state, or a walk started now. */
@@ -166,6 +169,8 @@ export async function restoreSelection(service: RepositoryService, jobId: string
 
 async function selectRestore(service: RepositoryService, jobId: string, signal: AbortSignal): Promise<RestoreCounts> {
   try {
+    // A walk chained behind one that was stopped may have been stopped itself meanwhile.
+    signal.throwIfAborted();
     const loaded = await loadRestoreJob(service, jobId);
     const repo = await service.repository(loaded.job.repositoryId);
     return await withReads(service, repo, jobId, async (reads) => walkSelection(service, loaded, await openArchiveFrom(repo, reads, Buffer.from(loaded.spec.archiveBorgId, 'hex')), signal));
@@ -201,9 +206,6 @@ async function prepareServed(
 
   const jobKey = await ensureJobKey(db, masterKey, jobId, repo.key, form);
   const archive = await openArchiveFrom(repo, reads, entry.id);
-  // Nothing but the manifest and the archive until the walk has checked every item's path
-  // (restore-safety.ts): no item of a crafted archive reaches the client before.
-  new IdCollector().writeSorted(allowedIdsPath(config, jobId));
 
   // Archives written before BorgCube re-signed them may carry no TAM (openArchive reads them
   // anyway); the client gets every archive signed with its job key: borg ≥ 1.2.5, 1.4 included,
@@ -224,6 +226,11 @@ async function prepareServed(
     idMap: { [servedId.toString('hex')]: entry.id.toString('hex') },
     ...(selecting ? { selecting: true } : {}),
   });
+  // Nothing but the manifest and the archive until the walk has checked every item's path
+  // (restore-safety.ts): no item of a crafted archive reaches the client before. Written after
+  // the state, so that a session that finds this empty file also finds `selecting` (it reads the
+  // state after opening the file).
+  new IdCollector().writeSorted(allowedIdsPath(config, jobId));
 
   // Every job folder has a key file: the worker checks for it to tell a pushed folder (and a
   // hacked client's borg finds the folder through BORG_KEY_FILE). An authenticated job key is a
@@ -234,6 +241,23 @@ async function prepareServed(
   const authenticatedKey = isAuthenticatedJobKey(jobKey.key);
   log.info({ job: jobId, archive: spec.archiveName, jobKey: authenticatedKey ? 'authenticated' : 'keyfile', selecting }, 'restore prepared');
   return { start: { archiveName: archiveNameText(entry.name), authenticatedKey }, archive };
+}
+
+/**
+ * Called after each item of a walk: stops it once `signal` aborts, and gives the event loop a turn
+ * every TURN_MS. The walk runs beside the push of the job's folder to the client, in the same
+ * process: yielding only after each items chunk (~7 ms of work) made each of the push's SFTP round
+ * trips wait that long (0.2–0.3 s in all, against 0.03).
+ */
+function turns(signal: AbortSignal): () => Promise<void> | undefined {
+  let turnAt = performance.now() + TURN_MS;
+  return () => {
+    signal.throwIfAborted();
+    if (performance.now() <= turnAt) return undefined;
+    return nextTurn().then(() => {
+      turnAt = performance.now() + TURN_MS;
+    });
+  };
 }
 
 /**
@@ -248,19 +272,12 @@ async function walkSelection(service: RepositoryService, { job, spec }: LoadedRe
   for (const id of archive.meta.items) ids.add(id);
   const selector = new RestoreSelector(spec.paths, spec.stripComponents, ids);
   const guard = new RestorePathGuard();
-  // The walk runs beside the push of the job's folder to the client, in this event loop: it
-  // gives the loop a turn every few milliseconds, not only after each items chunk, so that each
-  // of the push's SFTP round trips waits ~2 ms for it rather than a chunk's worth (0.2–0.3 s in all).
-  let turnAt = performance.now() + TURN_MS;
+  const turn = turns(signal);
   try {
     for await (const item of archive.items()) {
-      signal.throwIfAborted();
       guard.check(item);
       selector.add(item);
-      if (performance.now() > turnAt) {
-        await nextTurn();
-        turnAt = performance.now() + TURN_MS;
-      }
+      await turn();
     }
   } catch (err) {
     if (err instanceof UnsafeArchivePath) throw new StorageJobError('UnsafeArchive', `archive ${spec.archiveName} is not restored: ${err.message}; it was crafted, not made by borg create`);
@@ -268,8 +285,8 @@ async function walkSelection(service: RepositoryService, { job, spec }: LoadedRe
   }
   if (selector.missingMasters.size) {
     for await (const item of archive.items()) {
-      signal.throwIfAborted();
       selector.addMissingMaster(item);
+      await turn();
     }
   }
   const unmatched = selector.unmatchedPaths();

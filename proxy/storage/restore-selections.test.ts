@@ -81,8 +81,43 @@ describe('restore selections of a service', () => {
     expect(sel.get('j')).toBeUndefined();
     expect(() => sel.start('j', walk().fn)).toThrow(/has ended/);
     expect(() => sel.refuseEnded('j')).toThrow(StorageJobError);
+    await expect(sel.preparing('j', () => Promise.resolve(1))).rejects.toThrow(/has ended/);
     // A stop of a job with no walk is no error; one that is not final leaves the job open.
     await sel.stop('k');
     expect(() => sel.refuseEnded('k')).not.toThrow();
+  });
+
+  it('the job’s cleanup waits for a prepare still running, whose walk is refused', async () => {
+    const sel = new RestoreSelections();
+    let release!: () => void;
+    const w = walk();
+    const prepared = sel.preparing('j', async () => {
+      // As prepareRestoreStart: its files written, then the walk started.
+      await new Promise<void>((r) => (release = r));
+      void sel.start('j', w.fn).catch(() => {});
+      return 'written';
+    });
+    let stopped = false;
+    const stopping = sel.stop('j', true).then(() => (stopped = true));
+    await settle();
+    expect(stopped).toBe(false);
+    release();
+    await expect(prepared).rejects.toThrow(/has ended/);
+    await stopping;
+    expect(w.started()).toBe(0);
+    expect(sel.get('j')).toBeUndefined();
+  });
+
+  it('a walk a prepare started before the cleanup is stopped by it', async () => {
+    const sel = new RestoreSelections();
+    const w = walk();
+    await sel.preparing('j', () => {
+      void sel.start('j', w.fn).catch(() => {});
+      return Promise.resolve();
+    });
+    await settle();
+    await sel.stop('j', true);
+    expect(w.signal()?.aborted).toBe(true);
+    expect(sel.get('j')).toBeUndefined();
   });
 });

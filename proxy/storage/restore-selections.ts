@@ -15,6 +15,26 @@ const ENDED_KEPT = 10_000;
 export class RestoreSelections {
   private readonly walks = new Map<string, Walk>();
   private readonly ended = new Set<string>();
+  private readonly prepares = new Map<string, Set<Promise<unknown>>>();
+
+  /**
+   * Runs a prepare of the job (prepare-restore.ts). The job's cleanup (`stop` with `final`) waits
+   * for it, so that nothing it writes — key files, a credential — outlives the cleanup; none
+   * starts after the cleanup.
+   */
+  async preparing<T>(jobId: string, prepare: () => Promise<T>): Promise<T> {
+    this.refuseEnded(jobId);
+    const p = prepare();
+    let running = this.prepares.get(jobId);
+    if (!running) this.prepares.set(jobId, (running = new Set()));
+    running.add(p);
+    try {
+      return await p;
+    } finally {
+      running.delete(p);
+      if (!running.size && this.prepares.get(jobId) === running) this.prepares.delete(jobId);
+    }
+  }
 
   /**
    * Starts the job's walk, after stopping the one it had (a new round prepares everything again;
@@ -47,11 +67,16 @@ export class RestoreSelections {
     return this.walks.get(jobId)?.done;
   }
 
-  /** Stops the job's walk, if one runs, and forgets it; `final` (the job's cleanup): none starts again. */
+  /**
+   * Stops the job's walk, if one runs, and forgets it. `final` (the job's cleanup): no prepare or
+   * walk starts again, and the prepares still running are waited for (a walk one of them started
+   * is then stopped too).
+   */
   async stop(jobId: string, final = false): Promise<void> {
     if (final) {
       this.ended.add(jobId);
       if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.values().next().value!);
+      await Promise.all([...(this.prepares.get(jobId) ?? [])].map((p) => p.then(noop, noop)));
     }
     const w = this.walks.get(jobId);
     if (!w) return;

@@ -92,6 +92,13 @@ line" && : > a/b/c/empty`);
     expect(existsSync(forged)).toBe(true);
     expect(existsSync(host.path('ran'))).toBe(false);
     expect(existsSync(forgedDir)).toBe(false);
+    // A leading zero (no number to the shell's arithmetic) neither stops the folder's removal.
+    const octal = host.path('octal');
+    const octalDir = await prepared(octal);
+    writeFileSync(join(octalDir, MADE_TARGET), '08');
+    await folders.remove(conn, octalDir, octal);
+    expect(existsSync(octal)).toBe(true);
+    expect(existsSync(octalDir)).toBe(false);
   });
 
   it('lists into a folder that holds something, in place, and with --strip-components (the folder still made)', async () => {

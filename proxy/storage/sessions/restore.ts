@@ -21,7 +21,7 @@ import { AES_OVERHEAD, blocksUsed, encryptObject } from '../../borg/objects.js';
 import type { CryptoPool } from '../crypto-pool.js';
 import { IdFile } from '../id-set.js';
 import type { OpenedJobKey } from '../job-key.js';
-import { allowedIdsPath, servedArchivePath } from '../job-state.js';
+import { allowedIdsPath, readJobState, servedArchivePath } from '../job-state.js';
 import type { RepositoryHandle } from '../repository.js';
 import { SegmentReader } from '../segment-reader.js';
 import { PolicyViolation, SessionError } from './errors.js';
@@ -92,7 +92,9 @@ export class RestoreSession implements JobSession {
     this.archive = readFileSync(servedArchivePath(o.config, o.job.id));
     this.allowedPath = allowedIdsPath(o.config, o.job.id);
     this.allowed = new IdFile(this.allowedPath);
-    this.selecting = o.state.selecting === true;
+    // Read after the file is open: a new round writes the state (`selecting`) before it empties
+    // allowed.ids, so a session that has the empty file also knows to wait (prepare-restore.ts).
+    this.selecting = (readJobState(o.config, o.job.id) ?? o.state).selecting === true;
     o.pool.registerKey(this.jobKeyRef, o.jobKey.key);
   }
 
