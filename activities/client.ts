@@ -122,14 +122,14 @@ function restoreActivities(deps: ClientActivityDeps, withClient: ReturnType<type
       const spec = restoreSpecOf(job);
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
-      // At once, not only every 5 s: a cancellation (the selection failed meanwhile) arrives with
-      // a heartbeat's answer. The previous attempt's details say whether borg was started already.
-      ctx.heartbeat(ctx.info.heartbeatDetails);
       if (spec.dump) {
         if (!expected) throw ApplicationFailure.nonRetryable(`job ${job.id} restores a dump, which is prepared whole`, 'RestoreTargetInvalid');
         checkDumpEntry(spec.dump.entry, expected);
       }
+      // Heartbeats the previous attempt's details: they say whether borg was started already.
       const check = await beating(() => ctx.heartbeat(ctx.info.heartbeatDetails), () => prepareRestoreTarget(conn, spec, dir, counted, signal));
+      // A cancellation (the selection failed meanwhile) arrives with a heartbeat's answer: the
+      // first one, when borg has started, if none went before (the SDK holds later ones back).
       signal.throwIfAborted();
       const { prepared } = input;
       const r = await runDetached(deps, { conn, jobId: input.jobId, dir }, borgExtract(input.location ?? jobRepositoryUrl(config, job.id), job, prepared.archiveName, input.borgCmd, check, prepared.authenticatedKey === true));

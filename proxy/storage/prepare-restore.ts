@@ -82,8 +82,11 @@ async function liveEntry(repo: RepositoryHandle, spec: RestoreSpec, reads: Reads
   });
 }
 
-/** Runs `fn` with reads from the segment files (borg serve as the fallback), closed afterwards. */
-async function withReads<T>(service: RepositoryService, repo: RepositoryHandle, jobId: string, fn: (reads: Reads) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with reads from the segment files (borg serve as the fallback), closed afterwards;
+ * `signal` also ends a wait for borg serve (behind a prune or check).
+ */
+async function withReads<T>(service: RepositoryService, repo: RepositoryHandle, jobId: string, signal: AbortSignal, fn: (reads: Reads) => Promise<T>): Promise<T> {
   // Read from the segment files when the repository's index allows it: a restore then starts no
   // `borg serve` at all (its session reads the same way), which cost 0.5–0.8 s before the client's
   // borg could start. Each object falls back to borg serve on its own, when the files have no
@@ -102,8 +105,9 @@ async function withReads<T>(service: RepositoryService, repo: RepositoryHandle, 
     },
     upstream: (fn) => {
       // The borg serve this opens stays open until the job's cleanup (RepositoryHandle.holdFor).
+      signal.throwIfAborted();
       repo.holdFor(jobId);
-      return repo.use(fn);
+      return repo.use(fn, signal);
     },
   };
   try {
@@ -126,13 +130,13 @@ function openArchiveFrom(repo: RepositoryHandle, reads: Reads, archiveId: Buffer
 export function prepareRestore(service: RepositoryService, jobId: string, form: JobKeyForm = 'keyfile'): Promise<PreparedRestore> {
   // A prepare that arrives after the job's cleanup (a cancelled workflow's) prepares nothing; one
   // that runs while the cleanup starts is waited for by it.
-  return service.restoreSelections.preparing(jobId, async () => {
+  return service.restoreSelections.preparing(jobId, async (signal) => {
     const loaded = await loadRestoreJob(service, jobId);
     const repo = await service.repository(loaded.job.repositoryId);
     await service.restoreSelections.stop(jobId);
-    return withReads(service, repo, jobId, async (reads) => {
+    return withReads(service, repo, jobId, signal, async (reads) => {
       const { start, archive } = await prepareServed(service, loaded, repo, reads, form, false);
-      return { ...start, ...(await walkSelection(service, loaded, archive, new AbortController().signal)) };
+      return { ...start, ...(await walkSelection(service, loaded, archive, signal)) };
     });
   });
 }
@@ -143,12 +147,12 @@ export function prepareRestore(service: RepositoryService, jobId: string, form: 
  * file before anything streams into a database.
  */
 export function prepareRestoreStart(service: RepositoryService, jobId: string, form: JobKeyForm = 'keyfile'): Promise<PreparedRestore | PreparedRestoreStart> {
-  return service.restoreSelections.preparing(jobId, async () => {
+  return service.restoreSelections.preparing(jobId, async (signal) => {
     const loaded = await loadRestoreJob(service, jobId);
     if (loaded.spec.dump) return prepareRestore(service, jobId, form);
     const repo = await service.repository(loaded.job.repositoryId);
     await service.restoreSelections.stop(jobId);
-    const { start } = await withReads(service, repo, jobId, (reads) => prepareServed(service, loaded, repo, reads, form, true));
+    const { start } = await withReads(service, repo, jobId, signal, (reads) => prepareServed(service, loaded, repo, reads, form, true));
     // Before the credential can reach the client: a session that finds the selection pending waits
     // for this walk; its failure goes to the session and to restoreSelection (the registry keeps it).
     service.restoreSelections.start(jobId, (signal) => selectRestore(service, jobId, signal)).catch(() => {});
@@ -173,7 +177,7 @@ async function selectRestore(service: RepositoryService, jobId: string, signal: 
     signal.throwIfAborted();
     const loaded = await loadRestoreJob(service, jobId);
     const repo = await service.repository(loaded.job.repositoryId);
-    return await withReads(service, repo, jobId, async (reads) => walkSelection(service, loaded, await openArchiveFrom(repo, reads, Buffer.from(loaded.spec.archiveBorgId, 'hex')), signal));
+    return await withReads(service, repo, jobId, signal, async (reads) => walkSelection(service, loaded, await openArchiveFrom(repo, reads, Buffer.from(loaded.spec.archiveBorgId, 'hex')), signal));
   } catch (err) {
     if (!signal.aborted) service.deps.log.warn({ job: jobId, err: (err as Error).message }, 'the selection of a restore failed');
     throw err;
@@ -227,9 +231,8 @@ async function prepareServed(
     ...(selecting ? { selecting: true } : {}),
   });
   // Nothing but the manifest and the archive until the walk has checked every item's path
-  // (restore-safety.ts): no item of a crafted archive reaches the client before. Written after
-  // the state, so that a session that finds this empty file also finds `selecting` (it reads the
-  // state after opening the file).
+  // (restore-safety.ts): no item of a crafted archive reaches the client before. Right after the
+  // state, with no await in between: a session reads both at once (sessions/restore.ts).
   new IdCollector().writeSorted(allowedIdsPath(config, jobId));
 
   // Every job folder has a key file: the worker checks for it to tell a pushed folder (and a
@@ -277,7 +280,8 @@ async function walkSelection(service: RepositoryService, { job, spec }: LoadedRe
     for await (const item of archive.items()) {
       guard.check(item);
       selector.add(item);
-      await turn();
+      const t = turn();
+      if (t) await t;
     }
   } catch (err) {
     if (err instanceof UnsafeArchivePath) throw new StorageJobError('UnsafeArchive', `archive ${spec.archiveName} is not restored: ${err.message}; it was crafted, not made by borg create`);
@@ -286,7 +290,8 @@ async function walkSelection(service: RepositoryService, { job, spec }: LoadedRe
   if (selector.missingMasters.size) {
     for await (const item of archive.items()) {
       selector.addMissingMaster(item);
-      await turn();
+      const t = turn();
+      if (t) await t;
     }
   }
   const unmatched = selector.unmatchedPaths();

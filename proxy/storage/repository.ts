@@ -172,8 +172,8 @@ export class RepositoryHandle {
     this.idleTimer.unref();
   }
 
-  async use<T>(fn: (up: Upstream) => Promise<T>): Promise<T> {
-    const up = await this.acquire();
+  async use<T>(fn: (up: Upstream) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const up = await this.acquire(signal);
     try {
       return await fn(up);
     } finally {

@@ -91,8 +91,10 @@ describe('restore selections of a service', () => {
     const sel = new RestoreSelections();
     let release!: () => void;
     const w = walk();
-    const prepared = sel.preparing('j', async () => {
-      // As prepareRestoreStart: its files written, then the walk started.
+    let prepareSignal: AbortSignal | undefined;
+    const prepared = sel.preparing('j', async (signal) => {
+      prepareSignal = signal;
+      // As prepareRestoreStart: its files written (a step that does not listen to the signal), then the walk started.
       await new Promise<void>((r) => (release = r));
       void sel.start('j', w.fn).catch(() => {});
       return 'written';
@@ -101,6 +103,8 @@ describe('restore selections of a service', () => {
     const stopping = sel.stop('j', true).then(() => (stopped = true));
     await settle();
     expect(stopped).toBe(false);
+    // Told to stop (its walk and its wait for borg serve listen), and waited for.
+    expect(prepareSignal?.aborted).toBe(true);
     release();
     await expect(prepared).rejects.toThrow(/has ended/);
     await stopping;

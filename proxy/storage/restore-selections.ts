@@ -15,23 +15,24 @@ const ENDED_KEPT = 10_000;
 export class RestoreSelections {
   private readonly walks = new Map<string, Walk>();
   private readonly ended = new Set<string>();
-  private readonly prepares = new Map<string, Set<Promise<unknown>>>();
+  private readonly prepares = new Map<string, Set<{ done: Promise<unknown>; abort: AbortController }>>();
 
   /**
-   * Runs a prepare of the job (prepare-restore.ts). The job's cleanup (`stop` with `final`) waits
-   * for it, so that nothing it writes — key files, a credential — outlives the cleanup; none
-   * starts after the cleanup.
+   * Runs a prepare of the job (prepare-restore.ts). The job's cleanup (`stop` with `final`)
+   * aborts it (`signal`: its walk, its wait for borg serve) and waits for it, so that nothing it
+   * writes — key files, a credential — outlives the cleanup; none starts after the cleanup.
    */
-  async preparing<T>(jobId: string, prepare: () => Promise<T>): Promise<T> {
+  async preparing<T>(jobId: string, prepare: (signal: AbortSignal) => Promise<T>): Promise<T> {
     this.refuseEnded(jobId);
-    const p = prepare();
+    const abort = new AbortController();
+    const entry = { done: prepare(abort.signal), abort };
     let running = this.prepares.get(jobId);
     if (!running) this.prepares.set(jobId, (running = new Set()));
-    running.add(p);
+    running.add(entry);
     try {
-      return await p;
+      return await entry.done;
     } finally {
-      running.delete(p);
+      running.delete(entry);
       if (!running.size && this.prepares.get(jobId) === running) this.prepares.delete(jobId);
     }
   }
@@ -69,14 +70,16 @@ export class RestoreSelections {
 
   /**
    * Stops the job's walk, if one runs, and forgets it. `final` (the job's cleanup): no prepare or
-   * walk starts again, and the prepares still running are waited for (a walk one of them started
-   * is then stopped too).
+   * walk starts again, and the prepares still running are stopped and waited for (a walk one of
+   * them started is then stopped too).
    */
   async stop(jobId: string, final = false): Promise<void> {
     if (final) {
       this.ended.add(jobId);
       if (this.ended.size > ENDED_KEPT) this.ended.delete(this.ended.values().next().value!);
-      await Promise.all([...(this.prepares.get(jobId) ?? [])].map((p) => p.then(noop, noop)));
+      const running = [...(this.prepares.get(jobId) ?? [])];
+      for (const p of running) p.abort.abort(stopped());
+      await Promise.all(running.map((p) => p.done.then(noop, noop)));
     }
     const w = this.walks.get(jobId);
     if (!w) return;

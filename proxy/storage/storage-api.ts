@@ -75,7 +75,11 @@ async function cleanupJob(service: RepositoryService, filesCaches: FilesCaches, 
   const dir = jobServerDir(config, jobId);
   service.sessions.abortJob(jobId, 'the job ended');
   // A restore's walk stops, and a prepare of it arriving late (a cancelled workflow's) prepares nothing.
-  if (job.kind === 'restore') await service.restoreSelections.stop(jobId, true);
+  if (job.kind === 'restore') {
+    await service.restoreSelections.stop(jobId, true);
+    // A prepare that was still running may have issued a credential after the workflow revoked the job's.
+    await jobsQ.revokeJobCredentials(db, jobId);
+  }
   for (let i = 0; i < 60 && service.sessions.has(jobId); i++) await new Promise((r) => setTimeout(r, 500));
   let removed = 0;
   try {

@@ -85,16 +85,18 @@ export class RestoreSession implements JobSession {
     this.pool = o.pool;
     this.hooks = o.hooks;
     this.log = o.log.child({ job: o.job.id });
-    this.manifest = Buffer.from(o.state.servedManifest, 'base64');
-    const served = Object.keys(o.state.idMap);
+    // The job's files read again, here, in one synchronous go: a new round of the job writes its
+    // state, served archive and empty allowed.ids without a turn of the event loop in between
+    // (prepare-restore.ts), so what is read belongs to one round; attach's copy may be older.
+    const st = readJobState(o.config, o.job.id) ?? o.state;
+    this.manifest = Buffer.from(st.servedManifest, 'base64');
+    const served = Object.keys(st.idMap);
     if (served.length !== 1) throw new Error('the restore job state names no archive');
     this.archiveIdHex = served[0]!;
     this.archive = readFileSync(servedArchivePath(o.config, o.job.id));
+    this.selecting = st.selecting === true;
     this.allowedPath = allowedIdsPath(o.config, o.job.id);
     this.allowed = new IdFile(this.allowedPath);
-    // Read after the file is open: a new round writes the state (`selecting`) before it empties
-    // allowed.ids, so a session that has the empty file also knows to wait (prepare-restore.ts).
-    this.selecting = (readJobState(o.config, o.job.id) ?? o.state).selecting === true;
     o.pool.registerKey(this.jobKeyRef, o.jobKey.key);
   }
 
