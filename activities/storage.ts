@@ -15,6 +15,7 @@ import type { EventPublisher } from '../infra/events.js';
 import type { Logger } from '../infra/logger.js';
 import { StorageJobError, type PreparedRestore, type PreparedRestoreStart, type RestoreCounts, type StorageApi } from '../proxy/storage/api.js';
 import { recordPhase } from './jobs.js';
+import { beating } from './server-borg.js';
 
 export interface StorageActivityDeps {
   db: Db;
@@ -62,12 +63,7 @@ export function createStorageActivities(deps: StorageActivityDeps) {
     /** The counts of the selection prepareRestore left walking (StorageApi.restoreSelection). */
     async restoreSelection({ jobId }: { jobId: string }): Promise<RestoreCounts> {
       // The walk may take minutes (millions of items): the heartbeats say this process still runs it.
-      const beat = setInterval(() => heartbeat(), 10_000);
-      try {
-        return await nonRetryableIfGone(storage.restoreSelection(jobId));
-      } finally {
-        clearInterval(beat);
-      }
+      return beating(10_000, () => nonRetryableIfGone(storage.restoreSelection(jobId)));
     },
 
     /** The archive must be in the real manifest under its reserved name; record it. */

@@ -36,6 +36,18 @@ function opener(now = false) {
   };
 }
 
+/** A pool opening key `k`, and a claim of it (with a signal of its own) made while it opens. */
+async function claimWhileOpening() {
+  const pool = new SshPool(60_000);
+  const c = fakeConn();
+  const o = opener();
+  pool.open('k', o.open);
+  await Promise.resolve();
+  const cancel = new AbortController();
+  const claimed = pool.claim('k', cancel.signal);
+  return { pool, c, o, cancel, claimed };
+}
+
 describe('SshPool', () => {
   it('hands a kept connection back once, for the same key only', () => {
     const pool = new SshPool(60_000);
@@ -144,13 +156,7 @@ describe('SshPool', () => {
   });
 
   it('a claim stops waiting when its signal aborts; the connection, when it comes, goes idle', async () => {
-    const pool = new SshPool(60_000);
-    const c = fakeConn();
-    const o = opener();
-    pool.open('k', o.open);
-    await Promise.resolve();
-    const cancel = new AbortController();
-    const claimed = pool.claim('k', cancel.signal);
+    const { pool, c, o, cancel, claimed } = await claimWhileOpening();
     cancel.abort();
     expect(await claimed).toBeUndefined();
     o.finish(c);
@@ -160,13 +166,7 @@ describe('SshPool', () => {
   });
 
   it('a second claim does not wait for the connection the first took; a claim leaves no listener on its signal; idle but closed ones do not stop an opening', async () => {
-    const pool = new SshPool(60_000);
-    const c = fakeConn();
-    const o = opener();
-    pool.open('k', o.open);
-    await Promise.resolve();
-    const cancel = new AbortController();
-    const first = pool.claim('k', cancel.signal);
+    const { pool, c, o, cancel, claimed: first } = await claimWhileOpening();
     expect(await pool.claim('k')).toBeUndefined();
     o.finish(c);
     expect(await first).toBe(c);

@@ -13,7 +13,6 @@
 // No Borg cache: extract needs none. The repository is held for one object read at a time.
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { findClientById } from '../../db/queries/clients.js';
 import { appendJobLog, findJob } from '../../db/queries/jobs.js';
 import type { RestoreSpec } from '../../db/schema.js';
@@ -55,9 +54,6 @@ function entryIn(manifest: Manifest, spec: RestoreSpec): LiveEntry | undefined {
   for (const [name, a] of manifest.archives) if (a.id.toString('hex') === spec.archiveBorgId) return { name, time: a.time, id: a.id, itemKeys: manifest.itemKeys };
   return undefined;
 }
-
-/** The longest the selection's walk keeps the service's event loop to itself. */
-const TURN_MS = 2;
 
 /** A repository read from the segment files, with borg serve as the fallback. */
 interface Reads {
@@ -247,23 +243,6 @@ async function prepareServed(
 }
 
 /**
- * Called after each item of a walk: stops it once `signal` aborts, and gives the event loop a turn
- * every TURN_MS. The walk runs beside the push of the job's folder to the client, in the same
- * process: yielding only after each items chunk (~7 ms of work) made each of the push's SFTP round
- * trips wait that long (0.2–0.3 s in all, against 0.03).
- */
-function turns(signal: AbortSignal): () => Promise<void> | undefined {
-  let turnAt = performance.now() + TURN_MS;
-  return () => {
-    signal.throwIfAborted();
-    if (performance.now() <= turnAt) return undefined;
-    return nextTurn().then(() => {
-      turnAt = performance.now() + TURN_MS;
-    });
-  };
-}
-
-/**
  * Walks the archive's items for the selected paths: allowed.ids replaced by the items chunks and
  * the selection's data chunks, the counts kept in the job's state. An unsafe path or a path not in
  * the archive fails the walk (StorageJobError); so does `signal` (the job's cleanup, a new round).
@@ -275,13 +254,13 @@ async function walkSelection(service: RepositoryService, { job, spec }: LoadedRe
   for (const id of archive.meta.items) ids.add(id);
   const selector = new RestoreSelector(spec.paths, spec.stripComponents, ids);
   const guard = new RestorePathGuard();
-  const turn = turns(signal);
+  // The walk runs beside the push of the job's folder to the client, in the same process: the
+  // items' walk gives the event loop its turns (archive-items.ts).
   try {
     for await (const item of archive.items()) {
+      signal.throwIfAborted();
       guard.check(item);
       selector.add(item);
-      const t = turn();
-      if (t) await t;
     }
   } catch (err) {
     if (err instanceof UnsafeArchivePath) throw new StorageJobError('UnsafeArchive', `archive ${spec.archiveName} is not restored: ${err.message}; it was crafted, not made by borg create`);
@@ -289,9 +268,8 @@ async function walkSelection(service: RepositoryService, { job, spec }: LoadedRe
   }
   if (selector.missingMasters.size) {
     for await (const item of archive.items()) {
+      signal.throwIfAborted();
       selector.addMissingMaster(item);
-      const t = turn();
-      if (t) await t;
     }
   }
   const unmatched = selector.unmatchedPaths();
